@@ -59,7 +59,13 @@ pub async fn fresh_database(hint: &str) -> String {
     let n = DB_COUNTER.fetch_add(1, Ordering::SeqCst);
     let clean: String = hint
         .chars()
-        .map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_lowercase() } else { '_' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_lowercase()
+            } else {
+                '_'
+            }
+        })
         .take(30)
         .collect();
     let name = format!("t_{}_{}_{}", clean, std::process::id(), n);
@@ -132,9 +138,11 @@ fn unprivileged_user() -> Result<Option<RunAs>, String> {
     // SAFETY: getpwnam returns a pointer to static storage or null; we copy the fields at once.
     let pw = unsafe { libc::getpwnam(name.as_ptr()) };
     if pw.is_null() {
-        return Err("running as root and no 'postgres' user exists to run the cluster as \
+        return Err(
+            "running as root and no 'postgres' user exists to run the cluster as \
                     (install the postgresql server package)"
-            .into());
+                .into(),
+        );
     }
     // SAFETY: pw is non-null and points at a valid passwd record.
     let (uid, gid) = unsafe { ((*pw).pw_uid, (*pw).pw_gid) };
@@ -146,10 +154,15 @@ fn unprivileged_user() -> Result<Option<RunAs>, String> {
 }
 
 fn chown_tree(path: &Path, uid: u32, gid: u32) -> Result<(), String> {
-    let c = std::ffi::CString::new(path.as_os_str().as_encoded_bytes()).map_err(|e| e.to_string())?;
+    let c =
+        std::ffi::CString::new(path.as_os_str().as_encoded_bytes()).map_err(|e| e.to_string())?;
     // SAFETY: c is a valid NUL-terminated path.
     if unsafe { libc::chown(c.as_ptr(), uid, gid) } != 0 {
-        return Err(format!("chown {}: {}", path.display(), std::io::Error::last_os_error()));
+        return Err(format!(
+            "chown {}: {}",
+            path.display(),
+            std::io::Error::last_os_error()
+        ));
     }
     Ok(())
 }
@@ -160,11 +173,17 @@ fn root_dir() -> PathBuf {
 
 /// Removes data directories of earlier runs whose process is gone.
 fn remove_stale_dirs(root: &Path) {
-    let Ok(entries) = std::fs::read_dir(root) else { return };
+    let Ok(entries) = std::fs::read_dir(root) else {
+        return;
+    };
     for entry in entries.flatten() {
         let name = entry.file_name().to_string_lossy().to_string();
-        let Some(pid) = name.strip_prefix("pg-").and_then(|p| p.split('-').next()) else { continue };
-        let Ok(pid) = pid.parse::<i32>() else { continue };
+        let Some(pid) = name.strip_prefix("pg-").and_then(|p| p.split('-').next()) else {
+            continue;
+        };
+        let Ok(pid) = pid.parse::<i32>() else {
+            continue;
+        };
         // SAFETY: kill with signal 0 only checks for existence.
         let alive = unsafe { libc::kill(pid, 0) } == 0;
         if !alive {
@@ -182,18 +201,34 @@ fn start_throwaway_cluster() -> Result<PgServer, String> {
     let root = root_dir();
     std::fs::create_dir_all(&root).map_err(|e| format!("create {}: {e}", root.display()))?;
     remove_stale_dirs(&root);
-    let dir = root.join(format!("pg-{}-{}", std::process::id(), free_port().unwrap_or(0)));
+    let dir = root.join(format!(
+        "pg-{}-{}",
+        std::process::id(),
+        free_port().unwrap_or(0)
+    ));
     std::fs::create_dir_all(&dir).map_err(|e| format!("create {}: {e}", dir.display()))?;
     // The root folder must be traversable by the cluster's user.
     let _ = std::fs::set_permissions(&root, std::os::unix::fs::PermissionsExt::from_mode(0o1777));
-    let user = run_as.as_ref().map(|r| r.name.clone()).unwrap_or_else(|| "postgres".into());
+    let user = run_as
+        .as_ref()
+        .map(|r| r.name.clone())
+        .unwrap_or_else(|| "postgres".into());
     if let Some(r) = &run_as {
         chown_tree(&dir, r.uid, r.gid)?;
     }
     let data = dir.join("data");
     let mut cmd = Command::new(&initdb);
-    cmd.arg("-D").arg(&data)
-        .args(["-U", &user, "--auth=trust", "-E", "UTF8", "--no-locale", "--no-sync"])
+    cmd.arg("-D")
+        .arg(&data)
+        .args([
+            "-U",
+            &user,
+            "--auth=trust",
+            "-E",
+            "UTF8",
+            "--no-locale",
+            "--no-sync",
+        ])
         .stdout(Stdio::null())
         .stderr(Stdio::piped());
     if let Some(r) = &run_as {
@@ -201,7 +236,10 @@ fn start_throwaway_cluster() -> Result<PgServer, String> {
     }
     let out = cmd.output().map_err(|e| format!("run initdb: {e}"))?;
     if !out.status.success() {
-        return Err(format!("initdb failed: {}", String::from_utf8_lossy(&out.stderr)));
+        return Err(format!(
+            "initdb failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        ));
     }
     let port = free_port().map_err(|e| format!("free port: {e}"))?;
     spawn_postmaster(postgres, data.clone(), dir.clone(), port, run_as)?;
@@ -233,12 +271,26 @@ fn spawn_postmaster(
         .spawn(move || {
             let log = std::fs::File::create(dir.join("postgres.log"));
             let mut cmd = Command::new(&postgres);
-            cmd.arg("-D").arg(&data)
+            cmd.arg("-D")
+                .arg(&data)
                 .args(["-p", &port.to_string(), "-c", "listen_addresses=127.0.0.1"])
-                .arg("-c").arg(format!("unix_socket_directories={}", dir.display()))
-                .args(["-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off"])
+                .arg("-c")
+                .arg(format!("unix_socket_directories={}", dir.display()))
+                .args([
+                    "-c",
+                    "fsync=off",
+                    "-c",
+                    "synchronous_commit=off",
+                    "-c",
+                    "full_page_writes=off",
+                ])
                 .args(["-c", "max_connections=300", "-c", "shared_buffers=256MB"])
-                .args(["-c", "max_prepared_transactions=0", "-c", "log_min_messages=warning"])
+                .args([
+                    "-c",
+                    "max_prepared_transactions=0",
+                    "-c",
+                    "log_min_messages=warning",
+                ])
                 .stdin(Stdio::null());
             match log {
                 Ok(f) => {
@@ -306,7 +358,9 @@ fn wait_ready(server: &PgServer, dir: &Path) -> Result<(), String> {
         }
         if Instant::now() > deadline {
             let log = std::fs::read_to_string(dir.join("postgres.log")).unwrap_or_default();
-            return Err(format!("postgres did not accept connections within 60s; log:\n{log}"));
+            return Err(format!(
+                "postgres did not accept connections within 60s; log:\n{log}"
+            ));
         }
         std::thread::sleep(Duration::from_millis(50));
     }

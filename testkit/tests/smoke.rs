@@ -3,9 +3,14 @@ async fn fresh_databases_are_distinct_and_usable() {
     let a = testkit::fresh_database("a").await;
     let b = testkit::fresh_database("b").await;
     assert_ne!(a, b);
-    let (client, conn) = tokio_postgres::connect(&a, tokio_postgres::NoTls).await.unwrap();
+    let (client, conn) = tokio_postgres::connect(&a, tokio_postgres::NoTls)
+        .await
+        .unwrap();
     tokio::spawn(conn);
-    let row = client.query_one("SELECT current_database()", &[]).await.unwrap();
+    let row = client
+        .query_one("SELECT current_database()", &[])
+        .await
+        .unwrap();
     let name: String = row.get(0);
     assert!(a.ends_with(&name), "{a} vs {name}");
 }

@@ -1,0 +1,834 @@
+//! Splits a T-SQL batch into statements.
+//!
+//! sqlparser (MsSqlDialect) parses queries, DML and most DDL; the statements that change session
+//! state (transactions, variables, SET options, USE) and the forms sqlparser does not know
+//! (SAVE TRAN, ALTER COLUMN, CLUSTERED indexes, CHANGETABLE, ALTER DATABASE ... CHANGE_TRACKING)
+//! are recognised here first. Like SQL Server, a syntax error anywhere fails the whole batch
+//! before anything runs.
+
+use sqlparser::ast::{DataType, Expr, ObjectName, Statement};
+use sqlparser::dialect::MsSqlDialect;
+use sqlparser::keywords::Keyword;
+use sqlparser::parser::{Parser, ParserError};
+use sqlparser::tokenizer::{Token, TokenWithSpan, Tokenizer, Word};
+
+/// Transaction isolation levels a session can ask for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Isolation {
+    /// READ UNCOMMITTED (runs as READ COMMITTED).
+    ReadUncommitted,
+    /// READ COMMITTED (the default).
+    ReadCommitted,
+    /// REPEATABLE READ.
+    RepeatableRead,
+    /// SNAPSHOT: the transaction sees the database as of its start.
+    Snapshot,
+    /// SERIALIZABLE.
+    Serializable,
+}
+
+/// One statement of a batch.
+#[derive(Debug, Clone)]
+pub enum Stmt {
+    /// A statement for the rewriter (queries, DML, DDL sqlparser knows).
+    Sql(Box<Statement>),
+    /// BEGIN TRAN [name].
+    BeginTran,
+    /// COMMIT [TRAN].
+    Commit,
+    /// ROLLBACK [TRAN] [name]: a savepoint name rolls back to it, otherwise everything.
+    Rollback(Option<String>),
+    /// SAVE TRAN name.
+    Save(String),
+    /// SET TRANSACTION ISOLATION LEVEL.
+    SetIsolation(Isolation),
+    /// SET NOCOUNT ON|OFF.
+    SetNoCount(bool),
+    /// SET XACT_ABORT ON|OFF.
+    SetXactAbort(bool),
+    /// SET IDENTITY_INSERT table ON|OFF.
+    SetIdentityInsert(ObjectName, bool),
+    /// Any other SET option: accepted and ignored, as harmless for the simulation.
+    SetOption(String),
+    /// DECLARE @a type [= expr], ...
+    Declare(Vec<(String, DataType, Option<Expr>)>),
+    /// SET @a = expr (op is `=`, `+=`, ...).
+    SetVar(String, String, Expr),
+    /// USE db.
+    Use(String),
+    /// CREATE DATABASE name.
+    CreateDatabase(String),
+    /// DROP DATABASE name.
+    DropDatabase(String),
+    /// ALTER DATABASE name SET option tokens.
+    AlterDatabase(String, Vec<String>),
+    /// ALTER TABLE t ALTER COLUMN c type [NULL | NOT NULL].
+    AlterColumn {
+        table: ObjectName,
+        column: String,
+        ty: DataType,
+        nullable: Option<bool>,
+    },
+    /// ALTER TABLE t ENABLE|DISABLE CHANGE_TRACKING [WITH (TRACK_COLUMNS_UPDATED = ON|OFF)].
+    TableChangeTracking {
+        table: ObjectName,
+        enable: bool,
+        track_columns: bool,
+    },
+    /// CREATE [UNIQUE] [CLUSTERED|NONCLUSTERED] INDEX name ON t (cols) [INCLUDE (cols)].
+    CreateIndex {
+        name: String,
+        table: ObjectName,
+        unique: bool,
+        clustered: bool,
+        columns: Vec<(String, bool)>,
+        include: Vec<String>,
+    },
+    /// EXEC proc [@name =] arg, ...
+    Exec {
+        proc: ObjectName,
+        args: Vec<(Option<String>, Expr)>,
+    },
+    /// IF cond stmt [ELSE stmt].
+    If {
+        cond: Expr,
+        then: Vec<Stmt>,
+        otherwise: Vec<Stmt>,
+    },
+    /// PRINT expr.
+    Print(Expr),
+    /// RAISERROR / THROW: message, severity, state.
+    Raise {
+        message: Expr,
+        severity: i32,
+        state: i32,
+    },
+}
+
+/// A batch that failed to parse: SQL Server's error 102 with the offending text.
+#[derive(Debug, thiserror::Error)]
+#[error("Incorrect syntax near '{near}'. ({detail})")]
+pub struct SyntaxError {
+    /// The token where parsing failed.
+    pub near: String,
+    /// sqlparser's message.
+    pub detail: String,
+    /// 1-based line of the failing token.
+    pub line: u64,
+}
+
+fn syntax(p: &Parser<'_>, e: ParserError) -> SyntaxError {
+    let t = p.peek_token();
+    let near = match &t.token {
+        Token::EOF => "end of batch".into(),
+        other => other.to_string(),
+    };
+    SyntaxError {
+        near,
+        detail: e.to_string(),
+        line: t.span.start.line.max(1),
+    }
+}
+
+fn word_is(t: &Token, s: &str) -> bool {
+    matches!(t, Token::Word(w) if w.quote_style.is_none() && w.value.eq_ignore_ascii_case(s))
+}
+
+/// Rewrites the token forms sqlparser cannot parse into forms it can:
+/// `CHANGETABLE(CHANGES t, v)` becomes `CHANGETABLE('CHANGES', 't', v)` and
+/// `CHANGETABLE(VERSION t, (c...), (v...))` becomes `CHANGETABLE('VERSION', 't', ...)`.
+fn pre_pass(tokens: Vec<TokenWithSpan>) -> Vec<TokenWithSpan> {
+    let mut out: Vec<TokenWithSpan> = Vec::with_capacity(tokens.len());
+    let mut i = 0;
+    let non_ws: Vec<usize> = (0..tokens.len())
+        .filter(|&k| !matches!(tokens[k].token, Token::Whitespace(_)))
+        .collect();
+    let next_non_ws = |k: usize| non_ws.iter().copied().find(|&x| x > k);
+    while i < tokens.len() {
+        let t = &tokens[i];
+        if word_is(&t.token, "CHANGETABLE") {
+            if let Some(lp) = next_non_ws(i) {
+                if tokens[lp].token == Token::LParen {
+                    if let Some(kind) = next_non_ws(lp) {
+                        if word_is(&tokens[kind].token, "CHANGES")
+                            || word_is(&tokens[kind].token, "VERSION")
+                        {
+                            // Collect the object name tokens up to the next comma.
+                            let mut j = kind + 1;
+                            let mut name = String::new();
+                            while j < tokens.len() && tokens[j].token != Token::Comma {
+                                name.push_str(&name_token_text(&tokens[j].token));
+                                j += 1;
+                            }
+                            out.push(t.clone());
+                            out.push(tokens[lp].clone());
+                            let kind_text = match &tokens[kind].token {
+                                Token::Word(w) => w.value.to_uppercase(),
+                                _ => String::new(),
+                            };
+                            out.push(TokenWithSpan::wrap(Token::SingleQuotedString(kind_text)));
+                            out.push(TokenWithSpan::wrap(Token::Comma));
+                            out.push(TokenWithSpan::wrap(Token::SingleQuotedString(
+                                name.trim().to_string(),
+                            )));
+                            i = j;
+                            continue;
+                        }
+                    }
+                }
+            }
+        }
+        out.push(t.clone());
+        i += 1;
+    }
+    insert_statement_breaks(out)
+}
+
+/// Words that can only start a statement. T-SQL needs no `;` between statements, and sqlparser
+/// would otherwise read `SELECT 1 BEGIN TRAN` as a column alias.
+const STATEMENT_ONLY: &[&str] = &[
+    "BEGIN",
+    "COMMIT",
+    "ROLLBACK",
+    "SAVE",
+    "DECLARE",
+    "PRINT",
+    "USE",
+    "GO",
+    "RAISERROR",
+    "THROW",
+    "WHILE",
+    "RETURN",
+];
+
+fn insert_statement_breaks(tokens: Vec<TokenWithSpan>) -> Vec<TokenWithSpan> {
+    let mut out = Vec::with_capacity(tokens.len() + 4);
+    let mut depth = 0i32;
+    let mut prev: Option<Token> = None;
+    for t in tokens {
+        match &t.token {
+            Token::LParen => depth += 1,
+            Token::RParen => depth -= 1,
+            Token::Word(w)
+                if depth == 0
+                    && w.quote_style.is_none()
+                    && STATEMENT_ONLY
+                        .iter()
+                        .any(|k| w.value.eq_ignore_ascii_case(k)) =>
+            {
+                let after_with =
+                    matches!(&prev, Some(Token::Word(p)) if p.value.eq_ignore_ascii_case("WITH"));
+                if prev.is_some() && prev != Some(Token::SemiColon) && !after_with {
+                    out.push(TokenWithSpan::new(Token::SemiColon, t.span));
+                }
+            }
+            _ => {}
+        }
+        if !matches!(t.token, Token::Whitespace(_)) {
+            prev = Some(t.token.clone());
+        }
+        out.push(t);
+    }
+    out
+}
+
+fn name_token_text(t: &Token) -> String {
+    match t {
+        Token::Word(Word {
+            value,
+            quote_style: Some('['),
+            ..
+        }) => format!("[{}]", value.replace(']', "]]")),
+        Token::Word(Word {
+            value,
+            quote_style: Some('"'),
+            ..
+        }) => format!("[{}]", value.replace(']', "]]")),
+        Token::Whitespace(_) => String::new(),
+        other => other.to_string(),
+    }
+}
+
+/// Parses a whole batch into statements.
+pub fn parse_batch(sql: &str) -> Result<Vec<Stmt>, SyntaxError> {
+    let dialect = MsSqlDialect {};
+    let tokens = Tokenizer::new(&dialect, sql)
+        .tokenize_with_location()
+        .map_err(|e| SyntaxError {
+            near: e.message.clone(),
+            detail: e.to_string(),
+            line: e.location.line,
+        })?;
+    let tokens = pre_pass(tokens);
+    let mut p = Parser::new(&dialect).with_tokens_with_locations(tokens);
+    let mut out = Vec::new();
+    loop {
+        while p.consume_token(&Token::SemiColon) {}
+        if p.peek_token().token == Token::EOF {
+            break;
+        }
+        if word_is(&p.peek_token().token, "GO") {
+            p.next_token();
+            continue;
+        }
+        let s = parse_one(&mut p).map_err(|e| syntax(&p, e))?;
+        out.push(s);
+    }
+    Ok(out)
+}
+
+fn ident_text(p: &mut Parser<'_>) -> Result<String, ParserError> {
+    Ok(p.parse_identifier()?.value)
+}
+
+fn on_off(p: &mut Parser<'_>) -> Result<bool, ParserError> {
+    if p.parse_keyword(Keyword::ON) {
+        Ok(true)
+    } else if p.parse_keyword(Keyword::OFF) {
+        Ok(false)
+    } else {
+        Err(ParserError::ParserError(format!(
+            "expected ON or OFF, found {}",
+            p.peek_token().token
+        )))
+    }
+}
+
+fn peek_word(p: &Parser<'_>, n: usize, s: &str) -> bool {
+    word_is(&p.peek_nth_token(n).token, s)
+}
+
+fn skip_tran_word(p: &mut Parser<'_>) {
+    if peek_word(p, 0, "TRAN") || peek_word(p, 0, "TRANSACTION") || peek_word(p, 0, "WORK") {
+        p.next_token();
+    }
+}
+
+/// An optional transaction or savepoint name (an identifier or @variable) at this point.
+fn optional_name(p: &mut Parser<'_>) -> Option<String> {
+    match &p.peek_token().token {
+        Token::Word(w) if w.keyword == Keyword::NoKeyword || w.quote_style.is_some() => {
+            let v = w.value.clone();
+            p.next_token();
+            Some(v)
+        }
+        _ => None,
+    }
+}
+
+fn parse_block_or_one(p: &mut Parser<'_>) -> Result<Vec<Stmt>, ParserError> {
+    while p.consume_token(&Token::SemiColon) {}
+    if p.peek_keyword(Keyword::BEGIN)
+        && !(peek_word(p, 1, "TRAN")
+            || peek_word(p, 1, "TRANSACTION")
+            || peek_word(p, 1, "DISTRIBUTED"))
+    {
+        p.next_token();
+        let mut stmts = Vec::new();
+        loop {
+            while p.consume_token(&Token::SemiColon) {}
+            if p.parse_keyword(Keyword::END) {
+                break;
+            }
+            if p.peek_token().token == Token::EOF {
+                return Err(ParserError::ParserError("BEGIN without END".into()));
+            }
+            stmts.push(parse_one(p)?);
+        }
+        Ok(stmts)
+    } else {
+        Ok(vec![parse_one(p)?])
+    }
+}
+
+fn parse_one(p: &mut Parser<'_>) -> Result<Stmt, ParserError> {
+    let t = p.peek_token().token;
+    let kw = match &t {
+        Token::Word(w) if w.quote_style.is_none() => w.value.to_ascii_uppercase(),
+        _ => String::new(),
+    };
+    match kw.as_str() {
+        "BEGIN"
+            if peek_word(p, 1, "TRAN")
+                || peek_word(p, 1, "TRANSACTION")
+                || peek_word(p, 1, "DISTRIBUTED") =>
+        {
+            p.next_token();
+            if peek_word(p, 0, "DISTRIBUTED") {
+                p.next_token();
+            }
+            skip_tran_word(p);
+            let _ = optional_name(p);
+            Ok(Stmt::BeginTran)
+        }
+        "BEGIN" => {
+            let stmts = parse_block_or_one(p)?;
+            // A bare BEGIN ... END block runs its statements in order.
+            Ok(Stmt::If {
+                cond: Expr::Value(sqlparser::ast::Value::Boolean(true).into()),
+                then: stmts,
+                otherwise: vec![],
+            })
+        }
+        "COMMIT" => {
+            p.next_token();
+            skip_tran_word(p);
+            let _ = optional_name(p);
+            Ok(Stmt::Commit)
+        }
+        "ROLLBACK" => {
+            p.next_token();
+            skip_tran_word(p);
+            Ok(Stmt::Rollback(optional_name(p)))
+        }
+        "SAVE" => {
+            p.next_token();
+            skip_tran_word(p);
+            let name = optional_name(p)
+                .ok_or_else(|| ParserError::ParserError("SAVE TRANSACTION needs a name".into()))?;
+            Ok(Stmt::Save(name))
+        }
+        "SET" => parse_set(p),
+        "DECLARE" => {
+            p.next_token();
+            let mut vars = Vec::new();
+            loop {
+                let name = match p.next_token().token {
+                    Token::Word(w) if w.value.starts_with('@') => w.value,
+                    other => {
+                        return Err(ParserError::ParserError(format!(
+                            "expected a @variable, found {other}"
+                        )))
+                    }
+                };
+                let _ = p.parse_keyword(Keyword::AS);
+                let ty = p.parse_data_type()?;
+                let init = if p.consume_token(&Token::Eq) {
+                    Some(p.parse_expr()?)
+                } else {
+                    None
+                };
+                vars.push((name, ty, init));
+                if !p.consume_token(&Token::Comma) {
+                    break;
+                }
+            }
+            Ok(Stmt::Declare(vars))
+        }
+        "USE" => {
+            p.next_token();
+            Ok(Stmt::Use(ident_text(p)?))
+        }
+        "CREATE" if peek_word(p, 1, "DATABASE") => {
+            p.next_token();
+            p.next_token();
+            let name = ident_text(p)?;
+            // Options (ON PRIMARY, COLLATE ...) are accepted and ignored.
+            while !matches!(p.peek_token().token, Token::EOF | Token::SemiColon)
+                && !starts_statement(&p.peek_token().token)
+            {
+                p.next_token();
+            }
+            Ok(Stmt::CreateDatabase(name))
+        }
+        "DROP" if peek_word(p, 1, "DATABASE") => {
+            p.next_token();
+            p.next_token();
+            if p.parse_keywords(&[Keyword::IF, Keyword::EXISTS]) {}
+            Ok(Stmt::DropDatabase(ident_text(p)?))
+        }
+        "ALTER" if peek_word(p, 1, "DATABASE") => {
+            p.next_token();
+            p.next_token();
+            let name = if p.parse_keyword(Keyword::CURRENT) {
+                String::new()
+            } else {
+                ident_text(p)?
+            };
+            let mut words = Vec::new();
+            while !matches!(p.peek_token().token, Token::EOF | Token::SemiColon)
+                && !starts_statement(&p.peek_token().token)
+            {
+                words.push(p.next_token().token.to_string());
+            }
+            Ok(Stmt::AlterDatabase(name, words))
+        }
+        "ALTER" if peek_word(p, 1, "TABLE") => parse_alter_table(p),
+        "CREATE"
+            if peek_word(p, 1, "UNIQUE")
+                || peek_word(p, 1, "CLUSTERED")
+                || peek_word(p, 1, "NONCLUSTERED")
+                || peek_word(p, 1, "INDEX") =>
+        {
+            parse_create_index(p)
+        }
+        "EXEC" | "EXECUTE" => {
+            p.next_token();
+            let proc = p.parse_object_name(false)?;
+            let mut args = Vec::new();
+            if !matches!(p.peek_token().token, Token::EOF | Token::SemiColon)
+                && !starts_statement(&p.peek_token().token)
+            {
+                loop {
+                    let name = match (&p.peek_token().token, &p.peek_nth_token(1).token) {
+                        (Token::Word(w), Token::Eq) if w.value.starts_with('@') => {
+                            let n = w.value.clone();
+                            p.next_token();
+                            p.next_token();
+                            Some(n)
+                        }
+                        _ => None,
+                    };
+                    let e = p.parse_expr()?;
+                    if peek_word(p, 0, "OUTPUT") || peek_word(p, 0, "OUT") {
+                        p.next_token();
+                    }
+                    args.push((name, e));
+                    if !p.consume_token(&Token::Comma) {
+                        break;
+                    }
+                }
+            }
+            Ok(Stmt::Exec { proc, args })
+        }
+        "IF" => {
+            p.next_token();
+            let cond = p.parse_expr()?;
+            let then = parse_block_or_one(p)?;
+            while p.consume_token(&Token::SemiColon) {}
+            let otherwise = if p.parse_keyword(Keyword::ELSE) {
+                parse_block_or_one(p)?
+            } else {
+                vec![]
+            };
+            Ok(Stmt::If {
+                cond,
+                then,
+                otherwise,
+            })
+        }
+        "PRINT" => {
+            p.next_token();
+            Ok(Stmt::Print(p.parse_expr()?))
+        }
+        "RAISERROR" => {
+            p.next_token();
+            p.expect_token(&Token::LParen)?;
+            let message = p.parse_expr()?;
+            p.expect_token(&Token::Comma)?;
+            let severity = int_expr(p)?;
+            p.expect_token(&Token::Comma)?;
+            let state = int_expr(p)?;
+            while p.consume_token(&Token::Comma) {
+                p.parse_expr()?;
+            }
+            p.expect_token(&Token::RParen)?;
+            if p.parse_keyword(Keyword::WITH) {
+                p.parse_comma_separated(|p| p.parse_identifier())?;
+            }
+            Ok(Stmt::Raise {
+                message,
+                severity,
+                state,
+            })
+        }
+        "THROW" => {
+            p.next_token();
+            let _number = p.parse_expr()?;
+            p.expect_token(&Token::Comma)?;
+            let message = p.parse_expr()?;
+            p.expect_token(&Token::Comma)?;
+            let state = int_expr(p)?;
+            Ok(Stmt::Raise {
+                message,
+                severity: 16,
+                state,
+            })
+        }
+        _ => Ok(Stmt::Sql(Box::new(p.parse_statement()?))),
+    }
+}
+
+fn int_expr(p: &mut Parser<'_>) -> Result<i32, ParserError> {
+    match p.parse_expr()? {
+        Expr::Value(v) => v
+            .value
+            .to_string()
+            .parse()
+            .map_err(|_| ParserError::ParserError("expected an integer".into())),
+        Expr::UnaryOp { expr, .. } => Ok(-expr.to_string().parse::<i32>().unwrap_or(0)),
+        other => Err(ParserError::ParserError(format!(
+            "expected an integer, found {other}"
+        ))),
+    }
+}
+
+fn starts_statement(t: &Token) -> bool {
+    const STARTS: &[&str] = &[
+        "SELECT",
+        "INSERT",
+        "UPDATE",
+        "DELETE",
+        "CREATE",
+        "DROP",
+        "ALTER",
+        "BEGIN",
+        "COMMIT",
+        "ROLLBACK",
+        "SAVE",
+        "SET",
+        "DECLARE",
+        "USE",
+        "EXEC",
+        "EXECUTE",
+        "IF",
+        "PRINT",
+        "TRUNCATE",
+        "WITH",
+        "MERGE",
+        "GO",
+        "RAISERROR",
+        "THROW",
+    ];
+    match t {
+        Token::Word(w) if w.quote_style.is_none() => {
+            STARTS.iter().any(|s| w.value.eq_ignore_ascii_case(s))
+        }
+        _ => false,
+    }
+}
+
+fn parse_set(p: &mut Parser<'_>) -> Result<Stmt, ParserError> {
+    p.next_token(); // SET
+    let t = p.peek_token().token;
+    if let Token::Word(w) = &t {
+        if w.value.starts_with('@') {
+            p.next_token();
+            let op = match p.next_token().token {
+                Token::Eq => "=".to_string(),
+                t @ (Token::Plus | Token::Minus | Token::Mul | Token::Div) => {
+                    p.expect_token(&Token::Eq)?;
+                    format!("{t}=")
+                }
+                other => {
+                    return Err(ParserError::ParserError(format!(
+                        "expected = after SET {}, found {other}",
+                        w.value
+                    )))
+                }
+            };
+            return Ok(Stmt::SetVar(w.value.clone(), op, p.parse_expr()?));
+        }
+    }
+    if p.parse_keywords(&[Keyword::TRANSACTION, Keyword::ISOLATION, Keyword::LEVEL]) {
+        let level = if p.parse_keywords(&[Keyword::READ, Keyword::UNCOMMITTED]) {
+            Isolation::ReadUncommitted
+        } else if p.parse_keywords(&[Keyword::READ, Keyword::COMMITTED]) {
+            Isolation::ReadCommitted
+        } else if p.parse_keywords(&[Keyword::REPEATABLE, Keyword::READ]) {
+            Isolation::RepeatableRead
+        } else if p.parse_keyword(Keyword::SNAPSHOT) {
+            Isolation::Snapshot
+        } else if p.parse_keyword(Keyword::SERIALIZABLE) {
+            Isolation::Serializable
+        } else {
+            return Err(ParserError::ParserError("unknown isolation level".into()));
+        };
+        return Ok(Stmt::SetIsolation(level));
+    }
+    let name = match p.next_token().token {
+        Token::Word(w) => w.value.to_ascii_uppercase(),
+        other => {
+            return Err(ParserError::ParserError(format!(
+                "unexpected {other} after SET"
+            )))
+        }
+    };
+    match name.as_str() {
+        "NOCOUNT" => Ok(Stmt::SetNoCount(on_off(p)?)),
+        "XACT_ABORT" => Ok(Stmt::SetXactAbort(on_off(p)?)),
+        "IDENTITY_INSERT" => {
+            let t = p.parse_object_name(false)?;
+            Ok(Stmt::SetIdentityInsert(t, on_off(p)?))
+        }
+        _ => {
+            // SET ANSI_NULLS ON, SET TEXTSIZE 2147483647, SET DATEFORMAT mdy, SET LANGUAGE x,
+            // SET ANSI_WARNINGS, ARITHABORT ... ON: accepted, no effect here.
+            let mut words = vec![name];
+            while p.consume_token(&Token::Comma) {
+                words.push(p.next_token().token.to_string());
+            }
+            if !matches!(p.peek_token().token, Token::EOF | Token::SemiColon)
+                && !starts_statement(&p.peek_token().token)
+            {
+                words.push(p.next_token().token.to_string());
+            }
+            Ok(Stmt::SetOption(words.join(" ")))
+        }
+    }
+}
+
+fn parse_alter_table(p: &mut Parser<'_>) -> Result<Stmt, ParserError> {
+    let start = p.index();
+    p.next_token();
+    p.next_token();
+    let table = p.parse_object_name(false)?;
+    if p.parse_keywords(&[Keyword::ALTER, Keyword::COLUMN]) {
+        let column = ident_text(p)?;
+        let ty = p.parse_data_type()?;
+        if p.parse_keyword(Keyword::COLLATE) {
+            p.parse_identifier()?;
+        }
+        let nullable = if p.parse_keywords(&[Keyword::NOT, Keyword::NULL]) {
+            Some(false)
+        } else if p.parse_keyword(Keyword::NULL) {
+            Some(true)
+        } else {
+            None
+        };
+        return Ok(Stmt::AlterColumn {
+            table,
+            column,
+            ty,
+            nullable,
+        });
+    }
+    let enable = peek_word(p, 0, "ENABLE");
+    if (enable || peek_word(p, 0, "DISABLE")) && peek_word(p, 1, "CHANGE_TRACKING") {
+        p.next_token();
+        p.next_token();
+        let mut track_columns = false;
+        if p.parse_keyword(Keyword::WITH) {
+            p.expect_token(&Token::LParen)?;
+            let opt = ident_text(p)?;
+            p.expect_token(&Token::Eq)?;
+            let on = on_off(p)?;
+            p.expect_token(&Token::RParen)?;
+            if opt.eq_ignore_ascii_case("TRACK_COLUMNS_UPDATED") {
+                track_columns = on;
+            }
+        }
+        return Ok(Stmt::TableChangeTracking {
+            table,
+            enable,
+            track_columns,
+        });
+    }
+    // Everything else (ADD, DROP COLUMN, ADD CONSTRAINT ...) goes to sqlparser.
+    while p.index() > start {
+        p.prev_token();
+    }
+    Ok(Stmt::Sql(Box::new(p.parse_statement()?)))
+}
+
+fn parse_create_index(p: &mut Parser<'_>) -> Result<Stmt, ParserError> {
+    p.next_token(); // CREATE
+    let mut unique = false;
+    let mut clustered = false;
+    loop {
+        if peek_word(p, 0, "UNIQUE") {
+            unique = true;
+        } else if peek_word(p, 0, "CLUSTERED") {
+            clustered = true;
+        } else if peek_word(p, 0, "NONCLUSTERED") {
+            clustered = false;
+        } else {
+            break;
+        }
+        p.next_token();
+    }
+    p.expect_keyword(Keyword::INDEX)?;
+    let name = ident_text(p)?;
+    p.expect_keyword(Keyword::ON)?;
+    let table = p.parse_object_name(false)?;
+    p.expect_token(&Token::LParen)?;
+    let columns = p.parse_comma_separated(|p| {
+        let c = p.parse_identifier()?.value;
+        let desc = if p.parse_keyword(Keyword::DESC) {
+            true
+        } else {
+            let _ = p.parse_keyword(Keyword::ASC);
+            false
+        };
+        Ok((c, desc))
+    })?;
+    p.expect_token(&Token::RParen)?;
+    let mut include = Vec::new();
+    if p.parse_keyword(Keyword::INCLUDE) {
+        p.expect_token(&Token::LParen)?;
+        include = p.parse_comma_separated(|p| Ok(p.parse_identifier()?.value))?;
+        p.expect_token(&Token::RParen)?;
+    }
+    // WHERE filters and WITH (...) options are not simulated; ON [PRIMARY] is ignored.
+    if p.parse_keyword(Keyword::WITH) {
+        p.expect_token(&Token::LParen)?;
+        let mut depth = 1;
+        while depth > 0 {
+            match p.next_token().token {
+                Token::LParen => depth += 1,
+                Token::RParen => depth -= 1,
+                Token::EOF => break,
+                _ => {}
+            }
+        }
+    }
+    if p.parse_keyword(Keyword::ON) {
+        p.parse_identifier()?;
+    }
+    Ok(Stmt::CreateIndex {
+        name,
+        table,
+        unique,
+        clustered,
+        columns,
+        include,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn splits_without_semicolons() {
+        let s =
+            parse_batch("SELECT 1 SELECT 2\nBEGIN TRAN t1 SAVE TRAN s1 ROLLBACK TRAN s1 COMMIT")
+                .unwrap();
+        assert_eq!(s.len(), 6);
+        assert!(matches!(s[5], Stmt::Commit));
+        assert!(matches!(&s[4], Stmt::Rollback(Some(n)) if n == "s1"));
+    }
+
+    #[test]
+    fn special_forms() {
+        let s = parse_batch("ALTER TABLE [dbo].[t] ALTER COLUMN [c] bigint NOT NULL; CREATE UNIQUE NONCLUSTERED INDEX ix ON t (a DESC, b) INCLUDE (c)").unwrap();
+        assert!(matches!(
+            &s[0],
+            Stmt::AlterColumn {
+                nullable: Some(false),
+                ..
+            }
+        ));
+        assert!(matches!(
+            &s[1],
+            Stmt::CreateIndex {
+                unique: true,
+                clustered: false,
+                ..
+            }
+        ));
+        let s = parse_batch(
+            "SELECT CT.SYS_CHANGE_VERSION FROM CHANGETABLE(CHANGES [dbo].[x]]y], @v) AS CT",
+        )
+        .unwrap();
+        assert_eq!(s.len(), 1);
+        let s = parse_batch("DECLARE @x int = 5, @y nvarchar(10); SET @x += 1; IF @x > 1 BEGIN SELECT 1 SELECT 2 END ELSE SELECT 3").unwrap();
+        assert_eq!(s.len(), 3);
+    }
+
+    #[test]
+    fn syntax_error_names_the_token() {
+        let e = parse_batch("SELECT FROM WHERE").unwrap_err();
+        assert!(e.to_string().contains("Incorrect syntax near"), "{e}");
+    }
+}

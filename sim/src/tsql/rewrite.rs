@@ -1,0 +1,835 @@
+//! Rewrites a parsed T-SQL statement into PostgreSQL SQL.
+//!
+//! Mechanism: expressions are rewritten bottom-up (sqlparser's `visit_expressions_mut`); a node
+//! that becomes PostgreSQL text is replaced by a *raw* node (an unquoted identifier whose value is
+//! the text, which sqlparser prints verbatim) and its T-SQL type is remembered, so that parents can
+//! still infer types (`+` on strings is `||`, uniqueidentifier comparisons use SQL Server's order).
+//! Finally [`to_pg_text`] re-tokenises the printed statement and normalises identifiers: T-SQL
+//! names are case-insensitive, so every quoted or non-ASCII name is lower-cased and double-quoted
+//! (PostgreSQL folds unquoted ASCII names itself).
+
+use crate::types::{Len, TsqlType};
+use crate::value::{pg_literal, pg_quote, Value};
+use sqlparser::ast::{
+    BinaryOperator, CastKind, DataType, Expr, FunctionArg, FunctionArgExpr, FunctionArguments,
+    Ident, LimitClause, ObjectName, Query, SelectItem, SetExpr, Statement, TableFactor,
+    Value as AstValue, VisitMut, VisitorMut,
+};
+use sqlparser::dialect::MsSqlDialect;
+use sqlparser::tokenizer::{Token, Tokenizer};
+use std::collections::HashMap;
+use std::ops::ControlFlow;
+
+/// A T-SQL error raised while rewriting (number and message as SQL Server words them).
+#[derive(Debug, Clone)]
+pub struct RewriteError {
+    /// SQL Server error number.
+    pub number: i32,
+    /// Message text.
+    pub message: String,
+}
+
+/// Columns of one table: lower-cased name to declared type.
+pub type TableColumns = Vec<(String, TsqlType)>;
+
+/// What the rewriter knows about the session and the tables a statement touches.
+#[derive(Default)]
+pub struct Context {
+    /// Variables in scope: lower-cased `@name` to declared type and current value.
+    pub vars: HashMap<String, (TsqlType, Value)>,
+    /// Tables by lower-cased `schema.table` (schema defaulted to dbo).
+    pub tables: HashMap<String, TableColumns>,
+    /// Values of session functions: `@@TRANCOUNT`, `@@ROWCOUNT`, `SCOPE_IDENTITY()`...
+    pub session: HashMap<&'static str, Value>,
+    /// Current database name.
+    pub database: String,
+}
+
+/// The lower-cased `schema.table` key of an object name (database part ignored).
+pub fn table_key(name: &ObjectName) -> String {
+    let parts: Vec<String> = name
+        .0
+        .iter()
+        .filter_map(|p| p.as_ident().map(|i| i.value.to_lowercase()))
+        .collect();
+    match parts.len() {
+        0 => String::new(),
+        1 => format!("dbo.{}", parts[0]),
+        n => format!("{}.{}", parts[n - 2], parts[n - 1]),
+    }
+}
+
+/// Every table a statement names (for loading their column types first).
+pub fn referenced_tables(stmt: &mut Statement) -> Vec<String> {
+    let mut out = Vec::new();
+    let _ = sqlparser::ast::visit_relations_mut(stmt, |name| {
+        out.push(table_key(name));
+        ControlFlow::<()>::Continue(())
+    });
+    out.sort();
+    out.dedup();
+    out
+}
+
+fn raw(s: String) -> Expr {
+    Expr::Identifier(Ident::new(s))
+}
+
+/// Rewrites statements; create one per statement.
+pub struct Rewriter<'a> {
+    ctx: &'a Context,
+    /// Aliases in the statement: lower-cased alias to table key.
+    aliases: HashMap<String, String>,
+    raw_types: HashMap<String, TsqlType>,
+    /// The first error met.
+    pub error: Option<RewriteError>,
+}
+
+impl<'a> Rewriter<'a> {
+    /// A rewriter over `ctx`.
+    pub fn new(ctx: &'a Context) -> Self {
+        Rewriter {
+            ctx,
+            aliases: HashMap::new(),
+            raw_types: HashMap::new(),
+            error: None,
+        }
+    }
+
+    fn fail(&mut self, number: i32, message: String) {
+        if self.error.is_none() {
+            self.error = Some(RewriteError { number, message });
+        }
+    }
+
+    fn typed_raw(&mut self, s: String, ty: Option<TsqlType>) -> Expr {
+        if let Some(t) = ty {
+            self.raw_types.insert(s.clone(), t);
+        }
+        raw(s)
+    }
+
+    /// Rewrites a statement in place and returns the result column types it could infer
+    /// (for the top-level SELECT list; `None` entries fall back to the PostgreSQL type).
+    pub fn rewrite(&mut self, stmt: &mut Statement) -> Vec<Option<TsqlType>> {
+        self.collect_aliases(stmt);
+        let _ = stmt.visit(self);
+        let mut types = Vec::new();
+        if let Statement::Query(q) = stmt {
+            if let SetExpr::Select(sel) = q.body.as_ref() {
+                for item in &sel.projection {
+                    types.push(match item {
+                        SelectItem::UnnamedExpr(e) | SelectItem::ExprWithAlias { expr: e, .. } => {
+                            self.type_of(e)
+                        }
+                        _ => None,
+                    });
+                }
+            }
+        }
+        types
+    }
+
+    fn collect_aliases(&mut self, stmt: &Statement) {
+        struct Aliases(HashMap<String, String>);
+        impl sqlparser::ast::Visitor for Aliases {
+            type Break = ();
+            fn pre_visit_table_factor(&mut self, tf: &TableFactor) -> ControlFlow<()> {
+                if let TableFactor::Table { name, alias, .. } = tf {
+                    let key = table_key(name);
+                    if let Some(a) = alias {
+                        self.0.insert(a.name.value.to_lowercase(), key.clone());
+                    }
+                    let short = key.rsplit('.').next().unwrap_or("").to_string();
+                    self.0.entry(short).or_insert(key);
+                }
+                ControlFlow::Continue(())
+            }
+        }
+        let mut v = Aliases(HashMap::new());
+        let _ = sqlparser::ast::Visit::visit(stmt, &mut v);
+        self.aliases = v.0;
+    }
+
+    fn column_type(&self, qualifier: Option<&str>, col: &str) -> Option<TsqlType> {
+        let col = col.to_lowercase();
+        let find = |key: &str| -> Option<TsqlType> {
+            self.ctx
+                .tables
+                .get(key)?
+                .iter()
+                .find(|(n, _)| *n == col)
+                .map(|(_, t)| t.clone())
+        };
+        match qualifier {
+            Some(q) => {
+                let q = q.to_lowercase();
+                let key = self
+                    .aliases
+                    .get(&q)
+                    .cloned()
+                    .unwrap_or_else(|| format!("dbo.{q}"));
+                find(&key)
+            }
+            None => self.aliases.values().find_map(|k| find(k)),
+        }
+    }
+
+    /// The T-SQL type of an expression where it can be told.
+    pub fn type_of(&self, e: &Expr) -> Option<TsqlType> {
+        match e {
+            Expr::Identifier(i)
+                if i.quote_style.is_none() && self.raw_types.contains_key(&i.value) =>
+            {
+                self.raw_types.get(&i.value).cloned()
+            }
+            Expr::Identifier(i) => self.column_type(None, &i.value),
+            Expr::CompoundIdentifier(parts) if parts.len() >= 2 => {
+                let n = parts.len();
+                self.column_type(Some(&parts[n - 2].value), &parts[n - 1].value)
+            }
+            Expr::Value(v) => match &v.value {
+                AstValue::SingleQuotedString(s) => Some(TsqlType::VarChar(Len::N(
+                    s.chars().count().clamp(1, 8000) as u16,
+                ))),
+                AstValue::NationalStringLiteral(s) => Some(TsqlType::NVarChar(Len::N(
+                    s.chars().count().clamp(1, 4000) as u16,
+                ))),
+                AstValue::Number(n, _) => {
+                    if n.contains('.') {
+                        let scale = n.split('.').nth(1).map(|f| f.len()).unwrap_or(0) as u8;
+                        Some(TsqlType::Decimal {
+                            precision: (n.len() as u8).clamp(1, 38),
+                            scale: scale.min(38),
+                            numeric: true,
+                        })
+                    } else if n.parse::<i32>().is_ok() {
+                        Some(TsqlType::Int)
+                    } else {
+                        Some(TsqlType::BigInt)
+                    }
+                }
+                _ => None,
+            },
+            Expr::Nested(inner) => self.type_of(inner),
+            Expr::Cast { data_type, .. } => TsqlType::parse(&data_type.to_string()).ok(),
+            Expr::BinaryOp {
+                left,
+                op: BinaryOperator::StringConcat,
+                ..
+            } => self.type_of(left).map(|_| TsqlType::NVarChar(Len::Max)),
+            Expr::BinaryOp {
+                left,
+                op:
+                    BinaryOperator::Plus
+                    | BinaryOperator::Minus
+                    | BinaryOperator::Multiply
+                    | BinaryOperator::Divide,
+                right,
+            } => match (self.type_of(left), self.type_of(right)) {
+                (Some(l), Some(r)) if l == r => Some(l),
+                (Some(l), None) => Some(l),
+                (None, Some(r)) => Some(r),
+                _ => None,
+            },
+            _ => None,
+        }
+    }
+
+    fn var(&mut self, name: &str) -> Expr {
+        let lower = name.to_lowercase();
+        if let Some(rest) = lower.strip_prefix("@@") {
+            let key: &'static str = match rest {
+                "trancount" => "@@TRANCOUNT",
+                "rowcount" => "@@ROWCOUNT",
+                "identity" => "@@IDENTITY",
+                "version" => "@@VERSION",
+                "spid" => "@@SPID",
+                "servername" => "@@SERVERNAME",
+                "error" => "@@ERROR",
+                "language" => "@@LANGUAGE",
+                "servicename" => "@@SERVICENAME",
+                "options" => "@@OPTIONS",
+                "max_precision" => "@@MAX_PRECISION",
+                "textsize" => "@@TEXTSIZE",
+                "datefirst" => "@@DATEFIRST",
+                "lock_timeout" => "@@LOCK_TIMEOUT",
+                "microsoftversion" => "@@MICROSOFTVERSION",
+                "fetch_status" => "@@FETCH_STATUS",
+                _ => {
+                    self.fail(
+                        195,
+                        format!("'{name}' is not a recognized built-in function name."),
+                    );
+                    return raw("NULL".into());
+                }
+            };
+            let v = self.ctx.session.get(key).cloned().unwrap_or(Value::Null);
+            let ty = match key {
+                "@@VERSION" | "@@SERVERNAME" | "@@LANGUAGE" | "@@SERVICENAME" => {
+                    TsqlType::NVarChar(Len::N(300))
+                }
+                "@@IDENTITY" => TsqlType::Decimal {
+                    precision: 38,
+                    scale: 0,
+                    numeric: true,
+                },
+                "@@ROWCOUNT" | "@@TRANCOUNT" | "@@ERROR" | "@@OPTIONS" | "@@TEXTSIZE"
+                | "@@LOCK_TIMEOUT" | "@@MICROSOFTVERSION" | "@@FETCH_STATUS" => TsqlType::Int,
+                _ => TsqlType::SmallInt,
+            };
+            return self.typed_raw(typed_literal(&v, &ty), Some(ty));
+        }
+        match self.ctx.vars.get(&lower) {
+            Some((ty, v)) => {
+                let (ty, v) = (ty.clone(), v.clone());
+                self.typed_raw(typed_literal(&v, &ty), Some(ty))
+            }
+            None => {
+                self.fail(137, format!("Must declare the scalar variable \"{name}\"."));
+                raw("NULL".into())
+            }
+        }
+    }
+
+    fn func(&mut self, f: &sqlparser::ast::Function) -> Option<Expr> {
+        let name = f.name.to_string().to_lowercase();
+        let name = name
+            .trim_start_matches("dbo.")
+            .trim_start_matches("sys.")
+            .to_string();
+        let args: Vec<String> = match &f.args {
+            FunctionArguments::List(l) => l
+                .args
+                .iter()
+                .map(|a| match a {
+                    FunctionArg::Unnamed(FunctionArgExpr::Expr(e)) => e.to_string(),
+                    FunctionArg::Unnamed(FunctionArgExpr::Wildcard) => "*".into(),
+                    other => other.to_string(),
+                })
+                .collect(),
+            _ => Vec::new(),
+        };
+        let arg_exprs: Vec<&Expr> = match &f.args {
+            FunctionArguments::List(l) => l
+                .args
+                .iter()
+                .filter_map(|a| match a {
+                    FunctionArg::Unnamed(FunctionArgExpr::Expr(e)) => Some(e),
+                    _ => None,
+                })
+                .collect(),
+            _ => Vec::new(),
+        };
+        let a = |i: usize| args.get(i).cloned().unwrap_or_else(|| "NULL".into());
+        let dt2 = Some(TsqlType::DateTime2(7));
+        let (sql, ty): (String, Option<TsqlType>) = match name.as_str() {
+            "isnull" => (
+                format!("COALESCE({}, {})", a(0), a(1)),
+                arg_exprs.first().and_then(|e| self.type_of(e)),
+            ),
+            "len" => (format!("_sim.len({})", a(0)), Some(TsqlType::Int)),
+            "datalength" => (format!("_sim.datalength({})", a(0)), Some(TsqlType::Int)),
+            "getdate" | "current_timestamp" => ("_sim.getdate()".into(), Some(TsqlType::DateTime)),
+            "getutcdate" => ("_sim.getutcdate()".into(), Some(TsqlType::DateTime)),
+            "sysdatetime" => ("_sim.sysdatetime()".into(), dt2),
+            "sysutcdatetime" => ("_sim.sysutcdatetime()".into(), dt2),
+            "sysdatetimeoffset" => (
+                "_sim.sysdatetimeoffset()".into(),
+                Some(TsqlType::DateTimeOffset(7)),
+            ),
+            "newid" | "newsequentialid" => {
+                ("gen_random_uuid()".into(), Some(TsqlType::UniqueIdentifier))
+            }
+            "scope_identity" => {
+                let v = self
+                    .ctx
+                    .session
+                    .get("SCOPE_IDENTITY")
+                    .cloned()
+                    .unwrap_or(Value::Null);
+                (
+                    pg_literal(&v),
+                    Some(TsqlType::Decimal {
+                        precision: 38,
+                        scale: 0,
+                        numeric: true,
+                    }),
+                )
+            }
+            "ident_current" => (
+                format!("_sim.ident_current({})", a(0)),
+                Some(TsqlType::Decimal {
+                    precision: 38,
+                    scale: 0,
+                    numeric: true,
+                }),
+            ),
+            "ident_seed" => (
+                format!("_sim.ident_seed({})", a(0)),
+                Some(TsqlType::Decimal {
+                    precision: 38,
+                    scale: 0,
+                    numeric: true,
+                }),
+            ),
+            "ident_incr" => (
+                format!("_sim.ident_incr({})", a(0)),
+                Some(TsqlType::Decimal {
+                    precision: 38,
+                    scale: 0,
+                    numeric: true,
+                }),
+            ),
+            "object_id" => (format!("_sim.object_id({})", a(0)), Some(TsqlType::Int)),
+            "object_name" => (
+                format!("_sim.object_name({})", a(0)),
+                Some(TsqlType::NVarChar(Len::N(128))),
+            ),
+            "schema_name" => (
+                if args.is_empty() {
+                    "'dbo'".into()
+                } else {
+                    format!("_sim.schema_name({})", a(0))
+                },
+                Some(TsqlType::NVarChar(Len::N(128))),
+            ),
+            "schema_id" => (
+                if args.is_empty() {
+                    "1".into()
+                } else {
+                    format!("_sim.schema_id({})", a(0))
+                },
+                Some(TsqlType::Int),
+            ),
+            "db_name" => (
+                pg_quote(&self.ctx.database),
+                Some(TsqlType::NVarChar(Len::N(128))),
+            ),
+            "db_id" => (
+                format!(
+                    "_sim.db_id({})",
+                    if args.is_empty() {
+                        pg_quote(&self.ctx.database)
+                    } else {
+                        a(0)
+                    }
+                ),
+                Some(TsqlType::SmallInt),
+            ),
+            "columnproperty" => (
+                format!("_sim.columnproperty({}, {}, {})", a(0), a(1), a(2)),
+                Some(TsqlType::Int),
+            ),
+            "objectproperty" => (
+                format!("_sim.objectproperty({}, {})", a(0), a(1)),
+                Some(TsqlType::Int),
+            ),
+            "serverproperty" => (
+                format!("_sim.serverproperty({})", a(0)),
+                Some(TsqlType::SqlVariant),
+            ),
+            "databasepropertyex" => (
+                format!("_sim.databasepropertyex({}, {})", a(0), a(1)),
+                Some(TsqlType::SqlVariant),
+            ),
+            "type_name" => (
+                format!("_sim.type_name({})", a(0)),
+                Some(TsqlType::NVarChar(Len::N(128))),
+            ),
+            "hashbytes" => {
+                let data = match arg_exprs.get(1).and_then(|e| self.type_of(e)) {
+                    Some(TsqlType::VarChar(_) | TsqlType::Char(_) | TsqlType::Text) => {
+                        format!("_sim.cp1252({})", a(1))
+                    }
+                    Some(TsqlType::Binary(_) | TsqlType::VarBinary(_) | TsqlType::Image) => a(1),
+                    _ => format!("_sim.utf16le(({})::text)", a(1)),
+                };
+                (
+                    format!("_sim.hashbytes({}, {})", a(0), data),
+                    Some(TsqlType::VarBinary(Len::N(8000))),
+                )
+            }
+            "checksum" | "binary_checksum" => (
+                format!("_sim.checksum(concat_ws('|', {}))", args.join(", ")),
+                Some(TsqlType::Int),
+            ),
+            "charindex" => (
+                if args.len() > 2 {
+                    format!("_sim.charindex({}, {}, {})", a(0), a(1), a(2))
+                } else {
+                    format!("_sim.charindex({}, {}, 1)", a(0), a(1))
+                },
+                Some(TsqlType::Int),
+            ),
+            "replicate" => (format!("repeat({}, {})", a(0), a(1)), None),
+            "space" => (format!("repeat(' ', {})", a(0)), None),
+            "ceiling" => (format!("ceil({})", a(0)), None),
+            "rand" => ("random()".into(), Some(TsqlType::Float)),
+            "count_big" => (
+                format!("count({})", args.join(", ")),
+                Some(TsqlType::BigInt),
+            ),
+            "count" => (
+                format!("count({})::int", args.join(", ")),
+                Some(TsqlType::Int),
+            ),
+            "iif" => (
+                format!("CASE WHEN {} THEN {} ELSE {} END", a(0), a(1), a(2)),
+                None,
+            ),
+            "isnumeric" => (format!("_sim.isnumeric({})", a(0)), Some(TsqlType::Int)),
+            "char" | "nchar" => (format!("chr({})", a(0)), None),
+            "unicode" => (format!("ascii({})", a(0)), Some(TsqlType::Int)),
+            "year" | "month" | "day" => (
+                format!("_sim.datepart('{}', {})", name, a(0)),
+                Some(TsqlType::Int),
+            ),
+            "dateadd" | "datediff" | "datediff_big" | "datepart" | "datename" => {
+                let part = arg_exprs
+                    .first()
+                    .map(|e| e.to_string().to_lowercase())
+                    .unwrap_or_default();
+                let part = part.trim_matches(|c| c == '\'' || c == '"');
+                let rest: Vec<String> = args.iter().skip(1).cloned().collect();
+                let ty = match name.as_str() {
+                    "dateadd" => arg_exprs.get(2).and_then(|e| self.type_of(e)).or(dt2),
+                    "datename" => Some(TsqlType::NVarChar(Len::N(30))),
+                    "datediff_big" => Some(TsqlType::BigInt),
+                    _ => Some(TsqlType::Int),
+                };
+                let fname = if name == "datediff_big" {
+                    "datediff"
+                } else {
+                    name.as_str()
+                };
+                (format!("_sim.{fname}('{part}', {})", rest.join(", ")), ty)
+            }
+            "eomonth" => (format!("_sim.eomonth({})", a(0)), Some(TsqlType::Date)),
+            "sysdatetime_ticks" => return None,
+            "change_tracking_current_version" => {
+                ("_sim.ct_current_version()".into(), Some(TsqlType::BigInt))
+            }
+            "change_tracking_min_valid_version" => (
+                format!("_sim.ct_min_valid_version({})", a(0)),
+                Some(TsqlType::BigInt),
+            ),
+            "fn_cdc_get_max_lsn" => ("_sim.cdc_max_lsn()".into(), Some(TsqlType::Binary(10))),
+            "fn_cdc_get_min_lsn" => (
+                format!("_sim.cdc_min_lsn({})", a(0)),
+                Some(TsqlType::Binary(10)),
+            ),
+            "fn_cdc_increment_lsn" => (
+                format!("_sim.cdc_increment_lsn({})", a(0)),
+                Some(TsqlType::Binary(10)),
+            ),
+            "fn_cdc_decrement_lsn" => (
+                format!("_sim.cdc_decrement_lsn({})", a(0)),
+                Some(TsqlType::Binary(10)),
+            ),
+            "fn_cdc_map_lsn_to_time" => (
+                format!("_sim.cdc_map_lsn_to_time({})", a(0)),
+                Some(TsqlType::DateTime),
+            ),
+            _ => return None,
+        };
+        Some(self.typed_raw(sql, ty))
+    }
+
+    fn cast(&mut self, expr: &Expr, dt: &DataType, style: Option<&Expr>) -> Expr {
+        let ty = match TsqlType::parse(&dt.to_string()) {
+            Ok(t) => t,
+            Err(e) => {
+                self.fail(243, e.0);
+                return raw("NULL".into());
+            }
+        };
+        let inner = expr.to_string();
+        let sql = match (&ty, style) {
+            (t, Some(style)) if t.is_string() => format!("_sim.convert_text(({inner}), {style})"),
+            (TsqlType::DateTime2(_), _) => format!("_sim.to_datetime2({inner})"),
+            (TsqlType::DateTimeOffset(_), _) => format!("_sim.to_datetimeoffset({inner})"),
+            (TsqlType::Time(_), _) => format!("_sim.to_time({inner})"),
+            (TsqlType::Bit, _) => format!("_sim.to_bit({inner})"),
+            (TsqlType::VarBinary(_) | TsqlType::Binary(_), _) => {
+                format!("_sim.to_varbinary({inner})")
+            }
+            (t, _) => {
+                let storage = t.pg_storage();
+                let storage = storage
+                    .split(" COLLATE")
+                    .next()
+                    .unwrap_or(&storage)
+                    .to_string();
+                format!("CAST(({inner}) AS {storage})")
+            }
+        };
+        self.typed_raw(sql, Some(ty))
+    }
+
+    fn post_expr(&mut self, e: &mut Expr) {
+        let replacement = match e {
+            Expr::Identifier(i) if i.quote_style.is_none() && i.value.starts_with('@') => {
+                Some(self.var(&i.value.clone()))
+            }
+            Expr::Function(f) => {
+                let f = f.clone();
+                self.func(&f)
+            }
+            Expr::Cast {
+                expr, data_type, ..
+            } => {
+                let (ex, dt) = ((**expr).clone(), data_type.clone());
+                Some(self.cast(&ex, &dt, None))
+            }
+            Expr::Convert {
+                expr,
+                data_type: Some(dt),
+                styles,
+                ..
+            } => {
+                let (ex, dt, st) = ((**expr).clone(), dt.clone(), styles.first().cloned());
+                Some(self.cast(&ex, &dt, st.as_ref()))
+            }
+            Expr::BinaryOp { left, op, right } => {
+                let (lt, rt) = (self.type_of(left), self.type_of(right));
+                match op {
+                    BinaryOperator::Plus
+                        if lt.as_ref().is_some_and(|t| t.is_string())
+                            || rt.as_ref().is_some_and(|t| t.is_string()) =>
+                    {
+                        *op = BinaryOperator::StringConcat;
+                        let t = Some(TsqlType::NVarChar(Len::Max));
+                        let s = format!("({left} || {right})");
+                        Some(self.typed_raw(s, t))
+                    }
+                    BinaryOperator::Gt
+                    | BinaryOperator::Lt
+                    | BinaryOperator::GtEq
+                    | BinaryOperator::LtEq
+                        if lt == Some(TsqlType::UniqueIdentifier)
+                            || rt == Some(TsqlType::UniqueIdentifier) =>
+                    {
+                        Some(raw(format!(
+                            "(_sim.guid_key({left}) {op} _sim.guid_key({right}))"
+                        )))
+                    }
+                    _ => None,
+                }
+            }
+            Expr::Like {
+                negated,
+                expr,
+                pattern,
+                escape_char,
+                ..
+            } => {
+                let esc = escape_char
+                    .as_ref()
+                    .map(|c| format!(" ESCAPE {c}"))
+                    .unwrap_or_default();
+                let not = if *negated { "NOT " } else { "" };
+                Some(raw(format!(
+                    "(({expr})::text COLLATE _sim.bin {not}ILIKE ({pattern}){esc})"
+                )))
+            }
+            _ => None,
+        };
+        if let Some(r) = replacement {
+            *e = r;
+        }
+    }
+}
+
+fn typed_literal(v: &Value, ty: &TsqlType) -> String {
+    let lit = pg_literal(v);
+    match (ty, v) {
+        (_, Value::Null) => {
+            let storage = ty.pg_storage();
+            format!(
+                "CAST(NULL AS {})",
+                storage.split(" COLLATE").next().unwrap_or(&storage)
+            )
+        }
+        (TsqlType::Bit, Value::Bool(b)) => (*b as i32).to_string(),
+        _ => lit,
+    }
+}
+
+/// Query-level rewrites: TOP becomes LIMIT, table hints go, uniqueidentifier ORDER BY keys use
+/// SQL Server's byte order; expressions are rewritten bottom-up.
+impl VisitorMut for Rewriter<'_> {
+    type Break = ();
+
+    fn post_visit_expr(&mut self, e: &mut Expr) -> ControlFlow<()> {
+        self.post_expr(e);
+        ControlFlow::Continue(())
+    }
+
+    fn post_visit_query(&mut self, q: &mut Query) -> ControlFlow<()> {
+        let rw = self;
+        if let SetExpr::Select(sel) = q.body.as_mut() {
+            if let Some(top) = sel.top.take() {
+                if top.percent || top.with_ties {
+                    rw.fail(
+                        102,
+                        "TOP ... PERCENT and WITH TIES are not supported by the simulator.".into(),
+                    );
+                }
+                if let Some(qty) = top.quantity {
+                    let n = match qty {
+                        sqlparser::ast::TopQuantity::Expr(e) => e,
+                        sqlparser::ast::TopQuantity::Constant(c) => {
+                            Expr::Value(AstValue::Number(c.to_string(), false).into())
+                        }
+                    };
+                    if q.limit_clause.is_none() && q.fetch.is_none() {
+                        q.limit_clause = Some(LimitClause::LimitOffset {
+                            limit: Some(n),
+                            offset: None,
+                            limit_by: vec![],
+                        });
+                    }
+                }
+            }
+            for twj in sel.from.iter_mut() {
+                clear_hints(&mut twj.relation);
+                for j in twj.joins.iter_mut() {
+                    clear_hints(&mut j.relation);
+                }
+            }
+        }
+        if let Some(ob) = q.order_by.as_mut() {
+            if let sqlparser::ast::OrderByKind::Expressions(exprs) = &mut ob.kind {
+                for o in exprs.iter_mut() {
+                    if rw.type_of(&o.expr) == Some(TsqlType::UniqueIdentifier) {
+                        o.expr = raw(format!("_sim.guid_key({})", o.expr));
+                    }
+                }
+            }
+        }
+        ControlFlow::Continue(())
+    }
+}
+
+fn clear_hints(tf: &mut TableFactor) {
+    if let TableFactor::Table { with_hints, .. } = tf {
+        with_hints.clear();
+    }
+}
+
+/// Prints a rewritten statement as PostgreSQL text, normalising identifiers and literals.
+pub fn to_pg_text(printed: &str) -> Result<String, RewriteError> {
+    let dialect = MsSqlDialect {};
+    let tokens = Tokenizer::new(&dialect, printed)
+        .tokenize()
+        .map_err(|e| RewriteError {
+            number: 102,
+            message: format!("Incorrect syntax near '{}'.", e.message),
+        })?;
+    let mut out = String::with_capacity(printed.len() + 16);
+    for t in tokens {
+        match t {
+            Token::Word(w) => {
+                let needs_quote =
+                    w.quote_style.is_some() || !w.value.is_ascii() || w.value.starts_with('#');
+                if needs_quote {
+                    out.push('"');
+                    out.push_str(&w.value.to_lowercase().replace('"', "\"\""));
+                    out.push('"');
+                } else {
+                    out.push_str(&w.value);
+                }
+            }
+            Token::SingleQuotedString(s) | Token::NationalStringLiteral(s) => {
+                out.push_str(&pg_quote(&s))
+            }
+            Token::HexStringLiteral(h) => {
+                out.push_str("'\\x");
+                out.push_str(&h);
+                out.push_str("'::bytea");
+            }
+            Token::Number(n, _) if n.starts_with("0x") || n.starts_with("0X") => {
+                out.push_str("'\\x");
+                out.push_str(&n[2..]);
+                out.push_str("'::bytea");
+            }
+            other => out.push_str(&other.to_string()),
+        }
+    }
+    Ok(out)
+}
+
+/// Converts a parsed data type to a T-SQL type, with SQL Server's error for unknown names.
+pub fn tsql_type(dt: &DataType) -> Result<TsqlType, RewriteError> {
+    TsqlType::parse(&dt.to_string()).map_err(|e| RewriteError {
+        number: 2715,
+        message: e.0,
+    })
+}
+
+/// `CAST(x AS t)` for a PostgreSQL storage type (collation clause removed).
+pub fn cast_kind_is_plain(k: &CastKind) -> bool {
+    matches!(k, CastKind::Cast)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::tsql::parse::{parse_batch, Stmt};
+
+    fn rw(sql: &str, ctx: &Context) -> String {
+        let mut stmts = parse_batch(sql).unwrap();
+        let Stmt::Sql(s) = &mut stmts[0] else {
+            panic!("not sql")
+        };
+        let mut r = Rewriter::new(ctx);
+        r.rewrite(s);
+        assert!(r.error.is_none(), "{:?}", r.error);
+        to_pg_text(&s.to_string()).unwrap()
+    }
+
+    #[test]
+    fn top_hints_and_names() {
+        let ctx = Context::default();
+        let s = rw(
+            "SELECT TOP 10 [Id], [a\"b] FROM [dbo].[My Table] WITH (NOLOCK) WHERE x = N'it''s'",
+            &ctx,
+        );
+        assert_eq!(
+            s,
+            "SELECT \"id\", \"a\"\"b\" FROM \"dbo\".\"my table\" WHERE x = 'it''s' LIMIT 10"
+        );
+    }
+
+    #[test]
+    fn variables_and_functions() {
+        let mut ctx = Context::default();
+        ctx.vars
+            .insert("@p1".into(), (TsqlType::BigInt, Value::Int(5)));
+        ctx.tables.insert(
+            "dbo.t".into(),
+            vec![
+                ("name".into(), TsqlType::NVarChar(Len::N(10))),
+                ("g".into(), TsqlType::UniqueIdentifier),
+            ],
+        );
+        let s = rw("SELECT ISNULL(name, 'x') + 'y', LEN(name) FROM t WHERE id > @P1 AND name LIKE 'a%' ORDER BY g", &ctx);
+        assert!(s.contains("(COALESCE(name, 'x') || 'y')"), "{s}");
+        assert!(s.contains("id > 5"), "{s}");
+        assert!(s.contains("COLLATE _sim.bin ILIKE"), "{s}");
+        assert!(s.contains("ORDER BY _sim.guid_key(g)"), "{s}");
+    }
+
+    #[test]
+    fn unknown_variable_is_error_137() {
+        let ctx = Context::default();
+        let mut stmts = parse_batch("SELECT @nope").unwrap();
+        let Stmt::Sql(s) = &mut stmts[0] else {
+            panic!()
+        };
+        let mut r = Rewriter::new(&ctx);
+        r.rewrite(s);
+        assert_eq!(r.error.unwrap().number, 137);
+    }
+}
