@@ -4,6 +4,10 @@
 //! a catalog of declared T-SQL types so that metadata and values are SQL Server's, and implements
 //! Change Tracking and CDC. Each TDS session owns one PostgreSQL connection.
 
+pub mod catalog;
+pub mod error;
+pub mod server;
+pub mod session;
 pub mod tds;
 pub mod tsql;
 pub mod types;

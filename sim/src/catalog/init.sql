@@ -1,0 +1,522 @@
+SET check_function_bodies = false;
+-- The simulator's catalog inside each database (run once, when the database is created).
+-- _sim holds what PostgreSQL cannot: declared T-SQL types, original spellings of names, and the
+-- functions the rewriter calls. sys and _sim_is (INFORMATION_SCHEMA) are views over both catalogs.
+CREATE SCHEMA _sim;
+CREATE COLLATION _sim.ci_as (provider = icu, locale = 'und-u-ks-level2', deterministic = false);
+CREATE COLLATION _sim.bin FROM "C";
+CREATE SCHEMA IF NOT EXISTS dbo;
+CREATE SCHEMA sys;
+CREATE SCHEMA _sim_is;
+
+CREATE TABLE _sim.settings (key text PRIMARY KEY, value text);
+CREATE TABLE _sim.databases (name text PRIMARY KEY, database_id int NOT NULL, create_date timestamp NOT NULL DEFAULT localtimestamp(3),
+    snapshot_isolation boolean NOT NULL DEFAULT false, read_committed_snapshot boolean NOT NULL DEFAULT false,
+    is_cdc_enabled boolean NOT NULL DEFAULT false);
+CREATE TABLE _sim.names (oid oid PRIMARY KEY, name text NOT NULL);
+CREATE TABLE _sim.columns (
+    table_oid oid NOT NULL, attnum int2 NOT NULL, name text NOT NULL, type text NOT NULL,
+    system_type_id int, user_type_id int, max_length int, precision int, scale int,
+    is_identity boolean NOT NULL DEFAULT false, seed numeric, increment numeric,
+    default_object_id int, default_name text, default_definition text,
+    PRIMARY KEY (table_oid, attnum));
+CREATE TABLE _sim.indexes (index_oid oid PRIMARY KEY, table_oid oid NOT NULL, index_id int NOT NULL, clustered boolean NOT NULL);
+CREATE TABLE _sim.tables (oid oid PRIMARY KEY, create_date timestamp NOT NULL DEFAULT localtimestamp(3), modify_date timestamp NOT NULL DEFAULT localtimestamp(3));
+CREATE SEQUENCE _sim.object_ids START WITH 1000000000;
+
+-- ---------- names ----------
+CREATE FUNCTION _sim.nm(o oid, fallback name) RETURNS varchar(128) LANGUAGE sql STABLE AS
+$$ SELECT COALESCE((SELECT n.name FROM _sim.names n WHERE n.oid = o), fallback::text)::varchar(128) $$;
+
+CREATE FUNCTION _sim.schema_id_of(n oid) RETURNS int LANGUAGE sql STABLE AS
+$$ SELECT CASE (SELECT nspname FROM pg_namespace WHERE oid = n) WHEN 'dbo' THEN 1 WHEN 'sys' THEN 4 WHEN '_sim_is' THEN 3 ELSE n::int END $$;
+
+-- Splits a T-SQL multi-part name ('[dbo].[a]]b]', 'dbo.t', 't', '"x"') into lower-cased parts.
+CREATE FUNCTION _sim.parse_name(s text) RETURNS text[] LANGUAGE plpgsql IMMUTABLE AS $$
+DECLARE parts text[] := '{}'; cur text := ''; i int := 1; c text; n int := length(s);
+BEGIN
+  IF s IS NULL THEN RETURN NULL; END IF;
+  WHILE i <= n LOOP
+    c := substr(s, i, 1);
+    IF c = '[' THEN
+      i := i + 1;
+      WHILE i <= n LOOP
+        c := substr(s, i, 1);
+        IF c = ']' THEN
+          IF substr(s, i + 1, 1) = ']' THEN cur := cur || ']'; i := i + 1; ELSE EXIT; END IF;
+        ELSE cur := cur || c; END IF;
+        i := i + 1;
+      END LOOP;
+    ELSIF c = '"' THEN
+      i := i + 1;
+      WHILE i <= n LOOP
+        c := substr(s, i, 1);
+        IF c = '"' THEN
+          IF substr(s, i + 1, 1) = '"' THEN cur := cur || '"'; i := i + 1; ELSE EXIT; END IF;
+        ELSE cur := cur || c; END IF;
+        i := i + 1;
+      END LOOP;
+    ELSIF c = '.' THEN
+      parts := parts || lower(cur); cur := '';
+    ELSE
+      cur := cur || c;
+    END IF;
+    i := i + 1;
+  END LOOP;
+  RETURN parts || lower(btrim(cur));
+END $$;
+
+CREATE FUNCTION _sim.regclass_of(s text) RETURNS oid LANGUAGE plpgsql STABLE AS $$
+DECLARE p text[] := _sim.parse_name(s); n int := array_length(p, 1);
+BEGIN
+  IF n IS NULL THEN RETURN NULL; END IF;
+  IF n = 1 THEN
+    IF left(p[1], 1) = '#' THEN RETURN to_regclass(quote_ident(p[1]))::oid; END IF;
+    RETURN to_regclass('dbo.' || quote_ident(p[1]))::oid;
+  END IF;
+  RETURN to_regclass(quote_ident(CASE WHEN p[n-1] = '' THEN 'dbo' ELSE p[n-1] END) || '.' || quote_ident(p[n]))::oid;
+END $$;
+
+CREATE FUNCTION _sim.object_id(s text) RETURNS int LANGUAGE sql STABLE AS $$ SELECT _sim.regclass_of(s)::int $$;
+CREATE FUNCTION _sim.object_id(s text, t text) RETURNS int LANGUAGE sql STABLE AS $$ SELECT _sim.regclass_of(s)::int $$;
+CREATE FUNCTION _sim.object_name(i int) RETURNS varchar(128) LANGUAGE sql STABLE AS
+$$ SELECT _sim.nm(c.oid, c.relname) FROM pg_class c WHERE c.oid = i::oid $$;
+CREATE FUNCTION _sim.schema_name(i int) RETURNS varchar(128) LANGUAGE sql STABLE AS
+$$ SELECT _sim.nm(n.oid, n.nspname) FROM pg_namespace n WHERE _sim.schema_id_of(n.oid) = i $$;
+CREATE FUNCTION _sim.schema_id(s text) RETURNS int LANGUAGE sql STABLE AS
+$$ SELECT _sim.schema_id_of(n.oid) FROM pg_namespace n WHERE n.nspname = lower(s) $$;
+CREATE FUNCTION _sim.db_id(s text) RETURNS smallint LANGUAGE sql STABLE AS
+$$ SELECT database_id::smallint FROM _sim.databases WHERE lower(name) = lower(s) $$;
+CREATE FUNCTION _sim.type_name(i int) RETURNS varchar(128) LANGUAGE sql STABLE AS
+$$ SELECT name FROM sys.types WHERE user_type_id = i $$;
+
+-- ---------- identity ----------
+CREATE FUNCTION _sim.identity_column(t oid) RETURNS _sim.columns LANGUAGE sql STABLE AS
+$$ SELECT * FROM _sim.columns WHERE table_oid = t AND is_identity LIMIT 1 $$;
+
+CREATE FUNCTION _sim.ident_last(t oid) RETURNS numeric LANGUAGE plpgsql STABLE AS $$
+DECLARE col _sim.columns; seq text; lv bigint; called boolean;
+BEGIN
+  col := _sim.identity_column(t);
+  IF col.table_oid IS NULL THEN RETURN NULL; END IF;
+  SELECT pg_get_serial_sequence(t::regclass::text, a.attname) INTO seq FROM pg_attribute a WHERE a.attrelid = t AND a.attnum = col.attnum;
+  IF seq IS NULL THEN RETURN NULL; END IF;
+  EXECUTE format('SELECT last_value, is_called FROM %s', seq) INTO lv, called;
+  IF called THEN RETURN lv; END IF;
+  RETURN NULL;
+END $$;
+
+CREATE FUNCTION _sim.ident_current(s text) RETURNS numeric LANGUAGE sql STABLE AS
+$$ SELECT COALESCE(_sim.ident_last(_sim.regclass_of(s)), (_sim.identity_column(_sim.regclass_of(s))).seed) $$;
+CREATE FUNCTION _sim.ident_seed(s text) RETURNS numeric LANGUAGE sql STABLE AS
+$$ SELECT (_sim.identity_column(_sim.regclass_of(s))).seed $$;
+CREATE FUNCTION _sim.ident_incr(s text) RETURNS numeric LANGUAGE sql STABLE AS
+$$ SELECT (_sim.identity_column(_sim.regclass_of(s))).increment $$;
+
+-- ---------- properties ----------
+CREATE FUNCTION _sim.columnproperty(t int, col text, prop text) RETURNS int LANGUAGE sql STABLE AS $$
+  SELECT CASE lower(prop)
+    WHEN 'isidentity' THEN c.is_identity::int
+    WHEN 'allowsnull' THEN (NOT a.attnotnull)::int
+    WHEN 'iscomputed' THEN (a.attgenerated <> '')::int
+    WHEN 'columnid' THEN a.attnum::int
+    WHEN 'precision' THEN c.precision
+    WHEN 'scale' THEN c.scale
+    WHEN 'charmaxlen' THEN CASE WHEN c.max_length = -1 THEN -1 WHEN c.type LIKE 'n%char%' THEN c.max_length / 2 ELSE c.max_length END
+    ELSE NULL END
+  FROM _sim.columns c JOIN pg_attribute a ON a.attrelid = c.table_oid AND a.attnum = c.attnum
+  WHERE c.table_oid = t::oid AND lower(c.name) = lower(col) AND NOT a.attisdropped $$;
+
+CREATE FUNCTION _sim.objectproperty(t int, prop text) RETURNS int LANGUAGE sql STABLE AS $$
+  SELECT CASE lower(prop)
+    WHEN 'isusertable' THEN (EXISTS (SELECT 1 FROM _sim.tables WHERE oid = t::oid))::int
+    WHEN 'tablehasprimarykey' THEN (EXISTS (SELECT 1 FROM pg_constraint WHERE conrelid = t::oid AND contype = 'p'))::int
+    WHEN 'tablehasidentity' THEN (EXISTS (SELECT 1 FROM _sim.columns WHERE table_oid = t::oid AND is_identity))::int
+    ELSE NULL END $$;
+
+CREATE FUNCTION _sim.serverproperty(p text) RETURNS text LANGUAGE sql STABLE AS $$
+  SELECT CASE lower(p)
+    WHEN 'productversion' THEN '16.0.4095.4'
+    WHEN 'productmajorversion' THEN '16'
+    WHEN 'productlevel' THEN 'RTM'
+    WHEN 'edition' THEN 'Developer Edition (64-bit)'
+    WHEN 'engineedition' THEN '3'
+    WHEN 'servername' THEN 'mssql-sim'
+    WHEN 'machinename' THEN 'mssql-sim'
+    WHEN 'collation' THEN 'SQL_Latin1_General_CP1_CI_AS'
+    WHEN 'isclustered' THEN '0'
+    WHEN 'ishadrenabled' THEN '0'
+    ELSE NULL END $$;
+
+CREATE FUNCTION _sim.databasepropertyex(db text, p text) RETURNS text LANGUAGE sql STABLE AS $$
+  SELECT CASE lower(p)
+    WHEN 'collation' THEN 'SQL_Latin1_General_CP1_CI_AS'
+    WHEN 'status' THEN 'ONLINE'
+    WHEN 'updateability' THEN 'READ_WRITE'
+    WHEN 'recovery' THEN 'FULL'
+    ELSE NULL END $$;
+
+-- ---------- strings and hashes ----------
+CREATE FUNCTION _sim.len(s text) RETURNS int LANGUAGE sql IMMUTABLE AS $$ SELECT length(rtrim(s, ' ')) $$;
+CREATE FUNCTION _sim.datalength(s text) RETURNS int LANGUAGE sql IMMUTABLE AS $$ SELECT octet_length(_sim.utf16le(s)) $$;
+CREATE FUNCTION _sim.datalength(b bytea) RETURNS int LANGUAGE sql IMMUTABLE AS $$ SELECT octet_length(b) $$;
+CREATE FUNCTION _sim.charindex(needle text, hay text, start int) RETURNS int LANGUAGE sql IMMUTABLE AS $$
+  SELECT CASE WHEN needle IS NULL OR hay IS NULL THEN NULL
+    WHEN strpos(lower(substr(hay, greatest(start, 1)) COLLATE _sim.bin), lower(needle COLLATE _sim.bin)) = 0 THEN 0
+    ELSE strpos(lower(substr(hay, greatest(start, 1)) COLLATE _sim.bin), lower(needle COLLATE _sim.bin)) + greatest(start, 1) - 1 END $$;
+CREATE FUNCTION _sim.isnumeric(s text) RETURNS int LANGUAGE sql IMMUTABLE AS
+$$ SELECT (s ~ '^\s*[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?\s*$')::int $$;
+
+-- Text in stored form (U+10FFFF escapes) to UTF-16LE bytes, as nvarchar is on SQL Server.
+CREATE FUNCTION _sim.utf16le(s text) RETURNS bytea LANGUAGE plpgsql IMMUTABLE AS $$
+DECLARE out bytea := ''::bytea; i int := 1; n int := length(s); c int; u int;
+BEGIN
+  IF s IS NULL THEN RETURN NULL; END IF;
+  WHILE i <= n LOOP
+    c := ascii(substr(s, i, 1));
+    IF c = 1114111 AND i < n THEN
+      i := i + 1;
+      IF substr(s, i, 1) = '0' THEN c := 0;
+      ELSIF substr(s, i, 1) = 'u' THEN c := ('x' || lpad(substr(s, i + 1, 4), 8, '0'))::bit(32)::int; i := i + 4;
+      ELSE c := 1114111; END IF;
+    END IF;
+    IF c < 65536 THEN
+      out := out || set_byte(set_byte('\x0000'::bytea, 0, c & 255), 1, c >> 8);
+    ELSE
+      u := c - 65536;
+      out := out || set_byte(set_byte('\x0000'::bytea, 0, (55296 + (u >> 10)) & 255), 1, (55296 + (u >> 10)) >> 8)
+                 || set_byte(set_byte('\x0000'::bytea, 0, (56320 + (u & 1023)) & 255), 1, (56320 + (u & 1023)) >> 8);
+    END IF;
+    i := i + 1;
+  END LOOP;
+  RETURN out;
+END $$;
+CREATE FUNCTION _sim.cp1252(s text) RETURNS bytea LANGUAGE sql IMMUTABLE AS $$ SELECT convert_to(s, 'WIN1252') $$;
+
+CREATE FUNCTION _sim.sha1(b bytea) RETURNS bytea LANGUAGE plpgsql IMMUTABLE AS $$
+BEGIN
+  RETURN _sim.digest(b, 'sha1');
+EXCEPTION WHEN undefined_function THEN
+  RAISE EXCEPTION 'HASHBYTES(''SHA1'') needs the pgcrypto extension in the backing PostgreSQL';
+END $$;
+CREATE FUNCTION _sim.hashbytes(alg text, data bytea) RETURNS bytea LANGUAGE plpgsql IMMUTABLE AS $$
+BEGIN
+  RETURN CASE upper(alg)
+    WHEN 'MD5' THEN decode(md5(data), 'hex')
+    WHEN 'SHA2_256' THEN sha256(data)
+    WHEN 'SHA2_512' THEN sha512(data)
+    WHEN 'SHA1' THEN _sim.sha1(data)
+    WHEN 'SHA' THEN _sim.sha1(data)
+    ELSE NULL END;
+END $$;
+CREATE FUNCTION _sim.checksum(s text) RETURNS int LANGUAGE sql IMMUTABLE AS $$ SELECT hashtext(s) $$;
+
+-- ---------- date and time ----------
+CREATE FUNCTION _sim.getdate() RETURNS timestamp(3) LANGUAGE sql VOLATILE AS $$ SELECT clock_timestamp()::timestamp(3) $$;
+CREATE FUNCTION _sim.getutcdate() RETURNS timestamp(3) LANGUAGE sql VOLATILE AS $$ SELECT (clock_timestamp() AT TIME ZONE 'UTC')::timestamp(3) $$;
+CREATE FUNCTION _sim.sysdatetime() RETURNS timestamp LANGUAGE sql VOLATILE AS $$ SELECT clock_timestamp()::timestamp $$;
+CREATE FUNCTION _sim.sysutcdatetime() RETURNS timestamp LANGUAGE sql VOLATILE AS $$ SELECT clock_timestamp() AT TIME ZONE 'UTC' $$;
+CREATE FUNCTION _sim.sysdatetimeoffset() RETURNS text LANGUAGE sql VOLATILE AS
+$$ SELECT to_char(clock_timestamp() AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS.US') || '0 +00:00' $$;
+
+-- Stored datetime2/datetimeoffset text to timestamp (sub-microsecond digits rounded).
+CREATE FUNCTION _sim.ts(s text) RETURNS timestamp LANGUAGE sql IMMUTABLE AS $$
+  SELECT CASE WHEN s ~ '[+-]\d\d:\d\d$' THEN left(s, length(s) - 7)::timestamp ELSE s::timestamp END $$;
+CREATE FUNCTION _sim.ts(t timestamp) RETURNS timestamp LANGUAGE sql IMMUTABLE AS $$ SELECT t $$;
+CREATE FUNCTION _sim.ts(d date) RETURNS timestamp LANGUAGE sql IMMUTABLE AS $$ SELECT d::timestamp $$;
+CREATE FUNCTION _sim.to_datetime2(s text) RETURNS timestamp LANGUAGE sql IMMUTABLE AS $$ SELECT _sim.ts(s) $$;
+CREATE FUNCTION _sim.to_datetime2(t timestamp) RETURNS timestamp LANGUAGE sql IMMUTABLE AS $$ SELECT t $$;
+CREATE FUNCTION _sim.to_datetime2(d date) RETURNS timestamp LANGUAGE sql IMMUTABLE AS $$ SELECT d::timestamp $$;
+CREATE FUNCTION _sim.to_datetimeoffset(s text) RETURNS text LANGUAGE sql IMMUTABLE AS
+$$ SELECT CASE WHEN s ~ '[+-]\d\d:\d\d$' THEN s ELSE to_char(_sim.ts(s), 'YYYY-MM-DD HH24:MI:SS.US') || '0 +00:00' END $$;
+CREATE FUNCTION _sim.to_datetimeoffset(t timestamp) RETURNS text LANGUAGE sql IMMUTABLE AS
+$$ SELECT to_char(t, 'YYYY-MM-DD HH24:MI:SS.US') || '0 +00:00' $$;
+CREATE FUNCTION _sim.to_time(s text) RETURNS time LANGUAGE sql IMMUTABLE AS
+$$ SELECT CASE WHEN s ~ '^\d\d:' THEN s::time ELSE _sim.ts(s)::time END $$;
+CREATE FUNCTION _sim.to_time(t timestamp) RETURNS time LANGUAGE sql IMMUTABLE AS $$ SELECT t::time $$;
+CREATE FUNCTION _sim.to_bit(s text) RETURNS smallint LANGUAGE sql IMMUTABLE AS
+$$ SELECT CASE WHEN s IS NULL THEN NULL WHEN upper(btrim(s)) IN ('TRUE', '1') THEN 1 WHEN upper(btrim(s)) IN ('FALSE', '0') THEN 0 ELSE (s::numeric <> 0)::int END::smallint $$;
+CREATE FUNCTION _sim.to_bit(n numeric) RETURNS smallint LANGUAGE sql IMMUTABLE AS $$ SELECT (n <> 0)::int::smallint $$;
+CREATE FUNCTION _sim.to_varbinary(s text) RETURNS bytea LANGUAGE sql IMMUTABLE AS $$ SELECT _sim.utf16le(s) $$;
+CREATE FUNCTION _sim.to_varbinary(b bytea) RETURNS bytea LANGUAGE sql IMMUTABLE AS $$ SELECT b $$;
+CREATE FUNCTION _sim.to_varbinary(i int) RETURNS bytea LANGUAGE sql IMMUTABLE AS $$ SELECT int4send(i) $$;
+CREATE FUNCTION _sim.to_varbinary(i bigint) RETURNS bytea LANGUAGE sql IMMUTABLE AS $$ SELECT int8send(i) $$;
+CREATE FUNCTION _sim.to_varbinary(u uuid) RETURNS bytea LANGUAGE sql IMMUTABLE AS
+$$ SELECT substr(b,4,1)||substr(b,3,1)||substr(b,2,1)||substr(b,1,1)||substr(b,6,1)||substr(b,5,1)||substr(b,8,1)||substr(b,7,1)||substr(b,9,8) FROM (SELECT uuid_send(u) AS b) x $$;
+
+CREATE FUNCTION _sim.convert_text(t timestamp, style int) RETURNS text LANGUAGE sql IMMUTABLE AS $$
+  SELECT CASE style
+    WHEN 121 THEN to_char(t, 'YYYY-MM-DD HH24:MI:SS.MS') WHEN 21 THEN to_char(t, 'YYYY-MM-DD HH24:MI:SS.MS')
+    WHEN 126 THEN to_char(t, 'YYYY-MM-DD"T"HH24:MI:SS.MS') WHEN 127 THEN to_char(t, 'YYYY-MM-DD"T"HH24:MI:SS.MS')
+    WHEN 120 THEN to_char(t, 'YYYY-MM-DD HH24:MI:SS') WHEN 20 THEN to_char(t, 'YYYY-MM-DD HH24:MI:SS')
+    WHEN 112 THEN to_char(t, 'YYYYMMDD') WHEN 23 THEN to_char(t, 'YYYY-MM-DD') WHEN 108 THEN to_char(t, 'HH24:MI:SS')
+    ELSE t::text END $$;
+CREATE FUNCTION _sim.convert_text(s text, style int) RETURNS text LANGUAGE sql IMMUTABLE AS $$
+  SELECT CASE WHEN style IN (126, 127) AND s ~ '^\d{4}-\d\d-\d\d \d' THEN overlay(s placing 'T' from 11 for 1)
+    WHEN style IN (112) AND s ~ '^\d{4}-\d\d-\d\d' THEN replace(left(s, 10), '-', '')
+    WHEN style IN (23) AND s ~ '^\d{4}-\d\d-\d\d' THEN left(s, 10)
+    ELSE s END $$;
+CREATE FUNCTION _sim.convert_text(d date, style int) RETURNS text LANGUAGE sql IMMUTABLE AS
+$$ SELECT _sim.convert_text(d::timestamp, style) $$;
+CREATE FUNCTION _sim.convert_text(b bytea, style int) RETURNS text LANGUAGE sql IMMUTABLE AS
+$$ SELECT CASE style WHEN 1 THEN '0x' || upper(encode(b, 'hex')) WHEN 2 THEN upper(encode(b, 'hex')) ELSE convert_from(b, 'UTF8') END $$;
+CREATE FUNCTION _sim.convert_text(n numeric, style int) RETURNS text LANGUAGE sql IMMUTABLE AS $$ SELECT n::text $$;
+
+CREATE FUNCTION _sim.part(p text) RETURNS text LANGUAGE sql IMMUTABLE AS $$
+  SELECT CASE lower(p)
+    WHEN 'yy' THEN 'year' WHEN 'yyyy' THEN 'year' WHEN 'qq' THEN 'quarter' WHEN 'q' THEN 'quarter'
+    WHEN 'mm' THEN 'month' WHEN 'm' THEN 'month' WHEN 'dd' THEN 'day' WHEN 'd' THEN 'day'
+    WHEN 'dy' THEN 'dayofyear' WHEN 'y' THEN 'dayofyear' WHEN 'wk' THEN 'week' WHEN 'ww' THEN 'week'
+    WHEN 'dw' THEN 'weekday' WHEN 'hh' THEN 'hour' WHEN 'mi' THEN 'minute' WHEN 'n' THEN 'minute'
+    WHEN 'ss' THEN 'second' WHEN 's' THEN 'second' WHEN 'ms' THEN 'millisecond' WHEN 'mcs' THEN 'microsecond'
+    WHEN 'ns' THEN 'nanosecond' ELSE lower(p) END $$;
+
+CREATE FUNCTION _sim.datepart(p text, t timestamp) RETURNS int LANGUAGE sql IMMUTABLE AS $$
+  SELECT CASE _sim.part(p)
+    WHEN 'year' THEN extract(year FROM t) WHEN 'quarter' THEN extract(quarter FROM t)
+    WHEN 'month' THEN extract(month FROM t) WHEN 'day' THEN extract(day FROM t)
+    WHEN 'dayofyear' THEN extract(doy FROM t) WHEN 'week' THEN extract(week FROM t)
+    WHEN 'weekday' THEN extract(dow FROM t) + 1 WHEN 'hour' THEN extract(hour FROM t)
+    WHEN 'minute' THEN extract(minute FROM t) WHEN 'second' THEN floor(extract(second FROM t))
+    WHEN 'millisecond' THEN floor(extract(microseconds FROM t) / 1000)::int % 1000
+    WHEN 'microsecond' THEN extract(microseconds FROM t)::int % 1000000
+    WHEN 'nanosecond' THEN (extract(microseconds FROM t)::int % 1000000) * 1000
+    END::int $$;
+CREATE FUNCTION _sim.datepart(p text, s text) RETURNS int LANGUAGE sql IMMUTABLE AS $$ SELECT _sim.datepart(p, _sim.ts(s)) $$;
+CREATE FUNCTION _sim.datepart(p text, d date) RETURNS int LANGUAGE sql IMMUTABLE AS $$ SELECT _sim.datepart(p, d::timestamp) $$;
+CREATE FUNCTION _sim.datename(p text, t timestamp) RETURNS text LANGUAGE sql IMMUTABLE AS $$
+  SELECT CASE _sim.part(p) WHEN 'month' THEN trim(to_char(t, 'Month')) WHEN 'weekday' THEN trim(to_char(t, 'Day'))
+    ELSE _sim.datepart(p, t)::text END $$;
+CREATE FUNCTION _sim.datename(p text, s text) RETURNS text LANGUAGE sql IMMUTABLE AS $$ SELECT _sim.datename(p, _sim.ts(s)) $$;
+
+CREATE FUNCTION _sim.dateadd(p text, n bigint, t timestamp) RETURNS timestamp LANGUAGE sql IMMUTABLE AS $$
+  SELECT CASE _sim.part(p)
+    WHEN 'year' THEN t + make_interval(years => n::int) WHEN 'quarter' THEN t + make_interval(months => 3 * n::int)
+    WHEN 'month' THEN t + make_interval(months => n::int) WHEN 'week' THEN t + make_interval(weeks => n::int)
+    WHEN 'hour' THEN t + make_interval(hours => n::int) WHEN 'minute' THEN t + make_interval(mins => n::int)
+    WHEN 'second' THEN t + make_interval(secs => n) WHEN 'millisecond' THEN t + make_interval(secs => n / 1000.0)
+    WHEN 'microsecond' THEN t + make_interval(secs => n / 1000000.0)
+    ELSE t + make_interval(days => n::int) END $$;
+CREATE FUNCTION _sim.dateadd(p text, n bigint, s text) RETURNS timestamp LANGUAGE sql IMMUTABLE AS $$ SELECT _sim.dateadd(p, n, _sim.ts(s)) $$;
+CREATE FUNCTION _sim.dateadd(p text, n bigint, d date) RETURNS date LANGUAGE sql IMMUTABLE AS $$ SELECT _sim.dateadd(p, n, d::timestamp)::date $$;
+
+-- DATEDIFF counts boundaries crossed, as SQL Server does.
+CREATE FUNCTION _sim.datediff(p text, a timestamp, b timestamp) RETURNS bigint LANGUAGE sql IMMUTABLE AS $$
+  SELECT CASE _sim.part(p)
+    WHEN 'year' THEN extract(year FROM b) - extract(year FROM a)
+    WHEN 'quarter' THEN (extract(year FROM b) * 4 + extract(quarter FROM b)) - (extract(year FROM a) * 4 + extract(quarter FROM a))
+    WHEN 'month' THEN (extract(year FROM b) * 12 + extract(month FROM b)) - (extract(year FROM a) * 12 + extract(month FROM a))
+    WHEN 'week' THEN ((b::date - extract(dow FROM b)::int) - date '2000-01-02') / 7 - ((a::date - extract(dow FROM a)::int) - date '2000-01-02') / 7
+    WHEN 'hour' THEN floor(extract(epoch FROM date_trunc('hour', b)) / 3600) - floor(extract(epoch FROM date_trunc('hour', a)) / 3600)
+    WHEN 'minute' THEN floor(extract(epoch FROM date_trunc('minute', b)) / 60) - floor(extract(epoch FROM date_trunc('minute', a)) / 60)
+    WHEN 'second' THEN floor(extract(epoch FROM date_trunc('second', b))) - floor(extract(epoch FROM date_trunc('second', a)))
+    WHEN 'millisecond' THEN floor(extract(epoch FROM date_trunc('milliseconds', b)) * 1000) - floor(extract(epoch FROM date_trunc('milliseconds', a)) * 1000)
+    WHEN 'microsecond' THEN floor(extract(epoch FROM b) * 1000000) - floor(extract(epoch FROM a) * 1000000)
+    ELSE b::date - a::date END::bigint $$;
+CREATE FUNCTION _sim.datediff(p text, a text, b text) RETURNS bigint LANGUAGE sql IMMUTABLE AS $$ SELECT _sim.datediff(p, _sim.ts(a), _sim.ts(b)) $$;
+CREATE FUNCTION _sim.datediff(p text, a date, b date) RETURNS bigint LANGUAGE sql IMMUTABLE AS $$ SELECT _sim.datediff(p, a::timestamp, b::timestamp) $$;
+CREATE FUNCTION _sim.eomonth(t timestamp) RETURNS date LANGUAGE sql IMMUTABLE AS
+$$ SELECT (date_trunc('month', t) + interval '1 month' - interval '1 day')::date $$;
+CREATE FUNCTION _sim.eomonth(s text) RETURNS date LANGUAGE sql IMMUTABLE AS $$ SELECT _sim.eomonth(_sim.ts(s)) $$;
+
+-- SQL Server orders uniqueidentifier by bytes 10-15, 8-9, then the first three groups (as stored).
+CREATE FUNCTION _sim.guid_key(u uuid) RETURNS bytea LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+  SELECT substr(b, 11, 6) || substr(b, 9, 2) || substr(b, 8, 1) || substr(b, 7, 1) || substr(b, 6, 1) || substr(b, 5, 1)
+      || substr(b, 4, 1) || substr(b, 3, 1) || substr(b, 2, 1) || substr(b, 1, 1)
+  FROM (SELECT uuid_send(u) AS b) x $$;
+
+-- ---------- sys views ----------
+CREATE VIEW sys.schemas AS
+  SELECT _sim.nm(n.oid, n.nspname) AS name, _sim.schema_id_of(n.oid) AS schema_id, 1 AS principal_id
+  FROM pg_namespace n
+  WHERE n.nspname NOT LIKE 'pg\_%' AND n.nspname NOT IN ('information_schema', '_sim', 'public');
+
+CREATE VIEW sys.tables AS
+  SELECT _sim.nm(c.oid, c.relname) AS name, c.oid::int AS object_id, NULL::int AS principal_id, _sim.schema_id_of(c.relnamespace) AS schema_id,
+         0 AS parent_object_id, 'U '::char(2) AS type, 'USER_TABLE'::varchar(60) AS type_desc,
+         t.create_date AS create_date, t.modify_date AS modify_date, false AS is_ms_shipped, false AS is_published,
+         false AS is_schema_published, 0 AS lob_data_space_id, false AS is_replicated, false AS has_replication_filter,
+         false AS is_merge_published, false AS is_sync_tran_subscribed, false AS has_unchecked_assembly_data,
+         0 AS text_in_row_limit, false AS large_value_types_out_of_row, false AS is_tracked_by_cdc,
+         0::smallint AS lock_escalation, 'TABLE'::varchar(60) AS lock_escalation_desc, false AS is_filetable,
+         false AS is_memory_optimized, 0::smallint AS durability, 'SCHEMA_AND_DATA'::varchar(60) AS durability_desc,
+         0::smallint AS temporal_type, 'NON_TEMPORAL_TABLE'::varchar(60) AS temporal_type_desc, NULL::int AS history_table_id,
+         false AS is_remote_data_archive_enabled, false AS is_external, false AS is_node, false AS is_edge
+  FROM pg_class c JOIN _sim.tables t ON t.oid = c.oid
+  WHERE c.relkind IN ('r', 'p');
+
+CREATE VIEW sys.types AS
+  SELECT name::varchar(128) AS name, system_type_id::smallint AS system_type_id, user_type_id, 4 AS schema_id, NULL::int AS principal_id,
+         max_length::smallint AS max_length, precision::smallint AS precision, scale::smallint AS scale,
+         CASE WHEN name IN ('char','varchar','nchar','nvarchar','text','ntext','sysname','sql_variant','xml') THEN 'SQL_Latin1_General_CP1_CI_AS' END::varchar(128) AS collation_name,
+         true AS is_nullable, false AS is_user_defined, (user_type_id IN (128,129,130)) AS is_assembly_type, 0 AS default_object_id, 0 AS rule_object_id, false AS is_table_type
+  FROM (VALUES
+    ('bit',104,104,1,1,0), ('tinyint',48,48,1,3,0), ('smallint',52,52,2,5,0), ('int',56,56,4,10,0), ('bigint',127,127,8,19,0),
+    ('decimal',106,106,17,38,38), ('numeric',108,108,17,38,38), ('money',60,60,8,19,4), ('smallmoney',122,122,4,10,4),
+    ('real',59,59,4,24,0), ('float',62,62,8,53,0), ('date',40,40,3,10,0), ('time',41,41,5,16,7), ('datetime',61,61,8,23,3),
+    ('smalldatetime',58,58,4,16,0), ('datetime2',42,42,8,27,7), ('datetimeoffset',43,43,10,34,7), ('char',175,175,8000,0,0),
+    ('varchar',167,167,8000,0,0), ('nchar',239,239,8000,0,0), ('nvarchar',231,231,8000,0,0), ('sysname',231,256,256,0,0),
+    ('text',35,35,16,0,0), ('ntext',99,99,16,0,0), ('binary',173,173,8000,0,0), ('varbinary',165,165,8000,0,0), ('image',34,34,16,0,0),
+    ('uniqueidentifier',36,36,16,0,0), ('xml',241,241,-1,0,0), ('timestamp',189,189,8,0,0), ('sql_variant',98,98,8016,0,0),
+    ('hierarchyid',240,128,892,0,0), ('geometry',240,129,-1,0,0), ('geography',240,130,-1,0,0)
+  ) AS t(name, system_type_id, user_type_id, max_length, precision, scale);
+
+CREATE VIEW sys.columns AS
+  SELECT c.table_oid::int AS object_id, c.name::varchar(128) AS name, a.attnum::int AS column_id,
+         c.system_type_id::smallint AS system_type_id, c.user_type_id AS user_type_id, c.max_length::smallint AS max_length,
+         c.precision::smallint AS precision, c.scale::smallint AS scale,
+         CASE WHEN c.type ~* '^(n?char|n?varchar|n?text)' THEN 'SQL_Latin1_General_CP1_CI_AS' END::varchar(128) AS collation_name,
+         (NOT a.attnotnull) AS is_nullable, false AS is_ansi_padded, false AS is_rowguidcol, c.is_identity AS is_identity,
+         (a.attgenerated <> '') AS is_computed, false AS is_filestream, false AS is_replicated, false AS is_non_sql_subscribed,
+         false AS is_merge_published, false AS is_dts_replicated, false AS is_xml_document, 0 AS xml_collection_id,
+         COALESCE(c.default_object_id, 0) AS default_object_id, 0 AS rule_object_id, false AS is_sparse, false AS is_column_set,
+         0::smallint AS generated_always_type, 'NOT_APPLICABLE'::varchar(60) AS generated_always_type_desc, false AS is_hidden, false AS is_masked
+  FROM _sim.columns c JOIN pg_attribute a ON a.attrelid = c.table_oid AND a.attnum = c.attnum AND NOT a.attisdropped
+  JOIN _sim.tables t ON t.oid = c.table_oid;
+
+CREATE VIEW sys.objects AS
+  SELECT name, object_id, principal_id, schema_id, parent_object_id, type, type_desc, create_date, modify_date, is_ms_shipped, false AS is_published, false AS is_schema_published FROM sys.tables
+  UNION ALL
+  SELECT _sim.nm(k.oid, k.conname), k.oid::int, NULL::int, _sim.schema_id_of(k.connamespace), k.conrelid::int,
+         CASE k.contype WHEN 'p' THEN 'PK' WHEN 'u' THEN 'UQ' WHEN 'f' THEN 'F ' ELSE 'C ' END::char(2),
+         CASE k.contype WHEN 'p' THEN 'PRIMARY_KEY_CONSTRAINT' WHEN 'u' THEN 'UNIQUE_CONSTRAINT' WHEN 'f' THEN 'FOREIGN_KEY_CONSTRAINT' ELSE 'CHECK_CONSTRAINT' END::varchar(60),
+         t.create_date, t.modify_date, false, false, false
+  FROM pg_constraint k JOIN _sim.tables t ON t.oid = k.conrelid
+  UNION ALL
+  SELECT c.default_name::varchar(128), c.default_object_id, NULL::int, _sim.schema_id_of(cl.relnamespace), c.table_oid::int, 'D '::char(2),
+         'DEFAULT_CONSTRAINT'::varchar(60), t.create_date, t.modify_date, false, false, false
+  FROM _sim.columns c JOIN pg_class cl ON cl.oid = c.table_oid JOIN _sim.tables t ON t.oid = c.table_oid WHERE c.default_object_id IS NOT NULL;
+
+CREATE VIEW sys.indexes AS
+  SELECT i.indrelid::int AS object_id, _sim.nm(ic.oid, ic.relname) AS name, si.index_id,
+         CASE WHEN si.clustered THEN 1 ELSE 2 END::smallint AS type,
+         CASE WHEN si.clustered THEN 'CLUSTERED' ELSE 'NONCLUSTERED' END::varchar(60) AS type_desc,
+         i.indisunique AS is_unique, 1 AS data_space_id, false AS ignore_dup_key, i.indisprimary AS is_primary_key,
+         (k.contype = 'u') IS TRUE AS is_unique_constraint, 0::smallint AS fill_factor, false AS is_padded, false AS is_disabled,
+         false AS is_hypothetical, true AS allow_row_locks, true AS allow_page_locks, (i.indpred IS NOT NULL) AS has_filter,
+         NULL::varchar(4000) AS filter_definition
+  FROM pg_index i JOIN pg_class ic ON ic.oid = i.indexrelid JOIN _sim.indexes si ON si.index_oid = i.indexrelid
+  LEFT JOIN pg_constraint k ON k.conindid = i.indexrelid AND k.contype IN ('p', 'u');
+
+CREATE VIEW sys.index_columns AS
+  SELECT i.indrelid::int AS object_id, si.index_id, k.n::int AS index_column_id, k.attnum::int AS column_id,
+         CASE WHEN k.n <= i.indnkeyatts THEN k.n ELSE 0 END::smallint AS key_ordinal, 0::smallint AS partition_ordinal,
+         CASE WHEN k.n <= i.indnkeyatts THEN (i.indoption[k.n - 1] & 1) = 1 ELSE false END AS is_descending_key,
+         (k.n > i.indnkeyatts) AS is_included_column, 0::smallint AS column_store_order_ordinal
+  FROM pg_index i JOIN _sim.indexes si ON si.index_oid = i.indexrelid
+  CROSS JOIN LATERAL unnest(i.indkey::int2[]) WITH ORDINALITY AS k(attnum, n);
+
+CREATE VIEW sys.key_constraints AS
+  SELECT _sim.nm(k.oid, k.conname) AS name, k.oid::int AS object_id, NULL::int AS principal_id, _sim.schema_id_of(k.connamespace) AS schema_id,
+         k.conrelid::int AS parent_object_id, CASE k.contype WHEN 'p' THEN 'PK' ELSE 'UQ' END::char(2) AS type,
+         CASE k.contype WHEN 'p' THEN 'PRIMARY_KEY_CONSTRAINT' ELSE 'UNIQUE_CONSTRAINT' END::varchar(60) AS type_desc,
+         si.index_id AS unique_index_id, false AS is_system_named, true AS is_enforced
+  FROM pg_constraint k JOIN _sim.indexes si ON si.index_oid = k.conindid WHERE k.contype IN ('p', 'u');
+
+CREATE VIEW sys.foreign_keys AS
+  SELECT _sim.nm(k.oid, k.conname) AS name, k.oid::int AS object_id, NULL::int AS principal_id, _sim.schema_id_of(k.connamespace) AS schema_id,
+         k.conrelid::int AS parent_object_id, 'F '::char(2) AS type, 'FOREIGN_KEY_CONSTRAINT'::varchar(60) AS type_desc,
+         k.confrelid::int AS referenced_object_id, ri.index_id AS key_index_id, false AS is_disabled, false AS is_not_for_replication,
+         (NOT k.convalidated) AS is_not_trusted,
+         CASE k.confdeltype WHEN 'c' THEN 1 WHEN 'n' THEN 2 WHEN 'd' THEN 3 ELSE 0 END::smallint AS delete_referential_action,
+         CASE k.confdeltype WHEN 'c' THEN 'CASCADE' WHEN 'n' THEN 'SET_NULL' WHEN 'd' THEN 'SET_DEFAULT' ELSE 'NO_ACTION' END::varchar(60) AS delete_referential_action_desc,
+         CASE k.confupdtype WHEN 'c' THEN 1 WHEN 'n' THEN 2 WHEN 'd' THEN 3 ELSE 0 END::smallint AS update_referential_action,
+         CASE k.confupdtype WHEN 'c' THEN 'CASCADE' WHEN 'n' THEN 'SET_NULL' WHEN 'd' THEN 'SET_DEFAULT' ELSE 'NO_ACTION' END::varchar(60) AS update_referential_action_desc,
+         false AS is_system_named
+  FROM pg_constraint k LEFT JOIN _sim.indexes ri ON ri.index_oid = k.conindid WHERE k.contype = 'f';
+
+CREATE VIEW sys.foreign_key_columns AS
+  SELECT k.oid::int AS constraint_object_id, x.n::int AS constraint_column_id, k.conrelid::int AS parent_object_id,
+         x.parent::int AS parent_column_id, k.confrelid::int AS referenced_object_id, x.ref::int AS referenced_column_id
+  FROM pg_constraint k CROSS JOIN LATERAL unnest(k.conkey, k.confkey) WITH ORDINALITY AS x(parent, ref, n)
+  WHERE k.contype = 'f';
+
+CREATE VIEW sys.identity_columns AS
+  SELECT c.object_id, c.name, c.column_id, c.system_type_id, c.user_type_id, c.max_length, c.precision, c.scale,
+         c.is_nullable, c.is_identity, s.seed AS seed_value, s.increment AS increment_value,
+         _sim.ident_last(c.object_id::oid) AS last_value, false AS is_not_for_replication
+  FROM sys.columns c JOIN _sim.columns s ON s.table_oid = c.object_id::oid AND s.attnum = c.column_id WHERE s.is_identity;
+
+CREATE VIEW sys.default_constraints AS
+  SELECT c.default_name::varchar(128) AS name, c.default_object_id AS object_id, NULL::int AS principal_id,
+         _sim.schema_id_of(cl.relnamespace) AS schema_id, c.table_oid::int AS parent_object_id, 'D '::char(2) AS type,
+         'DEFAULT_CONSTRAINT'::varchar(60) AS type_desc, c.attnum::int AS parent_column_id,
+         c.default_definition::varchar(4000) AS definition, false AS is_system_named
+  FROM _sim.columns c JOIN pg_class cl ON cl.oid = c.table_oid WHERE c.default_object_id IS NOT NULL;
+
+CREATE VIEW sys.computed_columns AS
+  SELECT c.object_id, c.name, c.column_id, c.system_type_id, c.user_type_id, c.max_length, c.precision, c.scale, c.is_nullable,
+         pg_get_expr(d.adbin, d.adrelid)::varchar(4000) AS definition, true AS is_persisted
+  FROM sys.columns c JOIN pg_attrdef d ON d.adrelid = c.object_id::oid AND d.adnum = c.column_id WHERE c.is_computed;
+
+CREATE VIEW sys.partitions AS
+  SELECT (c.oid::bigint * 1000 + COALESCE(si.index_id, 0)) AS partition_id, c.oid::int AS object_id, COALESCE(si.index_id, 0) AS index_id,
+         1 AS partition_number, (c.oid::bigint * 1000) AS hobt_id,
+         GREATEST(c.reltuples, COALESCE(st.n_live_tup, 0), 0)::bigint AS rows, 0::smallint AS data_compression,
+         'NONE'::varchar(60) AS data_compression_desc
+  FROM pg_class c JOIN _sim.tables t ON t.oid = c.oid
+  LEFT JOIN (SELECT table_oid, min(index_id) AS index_id FROM _sim.indexes WHERE index_id <= 1 GROUP BY table_oid) si ON si.table_oid = c.oid
+  LEFT JOIN pg_stat_user_tables st ON st.relid = c.oid;
+
+CREATE VIEW sys.databases AS
+  SELECT name::varchar(128) AS name, database_id, NULL::bytea AS owner_sid, create_date, 160::smallint AS compatibility_level,
+         'SQL_Latin1_General_CP1_CI_AS'::varchar(128) AS collation_name, 0::smallint AS user_access, 'MULTI_USER'::varchar(60) AS user_access_desc,
+         false AS is_read_only, 0::smallint AS state, 'ONLINE'::varchar(60) AS state_desc,
+         (CASE WHEN snapshot_isolation THEN 1 ELSE 0 END)::smallint AS snapshot_isolation_state,
+         (CASE WHEN snapshot_isolation THEN 'ON' ELSE 'OFF' END)::varchar(60) AS snapshot_isolation_state_desc,
+         read_committed_snapshot AS is_read_committed_snapshot_on, 1::smallint AS recovery_model, 'FULL'::varchar(60) AS recovery_model_desc,
+         is_cdc_enabled, false AS is_encrypted
+  FROM _sim.databases;
+
+-- ---------- INFORMATION_SCHEMA ----------
+CREATE VIEW _sim_is.tables AS
+  SELECT current_setting('sim.database', true)::varchar(128) AS table_catalog, s.name AS table_schema, t.name AS table_name,
+         'BASE TABLE'::varchar(10) AS table_type
+  FROM sys.tables t JOIN sys.schemas s ON s.schema_id = t.schema_id;
+
+CREATE VIEW _sim_is.columns AS
+  SELECT current_setting('sim.database', true)::varchar(128) AS table_catalog, s.name AS table_schema, t.name AS table_name,
+         c.name AS column_name, c.column_id AS ordinal_position, sc.default_definition::varchar(4000) AS column_default,
+         (CASE WHEN c.is_nullable THEN 'YES' ELSE 'NO' END)::varchar(3) AS is_nullable,
+         (SELECT ty.name FROM sys.types ty WHERE ty.user_type_id = c.user_type_id) AS data_type,
+         CASE WHEN sc.type ~* '^n?(var)?char|^n?text|^(var)?binary|^image|^xml' THEN
+           CASE WHEN c.max_length = -1 THEN -1 WHEN sc.type ~* '^n(var)?char' THEN c.max_length / 2 ELSE c.max_length END END AS character_maximum_length,
+         CASE WHEN sc.type ~* '^n?(var)?char|^n?text|^(var)?binary|^image|^xml' THEN c.max_length::int END AS character_octet_length,
+         CASE WHEN c.precision > 0 AND sc.type !~* '^(date|time|datetime|smalldatetime|datetime2|datetimeoffset)' THEN c.precision::smallint END AS numeric_precision,
+         CASE WHEN c.precision > 0 AND sc.type !~* '^(date|time|datetime|smalldatetime|datetime2|datetimeoffset)' THEN (CASE WHEN sc.type ~* '^(real|float)' THEN 2 ELSE 10 END)::smallint END AS numeric_precision_radix,
+         CASE WHEN c.precision > 0 AND sc.type !~* '^(date|time|datetime|smalldatetime|datetime2|datetimeoffset|real|float)' THEN c.scale::int END AS numeric_scale,
+         CASE WHEN sc.type ~* '^(date|time|datetime|smalldatetime|datetime2|datetimeoffset)' THEN c.scale::smallint END AS datetime_precision,
+         CASE WHEN c.collation_name IS NOT NULL THEN (CASE WHEN sc.type ~* '^n' THEN 'UNICODE' ELSE 'iso_1' END) END::varchar(128) AS character_set_name,
+         c.collation_name AS collation_name
+  FROM sys.columns c JOIN sys.tables t ON t.object_id = c.object_id JOIN sys.schemas s ON s.schema_id = t.schema_id
+  JOIN _sim.columns sc ON sc.table_oid = c.object_id::oid AND sc.attnum = c.column_id;
+
+CREATE VIEW _sim_is.table_constraints AS
+  SELECT current_setting('sim.database', true)::varchar(128) AS constraint_catalog, s.name AS constraint_schema, _sim.nm(k.oid, k.conname) AS constraint_name,
+         current_setting('sim.database', true)::varchar(128) AS table_catalog, s.name AS table_schema, t.name AS table_name,
+         (CASE k.contype WHEN 'p' THEN 'PRIMARY KEY' WHEN 'u' THEN 'UNIQUE' WHEN 'f' THEN 'FOREIGN KEY' ELSE 'CHECK' END)::varchar(11) AS constraint_type,
+         'NO'::varchar(2) AS is_deferrable, 'NO'::varchar(2) AS initially_deferred
+  FROM pg_constraint k JOIN sys.tables t ON t.object_id = k.conrelid::int JOIN sys.schemas s ON s.schema_id = t.schema_id
+  WHERE k.contype IN ('p', 'u', 'f', 'c') AND NOT (k.contype = 'c' AND k.conname LIKE '\_sim\_%');
+
+CREATE VIEW _sim_is.key_column_usage AS
+  SELECT current_setting('sim.database', true)::varchar(128) AS constraint_catalog, s.name AS constraint_schema, _sim.nm(k.oid, k.conname) AS constraint_name,
+         current_setting('sim.database', true)::varchar(128) AS table_catalog, s.name AS table_schema, t.name AS table_name,
+         sc.name::varchar(128) AS column_name, x.n::int AS ordinal_position
+  FROM pg_constraint k CROSS JOIN LATERAL unnest(k.conkey) WITH ORDINALITY AS x(attnum, n)
+  JOIN sys.tables t ON t.object_id = k.conrelid::int JOIN sys.schemas s ON s.schema_id = t.schema_id
+  JOIN _sim.columns sc ON sc.table_oid = k.conrelid AND sc.attnum = x.attnum
+  WHERE k.contype IN ('p', 'u', 'f');
+
+-- Declared types of the views' columns, so results from sys.* and INFORMATION_SCHEMA carry
+-- SQL Server's types and (for INFORMATION_SCHEMA) upper-case names.
+INSERT INTO _sim.columns (table_oid, attnum, name, type)
+SELECT c.oid, a.attnum, CASE WHEN n.nspname = '_sim_is' THEN upper(a.attname) ELSE a.attname END,
+  CASE ty.typname WHEN 'bool' THEN 'bit' WHEN 'int2' THEN 'smallint' WHEN 'int4' THEN 'int' WHEN 'int8' THEN 'bigint'
+    WHEN 'oid' THEN 'int' WHEN 'numeric' THEN 'decimal(38,0)'
+    WHEN 'varchar' THEN CASE WHEN a.atttypmod > 4 THEN 'nvarchar(' || (a.atttypmod - 4) || ')' ELSE 'nvarchar(max)' END
+    WHEN 'bpchar' THEN 'char(' || GREATEST(a.atttypmod - 4, 1) || ')' WHEN 'timestamp' THEN 'datetime'
+    WHEN 'bytea' THEN 'varbinary(max)' WHEN 'name' THEN 'nvarchar(128)' WHEN 'date' THEN 'date' ELSE 'nvarchar(max)' END
+FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 JOIN pg_type ty ON ty.oid = a.atttypid
+WHERE n.nspname IN ('sys', '_sim_is') AND c.relkind = 'v';

@@ -1,0 +1,236 @@
+//! The listener and what all sessions share: the backing PostgreSQL and the database registry.
+//!
+//! Each T-SQL database is a PostgreSQL database named `<backing>__<name>`; the backing database
+//! itself is `master`. The registry is `_sim.databases`, kept in every database so that
+//! `sys.databases` answers everywhere.
+
+use crate::catalog::{self, pg_quote_ident};
+use crate::error::SqlError;
+use crate::session::Session;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use tokio::net::TcpListener;
+use tokio::sync::{watch, Mutex};
+use tokio_postgres::{Client, Config, NoTls};
+
+/// Settings of a simulator instance.
+#[derive(Clone, Debug)]
+pub struct SimConfig {
+    /// URL of the backing PostgreSQL database (it becomes `master`).
+    pub backing_url: String,
+    /// Password of the `sa` login. Never logged.
+    pub sa_password: String,
+}
+
+/// State shared by all sessions of one server.
+pub struct Shared {
+    /// Connection settings of the backing database.
+    pub backing: Config,
+    backing_db: String,
+    /// The `sa` password.
+    pub sa_password: String,
+    registry: Mutex<()>,
+}
+
+fn pg_name_for(backing_db: &str, name: &str) -> String {
+    let lower = name.to_lowercase();
+    let simple = !lower.is_empty() && lower.len() <= 30 && lower.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+    let suffix = if simple {
+        lower
+    } else {
+        let mut h: u64 = 0xcbf29ce484222325;
+        for b in lower.bytes() {
+            h ^= b as u64;
+            h = h.wrapping_mul(0x100000001b3);
+        }
+        format!("x{h:016x}")
+    };
+    let base: String = backing_db.chars().take(28).collect();
+    format!("{base}__{suffix}")
+}
+
+impl Shared {
+    async fn admin(&self) -> Result<Client, SqlError> {
+        let (client, conn) = self.backing.connect(NoTls).await.map_err(|e| SqlError::internal(format!("connect to backing database: {e}")))?;
+        tokio::spawn(async move {
+            let _ = conn.await;
+        });
+        Ok(client)
+    }
+
+    async fn databases(&self, admin: &Client) -> Result<Vec<(String, i32)>, SqlError> {
+        let rows = admin.query("SELECT name, database_id FROM _sim.databases ORDER BY database_id", &[]).await.map_err(|e| SqlError::from_pg(&e))?;
+        Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
+    }
+
+    /// The T-SQL name (as created) and PostgreSQL name of database `db`.
+    pub async fn resolve_database(&self, db: &str) -> Result<(String, String), SqlError> {
+        if db.eq_ignore_ascii_case("master") {
+            return Ok(("master".into(), self.backing_db.clone()));
+        }
+        let admin = self.admin().await?;
+        let row = admin
+            .query_opt("SELECT name FROM _sim.databases WHERE lower(name) = lower($1)", &[&db])
+            .await
+            .map_err(|e| SqlError::from_pg(&e))?;
+        match row {
+            Some(r) => {
+                let name: String = r.get(0);
+                let pg = pg_name_for(&self.backing_db, &name);
+                Ok((name, pg))
+            }
+            None => Err(SqlError::new(911, 16, format!("Database '{db}' does not exist. Make sure that the name is entered correctly."))),
+        }
+    }
+
+    /// CREATE DATABASE: a new PostgreSQL database with the simulator's catalog.
+    pub async fn create_database(&self, name: &str) -> Result<(), SqlError> {
+        let _guard = self.registry.lock().await;
+        let admin = self.admin().await?;
+        let all = self.databases(&admin).await?;
+        if all.iter().any(|(n, _)| n.eq_ignore_ascii_case(name)) || name.eq_ignore_ascii_case("master") {
+            return Err(SqlError::new(1801, 16, format!("Database '{name}' already exists. Choose a different database name.")));
+        }
+        let id = all.iter().map(|(_, i)| *i).max().unwrap_or(4).max(4) + 1;
+        let pg = pg_name_for(&self.backing_db, name);
+        admin.batch_execute(&format!("DROP DATABASE IF EXISTS {}", pg_quote_ident(&pg))).await.map_err(|e| SqlError::from_pg(&e))?;
+        admin.batch_execute(&format!("CREATE DATABASE {}", pg_quote_ident(&pg))).await.map_err(|e| SqlError::from_pg(&e))?;
+        let mut cfg = self.backing.clone();
+        cfg.dbname(&pg);
+        let (client, conn) = cfg.connect(NoTls).await.map_err(|e| SqlError::internal(format!("connect to new database: {e}")))?;
+        tokio::spawn(async move {
+            let _ = conn.await;
+        });
+        catalog::init_database(&client, name, id, &all).await?;
+        // Every existing database learns about the new one.
+        for (n, _) in all.iter().chain(std::iter::once(&("master".to_string(), 1))) {
+            let target = if n == "master" { self.backing_db.clone() } else { pg_name_for(&self.backing_db, n) };
+            let mut c = self.backing.clone();
+            c.dbname(&target);
+            if let Ok((cl, conn)) = c.connect(NoTls).await {
+                tokio::spawn(async move {
+                    let _ = conn.await;
+                });
+                let _ = cl
+                    .execute("INSERT INTO _sim.databases (name, database_id) VALUES ($1, $2) ON CONFLICT DO NOTHING", &[&name, &id])
+                    .await;
+            }
+        }
+        Ok(())
+    }
+
+    /// DROP DATABASE.
+    pub async fn drop_database(&self, name: &str) -> Result<(), SqlError> {
+        let _guard = self.registry.lock().await;
+        let (real, pg) = self.resolve_database(name).await?;
+        if real == "master" {
+            return Err(SqlError::new(3708, 16, "Cannot drop the database 'master' because it is a system database.".into()));
+        }
+        let admin = self.admin().await?;
+        admin.batch_execute(&format!("DROP DATABASE {} WITH (FORCE)", pg_quote_ident(&pg))).await.map_err(|e| SqlError::from_pg(&e))?;
+        for (n, _) in self.databases(&admin).await? {
+            let target = if n == "master" { self.backing_db.clone() } else { pg_name_for(&self.backing_db, &n) };
+            let mut c = self.backing.clone();
+            c.dbname(&target);
+            if let Ok((cl, conn)) = c.connect(NoTls).await {
+                tokio::spawn(async move {
+                    let _ = conn.await;
+                });
+                let _ = cl.execute("DELETE FROM _sim.databases WHERE name = $1", &[&real]).await;
+            }
+        }
+        Ok(())
+    }
+
+    /// ALTER DATABASE ... SET option: snapshot isolation and READ_COMMITTED_SNAPSHOT are kept;
+    /// other options are accepted and ignored.
+    pub async fn alter_database(&self, db: &str, words: &[String]) -> Result<(), SqlError> {
+        let (real, _) = self.resolve_database(db).await?;
+        let text = words.join(" ").to_uppercase();
+        let (column, on) = if text.contains("ALLOW_SNAPSHOT_ISOLATION") {
+            ("snapshot_isolation", text.contains("ALLOW_SNAPSHOT_ISOLATION ON"))
+        } else if text.contains("READ_COMMITTED_SNAPSHOT") {
+            ("read_committed_snapshot", text.contains("READ_COMMITTED_SNAPSHOT ON"))
+        } else if text.contains("CHANGE_TRACKING") {
+            return Err(SqlError::new(40000, 16, "Change tracking is not implemented by the simulator yet.".into()));
+        } else {
+            return Ok(());
+        };
+        let admin = self.admin().await?;
+        let mut targets = vec![self.backing_db.clone()];
+        for (n, _) in self.databases(&admin).await? {
+            if n != "master" {
+                targets.push(pg_name_for(&self.backing_db, &n));
+            }
+        }
+        for target in targets {
+            let mut c = self.backing.clone();
+            c.dbname(&target);
+            if let Ok((cl, conn)) = c.connect(NoTls).await {
+                tokio::spawn(async move {
+                    let _ = conn.await;
+                });
+                let _ = cl.execute(&format!("UPDATE _sim.databases SET {column} = $1 WHERE name = $2"), &[&on, &real]).await;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A running simulator.
+pub struct SimServer {
+    /// The address it listens on.
+    pub addr: SocketAddr,
+    shutdown: watch::Sender<bool>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl SimServer {
+    /// Stops accepting connections (open sessions end with their clients).
+    pub async fn stop(self) {
+        let _ = self.shutdown.send(true);
+        let _ = self.task.await;
+    }
+}
+
+/// Prepares the backing database (idempotent) and starts listening on `listen` (port 0: any).
+pub async fn start(cfg: SimConfig, listen: SocketAddr) -> Result<SimServer, String> {
+    let backing: Config = cfg.backing_url.parse().map_err(|e| format!("--backing is not a PostgreSQL URL: {e}"))?;
+    let backing_db = backing.get_dbname().unwrap_or("postgres").to_string();
+    let (client, conn) = backing.connect(NoTls).await.map_err(|e| format!("cannot connect to the backing PostgreSQL: {e}"))?;
+    tokio::spawn(async move {
+        let _ = conn.await;
+    });
+    let initialised = client
+        .query_one("SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = '_sim')", &[])
+        .await
+        .map_err(|e| format!("backing PostgreSQL: {e}"))?
+        .get::<_, bool>(0);
+    if !initialised {
+        catalog::init_database(&client, "master", 1, &[]).await.map_err(|e| format!("initialising the backing database: {}", e.message))?;
+    }
+    drop(client);
+    let listener = TcpListener::bind(listen).await.map_err(|e| format!("cannot listen on {listen}: {e}"))?;
+    let addr = listener.local_addr().map_err(|e| e.to_string())?;
+    let shared = Arc::new(Shared { backing, backing_db, sa_password: cfg.sa_password, registry: Mutex::new(()) });
+    let (tx, mut rx) = watch::channel(false);
+    let task = tokio::spawn(async move {
+        loop {
+            tokio::select! {
+                _ = rx.changed() => break,
+                accepted = listener.accept() => {
+                    let Ok((socket, peer)) = accepted else { continue };
+                    let _ = socket.set_nodelay(true);
+                    let shared = shared.clone();
+                    tokio::spawn(async move {
+                        if let Err(e) = Session::new(shared).run(socket).await {
+                            tracing::debug!(%peer, error = %e, "session ended with an error");
+                        }
+                    });
+                }
+            }
+        }
+    });
+    tracing::info!(%addr, "mssql-sim listening");
+    Ok(SimServer { addr, shutdown: tx, task })
+}
