@@ -666,6 +666,22 @@ impl VisitorMut for Rewriter<'_> {
         ControlFlow::Continue(())
     }
 
+    fn post_visit_table_factor(&mut self, tf: &mut TableFactor) -> ControlFlow<()> {
+        // GENERATE_SERIES(start, stop) returns one column named `value` (SQL Server 2022).
+        if let TableFactor::Table { name, args: Some(_), alias, .. } = tf {
+            if name.to_string().eq_ignore_ascii_case("generate_series") && alias.as_ref().is_none_or(|a| a.columns.is_empty()) {
+                let a_name = alias.as_ref().map(|a| a.name.clone()).unwrap_or_else(|| Ident::new("generate_series"));
+                *alias = Some(sqlparser::ast::TableAlias {
+                    explicit: true,
+                    name: a_name,
+                    columns: vec![sqlparser::ast::TableAliasColumnDef::from_name("value")],
+                    at: None,
+                });
+            }
+        }
+        ControlFlow::Continue(())
+    }
+
     fn post_visit_query(&mut self, q: &mut Query) -> ControlFlow<()> {
         let rw = self;
         if let SetExpr::Select(sel) = q.body.as_mut() {

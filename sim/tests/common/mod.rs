@@ -1,0 +1,65 @@
+//! Test helpers: an in-process simulator on a fresh backing database, and tiberius clients.
+#![allow(dead_code)]
+
+use mssql_sim::server::{start, SimConfig, SimServer};
+use tiberius::{AuthMethod, Client, Config, EncryptionLevel};
+use tokio::net::TcpStream;
+use tokio_util::compat::{Compat, TokioAsyncWriteCompatExt};
+
+pub const SA_PASSWORD: &str = "Sim_Pass_w0rd";
+
+pub type Tds = Client<Compat<TcpStream>>;
+
+/// A simulator serving a fresh backing database on a free loopback port.
+pub async fn sim(hint: &str) -> SimServer {
+    let backing = testkit::fresh_database(hint).await;
+    start(SimConfig { backing_url: backing, sa_password: SA_PASSWORD.into() }, "127.0.0.1:0".parse().unwrap())
+        .await
+        .expect("simulator starts")
+}
+
+pub fn config(server: &SimServer, password: &str, database: Option<&str>) -> Config {
+    let mut c = Config::new();
+    c.host("127.0.0.1");
+    c.port(server.addr.port());
+    c.authentication(AuthMethod::sql_server("sa", password));
+    c.encryption(EncryptionLevel::NotSupported);
+    if let Some(db) = database {
+        c.database(db);
+    }
+    c
+}
+
+pub async fn connect_with(server: &SimServer, password: &str, database: Option<&str>) -> tiberius::Result<Tds> {
+    let cfg = config(server, password, database);
+    let tcp = TcpStream::connect(cfg.get_addr()).await?;
+    tcp.set_nodelay(true)?;
+    Client::connect(cfg, tcp.compat_write()).await
+}
+
+pub async fn connect(server: &SimServer) -> Tds {
+    connect_with(server, SA_PASSWORD, None).await.expect("login as sa")
+}
+
+/// Runs a batch and returns the first result set's rows.
+pub async fn rows(c: &mut Tds, sql: &str) -> Vec<tiberius::Row> {
+    c.simple_query(sql).await.unwrap_or_else(|e| panic!("{sql}: {e}")).into_first_result().await.unwrap_or_else(|e| panic!("{sql}: {e}"))
+}
+
+/// Runs a batch to completion.
+pub async fn exec(c: &mut Tds, sql: &str) {
+    c.simple_query(sql).await.unwrap_or_else(|e| panic!("{sql}: {e}")).into_results().await.unwrap_or_else(|e| panic!("{sql}: {e}"));
+}
+
+/// The SQL Server error number of a failed batch.
+pub async fn error_number(c: &mut Tds, sql: &str) -> u32 {
+    match c.simple_query(sql).await {
+        Ok(stream) => match stream.into_results().await {
+            Ok(_) => panic!("expected an error from: {sql}"),
+            Err(tiberius::error::Error::Server(e)) => e.code(),
+            Err(e) => panic!("unexpected error kind from {sql}: {e}"),
+        },
+        Err(tiberius::error::Error::Server(e)) => e.code(),
+        Err(e) => panic!("unexpected error kind from {sql}: {e}"),
+    }
+}

@@ -1,0 +1,6 @@
+//! Integration tests of the simulator through TCP: tiberius, FreeTDS `tsql` and python-tds.
+
+mod common;
+mod external;
+mod tiberius_basics;
+mod tiberius_types;
