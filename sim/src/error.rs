@@ -23,7 +23,14 @@ pub struct SqlError {
 impl SqlError {
     /// A statement-level error.
     pub fn new(number: i32, class: u8, message: String) -> Self {
-        SqlError { number, state: 1, class, message, aborts_batch: false, ends_transaction: false }
+        SqlError {
+            number,
+            state: 1,
+            class,
+            message,
+            aborts_batch: false,
+            ends_transaction: false,
+        }
     }
 
     /// An internal failure of the simulator (severity 16, number 50000), with its cause.
@@ -33,14 +40,23 @@ impl SqlError {
 
     /// The connection to the backing PostgreSQL is gone: severity 20 closes the session.
     pub fn fatal(message: String) -> Self {
-        SqlError { number: 50000, state: 1, class: 20, message, aborts_batch: true, ends_transaction: true }
+        SqlError {
+            number: 50000,
+            state: 1,
+            class: 20,
+            message,
+            aborts_batch: true,
+            ends_transaction: true,
+        }
     }
 
     /// Maps a PostgreSQL error to SQL Server's number and wording.
     pub fn from_pg(e: &tokio_postgres::Error) -> Self {
         let Some(db) = e.as_db_error() else {
             if e.is_closed() {
-                return SqlError::fatal("The connection to the backing PostgreSQL database was lost.".into());
+                return SqlError::fatal(
+                    "The connection to the backing PostgreSQL database was lost.".into(),
+                );
             }
             return SqlError::internal(format!("backing database: {e}"));
         };
@@ -57,8 +73,17 @@ impl SqlError {
             let name = name.rsplit('.').next().unwrap_or(&name).to_string();
             SqlError::new(207, 16, format!("Invalid column name '{name}'."))
         } else if *code == SqlState::UNIQUE_VIOLATION {
-            let key = db.detail().and_then(|d| d.split("=(").nth(1)).and_then(|d| d.split(')').next()).unwrap_or("").to_string();
-            let kind = if constraint.starts_with("pk") { "PRIMARY KEY" } else { "UNIQUE KEY" };
+            let key = db
+                .detail()
+                .and_then(|d| d.split("=(").nth(1))
+                .and_then(|d| d.split(')').next())
+                .unwrap_or("")
+                .to_string();
+            let kind = if constraint.starts_with("pk") {
+                "PRIMARY KEY"
+            } else {
+                "UNIQUE KEY"
+            };
             if constraint.starts_with("pk") || constraint.starts_with("uq") {
                 SqlError::new(2627, 14, format!("Violation of {kind} constraint '{constraint}'. Cannot insert duplicate key in object '{schema}.{table}'. The duplicate key value is ({key})."))
             } else {
@@ -71,20 +96,32 @@ impl SqlError {
             SqlError::new(547, 16, format!("The statement conflicted with the FOREIGN KEY constraint \"{constraint}\". The conflict occurred in table \"{schema}.{table}\"."))
         } else if *code == SqlState::CHECK_VIOLATION {
             if constraint.starts_with("_sim_") {
-                SqlError::new(220, 16, "Arithmetic overflow error for the column's data type.".into())
+                SqlError::new(
+                    220,
+                    16,
+                    "Arithmetic overflow error for the column's data type.".into(),
+                )
             } else {
                 SqlError::new(547, 16, format!("The statement conflicted with the CHECK constraint \"{constraint}\". The conflict occurred in table \"{schema}.{table}\"."))
             }
         } else if *code == SqlState::STRING_DATA_RIGHT_TRUNCATION {
             SqlError::new(8152, 16, "String or binary data would be truncated.".into())
         } else if *code == SqlState::NUMERIC_VALUE_OUT_OF_RANGE {
-            let mut e = SqlError::new(8115, 16, "Arithmetic overflow error converting expression to data type numeric.".into());
+            let mut e = SqlError::new(
+                8115,
+                16,
+                "Arithmetic overflow error converting expression to data type numeric.".into(),
+            );
             e.aborts_batch = true;
             e
         } else if *code == SqlState::DIVISION_BY_ZERO {
             SqlError::new(8134, 16, "Divide by zero error encountered.".into())
         } else if *code == SqlState::SYNTAX_ERROR {
-            SqlError::new(102, 15, format!("Incorrect syntax near '{}'. ({msg})", quoted()))
+            SqlError::new(
+                102,
+                15,
+                format!("Incorrect syntax near '{}'. ({msg})", quoted()),
+            )
         } else if *code == SqlState::T_R_SERIALIZATION_FAILURE {
             let mut e = SqlError::new(
                 3960,
@@ -100,24 +137,53 @@ impl SqlError {
             e.aborts_batch = true;
             e
         } else if *code == SqlState::UNDEFINED_FUNCTION {
-            let name = msg.split_whitespace().nth(1).unwrap_or("").split('(').next().unwrap_or("").trim_start_matches("_sim.").to_string();
-            SqlError::new(195, 15, format!("'{name}' is not a recognized built-in function name."))
+            let name = msg
+                .split_whitespace()
+                .nth(1)
+                .unwrap_or("")
+                .split('(')
+                .next()
+                .unwrap_or("")
+                .trim_start_matches("_sim.")
+                .to_string();
+            SqlError::new(
+                195,
+                15,
+                format!("'{name}' is not a recognized built-in function name."),
+            )
         } else if *code == SqlState::DUPLICATE_TABLE || *code == SqlState::DUPLICATE_OBJECT {
-            SqlError::new(2714, 16, format!("There is already an object named '{}' in the database.", quoted()))
+            SqlError::new(
+                2714,
+                16,
+                format!(
+                    "There is already an object named '{}' in the database.",
+                    quoted()
+                ),
+            )
         } else if *code == SqlState::INVALID_SCHEMA_NAME {
             SqlError::new(2760, 16, format!("The specified schema name \"{}\" either does not exist or you do not have permission to use it.", quoted()))
         } else if *code == SqlState::INVALID_TEXT_REPRESENTATION {
             let mut e = SqlError::new(245, 16, format!("Conversion failed: {msg}"));
             e.aborts_batch = true;
             e
-        } else if *code == SqlState::INVALID_DATETIME_FORMAT || *code == SqlState::DATETIME_FIELD_OVERFLOW {
-            let mut e = SqlError::new(241, 16, "Conversion failed when converting date and/or time from character string.".into());
+        } else if *code == SqlState::INVALID_DATETIME_FORMAT
+            || *code == SqlState::DATETIME_FIELD_OVERFLOW
+        {
+            let mut e = SqlError::new(
+                241,
+                16,
+                "Conversion failed when converting date and/or time from character string.".into(),
+            );
             e.aborts_batch = true;
             e
         } else if *code == SqlState::QUERY_CANCELED {
             SqlError::new(3621, 0, "The statement has been terminated.".into())
         } else if *code == SqlState::UNDEFINED_OBJECT && msg.contains("savepoint") {
-            SqlError::new(3931, 16, "Cannot roll back. No transaction or savepoint of that name was found.".into())
+            SqlError::new(
+                3931,
+                16,
+                "Cannot roll back. No transaction or savepoint of that name was found.".into(),
+            )
         } else {
             SqlError::new(50000, 16, format!("{msg} (PostgreSQL {})", code.code()))
         };

@@ -3,7 +3,10 @@
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
-#[command(name = "mssql-sim", about = "A SQL Server simulator that speaks TDS and runs on PostgreSQL")]
+#[command(
+    name = "mssql-sim",
+    about = "A SQL Server simulator that speaks TDS and runs on PostgreSQL"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -27,11 +30,23 @@ enum Command {
 
 #[tokio::main]
 async fn main() {
-    tracing_subscriber::fmt().with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into())).with_writer(std::io::stderr).init();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
     let cli = Cli::parse();
     match cli.command {
-        Command::Serve { listen, backing, sa_password } => {
-            let cfg = mssql_sim::server::SimConfig { backing_url: backing, sa_password };
+        Command::Serve {
+            listen,
+            backing,
+            sa_password,
+        } => {
+            let cfg = mssql_sim::server::SimConfig {
+                backing_url: backing,
+                sa_password,
+            };
             let server = match mssql_sim::server::start(cfg, listen).await {
                 Ok(s) => s,
                 Err(e) => {

@@ -34,7 +34,9 @@ pub struct Shared {
 
 fn pg_name_for(backing_db: &str, name: &str) -> String {
     let lower = name.to_lowercase();
-    let simple = !lower.is_empty() && lower.len() <= 30 && lower.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+    let simple = !lower.is_empty()
+        && lower.len() <= 30
+        && lower.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
     let suffix = if simple {
         lower
     } else {
@@ -51,7 +53,11 @@ fn pg_name_for(backing_db: &str, name: &str) -> String {
 
 impl Shared {
     async fn admin(&self) -> Result<Client, SqlError> {
-        let (client, conn) = self.backing.connect(NoTls).await.map_err(|e| SqlError::internal(format!("connect to backing database: {e}")))?;
+        let (client, conn) = self
+            .backing
+            .connect(NoTls)
+            .await
+            .map_err(|e| SqlError::internal(format!("connect to backing database: {e}")))?;
         tokio::spawn(async move {
             let _ = conn.await;
         });
@@ -59,7 +65,13 @@ impl Shared {
     }
 
     async fn databases(&self, admin: &Client) -> Result<Vec<(String, i32)>, SqlError> {
-        let rows = admin.query("SELECT name, database_id FROM _sim.databases ORDER BY database_id", &[]).await.map_err(|e| SqlError::from_pg(&e))?;
+        let rows = admin
+            .query(
+                "SELECT name, database_id FROM _sim.databases ORDER BY database_id",
+                &[],
+            )
+            .await
+            .map_err(|e| SqlError::from_pg(&e))?;
         Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
     }
 
@@ -70,7 +82,10 @@ impl Shared {
         }
         let admin = self.admin().await?;
         let row = admin
-            .query_opt("SELECT name FROM _sim.databases WHERE lower(name) = lower($1)", &[&db])
+            .query_opt(
+                "SELECT name FROM _sim.databases WHERE lower(name) = lower($1)",
+                &[&db],
+            )
             .await
             .map_err(|e| SqlError::from_pg(&e))?;
         match row {
@@ -79,7 +94,13 @@ impl Shared {
                 let pg = pg_name_for(&self.backing_db, &name);
                 Ok((name, pg))
             }
-            None => Err(SqlError::new(911, 16, format!("Database '{db}' does not exist. Make sure that the name is entered correctly."))),
+            None => Err(SqlError::new(
+                911,
+                16,
+                format!(
+                    "Database '{db}' does not exist. Make sure that the name is entered correctly."
+                ),
+            )),
         }
     }
 
@@ -88,23 +109,45 @@ impl Shared {
         let _guard = self.registry.lock().await;
         let admin = self.admin().await?;
         let all = self.databases(&admin).await?;
-        if all.iter().any(|(n, _)| n.eq_ignore_ascii_case(name)) || name.eq_ignore_ascii_case("master") {
-            return Err(SqlError::new(1801, 16, format!("Database '{name}' already exists. Choose a different database name.")));
+        if all.iter().any(|(n, _)| n.eq_ignore_ascii_case(name))
+            || name.eq_ignore_ascii_case("master")
+        {
+            return Err(SqlError::new(
+                1801,
+                16,
+                format!("Database '{name}' already exists. Choose a different database name."),
+            ));
         }
         let id = all.iter().map(|(_, i)| *i).max().unwrap_or(4).max(4) + 1;
         let pg = pg_name_for(&self.backing_db, name);
-        admin.batch_execute(&format!("DROP DATABASE IF EXISTS {}", pg_quote_ident(&pg))).await.map_err(|e| SqlError::from_pg(&e))?;
-        admin.batch_execute(&format!("CREATE DATABASE {}", pg_quote_ident(&pg))).await.map_err(|e| SqlError::from_pg(&e))?;
+        admin
+            .batch_execute(&format!("DROP DATABASE IF EXISTS {}", pg_quote_ident(&pg)))
+            .await
+            .map_err(|e| SqlError::from_pg(&e))?;
+        admin
+            .batch_execute(&format!("CREATE DATABASE {}", pg_quote_ident(&pg)))
+            .await
+            .map_err(|e| SqlError::from_pg(&e))?;
         let mut cfg = self.backing.clone();
         cfg.dbname(&pg);
-        let (client, conn) = cfg.connect(NoTls).await.map_err(|e| SqlError::internal(format!("connect to new database: {e}")))?;
+        let (client, conn) = cfg
+            .connect(NoTls)
+            .await
+            .map_err(|e| SqlError::internal(format!("connect to new database: {e}")))?;
         tokio::spawn(async move {
             let _ = conn.await;
         });
         catalog::init_database(&client, name, id, &all).await?;
         // Every existing database learns about the new one.
-        for (n, _) in all.iter().chain(std::iter::once(&("master".to_string(), 1))) {
-            let target = if n == "master" { self.backing_db.clone() } else { pg_name_for(&self.backing_db, n) };
+        for (n, _) in all
+            .iter()
+            .chain(std::iter::once(&("master".to_string(), 1)))
+        {
+            let target = if n == "master" {
+                self.backing_db.clone()
+            } else {
+                pg_name_for(&self.backing_db, n)
+            };
             let mut c = self.backing.clone();
             c.dbname(&target);
             if let Ok((cl, conn)) = c.connect(NoTls).await {
@@ -124,19 +167,35 @@ impl Shared {
         let _guard = self.registry.lock().await;
         let (real, pg) = self.resolve_database(name).await?;
         if real == "master" {
-            return Err(SqlError::new(3708, 16, "Cannot drop the database 'master' because it is a system database.".into()));
+            return Err(SqlError::new(
+                3708,
+                16,
+                "Cannot drop the database 'master' because it is a system database.".into(),
+            ));
         }
         let admin = self.admin().await?;
-        admin.batch_execute(&format!("DROP DATABASE {} WITH (FORCE)", pg_quote_ident(&pg))).await.map_err(|e| SqlError::from_pg(&e))?;
+        admin
+            .batch_execute(&format!(
+                "DROP DATABASE {} WITH (FORCE)",
+                pg_quote_ident(&pg)
+            ))
+            .await
+            .map_err(|e| SqlError::from_pg(&e))?;
         for (n, _) in self.databases(&admin).await? {
-            let target = if n == "master" { self.backing_db.clone() } else { pg_name_for(&self.backing_db, &n) };
+            let target = if n == "master" {
+                self.backing_db.clone()
+            } else {
+                pg_name_for(&self.backing_db, &n)
+            };
             let mut c = self.backing.clone();
             c.dbname(&target);
             if let Ok((cl, conn)) = c.connect(NoTls).await {
                 tokio::spawn(async move {
                     let _ = conn.await;
                 });
-                let _ = cl.execute("DELETE FROM _sim.databases WHERE name = $1", &[&real]).await;
+                let _ = cl
+                    .execute("DELETE FROM _sim.databases WHERE name = $1", &[&real])
+                    .await;
             }
         }
         Ok(())
@@ -148,11 +207,21 @@ impl Shared {
         let (real, _) = self.resolve_database(db).await?;
         let text = words.join(" ").to_uppercase();
         let (column, on) = if text.contains("ALLOW_SNAPSHOT_ISOLATION") {
-            ("snapshot_isolation", text.contains("ALLOW_SNAPSHOT_ISOLATION ON"))
+            (
+                "snapshot_isolation",
+                text.contains("ALLOW_SNAPSHOT_ISOLATION ON"),
+            )
         } else if text.contains("READ_COMMITTED_SNAPSHOT") {
-            ("read_committed_snapshot", text.contains("READ_COMMITTED_SNAPSHOT ON"))
+            (
+                "read_committed_snapshot",
+                text.contains("READ_COMMITTED_SNAPSHOT ON"),
+            )
         } else if text.contains("CHANGE_TRACKING") {
-            return Err(SqlError::new(40000, 16, "Change tracking is not implemented by the simulator yet.".into()));
+            return Err(SqlError::new(
+                40000,
+                16,
+                "Change tracking is not implemented by the simulator yet.".into(),
+            ));
         } else {
             return Ok(());
         };
@@ -170,7 +239,12 @@ impl Shared {
                 tokio::spawn(async move {
                     let _ = conn.await;
                 });
-                let _ = cl.execute(&format!("UPDATE _sim.databases SET {column} = $1 WHERE name = $2"), &[&on, &real]).await;
+                let _ = cl
+                    .execute(
+                        &format!("UPDATE _sim.databases SET {column} = $1 WHERE name = $2"),
+                        &[&on, &real],
+                    )
+                    .await;
             }
         }
         Ok(())
@@ -195,24 +269,42 @@ impl SimServer {
 
 /// Prepares the backing database (idempotent) and starts listening on `listen` (port 0: any).
 pub async fn start(cfg: SimConfig, listen: SocketAddr) -> Result<SimServer, String> {
-    let backing: Config = cfg.backing_url.parse().map_err(|e| format!("--backing is not a PostgreSQL URL: {e}"))?;
+    let backing: Config = cfg
+        .backing_url
+        .parse()
+        .map_err(|e| format!("--backing is not a PostgreSQL URL: {e}"))?;
     let backing_db = backing.get_dbname().unwrap_or("postgres").to_string();
-    let (client, conn) = backing.connect(NoTls).await.map_err(|e| format!("cannot connect to the backing PostgreSQL: {e}"))?;
+    let (client, conn) = backing
+        .connect(NoTls)
+        .await
+        .map_err(|e| format!("cannot connect to the backing PostgreSQL: {e}"))?;
     tokio::spawn(async move {
         let _ = conn.await;
     });
     let initialised = client
-        .query_one("SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = '_sim')", &[])
+        .query_one(
+            "SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = '_sim')",
+            &[],
+        )
         .await
         .map_err(|e| format!("backing PostgreSQL: {e}"))?
         .get::<_, bool>(0);
     if !initialised {
-        catalog::init_database(&client, "master", 1, &[]).await.map_err(|e| format!("initialising the backing database: {}", e.message))?;
+        catalog::init_database(&client, "master", 1, &[])
+            .await
+            .map_err(|e| format!("initialising the backing database: {}", e.message))?;
     }
     drop(client);
-    let listener = TcpListener::bind(listen).await.map_err(|e| format!("cannot listen on {listen}: {e}"))?;
+    let listener = TcpListener::bind(listen)
+        .await
+        .map_err(|e| format!("cannot listen on {listen}: {e}"))?;
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
-    let shared = Arc::new(Shared { backing, backing_db, sa_password: cfg.sa_password, registry: Mutex::new(()) });
+    let shared = Arc::new(Shared {
+        backing,
+        backing_db,
+        sa_password: cfg.sa_password,
+        registry: Mutex::new(()),
+    });
     let (tx, mut rx) = watch::channel(false);
     let task = tokio::spawn(async move {
         loop {
@@ -232,5 +324,9 @@ pub async fn start(cfg: SimConfig, listen: SocketAddr) -> Result<SimServer, Stri
         }
     });
     tracing::info!(%addr, "mssql-sim listening");
-    Ok(SimServer { addr, shutdown: tx, task })
+    Ok(SimServer {
+        addr,
+        shutdown: tx,
+        task,
+    })
 }

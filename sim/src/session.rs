@@ -10,7 +10,10 @@ use crate::catalog::{self, pg_table, ResultColumns};
 use crate::error::SqlError;
 use crate::server::Shared;
 use crate::tds::rpc::{parse_rpc, parse_sql_batch, RpcParam};
-use crate::tds::token::{self, DONE_ATTN, DONE_COUNT, DONE_ERROR, DONE_MORE, TOKEN_DONE, TOKEN_DONEINPROC, TOKEN_DONEPROC};
+use crate::tds::token::{
+    self, DONE_ATTN, DONE_COUNT, DONE_ERROR, DONE_MORE, TOKEN_DONE, TOKEN_DONEINPROC,
+    TOKEN_DONEPROC,
+};
 use crate::tds::{self, login, PacketWriter};
 use crate::tsql::parse::{parse_batch, Isolation, Stmt};
 use crate::tsql::rewrite::{referenced_tables, to_pg_text, Context, Rewriter};
@@ -99,25 +102,39 @@ impl Session {
     }
 
     /// Serves one client connection until it closes. Protocol errors end the session only.
-    pub async fn run<S: AsyncRead + AsyncWrite + Unpin + Send + 'static>(mut self, stream: S) -> std::io::Result<()> {
+    pub async fn run<S: AsyncRead + AsyncWrite + Unpin + Send + 'static>(
+        mut self,
+        stream: S,
+    ) -> std::io::Result<()> {
         let (mut rd, wr) = tokio::io::split(stream);
         let mut out = PacketWriter::new(wr);
         // PRELOGIN
-        let Some(msg) = tds::read_message(&mut rd).await? else { return Ok(()) };
+        let Some(msg) = tds::read_message(&mut rd).await? else {
+            return Ok(());
+        };
         if msg.ty != tds::PT_PRELOGIN {
-            return Err(tds::invalid(format!("expected PRELOGIN, got packet type {:#x}", msg.ty)));
+            return Err(tds::invalid(format!(
+                "expected PRELOGIN, got packet type {:#x}",
+                msg.ty
+            )));
         }
         let pre = login::parse_prelogin(&msg.data)?;
-        out.buf().extend_from_slice(&login::prelogin_reply(login::ENCRYPT_NOT_SUP));
+        out.buf()
+            .extend_from_slice(&login::prelogin_reply(login::ENCRYPT_NOT_SUP));
         out.end_message().await?;
         if matches!(pre.encryption, Some(login::ENCRYPT_REQ)) {
             // The client insists on TLS, which this server does not offer; it will disconnect.
             tracing::debug!("client requires encryption, which is not supported");
         }
         // LOGIN7
-        let Some(msg) = tds::read_message(&mut rd).await? else { return Ok(()) };
+        let Some(msg) = tds::read_message(&mut rd).await? else {
+            return Ok(());
+        };
         if msg.ty != tds::PT_LOGIN7 {
-            return Err(tds::invalid(format!("expected LOGIN7, got packet type {:#x}", msg.ty)));
+            return Err(tds::invalid(format!(
+                "expected LOGIN7, got packet type {:#x}",
+                msg.ty
+            )));
         }
         let l = login::parse_login7(&msg.data)?;
         if !self.login(&l, &mut out).await? {
@@ -155,17 +172,46 @@ impl Session {
         Ok(())
     }
 
-    async fn login<W: AsyncWrite + Unpin + Send>(&mut self, l: &login::Login7, out: &mut PacketWriter<W>) -> std::io::Result<bool> {
+    async fn login<W: AsyncWrite + Unpin + Send>(
+        &mut self,
+        l: &login::Login7,
+        out: &mut PacketWriter<W>,
+    ) -> std::io::Result<bool> {
         let ok = l.user_name.eq_ignore_ascii_case("sa") && l.password == self.shared.sa_password;
         if !ok {
-            token::message(out.buf(), true, 18456, 1, 14, &format!("Login failed for user '{}'.", l.user_name), "mssql-sim", 1);
+            token::message(
+                out.buf(),
+                true,
+                18456,
+                1,
+                14,
+                &format!("Login failed for user '{}'.", l.user_name),
+                "mssql-sim",
+                1,
+            );
             token::done(out.buf(), TOKEN_DONE, DONE_ERROR, 0, 0);
             out.end_message().await?;
             return Ok(false);
         }
-        let db = if l.database.is_empty() { "master".to_string() } else { l.database.clone() };
+        let db = if l.database.is_empty() {
+            "master".to_string()
+        } else {
+            l.database.clone()
+        };
         if let Err(e) = self.connect(&db).await {
-            token::message(out.buf(), true, 4060, 1, 11, &format!("Cannot open database \"{db}\" requested by the login. The login failed. ({})", e.message), "mssql-sim", 1);
+            token::message(
+                out.buf(),
+                true,
+                4060,
+                1,
+                11,
+                &format!(
+                    "Cannot open database \"{db}\" requested by the login. The login failed. ({})",
+                    e.message
+                ),
+                "mssql-sim",
+                1,
+            );
             token::done(out.buf(), TOKEN_DONE, DONE_ERROR, 0, 0);
             out.end_message().await?;
             return Ok(false);
@@ -175,12 +221,34 @@ impl Session {
         }
         let b = out.buf();
         token::env_change_text(b, 1, &self.database, "master");
-        token::message(b, false, 5701, 2, 0, &format!("Changed database context to '{}'.", self.database), "mssql-sim", 1);
+        token::message(
+            b,
+            false,
+            5701,
+            2,
+            0,
+            &format!("Changed database context to '{}'.", self.database),
+            "mssql-sim",
+            1,
+        );
         token::env_change_bytes(b, 7, &token::COLLATION, &[]);
         token::env_change_text(b, 2, "us_english", "");
-        token::message(b, false, 5703, 1, 0, "Changed language setting to us_english.", "mssql-sim", 1);
+        token::message(
+            b,
+            false,
+            5703,
+            1,
+            0,
+            "Changed language setting to us_english.",
+            "mssql-sim",
+            1,
+        );
         token::login_ack(b);
-        let size = if l.packet_size >= 512 { l.packet_size.min(32767) } else { 4096 };
+        let size = if l.packet_size >= 512 {
+            l.packet_size.min(32767)
+        } else {
+            4096
+        };
         token::env_change_text(b, 4, &size.to_string(), &size.to_string());
         token::done(b, TOKEN_DONE, 0, 0, 0);
         out.end_message().await?;
@@ -193,12 +261,18 @@ impl Session {
         let mut cfg = self.shared.backing.clone();
         cfg.dbname(&pg_name);
         cfg.application_name("mssql-sim");
-        let (client, conn) = cfg.connect(NoTls).await.map_err(|e| SqlError::internal(format!("connect to backing database: {e}")))?;
+        let (client, conn) = cfg
+            .connect(NoTls)
+            .await
+            .map_err(|e| SqlError::internal(format!("connect to backing database: {e}")))?;
         tokio::spawn(async move {
             let _ = conn.await;
         });
         client
-            .batch_execute(&format!("SET search_path = dbo; SET sim.database = {}; SET intervalstyle = 'postgres'", pg_quote(&name)))
+            .batch_execute(&format!(
+                "SET search_path = dbo; SET sim.database = {}; SET intervalstyle = 'postgres'",
+                pg_quote(&name)
+            ))
             .await
             .map_err(|e| SqlError::from_pg(&e))?;
         self.pg = Some(Arc::new(client));
@@ -209,10 +283,16 @@ impl Session {
     }
 
     fn pg(&self) -> Result<&Client, SqlError> {
-        self.pg.as_deref().ok_or_else(|| SqlError::fatal("no backing connection".into()))
+        self.pg
+            .as_deref()
+            .ok_or_else(|| SqlError::fatal("no backing connection".into()))
     }
 
-    async fn handle<W: AsyncWrite + Unpin + Send>(&mut self, msg: tds::Message, out: &mut PacketWriter<W>) -> std::io::Result<()> {
+    async fn handle<W: AsyncWrite + Unpin + Send>(
+        &mut self,
+        msg: tds::Message,
+        out: &mut PacketWriter<W>,
+    ) -> std::io::Result<()> {
         if msg.reset_connection {
             self.reset().await;
         }
@@ -234,7 +314,14 @@ impl Session {
                 let req = match parse_rpc(&msg.data) {
                     Ok(r) => r,
                     Err(e) => {
-                        self.send_error(out, &SqlError::new(8009, 16, format!("The incoming RPC request is malformed: {e}")));
+                        self.send_error(
+                            out,
+                            &SqlError::new(
+                                8009,
+                                16,
+                                format!("The incoming RPC request is malformed: {e}"),
+                            ),
+                        );
                         token::done(out.buf(), TOKEN_DONEPROC, DONE_ERROR, 0, 0);
                         return self.finish_request(out).await;
                     }
@@ -247,7 +334,14 @@ impl Session {
                 self.finish_request(out).await
             }
             other => {
-                self.send_error(out, &SqlError::new(50000, 16, format!("Unsupported TDS message type {other:#x}.")));
+                self.send_error(
+                    out,
+                    &SqlError::new(
+                        50000,
+                        16,
+                        format!("Unsupported TDS message type {other:#x}."),
+                    ),
+                );
                 token::done(out.buf(), TOKEN_DONE, DONE_ERROR, 0, 0);
                 out.end_message().await
             }
@@ -255,7 +349,10 @@ impl Session {
     }
 
     /// Ends the reply; acknowledges an attention that arrived during the request.
-    async fn finish_request<W: AsyncWrite + Unpin + Send>(&mut self, out: &mut PacketWriter<W>) -> std::io::Result<()> {
+    async fn finish_request<W: AsyncWrite + Unpin + Send>(
+        &mut self,
+        out: &mut PacketWriter<W>,
+    ) -> std::io::Result<()> {
         if self.attention_acked < self.attention.load(Ordering::SeqCst) {
             self.attention_acked += 1;
             token::done(out.buf(), TOKEN_DONE, DONE_ATTN, 0, 0);
@@ -280,17 +377,37 @@ impl Session {
         self.nocount = false;
     }
 
-    fn send_error<W: AsyncWrite + Unpin + Send>(&mut self, out: &mut PacketWriter<W>, e: &SqlError) {
+    fn send_error<W: AsyncWrite + Unpin + Send>(
+        &mut self,
+        out: &mut PacketWriter<W>,
+        e: &SqlError,
+    ) {
         self.last_error = e.number;
-        token::message(out.buf(), e.class >= 11, e.number, e.state, e.class, &e.message, "mssql-sim", 1);
+        token::message(
+            out.buf(),
+            e.class >= 11,
+            e.number,
+            e.state,
+            e.class,
+            &e.message,
+            "mssql-sim",
+            1,
+        );
     }
 
     /// Transaction manager requests (python-tds and ODBC drivers begin/commit this way).
-    async fn exec_tm<W: AsyncWrite + Unpin + Send>(&mut self, data: &[u8], out: &mut PacketWriter<W>) -> std::io::Result<()> {
+    async fn exec_tm<W: AsyncWrite + Unpin + Send>(
+        &mut self,
+        data: &[u8],
+        out: &mut PacketWriter<W>,
+    ) -> std::io::Result<()> {
         let mut r = crate::tds::rpc::Reader::new(data);
         crate::tds::rpc::skip_all_headers(&mut r)?;
         let rest = &data[data.len() - r_remaining(&r, data)..];
-        let req = u16::from_le_bytes([rest.first().copied().unwrap_or(0), rest.get(1).copied().unwrap_or(0)]);
+        let req = u16::from_le_bytes([
+            rest.first().copied().unwrap_or(0),
+            rest.get(1).copied().unwrap_or(0),
+        ]);
         let res = match req {
             5 => {
                 // TM_BEGIN_XACT: isolation byte, then a name.
@@ -308,7 +425,16 @@ impl Session {
             7 => self.commit_tran().await,
             8 => self.rollback_tran(None).await,
             0 => Ok(()),
-            other => Err(SqlError::new(50000, 16, format!("transaction manager request {other} is not supported"))),
+            other => Err(SqlError::new(
+                50000,
+                16,
+                format!("transaction manager request {other} is not supported"),
+            )),
+        };
+        // TM_COMMIT_XACT / TM_ROLLBACK_XACT: a name (B_VARCHAR), then fBeginXact.
+        let begin_again = matches!(req, 7 | 8) && {
+            let name_len = rest.get(2).copied().unwrap_or(0) as usize;
+            rest.get(3 + name_len * 2).copied() == Some(1)
         };
         match res {
             Ok(()) => {
@@ -318,6 +444,9 @@ impl Session {
                     7 => token::env_change_bytes(out.buf(), 9, &[], &desc),
                     8 => token::env_change_bytes(out.buf(), 10, &[], &desc),
                     _ => {}
+                }
+                if begin_again && self.begin_tran().await.is_ok() {
+                    token::env_change_bytes(out.buf(), 8, &desc, &[]);
                 }
                 token::done(out.buf(), TOKEN_DONE, 0, 0, 0);
             }
@@ -329,9 +458,17 @@ impl Session {
         Ok(())
     }
 
-    async fn exec_rpc<W: AsyncWrite + Unpin + Send>(&mut self, proc_name: &str, params: Vec<RpcParam>, out: &mut PacketWriter<W>) -> std::io::Result<()> {
+    async fn exec_rpc<W: AsyncWrite + Unpin + Send>(
+        &mut self,
+        proc_name: &str,
+        params: Vec<RpcParam>,
+        out: &mut PacketWriter<W>,
+    ) -> std::io::Result<()> {
         let name = proc_name.to_lowercase();
-        let name = name.trim_start_matches("sys.").trim_start_matches("dbo.").to_string();
+        let name = name
+            .trim_start_matches("sys.")
+            .trim_start_matches("dbo.")
+            .to_string();
         match name.as_str() {
             "sp_executesql" => {
                 let mut it = params.into_iter();
@@ -346,16 +483,26 @@ impl Session {
                 let saved = self.vars.clone();
                 // Parameters are variables of the inner batch, typed as declared.
                 let declared: HashMap<String, TsqlType> = match &decl {
-                    Some(RpcParam { value: Value::Text(d), .. }) => parse_param_decl(d),
+                    Some(RpcParam {
+                        value: Value::Text(d),
+                        ..
+                    }) => parse_param_decl(d),
                     _ => HashMap::new(),
                 };
                 let mut positional: Vec<String> = declared_order(match &decl {
-                    Some(RpcParam { value: Value::Text(d), .. }) => d.as_str(),
+                    Some(RpcParam {
+                        value: Value::Text(d),
+                        ..
+                    }) => d.as_str(),
                     _ => "",
                 });
                 positional.reverse();
                 for p in it {
-                    let pname = if p.name.is_empty() { positional.pop().unwrap_or_default() } else { p.name.to_lowercase() };
+                    let pname = if p.name.is_empty() {
+                        positional.pop().unwrap_or_default()
+                    } else {
+                        p.name.to_lowercase()
+                    };
                     if !p.name.is_empty() {
                         positional.retain(|n| *n != pname);
                     }
@@ -365,7 +512,13 @@ impl Session {
                 self.exec_batch(&stmt, Mode::Proc, out).await?;
                 self.vars = saved;
                 token::return_status(out.buf(), 0);
-                token::done(out.buf(), TOKEN_DONEPROC, if self.last_error != 0 { DONE_ERROR } else { 0 }, 0, 0);
+                token::done(
+                    out.buf(),
+                    TOKEN_DONEPROC,
+                    if self.last_error != 0 { DONE_ERROR } else { 0 },
+                    0,
+                    0,
+                );
             }
             "sp_prepare" | "sp_prepexec" | "sp_execute" | "sp_unprepare" => {
                 self.send_error(out, &SqlError::new(2812, 16, format!("Could not find stored procedure '{proc_name}' (prepared statements are not simulated; use sp_executesql).")));
@@ -373,7 +526,19 @@ impl Session {
             }
             _ => {
                 // A named procedure called by RPC: run it as EXEC with the parameters.
-                let args: Vec<(Option<String>, Value)> = params.into_iter().map(|p| (if p.name.is_empty() { None } else { Some(p.name) }, p.value)).collect();
+                let args: Vec<(Option<String>, Value)> = params
+                    .into_iter()
+                    .map(|p| {
+                        (
+                            if p.name.is_empty() {
+                                None
+                            } else {
+                                Some(p.name)
+                            },
+                            p.value,
+                        )
+                    })
+                    .collect();
                 let r = self.exec_procedure(&name, &args, out, Mode::Proc).await;
                 match r {
                     Ok(()) => {
@@ -392,14 +557,30 @@ impl Session {
     }
 
     /// Runs a batch; each statement ends with its own DONE (or DONEINPROC).
-    async fn exec_batch<W: AsyncWrite + Unpin + Send>(&mut self, sql: &str, mode: Mode, out: &mut PacketWriter<W>) -> std::io::Result<()> {
+    async fn exec_batch<W: AsyncWrite + Unpin + Send>(
+        &mut self,
+        sql: &str,
+        mode: Mode,
+        out: &mut PacketWriter<W>,
+    ) -> std::io::Result<()> {
         self.last_error = 0;
         let stmts = match parse_batch(sql) {
             Ok(s) => s,
             Err(e) => {
-                let err = SqlError { number: 102, state: 1, class: 15, message: e.to_string(), aborts_batch: true, ends_transaction: false };
+                let err = SqlError {
+                    number: 102,
+                    state: 1,
+                    class: 15,
+                    message: e.to_string(),
+                    aborts_batch: true,
+                    ends_transaction: false,
+                };
                 self.send_error(out, &err);
-                let tok = if mode == Mode::Batch { TOKEN_DONE } else { TOKEN_DONEINPROC };
+                let tok = if mode == Mode::Batch {
+                    TOKEN_DONE
+                } else {
+                    TOKEN_DONEINPROC
+                };
                 token::done(out.buf(), tok, DONE_ERROR, 0, 0);
                 return Ok(());
             }
@@ -430,12 +611,26 @@ impl Session {
         mode: Mode,
         last: bool,
         out: &'a mut PacketWriter<W>,
-    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = std::io::Result<bool>> + Send + 'a>> {
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = std::io::Result<bool>> + Send + 'a>>
+    {
         Box::pin(async move {
-            let tok = if mode == Mode::Batch { TOKEN_DONE } else { TOKEN_DONEINPROC };
-            let more = if last && mode == Mode::Batch { 0 } else { DONE_MORE };
+            let tok = if mode == Mode::Batch {
+                TOKEN_DONE
+            } else {
+                TOKEN_DONEINPROC
+            };
+            let more = if last && mode == Mode::Batch {
+                0
+            } else {
+                DONE_MORE
+            };
             // IF and blocks report their inner statements themselves.
-            if let Stmt::If { cond, then, otherwise } = s {
+            if let Stmt::If {
+                cond,
+                then,
+                otherwise,
+            } = s
+            {
                 let branch = match self.eval_condition(cond).await {
                     Ok(true) => then,
                     Ok(false) => otherwise,
@@ -447,7 +642,10 @@ impl Session {
                 };
                 let n = branch.len();
                 for (i, inner) in branch.iter().enumerate() {
-                    if !self.exec_stmt_reporting(inner, mode, last && i + 1 == n, out).await? {
+                    if !self
+                        .exec_stmt_reporting(inner, mode, last && i + 1 == n, out)
+                        .await?
+                    {
                         return Ok(false);
                     }
                 }
@@ -509,7 +707,12 @@ impl Session {
         session.insert("@@LOCK_TIMEOUT", Value::Int(-1));
         session.insert("@@MICROSOFTVERSION", Value::Int(0x10000FFF));
         session.insert("@@FETCH_STATUS", Value::Int(-1));
-        Context { vars: self.vars.clone(), tables: HashMap::new(), session, database: self.database.clone() }
+        Context {
+            vars: self.vars.clone(),
+            tables: HashMap::new(),
+            session,
+            database: self.database.clone(),
+        }
     }
 
     /// Evaluates a scalar expression through PostgreSQL.
@@ -527,14 +730,27 @@ impl Session {
         if let Some(err) = rw.error {
             return Err(SqlError::new(err.number, 16, err.message));
         }
-        let sql = to_pg_text(&stmt.to_string()).map_err(|e| SqlError::new(e.number, 15, e.message))?;
+        let sql =
+            to_pg_text(&stmt.to_string()).map_err(|e| SqlError::new(e.number, 15, e.message))?;
         let client = self.pg()?;
-        let st = client.prepare(&sql).await.map_err(|e| SqlError::from_pg(&e))?;
-        let rows = client.query(&st, &[]).await.map_err(|e| SqlError::from_pg(&e))?;
-        let ty = st.columns().first().map(|c| c.type_().clone()).unwrap_or(Type::TEXT);
+        let st = client
+            .prepare(&sql)
+            .await
+            .map_err(|e| SqlError::from_pg(&e))?;
+        let rows = client
+            .query(&st, &[])
+            .await
+            .map_err(|e| SqlError::from_pg(&e))?;
+        let ty = st
+            .columns()
+            .first()
+            .map(|c| c.type_().clone())
+            .unwrap_or(Type::TEXT);
         let v = match rows.first() {
             Some(r) => {
-                let raw: Raw = r.try_get(0).map_err(|e| SqlError::internal(e.to_string()))?;
+                let raw: Raw = r
+                    .try_get(0)
+                    .map_err(|e| SqlError::internal(e.to_string()))?;
                 decode_pg(&ty, raw.0).map_err(|e| SqlError::internal(e.0))?
             }
             None => Value::Null,
@@ -543,14 +759,20 @@ impl Session {
     }
 
     async fn eval_condition(&mut self, cond: &Expr) -> Result<bool, SqlError> {
-        let (v, _) = self.eval(&Expr::Case {
-            case_token: sqlparser::ast::helpers::attached_token::AttachedToken::empty(),
-            end_token: sqlparser::ast::helpers::attached_token::AttachedToken::empty(),
-            operand: None,
-            conditions: vec![sqlparser::ast::CaseWhen { condition: cond.clone(), result: Expr::Value(sqlparser::ast::Value::Number("1".into(), false).into()) }],
-            else_result: Some(Box::new(Expr::Value(sqlparser::ast::Value::Number("0".into(), false).into()))),
-        })
-        .await?;
+        let (v, _) = self
+            .eval(&Expr::Case {
+                case_token: sqlparser::ast::helpers::attached_token::AttachedToken::empty(),
+                end_token: sqlparser::ast::helpers::attached_token::AttachedToken::empty(),
+                operand: None,
+                conditions: vec![sqlparser::ast::CaseWhen {
+                    condition: cond.clone(),
+                    result: Expr::Value(sqlparser::ast::Value::Number("1".into(), false).into()),
+                }],
+                else_result: Some(Box::new(Expr::Value(
+                    sqlparser::ast::Value::Number("0".into(), false).into(),
+                ))),
+            })
+            .await?;
         Ok(matches!(v, Value::Int(1)))
     }
 
@@ -558,7 +780,9 @@ impl Session {
         let mut ctx = self.context();
         let keys = referenced_tables(stmt);
         if !keys.is_empty() {
-            ctx.tables = catalog::load_table_columns(self.pg()?, &keys).await.map_err(|e| SqlError::from_pg(&e))?;
+            ctx.tables = catalog::load_table_columns(self.pg()?, &keys)
+                .await
+                .map_err(|e| SqlError::from_pg(&e))?;
         }
         Ok(ctx)
     }
@@ -566,7 +790,10 @@ impl Session {
     async fn ensure_txn(&mut self) -> Result<(), SqlError> {
         if self.trancount > 0 && !self.pg_txn_open {
             let level = self.pg_isolation().await?;
-            self.pg()?.batch_execute(&format!("BEGIN ISOLATION LEVEL {level}")).await.map_err(|e| SqlError::from_pg(&e))?;
+            self.pg()?
+                .batch_execute(&format!("BEGIN ISOLATION LEVEL {level}"))
+                .await
+                .map_err(|e| SqlError::from_pg(&e))?;
             self.pg_txn_open = true;
         }
         Ok(())
@@ -609,25 +836,42 @@ impl Session {
 
     async fn commit_tran(&mut self) -> Result<(), SqlError> {
         if self.trancount == 0 {
-            return Err(SqlError::new(3902, 16, "The COMMIT TRANSACTION request has no corresponding BEGIN TRANSACTION.".into()));
+            return Err(SqlError::new(
+                3902,
+                16,
+                "The COMMIT TRANSACTION request has no corresponding BEGIN TRANSACTION.".into(),
+            ));
         }
         self.trancount -= 1;
         if self.trancount == 0 && self.pg_txn_open {
             self.pg_txn_open = false;
-            self.pg()?.batch_execute("COMMIT").await.map_err(|e| SqlError::from_pg(&e))?;
+            self.pg()?
+                .batch_execute("COMMIT")
+                .await
+                .map_err(|e| SqlError::from_pg(&e))?;
         }
         Ok(())
     }
 
     async fn rollback_tran(&mut self, name: Option<&str>) -> Result<(), SqlError> {
         if self.trancount == 0 {
-            return Err(SqlError::new(3903, 16, "The ROLLBACK TRANSACTION request has no corresponding BEGIN TRANSACTION.".into()));
+            return Err(SqlError::new(
+                3903,
+                16,
+                "The ROLLBACK TRANSACTION request has no corresponding BEGIN TRANSACTION.".into(),
+            ));
         }
         if let Some(n) = name {
             let n = n.to_lowercase();
             if self.savepoints.contains(&n) {
                 if self.pg_txn_open {
-                    self.pg()?.batch_execute(&format!("ROLLBACK TO SAVEPOINT {}", catalog::pg_ident(&format!("sp_{n}")))).await.map_err(|e| SqlError::from_pg(&e))?;
+                    self.pg()?
+                        .batch_execute(&format!(
+                            "ROLLBACK TO SAVEPOINT {}",
+                            catalog::pg_ident(&format!("sp_{n}"))
+                        ))
+                        .await
+                        .map_err(|e| SqlError::from_pg(&e))?;
                 }
                 return Ok(());
             }
@@ -636,7 +880,10 @@ impl Session {
         self.savepoints.clear();
         if self.pg_txn_open {
             self.pg_txn_open = false;
-            self.pg()?.batch_execute("ROLLBACK").await.map_err(|e| SqlError::from_pg(&e))?;
+            self.pg()?
+                .batch_execute("ROLLBACK")
+                .await
+                .map_err(|e| SqlError::from_pg(&e))?;
         }
         Ok(())
     }
@@ -650,9 +897,15 @@ impl Session {
     {
         self.ensure_txn().await?;
         let in_txn = self.pg_txn_open;
-        let client = self.pg.clone().ok_or_else(|| SqlError::fatal("no backing connection".into()))?;
+        let client = self
+            .pg
+            .clone()
+            .ok_or_else(|| SqlError::fatal("no backing connection".into()))?;
         if in_txn {
-            client.batch_execute("SAVEPOINT _sim_stmt").await.map_err(|e| SqlError::from_pg(&e))?;
+            client
+                .batch_execute("SAVEPOINT _sim_stmt")
+                .await
+                .map_err(|e| SqlError::from_pg(&e))?;
         }
         let result = f(client.clone()).await;
         if in_txn {
@@ -661,7 +914,9 @@ impl Session {
                     let _ = client.batch_execute("RELEASE SAVEPOINT _sim_stmt").await;
                 }
                 Err(e) if !e.ends_transaction => {
-                    let _ = client.batch_execute("ROLLBACK TO SAVEPOINT _sim_stmt").await;
+                    let _ = client
+                        .batch_execute("ROLLBACK TO SAVEPOINT _sim_stmt")
+                        .await;
                 }
                 Err(_) => {}
             }
@@ -669,7 +924,12 @@ impl Session {
         result
     }
 
-    async fn exec_stmt<W: AsyncWrite + Unpin + Send>(&mut self, s: &Stmt, out: &mut PacketWriter<W>, mode: Mode) -> Result<Done, SqlError> {
+    async fn exec_stmt<W: AsyncWrite + Unpin + Send>(
+        &mut self,
+        s: &Stmt,
+        out: &mut PacketWriter<W>,
+        mode: Mode,
+    ) -> Result<Done, SqlError> {
         let none = Done { rows: None };
         match s {
             Stmt::BeginTran => self.begin_tran().await.map(|_| none),
@@ -677,11 +937,21 @@ impl Session {
             Stmt::Rollback(name) => self.rollback_tran(name.as_deref()).await.map(|_| none),
             Stmt::Save(name) => {
                 if self.trancount == 0 {
-                    return Err(SqlError::new(628, 16, "Cannot issue SAVE TRANSACTION when there is no active transaction.".into()));
+                    return Err(SqlError::new(
+                        628,
+                        16,
+                        "Cannot issue SAVE TRANSACTION when there is no active transaction.".into(),
+                    ));
                 }
                 self.ensure_txn().await?;
                 let n = name.to_lowercase();
-                self.pg()?.batch_execute(&format!("SAVEPOINT {}", catalog::pg_ident(&format!("sp_{n}")))).await.map_err(|e| SqlError::from_pg(&e))?;
+                self.pg()?
+                    .batch_execute(&format!(
+                        "SAVEPOINT {}",
+                        catalog::pg_ident(&format!("sp_{n}"))
+                    ))
+                    .await
+                    .map_err(|e| SqlError::from_pg(&e))?;
                 self.savepoints.push(n);
                 Ok(none)
             }
@@ -700,7 +970,8 @@ impl Session {
             Stmt::SetIdentityInsert(..) | Stmt::SetOption(_) => Ok(none),
             Stmt::Declare(vars) => {
                 for (name, dt, init) in vars {
-                    let ty = TsqlType::parse(&dt.to_string()).map_err(|e| SqlError::new(2715, 16, e.0))?;
+                    let ty = TsqlType::parse(&dt.to_string())
+                        .map_err(|e| SqlError::new(2715, 16, e.0))?;
                     let v = match init {
                         Some(e) => self.eval(e).await?.0,
                         None => Value::Null,
@@ -712,7 +983,11 @@ impl Session {
             Stmt::SetVar(name, op, e) => {
                 let lower = name.to_lowercase();
                 let Some((ty, _)) = self.vars.get(&lower).cloned() else {
-                    return Err(SqlError::new(137, 15, format!("Must declare the scalar variable \"{name}\".")));
+                    return Err(SqlError::new(
+                        137,
+                        15,
+                        format!("Must declare the scalar variable \"{name}\"."),
+                    ));
                 };
                 let expr = if op == "=" {
                     e.clone()
@@ -723,7 +998,11 @@ impl Session {
                         "*=" => sqlparser::ast::BinaryOperator::Multiply,
                         _ => sqlparser::ast::BinaryOperator::Divide,
                     };
-                    Expr::BinaryOp { left: Box::new(Expr::Identifier(sqlparser::ast::Ident::new(name.clone()))), op: bin, right: Box::new(e.clone()) }
+                    Expr::BinaryOp {
+                        left: Box::new(Expr::Identifier(sqlparser::ast::Ident::new(name.clone()))),
+                        op: bin,
+                        right: Box::new(e.clone()),
+                    }
                 };
                 let (v, _) = self.eval(&expr).await?;
                 self.vars.insert(lower, (ty, v));
@@ -731,11 +1010,24 @@ impl Session {
             }
             Stmt::Use(db) => {
                 if self.trancount > 0 {
-                    return Err(SqlError::new(226, 16, "USE statement not allowed within multi-statement transaction.".into()));
+                    return Err(SqlError::new(
+                        226,
+                        16,
+                        "USE statement not allowed within multi-statement transaction.".into(),
+                    ));
                 }
                 self.connect(db).await.map_err(|_| SqlError::new(911, 16, format!("Database '{db}' does not exist. Make sure that the name is entered correctly.")))?;
                 token::env_change_text(out.buf(), 1, &self.database, "");
-                token::message(out.buf(), false, 5701, 1, 0, &format!("Changed database context to '{}'.", self.database), "mssql-sim", 1);
+                token::message(
+                    out.buf(),
+                    false,
+                    5701,
+                    1,
+                    0,
+                    &format!("Changed database context to '{}'.", self.database),
+                    "mssql-sim",
+                    1,
+                );
                 Ok(none)
             }
             Stmt::CreateDatabase(name) => {
@@ -744,13 +1036,21 @@ impl Session {
             }
             Stmt::DropDatabase(name) => {
                 if name.eq_ignore_ascii_case(&self.database) {
-                    return Err(SqlError::new(3702, 16, format!("Cannot drop database \"{name}\" because it is currently in use.")));
+                    return Err(SqlError::new(
+                        3702,
+                        16,
+                        format!("Cannot drop database \"{name}\" because it is currently in use."),
+                    ));
                 }
                 self.shared.drop_database(name).await?;
                 Ok(none)
             }
             Stmt::AlterDatabase(name, words) => {
-                let db = if name.is_empty() { self.database.clone() } else { name.clone() };
+                let db = if name.is_empty() {
+                    self.database.clone()
+                } else {
+                    name.clone()
+                };
                 self.shared.alter_database(&db, words).await?;
                 Ok(none)
             }
@@ -764,7 +1064,11 @@ impl Session {
                 token::message(out.buf(), false, 0, 1, 0, &text, "mssql-sim", 1);
                 Ok(none)
             }
-            Stmt::Raise { message, severity, state } => {
+            Stmt::Raise {
+                message,
+                severity,
+                state,
+            } => {
                 let (v, _) = self.eval(message).await?;
                 let text = match v {
                     Value::Text(s) => s,
@@ -773,7 +1077,16 @@ impl Session {
                 let mut e = SqlError::new(50000, (*severity).clamp(0, 25) as u8, text);
                 e.state = (*state).clamp(0, 255) as u8;
                 if e.class <= 10 {
-                    token::message(out.buf(), false, 50000, e.state, e.class, &e.message, "mssql-sim", 1);
+                    token::message(
+                        out.buf(),
+                        false,
+                        50000,
+                        e.state,
+                        e.class,
+                        &e.message,
+                        "mssql-sim",
+                        1,
+                    );
                     return Ok(none);
                 }
                 Err(e)
@@ -784,12 +1097,21 @@ impl Session {
                 for (n, e) in args {
                     values.push((n.clone(), self.eval(e).await?.0));
                 }
-                let name = name.trim_start_matches("sys.").trim_start_matches("dbo.").to_string();
+                let name = name
+                    .trim_start_matches("sys.")
+                    .trim_start_matches("dbo.")
+                    .to_string();
                 self.exec_procedure(&name, &values, out, mode).await?;
                 Ok(none)
             }
-            Stmt::AlterColumn { table, column, ty, nullable } => {
-                let t = TsqlType::parse(&ty.to_string()).map_err(|e| SqlError::new(2715, 16, e.0))?;
+            Stmt::AlterColumn {
+                table,
+                column,
+                ty,
+                nullable,
+            } => {
+                let t =
+                    TsqlType::parse(&ty.to_string()).map_err(|e| SqlError::new(2715, 16, e.0))?;
                 let (qualified, _, _) = pg_table(table);
                 let col = catalog::pg_ident(column);
                 let storage = t.pg_storage();
@@ -812,10 +1134,37 @@ impl Session {
                 ));
                 self.run_ddl(sql).await
             }
-            Stmt::CreateIndex { name, table, unique, clustered, columns, include } => {
+            Stmt::CreateIndex {
+                name,
+                table,
+                unique,
+                clustered,
+                columns,
+                include,
+            } => {
                 let (qualified, _, _) = pg_table(table);
-                let cols: Vec<String> = columns.iter().map(|(c, desc)| format!("{}{}", catalog::pg_ident(c), if *desc { " DESC" } else { "" })).collect();
-                let inc = if include.is_empty() { String::new() } else { format!(" INCLUDE ({})", include.iter().map(|c| catalog::pg_ident(c)).collect::<Vec<_>>().join(", ")) };
+                let cols: Vec<String> = columns
+                    .iter()
+                    .map(|(c, desc)| {
+                        format!(
+                            "{}{}",
+                            catalog::pg_ident(c),
+                            if *desc { " DESC" } else { "" }
+                        )
+                    })
+                    .collect();
+                let inc = if include.is_empty() {
+                    String::new()
+                } else {
+                    format!(
+                        " INCLUDE ({})",
+                        include
+                            .iter()
+                            .map(|c| catalog::pg_ident(c))
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    )
+                };
                 let schema = qualified.split('.').next().unwrap_or("\"dbo\"").to_string();
                 let sql = format!(
                     "CREATE {}INDEX {} ON {qualified} ({}){inc}; \
@@ -831,32 +1180,56 @@ impl Session {
                 );
                 self.run_ddl(sql).await
             }
-            Stmt::TableChangeTracking { .. } => Err(SqlError::new(40000, 16, "Change tracking is not implemented by the simulator yet.".into())),
+            Stmt::TableChangeTracking { .. } => Err(SqlError::new(
+                40000,
+                16,
+                "Change tracking is not implemented by the simulator yet.".into(),
+            )),
             Stmt::If { .. } => Ok(none),
             Stmt::Sql(stmt) => self.exec_sql(stmt, out).await,
         }
     }
 
-    async fn exec_procedure<W: AsyncWrite + Unpin + Send>(&mut self, name: &str, _args: &[(Option<String>, Value)], _out: &mut PacketWriter<W>, _mode: Mode) -> Result<(), SqlError> {
-        Err(SqlError::new(2812, 16, format!("Could not find stored procedure '{name}'.")))
+    async fn exec_procedure<W: AsyncWrite + Unpin + Send>(
+        &mut self,
+        name: &str,
+        _args: &[(Option<String>, Value)],
+        _out: &mut PacketWriter<W>,
+        _mode: Mode,
+    ) -> Result<(), SqlError> {
+        Err(SqlError::new(
+            2812,
+            16,
+            format!("Could not find stored procedure '{name}'."),
+        ))
     }
 
     async fn run_ddl(&mut self, sql: String) -> Result<Done, SqlError> {
         self.guarded(|client| async move {
-            client.batch_execute(&sql).await.map_err(|e| SqlError::from_pg(&e))
+            client
+                .batch_execute(&sql)
+                .await
+                .map_err(|e| SqlError::from_pg(&e))
         })
         .await?;
         Ok(Done { rows: None })
     }
 
-    async fn exec_sql<W: AsyncWrite + Unpin + Send>(&mut self, stmt: &Statement, out: &mut PacketWriter<W>) -> Result<Done, SqlError> {
+    async fn exec_sql<W: AsyncWrite + Unpin + Send>(
+        &mut self,
+        stmt: &Statement,
+        out: &mut PacketWriter<W>,
+    ) -> Result<Done, SqlError> {
         match stmt {
             Statement::CreateTable(ct) => {
                 let sql = catalog::create_table_sql(ct, &self.database)?;
                 return self.run_ddl(sql).await;
             }
             Statement::CreateSchema { schema_name, .. } => {
-                let name = schema_name.to_string().trim_matches(|c| c == '[' || c == ']').to_string();
+                let name = schema_name
+                    .to_string()
+                    .trim_matches(|c| c == '[' || c == ']')
+                    .to_string();
                 let sql = format!(
                     "CREATE SCHEMA {}; INSERT INTO _sim.names SELECT oid, {} FROM pg_namespace WHERE nspname = {} ON CONFLICT (oid) DO NOTHING",
                     catalog::pg_ident(&name),
@@ -865,7 +1238,12 @@ impl Session {
                 );
                 return self.run_ddl(sql).await;
             }
-            Statement::Drop { object_type: sqlparser::ast::ObjectType::Table, names, if_exists, .. } => {
+            Statement::Drop {
+                object_type: sqlparser::ast::ObjectType::Table,
+                names,
+                if_exists,
+                ..
+            } => {
                 let mut sql = String::new();
                 for n in names {
                     let (q, _, _) = pg_table(n);
@@ -895,8 +1273,15 @@ impl Session {
             },
             _ => None,
         };
-        let is_ddl = matches!(stmt, Statement::AlterTable { .. } | Statement::Truncate { .. } | Statement::Drop { .. } | Statement::CreateView { .. });
-        let sql = to_pg_text(&stmt.to_string()).map_err(|e| SqlError::new(e.number, 15, e.message))?;
+        let is_ddl = matches!(
+            stmt,
+            Statement::AlterTable { .. }
+                | Statement::Truncate { .. }
+                | Statement::Drop { .. }
+                | Statement::CreateView { .. }
+        );
+        let sql =
+            to_pg_text(&stmt.to_string()).map_err(|e| SqlError::new(e.number, 15, e.message))?;
         tracing::trace!(sql = %sql, "rewritten statement");
         if is_ddl {
             return self.run_ddl(sql).await;
@@ -927,7 +1312,9 @@ impl Session {
 
     async fn record_identity(&mut self, table: &ObjectName) {
         let (q, _, _) = pg_table(table);
-        let Some(client) = self.pg.clone() else { return };
+        let Some(client) = self.pg.clone() else {
+            return;
+        };
         let sql = "SELECT currval(pg_get_serial_sequence($1, a.attname))::numeric FROM _sim.columns c JOIN pg_attribute a ON a.attrelid = c.table_oid AND a.attnum = c.attnum WHERE c.table_oid = to_regclass($1) AND c.is_identity";
         let in_txn = self.pg_txn_open;
         if in_txn {
@@ -946,7 +1333,9 @@ impl Session {
             }
             _ => {
                 if in_txn {
-                    let _ = client.batch_execute("ROLLBACK TO SAVEPOINT _sim_ident").await;
+                    let _ = client
+                        .batch_execute("ROLLBACK TO SAVEPOINT _sim_ident")
+                        .await;
                 }
             }
         }
@@ -956,7 +1345,11 @@ impl Session {
 fn r_remaining(r: &crate::tds::rpc::Reader<'_>, data: &[u8]) -> usize {
     let _ = r;
     // After ALL_HEADERS: the transaction manager payload is the rest.
-    let total = if data.len() >= 4 { u32::from_le_bytes([data[0], data[1], data[2], data[3]]) as usize } else { 0 };
+    let total = if data.len() >= 4 {
+        u32::from_le_bytes([data[0], data[1], data[2], data[3]]) as usize
+    } else {
+        0
+    };
     if total >= 4 && total <= data.len() {
         data.len() - total
     } else {
@@ -971,7 +1364,9 @@ fn map_information_schema(stmt: &mut Statement) {
         if n >= 2 {
             if let Some(id) = name.0[n - 2].as_ident() {
                 if id.value.eq_ignore_ascii_case("information_schema") {
-                    name.0[n - 2] = sqlparser::ast::ObjectNamePart::Identifier(sqlparser::ast::Ident::new("_sim_is"));
+                    name.0[n - 2] = sqlparser::ast::ObjectNamePart::Identifier(
+                        sqlparser::ast::Ident::new("_sim_is"),
+                    );
                 }
             }
         }
@@ -985,8 +1380,15 @@ fn parse_param_decl(decl: &str) -> HashMap<String, TsqlType> {
     for part in split_top_level(decl) {
         let part = part.trim();
         let mut it = part.splitn(2, char::is_whitespace);
-        let (Some(name), Some(ty)) = (it.next(), it.next()) else { continue };
-        let ty = ty.trim().trim_end_matches("OUTPUT").trim_end_matches("output").trim_end_matches("OUT").trim();
+        let (Some(name), Some(ty)) = (it.next(), it.next()) else {
+            continue;
+        };
+        let ty = ty
+            .trim()
+            .trim_end_matches("OUTPUT")
+            .trim_end_matches("output")
+            .trim_end_matches("OUT")
+            .trim();
         if let Ok(t) = TsqlType::parse(ty) {
             out.insert(name.to_lowercase(), t);
         }
@@ -995,7 +1397,10 @@ fn parse_param_decl(decl: &str) -> HashMap<String, TsqlType> {
 }
 
 fn declared_order(decl: &str) -> Vec<String> {
-    split_top_level(decl).iter().filter_map(|p| p.split_whitespace().next().map(|n| n.to_lowercase())).collect()
+    split_top_level(decl)
+        .iter()
+        .filter_map(|p| p.split_whitespace().next().map(|n| n.to_lowercase()))
+        .collect()
 }
 
 fn split_top_level(s: &str) -> Vec<String> {
@@ -1021,13 +1426,37 @@ fn split_top_level(s: &str) -> Vec<String> {
 }
 
 /// Prepares and runs one rewritten statement; rows go out as COLMETADATA + ROW tokens in chunks.
-async fn stream_statement(client: &Client, sql: &str, inferred: Vec<Option<TsqlType>>, tx: mpsc::Sender<Vec<u8>>, cancel: Arc<AtomicU32>, acked: u32) -> Result<u64, SqlError> {
-    let st = client.prepare(sql).await.map_err(|e| SqlError::from_pg(&e))?;
+async fn stream_statement(
+    client: &Client,
+    sql: &str,
+    inferred: Vec<Option<TsqlType>>,
+    tx: mpsc::Sender<Vec<u8>>,
+    cancel: Arc<AtomicU32>,
+    acked: u32,
+) -> Result<u64, SqlError> {
+    let st = client
+        .prepare(sql)
+        .await
+        .map_err(|e| SqlError::from_pg(&e))?;
     if st.columns().is_empty() {
-        return client.execute(&st, &[]).await.map_err(|e| SqlError::from_pg(&e));
+        return client
+            .execute(&st, &[])
+            .await
+            .map_err(|e| SqlError::from_pg(&e));
     }
-    let oids: Vec<u32> = st.columns().iter().filter_map(|c| c.table_oid()).filter(|o| *o != 0).collect();
-    let declared: ResultColumns = if oids.is_empty() { HashMap::new() } else { catalog::load_result_columns(client, &oids).await.map_err(|e| SqlError::from_pg(&e))? };
+    let oids: Vec<u32> = st
+        .columns()
+        .iter()
+        .filter_map(|c| c.table_oid())
+        .filter(|o| *o != 0)
+        .collect();
+    let declared: ResultColumns = if oids.is_empty() {
+        HashMap::new()
+    } else {
+        catalog::load_result_columns(client, &oids)
+            .await
+            .map_err(|e| SqlError::from_pg(&e))?
+    };
     let mut cols: Vec<(String, TsqlType, Type)> = Vec::new();
     for (i, c) in st.columns().iter().enumerate() {
         let from_table = match (c.table_oid(), c.column_id()) {
@@ -1036,25 +1465,47 @@ async fn stream_statement(client: &Client, sql: &str, inferred: Vec<Option<TsqlT
         };
         let (name, ty) = match from_table {
             Some((n, t)) if n.to_lowercase() == c.name() => (n, t),
-            Some((_, t)) => (c.name().to_string(), t),
+            // An alias or a no-op CAST keeps the column's origin: the inferred type is better.
+            Some((_, t)) => (
+                c.name().to_string(),
+                inferred.get(i).cloned().flatten().unwrap_or(t),
+            ),
             None => {
-                let t = inferred.get(i).cloned().flatten().unwrap_or_else(|| numeric_default(c));
-                (if c.name() == "?column?" || c.name() == "coalesce" || c.name() == "case" { String::new() } else { c.name().to_string() }, t)
+                let t = inferred
+                    .get(i)
+                    .cloned()
+                    .flatten()
+                    .unwrap_or_else(|| numeric_default(c));
+                (
+                    if c.name() == "?column?" || c.name() == "coalesce" || c.name() == "case" {
+                        String::new()
+                    } else {
+                        c.name().to_string()
+                    },
+                    t,
+                )
             }
         };
         cols.push((name, ty, c.type_().clone()));
     }
     let mut buf = Vec::with_capacity(64 * 1024);
     write_colmetadata(&mut buf, &cols);
-    let rows = client.query_raw(&st, std::iter::empty::<i32>()).await.map_err(|e| SqlError::from_pg(&e))?;
+    let rows = client
+        .query_raw(&st, std::iter::empty::<i32>())
+        .await
+        .map_err(|e| SqlError::from_pg(&e))?;
     pin_mut!(rows);
     let mut n: u64 = 0;
     while let Some(row) = rows.try_next().await.map_err(|e| SqlError::from_pg(&e))? {
         buf.push(0xD1);
         for (i, (name, ty, pgty)) in cols.iter().enumerate() {
-            let raw: Raw = row.try_get(i).map_err(|e| SqlError::internal(e.to_string()))?;
-            let v = decode_pg(pgty, raw.0).map_err(|e| SqlError::internal(format!("column {name}: {}", e.0)))?;
-            encode_tds(ty, &v, &mut buf).map_err(|e| SqlError::new(8115, 16, format!("column '{name}': {}", e.0)))?;
+            let raw: Raw = row
+                .try_get(i)
+                .map_err(|e| SqlError::internal(e.to_string()))?;
+            let v = decode_pg(pgty, raw.0)
+                .map_err(|e| SqlError::internal(format!("column {name}: {}", e.0)))?;
+            encode_tds(ty, &v, &mut buf)
+                .map_err(|e| SqlError::new(8115, 16, format!("column '{name}': {}", e.0)))?;
         }
         n += 1;
         if buf.len() >= 32 * 1024 {
@@ -1077,12 +1528,23 @@ fn numeric_default(c: &tokio_postgres::Column) -> TsqlType {
     if *c.type_() == Type::NUMERIC && c.type_modifier() > 4 {
         let m = c.type_modifier() - 4;
         let (p, s) = (((m >> 16) & 0xFFFF) as u8, (m & 0xFFFF) as u8);
-        return TsqlType::Decimal { precision: p.clamp(1, 38), scale: s.min(38), numeric: false };
+        return TsqlType::Decimal {
+            precision: p.clamp(1, 38),
+            scale: s.min(38),
+            numeric: false,
+        };
     }
     if *c.type_() == Type::NUMERIC {
-        return TsqlType::Decimal { precision: 38, scale: 10, numeric: false };
+        return TsqlType::Decimal {
+            precision: 38,
+            scale: 10,
+            numeric: false,
+        };
     }
-    if (*c.type_() == Type::VARCHAR || *c.type_() == Type::BPCHAR) && c.type_modifier() > 4 && c.type_modifier() - 4 <= 4000 {
+    if (*c.type_() == Type::VARCHAR || *c.type_() == Type::BPCHAR)
+        && c.type_modifier() > 4
+        && c.type_modifier() - 4 <= 4000
+    {
         return TsqlType::NVarChar(Len::N((c.type_modifier() - 4) as u16));
     }
     default_tsql_type(c.type_())

@@ -402,14 +402,22 @@ pub fn decode_pg_numeric(raw: &[u8]) -> Result<Dec, ValueError> {
         return err("truncated numeric");
     }
     let mut total: i128 = 0;
+    let mut exp = 4 * (weight - ndigits as i32 + 1) + dscale;
     for i in 0..ndigits {
-        let d = u16::from_be_bytes([raw[8 + 2 * i], raw[9 + 2 * i]]) as i128;
+        let mut d = u16::from_be_bytes([raw[8 + 2 * i], raw[9 + 2 * i]]) as i128;
+        let mut base = 10_000i128;
+        // The last base-10000 digit may reach past dscale (only with zeros): drop those places.
+        if i + 1 == ndigits && (-3..0).contains(&exp) {
+            let cut = 10i128.pow((-exp) as u32);
+            d /= cut;
+            base /= cut;
+            exp = 0;
+        }
         total = total
-            .checked_mul(10_000)
+            .checked_mul(base)
             .and_then(|t| t.checked_add(d))
             .ok_or_else(|| ValueError("numeric too large".into()))?;
     }
-    let exp = 4 * (weight - ndigits as i32 + 1) + dscale;
     let overflow =
         || ValueError("Arithmetic overflow error converting numeric to data type numeric.".into());
     let mantissa = if ndigits == 0 {
@@ -976,6 +984,18 @@ mod tests {
         );
         let big = "99999999999999999999999999999999999999";
         assert_eq!(Dec::parse(big).unwrap().to_string(), big);
+    }
+
+    #[test]
+    fn pg_numeric_with_38_fraction_digits() {
+        // 0.99999999999999999999999999999999999999: weight -1, ten base-10000 digits, dscale 38.
+        let mut raw = vec![0, 10, 0xFF, 0xFF, 0, 0, 0, 38];
+        for _ in 0..9 {
+            raw.extend_from_slice(&9999u16.to_be_bytes());
+        }
+        raw.extend_from_slice(&9900u16.to_be_bytes());
+        let d = decode_pg_numeric(&raw).unwrap();
+        assert_eq!(d.to_string(), format!("0.{}", "9".repeat(38)));
     }
 
     #[test]

@@ -14,7 +14,10 @@ async fn login_and_wrong_password() {
     match connect_with(&s, "wrong", None).await {
         Err(tiberius::error::Error::Server(e)) => {
             assert_eq!(e.code(), 18456);
-            assert!(!e.message().contains("wrong"), "the password must not be echoed");
+            assert!(
+                !e.message().contains("wrong"),
+                "the password must not be echoed"
+            );
         }
         Err(e) => panic!("unexpected error kind: {e}"),
         Ok(_) => panic!("a wrong password must not log in"),
@@ -25,18 +28,41 @@ async fn login_and_wrong_password() {
 async fn errors_carry_sql_server_numbers() {
     let s = sim("errors").await;
     let mut c = connect(&s).await;
-    exec(&mut c, "CREATE TABLE dbo.e (id int PRIMARY KEY, name nvarchar(5) NOT NULL, parent int NULL)").await;
+    exec(
+        &mut c,
+        "CREATE TABLE dbo.e (id int PRIMARY KEY, name nvarchar(5) NOT NULL, parent int NULL)",
+    )
+    .await;
     exec(&mut c, "INSERT INTO dbo.e (id, name) VALUES (1, N'a')").await;
     assert_eq!(error_number(&mut c, "SELECT * FROM dbo.missing").await, 208);
-    assert_eq!(error_number(&mut c, "SELECT nocolumn FROM dbo.e").await, 207);
-    assert_eq!(error_number(&mut c, "INSERT INTO dbo.e (id, name) VALUES (1, N'b')").await, 2627);
-    assert_eq!(error_number(&mut c, "INSERT INTO dbo.e (id, name) VALUES (2, NULL)").await, 515);
-    assert_eq!(error_number(&mut c, "INSERT INTO dbo.e (id, name) VALUES (3, N'toolong')").await, 8152);
+    assert_eq!(
+        error_number(&mut c, "SELECT nocolumn FROM dbo.e").await,
+        207
+    );
+    assert_eq!(
+        error_number(&mut c, "INSERT INTO dbo.e (id, name) VALUES (1, N'b')").await,
+        2627
+    );
+    assert_eq!(
+        error_number(&mut c, "INSERT INTO dbo.e (id, name) VALUES (2, NULL)").await,
+        515
+    );
+    assert_eq!(
+        error_number(
+            &mut c,
+            "INSERT INTO dbo.e (id, name) VALUES (3, N'toolong')"
+        )
+        .await,
+        8152
+    );
     assert_eq!(error_number(&mut c, "SELECT FROM WHERE").await, 102);
     assert_eq!(error_number(&mut c, "SELECT @undeclared").await, 137);
     assert_eq!(error_number(&mut c, "SELECT 1/0").await, 8134);
     exec(&mut c, "CREATE TABLE dbo.child (id int PRIMARY KEY, e_id int CONSTRAINT fk_e REFERENCES dbo.e (id))").await;
-    assert_eq!(error_number(&mut c, "INSERT INTO dbo.child VALUES (1, 99)").await, 547);
+    assert_eq!(
+        error_number(&mut c, "INSERT INTO dbo.child VALUES (1, 99)").await,
+        547
+    );
     // The session survives errors.
     let r = rows(&mut c, "SELECT COUNT(*) FROM dbo.e").await;
     assert_eq!(r[0].get::<i32, _>(0), Some(1));
@@ -54,7 +80,10 @@ async fn transactions_nest_and_roll_back() {
     assert_eq!(r[0].get::<i32, _>(0), Some(1));
     exec(&mut c, "ROLLBACK").await;
     let r = rows(&mut c, "SELECT @@TRANCOUNT, (SELECT COUNT(*) FROM t)").await;
-    assert_eq!((r[0].get::<i32, _>(0), r[0].get::<i32, _>(1)), (Some(0), Some(0)));
+    assert_eq!(
+        (r[0].get::<i32, _>(0), r[0].get::<i32, _>(1)),
+        (Some(0), Some(0))
+    );
     // A failed statement inside a transaction undoes itself only.
     exec(&mut c, "BEGIN TRAN; INSERT INTO t VALUES (1)").await;
     assert_eq!(error_number(&mut c, "INSERT INTO t VALUES (1)").await, 2627);
@@ -73,21 +102,55 @@ async fn parameters_identity_and_variables() {
     let s = sim("params").await;
     let mut c = connect(&s).await;
     exec(&mut c, "CREATE TABLE dbo.items (id bigint IDENTITY(100, 5) PRIMARY KEY, name nvarchar(100) NOT NULL, qty int NULL)").await;
-    let res = c.execute("INSERT INTO dbo.items (name, qty) VALUES (@P1, @P2)", &[&"first", &Some(3i32)]).await.unwrap();
+    let res = c
+        .execute(
+            "INSERT INTO dbo.items (name, qty) VALUES (@P1, @P2)",
+            &[&"first", &Some(3i32)],
+        )
+        .await
+        .unwrap();
     assert_eq!(res.total(), 1);
-    c.execute("INSERT INTO dbo.items (name, qty) VALUES (@P1, @P2)", &[&"second", &Option::<i32>::None]).await.unwrap();
-    let r = c.query("SELECT id, name, qty FROM dbo.items WHERE id > @P1 ORDER BY id", &[&0i64]).await.unwrap().into_first_result().await.unwrap();
+    c.execute(
+        "INSERT INTO dbo.items (name, qty) VALUES (@P1, @P2)",
+        &[&"second", &Option::<i32>::None],
+    )
+    .await
+    .unwrap();
+    let r = c
+        .query(
+            "SELECT id, name, qty FROM dbo.items WHERE id > @P1 ORDER BY id",
+            &[&0i64],
+        )
+        .await
+        .unwrap()
+        .into_first_result()
+        .await
+        .unwrap();
     assert_eq!(r.len(), 2);
     assert_eq!(r[0].get::<i64, _>(0), Some(100));
     assert_eq!(r[1].get::<i64, _>(0), Some(105));
     assert_eq!(r[1].get::<i32, _>(2), None);
     let r = rows(&mut c, "SELECT IDENT_CURRENT('dbo.items')").await;
-    assert_eq!(r[0].get::<rust_decimal::Decimal, _>(0), Some(rust_decimal::Decimal::from(105)));
-    let r = rows(&mut c, "INSERT INTO dbo.items (name) VALUES (N'third'); SELECT SCOPE_IDENTITY()").await;
+    assert_eq!(
+        r[0].get::<rust_decimal::Decimal, _>(0),
+        Some(rust_decimal::Decimal::from(105))
+    );
+    let r = rows(
+        &mut c,
+        "INSERT INTO dbo.items (name) VALUES (N'third'); SELECT SCOPE_IDENTITY()",
+    )
+    .await;
     let _ = r;
     let r = rows(&mut c, "SELECT SCOPE_IDENTITY()").await;
-    assert_eq!(r[0].get::<rust_decimal::Decimal, _>(0), Some(rust_decimal::Decimal::from(110)));
-    let r = rows(&mut c, "DECLARE @n int = 2; SET @n += 3; SELECT @n * 2 AS x, 'a' + N'b' AS s").await;
+    assert_eq!(
+        r[0].get::<rust_decimal::Decimal, _>(0),
+        Some(rust_decimal::Decimal::from(110))
+    );
+    let r = rows(
+        &mut c,
+        "DECLARE @n int = 2; SET @n += 3; SELECT @n * 2 AS x, 'a' + N'b' AS s",
+    )
+    .await;
     assert_eq!(r[0].get::<i32, _>(0), Some(10));
     assert_eq!(r[0].get::<&str, _>(1), Some("ab"));
 }
@@ -101,12 +164,28 @@ async fn databases_and_catalog() {
     let r = rows(&mut c, "SELECT DB_NAME()").await;
     assert_eq!(r[0].get::<&str, _>(0), Some("Shop"));
     exec(&mut c, "CREATE TABLE [dbo].[Order Lines] ([Line Id] int NOT NULL, [x]]y] nvarchar(10), [a\"b] decimal(38,38), CONSTRAINT PK_Lines PRIMARY KEY ([Line Id]))").await;
-    let r = rows(&mut c, "SELECT t.name, s.name FROM sys.tables t JOIN sys.schemas s ON s.schema_id = t.schema_id").await;
-    assert_eq!((r[0].get::<&str, _>(0), r[0].get::<&str, _>(1)), (Some("Order Lines"), Some("dbo")));
+    let r = rows(
+        &mut c,
+        "SELECT t.name, s.name FROM sys.tables t JOIN sys.schemas s ON s.schema_id = t.schema_id",
+    )
+    .await;
+    assert_eq!(
+        (r[0].get::<&str, _>(0), r[0].get::<&str, _>(1)),
+        (Some("Order Lines"), Some("dbo"))
+    );
     let r = rows(&mut c, "SELECT c.name, ty.name, c.max_length, c.precision, c.scale, c.is_nullable FROM sys.columns c JOIN sys.types ty ON ty.user_type_id = c.user_type_id WHERE c.object_id = OBJECT_ID('[dbo].[Order Lines]') ORDER BY c.column_id").await;
     let got: Vec<(String, String, i16, u8, u8, bool)> = r
         .iter()
-        .map(|r| (r.get::<&str, _>(0).unwrap().to_string(), r.get::<&str, _>(1).unwrap().to_string(), r.get(2).unwrap(), r.get(3).unwrap(), r.get(4).unwrap(), r.get(5).unwrap()))
+        .map(|r| {
+            (
+                r.get::<&str, _>(0).unwrap().to_string(),
+                r.get::<&str, _>(1).unwrap().to_string(),
+                r.get(2).unwrap(),
+                r.get(3).unwrap(),
+                r.get(4).unwrap(),
+                r.get(5).unwrap(),
+            )
+        })
         .collect();
     assert_eq!(
         got,
@@ -117,16 +196,31 @@ async fn databases_and_catalog() {
         ]
     );
     let r = rows(&mut c, "SELECT kc.name, ic.column_id FROM sys.key_constraints kc JOIN sys.index_columns ic ON ic.object_id = kc.parent_object_id AND ic.index_id = kc.unique_index_id WHERE kc.type = 'PK'").await;
-    assert_eq!((r[0].get::<&str, _>(0), r[0].get::<i32, _>(1)), (Some("PK_Lines"), Some(1)));
+    assert_eq!(
+        (r[0].get::<&str, _>(0), r[0].get::<i32, _>(1)),
+        (Some("PK_Lines"), Some(1))
+    );
     let r = rows(&mut c, "SELECT COLUMN_NAME, DATA_TYPE, CHARACTER_MAXIMUM_LENGTH FROM INFORMATION_SCHEMA.COLUMNS WHERE TABLE_NAME = 'Order Lines' ORDER BY ORDINAL_POSITION").await;
     assert_eq!(r.len(), 3);
     assert_eq!(r[1].get::<&str, _>("COLUMN_NAME"), Some("x]y"));
     assert_eq!(r[1].get::<i32, _>(2), Some(10));
     // Names are case-insensitive, as with SQL Server's default collation.
-    exec(&mut c, "INSERT INTO [ORDER LINES] ([line id], [X]]Y]) VALUES (1, N'v')").await;
-    let r = rows(&mut c, "SELECT [x]]y] FROM [order lines] WHERE [x]]y] = 'V'").await;
+    exec(
+        &mut c,
+        "INSERT INTO [ORDER LINES] ([line id], [X]]Y]) VALUES (1, N'v')",
+    )
+    .await;
+    let r = rows(
+        &mut c,
+        "SELECT [x]]y] FROM [order lines] WHERE [x]]y] = 'V'",
+    )
+    .await;
     assert_eq!(r.len(), 1, "comparisons are case-insensitive");
-    let r = rows(&mut c, "SELECT name FROM sys.databases ORDER BY database_id").await;
+    let r = rows(
+        &mut c,
+        "SELECT name FROM sys.databases ORDER BY database_id",
+    )
+    .await;
     let names: Vec<&str> = r.iter().map(|r| r.get::<&str, _>(0).unwrap()).collect();
     assert_eq!(names, vec!["master", "Shop"]);
 }
@@ -138,10 +232,25 @@ async fn several_sessions_and_snapshot_isolation() {
     let mut b = connect(&s).await;
     exec(&mut a, "CREATE TABLE acct (id int PRIMARY KEY, bal int NOT NULL); INSERT INTO acct VALUES (1, 100)").await;
     // SNAPSHOT needs the database option, as on SQL Server.
-    assert_eq!(error_number(&mut b, "SET TRANSACTION ISOLATION LEVEL SNAPSHOT; BEGIN TRAN; SELECT bal FROM acct").await, 3952);
+    assert_eq!(
+        error_number(
+            &mut b,
+            "SET TRANSACTION ISOLATION LEVEL SNAPSHOT; BEGIN TRAN; SELECT bal FROM acct"
+        )
+        .await,
+        3952
+    );
     exec(&mut b, "IF @@TRANCOUNT > 0 ROLLBACK").await;
-    exec(&mut a, "ALTER DATABASE master SET ALLOW_SNAPSHOT_ISOLATION ON").await;
-    let r = rows(&mut b, "SET TRANSACTION ISOLATION LEVEL SNAPSHOT; BEGIN TRAN; SELECT bal FROM acct").await;
+    exec(
+        &mut a,
+        "ALTER DATABASE master SET ALLOW_SNAPSHOT_ISOLATION ON",
+    )
+    .await;
+    let r = rows(
+        &mut b,
+        "SET TRANSACTION ISOLATION LEVEL SNAPSHOT; BEGIN TRAN; SELECT bal FROM acct",
+    )
+    .await;
     assert_eq!(r[0].get::<i32, _>(0), Some(100));
     exec(&mut a, "BEGIN TRAN; UPDATE acct SET bal = 50 WHERE id = 1").await;
     // The writer has not committed: the snapshot reader sees its start-of-transaction view.
@@ -149,9 +258,17 @@ async fn several_sessions_and_snapshot_isolation() {
     assert_eq!(r[0].get::<i32, _>(0), Some(100));
     exec(&mut a, "COMMIT").await;
     let r = rows(&mut b, "SELECT bal FROM acct").await;
-    assert_eq!(r[0].get::<i32, _>(0), Some(100), "still the snapshot after the writer commits");
+    assert_eq!(
+        r[0].get::<i32, _>(0),
+        Some(100),
+        "still the snapshot after the writer commits"
+    );
     exec(&mut b, "COMMIT").await;
-    let r = rows(&mut b, "SET TRANSACTION ISOLATION LEVEL READ COMMITTED; SELECT bal FROM acct").await;
+    let r = rows(
+        &mut b,
+        "SET TRANSACTION ISOLATION LEVEL READ COMMITTED; SELECT bal FROM acct",
+    )
+    .await;
     assert_eq!(r[0].get::<i32, _>(0), Some(50));
 }
 
@@ -159,11 +276,21 @@ async fn several_sessions_and_snapshot_isolation() {
 async fn a_client_dropping_mid_result_does_not_hurt_the_server() {
     let s = sim("drop").await;
     let mut c = connect(&s).await;
-    exec(&mut c, "CREATE TABLE big (id int PRIMARY KEY, pad nvarchar(200))").await;
-    exec(&mut c, "INSERT INTO big SELECT value, REPLICATE(N'x', 200) FROM GENERATE_SERIES(1, 50000)").await;
+    exec(
+        &mut c,
+        "CREATE TABLE big (id int PRIMARY KEY, pad nvarchar(200))",
+    )
+    .await;
+    exec(
+        &mut c,
+        "INSERT INTO big SELECT value, REPLICATE(N'x', 200) FROM GENERATE_SERIES(1, 50000)",
+    )
+    .await;
     let mut stream = c.simple_query("SELECT * FROM big").await.unwrap();
     // Read a little, then drop the connection with most of the result unsent.
-    let _ = futures_util::TryStreamExt::try_next(&mut stream).await.unwrap();
+    let _ = futures_util::TryStreamExt::try_next(&mut stream)
+        .await
+        .unwrap();
     drop(stream);
     drop(c);
     let deadline = std::time::Instant::now() + Duration::from_secs(20);
@@ -173,6 +300,9 @@ async fn a_client_dropping_mid_result_does_not_hurt_the_server() {
         if r[0].get::<i32, _>(0) == Some(50000) {
             break;
         }
-        assert!(std::time::Instant::now() < deadline, "server did not recover");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "server did not recover"
+        );
     }
 }

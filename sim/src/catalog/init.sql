@@ -512,11 +512,12 @@ CREATE VIEW _sim_is.key_column_usage AS
 -- SQL Server's types and (for INFORMATION_SCHEMA) upper-case names.
 INSERT INTO _sim.columns (table_oid, attnum, name, type)
 SELECT c.oid, a.attnum, CASE WHEN n.nspname = '_sim_is' THEN upper(a.attname) ELSE a.attname END,
+  CASE WHEN n.nspname = 'sys' AND a.attname IN ('precision', 'scale') THEN 'tinyint' ELSE
   CASE ty.typname WHEN 'bool' THEN 'bit' WHEN 'int2' THEN 'smallint' WHEN 'int4' THEN 'int' WHEN 'int8' THEN 'bigint'
     WHEN 'oid' THEN 'int' WHEN 'numeric' THEN 'decimal(38,0)'
     WHEN 'varchar' THEN CASE WHEN a.atttypmod > 4 THEN 'nvarchar(' || (a.atttypmod - 4) || ')' ELSE 'nvarchar(max)' END
     WHEN 'bpchar' THEN 'char(' || GREATEST(a.atttypmod - 4, 1) || ')' WHEN 'timestamp' THEN 'datetime'
-    WHEN 'bytea' THEN 'varbinary(max)' WHEN 'name' THEN 'nvarchar(128)' WHEN 'date' THEN 'date' ELSE 'nvarchar(max)' END
+    WHEN 'bytea' THEN 'varbinary(max)' WHEN 'name' THEN 'nvarchar(128)' WHEN 'date' THEN 'date' ELSE 'nvarchar(max)' END END
 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
 JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 JOIN pg_type ty ON ty.oid = a.atttypid
 WHERE n.nspname IN ('sys', '_sim_is') AND c.relkind = 'v';

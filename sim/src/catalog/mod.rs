@@ -9,7 +9,10 @@ use crate::error::SqlError;
 use crate::tsql::rewrite::{to_pg_text, Context, Rewriter};
 use crate::types::TsqlType;
 use crate::value::pg_quote;
-use sqlparser::ast::{ColumnOption, CreateTable, Expr, IdentityPropertyFormatKind, IdentityPropertyKind, ObjectName, TableConstraint};
+use sqlparser::ast::{
+    ColumnOption, CreateTable, Expr, IdentityPropertyFormatKind, IdentityPropertyKind, ObjectName,
+    TableConstraint,
+};
 use std::collections::HashMap;
 use tokio_postgres::Client;
 
@@ -23,25 +26,56 @@ pub fn pg_ident(name: &str) -> String {
 
 /// `"schema"."table"` of a T-SQL object name (schema defaults to dbo).
 pub fn pg_table(name: &ObjectName) -> (String, String, String) {
-    let parts: Vec<String> = name.0.iter().filter_map(|p| p.as_ident().map(|i| i.value.clone())).collect();
+    let parts: Vec<String> = name
+        .0
+        .iter()
+        .filter_map(|p| p.as_ident().map(|i| i.value.clone()))
+        .collect();
     let (schema, table) = match parts.len() {
         0 => ("dbo".to_string(), String::new()),
         1 => ("dbo".to_string(), parts[0].clone()),
-        n => (if parts[n - 2].is_empty() { "dbo".into() } else { parts[n - 2].clone() }, parts[n - 1].clone()),
+        n => (
+            if parts[n - 2].is_empty() {
+                "dbo".into()
+            } else {
+                parts[n - 2].clone()
+            },
+            parts[n - 1].clone(),
+        ),
     };
-    (format!("{}.{}", pg_ident(&schema), pg_ident(&table)), schema, table)
+    (
+        format!("{}.{}", pg_ident(&schema), pg_ident(&table)),
+        schema,
+        table,
+    )
 }
 
 /// Creates the catalog in a freshly created database and records it in `_sim.databases`.
-pub async fn init_database(client: &Client, name: &str, database_id: i32, all: &[(String, i32)]) -> Result<(), SqlError> {
-    client.batch_execute(INIT_SQL).await.map_err(|e| SqlError::internal(format!("initialising database {name}: {e}")))?;
+pub async fn init_database(
+    client: &Client,
+    name: &str,
+    database_id: i32,
+    all: &[(String, i32)],
+) -> Result<(), SqlError> {
+    client
+        .batch_execute(INIT_SQL)
+        .await
+        .map_err(|e| SqlError::internal(format!("initialising database {name}: {e}")))?;
     // pgcrypto gives HASHBYTES('SHA1'); without it everything else still works.
-    let _ = client.batch_execute("CREATE EXTENSION IF NOT EXISTS pgcrypto SCHEMA _sim").await;
+    let _ = client
+        .batch_execute("CREATE EXTENSION IF NOT EXISTS pgcrypto SCHEMA _sim")
+        .await;
     let mut sql = format!("SET sim.database = {}; ", pg_quote(name));
-    for (n, id) in all.iter().chain(std::iter::once(&(name.to_string(), database_id))) {
+    for (n, id) in all
+        .iter()
+        .chain(std::iter::once(&(name.to_string(), database_id)))
+    {
         sql.push_str(&format!("INSERT INTO _sim.databases (name, database_id) VALUES ({}, {id}) ON CONFLICT DO NOTHING; ", pg_quote(n)));
     }
-    client.batch_execute(&sql).await.map_err(|e| SqlError::internal(e.to_string()))?;
+    client
+        .batch_execute(&sql)
+        .await
+        .map_err(|e| SqlError::internal(e.to_string()))?;
     Ok(())
 }
 
@@ -59,7 +93,10 @@ fn rewrite_default(e: &Expr) -> Result<String, SqlError> {
 fn number(e: &Expr) -> Option<String> {
     match e {
         Expr::Value(v) => Some(v.value.to_string()),
-        Expr::UnaryOp { op: sqlparser::ast::UnaryOperator::Minus, expr } => number(expr).map(|n| format!("-{n}")),
+        Expr::UnaryOp {
+            op: sqlparser::ast::UnaryOperator::Minus,
+            expr,
+        } => number(expr).map(|n| format!("-{n}")),
         Expr::Nested(inner) => number(inner),
         _ => None,
     }
@@ -75,7 +112,11 @@ struct KeyDef {
 pub fn create_table_sql(ct: &CreateTable, database: &str) -> Result<String, SqlError> {
     let (qualified, schema, table) = pg_table(&ct.name);
     if table.starts_with('#') {
-        return Err(SqlError::new(40000, 16, "Temporary tables are not supported by the simulator.".into()));
+        return Err(SqlError::new(
+            40000,
+            16,
+            "Temporary tables are not supported by the simulator.".into(),
+        ));
     }
     let mut defs: Vec<String> = Vec::new();
     let mut keys: Vec<KeyDef> = Vec::new();
@@ -84,12 +125,19 @@ pub fn create_table_sql(ct: &CreateTable, database: &str) -> Result<String, SqlE
     let mut pk_cols: Vec<String> = Vec::new();
     for c in &ct.constraints {
         if let TableConstraint::PrimaryKey(pk) = c {
-            pk_cols.extend(pk.columns.iter().map(|ic| ic.column.expr.to_string().trim_matches(|c| c == '[' || c == ']').to_lowercase()));
+            pk_cols.extend(pk.columns.iter().map(|ic| {
+                ic.column
+                    .expr
+                    .to_string()
+                    .trim_matches(|c| c == '[' || c == ']')
+                    .to_lowercase()
+            }));
         }
     }
     for col in &ct.columns {
         let orig = col.name.value.clone();
-        let ty = TsqlType::parse(&col.data_type.to_string()).map_err(|e| SqlError::new(2715, 16, e.0))?;
+        let ty = TsqlType::parse(&col.data_type.to_string())
+            .map_err(|e| SqlError::new(2715, 16, e.0))?;
         let mut nullable = !pk_cols.contains(&orig.to_lowercase());
         let mut identity: Option<(String, String)> = None;
         let mut default: Option<(Option<String>, Expr)> = None;
@@ -98,36 +146,71 @@ pub fn create_table_sql(ct: &CreateTable, database: &str) -> Result<String, SqlE
             match &opt.option {
                 ColumnOption::Null => nullable = true,
                 ColumnOption::NotNull => nullable = false,
-                ColumnOption::Default(e) => default = Some((opt.name.as_ref().map(|n| n.value.clone()), e.clone())),
+                ColumnOption::Default(e) => {
+                    default = Some((opt.name.as_ref().map(|n| n.value.clone()), e.clone()))
+                }
                 ColumnOption::Identity(kind) => {
                     let props = match kind {
-                        IdentityPropertyKind::Identity(p) | IdentityPropertyKind::Autoincrement(p) => p,
+                        IdentityPropertyKind::Identity(p)
+                        | IdentityPropertyKind::Autoincrement(p) => p,
                     };
                     identity = Some(match &props.parameters {
-                        Some(IdentityPropertyFormatKind::FunctionCall(p)) | Some(IdentityPropertyFormatKind::StartAndIncrement(p)) => {
-                            (number(&p.seed).unwrap_or("1".into()), number(&p.increment).unwrap_or("1".into()))
-                        }
+                        Some(IdentityPropertyFormatKind::FunctionCall(p))
+                        | Some(IdentityPropertyFormatKind::StartAndIncrement(p)) => (
+                            number(&p.seed).unwrap_or("1".into()),
+                            number(&p.increment).unwrap_or("1".into()),
+                        ),
                         None => ("1".into(), "1".into()),
                     });
                     nullable = false;
                 }
                 ColumnOption::PrimaryKey(_) => {
                     nullable = false;
-                    let name = opt.name.as_ref().map(|n| n.value.clone()).unwrap_or_else(|| auto_name("PK", &table));
-                    keys.push(KeyDef { name, primary: true, columns: vec![(orig.clone(), false)] });
+                    let name = opt
+                        .name
+                        .as_ref()
+                        .map(|n| n.value.clone())
+                        .unwrap_or_else(|| auto_name("PK", &table));
+                    keys.push(KeyDef {
+                        name,
+                        primary: true,
+                        columns: vec![(orig.clone(), false)],
+                    });
                 }
                 ColumnOption::Unique(_) => {
-                    let name = opt.name.as_ref().map(|n| n.value.clone()).unwrap_or_else(|| auto_name("UQ", &table));
-                    keys.push(KeyDef { name, primary: false, columns: vec![(orig.clone(), false)] });
+                    let name = opt
+                        .name
+                        .as_ref()
+                        .map(|n| n.value.clone())
+                        .unwrap_or_else(|| auto_name("UQ", &table));
+                    keys.push(KeyDef {
+                        name,
+                        primary: false,
+                        columns: vec![(orig.clone(), false)],
+                    });
                 }
                 ColumnOption::Check(ck) => {
                     extra.push(format!("CHECK ({})", rewrite_default(&ck.expr)?));
                 }
                 ColumnOption::ForeignKey(fk) => {
                     let (ft, _, _) = pg_table(&fk.foreign_table);
-                    let refcols: Vec<String> = fk.referred_columns.iter().map(|c| pg_ident(&c.value)).collect();
-                    let name = opt.name.as_ref().map(|n| n.value.clone()).unwrap_or_else(|| auto_name("FK", &table));
-                    defs.push(format!("CONSTRAINT {} FOREIGN KEY ({}) REFERENCES {ft} ({}){}", pg_ident(&name), pg_ident(&orig), refcols.join(", "), fk_actions(fk)));
+                    let refcols: Vec<String> = fk
+                        .referred_columns
+                        .iter()
+                        .map(|c| pg_ident(&c.value))
+                        .collect();
+                    let name = opt
+                        .name
+                        .as_ref()
+                        .map(|n| n.value.clone())
+                        .unwrap_or_else(|| auto_name("FK", &table));
+                    defs.push(format!(
+                        "CONSTRAINT {} FOREIGN KEY ({}) REFERENCES {ft} ({}){}",
+                        pg_ident(&name),
+                        pg_ident(&orig),
+                        refcols.join(", "),
+                        fk_actions(fk)
+                    ));
                     catalog.push(name_row_constraint(&reg, &name));
                 }
                 _ => {}
@@ -135,7 +218,9 @@ pub fn create_table_sql(ct: &CreateTable, database: &str) -> Result<String, SqlE
         }
         let mut def = format!("{} {}", pg_ident(&orig), ty.pg_storage());
         if let Some((seed, incr)) = &identity {
-            def.push_str(&format!(" GENERATED BY DEFAULT AS IDENTITY (START WITH {seed} INCREMENT BY {incr}"));
+            def.push_str(&format!(
+                " GENERATED BY DEFAULT AS IDENTITY (START WITH {seed} INCREMENT BY {incr}"
+            ));
             if seed.starts_with('-') || incr.starts_with('-') {
                 def.push_str(" MINVALUE -9223372036854775808");
             }
@@ -147,11 +232,20 @@ pub fn create_table_sql(ct: &CreateTable, database: &str) -> Result<String, SqlE
         let mut default_cols = ("NULL".to_string(), "NULL".to_string(), "NULL".to_string());
         if let Some((name, e)) = &default {
             def.push_str(&format!(" DEFAULT {}", rewrite_default(e)?));
-            let dname = name.clone().unwrap_or_else(|| auto_name("DF", &format!("{table}__{orig}")));
-            default_cols = ("nextval('_sim.object_ids')".into(), pg_quote(&dname), pg_quote(&format!("({})", e.to_string().to_lowercase())));
+            let dname = name
+                .clone()
+                .unwrap_or_else(|| auto_name("DF", &format!("{table}__{orig}")));
+            default_cols = (
+                "nextval('_sim.object_ids')".into(),
+                pg_quote(&dname),
+                pg_quote(&format!("({})", e.to_string().to_lowercase())),
+            );
         }
         if let Some(ck) = ty.pg_check(&pg_ident(&orig)) {
-            def.push_str(&format!(" CONSTRAINT {} CHECK ({ck})", pg_ident(&format!("_sim_{}", short_hash(&orig)))));
+            def.push_str(&format!(
+                " CONSTRAINT {} CHECK ({ck})",
+                pg_ident(&format!("_sim_{}", short_hash(&orig)))
+            ));
         }
         for e in extra {
             def.push(' ');
@@ -179,26 +273,64 @@ pub fn create_table_sql(ct: &CreateTable, database: &str) -> Result<String, SqlE
     for c in &ct.constraints {
         match c {
             TableConstraint::PrimaryKey(pk) => keys.push(KeyDef {
-                name: pk.name.as_ref().map(|n| n.value.clone()).unwrap_or_else(|| auto_name("PK", &table)),
+                name: pk
+                    .name
+                    .as_ref()
+                    .map(|n| n.value.clone())
+                    .unwrap_or_else(|| auto_name("PK", &table)),
                 primary: true,
-                columns: pk.columns.iter().map(|ic| (ident_of(&ic.column.expr), false)).collect(),
+                columns: pk
+                    .columns
+                    .iter()
+                    .map(|ic| (ident_of(&ic.column.expr), false))
+                    .collect(),
             }),
             TableConstraint::Unique(uq) => keys.push(KeyDef {
-                name: uq.name.as_ref().map(|n| n.value.clone()).unwrap_or_else(|| auto_name("UQ", &table)),
+                name: uq
+                    .name
+                    .as_ref()
+                    .map(|n| n.value.clone())
+                    .unwrap_or_else(|| auto_name("UQ", &table)),
                 primary: false,
-                columns: uq.columns.iter().map(|ic| (ident_of(&ic.column.expr), false)).collect(),
+                columns: uq
+                    .columns
+                    .iter()
+                    .map(|ic| (ident_of(&ic.column.expr), false))
+                    .collect(),
             }),
             TableConstraint::ForeignKey(fk) => {
                 let (ft, _, _) = pg_table(&fk.foreign_table);
-                let name = fk.name.as_ref().map(|n| n.value.clone()).unwrap_or_else(|| auto_name("FK", &table));
+                let name = fk
+                    .name
+                    .as_ref()
+                    .map(|n| n.value.clone())
+                    .unwrap_or_else(|| auto_name("FK", &table));
                 let cols: Vec<String> = fk.columns.iter().map(|c| pg_ident(&c.value)).collect();
-                let refcols: Vec<String> = fk.referred_columns.iter().map(|c| pg_ident(&c.value)).collect();
-                defs.push(format!("CONSTRAINT {} FOREIGN KEY ({}) REFERENCES {ft} ({}){}", pg_ident(&name), cols.join(", "), refcols.join(", "), fk_actions(fk)));
+                let refcols: Vec<String> = fk
+                    .referred_columns
+                    .iter()
+                    .map(|c| pg_ident(&c.value))
+                    .collect();
+                defs.push(format!(
+                    "CONSTRAINT {} FOREIGN KEY ({}) REFERENCES {ft} ({}){}",
+                    pg_ident(&name),
+                    cols.join(", "),
+                    refcols.join(", "),
+                    fk_actions(fk)
+                ));
                 catalog.push(name_row_constraint(&reg, &name));
             }
             TableConstraint::Check(ck) => {
-                let name = ck.name.as_ref().map(|n| n.value.clone()).unwrap_or_else(|| auto_name("CK", &table));
-                defs.push(format!("CONSTRAINT {} CHECK ({})", pg_ident(&name), rewrite_default(&ck.expr)?));
+                let name = ck
+                    .name
+                    .as_ref()
+                    .map(|n| n.value.clone())
+                    .unwrap_or_else(|| auto_name("CK", &table));
+                defs.push(format!(
+                    "CONSTRAINT {} CHECK ({})",
+                    pg_ident(&name),
+                    rewrite_default(&ck.expr)?
+                ));
                 catalog.push(name_row_constraint(&reg, &name));
             }
             _ => {}
@@ -207,7 +339,12 @@ pub fn create_table_sql(ct: &CreateTable, database: &str) -> Result<String, SqlE
     let mut index_id = 1;
     for k in &keys {
         let cols: Vec<String> = k.columns.iter().map(|(c, _)| pg_ident(c)).collect();
-        defs.push(format!("CONSTRAINT {} {} ({})", pg_ident(&k.name), if k.primary { "PRIMARY KEY" } else { "UNIQUE" }, cols.join(", ")));
+        defs.push(format!(
+            "CONSTRAINT {} {} ({})",
+            pg_ident(&k.name),
+            if k.primary { "PRIMARY KEY" } else { "UNIQUE" },
+            cols.join(", ")
+        ));
         let id = if k.primary { 1 } else { index_id + 1 };
         index_id = index_id.max(id);
         catalog.push(format!(
@@ -224,7 +361,9 @@ pub fn create_table_sql(ct: &CreateTable, database: &str) -> Result<String, SqlE
     }
     let _ = database;
     let mut sql = format!("CREATE TABLE {qualified} ({});\n", defs.join(", "));
-    sql.push_str(&format!("DELETE FROM _sim.columns WHERE table_oid = {reg};\n"));
+    sql.push_str(&format!(
+        "DELETE FROM _sim.columns WHERE table_oid = {reg};\n"
+    ));
     sql.push_str(&format!("INSERT INTO _sim.tables (oid) VALUES ({reg});\n"));
     sql.push_str(&format!("INSERT INTO _sim.names VALUES ({reg}, {}) ON CONFLICT (oid) DO UPDATE SET name = excluded.name;\n", pg_quote(&table)));
     sql.push_str(&format!(
@@ -277,15 +416,24 @@ fn short_hash(s: &str) -> String {
 /// A system-style constraint name, e.g. `PK__orders__1A2B3C4D5E6F7081`.
 pub fn auto_name(prefix: &str, table: &str) -> String {
     let t: String = table.chars().take(16).collect();
-    let salt = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
-    format!("{prefix}__{t}__{}", &short_hash(&format!("{table}{salt}"))[..16])
+    let salt = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0);
+    format!(
+        "{prefix}__{t}__{}",
+        &short_hash(&format!("{table}{salt}"))[..16]
+    )
 }
 
 /// Declared name and type of a result column, by (table oid, attribute number).
 pub type ResultColumns = HashMap<(u32, i16), (String, TsqlType)>;
 
 /// Loads declared names and types of the columns of the given tables.
-pub async fn load_result_columns(client: &Client, oids: &[u32]) -> Result<ResultColumns, tokio_postgres::Error> {
+pub async fn load_result_columns(
+    client: &Client,
+    oids: &[u32],
+) -> Result<ResultColumns, tokio_postgres::Error> {
     let oids: Vec<i64> = oids.iter().map(|o| *o as i64).collect();
     let rows = client
         .query("SELECT table_oid::bigint, attnum, name, type FROM _sim.columns WHERE table_oid = ANY($1::bigint[]::oid[])", &[&oids])
@@ -304,7 +452,10 @@ pub async fn load_result_columns(client: &Client, oids: &[u32]) -> Result<Result
 }
 
 /// Loads the declared column types of tables by lower-cased `schema.table` keys.
-pub async fn load_table_columns(client: &Client, keys: &[String]) -> Result<HashMap<String, Vec<(String, TsqlType)>>, tokio_postgres::Error> {
+pub async fn load_table_columns(
+    client: &Client,
+    keys: &[String],
+) -> Result<HashMap<String, Vec<(String, TsqlType)>>, tokio_postgres::Error> {
     if keys.is_empty() {
         return Ok(HashMap::new());
     }

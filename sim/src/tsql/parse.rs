@@ -178,7 +178,14 @@ fn pre_pass(tokens: Vec<TokenWithSpan>) -> Vec<TokenWithSpan> {
                 }
             }
         }
-        out.push(t.clone());
+        let mut t = t.clone();
+        // [a]]b] prints unescaped through sqlparser; "a]b" prints escaped and means the same.
+        if let Token::Word(w) = &mut t.token {
+            if w.quote_style == Some('[') {
+                w.quote_style = Some('"');
+            }
+        }
+        out.push(t);
         i += 1;
     }
     insert_statement_breaks(out)
@@ -446,6 +453,9 @@ fn parse_one(p: &mut Parser<'_>) -> Result<Stmt, ParserError> {
                 ident_text(p)?
             };
             let mut words = Vec::new();
+            if p.parse_keyword(Keyword::SET) {
+                words.push("SET".to_string());
+            }
             while !matches!(p.peek_token().token, Token::EOF | Token::SemiColon)
                 && !starts_statement(&p.peek_token().token)
             {

@@ -117,6 +117,16 @@ impl<'a> Rewriter<'a> {
         let mut types = Vec::new();
         if let Statement::Query(q) = stmt {
             if let SetExpr::Select(sel) = q.body.as_ref() {
+                // Types are per select item; a wildcard expands to an unknown number of columns,
+                // so then only the declared types of table columns apply.
+                if sel.projection.iter().any(|i| {
+                    matches!(
+                        i,
+                        SelectItem::Wildcard(_) | SelectItem::QualifiedWildcard(..)
+                    )
+                }) {
+                    return Vec::new();
+                }
                 for item in &sel.projection {
                     types.push(match item {
                         SelectItem::UnnamedExpr(e) | SelectItem::ExprWithAlias { expr: e, .. } => {
@@ -668,9 +678,20 @@ impl VisitorMut for Rewriter<'_> {
 
     fn post_visit_table_factor(&mut self, tf: &mut TableFactor) -> ControlFlow<()> {
         // GENERATE_SERIES(start, stop) returns one column named `value` (SQL Server 2022).
-        if let TableFactor::Table { name, args: Some(_), alias, .. } = tf {
-            if name.to_string().eq_ignore_ascii_case("generate_series") && alias.as_ref().is_none_or(|a| a.columns.is_empty()) {
-                let a_name = alias.as_ref().map(|a| a.name.clone()).unwrap_or_else(|| Ident::new("generate_series"));
+        if let TableFactor::Table {
+            name,
+            args: Some(_),
+            alias,
+            ..
+        } = tf
+        {
+            if name.to_string().eq_ignore_ascii_case("generate_series")
+                && alias.as_ref().is_none_or(|a| a.columns.is_empty())
+            {
+                let a_name = alias
+                    .as_ref()
+                    .map(|a| a.name.clone())
+                    .unwrap_or_else(|| Ident::new("generate_series"));
                 *alias = Some(sqlparser::ast::TableAlias {
                     explicit: true,
                     name: a_name,

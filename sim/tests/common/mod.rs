@@ -13,9 +13,15 @@ pub type Tds = Client<Compat<TcpStream>>;
 /// A simulator serving a fresh backing database on a free loopback port.
 pub async fn sim(hint: &str) -> SimServer {
     let backing = testkit::fresh_database(hint).await;
-    start(SimConfig { backing_url: backing, sa_password: SA_PASSWORD.into() }, "127.0.0.1:0".parse().unwrap())
-        .await
-        .expect("simulator starts")
+    start(
+        SimConfig {
+            backing_url: backing,
+            sa_password: SA_PASSWORD.into(),
+        },
+        "127.0.0.1:0".parse().unwrap(),
+    )
+    .await
+    .expect("simulator starts")
 }
 
 pub fn config(server: &SimServer, password: &str, database: Option<&str>) -> Config {
@@ -30,7 +36,11 @@ pub fn config(server: &SimServer, password: &str, database: Option<&str>) -> Con
     c
 }
 
-pub async fn connect_with(server: &SimServer, password: &str, database: Option<&str>) -> tiberius::Result<Tds> {
+pub async fn connect_with(
+    server: &SimServer,
+    password: &str,
+    database: Option<&str>,
+) -> tiberius::Result<Tds> {
     let cfg = config(server, password, database);
     let tcp = TcpStream::connect(cfg.get_addr()).await?;
     tcp.set_nodelay(true)?;
@@ -38,17 +48,29 @@ pub async fn connect_with(server: &SimServer, password: &str, database: Option<&
 }
 
 pub async fn connect(server: &SimServer) -> Tds {
-    connect_with(server, SA_PASSWORD, None).await.expect("login as sa")
+    connect_with(server, SA_PASSWORD, None)
+        .await
+        .expect("login as sa")
 }
 
 /// Runs a batch and returns the first result set's rows.
 pub async fn rows(c: &mut Tds, sql: &str) -> Vec<tiberius::Row> {
-    c.simple_query(sql).await.unwrap_or_else(|e| panic!("{sql}: {e}")).into_first_result().await.unwrap_or_else(|e| panic!("{sql}: {e}"))
+    c.simple_query(sql)
+        .await
+        .unwrap_or_else(|e| panic!("{sql}: {e}"))
+        .into_first_result()
+        .await
+        .unwrap_or_else(|e| panic!("{sql}: {e}"))
 }
 
 /// Runs a batch to completion.
 pub async fn exec(c: &mut Tds, sql: &str) {
-    c.simple_query(sql).await.unwrap_or_else(|e| panic!("{sql}: {e}")).into_results().await.unwrap_or_else(|e| panic!("{sql}: {e}"));
+    c.simple_query(sql)
+        .await
+        .unwrap_or_else(|e| panic!("{sql}: {e}"))
+        .into_results()
+        .await
+        .unwrap_or_else(|e| panic!("{sql}: {e}"));
 }
 
 /// The SQL Server error number of a failed batch.
