@@ -144,17 +144,12 @@ impl Session {
         let (tx, mut rx) = mpsc::channel::<tds::Message>(4);
         let attn = self.attention.clone();
         let reader = tokio::spawn(async move {
-            loop {
-                match tds::read_message(&mut rd).await {
-                    Ok(Some(m)) => {
-                        if m.ty == tds::PT_ATTENTION {
-                            attn.fetch_add(1, Ordering::SeqCst);
-                        }
-                        if tx.send(m).await.is_err() {
-                            break;
-                        }
-                    }
-                    _ => break,
+            while let Ok(Some(m)) = tds::read_message(&mut rd).await {
+                if m.ty == tds::PT_ATTENTION {
+                    attn.fetch_add(1, Ordering::SeqCst);
+                }
+                if tx.send(m).await.is_err() {
+                    break;
                 }
             }
         });
@@ -1059,7 +1054,9 @@ impl Session {
                 let text = match v {
                     Value::Text(s) => s,
                     Value::Null => String::new(),
-                    other => format!("{}", crate::value::pg_literal(&other).trim_matches('\'')),
+                    other => crate::value::pg_literal(&other)
+                        .trim_matches('\'')
+                        .to_string(),
                 };
                 token::message(out.buf(), false, 0, 1, 0, &text, "mssql-sim", 1);
                 Ok(none)

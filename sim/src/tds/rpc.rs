@@ -294,7 +294,7 @@ pub fn read_typed_value(r: &mut Reader<'_>) -> R<(TsqlType, Value)> {
             }
             Ok((TsqlType::Date, Value::Date(le_uint(r.bytes(3)?) as i64)))
         }
-        0x29 | 0x2A | 0x2B => {
+        0x29..=0x2B => {
             let scale = r.u8()?.min(7);
             let ty = match t {
                 0x29 => TsqlType::Time(scale),

@@ -441,7 +441,7 @@ fn parse_one(p: &mut Parser<'_>) -> Result<Stmt, ParserError> {
         "DROP" if peek_word(p, 1, "DATABASE") => {
             p.next_token();
             p.next_token();
-            if p.parse_keywords(&[Keyword::IF, Keyword::EXISTS]) {}
+            let _if_exists = p.parse_keywords(&[Keyword::IF, Keyword::EXISTS]);
             Ok(Stmt::DropDatabase(ident_text(p)?))
         }
         "ALTER" if peek_word(p, 1, "DATABASE") => {
