@@ -11,6 +11,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use tokio::net::TcpListener;
 use tokio::sync::{watch, Mutex};
+use tokio_postgres::types::ToSql;
 use tokio_postgres::{Client, Config, NoTls};
 
 /// Settings of a simulator instance.
@@ -52,16 +53,30 @@ fn pg_name_for(backing_db: &str, name: &str) -> String {
 }
 
 impl Shared {
-    async fn admin(&self) -> Result<Client, SqlError> {
-        let (client, conn) = self
-            .backing
-            .connect(NoTls)
-            .await
-            .map_err(|e| SqlError::internal(format!("connect to backing database: {e}")))?;
+    /// A new connection to PostgreSQL database `pg_name` on the backing server.
+    pub async fn connect_pg(&self, pg_name: &str) -> Result<Client, SqlError> {
+        let mut cfg = self.backing.clone();
+        cfg.dbname(pg_name);
+        cfg.application_name("mssql-sim");
+        let (client, conn) = cfg.connect(NoTls).await.map_err(|e| {
+            SqlError::internal(format!("connect to backing database {pg_name}: {e}"))
+        })?;
         tokio::spawn(async move {
             let _ = conn.await;
         });
         Ok(client)
+    }
+
+    async fn admin(&self) -> Result<Client, SqlError> {
+        self.connect_pg(&self.backing_db).await
+    }
+
+    fn pg_name(&self, tsql_name: &str) -> String {
+        if tsql_name.eq_ignore_ascii_case("master") {
+            self.backing_db.clone()
+        } else {
+            pg_name_for(&self.backing_db, tsql_name)
+        }
     }
 
     async fn databases(&self, admin: &Client) -> Result<Vec<(String, i32)>, SqlError> {
@@ -73,6 +88,24 @@ impl Shared {
             .await
             .map_err(|e| SqlError::from_pg(&e))?;
         Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
+    }
+
+    /// Runs `sql` against the registry copy of every database (master included), so that
+    /// `sys.databases` agrees everywhere. Stops at the first failure and returns it.
+    async fn in_every_database(
+        &self,
+        names: &[String],
+        sql: &str,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> Result<(), SqlError> {
+        for n in names {
+            let client = self.connect_pg(&self.pg_name(n)).await?;
+            client
+                .execute(sql, params)
+                .await
+                .map_err(|e| SqlError::from_pg(&e))?;
+        }
+        Ok(())
     }
 
     /// The T-SQL name (as created) and PostgreSQL name of database `db`.
@@ -91,7 +124,7 @@ impl Shared {
         match row {
             Some(r) => {
                 let name: String = r.get(0);
-                let pg = pg_name_for(&self.backing_db, &name);
+                let pg = self.pg_name(&name);
                 Ok((name, pg))
             }
             None => Err(SqlError::new(
@@ -119,7 +152,8 @@ impl Shared {
             ));
         }
         let id = all.iter().map(|(_, i)| *i).max().unwrap_or(4).max(4) + 1;
-        let pg = pg_name_for(&self.backing_db, name);
+        let pg = self.pg_name(name);
+        // A leftover of a database whose registration never completed is replaced.
         admin
             .batch_execute(&format!("DROP DATABASE IF EXISTS {}", pg_quote_ident(&pg)))
             .await
@@ -128,38 +162,15 @@ impl Shared {
             .batch_execute(&format!("CREATE DATABASE {}", pg_quote_ident(&pg)))
             .await
             .map_err(|e| SqlError::from_pg(&e))?;
-        let mut cfg = self.backing.clone();
-        cfg.dbname(&pg);
-        let (client, conn) = cfg
-            .connect(NoTls)
-            .await
-            .map_err(|e| SqlError::internal(format!("connect to new database: {e}")))?;
-        tokio::spawn(async move {
-            let _ = conn.await;
-        });
+        let client = self.connect_pg(&pg).await?;
         catalog::init_database(&client, name, id, &all).await?;
-        // Every existing database learns about the new one.
-        for (n, _) in all
-            .iter()
-            .chain(std::iter::once(&("master".to_string(), 1)))
-        {
-            let target = if n == "master" {
-                self.backing_db.clone()
-            } else {
-                pg_name_for(&self.backing_db, n)
-            };
-            let mut c = self.backing.clone();
-            c.dbname(&target);
-            if let Ok((cl, conn)) = c.connect(NoTls).await {
-                tokio::spawn(async move {
-                    let _ = conn.await;
-                });
-                let _ = cl
-                    .execute("INSERT INTO _sim.databases (name, database_id) VALUES ($1, $2) ON CONFLICT DO NOTHING", &[&name, &id])
-                    .await;
-            }
-        }
-        Ok(())
+        let existing: Vec<String> = all.into_iter().map(|(n, _)| n).collect();
+        self.in_every_database(
+            &existing,
+            "INSERT INTO _sim.databases (name, database_id) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+            &[&name, &id],
+        )
+        .await
     }
 
     /// DROP DATABASE.
@@ -181,24 +192,19 @@ impl Shared {
             ))
             .await
             .map_err(|e| SqlError::from_pg(&e))?;
-        for (n, _) in self.databases(&admin).await? {
-            let target = if n == "master" {
-                self.backing_db.clone()
-            } else {
-                pg_name_for(&self.backing_db, &n)
-            };
-            let mut c = self.backing.clone();
-            c.dbname(&target);
-            if let Ok((cl, conn)) = c.connect(NoTls).await {
-                tokio::spawn(async move {
-                    let _ = conn.await;
-                });
-                let _ = cl
-                    .execute("DELETE FROM _sim.databases WHERE name = $1", &[&real])
-                    .await;
-            }
-        }
-        Ok(())
+        let remaining: Vec<String> = self
+            .databases(&admin)
+            .await?
+            .into_iter()
+            .map(|(n, _)| n)
+            .filter(|n| *n != real)
+            .collect();
+        self.in_every_database(
+            &remaining,
+            "DELETE FROM _sim.databases WHERE name = $1",
+            &[&real],
+        )
+        .await
     }
 
     /// ALTER DATABASE ... SET option: snapshot isolation and READ_COMMITTED_SNAPSHOT are kept;
@@ -225,29 +231,20 @@ impl Shared {
         } else {
             return Ok(());
         };
+        let _guard = self.registry.lock().await;
         let admin = self.admin().await?;
-        let mut targets = vec![self.backing_db.clone()];
-        for (n, _) in self.databases(&admin).await? {
-            if n != "master" {
-                targets.push(pg_name_for(&self.backing_db, &n));
-            }
-        }
-        for target in targets {
-            let mut c = self.backing.clone();
-            c.dbname(&target);
-            if let Ok((cl, conn)) = c.connect(NoTls).await {
-                tokio::spawn(async move {
-                    let _ = conn.await;
-                });
-                let _ = cl
-                    .execute(
-                        &format!("UPDATE _sim.databases SET {column} = $1 WHERE name = $2"),
-                        &[&on, &real],
-                    )
-                    .await;
-            }
-        }
-        Ok(())
+        let all: Vec<String> = self
+            .databases(&admin)
+            .await?
+            .into_iter()
+            .map(|(n, _)| n)
+            .collect();
+        self.in_every_database(
+            &all,
+            &format!("UPDATE _sim.databases SET {column} = $1 WHERE name = $2"),
+            &[&on, &real],
+        )
+        .await
     }
 }
 

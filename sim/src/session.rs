@@ -15,7 +15,7 @@ use crate::tds::token::{
     TOKEN_DONEPROC,
 };
 use crate::tds::{self, login, PacketWriter};
-use crate::tsql::parse::{parse_batch, Isolation, Stmt};
+use crate::tsql::parse::{parse_batch, parse_param_declarations, Isolation, Stmt};
 use crate::tsql::rewrite::{referenced_tables, to_pg_text, Context, Rewriter};
 use crate::types::{Len, TsqlType};
 use crate::value::{decode_pg, default_tsql_type, encode_tds, pg_quote, Value};
@@ -27,7 +27,7 @@ use std::sync::Arc;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::mpsc;
 use tokio_postgres::types::{FromSql, Type};
-use tokio_postgres::{Client, NoTls};
+use tokio_postgres::Client;
 
 /// Raw bytes of a PostgreSQL value in binary format.
 struct Raw<'a>(Option<&'a [u8]>);
@@ -174,19 +174,13 @@ impl Session {
     ) -> std::io::Result<bool> {
         let ok = l.user_name.eq_ignore_ascii_case("sa") && l.password == self.shared.sa_password;
         if !ok {
-            token::message(
-                out.buf(),
-                true,
+            // The password is never echoed, only the login name.
+            let e = SqlError::new(
                 18456,
-                1,
                 14,
-                &format!("Login failed for user '{}'.", l.user_name),
-                "mssql-sim",
-                1,
+                format!("Login failed for user '{}'.", l.user_name),
             );
-            token::done(out.buf(), TOKEN_DONE, DONE_ERROR, 0, 0);
-            out.end_message().await?;
-            return Ok(false);
+            return refuse_login(out, &e).await;
         }
         let db = if l.database.is_empty() {
             "master".to_string()
@@ -194,22 +188,15 @@ impl Session {
             l.database.clone()
         };
         if let Err(e) = self.connect(&db).await {
-            token::message(
-                out.buf(),
-                true,
+            let e = SqlError::new(
                 4060,
-                1,
                 11,
-                &format!(
+                format!(
                     "Cannot open database \"{db}\" requested by the login. The login failed. ({})",
                     e.message
                 ),
-                "mssql-sim",
-                1,
             );
-            token::done(out.buf(), TOKEN_DONE, DONE_ERROR, 0, 0);
-            out.end_message().await?;
-            return Ok(false);
+            return refuse_login(out, &e).await;
         }
         if l.packet_size >= 512 {
             out.set_packet_size(l.packet_size as usize);
@@ -253,16 +240,7 @@ impl Session {
     /// Opens a PostgreSQL connection to the database named `db` (T-SQL name).
     async fn connect(&mut self, db: &str) -> Result<(), SqlError> {
         let (name, pg_name) = self.shared.resolve_database(db).await?;
-        let mut cfg = self.shared.backing.clone();
-        cfg.dbname(&pg_name);
-        cfg.application_name("mssql-sim");
-        let (client, conn) = cfg
-            .connect(NoTls)
-            .await
-            .map_err(|e| SqlError::internal(format!("connect to backing database: {e}")))?;
-        tokio::spawn(async move {
-            let _ = conn.await;
-        });
+        let client = self.shared.connect_pg(&pg_name).await?;
         client
             .batch_execute(&format!(
                 "SET search_path = dbo; SET sim.database = {}; SET intervalstyle = 'postgres'",
@@ -309,15 +287,12 @@ impl Session {
                 let req = match parse_rpc(&msg.data) {
                     Ok(r) => r,
                     Err(e) => {
-                        self.send_error(
-                            out,
-                            &SqlError::new(
-                                8009,
-                                16,
-                                format!("The incoming RPC request is malformed: {e}"),
-                            ),
+                        let e = SqlError::new(
+                            8009,
+                            16,
+                            format!("The incoming RPC request is malformed: {e}"),
                         );
-                        token::done(out.buf(), TOKEN_DONEPROC, DONE_ERROR, 0, 0);
+                        self.proc_error(out, &e).await?;
                         return self.finish_request(out).await;
                     }
                 };
@@ -398,7 +373,7 @@ impl Session {
     ) -> std::io::Result<()> {
         let mut r = crate::tds::rpc::Reader::new(data);
         crate::tds::rpc::skip_all_headers(&mut r)?;
-        let rest = &data[data.len() - r_remaining(&r, data)..];
+        let rest = r.rest();
         let req = u16::from_le_bytes([
             rest.first().copied().unwrap_or(0),
             rest.get(1).copied().unwrap_or(0),
@@ -474,35 +449,42 @@ impl Session {
                     },
                     None => String::new(),
                 };
-                let decl = it.next();
-                let saved = self.vars.clone();
-                // Parameters are variables of the inner batch, typed as declared.
-                let declared: HashMap<String, TsqlType> = match &decl {
+                let decl = match it.next() {
                     Some(RpcParam {
                         value: Value::Text(d),
                         ..
-                    }) => parse_param_decl(d),
-                    _ => HashMap::new(),
+                    }) => match parse_param_declarations(&d) {
+                        Ok(d) => d,
+                        Err(msg) => {
+                            return self.proc_error(out, &SqlError::new(102, 15, msg)).await
+                        }
+                    },
+                    _ => Vec::new(),
                 };
-                let mut positional: Vec<String> = declared_order(match &decl {
-                    Some(RpcParam {
-                        value: Value::Text(d),
-                        ..
-                    }) => d.as_str(),
-                    _ => "",
-                });
-                positional.reverse();
-                for p in it {
+                let saved = self.vars.clone();
+                // Parameters become variables of the inner batch, typed as declared; positional
+                // values take the declared names in order.
+                for (i, p) in it.enumerate() {
                     let pname = if p.name.is_empty() {
-                        positional.pop().unwrap_or_default()
+                        decl.get(i).map(|(n, _)| n.clone())
                     } else {
-                        p.name.to_lowercase()
+                        Some(p.name.to_lowercase())
                     };
-                    if !p.name.is_empty() {
-                        positional.retain(|n| *n != pname);
-                    }
-                    let ty = declared.get(&pname).cloned().unwrap_or(p.ty.clone());
+                    let Some(pname) = pname else {
+                        self.vars = saved;
+                        return self.proc_error(out, &SqlError::new(8144, 16, "Procedure or function sp_executesql has too many arguments specified.".into())).await;
+                    };
+                    let ty = decl
+                        .iter()
+                        .find(|(n, _)| *n == pname)
+                        .map(|(_, t)| t.clone())
+                        .unwrap_or(p.ty);
                     self.vars.insert(pname, (ty, p.value));
+                }
+                if let Some((missing, _)) = decl.iter().find(|(n, _)| !self.vars.contains_key(n)) {
+                    let e = SqlError::new(8178, 16, format!("The parameterized query expects the parameter '{missing}', which was not supplied."));
+                    self.vars = saved;
+                    return self.proc_error(out, &e).await;
                 }
                 self.exec_batch(&stmt, Mode::Proc, out).await?;
                 self.vars = saved;
@@ -540,14 +522,22 @@ impl Session {
                         token::return_status(out.buf(), 0);
                         token::done(out.buf(), TOKEN_DONEPROC, 0, 0, 0);
                     }
-                    Err(e) => {
-                        self.send_error(out, &e);
-                        token::return_status(out.buf(), 1);
-                        token::done(out.buf(), TOKEN_DONEPROC, DONE_ERROR, 0, 0);
-                    }
+                    Err(e) => self.proc_error(out, &e).await?,
                 }
             }
         }
+        Ok(())
+    }
+
+    /// Ends a procedure call with an error.
+    async fn proc_error<W: AsyncWrite + Unpin + Send>(
+        &mut self,
+        out: &mut PacketWriter<W>,
+        e: &SqlError,
+    ) -> std::io::Result<()> {
+        self.send_error(out, e);
+        token::return_status(out.buf(), 1);
+        token::done(out.buf(), TOKEN_DONEPROC, DONE_ERROR, 0, 0);
         Ok(())
     }
 
@@ -1339,19 +1329,24 @@ impl Session {
     }
 }
 
-fn r_remaining(r: &crate::tds::rpc::Reader<'_>, data: &[u8]) -> usize {
-    let _ = r;
-    // After ALL_HEADERS: the transaction manager payload is the rest.
-    let total = if data.len() >= 4 {
-        u32::from_le_bytes([data[0], data[1], data[2], data[3]]) as usize
-    } else {
-        0
-    };
-    if total >= 4 && total <= data.len() {
-        data.len() - total
-    } else {
-        data.len()
-    }
+/// Ends a login with an error; the session closes after it.
+async fn refuse_login<W: AsyncWrite + Unpin + Send>(
+    out: &mut PacketWriter<W>,
+    e: &SqlError,
+) -> std::io::Result<bool> {
+    token::message(
+        out.buf(),
+        true,
+        e.number,
+        e.state,
+        e.class,
+        &e.message,
+        "mssql-sim",
+        1,
+    );
+    token::done(out.buf(), TOKEN_DONE, DONE_ERROR, 0, 0);
+    out.end_message().await?;
+    Ok(false)
 }
 
 /// INFORMATION_SCHEMA.X is served by the simulator's views in `_sim_is`.
@@ -1369,57 +1364,6 @@ fn map_information_schema(stmt: &mut Statement) {
         }
         std::ops::ControlFlow::<()>::Continue(())
     });
-}
-
-/// Parses an sp_executesql declaration (`@P1 int, @P2 nvarchar(4000) OUTPUT`).
-fn parse_param_decl(decl: &str) -> HashMap<String, TsqlType> {
-    let mut out = HashMap::new();
-    for part in split_top_level(decl) {
-        let part = part.trim();
-        let mut it = part.splitn(2, char::is_whitespace);
-        let (Some(name), Some(ty)) = (it.next(), it.next()) else {
-            continue;
-        };
-        let ty = ty
-            .trim()
-            .trim_end_matches("OUTPUT")
-            .trim_end_matches("output")
-            .trim_end_matches("OUT")
-            .trim();
-        if let Ok(t) = TsqlType::parse(ty) {
-            out.insert(name.to_lowercase(), t);
-        }
-    }
-    out
-}
-
-fn declared_order(decl: &str) -> Vec<String> {
-    split_top_level(decl)
-        .iter()
-        .filter_map(|p| p.split_whitespace().next().map(|n| n.to_lowercase()))
-        .collect()
-}
-
-fn split_top_level(s: &str) -> Vec<String> {
-    let mut parts = Vec::new();
-    let mut depth = 0;
-    let mut cur = String::new();
-    for c in s.chars() {
-        match c {
-            '(' => depth += 1,
-            ')' => depth -= 1,
-            ',' if depth == 0 => {
-                parts.push(std::mem::take(&mut cur));
-                continue;
-            }
-            _ => {}
-        }
-        cur.push(c);
-    }
-    if !cur.trim().is_empty() {
-        parts.push(cur);
-    }
-    parts
 }
 
 /// Prepares and runs one rewritten statement; rows go out as COLMETADATA + ROW tokens in chunks.

@@ -33,26 +33,19 @@ $$ SELECT CASE (SELECT nspname FROM pg_namespace WHERE oid = n) WHEN 'dbo' THEN 
 
 -- Splits a T-SQL multi-part name ('[dbo].[a]]b]', 'dbo.t', 't', '"x"') into lower-cased parts.
 CREATE FUNCTION _sim.parse_name(s text) RETURNS text[] LANGUAGE plpgsql IMMUTABLE AS $$
-DECLARE parts text[] := '{}'; cur text := ''; i int := 1; c text; n int := length(s);
+DECLARE parts text[] := '{}'; cur text := ''; i int := 1; c text; q text; n int := length(s);
 BEGIN
   IF s IS NULL THEN RETURN NULL; END IF;
   WHILE i <= n LOOP
     c := substr(s, i, 1);
-    IF c = '[' THEN
+    IF c = '[' OR c = '"' THEN
+      -- A quoted part ends at its closing quote; a doubled closing quote stands for itself.
+      q := CASE c WHEN '[' THEN ']' ELSE '"' END;
       i := i + 1;
       WHILE i <= n LOOP
         c := substr(s, i, 1);
-        IF c = ']' THEN
-          IF substr(s, i + 1, 1) = ']' THEN cur := cur || ']'; i := i + 1; ELSE EXIT; END IF;
-        ELSE cur := cur || c; END IF;
-        i := i + 1;
-      END LOOP;
-    ELSIF c = '"' THEN
-      i := i + 1;
-      WHILE i <= n LOOP
-        c := substr(s, i, 1);
-        IF c = '"' THEN
-          IF substr(s, i + 1, 1) = '"' THEN cur := cur || '"'; i := i + 1; ELSE EXIT; END IF;
+        IF c = q THEN
+          IF substr(s, i + 1, 1) = q THEN cur := cur || q; i := i + 1; ELSE EXIT; END IF;
         ELSE cur := cur || c; END IF;
         i := i + 1;
       END LOOP;

@@ -17,6 +17,10 @@ impl<'a> Reader<'a> {
     pub fn new(d: &'a [u8]) -> Self {
         Reader { d, pos: 0 }
     }
+    /// The bytes not read yet.
+    pub fn rest(&self) -> &'a [u8] {
+        &self.d[self.pos.min(self.d.len())..]
+    }
     /// Whether all bytes were read.
     pub fn at_end(&self) -> bool {
         self.pos >= self.d.len()

@@ -6,6 +6,7 @@
 //! are recognised here first. Like SQL Server, a syntax error anywhere fails the whole batch
 //! before anything runs.
 
+use crate::types::TsqlType;
 use sqlparser::ast::{DataType, Expr, ObjectName, Statement};
 use sqlparser::dialect::MsSqlDialect;
 use sqlparser::keywords::Keyword;
@@ -795,6 +796,47 @@ fn parse_create_index(p: &mut Parser<'_>) -> Result<Stmt, ParserError> {
     })
 }
 
+/// Parses an sp_executesql parameter declaration (`@P1 int, @P2 decimal(10, 2) OUTPUT`) into
+/// lower-cased names and types, in order.
+pub fn parse_param_declarations(decl: &str) -> Result<Vec<(String, TsqlType)>, String> {
+    let mut parts = Vec::new();
+    let (mut depth, mut cur) = (0, String::new());
+    for c in decl.chars() {
+        match c {
+            '(' => depth += 1,
+            ')' => depth -= 1,
+            ',' if depth == 0 => {
+                parts.push(std::mem::take(&mut cur));
+                continue;
+            }
+            _ => {}
+        }
+        cur.push(c);
+    }
+    parts.push(cur);
+    let mut out = Vec::new();
+    for part in parts.iter().map(|p| p.trim()).filter(|p| !p.is_empty()) {
+        let (name, rest) = part
+            .split_once(char::is_whitespace)
+            .ok_or_else(|| format!("parameter declaration '{part}' has no type"))?;
+        if !name.starts_with('@') {
+            return Err(format!(
+                "parameter declaration '{part}' must start with @name"
+            ));
+        }
+        let mut ty = rest.trim();
+        for suffix in ["OUTPUT", "OUT", "READONLY"] {
+            if ty.len() > suffix.len() && ty[ty.len() - suffix.len()..].eq_ignore_ascii_case(suffix)
+            {
+                ty = ty[..ty.len() - suffix.len()].trim_end();
+            }
+        }
+        let t = TsqlType::parse(ty).map_err(|e| format!("parameter {name}: {}", e.0))?;
+        out.push((name.to_lowercase(), t));
+    }
+    Ok(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -840,5 +882,38 @@ mod tests {
     fn syntax_error_names_the_token() {
         let e = parse_batch("SELECT FROM WHERE").unwrap_err();
         assert!(e.to_string().contains("Incorrect syntax near"), "{e}");
+    }
+
+    #[test]
+    fn parameter_declarations() {
+        let d = parse_param_declarations("@P1 int,@P2 decimal(10, 2) OUTPUT, @Name nvarchar(max)")
+            .unwrap();
+        assert_eq!(d.len(), 3);
+        assert_eq!(
+            d[1],
+            (
+                "@p2".to_string(),
+                TsqlType::Decimal {
+                    precision: 10,
+                    scale: 2,
+                    numeric: false
+                }
+            )
+        );
+        assert_eq!(d[2].0, "@name");
+        assert!(parse_param_declarations("@P1 frob")
+            .unwrap_err()
+            .contains("@P1"));
+        assert!(parse_param_declarations("").unwrap().is_empty());
+    }
+
+    #[test]
+    fn alter_database_keeps_its_options() {
+        let s = parse_batch("ALTER DATABASE [shop] SET ALLOW_SNAPSHOT_ISOLATION ON").unwrap();
+        assert_eq!(s.len(), 1);
+        assert!(
+            matches!(&s[0], Stmt::AlterDatabase(n, w) if n == "shop" && w.join(" ") == "SET ALLOW_SNAPSHOT_ISOLATION ON"),
+            "{s:?}"
+        );
     }
 }
