@@ -166,14 +166,21 @@ impl SqlError {
             let mut e = SqlError::new(245, 16, format!("Conversion failed: {msg}"));
             e.aborts_batch = true;
             e
-        } else if *code == SqlState::INVALID_DATETIME_FORMAT
-            || *code == SqlState::DATETIME_FIELD_OVERFLOW
-        {
+        } else if *code == SqlState::INVALID_DATETIME_FORMAT {
             let mut e = SqlError::new(
                 241,
                 16,
                 "Conversion failed when converting date and/or time from character string.".into(),
             );
+            e.aborts_batch = true;
+            e
+        } else if *code == SqlState::DATETIME_FIELD_OVERFLOW {
+            let text = if msg.starts_with("The ") {
+                msg.to_string()
+            } else {
+                "The conversion of a varchar data type to a datetime data type resulted in an out-of-range value.".into()
+            };
+            let mut e = SqlError::new(242, 16, text);
             e.aborts_batch = true;
             e
         } else if *code == SqlState::QUERY_CANCELED {

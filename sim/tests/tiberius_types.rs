@@ -225,3 +225,91 @@ async fn uniqueidentifier_orders_as_sql_server_does() {
         .unwrap();
     assert_eq!(r[0].get::<i32, _>(0), Some(2));
 }
+
+#[tokio::test]
+async fn temporal_values_are_validated_rounded_and_compared_as_values() {
+    let s = sim("temporal").await;
+    let mut c = connect(&s).await;
+    exec(&mut c, "CREATE TABLE tm (id int PRIMARY KEY, d3 datetime2(3), t0 time(0), o2 datetimeoffset(2), d7 datetime2)").await;
+    exec(&mut c, "INSERT INTO tm VALUES (1, '2024-01-01 23:59:59.9996', '23:59:59.6', '2024-06-01 12:00:00.125 +02:00', '20240101')").await;
+    let r = rows(&mut c, "SELECT d3, t0, o2, d7 FROM tm").await;
+    // SQL Server rounds to the column's scale on write, carrying into the next day / wrapping.
+    assert_eq!(
+        r[0].get::<NaiveDateTime, _>(0),
+        Some(dt("2024-01-02 00:00:00.0"))
+    );
+    assert_eq!(
+        r[0].get::<NaiveTime, _>(1),
+        NaiveTime::from_hms_opt(0, 0, 0)
+    );
+    let o: chrono::DateTime<chrono::FixedOffset> = r[0].get(2).unwrap();
+    assert_eq!(
+        o.to_rfc3339_opts(chrono::SecondsFormat::Millis, false),
+        "2024-06-01T12:00:00.130+02:00"
+    );
+    assert_eq!(
+        r[0].get::<NaiveDateTime, _>(3),
+        Some(dt("2024-01-01 00:00:00.0"))
+    );
+    // Comparisons with literals in other formats compare values, not text.
+    for q in [
+        "SELECT id FROM tm WHERE d7 = '2024-01-01'",
+        "SELECT id FROM tm WHERE d7 = '2024-01-01T00:00:00.000'",
+        "SELECT id FROM tm WHERE d3 BETWEEN '2024-01-01' AND '2024-01-02'",
+        "SELECT id FROM tm WHERE d3 > '2024-01-01 23:59:59.999'",
+        "SELECT id FROM tm WHERE o2 = '2024-06-01 10:00:00.13 +00:00'",
+        "SELECT id FROM tm WHERE t0 < '00:00:01'",
+    ] {
+        assert_eq!(rows(&mut c, q).await.len(), 1, "{q}");
+    }
+    let r = c
+        .query(
+            "SELECT id FROM tm WHERE d7 = @P1",
+            &[&NaiveDate::from_ymd_opt(2024, 1, 1).unwrap()],
+        )
+        .await
+        .unwrap()
+        .into_first_result()
+        .await
+        .unwrap();
+    assert_eq!(
+        r.len(),
+        1,
+        "a date parameter compares with a datetime2 column"
+    );
+    exec(
+        &mut c,
+        "UPDATE tm SET d7 = '2025-02-03T04:05:06.7' WHERE id = 1",
+    )
+    .await;
+    let r = rows(&mut c, "SELECT d7 FROM tm").await;
+    assert_eq!(
+        r[0].get::<NaiveDateTime, _>(0),
+        Some(dt("2025-02-03 04:05:06.7"))
+    );
+    // Invalid and out-of-range values are refused and nothing is stored.
+    assert_eq!(
+        error_number(&mut c, "INSERT INTO tm (id, d7) VALUES (2, 'not a date')").await,
+        241
+    );
+    assert_eq!(
+        error_number(
+            &mut c,
+            "INSERT INTO tm (id, o2) VALUES (2, '0001-01-01 00:00:00 +14:00')"
+        )
+        .await,
+        242
+    );
+    assert_eq!(
+        error_number(
+            &mut c,
+            "INSERT INTO tm (id, o2) VALUES (2, '2024-01-01 00:00:00 +15:00')"
+        )
+        .await,
+        242
+    );
+    assert_eq!(
+        rows(&mut c, "SELECT COUNT(*) FROM tm").await[0].get::<i32, _>(0),
+        Some(1)
+    );
+}

@@ -312,6 +312,108 @@ CREATE FUNCTION _sim.eomonth(t timestamp) RETURNS date LANGUAGE sql IMMUTABLE AS
 $$ SELECT (date_trunc('month', t) + interval '1 month' - interval '1 day')::date $$;
 CREATE FUNCTION _sim.eomonth(s text) RETURNS date LANGUAGE sql IMMUTABLE AS $$ SELECT _sim.eomonth(_sim.ts(s)) $$;
 
+-- ---------- exact temporal storage ----------
+-- datetime2, time and datetimeoffset are stored as canonical text with seven fractional digits,
+-- rounded to the column's scale on write (as SQL Server rounds), validated, and so ordered and
+-- compared like the values they stand for.
+CREATE FUNCTION _sim.parse_dt(s text, sc int, OUT base timestamp, OUT ticks bigint, OUT off int, OUT has_off boolean)
+LANGUAGE plpgsql IMMUTABLE AS $$
+DECLARE m text[]; unit bigint := (10 ^ (7 - sc))::bigint;
+BEGIN
+  m := regexp_match(btrim(s), '^(?:(\d{4}-\d{1,2}-\d{1,2}|\d{8})(?:[T ]+|$))?(?:(\d{1,2}:\d{2}(?::\d{2})?)(?:\.(\d{0,7}))?)?\s*(Z|[+-]\d{2}:\d{2})?$');
+  IF m IS NULL OR (m[1] IS NULL AND m[2] IS NULL) THEN
+    RAISE EXCEPTION 'Conversion failed when converting date and/or time from character string.' USING ERRCODE = '22007';
+  END IF;
+  base := (COALESCE(m[1], '1900-01-01') || ' ' || COALESCE(m[2], '00:00:00'))::timestamp(0);
+  ticks := CASE WHEN COALESCE(m[3], '') = '' THEN 0 ELSE rpad(m[3], 7, '0')::bigint END;
+  ticks := (ticks + unit / 2) / unit * unit;
+  IF ticks >= 10000000 THEN base := base + interval '1 second'; ticks := ticks - 10000000; END IF;
+  has_off := m[4] IS NOT NULL;
+  off := CASE WHEN m[4] IS NULL OR m[4] = 'Z' THEN 0
+    ELSE (CASE left(m[4], 1) WHEN '-' THEN -1 ELSE 1 END) * (substr(m[4], 2, 2)::int * 60 + substr(m[4], 5, 2)::int) END;
+  IF abs(off) > 840 THEN
+    RAISE EXCEPTION 'The time zone offset must be between -14:00 and +14:00.' USING ERRCODE = '22008';
+  END IF;
+END $$;
+
+CREATE FUNCTION _sim.out_of_range(t timestamp) RETURNS boolean LANGUAGE sql IMMUTABLE AS
+$$ SELECT t < '0001-01-01'::timestamp OR t >= '10000-01-01'::timestamp $$;
+
+CREATE FUNCTION _sim.norm_dt2(s text, sc int) RETURNS text LANGUAGE plpgsql IMMUTABLE AS $$
+DECLARE p record;
+BEGIN
+  IF s IS NULL THEN RETURN NULL; END IF;
+  p := _sim.parse_dt(s, sc);
+  IF _sim.out_of_range(p.base) THEN
+    RAISE EXCEPTION 'The conversion of a varchar data type to a datetime2 data type resulted in an out-of-range value.' USING ERRCODE = '22008';
+  END IF;
+  RETURN to_char(p.base, 'YYYY-MM-DD HH24:MI:SS') || '.' || lpad(p.ticks::text, 7, '0');
+END $$;
+
+CREATE FUNCTION _sim.norm_time(s text, sc int) RETURNS text LANGUAGE plpgsql IMMUTABLE AS $$
+DECLARE p record;
+BEGIN
+  IF s IS NULL THEN RETURN NULL; END IF;
+  p := _sim.parse_dt(s, sc);
+  RETURN to_char(p.base, 'HH24:MI:SS') || '.' || lpad(p.ticks::text, 7, '0');
+END $$;
+
+CREATE FUNCTION _sim.norm_dto(s text, sc int) RETURNS text LANGUAGE plpgsql IMMUTABLE AS $$
+DECLARE p record; o int;
+BEGIN
+  IF s IS NULL THEN RETURN NULL; END IF;
+  p := _sim.parse_dt(s, sc);
+  IF _sim.out_of_range(p.base - make_interval(mins => p.off)) THEN
+    RAISE EXCEPTION 'The conversion of a varchar data type to a datetimeoffset data type resulted in an out-of-range value.' USING ERRCODE = '22008';
+  END IF;
+  o := abs(p.off);
+  RETURN to_char(p.base, 'YYYY-MM-DD HH24:MI:SS') || '.' || lpad(p.ticks::text, 7, '0') || ' '
+      || CASE WHEN p.off < 0 THEN '-' ELSE '+' END || lpad((o / 60)::text, 2, '0') || ':' || lpad((o % 60)::text, 2, '0');
+END $$;
+
+-- The UTC instant of a stored datetimeoffset, with all seven digits (as text that sorts).
+CREATE FUNCTION _sim.dto_utc(s text) RETURNS text LANGUAGE plpgsql IMMUTABLE AS $$
+DECLARE p record;
+BEGIN
+  IF s IS NULL THEN RETURN NULL; END IF;
+  p := _sim.parse_dt(s, 7);
+  RETURN to_char(p.base - make_interval(mins => p.off), 'YYYY-MM-DD HH24:MI:SS') || '.' || lpad(p.ticks::text, 7, '0');
+END $$;
+
+-- BEFORE INSERT OR UPDATE: arguments are 'kind:scale:column' (kind d = datetime2, t = time,
+-- o = datetimeoffset); each named column is normalised in place.
+CREATE FUNCTION _sim.normalize_row() RETURNS trigger LANGUAGE plpgsql AS $$
+DECLARE i int := 0; kind text; sc int; col text; rec jsonb := to_jsonb(NEW); patch jsonb := '{}'; v text;
+BEGIN
+  WHILE i < TG_NARGS LOOP
+    kind := split_part(TG_ARGV[i], ':', 1);
+    sc := split_part(TG_ARGV[i], ':', 2)::int;
+    col := substr(TG_ARGV[i], length(kind) + length(sc::text) + 3);
+    v := rec ->> col;
+    IF v IS NOT NULL THEN
+      patch := patch || jsonb_build_object(col, CASE kind WHEN 'd' THEN _sim.norm_dt2(v, sc) WHEN 't' THEN _sim.norm_time(v, sc) ELSE _sim.norm_dto(v, sc) END);
+    END IF;
+    i := i + 1;
+  END LOOP;
+  IF patch <> '{}' THEN NEW := jsonb_populate_record(NEW, patch); END IF;
+  RETURN NEW;
+END $$;
+
+-- (Re)creates a table's normalising trigger from its declared column types; idempotent.
+CREATE FUNCTION _sim.refresh_normalizer(t oid) RETURNS void LANGUAGE plpgsql AS $$
+DECLARE args text;
+BEGIN
+  EXECUTE format('DROP TRIGGER IF EXISTS _sim_normalize ON %s', t::regclass);
+  SELECT string_agg(quote_literal(CASE WHEN c.type LIKE 'datetime2(%' THEN 'd' WHEN c.type LIKE 'datetimeoffset(%' THEN 'o' ELSE 't' END
+           || ':' || COALESCE(c.scale, 7) || ':' || a.attname), ', ' ORDER BY c.attnum)
+    INTO args
+    FROM _sim.columns c JOIN pg_attribute a ON a.attrelid = c.table_oid AND a.attnum = c.attnum AND NOT a.attisdropped
+   WHERE c.table_oid = t AND c.type ~ '^(datetime2|datetimeoffset|time)\(';
+  IF args IS NOT NULL THEN
+    EXECUTE format('CREATE TRIGGER _sim_normalize BEFORE INSERT OR UPDATE ON %s FOR EACH ROW EXECUTE FUNCTION _sim.normalize_row(%s)', t::regclass, args);
+  END IF;
+END $$;
+
 -- SQL Server orders uniqueidentifier by bytes 10-15, 8-9, then the first three groups (as stored).
 CREATE FUNCTION _sim.guid_key(u uuid) RETURNS bytea LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
   SELECT substr(b, 11, 6) || substr(b, 9, 2) || substr(b, 8, 1) || substr(b, 7, 1) || substr(b, 6, 1) || substr(b, 5, 1)

@@ -375,6 +375,7 @@ pub fn create_table_sql(ct: &CreateTable, database: &str) -> Result<String, SqlE
         sql.push_str(&c);
         sql.push_str(";\n");
     }
+    sql.push_str(&format!("SELECT _sim.refresh_normalizer({reg});\n"));
     Ok(sql)
 }
 

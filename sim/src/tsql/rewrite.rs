@@ -624,6 +624,35 @@ impl<'a> Rewriter<'a> {
                             "(_sim.guid_key({left}) {op} _sim.guid_key({right}))"
                         )))
                     }
+                    BinaryOperator::Eq
+                    | BinaryOperator::NotEq
+                    | BinaryOperator::Gt
+                    | BinaryOperator::Lt
+                    | BinaryOperator::GtEq
+                    | BinaryOperator::LtEq => {
+                        let (l, r) = (left.to_string(), right.to_string());
+                        temporal_pair(lt.as_ref(), rt.as_ref(), &l, &r)
+                            .map(|(l, r)| raw(format!("({l} {op} {r})")))
+                    }
+                    _ => None,
+                }
+            }
+            Expr::Between {
+                expr,
+                negated,
+                low,
+                high,
+            } => {
+                let ty = self.type_of(expr);
+                let (e, lo, hi) = (expr.to_string(), low.to_string(), high.to_string());
+                match (
+                    temporal_pair(ty.as_ref(), None, &e, &lo),
+                    temporal_pair(ty.as_ref(), None, &e, &hi),
+                ) {
+                    (Some((e, lo)), Some((_, hi))) => {
+                        let not = if *negated { "NOT " } else { "" };
+                        Some(raw(format!("({e} {not}BETWEEN {lo} AND {hi})")))
+                    }
                     _ => None,
                 }
             }
@@ -648,6 +677,49 @@ impl<'a> Rewriter<'a> {
         if let Some(r) = replacement {
             *e = r;
         }
+    }
+}
+
+/// Which text-stored temporal family a type belongs to.
+fn temporal_kind(t: Option<&TsqlType>) -> Option<char> {
+    match t {
+        Some(TsqlType::DateTime2(_)) => Some('d'),
+        Some(TsqlType::Time(_)) => Some('t'),
+        Some(TsqlType::DateTimeOffset(_)) => Some('o'),
+        _ => None,
+    }
+}
+
+/// Operands for comparing against a text-stored temporal column: the other side is normalised
+/// to the same canonical text; datetimeoffset compares UTC instants. `None` if neither side is
+/// such a column.
+fn temporal_pair(
+    lt: Option<&TsqlType>,
+    rt: Option<&TsqlType>,
+    l: &str,
+    r: &str,
+) -> Option<(String, String)> {
+    let (lk, rk) = (temporal_kind(lt), temporal_kind(rt));
+    let norm = |kind: char, x: &str| match kind {
+        'd' => format!("_sim.norm_dt2(({x})::text, 7)"),
+        't' => format!("_sim.norm_time(({x})::text, 7)"),
+        _ => format!("_sim.norm_dto(({x})::text, 7)"),
+    };
+    if lk == Some('o') || rk == Some('o') {
+        let side = |k: Option<char>, x: &str| {
+            if k == Some('o') {
+                format!("_sim.dto_utc({x})")
+            } else {
+                format!("_sim.dto_utc({})", norm('o', x))
+            }
+        };
+        return Some((side(lk, l), side(rk, r)));
+    }
+    match (lk, rk) {
+        (Some(a), Some(b)) if a == b => None,
+        (Some(a), _) => Some((l.to_string(), norm(a, r))),
+        (None, Some(b)) => Some((norm(b, l), r.to_string())),
+        (None, None) => None,
     }
 }
 
@@ -739,8 +811,14 @@ impl VisitorMut for Rewriter<'_> {
         if let Some(ob) = q.order_by.as_mut() {
             if let sqlparser::ast::OrderByKind::Expressions(exprs) = &mut ob.kind {
                 for o in exprs.iter_mut() {
-                    if rw.type_of(&o.expr) == Some(TsqlType::UniqueIdentifier) {
-                        o.expr = raw(format!("_sim.guid_key({})", o.expr));
+                    match rw.type_of(&o.expr) {
+                        Some(TsqlType::UniqueIdentifier) => {
+                            o.expr = raw(format!("_sim.guid_key({})", o.expr))
+                        }
+                        Some(TsqlType::DateTimeOffset(_)) => {
+                            o.expr = raw(format!("_sim.dto_utc({})", o.expr))
+                        }
+                        _ => {}
                     }
                 }
             }
