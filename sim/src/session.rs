@@ -1209,7 +1209,11 @@ impl Session {
     ) -> Result<Done, SqlError> {
         match stmt {
             Statement::CreateTable(ct) => {
-                let sql = catalog::create_table_sql(ct, &self.database)?;
+                let sql = catalog::create_table_sql(ct)?;
+                return self.run_ddl(sql).await;
+            }
+            Statement::AlterTable(at) => {
+                let sql = catalog::alter_table_sql(at)?;
                 return self.run_ddl(sql).await;
             }
             Statement::CreateSchema { schema_name, .. } => {
@@ -1262,10 +1266,7 @@ impl Session {
         };
         let is_ddl = matches!(
             stmt,
-            Statement::AlterTable { .. }
-                | Statement::Truncate { .. }
-                | Statement::Drop { .. }
-                | Statement::CreateView { .. }
+            Statement::Truncate { .. } | Statement::Drop { .. } | Statement::CreateView { .. }
         );
         let sql =
             to_pg_text(&stmt.to_string()).map_err(|e| SqlError::new(e.number, 15, e.message))?;

@@ -306,3 +306,74 @@ async fn a_client_dropping_mid_result_does_not_hurt_the_server() {
         );
     }
 }
+
+#[tokio::test]
+async fn alter_table_keeps_the_catalog_in_step() {
+    let s = sim("alter").await;
+    let mut c = connect(&s).await;
+    exec(
+        &mut c,
+        "CREATE TABLE dbo.a (id int PRIMARY KEY, old_col nvarchar(10))",
+    )
+    .await;
+    exec(&mut c, "INSERT INTO dbo.a (id, old_col) VALUES (1, N'x')").await;
+    exec(&mut c, "ALTER TABLE dbo.a ADD [Added At] datetime2(2) NULL, flag bit NOT NULL CONSTRAINT DF_a_flag DEFAULT 1").await;
+    exec(&mut c, "ALTER TABLE dbo.a DROP COLUMN old_col").await;
+    exec(
+        &mut c,
+        "ALTER TABLE dbo.a ADD CONSTRAINT UQ_a_added UNIQUE ([Added At])",
+    )
+    .await;
+    let r = rows(&mut c, "SELECT c.name, ty.name, c.scale FROM sys.columns c JOIN sys.types ty ON ty.user_type_id = c.user_type_id WHERE c.object_id = OBJECT_ID('dbo.a') ORDER BY c.column_id").await;
+    let got: Vec<(String, String, u8)> = r
+        .iter()
+        .map(|r| {
+            (
+                r.get::<&str, _>(0).unwrap().into(),
+                r.get::<&str, _>(1).unwrap().into(),
+                r.get(2).unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        got,
+        vec![
+            ("id".into(), "int".into(), 0),
+            ("Added At".into(), "datetime2".into(), 2),
+            ("flag".into(), "bit".into(), 0)
+        ]
+    );
+    let r = rows(
+        &mut c,
+        "SELECT name FROM sys.default_constraints WHERE parent_object_id = OBJECT_ID('dbo.a')",
+    )
+    .await;
+    assert_eq!(r[0].get::<&str, _>(0), Some("DF_a_flag"));
+    let r = rows(&mut c, "SELECT name, index_id, is_unique_constraint FROM sys.indexes WHERE object_id = OBJECT_ID('dbo.a') ORDER BY index_id").await;
+    assert_eq!(r.len(), 2);
+    assert_eq!(
+        (
+            r[1].get::<&str, _>(0),
+            r[1].get::<i32, _>(1),
+            r[1].get::<bool, _>(2)
+        ),
+        (Some("UQ_a_added"), Some(2), Some(true))
+    );
+    // The existing row got the default; the new temporal column is normalised to its scale.
+    exec(
+        &mut c,
+        "UPDATE dbo.a SET [Added At] = '2024-05-06 07:08:09.125' WHERE id = 1",
+    )
+    .await;
+    let r = rows(&mut c, "SELECT flag, [Added At] FROM dbo.a").await;
+    assert_eq!(r[0].get::<bool, _>(0), Some(true));
+    assert_eq!(
+        r[0].get::<chrono::NaiveDateTime, _>(1)
+            .map(|d| d.to_string()),
+        Some("2024-05-06 07:08:09.130".into())
+    );
+    assert_eq!(
+        error_number(&mut c, "ALTER TABLE dbo.a ADD bad frobnicate").await,
+        2715
+    );
+}

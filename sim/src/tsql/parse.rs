@@ -189,7 +189,59 @@ fn pre_pass(tokens: Vec<TokenWithSpan>) -> Vec<TokenWithSpan> {
         out.push(t);
         i += 1;
     }
-    insert_statement_breaks(out)
+    repeat_add_in_alter_table(insert_statement_breaks(out))
+}
+
+/// T-SQL lists several columns after one ADD (`ALTER TABLE t ADD a int, b int`); sqlparser wants
+/// `ADD` before each. Inserts it after every top-level comma of an ALTER TABLE ... ADD list.
+fn repeat_add_in_alter_table(tokens: Vec<TokenWithSpan>) -> Vec<TokenWithSpan> {
+    let mut out = Vec::with_capacity(tokens.len());
+    let mut recent: Vec<Token> = Vec::new(); // significant tokens of the current statement
+    let mut in_add_list = false;
+    let mut depth = 0i32;
+    for t in tokens {
+        let significant = !matches!(t.token, Token::Whitespace(_));
+        match &t.token {
+            Token::SemiColon => {
+                in_add_list = false;
+                recent.clear();
+            }
+            Token::LParen => depth += 1,
+            Token::RParen => depth -= 1,
+            _ => {}
+        }
+        if significant && !matches!(t.token, Token::SemiColon) {
+            if in_add_list
+                && depth == 0
+                && !matches!(recent.last(), Some(Token::Comma))
+                && starts_statement(&t.token)
+                && !word_is(&t.token, "ADD")
+            {
+                in_add_list = false;
+                recent.clear();
+            }
+            recent.push(t.token.clone());
+            if !in_add_list
+                && word_is(&t.token, "ADD")
+                && recent.len() >= 4
+                && word_is(&recent[0], "ALTER")
+                && word_is(&recent[1], "TABLE")
+            {
+                in_add_list = true;
+            }
+        }
+        let comma = in_add_list && depth == 0 && t.token == Token::Comma;
+        let span = t.span;
+        out.push(t);
+        if comma {
+            out.push(TokenWithSpan::new(
+                Token::Whitespace(sqlparser::tokenizer::Whitespace::Space),
+                span,
+            ));
+            out.push(TokenWithSpan::new(Token::make_keyword("ADD"), span));
+        }
+    }
+    out
 }
 
 /// Words that can only start a statement. T-SQL needs no `;` between statements, and sqlparser
@@ -915,5 +967,18 @@ mod tests {
             matches!(&s[0], Stmt::AlterDatabase(n, w) if n == "shop" && w.join(" ") == "SET ALLOW_SNAPSHOT_ISOLATION ON"),
             "{s:?}"
         );
+    }
+
+    #[test]
+    fn alter_table_add_lists() {
+        let s = parse_batch("ALTER TABLE t ADD a int NULL, b nvarchar(10) DEFAULT 'x,y', CONSTRAINT c CHECK (a > 0) SELECT 1").unwrap();
+        assert_eq!(s.len(), 2, "{s:?}");
+        let Stmt::Sql(st) = &s[0] else {
+            panic!("{s:?}")
+        };
+        let Statement::AlterTable(at) = st.as_ref() else {
+            panic!()
+        };
+        assert_eq!(at.operations.len(), 3);
     }
 }
