@@ -740,7 +740,7 @@ impl Session {
             }
             None => Value::Null,
         };
-        Ok((v, types.into_iter().next().flatten()))
+        Ok((v, types.column(0, 1)))
     }
 
     async fn eval_condition(&mut self, cond: &Expr) -> Result<bool, SqlError> {
@@ -1371,7 +1371,7 @@ fn map_information_schema(stmt: &mut Statement) {
 async fn stream_statement(
     client: &Client,
     sql: &str,
-    inferred: Vec<Option<TsqlType>>,
+    inferred: crate::tsql::rewrite::SelectTypes,
     tx: mpsc::Sender<Vec<u8>>,
     cancel: Arc<AtomicU32>,
     acked: u32,
@@ -1400,6 +1400,7 @@ async fn stream_statement(
             .map_err(|e| SqlError::from_pg(&e))?
     };
     let mut cols: Vec<(String, TsqlType, Type)> = Vec::new();
+    let ncols = st.columns().len();
     for (i, c) in st.columns().iter().enumerate() {
         let from_table = match (c.table_oid(), c.column_id()) {
             (Some(o), Some(a)) if o != 0 => declared.get(&(o, a)).cloned(),
@@ -1408,15 +1409,10 @@ async fn stream_statement(
         let (name, ty) = match from_table {
             Some((n, t)) if n.to_lowercase() == c.name() => (n, t),
             // An alias or a no-op CAST keeps the column's origin: the inferred type is better.
-            Some((_, t)) => (
-                c.name().to_string(),
-                inferred.get(i).cloned().flatten().unwrap_or(t),
-            ),
+            Some((_, t)) => (c.name().to_string(), inferred.column(i, ncols).unwrap_or(t)),
             None => {
                 let t = inferred
-                    .get(i)
-                    .cloned()
-                    .flatten()
+                    .column(i, ncols)
                     .unwrap_or_else(|| numeric_default(c));
                 (
                     if c.name() == "?column?" || c.name() == "coalesce" || c.name() == "case" {

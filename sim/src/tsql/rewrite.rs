@@ -75,6 +75,49 @@ fn raw(s: String) -> Expr {
     Expr::Identifier(Ident::new(s))
 }
 
+/// The inferred T-SQL type of one select-list item.
+#[derive(Debug, Clone, PartialEq)]
+pub enum SelectType {
+    /// An expression, with its type where it could be told.
+    Expr(Option<TsqlType>),
+    /// `*` or `t.*`: expands to columns whose declared types PostgreSQL reports.
+    Wildcard,
+}
+
+/// Inferred types of a top-level select list, mapped onto result columns by [`SelectTypes::column`].
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct SelectTypes(pub Vec<SelectType>);
+
+impl SelectTypes {
+    /// The inferred type of result column `i` of `n`. Items before the first wildcard map to the
+    /// first columns, items after the last wildcard to the last ones; columns a wildcard
+    /// expanded to (or that cannot be placed) have none.
+    pub fn column(&self, i: usize, n: usize) -> Option<TsqlType> {
+        let items = &self.0;
+        let first = items.iter().position(|t| *t == SelectType::Wildcard);
+        let item = match first {
+            None => items.get(i),
+            Some(w) if i < w => items.get(i),
+            Some(_) => {
+                let last = items
+                    .iter()
+                    .rposition(|t| *t == SelectType::Wildcard)
+                    .unwrap_or(0);
+                let tail = items.len() - last - 1;
+                if i + tail >= n && n >= tail {
+                    items.get(last + 1 + (i + tail - n))
+                } else {
+                    None
+                }
+            }
+        };
+        match item {
+            Some(SelectType::Expr(t)) => t.clone(),
+            _ => None,
+        }
+    }
+}
+
 /// Rewrites statements; create one per statement.
 pub struct Rewriter<'a> {
     ctx: &'a Context,
@@ -111,33 +154,26 @@ impl<'a> Rewriter<'a> {
 
     /// Rewrites a statement in place and returns the result column types it could infer
     /// (for the top-level SELECT list; `None` entries fall back to the PostgreSQL type).
-    pub fn rewrite(&mut self, stmt: &mut Statement) -> Vec<Option<TsqlType>> {
+    pub fn rewrite(&mut self, stmt: &mut Statement) -> SelectTypes {
         self.collect_aliases(stmt);
         let _ = stmt.visit(self);
-        let mut types = Vec::new();
+        let mut items = Vec::new();
         if let Statement::Query(q) = stmt {
             if let SetExpr::Select(sel) = q.body.as_ref() {
-                // Types are per select item; a wildcard expands to an unknown number of columns,
-                // so then only the declared types of table columns apply.
-                if sel.projection.iter().any(|i| {
-                    matches!(
-                        i,
-                        SelectItem::Wildcard(_) | SelectItem::QualifiedWildcard(..)
-                    )
-                }) {
-                    return Vec::new();
-                }
                 for item in &sel.projection {
-                    types.push(match item {
+                    items.push(match item {
                         SelectItem::UnnamedExpr(e) | SelectItem::ExprWithAlias { expr: e, .. } => {
-                            self.type_of(e)
+                            SelectType::Expr(self.type_of(e))
                         }
-                        _ => None,
+                        SelectItem::Wildcard(_) | SelectItem::QualifiedWildcard(..) => {
+                            SelectType::Wildcard
+                        }
+                        _ => SelectType::Expr(None),
                     });
                 }
             }
         }
-        types
+        SelectTypes(items)
     }
 
     fn collect_aliases(&mut self, stmt: &Statement) {
@@ -946,5 +982,30 @@ mod tests {
         let mut r = Rewriter::new(&ctx);
         r.rewrite(s);
         assert_eq!(r.error.unwrap().number, 137);
+    }
+
+    #[test]
+    fn select_types_map_around_wildcards() {
+        let mut ctx = Context::default();
+        ctx.tables
+            .insert("dbo.t".into(), vec![("a".into(), TsqlType::Int)]);
+        let mut stmts =
+            parse_batch("SELECT CAST(1 AS bigint), *, CAST(a AS decimal(5,2)) FROM t").unwrap();
+        let Stmt::Sql(s) = &mut stmts[0] else {
+            panic!()
+        };
+        let types = Rewriter::new(&ctx).rewrite(s);
+        // 1 + (3 columns from *) + 1 = 5 result columns.
+        assert_eq!(types.column(0, 5), Some(TsqlType::BigInt));
+        assert_eq!(types.column(1, 5), None);
+        assert_eq!(types.column(3, 5), None);
+        assert_eq!(
+            types.column(4, 5),
+            Some(TsqlType::Decimal {
+                precision: 5,
+                scale: 2,
+                numeric: false
+            })
+        );
     }
 }
