@@ -1406,24 +1406,17 @@ async fn stream_statement(
             (Some(o), Some(a)) if o != 0 => declared.get(&(o, a)).cloned(),
             _ => None,
         };
-        let (name, ty) = match from_table {
-            Some((n, t)) if n.to_lowercase() == c.name() => (n, t),
-            // An alias or a no-op CAST keeps the column's origin: the inferred type is better.
-            Some((_, t)) => (c.name().to_string(), inferred.column(i, ncols).unwrap_or(t)),
-            None => {
-                let t = inferred
-                    .column(i, ncols)
-                    .unwrap_or_else(|| numeric_default(c));
-                (
-                    if c.name() == "?column?" || c.name() == "coalesce" || c.name() == "case" {
-                        String::new()
-                    } else {
-                        c.name().to_string()
-                    },
-                    t,
-                )
-            }
+        // The type the expression has in T-SQL wins (a no-op CAST keeps PostgreSQL's column
+        // origin); a column's declared type comes next, PostgreSQL's type last.
+        let inferred_type = inferred.column(i, ncols);
+        let name = match &from_table {
+            Some((n, _)) if n.to_lowercase() == c.name() => n.clone(),
+            _ if matches!(c.name(), "?column?" | "coalesce" | "case") => String::new(),
+            _ => c.name().to_string(),
         };
+        let ty = inferred_type
+            .or(from_table.map(|(_, t)| t))
+            .unwrap_or_else(|| numeric_default(c));
         cols.push((name, ty, c.type_().clone()));
     }
     let mut buf = Vec::with_capacity(64 * 1024);

@@ -377,3 +377,55 @@ async fn alter_table_keeps_the_catalog_in_step() {
         2715
     );
 }
+
+#[tokio::test]
+async fn update_and_delete_with_joins() {
+    let s = sim("dmljoin").await;
+    let mut c = connect(&s).await;
+    exec(&mut c, "CREATE TABLE o (id int PRIMARY KEY, status nvarchar(10), total money); CREATE TABLE l (oid int, qty int, price money)").await;
+    exec(&mut c, "INSERT INTO o VALUES (1, N'new', 0), (2, N'new', 0), (3, N'new', 0); INSERT INTO l VALUES (1, 2, 5.00), (2, 1, 7.50), (9, 1, 1)").await;
+    exec(&mut c, "UPDATE ord SET ord.total = l.qty * l.price, status = N'priced' FROM dbo.o AS ord INNER JOIN l ON l.oid = ord.id WHERE l.qty > 0").await;
+    let r = rows(
+        &mut c,
+        "SELECT id, status, CAST(total AS decimal(19,4)) FROM o ORDER BY id",
+    )
+    .await;
+    let got: Vec<(i32, String, String)> = r
+        .iter()
+        .map(|r| {
+            (
+                r.get(0).unwrap(),
+                r.get::<&str, _>(1).unwrap().to_string(),
+                r.get::<rust_decimal::Decimal, _>(2).unwrap().to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        got,
+        vec![
+            (1, "priced".into(), "10.0000".into()),
+            (2, "priced".into(), "7.5000".into()),
+            (3, "new".into(), "0.0000".into())
+        ]
+    );
+    exec(
+        &mut c,
+        "DELETE o FROM o JOIN l ON l.oid = o.id WHERE l.price > 6",
+    )
+    .await;
+    let r = rows(&mut c, "SELECT id FROM o ORDER BY id").await;
+    assert_eq!(
+        r.iter()
+            .map(|r| r.get::<i32, _>(0).unwrap())
+            .collect::<Vec<_>>(),
+        vec![1, 3]
+    );
+    assert_eq!(
+        error_number(
+            &mut c,
+            "UPDATE o SET status = N'x' FROM o LEFT JOIN l ON l.oid = o.id"
+        )
+        .await,
+        40000
+    );
+}
