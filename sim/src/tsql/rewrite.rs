@@ -761,12 +761,15 @@ fn inner_condition(
     }
 }
 
+/// The target's table factor, the other FROM items, and the join conditions for WHERE.
+type ExtractedTarget = (TableFactor, Vec<sqlparser::ast::TableWithJoins>, Vec<Expr>);
+
 /// Takes the target table out of a T-SQL FROM list (`UPDATE t ... FROM t JOIN u ON c`): returns
 /// the target's table factor, the remaining FROM items, and the join conditions to AND into WHERE.
 fn extract_target(
     from: Vec<sqlparser::ast::TableWithJoins>,
     target: &str,
-) -> Result<Option<(TableFactor, Vec<sqlparser::ast::TableWithJoins>, Vec<Expr>)>, RewriteError> {
+) -> Result<Option<ExtractedTarget>, RewriteError> {
     let mut found = None;
     let mut rest = Vec::new();
     let mut conds = Vec::new();
