@@ -18,7 +18,7 @@ use crate::tds::{self, login, PacketWriter};
 use crate::tsql::parse::{parse_batch, parse_param_declarations, Isolation, Stmt};
 use crate::tsql::rewrite::{referenced_tables, to_pg_text, Context, Rewriter};
 use crate::types::{Len, TsqlType};
-use crate::value::{decode_pg, default_tsql_type, encode_tds, pg_quote, Value};
+use crate::value::{decode_pg, default_tsql_type, encode_pg_value, pg_quote, Value};
 use futures_util::{pin_mut, TryStreamExt};
 use sqlparser::ast::{Expr, ObjectName, Statement};
 use std::collections::HashMap;
@@ -1433,9 +1433,7 @@ async fn stream_statement(
             let raw: Raw = row
                 .try_get(i)
                 .map_err(|e| SqlError::internal(e.to_string()))?;
-            let v = decode_pg(pgty, raw.0)
-                .map_err(|e| SqlError::internal(format!("column {name}: {}", e.0)))?;
-            encode_tds(ty, &v, &mut buf)
+            encode_pg_value(ty, pgty, raw.0, &mut buf)
                 .map_err(|e| SqlError::new(8115, 16, format!("column '{name}': {}", e.0)))?;
         }
         n += 1;

@@ -863,7 +863,10 @@ pub fn encode_tds(ty: &TsqlType, v: &Value, buf: &mut Vec<u8>) -> Result<(), Val
             buf.extend_from_slice(&(minutes as u16).to_le_bytes());
         }
         TsqlType::Char(_) | TsqlType::VarChar(_) | TsqlType::Text => {
-            let bytes = stored_to_cp1252(&as_text(v));
+            let bytes = match v {
+                Value::Text(s) => stored_to_cp1252(s),
+                other => stored_to_cp1252(&as_text(other)),
+            };
             put_var(buf, ty, &bytes, "varchar")?;
         }
         TsqlType::NChar(_)
@@ -873,7 +876,10 @@ pub fn encode_tds(ty: &TsqlType, v: &Value, buf: &mut Vec<u8>) -> Result<(), Val
         | TsqlType::SqlVariant
         | TsqlType::HierarchyId => {
             let mut bytes = Vec::new();
-            stored_to_utf16le(&as_text(v), &mut bytes);
+            match v {
+                Value::Text(s) => put_utf16_stored(&mut bytes, s),
+                other => put_utf16_stored(&mut bytes, &as_text(other)),
+            }
             put_var(buf, ty, &bytes, "nvarchar")?;
         }
         TsqlType::Binary(_)
@@ -905,6 +911,132 @@ pub fn encode_tds(ty: &TsqlType, v: &Value, buf: &mut Vec<u8>) -> Result<(), Val
         }
     }
     Ok(())
+}
+
+// ---------- fast path: PostgreSQL binary straight to TDS ----------
+
+/// Appends `s` (stored form) as UTF-16LE; ASCII without escapes takes a byte loop.
+fn put_utf16_stored(buf: &mut Vec<u8>, s: &str) {
+    if s.is_ascii() {
+        buf.reserve(s.len() * 2);
+        for b in s.bytes() {
+            buf.push(b);
+            buf.push(0);
+        }
+    } else {
+        stored_to_utf16le(s, buf);
+    }
+}
+
+fn digits(b: &[u8]) -> Option<u64> {
+    let mut v = 0u64;
+    for &c in b {
+        if !c.is_ascii_digit() {
+            return None;
+        }
+        v = v * 10 + (c - b'0') as u64;
+    }
+    Some(v)
+}
+
+/// Parses the canonical stored form `YYYY-MM-DD HH:MM:SS.fffffff` without allocating.
+fn parse_canonical_datetime2(b: &[u8]) -> Option<(i64, u64)> {
+    if b.len() != 27
+        || b[4] != b'-'
+        || b[7] != b'-'
+        || b[10] != b' '
+        || b[13] != b':'
+        || b[16] != b':'
+        || b[19] != b'.'
+    {
+        return None;
+    }
+    let date = NaiveDate::from_ymd_opt(
+        digits(&b[0..4])? as i32,
+        digits(&b[5..7])? as u32,
+        digits(&b[8..10])? as u32,
+    )?;
+    let (h, m, sec, f) = (
+        digits(&b[11..13])?,
+        digits(&b[14..16])?,
+        digits(&b[17..19])?,
+        digits(&b[20..27])?,
+    );
+    if h > 23 || m > 59 || sec > 59 {
+        return None;
+    }
+    Some((days_of(date), ((h * 60 + m) * 60 + sec) * 10_000_000 + f))
+}
+
+/// Encodes one PostgreSQL binary value as a TDS value of type `ty`, borrowing the raw bytes
+/// for the common pairs and falling back to [`decode_pg`] + [`encode_tds`] for the rest.
+/// Same output as the general path.
+pub fn encode_pg_value(
+    ty: &TsqlType,
+    pg: &tokio_postgres::types::Type,
+    raw: Option<&[u8]>,
+    buf: &mut Vec<u8>,
+) -> Result<(), ValueError> {
+    use tokio_postgres::types::Type;
+    let Some(r) = raw else {
+        return encode_tds(ty, &Value::Null, buf);
+    };
+    match (ty, pg) {
+        (TsqlType::BigInt, &Type::INT8) if r.len() == 8 => {
+            buf.push(8);
+            buf.extend(r.iter().rev());
+            return Ok(());
+        }
+        (TsqlType::Int, &Type::INT4) if r.len() == 4 => {
+            buf.push(4);
+            buf.extend(r.iter().rev());
+            return Ok(());
+        }
+        (TsqlType::SmallInt, &Type::INT2) if r.len() == 2 => {
+            buf.push(2);
+            buf.extend(r.iter().rev());
+            return Ok(());
+        }
+        (TsqlType::Bit, &Type::INT2) if r.len() == 2 => {
+            buf.extend_from_slice(&[1, (r[0] | r[1] != 0) as u8]);
+            return Ok(());
+        }
+        (TsqlType::UniqueIdentifier, &Type::UUID) if r.len() == 16 => {
+            buf.push(16);
+            let mut u = [0u8; 16];
+            u.copy_from_slice(r);
+            buf.extend_from_slice(&uuid_to_wire(&u));
+            return Ok(());
+        }
+        (TsqlType::Decimal { .. } | TsqlType::Money | TsqlType::SmallMoney, &Type::NUMERIC) => {
+            return encode_tds(ty, &Value::Decimal(decode_pg_numeric(r)?), buf);
+        }
+        (
+            TsqlType::NVarChar(Len::N(_)) | TsqlType::NChar(_),
+            &Type::TEXT | &Type::VARCHAR | &Type::BPCHAR,
+        ) => {
+            let s = std::str::from_utf8(r)
+                .map_err(|_| ValueError("invalid UTF-8 from PostgreSQL".into()))?;
+            let at = buf.len();
+            buf.extend_from_slice(&[0, 0]);
+            put_utf16_stored(buf, s);
+            let n = buf.len() - at - 2;
+            if n > 8000 {
+                return err(format!("nvarchar value of {n} bytes does not fit its type"));
+            }
+            buf[at..at + 2].copy_from_slice(&(n as u16).to_le_bytes());
+            return Ok(());
+        }
+        (TsqlType::DateTime2(scale), &Type::TEXT) => {
+            if let Some((d, t)) = parse_canonical_datetime2(r) {
+                return encode_tds(ty, &Value::DateTime(d, t), buf).map(|_| {
+                    let _ = scale;
+                });
+            }
+        }
+        _ => {}
+    }
+    encode_tds(ty, &decode_pg(pg, raw)?, buf)
 }
 
 // ---------- PostgreSQL literals ----------
@@ -1025,5 +1157,47 @@ mod tests {
         let (d, t, _) = parse_datetime_text("2024-01-01 00:00:00.002").unwrap();
         encode_tds(&TsqlType::DateTime, &Value::DateTime(d, t), &mut buf).unwrap();
         assert_eq!(u32::from_le_bytes(buf[5..9].try_into().unwrap()), 1);
+    }
+
+    #[test]
+    fn fast_path_matches_general_path() {
+        use tokio_postgres::types::Type;
+        let cases: Vec<(TsqlType, Type, Vec<u8>)> = vec![
+            (TsqlType::BigInt, Type::INT8, (-5i64).to_be_bytes().to_vec()),
+            (TsqlType::Int, Type::INT4, 123456i32.to_be_bytes().to_vec()),
+            (
+                TsqlType::SmallInt,
+                Type::INT2,
+                (-2i16).to_be_bytes().to_vec(),
+            ),
+            (TsqlType::Bit, Type::INT2, 1i16.to_be_bytes().to_vec()),
+            (TsqlType::UniqueIdentifier, Type::UUID, (0u8..16).collect()),
+            (
+                TsqlType::NVarChar(Len::N(50)),
+                Type::TEXT,
+                "héllo \u{10FFFF}0x".as_bytes().to_vec(),
+            ),
+            (
+                TsqlType::NVarChar(Len::N(50)),
+                Type::VARCHAR,
+                b"plain ascii".to_vec(),
+            ),
+            (
+                TsqlType::DateTime2(7),
+                Type::TEXT,
+                b"2024-02-29 23:59:59.9999999".to_vec(),
+            ),
+            (
+                TsqlType::DateTime2(3),
+                Type::TEXT,
+                b"2024-02-29 23:59:59.9996000".to_vec(),
+            ),
+        ];
+        for (ty, pg, raw) in cases {
+            let (mut fast, mut slow) = (Vec::new(), Vec::new());
+            encode_pg_value(&ty, &pg, Some(&raw), &mut fast).unwrap();
+            encode_tds(&ty, &decode_pg(&pg, Some(&raw)).unwrap(), &mut slow).unwrap();
+            assert_eq!(fast, slow, "{ty} from {pg}");
+        }
     }
 }
