@@ -7,6 +7,7 @@
 use crate::catalog::{self, pg_quote_ident};
 use crate::error::SqlError;
 use crate::session::Session;
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use tokio::net::TcpListener;
@@ -31,6 +32,8 @@ pub struct Shared {
     /// The `sa` password.
     pub sa_password: String,
     registry: Mutex<()>,
+    /// READ_COMMITTED_SNAPSHOT per database (lower-cased name), as last read or set.
+    rcsi: std::sync::Mutex<HashMap<String, bool>>,
 }
 
 fn pg_name_for(backing_db: &str, name: &str) -> String {
@@ -65,6 +68,19 @@ impl Shared {
             let _ = conn.await;
         });
         Ok(client)
+    }
+
+    /// Whether READ COMMITTED reads row versions (READ_COMMITTED_SNAPSHOT ON) in database `db`;
+    /// `None` until a session of this server has read it.
+    pub fn read_committed_snapshot(&self, db: &str) -> Option<bool> {
+        self.rcsi.lock().ok()?.get(&db.to_lowercase()).copied()
+    }
+
+    /// Records the READ_COMMITTED_SNAPSHOT setting of `db`.
+    pub fn set_read_committed_snapshot(&self, db: &str, on: bool) {
+        if let Ok(mut m) = self.rcsi.lock() {
+            m.insert(db.to_lowercase(), on);
+        }
     }
 
     async fn admin(&self) -> Result<Client, SqlError> {
@@ -244,7 +260,11 @@ impl Shared {
             &format!("UPDATE _sim.databases SET {column} = $1 WHERE name = $2"),
             &[&on, &real],
         )
-        .await
+        .await?;
+        if column == "read_committed_snapshot" {
+            self.set_read_committed_snapshot(&real, on);
+        }
+        Ok(())
     }
 }
 
@@ -301,6 +321,7 @@ pub async fn start(cfg: SimConfig, listen: SocketAddr) -> Result<SimServer, Stri
         backing_db,
         sa_password: cfg.sa_password,
         registry: Mutex::new(()),
+        rcsi: std::sync::Mutex::new(HashMap::new()),
     });
     let (tx, mut rx) = watch::channel(false);
     let task = tokio::spawn(async move {

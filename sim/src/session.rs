@@ -248,6 +248,19 @@ impl Session {
             ))
             .await
             .map_err(|e| SqlError::from_pg(&e))?;
+        if self.shared.read_committed_snapshot(&name).is_none() {
+            let row = client
+                .query_opt(
+                    "SELECT read_committed_snapshot FROM _sim.databases WHERE name = $1",
+                    &[&name],
+                )
+                .await
+                .map_err(|e| SqlError::from_pg(&e))?;
+            self.shared.set_read_committed_snapshot(
+                &name,
+                row.map(|r| r.get::<_, bool>(0)).unwrap_or(false),
+            );
+        }
         self.pg = Some(Arc::new(client));
         self.database = name;
         self.trancount = 0;
@@ -692,11 +705,15 @@ impl Session {
         session.insert("@@LOCK_TIMEOUT", Value::Int(-1));
         session.insert("@@MICROSOFTVERSION", Value::Int(0x10000FFF));
         session.insert("@@FETCH_STATUS", Value::Int(-1));
+        // Locking READ COMMITTED (SQL Server's default): plain reads wait for uncommitted writers.
+        let locking_reads = self.isolation == Isolation::ReadCommitted
+            && self.shared.read_committed_snapshot(&self.database) == Some(false);
         Context {
             vars: self.vars.clone(),
             tables: HashMap::new(),
             session,
             database: self.database.clone(),
+            locking_reads,
         }
     }
 

@@ -429,3 +429,81 @@ async fn update_and_delete_with_joins() {
         40000
     );
 }
+
+/// Waits until some backend of the backing cluster waits on a lock (a reader blocked by a writer).
+async fn wait_for_lock_wait(backing_admin: &tokio_postgres::Client) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let n: i64 = backing_admin
+            .query_one("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND application_name = 'mssql-sim'", &[])
+            .await
+            .unwrap()
+            .get(0);
+        if n > 0 {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no session ever waited on a lock"
+        );
+        tokio::task::yield_now().await;
+    }
+}
+
+#[tokio::test]
+async fn read_committed_waits_for_writers_unless_rcsi_is_on() {
+    let s = sim("rc").await;
+    let mut writer = connect(&s).await;
+    let mut reader = connect(&s).await;
+    let (admin, conn) = tokio_postgres::connect(&testkit::pg().admin_url, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    exec(&mut writer, "CREATE TABLE acct (id int PRIMARY KEY, bal int NOT NULL); INSERT INTO acct VALUES (1, 100), (2, 200)").await;
+    exec(
+        &mut writer,
+        "BEGIN TRAN; UPDATE acct SET bal = 50 WHERE id = 1",
+    )
+    .await;
+    // A row the writer did not touch is read at once.
+    assert_eq!(
+        rows(&mut reader, "SELECT bal FROM acct WHERE id = 2").await[0].get::<i32, _>(0),
+        Some(200)
+    );
+    // The changed row: the READ COMMITTED reader waits for the writer, then sees its commit.
+    let read = tokio::spawn(async move {
+        let r = rows(&mut reader, "SELECT bal FROM acct WHERE id = 1").await;
+        (r[0].get::<i32, _>(0), reader)
+    });
+    wait_for_lock_wait(&admin).await;
+    assert!(!read.is_finished(), "the reader must still be blocked");
+    exec(&mut writer, "COMMIT").await;
+    let (bal, mut reader) = read.await.unwrap();
+    assert_eq!(bal, Some(50));
+    // NOLOCK reads the committed version without waiting (PostgreSQL has no dirty reads).
+    exec(
+        &mut writer,
+        "BEGIN TRAN; UPDATE acct SET bal = 10 WHERE id = 1",
+    )
+    .await;
+    assert_eq!(
+        rows(
+            &mut reader,
+            "SELECT bal FROM acct WITH (NOLOCK) WHERE id = 1"
+        )
+        .await[0]
+            .get::<i32, _>(0),
+        Some(50)
+    );
+    // With READ_COMMITTED_SNAPSHOT ON, READ COMMITTED reads the last committed version.
+    exec(
+        &mut reader,
+        "ALTER DATABASE master SET READ_COMMITTED_SNAPSHOT ON",
+    )
+    .await;
+    assert_eq!(
+        rows(&mut reader, "SELECT bal FROM acct WHERE id = 1").await[0].get::<i32, _>(0),
+        Some(50)
+    );
+    exec(&mut writer, "ROLLBACK").await;
+}

@@ -43,6 +43,89 @@ pub struct Context {
     pub session: HashMap<&'static str, Value>,
     /// Current database name.
     pub database: String,
+    /// Plain reads take shared row locks, so that they wait for uncommitted writers as SQL
+    /// Server's locking READ COMMITTED does (READ_COMMITTED_SNAPSHOT off).
+    pub locking_reads: bool,
+}
+
+const AGGREGATES: &[&str] = &[
+    "count",
+    "count_big",
+    "sum",
+    "min",
+    "max",
+    "avg",
+    "string_agg",
+    "stdev",
+    "stdevp",
+    "var",
+    "varp",
+    "checksum_agg",
+    "grouping",
+    "grouping_id",
+    "approx_count_distinct",
+];
+
+fn has_aggregate_or_window(items: &[SelectItem]) -> bool {
+    let mut found = false;
+    for item in items {
+        let _ = sqlparser::ast::visit_expressions(item, |e| {
+            if let Expr::Function(f) = e {
+                let name = f.name.to_string().to_lowercase();
+                if f.over.is_some() || AGGREGATES.contains(&name.as_str()) {
+                    found = true;
+                }
+            }
+            ControlFlow::<()>::Continue(())
+        });
+    }
+    found
+}
+
+/// Whether PostgreSQL can lock the rows a SELECT reads (`FOR SHARE`): one SELECT over user
+/// tables, without aggregates, windows, DISTINCT, GROUP BY, set operations or NOLOCK.
+fn can_lock_rows(stmt: &Statement) -> bool {
+    let Statement::Query(q) = stmt else {
+        return false;
+    };
+    if q.with.is_some() {
+        return false;
+    }
+    let SetExpr::Select(sel) = q.body.as_ref() else {
+        return false;
+    };
+    let grouped = match &sel.group_by {
+        sqlparser::ast::GroupByExpr::Expressions(e, _) => !e.is_empty(),
+        _ => true,
+    };
+    if sel.from.is_empty()
+        || sel.distinct.is_some()
+        || sel.having.is_some()
+        || grouped
+        || has_aggregate_or_window(&sel.projection)
+    {
+        return false;
+    }
+    let plain = |tf: &TableFactor| match tf {
+        TableFactor::Table {
+            name,
+            args: None,
+            with_hints,
+            ..
+        } => {
+            let key = table_key(name);
+            let system = key.starts_with("sys.") || key.starts_with("information_schema.");
+            let dirty = with_hints.iter().any(|h| {
+                let h = h.to_string().to_uppercase();
+                h == "NOLOCK" || h == "READUNCOMMITTED" || h == "READPAST"
+            });
+            !system && !dirty
+        }
+        _ => false,
+    };
+    sel.from
+        .iter()
+        .all(|t| plain(&t.relation) && t.joins.iter().all(|j| plain(&j.relation)))
 }
 
 /// The lower-cased `schema.table` key of an object name (database part ignored).
@@ -156,7 +239,17 @@ impl<'a> Rewriter<'a> {
     /// (for the top-level SELECT list; `None` entries fall back to the PostgreSQL type).
     pub fn rewrite(&mut self, stmt: &mut Statement) -> SelectTypes {
         self.collect_aliases(stmt);
+        let lock_rows = self.ctx.locking_reads && can_lock_rows(stmt);
         let _ = stmt.visit(self);
+        if lock_rows {
+            if let Statement::Query(q) = stmt {
+                q.locks.push(sqlparser::ast::LockClause {
+                    lock_type: sqlparser::ast::LockType::Share,
+                    of: None,
+                    nonblock: None,
+                });
+            }
+        }
         if let Err(e) = restructure_joined_dml(stmt) {
             self.fail(e.number, e.message);
         }
@@ -1205,5 +1298,32 @@ mod tests {
         );
         let s = rw("DELETE FROM t WHERE id = 1", &ctx);
         assert_eq!(s, "DELETE FROM t WHERE id = 1");
+    }
+
+    #[test]
+    fn locking_reads_lock_only_plain_selects() {
+        let ctx = Context {
+            locking_reads: true,
+            ..Default::default()
+        };
+        assert!(rw("SELECT a FROM t WHERE id = 1", &ctx).ends_with("FOR SHARE"));
+        assert!(rw(
+            "SELECT TOP 5 a FROM t JOIN u ON t.id = u.id ORDER BY a",
+            &ctx
+        )
+        .ends_with("FOR SHARE"));
+        for q in [
+            "SELECT COUNT(*) FROM t",
+            "SELECT DISTINCT a FROM t",
+            "SELECT a FROM t GROUP BY a",
+            "SELECT a FROM t WITH (NOLOCK)",
+            "SELECT bal FROM acct WITH (NOLOCK) WHERE id = 1",
+            "SELECT name FROM sys.tables",
+            "SELECT 1",
+            "SELECT a, ROW_NUMBER() OVER (ORDER BY a) FROM t",
+        ] {
+            assert!(!rw(q, &ctx).contains("FOR SHARE"), "{q}");
+        }
+        assert!(!rw("SELECT a FROM t", &Context::default()).contains("FOR SHARE"));
     }
 }
