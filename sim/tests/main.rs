@@ -4,3 +4,4 @@ mod common;
 mod external;
 mod tiberius_basics;
 mod tiberius_types;
+mod tsql_surface;

@@ -23,6 +23,8 @@ CREATE TABLE _sim.columns (
 CREATE TABLE _sim.indexes (index_oid oid PRIMARY KEY, table_oid oid NOT NULL, index_id int NOT NULL, clustered boolean NOT NULL);
 CREATE TABLE _sim.tables (oid oid PRIMARY KEY, create_date timestamp NOT NULL DEFAULT localtimestamp(3), modify_date timestamp NOT NULL DEFAULT localtimestamp(3));
 CREATE SEQUENCE _sim.object_ids START WITH 1000000000;
+-- rowversion values: database-wide, rising with every insert and update (as @@DBTS).
+CREATE SEQUENCE _sim.rowversion START WITH 2001;
 
 -- ---------- names ----------
 CREATE FUNCTION _sim.nm(o oid, fallback name) RETURNS varchar(128) LANGUAGE sql STABLE AS
@@ -184,6 +186,24 @@ BEGIN
   END LOOP;
   RETURN out;
 END $$;
+-- NCHAR(n): one UTF-16 code unit, NUL and lone surrogates in their stored (escaped) form.
+CREATE FUNCTION _sim.nchar(n int) RETURNS text LANGUAGE sql IMMUTABLE AS $$
+  SELECT CASE WHEN n IS NULL OR n < 0 OR n > 65535 THEN NULL
+    WHEN n = 0 THEN chr(1114111) || '0'
+    WHEN n BETWEEN 55296 AND 57343 THEN chr(1114111) || 'u' || lpad(to_hex(n), 4, '0')
+    WHEN n = 1114111 THEN chr(1114111) || chr(1114111)
+    ELSE chr(n) END $$;
+-- UNICODE(s): the first UTF-16 code unit of s.
+CREATE FUNCTION _sim.unicode(s text) RETURNS int LANGUAGE sql IMMUTABLE AS $$
+  SELECT CASE WHEN s IS NULL OR s = '' THEN NULL ELSE get_byte(b, 0) + 256 * get_byte(b, 1) END
+  FROM (SELECT _sim.utf16le(left(s, 6)) AS b) x $$;
+-- CHAR(n) and ASCII(s) work in code page 1252, as varchar does.
+CREATE FUNCTION _sim.char(n int) RETURNS text LANGUAGE sql IMMUTABLE AS $$
+  SELECT CASE WHEN n IS NULL OR n < 0 OR n > 255 THEN NULL WHEN n = 0 THEN chr(1114111) || '0'
+    ELSE convert_from(set_byte('\x00'::bytea, 0, n), 'WIN1252') END $$;
+CREATE FUNCTION _sim.ascii(s text) RETURNS int LANGUAGE sql IMMUTABLE AS $$
+  SELECT CASE WHEN s IS NULL OR s = '' THEN NULL WHEN left(s, 2) = chr(1114111) || '0' THEN 0
+    ELSE get_byte(convert_to(left(s, 1), 'WIN1252'), 0) END $$;
 CREATE FUNCTION _sim.cp1252(s text) RETURNS bytea LANGUAGE sql IMMUTABLE AS $$ SELECT convert_to(s, 'WIN1252') $$;
 
 CREATE FUNCTION _sim.sha1(b bytea) RETURNS bytea LANGUAGE plpgsql IMMUTABLE AS $$
@@ -381,7 +401,7 @@ BEGIN
 END $$;
 
 -- BEFORE INSERT OR UPDATE: arguments are 'kind:scale:column' (kind d = datetime2, t = time,
--- o = datetimeoffset); each named column is normalised in place.
+-- o = datetimeoffset: normalised in place; r = rowversion: the next database rowversion).
 CREATE FUNCTION _sim.normalize_row() RETURNS trigger LANGUAGE plpgsql AS $$
 DECLARE i int := 0; kind text; sc int; col text; rec jsonb := to_jsonb(NEW); patch jsonb := '{}'; v text;
 BEGIN
@@ -390,7 +410,9 @@ BEGIN
     sc := split_part(TG_ARGV[i], ':', 2)::int;
     col := substr(TG_ARGV[i], length(kind) + length(sc::text) + 3);
     v := rec ->> col;
-    IF v IS NOT NULL THEN
+    IF kind = 'r' THEN
+      patch := patch || jsonb_build_object(col, nextval('_sim.rowversion'));
+    ELSIF v IS NOT NULL THEN
       patch := patch || jsonb_build_object(col, CASE kind WHEN 'd' THEN _sim.norm_dt2(v, sc) WHEN 't' THEN _sim.norm_time(v, sc) ELSE _sim.norm_dto(v, sc) END);
     END IF;
     i := i + 1;
@@ -404,11 +426,11 @@ CREATE FUNCTION _sim.refresh_normalizer(t oid) RETURNS void LANGUAGE plpgsql AS 
 DECLARE args text;
 BEGIN
   EXECUTE format('DROP TRIGGER IF EXISTS _sim_normalize ON %s', t::regclass);
-  SELECT string_agg(quote_literal(CASE WHEN c.type LIKE 'datetime2(%' THEN 'd' WHEN c.type LIKE 'datetimeoffset(%' THEN 'o' ELSE 't' END
+  SELECT string_agg(quote_literal(CASE WHEN c.type LIKE 'datetime2(%' THEN 'd' WHEN c.type LIKE 'datetimeoffset(%' THEN 'o' WHEN c.type = 'timestamp' THEN 'r' ELSE 't' END
            || ':' || COALESCE(c.scale, 7) || ':' || a.attname), ', ' ORDER BY c.attnum)
     INTO args
     FROM _sim.columns c JOIN pg_attribute a ON a.attrelid = c.table_oid AND a.attnum = c.attnum AND NOT a.attisdropped
-   WHERE c.table_oid = t AND c.type ~ '^(datetime2|datetimeoffset|time)\(';
+   WHERE c.table_oid = t AND (c.type ~ '^(datetime2|datetimeoffset|time)\(' OR c.type = 'timestamp');
   IF args IS NOT NULL THEN
     EXECUTE format('CREATE TRIGGER _sim_normalize BEFORE INSERT OR UPDATE ON %s FOR EACH ROW EXECUTE FUNCTION _sim.normalize_row(%s)', t::regclass, args);
   END IF;

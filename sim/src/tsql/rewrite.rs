@@ -397,6 +397,12 @@ impl<'a> Rewriter<'a> {
                 "lock_timeout" => "@@LOCK_TIMEOUT",
                 "microsoftversion" => "@@MICROSOFTVERSION",
                 "fetch_status" => "@@FETCH_STATUS",
+                "dbts" => {
+                    return self.typed_raw(
+                        "(SELECT last_value FROM _sim.rowversion)".into(),
+                        Some(TsqlType::RowVersion),
+                    )
+                }
                 _ => {
                     self.fail(
                         195,
@@ -620,8 +626,10 @@ impl<'a> Rewriter<'a> {
                 None,
             ),
             "isnumeric" => (format!("_sim.isnumeric({})", a(0)), Some(TsqlType::Int)),
-            "char" | "nchar" => (format!("chr({})", a(0)), None),
-            "unicode" => (format!("ascii({})", a(0)), Some(TsqlType::Int)),
+            "nchar" => (format!("_sim.nchar({})", a(0)), Some(TsqlType::NChar(1))),
+            "char" => (format!("_sim.char({})", a(0)), Some(TsqlType::Char(1))),
+            "ascii" => (format!("_sim.ascii({})", a(0)), Some(TsqlType::Int)),
+            "unicode" => (format!("_sim.unicode({})", a(0)), Some(TsqlType::Int)),
             "year" | "month" | "day" => (
                 format!("_sim.datepart('{}', {})", name, a(0)),
                 Some(TsqlType::Int),
