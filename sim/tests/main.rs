@@ -2,6 +2,7 @@
 
 mod common;
 mod external;
+mod protocol;
 mod tiberius_basics;
 mod tiberius_types;
 mod tsql_surface;
