@@ -1,0 +1,432 @@
+//! One TDS session: login, then requests, each executed on the session's own PostgreSQL
+//! connection to the current database.
+//!
+//! Transaction contract (as SQL Server with XACT_ABORT OFF): outside BEGIN TRAN each statement
+//! commits on its own; inside, a failed statement is rolled back alone (a PostgreSQL savepoint
+//! per statement) and the transaction goes on, except for errors that end it (3960, 1205).
+//! Result rows stream from PostgreSQL to the client with bounded memory.
+
+mod requests;
+mod results;
+mod statements;
+mod transactions;
+
+use crate::error::SqlError;
+use crate::server::Shared;
+use crate::tds::rpc::{parse_rpc, parse_sql_batch};
+use crate::tds::token::{self, DONE_ATTN, DONE_ERROR, TOKEN_DONE};
+use crate::tds::{self, login, PacketWriter};
+use crate::tsql::parse::Isolation;
+use crate::tsql::rewrite::Context;
+use crate::types::TsqlType;
+use crate::value::{pg_quote, Value};
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::Arc;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::sync::mpsc;
+use tokio_postgres::types::{FromSql, Type};
+use tokio_postgres::Client;
+
+/// Raw bytes of a PostgreSQL value in binary format.
+struct Raw<'a>(Option<&'a [u8]>);
+
+impl<'a> FromSql<'a> for Raw<'a> {
+    fn from_sql(_: &Type, raw: &'a [u8]) -> Result<Self, Box<dyn std::error::Error + Sync + Send>> {
+        Ok(Raw(Some(raw)))
+    }
+    fn from_sql_null(_: &Type) -> Result<Self, Box<dyn std::error::Error + Sync + Send>> {
+        Ok(Raw(None))
+    }
+    fn accepts(_: &Type) -> bool {
+        true
+    }
+}
+
+/// Where a statement's reply tokens go: a batch (DONE) or a procedure (DONEINPROC).
+#[derive(Clone, Copy, PartialEq)]
+enum Mode {
+    Batch,
+    Proc,
+}
+
+/// Session state.
+pub struct Session {
+    shared: Arc<Shared>,
+    spid: u16,
+    pg: Option<Arc<Client>>,
+    database: String,
+    vars: HashMap<String, (TsqlType, Value)>,
+    trancount: u32,
+    pg_txn_open: bool,
+    isolation: Isolation,
+    savepoints: Vec<String>,
+    nocount: bool,
+    xact_abort: bool,
+    rowcount: i64,
+    scope_identity: Value,
+    last_error: i32,
+    attention: Arc<AtomicU32>,
+    attention_acked: u32,
+}
+
+static NEXT_SPID: AtomicU32 = AtomicU32::new(51);
+
+/// Result of a statement: rows sent or affected.
+struct Done {
+    rows: Option<u64>,
+}
+
+impl Session {
+    pub fn new(shared: Arc<Shared>) -> Self {
+        Session {
+            shared,
+            spid: (NEXT_SPID.fetch_add(1, Ordering::Relaxed) % 32000) as u16,
+            pg: None,
+            database: "master".into(),
+            vars: HashMap::new(),
+            trancount: 0,
+            pg_txn_open: false,
+            isolation: Isolation::ReadCommitted,
+            savepoints: Vec::new(),
+            nocount: false,
+            xact_abort: false,
+            rowcount: 0,
+            scope_identity: Value::Null,
+            last_error: 0,
+            attention: Arc::new(AtomicU32::new(0)),
+            attention_acked: 0,
+        }
+    }
+
+    /// Serves one client connection until it closes. Protocol errors end the session only.
+    pub async fn run<S: AsyncRead + AsyncWrite + Unpin + Send + 'static>(
+        mut self,
+        stream: S,
+    ) -> std::io::Result<()> {
+        let (mut rd, wr) = tokio::io::split(stream);
+        let mut out = PacketWriter::new(wr);
+        // PRELOGIN
+        let Some(msg) = tds::read_message(&mut rd).await? else {
+            return Ok(());
+        };
+        if msg.ty != tds::PT_PRELOGIN {
+            return Err(tds::invalid(format!(
+                "expected PRELOGIN, got packet type {:#x}",
+                msg.ty
+            )));
+        }
+        let pre = login::parse_prelogin(&msg.data)?;
+        out.buf()
+            .extend_from_slice(&login::prelogin_reply(login::ENCRYPT_NOT_SUP));
+        out.end_message().await?;
+        if matches!(pre.encryption, Some(login::ENCRYPT_REQ)) {
+            // The client insists on TLS, which this server does not offer; it will disconnect.
+            tracing::debug!("client requires encryption, which is not supported");
+        }
+        // LOGIN7
+        let Some(msg) = tds::read_message(&mut rd).await? else {
+            return Ok(());
+        };
+        if msg.ty != tds::PT_LOGIN7 {
+            return Err(tds::invalid(format!(
+                "expected LOGIN7, got packet type {:#x}",
+                msg.ty
+            )));
+        }
+        let l = login::parse_login7(&msg.data)?;
+        if !self.login(&l, &mut out).await? {
+            return Ok(());
+        }
+        // Requests; a reader task forwards messages and counts attentions as they arrive.
+        let (tx, mut rx) = mpsc::channel::<tds::Message>(4);
+        let attn = self.attention.clone();
+        let reader = tokio::spawn(async move {
+            while let Ok(Some(m)) = tds::read_message(&mut rd).await {
+                if m.ty == tds::PT_ATTENTION {
+                    attn.fetch_add(1, Ordering::SeqCst);
+                }
+                if tx.send(m).await.is_err() {
+                    break;
+                }
+            }
+        });
+        while let Some(msg) = rx.recv().await {
+            let r = self.handle(msg, &mut out).await;
+            if let Err(e) = r {
+                reader.abort();
+                return Err(e);
+            }
+            if self.pg.as_ref().is_some_and(|c| c.is_closed()) {
+                break;
+            }
+        }
+        reader.abort();
+        Ok(())
+    }
+
+    pub(super) async fn login<W: AsyncWrite + Unpin + Send>(
+        &mut self,
+        l: &login::Login7,
+        out: &mut PacketWriter<W>,
+    ) -> std::io::Result<bool> {
+        let ok = l.user_name.eq_ignore_ascii_case("sa") && l.password == self.shared.sa_password;
+        if !ok {
+            // The password is never echoed, only the login name.
+            let e = SqlError::new(
+                18456,
+                14,
+                format!("Login failed for user '{}'.", l.user_name),
+            );
+            return refuse_login(out, &e).await;
+        }
+        let db = if l.database.is_empty() {
+            "master".to_string()
+        } else {
+            l.database.clone()
+        };
+        if let Err(e) = self.connect(&db).await {
+            let e = SqlError::new(
+                4060,
+                11,
+                format!(
+                    "Cannot open database \"{db}\" requested by the login. The login failed. ({})",
+                    e.message
+                ),
+            );
+            return refuse_login(out, &e).await;
+        }
+        if l.packet_size >= 512 {
+            out.set_packet_size(l.packet_size as usize);
+        }
+        let b = out.buf();
+        token::env_change_text(b, 1, &self.database, "master");
+        token::message(
+            b,
+            false,
+            5701,
+            2,
+            0,
+            &format!("Changed database context to '{}'.", self.database),
+            "mssql-sim",
+            1,
+        );
+        token::env_change_bytes(b, 7, &token::COLLATION, &[]);
+        token::env_change_text(b, 2, "us_english", "");
+        token::message(
+            b,
+            false,
+            5703,
+            1,
+            0,
+            "Changed language setting to us_english.",
+            "mssql-sim",
+            1,
+        );
+        token::login_ack(b);
+        let size = if l.packet_size >= 512 {
+            l.packet_size.min(32767)
+        } else {
+            4096
+        };
+        token::env_change_text(b, 4, &size.to_string(), &size.to_string());
+        token::done(b, TOKEN_DONE, 0, 0, 0);
+        out.end_message().await?;
+        Ok(true)
+    }
+
+    /// Opens a PostgreSQL connection to the database named `db` (T-SQL name).
+    pub(super) async fn connect(&mut self, db: &str) -> Result<(), SqlError> {
+        let (name, pg_name) = self.shared.resolve_database(db).await?;
+        let client = self.shared.connect_pg(&pg_name).await?;
+        client
+            .batch_execute(&format!(
+                "SET search_path = dbo; SET sim.database = {}; SET intervalstyle = 'postgres'",
+                pg_quote(&name)
+            ))
+            .await
+            .map_err(|e| SqlError::from_pg(&e))?;
+        if self.shared.read_committed_snapshot(&name).is_none() {
+            let row = client
+                .query_opt(
+                    "SELECT read_committed_snapshot FROM _sim.databases WHERE name = $1",
+                    &[&name],
+                )
+                .await
+                .map_err(|e| SqlError::from_pg(&e))?;
+            self.shared.set_read_committed_snapshot(
+                &name,
+                row.map(|r| r.get::<_, bool>(0)).unwrap_or(false),
+            );
+        }
+        self.pg = Some(Arc::new(client));
+        self.database = name;
+        self.trancount = 0;
+        self.pg_txn_open = false;
+        Ok(())
+    }
+
+    pub(super) fn pg(&self) -> Result<&Client, SqlError> {
+        self.pg
+            .as_deref()
+            .ok_or_else(|| SqlError::fatal("no backing connection".into()))
+    }
+
+    pub(super) async fn handle<W: AsyncWrite + Unpin + Send>(
+        &mut self,
+        msg: tds::Message,
+        out: &mut PacketWriter<W>,
+    ) -> std::io::Result<()> {
+        if msg.reset_connection {
+            self.reset().await;
+        }
+        match msg.ty {
+            tds::PT_ATTENTION => {
+                if self.attention_acked < self.attention.load(Ordering::SeqCst) {
+                    self.attention_acked += 1;
+                    token::done(out.buf(), TOKEN_DONE, DONE_ATTN, 0, 0);
+                    out.end_message().await?;
+                }
+                Ok(())
+            }
+            tds::PT_SQL_BATCH => {
+                let sql = parse_sql_batch(&msg.data)?;
+                self.exec_batch(&sql, Mode::Batch, out).await?;
+                self.finish_request(out).await
+            }
+            tds::PT_RPC => {
+                let req = match parse_rpc(&msg.data) {
+                    Ok(r) => r,
+                    Err(e) => {
+                        let e = SqlError::new(
+                            8009,
+                            16,
+                            format!("The incoming RPC request is malformed: {e}"),
+                        );
+                        self.proc_error(out, &e).await?;
+                        return self.finish_request(out).await;
+                    }
+                };
+                self.exec_rpc(&req.proc_name, req.params, out).await?;
+                self.finish_request(out).await
+            }
+            tds::PT_TRANSACTION_MANAGER => {
+                self.exec_tm(&msg.data, out).await?;
+                self.finish_request(out).await
+            }
+            other => {
+                self.send_error(
+                    out,
+                    &SqlError::new(
+                        50000,
+                        16,
+                        format!("Unsupported TDS message type {other:#x}."),
+                    ),
+                );
+                token::done(out.buf(), TOKEN_DONE, DONE_ERROR, 0, 0);
+                out.end_message().await
+            }
+        }
+    }
+
+    /// Ends the reply; acknowledges an attention that arrived during the request.
+    pub(super) async fn finish_request<W: AsyncWrite + Unpin + Send>(
+        &mut self,
+        out: &mut PacketWriter<W>,
+    ) -> std::io::Result<()> {
+        if self.attention_acked < self.attention.load(Ordering::SeqCst) {
+            self.attention_acked += 1;
+            token::done(out.buf(), TOKEN_DONE, DONE_ATTN, 0, 0);
+        }
+        out.end_message().await
+    }
+
+    pub(super) fn cancelled(&self) -> bool {
+        self.attention_acked < self.attention.load(Ordering::SeqCst)
+    }
+
+    pub(super) async fn reset(&mut self) {
+        if self.pg_txn_open {
+            if let Some(c) = &self.pg {
+                let _ = c.batch_execute("ROLLBACK").await;
+            }
+        }
+        self.pg_txn_open = false;
+        self.trancount = 0;
+        self.vars.clear();
+        self.isolation = Isolation::ReadCommitted;
+        self.nocount = false;
+    }
+
+    pub(super) fn send_error<W: AsyncWrite + Unpin + Send>(
+        &mut self,
+        out: &mut PacketWriter<W>,
+        e: &SqlError,
+    ) {
+        self.last_error = e.number;
+        token::message(
+            out.buf(),
+            e.class >= 11,
+            e.number,
+            e.state,
+            e.class,
+            &e.message,
+            "mssql-sim",
+            1,
+        );
+    }
+
+    pub(super) fn context(&self) -> Context {
+        let mut session: HashMap<&'static str, Value> = HashMap::new();
+        session.insert("@@TRANCOUNT", Value::Int(self.trancount as i64));
+        session.insert("@@ROWCOUNT", Value::Int(self.rowcount));
+        session.insert("@@IDENTITY", self.scope_identity.clone());
+        session.insert("SCOPE_IDENTITY", self.scope_identity.clone());
+        session.insert("@@ERROR", Value::Int(self.last_error as i64));
+        session.insert("@@SPID", Value::Int(self.spid as i64));
+        session.insert(
+            "@@VERSION",
+            Value::Text("Microsoft SQL Server 2022 (RTM) - 16.0.4095.4 (X64) \n\tmssql-sim (a SQL Server simulator on PostgreSQL)\n".into()),
+        );
+        session.insert("@@SERVERNAME", Value::Text("mssql-sim".into()));
+        session.insert("@@SERVICENAME", Value::Text("MSSQLSERVER".into()));
+        session.insert("@@LANGUAGE", Value::Text("us_english".into()));
+        session.insert("@@OPTIONS", Value::Int(5496));
+        session.insert("@@TEXTSIZE", Value::Int(2147483647));
+        session.insert("@@MAX_PRECISION", Value::Int(38));
+        session.insert("@@DATEFIRST", Value::Int(7));
+        session.insert("@@LOCK_TIMEOUT", Value::Int(-1));
+        session.insert("@@MICROSOFTVERSION", Value::Int(0x10000FFF));
+        session.insert("@@FETCH_STATUS", Value::Int(-1));
+        // Locking READ COMMITTED (SQL Server's default): plain reads wait for uncommitted writers.
+        let locking_reads = self.isolation == Isolation::ReadCommitted
+            && self.shared.read_committed_snapshot(&self.database) == Some(false);
+        Context {
+            vars: self.vars.clone(),
+            tables: HashMap::new(),
+            session,
+            database: self.database.clone(),
+            locking_reads,
+        }
+    }
+}
+
+/// Ends a login with an error; the session closes after it.
+async fn refuse_login<W: AsyncWrite + Unpin + Send>(
+    out: &mut PacketWriter<W>,
+    e: &SqlError,
+) -> std::io::Result<bool> {
+    token::message(
+        out.buf(),
+        true,
+        e.number,
+        e.state,
+        e.class,
+        &e.message,
+        "mssql-sim",
+        1,
+    );
+    token::done(out.buf(), TOKEN_DONE, DONE_ERROR, 0, 0);
+    out.end_message().await?;
+    Ok(false)
+}

@@ -1,0 +1,532 @@
+//! Statements: session-state statements, DDL through the catalog, everything else rewritten onto
+//! PostgreSQL.
+
+use crate::catalog::{self, pg_table};
+use crate::error::SqlError;
+use crate::tds::token::{self};
+use crate::tds::PacketWriter;
+use crate::tsql::parse::Stmt;
+use crate::tsql::rewrite::{referenced_tables, to_pg_text, Context, Rewriter};
+use crate::types::TsqlType;
+use crate::value::{decode_pg, pg_quote, Value};
+use sqlparser::ast::{Expr, ObjectName, Statement};
+use tokio::io::AsyncWrite;
+use tokio::sync::mpsc;
+use tokio_postgres::types::Type;
+
+use super::results::stream_statement;
+use super::*;
+
+impl Session {
+    /// Evaluates a scalar expression through PostgreSQL.
+    pub(super) async fn eval(&mut self, e: &Expr) -> Result<(Value, Option<TsqlType>), SqlError> {
+        let mut stmt = match crate::tsql::parse::parse_batch(&format!("SELECT {e}")) {
+            Ok(mut v) if v.len() == 1 => match v.remove(0) {
+                Stmt::Sql(s) => s,
+                _ => return Err(SqlError::internal("expression did not parse".into())),
+            },
+            _ => return Err(SqlError::internal(format!("cannot evaluate {e}"))),
+        };
+        let ctx = self.context_with_tables(&mut stmt).await?;
+        let mut rw = Rewriter::new(&ctx);
+        let types = rw.rewrite(&mut stmt);
+        if let Some(err) = rw.error {
+            return Err(SqlError::new(err.number, 16, err.message));
+        }
+        let sql =
+            to_pg_text(&stmt.to_string()).map_err(|e| SqlError::new(e.number, 15, e.message))?;
+        let client = self.pg()?;
+        let st = client
+            .prepare(&sql)
+            .await
+            .map_err(|e| SqlError::from_pg(&e))?;
+        let rows = client
+            .query(&st, &[])
+            .await
+            .map_err(|e| SqlError::from_pg(&e))?;
+        let ty = st
+            .columns()
+            .first()
+            .map(|c| c.type_().clone())
+            .unwrap_or(Type::TEXT);
+        let v = match rows.first() {
+            Some(r) => {
+                let raw: Raw = r
+                    .try_get(0)
+                    .map_err(|e| SqlError::internal(e.to_string()))?;
+                decode_pg(&ty, raw.0).map_err(|e| SqlError::internal(e.0))?
+            }
+            None => Value::Null,
+        };
+        Ok((v, types.column(0, 1)))
+    }
+
+    pub(super) async fn eval_condition(&mut self, cond: &Expr) -> Result<bool, SqlError> {
+        let (v, _) = self
+            .eval(&Expr::Case {
+                case_token: sqlparser::ast::helpers::attached_token::AttachedToken::empty(),
+                end_token: sqlparser::ast::helpers::attached_token::AttachedToken::empty(),
+                operand: None,
+                conditions: vec![sqlparser::ast::CaseWhen {
+                    condition: cond.clone(),
+                    result: Expr::Value(sqlparser::ast::Value::Number("1".into(), false).into()),
+                }],
+                else_result: Some(Box::new(Expr::Value(
+                    sqlparser::ast::Value::Number("0".into(), false).into(),
+                ))),
+            })
+            .await?;
+        Ok(matches!(v, Value::Int(1)))
+    }
+
+    pub(super) async fn context_with_tables(
+        &mut self,
+        stmt: &mut Statement,
+    ) -> Result<Context, SqlError> {
+        let mut ctx = self.context();
+        let keys = referenced_tables(stmt);
+        if !keys.is_empty() {
+            ctx.tables = catalog::load_table_columns(self.pg()?, &keys)
+                .await
+                .map_err(|e| SqlError::from_pg(&e))?;
+        }
+        Ok(ctx)
+    }
+
+    pub(super) async fn exec_stmt<W: AsyncWrite + Unpin + Send>(
+        &mut self,
+        s: &Stmt,
+        out: &mut PacketWriter<W>,
+        mode: Mode,
+    ) -> Result<Done, SqlError> {
+        let none = Done { rows: None };
+        match s {
+            Stmt::BeginTran => self.begin_tran().await.map(|_| none),
+            Stmt::Commit => self.commit_tran().await.map(|_| none),
+            Stmt::Rollback(name) => self.rollback_tran(name.as_deref()).await.map(|_| none),
+            Stmt::Save(name) => {
+                if self.trancount == 0 {
+                    return Err(SqlError::new(
+                        628,
+                        16,
+                        "Cannot issue SAVE TRANSACTION when there is no active transaction.".into(),
+                    ));
+                }
+                self.ensure_txn().await?;
+                let n = name.to_lowercase();
+                self.pg()?
+                    .batch_execute(&format!(
+                        "SAVEPOINT {}",
+                        catalog::pg_ident(&format!("sp_{n}"))
+                    ))
+                    .await
+                    .map_err(|e| SqlError::from_pg(&e))?;
+                self.savepoints.push(n);
+                Ok(none)
+            }
+            Stmt::SetIsolation(level) => {
+                self.isolation = *level;
+                Ok(none)
+            }
+            Stmt::SetNoCount(on) => {
+                self.nocount = *on;
+                Ok(none)
+            }
+            Stmt::SetXactAbort(on) => {
+                self.xact_abort = *on;
+                Ok(none)
+            }
+            Stmt::SetIdentityInsert(..) | Stmt::SetOption(_) => Ok(none),
+            Stmt::Declare(vars) => {
+                for (name, dt, init) in vars {
+                    let ty = TsqlType::parse(&dt.to_string())
+                        .map_err(|e| SqlError::new(2715, 16, e.0))?;
+                    let v = match init {
+                        Some(e) => self.eval(e).await?.0,
+                        None => Value::Null,
+                    };
+                    self.vars.insert(name.to_lowercase(), (ty, v));
+                }
+                Ok(none)
+            }
+            Stmt::SetVar(name, op, e) => {
+                let lower = name.to_lowercase();
+                let Some((ty, _)) = self.vars.get(&lower).cloned() else {
+                    return Err(SqlError::new(
+                        137,
+                        15,
+                        format!("Must declare the scalar variable \"{name}\"."),
+                    ));
+                };
+                let expr = if op == "=" {
+                    e.clone()
+                } else {
+                    let bin = match op.as_str() {
+                        "+=" => sqlparser::ast::BinaryOperator::Plus,
+                        "-=" => sqlparser::ast::BinaryOperator::Minus,
+                        "*=" => sqlparser::ast::BinaryOperator::Multiply,
+                        _ => sqlparser::ast::BinaryOperator::Divide,
+                    };
+                    Expr::BinaryOp {
+                        left: Box::new(Expr::Identifier(sqlparser::ast::Ident::new(name.clone()))),
+                        op: bin,
+                        right: Box::new(e.clone()),
+                    }
+                };
+                let (v, _) = self.eval(&expr).await?;
+                self.vars.insert(lower, (ty, v));
+                Ok(none)
+            }
+            Stmt::Use(db) => {
+                if self.trancount > 0 {
+                    return Err(SqlError::new(
+                        226,
+                        16,
+                        "USE statement not allowed within multi-statement transaction.".into(),
+                    ));
+                }
+                self.connect(db).await.map_err(|_| SqlError::new(911, 16, format!("Database '{db}' does not exist. Make sure that the name is entered correctly.")))?;
+                token::env_change_text(out.buf(), 1, &self.database, "");
+                token::message(
+                    out.buf(),
+                    false,
+                    5701,
+                    1,
+                    0,
+                    &format!("Changed database context to '{}'.", self.database),
+                    "mssql-sim",
+                    1,
+                );
+                Ok(none)
+            }
+            Stmt::CreateDatabase(name) => {
+                self.shared.create_database(name).await?;
+                Ok(none)
+            }
+            Stmt::DropDatabase(name) => {
+                if name.eq_ignore_ascii_case(&self.database) {
+                    return Err(SqlError::new(
+                        3702,
+                        16,
+                        format!("Cannot drop database \"{name}\" because it is currently in use."),
+                    ));
+                }
+                self.shared.drop_database(name).await?;
+                Ok(none)
+            }
+            Stmt::AlterDatabase(name, words) => {
+                let db = if name.is_empty() {
+                    self.database.clone()
+                } else {
+                    name.clone()
+                };
+                self.shared.alter_database(&db, words).await?;
+                Ok(none)
+            }
+            Stmt::Print(e) => {
+                let (v, _) = self.eval(e).await?;
+                let text = match v {
+                    Value::Text(s) => s,
+                    Value::Null => String::new(),
+                    other => crate::value::pg_literal(&other)
+                        .trim_matches('\'')
+                        .to_string(),
+                };
+                token::message(out.buf(), false, 0, 1, 0, &text, "mssql-sim", 1);
+                Ok(none)
+            }
+            Stmt::Raise {
+                message,
+                severity,
+                state,
+            } => {
+                let (v, _) = self.eval(message).await?;
+                let text = match v {
+                    Value::Text(s) => s,
+                    other => format!("{other:?}"),
+                };
+                let mut e = SqlError::new(50000, (*severity).clamp(0, 25) as u8, text);
+                e.state = (*state).clamp(0, 255) as u8;
+                if e.class <= 10 {
+                    token::message(
+                        out.buf(),
+                        false,
+                        50000,
+                        e.state,
+                        e.class,
+                        &e.message,
+                        "mssql-sim",
+                        1,
+                    );
+                    return Ok(none);
+                }
+                Err(e)
+            }
+            Stmt::Exec { proc, args } => {
+                let name = proc.to_string().to_lowercase().replace(['[', ']'], "");
+                let mut values = Vec::new();
+                for (n, e) in args {
+                    values.push((n.clone(), self.eval(e).await?.0));
+                }
+                let name = name
+                    .trim_start_matches("sys.")
+                    .trim_start_matches("dbo.")
+                    .to_string();
+                self.exec_procedure(&name, &values, out, mode).await?;
+                Ok(none)
+            }
+            Stmt::AlterColumn {
+                table,
+                column,
+                ty,
+                nullable,
+            } => {
+                let t =
+                    TsqlType::parse(&ty.to_string()).map_err(|e| SqlError::new(2715, 16, e.0))?;
+                let (qualified, _, _) = pg_table(table);
+                let col = catalog::pg_ident(column);
+                let storage = t.pg_storage();
+                let mut sql = format!("ALTER TABLE {qualified} ALTER COLUMN {col} TYPE {storage}");
+                match nullable {
+                    Some(false) => sql.push_str(&format!(", ALTER COLUMN {col} SET NOT NULL")),
+                    _ => sql.push_str(&format!(", ALTER COLUMN {col} DROP NOT NULL")),
+                }
+                sql.push_str(&format!(
+                    "; UPDATE _sim.columns SET type = {}, system_type_id = {}, user_type_id = {}, max_length = {}, precision = {}, scale = {} \
+                     WHERE table_oid = {}::regclass AND lower(name) = {}",
+                    pg_quote(&t.to_string()),
+                    t.system_type_id(),
+                    t.user_type_id(),
+                    t.max_length(),
+                    t.precision(),
+                    t.scale(),
+                    pg_quote(&qualified),
+                    pg_quote(&column.to_lowercase())
+                ));
+                self.run_ddl(sql).await
+            }
+            Stmt::CreateIndex {
+                name,
+                table,
+                unique,
+                clustered,
+                columns,
+                include,
+            } => {
+                let (qualified, _, _) = pg_table(table);
+                let cols: Vec<String> = columns
+                    .iter()
+                    .map(|(c, desc)| {
+                        format!(
+                            "{}{}",
+                            catalog::pg_ident(c),
+                            if *desc { " DESC" } else { "" }
+                        )
+                    })
+                    .collect();
+                let inc = if include.is_empty() {
+                    String::new()
+                } else {
+                    format!(
+                        " INCLUDE ({})",
+                        include
+                            .iter()
+                            .map(|c| catalog::pg_ident(c))
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    )
+                };
+                let schema = qualified.split('.').next().unwrap_or("\"dbo\"").to_string();
+                let sql = format!(
+                    "CREATE {}INDEX {} ON {qualified} ({}){inc}; \
+                     INSERT INTO _sim.indexes SELECT {schema_reg}::regclass, {}::regclass, (SELECT COALESCE(max(index_id), 1) + 1 FROM _sim.indexes WHERE table_oid = {}::regclass), {clustered}; \
+                     INSERT INTO _sim.names VALUES ({schema_reg}::regclass, {}) ON CONFLICT (oid) DO UPDATE SET name = excluded.name",
+                    if *unique { "UNIQUE " } else { "" },
+                    catalog::pg_ident(name),
+                    cols.join(", "),
+                    pg_quote(&qualified),
+                    pg_quote(&qualified),
+                    pg_quote(name),
+                    schema_reg = pg_quote(&format!("{schema}.{}", catalog::pg_ident(name))),
+                );
+                self.run_ddl(sql).await
+            }
+            Stmt::TableChangeTracking { .. } => Err(SqlError::new(
+                40000,
+                16,
+                "Change tracking is not implemented by the simulator yet.".into(),
+            )),
+            Stmt::If { .. } => Ok(none),
+            Stmt::Sql(stmt) => self.exec_sql(stmt, out).await,
+        }
+    }
+
+    pub(super) async fn exec_procedure<W: AsyncWrite + Unpin + Send>(
+        &mut self,
+        name: &str,
+        _args: &[(Option<String>, Value)],
+        _out: &mut PacketWriter<W>,
+        _mode: Mode,
+    ) -> Result<(), SqlError> {
+        Err(SqlError::new(
+            2812,
+            16,
+            format!("Could not find stored procedure '{name}'."),
+        ))
+    }
+
+    pub(super) async fn run_ddl(&mut self, sql: String) -> Result<Done, SqlError> {
+        self.guarded(|client| async move {
+            client
+                .batch_execute(&sql)
+                .await
+                .map_err(|e| SqlError::from_pg(&e))
+        })
+        .await?;
+        Ok(Done { rows: None })
+    }
+
+    pub(super) async fn exec_sql<W: AsyncWrite + Unpin + Send>(
+        &mut self,
+        stmt: &Statement,
+        out: &mut PacketWriter<W>,
+    ) -> Result<Done, SqlError> {
+        match stmt {
+            Statement::CreateTable(ct) => {
+                let sql = catalog::create_table_sql(ct)?;
+                return self.run_ddl(sql).await;
+            }
+            Statement::AlterTable(at) => {
+                let sql = catalog::alter_table_sql(at)?;
+                return self.run_ddl(sql).await;
+            }
+            Statement::CreateSchema { schema_name, .. } => {
+                let name = schema_name
+                    .to_string()
+                    .trim_matches(|c| c == '[' || c == ']')
+                    .to_string();
+                let sql = format!(
+                    "CREATE SCHEMA {}; INSERT INTO _sim.names SELECT oid, {} FROM pg_namespace WHERE nspname = {} ON CONFLICT (oid) DO NOTHING",
+                    catalog::pg_ident(&name),
+                    pg_quote(&name),
+                    pg_quote(&name.to_lowercase())
+                );
+                return self.run_ddl(sql).await;
+            }
+            Statement::Drop {
+                object_type: sqlparser::ast::ObjectType::Table,
+                names,
+                if_exists,
+                ..
+            } => {
+                let mut sql = String::new();
+                for n in names {
+                    let (q, _, _) = pg_table(n);
+                    sql.push_str(&format!(
+                        "DELETE FROM _sim.columns WHERE table_oid = to_regclass({q1}); DELETE FROM _sim.tables WHERE oid = to_regclass({q1}); \
+                         DELETE FROM _sim.indexes WHERE table_oid = to_regclass({q1}); DROP TABLE {}{q}; ",
+                        if *if_exists { "IF EXISTS " } else { "" },
+                        q1 = pg_quote(&q)
+                    ));
+                }
+                return self.run_ddl(sql).await;
+            }
+            _ => {}
+        }
+        let mut stmt = stmt.clone();
+        let ctx = self.context_with_tables(&mut stmt).await?;
+        map_information_schema(&mut stmt);
+        let mut rw = Rewriter::new(&ctx);
+        let inferred = rw.rewrite(&mut stmt);
+        if let Some(err) = rw.error {
+            return Err(SqlError::new(err.number, 16, err.message));
+        }
+        let insert_table = match &stmt {
+            Statement::Insert(ins) => match &ins.table {
+                sqlparser::ast::TableObject::TableName(n) => Some(n.clone()),
+                _ => None,
+            },
+            _ => None,
+        };
+        let is_ddl = matches!(
+            stmt,
+            Statement::Truncate { .. } | Statement::Drop { .. } | Statement::CreateView { .. }
+        );
+        let sql =
+            to_pg_text(&stmt.to_string()).map_err(|e| SqlError::new(e.number, 15, e.message))?;
+        tracing::trace!(sql = %sql, "rewritten statement");
+        if is_ddl {
+            return self.run_ddl(sql).await;
+        }
+        let cancel = self.attention.clone();
+        let acked = self.attention_acked;
+        // Rows are encoded into a separate buffer and handed to the writer in pieces.
+        let (tx, mut rx) = mpsc::channel::<Vec<u8>>(4);
+        let producer = self.guarded(move |client| async move {
+            stream_statement(&client, &sql, inferred, tx, cancel, acked).await
+        });
+        // Drive the producer and forward its output concurrently.
+        let forward = async {
+            while let Some(chunk) = rx.recv().await {
+                out.buf().extend_from_slice(&chunk);
+                if out.maybe_flush().await.is_err() {
+                    break;
+                }
+            }
+        };
+        let (result, _) = tokio::join!(producer, forward);
+        let rows = result?;
+        if let Some(t) = insert_table {
+            self.record_identity(&t).await;
+        }
+        Ok(Done { rows: Some(rows) })
+    }
+
+    pub(super) async fn record_identity(&mut self, table: &ObjectName) {
+        let (q, _, _) = pg_table(table);
+        let Some(client) = self.pg.clone() else {
+            return;
+        };
+        let sql = "SELECT currval(pg_get_serial_sequence($1, a.attname))::numeric FROM _sim.columns c JOIN pg_attribute a ON a.attrelid = c.table_oid AND a.attnum = c.attnum WHERE c.table_oid = to_regclass($1) AND c.is_identity";
+        let in_txn = self.pg_txn_open;
+        if in_txn {
+            let _ = client.batch_execute("SAVEPOINT _sim_ident").await;
+        }
+        match client.query_opt(sql, &[&q]).await {
+            Ok(Some(r)) => {
+                if let Ok(Raw(raw)) = r.try_get::<_, Raw>(0) {
+                    if let Ok(v) = decode_pg(&Type::NUMERIC, raw) {
+                        self.scope_identity = v;
+                    }
+                }
+                if in_txn {
+                    let _ = client.batch_execute("RELEASE SAVEPOINT _sim_ident").await;
+                }
+            }
+            _ => {
+                if in_txn {
+                    let _ = client
+                        .batch_execute("ROLLBACK TO SAVEPOINT _sim_ident")
+                        .await;
+                }
+            }
+        }
+    }
+}
+
+/// INFORMATION_SCHEMA.X is served by the simulator's views in `_sim_is`.
+pub(super) fn map_information_schema(stmt: &mut Statement) {
+    let _ = sqlparser::ast::visit_relations_mut(stmt, |name| {
+        let n = name.0.len();
+        if n >= 2 {
+            if let Some(id) = name.0[n - 2].as_ident() {
+                if id.value.eq_ignore_ascii_case("information_schema") {
+                    name.0[n - 2] = sqlparser::ast::ObjectNamePart::Identifier(
+                        sqlparser::ast::Ident::new("_sim_is"),
+                    );
+                }
+            }
+        }
+        std::ops::ControlFlow::<()>::Continue(())
+    });
+}
