@@ -266,3 +266,53 @@ async fn rowversion_text_and_catalog_edges() {
         (Some(1), Some(1), Some(1))
     );
 }
+
+#[tokio::test]
+async fn partitions_estimate_row_counts() {
+    let s = sim("partitions").await;
+    let mut c = connect(&s).await;
+    exec(&mut c, "CREATE TABLE big (id int PRIMARY KEY); INSERT INTO big SELECT value FROM GENERATE_SERIES(1, 5000)").await;
+    // Like SQL Server's, the count is maintained asynchronously; it reaches the table's size.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let r = rows(&mut c, "SELECT SUM(p.rows) FROM sys.partitions p WHERE p.object_id = OBJECT_ID('big') AND p.index_id IN (0, 1)").await;
+        if r[0].get::<i64, _>(0) == Some(5000) {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "sys.partitions never reported 5000 rows: {:?}",
+            r[0].get::<i64, _>(0)
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test]
+async fn aggregates_keep_t_sql_result_types() {
+    let s = sim("aggtypes").await;
+    let mut c = connect(&s).await;
+    exec(&mut c, "CREATE TABLE a (i int, b bigint, d decimal(10,2)); INSERT INTO a VALUES (1, 10, 1.25), (2, 20, 2.50)").await;
+    let r = rows(
+        &mut c,
+        "SELECT SUM(i), SUM(b), AVG(i), MAX(d), SUM(d) FROM a",
+    )
+    .await;
+    assert_eq!(r[0].get::<i32, _>(0), Some(3));
+    assert_eq!(r[0].get::<i64, _>(1), Some(30));
+    assert_eq!(
+        r[0].get::<i32, _>(2),
+        Some(1),
+        "AVG of int is an int, truncated"
+    );
+    assert_eq!(
+        r[0].get::<rust_decimal::Decimal, _>(3)
+            .map(|d| d.to_string()),
+        Some("2.50".into())
+    );
+    assert_eq!(
+        r[0].get::<rust_decimal::Decimal, _>(4)
+            .map(|d| d.to_string()),
+        Some("3.75".into())
+    );
+}

@@ -354,6 +354,39 @@ impl<'a> Rewriter<'a> {
                 _ => None,
             },
             Expr::Nested(inner) => self.type_of(inner),
+            // T-SQL's SUM, MIN, MAX and AVG keep the argument's type (AVG of int is an int).
+            Expr::Function(f)
+                if matches!(
+                    f.name.to_string().to_lowercase().as_str(),
+                    "sum" | "min" | "max" | "avg"
+                ) =>
+            {
+                match &f.args {
+                    FunctionArguments::List(l) => match l.args.first() {
+                        Some(FunctionArg::Unnamed(FunctionArgExpr::Expr(e))) => {
+                            match self.type_of(e)? {
+                                TsqlType::TinyInt | TsqlType::SmallInt
+                                    if f.name.to_string().eq_ignore_ascii_case("sum") =>
+                                {
+                                    Some(TsqlType::Int)
+                                }
+                                TsqlType::Decimal { scale, numeric, .. }
+                                    if f.name.to_string().eq_ignore_ascii_case("sum") =>
+                                {
+                                    Some(TsqlType::Decimal {
+                                        precision: 38,
+                                        scale,
+                                        numeric,
+                                    })
+                                }
+                                t => Some(t),
+                            }
+                        }
+                        _ => None,
+                    },
+                    _ => None,
+                }
+            }
             Expr::Cast { data_type, .. } => TsqlType::parse(&data_type.to_string()).ok(),
             Expr::BinaryOp {
                 left,
