@@ -66,6 +66,14 @@ impl SqlError {
         let table = db.table().unwrap_or("").to_string();
         let schema = db.schema().unwrap_or("dbo").to_string();
         let code = db.code();
+        // Errors the simulator raises itself: '[number] message' (see _sim.raise).
+        if *code == SqlState::RAISE_EXCEPTION {
+            if let Some((num, text)) = msg.strip_prefix('[').and_then(|m| m.split_once("] ")) {
+                if let Ok(n) = num.parse::<i32>() {
+                    return SqlError::new(n, 16, text.to_string());
+                }
+            }
+        }
         let mut err = if *code == SqlState::UNDEFINED_TABLE {
             SqlError::new(208, 16, format!("Invalid object name '{}'.", quoted()))
         } else if *code == SqlState::UNDEFINED_COLUMN {

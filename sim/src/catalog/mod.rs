@@ -18,6 +18,8 @@ use tokio_postgres::Client;
 
 /// The SQL that creates the catalog inside a new database.
 pub const INIT_SQL: &str = include_str!("init.sql");
+/// Change Tracking: tables, triggers and functions (run after [`INIT_SQL`]).
+pub const CT_SQL: &str = include_str!("ct.sql");
 
 /// Quotes a PostgreSQL identifier (lower-cased, as all simulator objects are named).
 pub fn pg_ident(name: &str) -> String {
@@ -58,7 +60,7 @@ pub async fn init_database(
     all: &[(String, i32)],
 ) -> Result<(), SqlError> {
     client
-        .batch_execute(INIT_SQL)
+        .batch_execute(&format!("{INIT_SQL}\n{CT_SQL}"))
         .await
         .map_err(|e| SqlError::internal(format!("initialising database {name}: {e}")))?;
     // pgcrypto gives HASHBYTES('SHA1'); without it everything else still works.
@@ -583,4 +585,19 @@ pub async fn load_table_columns(
 /// Quotes a PostgreSQL identifier exactly as given (no case folding).
 pub fn pg_quote_ident(name: &str) -> String {
     format!("\"{}\"", name.replace('"', "\"\""))
+}
+
+/// The primary key columns (PostgreSQL name, declared type) of a change-tracked table, by its
+/// T-SQL name; empty when the table is not tracked.
+pub async fn load_change_tracking_key(client: &Client, name: &str) -> Result<Vec<(String, TsqlType)>, tokio_postgres::Error> {
+    let rows = client
+        .query(
+            "SELECT k.col::text, sc.type FROM _sim.ct_tables t CROSS JOIN LATERAL unnest(t.pk_columns) WITH ORDINALITY AS k(col, n) \
+             JOIN pg_attribute a ON a.attrelid = t.table_oid AND a.attname = k.col \
+             JOIN _sim.columns sc ON sc.table_oid = t.table_oid AND sc.attnum = a.attnum \
+             WHERE t.table_oid = _sim.regclass_of($1) ORDER BY k.n",
+            &[&name],
+        )
+        .await?;
+    Ok(rows.iter().filter_map(|r| TsqlType::parse(r.get::<_, &str>(1)).ok().map(|t| (r.get::<_, String>(0), t))).collect())
 }

@@ -407,6 +407,7 @@ impl Session {
             session,
             database: self.database.clone(),
             locking_reads,
+            ct_keys: HashMap::new(),
         }
     }
 }

@@ -57,8 +57,13 @@ pub(super) async fn stream_statement(
         // The type the expression has in T-SQL wins (a no-op CAST keeps PostgreSQL's column
         // origin); a column's declared type comes next, PostgreSQL's type last.
         let inferred_type = inferred.column(i, ncols);
-        let name = match &from_table {
-            Some((n, _)) if n.to_lowercase() == c.name() => n.clone(),
+        // An alias as written; else a column's declared spelling; else a column reference as
+        // written; else PostgreSQL's (lower-cased) name.
+        let written = inferred.written_name(i, ncols).filter(|(w, _)| w.to_lowercase() == c.name());
+        let name = match (&written, &from_table) {
+            (Some((w, true)), _) => w.clone(),
+            (_, Some((n, _))) if n.to_lowercase() == c.name() => n.clone(),
+            (Some((w, false)), _) => w.clone(),
             _ if matches!(c.name(), "?column?" | "coalesce" | "case") => String::new(),
             _ => c.name().to_string(),
         };

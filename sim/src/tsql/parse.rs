@@ -98,6 +98,8 @@ pub enum Stmt {
     },
     /// PRINT expr.
     Print(Expr),
+    /// WITH CHANGE_TRACKING_CONTEXT (expr) followed by the DML statement it applies to.
+    WithChangeTrackingContext(Expr, Box<Stmt>),
     /// RAISERROR / THROW: message, severity, state.
     Raise {
         message: Expr,
@@ -569,6 +571,14 @@ fn parse_one(p: &mut Parser<'_>) -> Result<Stmt, ParserError> {
                 then,
                 otherwise,
             })
+        }
+        "WITH" if peek_word(p, 1, "CHANGE_TRACKING_CONTEXT") => {
+            p.next_token();
+            p.next_token();
+            p.expect_token(&Token::LParen)?;
+            let ctx = p.parse_expr()?;
+            p.expect_token(&Token::RParen)?;
+            Ok(Stmt::WithChangeTrackingContext(ctx, Box::new(parse_one(p)?)))
         }
         "PRINT" => {
             p.next_token();

@@ -43,6 +43,9 @@ pub struct Context {
     pub session: HashMap<&'static str, Value>,
     /// Current database name.
     pub database: String,
+    /// Primary key columns (PostgreSQL name, declared type) of the tables named in
+    /// CHANGETABLE(...), by the lower-cased name argument as written.
+    pub ct_keys: HashMap<String, TableColumns>,
     /// Plain reads take shared row locks, so that they wait for uncommitted writers as SQL
     /// Server's locking READ COMMITTED does (READ_COMMITTED_SNAPSHOT off).
     pub locking_reads: bool,
@@ -161,8 +164,9 @@ fn raw(s: String) -> Expr {
 /// The inferred T-SQL type of one select-list item.
 #[derive(Debug, Clone, PartialEq)]
 pub enum SelectType {
-    /// An expression, with its type where it could be told.
-    Expr(Option<TsqlType>),
+    /// An expression, with its type where it could be told and its name as the query wrote it
+    /// (an alias, or a column reference's last part) with whether it is an alias.
+    Expr(Option<TsqlType>, Option<(String, bool)>),
     /// `*` or `t.*`: expands to columns whose declared types PostgreSQL reports.
     Wildcard,
 }
@@ -176,6 +180,22 @@ impl SelectTypes {
     /// first columns, items after the last wildcard to the last ones; columns a wildcard
     /// expanded to (or that cannot be placed) have none.
     pub fn column(&self, i: usize, n: usize) -> Option<TsqlType> {
+        match self.item(i, n) {
+            Some(SelectType::Expr(t, _)) => t.clone(),
+            _ => None,
+        }
+    }
+
+    /// The name result column `i` of `n` was written with, if any, and whether it is an alias
+    /// (placed as [`Self::column`]).
+    pub fn written_name(&self, i: usize, n: usize) -> Option<(String, bool)> {
+        match self.item(i, n) {
+            Some(SelectType::Expr(_, name)) => name.clone(),
+            _ => None,
+        }
+    }
+
+    fn item(&self, i: usize, n: usize) -> Option<&SelectType> {
         let items = &self.0;
         let first = items.iter().position(|t| *t == SelectType::Wildcard);
         let item = match first {
@@ -194,10 +214,7 @@ impl SelectTypes {
                 }
             }
         };
-        match item {
-            Some(SelectType::Expr(t)) => t.clone(),
-            _ => None,
-        }
+        item
     }
 }
 
@@ -207,6 +224,8 @@ pub struct Rewriter<'a> {
     /// Aliases in the statement: lower-cased alias to table key.
     aliases: HashMap<String, String>,
     raw_types: HashMap<String, TsqlType>,
+    /// Columns of derived tables the rewriter creates (CHANGETABLE), by synthetic key.
+    extra_tables: HashMap<String, TableColumns>,
     /// The first error met.
     pub error: Option<RewriteError>,
 }
@@ -218,6 +237,7 @@ impl<'a> Rewriter<'a> {
             ctx,
             aliases: HashMap::new(),
             raw_types: HashMap::new(),
+            extra_tables: HashMap::new(),
             error: None,
         }
     }
@@ -258,13 +278,19 @@ impl<'a> Rewriter<'a> {
             if let SetExpr::Select(sel) = q.body.as_ref() {
                 for item in &sel.projection {
                     items.push(match item {
-                        SelectItem::UnnamedExpr(e) | SelectItem::ExprWithAlias { expr: e, .. } => {
-                            SelectType::Expr(self.type_of(e))
+                        SelectItem::ExprWithAlias { expr, alias } => SelectType::Expr(self.type_of(expr), Some((alias.value.clone(), true))),
+                        SelectItem::UnnamedExpr(e) => {
+                            let name = match e {
+                                Expr::Identifier(i) if !self.raw_types.contains_key(&i.value) => Some((i.value.clone(), false)),
+                                Expr::CompoundIdentifier(parts) => parts.last().map(|p| (p.value.clone(), false)),
+                                _ => None,
+                            };
+                            SelectType::Expr(self.type_of(e), name)
                         }
                         SelectItem::Wildcard(_) | SelectItem::QualifiedWildcard(..) => {
                             SelectType::Wildcard
                         }
-                        _ => SelectType::Expr(None),
+                        _ => SelectType::Expr(None, None),
                     });
                 }
             }
@@ -291,6 +317,20 @@ impl<'a> Rewriter<'a> {
         let mut v = Aliases(HashMap::new());
         let _ = sqlparser::ast::Visit::visit(stmt, &mut v);
         self.aliases = v.0;
+        // CHANGETABLE aliases name derived tables with CT's columns and the table's key.
+        for (alias, kind, name) in changetable_aliases(stmt) {
+            let key = format!("changetable:{alias}");
+            let mut cols: TableColumns = vec![("sys_change_version".into(), TsqlType::BigInt)];
+            if kind == "CHANGES" {
+                cols.push(("sys_change_creation_version".into(), TsqlType::BigInt));
+                cols.push(("sys_change_operation".into(), TsqlType::NChar(1)));
+                cols.push(("sys_change_columns".into(), TsqlType::VarBinary(Len::N(4100))));
+            }
+            cols.push(("sys_change_context".into(), TsqlType::VarBinary(Len::N(128))));
+            cols.extend(self.ctx.ct_keys.get(&name.to_lowercase()).cloned().unwrap_or_default());
+            self.aliases.insert(alias, key.clone());
+            self.extra_tables.insert(key, cols);
+        }
     }
 
     fn column_type(&self, qualifier: Option<&str>, col: &str) -> Option<TsqlType> {
@@ -298,7 +338,8 @@ impl<'a> Rewriter<'a> {
         let find = |key: &str| -> Option<TsqlType> {
             self.ctx
                 .tables
-                .get(key)?
+                .get(key)
+                .or_else(|| self.extra_tables.get(key))?
                 .iter()
                 .find(|(n, _)| *n == col)
                 .map(|(_, t)| t.clone())
@@ -692,6 +733,7 @@ impl<'a> Rewriter<'a> {
             "change_tracking_current_version" => {
                 ("_sim.ct_current_version()".into(), Some(TsqlType::BigInt))
             }
+            "change_tracking_is_column_in_mask" => (format!("_sim.ct_column_in_mask({}, {})", a(0), a(1)), Some(TsqlType::Int)),
             "change_tracking_min_valid_version" => (
                 format!("_sim.ct_min_valid_version({})", a(0)),
                 Some(TsqlType::BigInt),
@@ -1020,6 +1062,113 @@ fn restructure_joined_dml(stmt: &mut Statement) -> Result<(), RewriteError> {
     }
 }
 
+/// The parts of a `CHANGETABLE('CHANGES'|'VERSION', 'name', ...)` table factor (the pre-pass form).
+fn changetable_call(tf: &TableFactor) -> Option<(String, String, Vec<Expr>)> {
+    let TableFactor::Table { name, args: Some(args), .. } = tf else { return None };
+    if !name.to_string().eq_ignore_ascii_case("changetable") {
+        return None;
+    }
+    let exprs: Vec<Expr> = args
+        .args
+        .iter()
+        .filter_map(|a| match a {
+            FunctionArg::Unnamed(FunctionArgExpr::Expr(e)) => Some(e.clone()),
+            _ => None,
+        })
+        .collect();
+    let text = |e: &Expr| match e {
+        Expr::Value(v) => match &v.value {
+            AstValue::SingleQuotedString(s) => Some(s.clone()),
+            _ => None,
+        },
+        _ => None,
+    };
+    let kind = text(exprs.first()?)?;
+    let target = text(exprs.get(1)?)?;
+    Some((kind, target, exprs[2..].to_vec()))
+}
+
+/// (alias, kind, table name) of every CHANGETABLE in a statement.
+fn changetable_aliases(stmt: &Statement) -> Vec<(String, String, String)> {
+    struct V(Vec<(String, String, String)>);
+    impl sqlparser::ast::Visitor for V {
+        type Break = ();
+        fn pre_visit_table_factor(&mut self, tf: &TableFactor) -> ControlFlow<()> {
+            if let (Some((kind, name, _)), TableFactor::Table { alias, .. }) = (changetable_call(tf), tf) {
+                let alias = alias.as_ref().map(|a| a.name.value.to_lowercase()).unwrap_or_else(|| "changetable".into());
+                self.0.push((alias, kind, name));
+            }
+            ControlFlow::Continue(())
+        }
+    }
+    let mut v = V(Vec::new());
+    let _ = sqlparser::ast::Visit::visit(stmt, &mut v);
+    v.0
+}
+
+/// The table names a statement's CHANGETABLE calls read (to load their keys first).
+pub fn changetable_targets(stmt: &Statement) -> Vec<String> {
+    changetable_aliases(stmt).into_iter().map(|(_, _, name)| name).collect()
+}
+
+/// A stored primary key value (jsonb text) cast back to its column's storage type.
+fn key_cast(col: &str, ty: &TsqlType) -> String {
+    let storage = ty.pg_storage();
+    let (base, collate) = match storage.split_once(" COLLATE ") {
+        Some((b, c)) => (b.to_string(), format!(" COLLATE {c}")),
+        None => (storage.clone(), String::new()),
+    };
+    format!("CAST(jsonb_extract_path_text(x.pk, {}) AS {base}){collate} AS {}", pg_quote(col), pg_ident_lower(col))
+}
+
+fn pg_ident_lower(name: &str) -> String {
+    format!("\"{}\"", name.to_lowercase().replace('"', "\"\""))
+}
+
+impl Rewriter<'_> {
+    /// The derived table that stands for CHANGETABLE(CHANGES t, v) or CHANGETABLE(VERSION t, (cols), (vals)).
+    fn changetable_sql(&self, kind: &str, name: &str, rest: &[Expr]) -> Result<String, RewriteError> {
+        let keys = self.ctx.ct_keys.get(&name.to_lowercase()).ok_or_else(|| RewriteError {
+            number: 22105,
+            message: format!("Change tracking is not enabled on table '{name}'."),
+        })?;
+        let object = format!("_sim.object_id({})", pg_quote(name));
+        let key_cols: Vec<String> = keys.iter().map(|(c, t)| key_cast(c, t)).collect();
+        match kind {
+            "CHANGES" => {
+                let since = rest.first().map(|e| e.to_string()).unwrap_or_else(|| "NULL".into());
+                Ok(format!(
+                    "(SELECT x.version AS sys_change_version, x.creation_version AS sys_change_creation_version, x.op AS sys_change_operation, \
+                     x.columns AS sys_change_columns, x.context AS sys_change_context, {} FROM _sim.ct_changes({object}, CAST(({since}) AS bigint)) AS x)",
+                    key_cols.join(", ")
+                ))
+            }
+            "VERSION" => {
+                let list = |e: Option<&Expr>| -> Vec<String> {
+                    match e {
+                        Some(Expr::Tuple(items)) => items.iter().map(|i| i.to_string()).collect(),
+                        Some(Expr::Nested(inner)) => vec![inner.to_string()],
+                        Some(other) => vec![other.to_string()],
+                        None => vec![],
+                    }
+                };
+                let (cols, vals) = (list(rest.first()), list(rest.get(1)));
+                if cols.len() != vals.len() || cols.len() != keys.len() {
+                    return Err(RewriteError { number: 22107, message: format!("CHANGETABLE(VERSION {name}, ...) needs every primary key column and a value for each.") });
+                }
+                let pairs: Vec<String> = cols.iter().zip(&vals).map(|(c, v)| format!("{}, {v}", pg_quote(&c.trim_matches('"').to_lowercase()))).collect();
+                let outs: Vec<String> = keys.iter().zip(&vals).map(|((c, _), v)| format!("{v} AS {}", pg_ident_lower(c))).collect();
+                Ok(format!(
+                    "(SELECT x.version AS sys_change_version, x.context AS sys_change_context, {} FROM _sim.ct_key_version({object}, jsonb_build_object({})) AS x)",
+                    outs.join(", "),
+                    pairs.join(", ")
+                ))
+            }
+            other => Err(RewriteError { number: 102, message: format!("Incorrect syntax near '{other}'.") }),
+        }
+    }
+}
+
 /// Which text-stored temporal family a type belongs to.
 fn temporal_kind(t: Option<&TsqlType>) -> Option<char> {
     match t {
@@ -1089,6 +1238,18 @@ impl VisitorMut for Rewriter<'_> {
     }
 
     fn post_visit_table_factor(&mut self, tf: &mut TableFactor) -> ControlFlow<()> {
+        if let Some((kind, name, rest)) = changetable_call(tf) {
+            match self.changetable_sql(&kind, &name, &rest) {
+                Ok(sql) => {
+                    if let TableFactor::Table { name, args, .. } = tf {
+                        *name = ObjectName::from(vec![Ident::new(sql)]);
+                        *args = None;
+                    }
+                }
+                Err(e) => self.fail(e.number, e.message),
+            }
+            return ControlFlow::Continue(());
+        }
         // GENERATE_SERIES(start, stop) returns one column named `value` (SQL Server 2022).
         if let TableFactor::Table {
             name,
