@@ -227,34 +227,74 @@ impl Shared {
     /// AUTO_CLEANUP = ON|OFF)` or `= OFF`, applied in that database.
     async fn set_change_tracking(&self, db: &str, text: &str) -> Result<(), SqlError> {
         let words: Vec<&str> = text.split_whitespace().collect();
-        let after = |key: &str| words.iter().position(|w| *w == key).and_then(|i| words.get(i + 2).copied());
+        let after = |key: &str| {
+            words
+                .iter()
+                .position(|w| *w == key)
+                .and_then(|i| words.get(i + 2).copied())
+        };
         let enable = match after("CHANGE_TRACKING") {
             Some("ON") => true,
             Some("OFF") => false,
-            other => return Err(SqlError::new(102, 15, format!("Incorrect syntax near '{}'.", other.unwrap_or("CHANGE_TRACKING")))),
+            other => {
+                return Err(SqlError::new(
+                    102,
+                    15,
+                    format!(
+                        "Incorrect syntax near '{}'.",
+                        other.unwrap_or("CHANGE_TRACKING")
+                    ),
+                ))
+            }
         };
         let retention = match words.iter().position(|w| *w == "CHANGE_RETENTION") {
             Some(i) => {
-                let n: i32 = words.get(i + 2).and_then(|n| n.parse().ok()).ok_or_else(|| SqlError::new(102, 15, "CHANGE_RETENTION needs a number".into()))?;
+                let n: i32 = words
+                    .get(i + 2)
+                    .and_then(|n| n.parse().ok())
+                    .ok_or_else(|| {
+                        SqlError::new(102, 15, "CHANGE_RETENTION needs a number".into())
+                    })?;
                 let unit = words.get(i + 3).copied().unwrap_or("DAYS");
                 let minutes = match unit {
                     "MINUTES" | "MINUTE" => n,
                     "HOURS" | "HOUR" => n * 60,
                     "DAYS" | "DAY" => n * 1440,
-                    other => return Err(SqlError::new(102, 15, format!("Incorrect syntax near '{other}'."))),
+                    other => {
+                        return Err(SqlError::new(
+                            102,
+                            15,
+                            format!("Incorrect syntax near '{other}'."),
+                        ))
+                    }
                 };
-                let unit = if unit.ends_with('S') { unit.to_string() } else { format!("{unit}S") };
+                let unit = if unit.ends_with('S') {
+                    unit.to_string()
+                } else {
+                    format!("{unit}S")
+                };
                 Some((minutes, format!("{n} {unit}")))
             }
             None => None,
         };
         let auto = after("AUTO_CLEANUP").map(|v| v == "ON");
         let client = self.connect_pg(&self.pg_name(db)).await?;
-        client.batch_execute(&format!("SET sim.database = {}", crate::value::pg_quote(db))).await.map_err(|e| SqlError::from_pg(&e))?;
+        client
+            .batch_execute(&format!(
+                "SET sim.database = {}",
+                crate::value::pg_quote(db)
+            ))
+            .await
+            .map_err(|e| SqlError::from_pg(&e))?;
         client
             .execute(
                 "SELECT _sim.ct_set_database($1, $2, $3, $4)",
-                &[&enable, &retention.as_ref().map(|r| r.0), &retention.as_ref().map(|r| r.1.clone()), &auto],
+                &[
+                    &enable,
+                    &retention.as_ref().map(|r| r.0),
+                    &retention.as_ref().map(|r| r.1.clone()),
+                    &auto,
+                ],
             )
             .await
             .map_err(|e| SqlError::from_pg(&e))?;

@@ -91,3 +91,62 @@ with pytds.connect(server='127.0.0.1', port={port}, user='sa', password='{pw}', 
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+#[tokio::test]
+async fn python_tds_runs_microsofts_change_tracking_sync_pattern() {
+    let s = sim("pytds_ct").await;
+    let script = format!(
+        r#"
+import pytds
+def sync(cur, last):
+    # Microsoft's documented pattern: one SNAPSHOT transaction per synchronisation.
+    cur.execute("SET TRANSACTION ISOLATION LEVEL SNAPSHOT")
+    cur.execute("BEGIN TRAN")
+    cur.execute("SELECT CHANGE_TRACKING_MIN_VALID_VERSION(OBJECT_ID('dbo.items'))")
+    min_valid = cur.fetchone()[0]
+    assert last is None or last >= min_valid, ('must re-initialise', last, min_valid)
+    cur.execute("SELECT CHANGE_TRACKING_CURRENT_VERSION()")
+    nxt = cur.fetchone()[0]
+    cur.execute("SELECT CT.id, CT.SYS_CHANGE_OPERATION, T.name FROM CHANGETABLE(CHANGES dbo.items, %s) AS CT "
+                "LEFT OUTER JOIN dbo.items AS T ON T.id = CT.id ORDER BY CT.id", (last if last is not None else 0,))
+    rows = [tuple(r) for r in cur.fetchall()]
+    cur.execute("COMMIT")
+    return nxt, rows
+
+with pytds.connect(server='127.0.0.1', port={port}, user='sa', password='{pw}', database='master', autocommit=True) as conn:
+    cur = conn.cursor()
+    cur.execute("CREATE DATABASE ctdb")
+    cur.execute("ALTER DATABASE ctdb SET CHANGE_TRACKING = ON (CHANGE_RETENTION = 2 DAYS, AUTO_CLEANUP = ON)")
+    cur.execute("ALTER DATABASE ctdb SET ALLOW_SNAPSHOT_ISOLATION ON")
+    cur.execute("USE ctdb")
+    cur.execute("CREATE TABLE dbo.items (id int PRIMARY KEY, name nvarchar(50))")
+    cur.execute("ALTER TABLE dbo.items ENABLE CHANGE_TRACKING")
+    cur.execute("INSERT INTO dbo.items VALUES (1, N'one'), (2, N'two')")
+    last, rows = sync(cur, None)
+    assert rows == [(1, 'I', 'one'), (2, 'I', 'two')], rows
+    cur.execute("UPDATE dbo.items SET name = N'uno' WHERE id = 1")
+    cur.execute("DELETE FROM dbo.items WHERE id = 2")
+    cur.execute("INSERT INTO dbo.items VALUES (3, N'three')")
+    last2, rows = sync(cur, last)
+    assert rows == [(1, 'U', 'uno'), (2, 'D', None), (3, 'I', 'three')], rows
+    assert last2 > last
+    print('ct sync ok')
+"#,
+        port = s.addr.port(),
+        pw = SA_PASSWORD
+    );
+    let out = tokio::task::spawn_blocking(move || {
+        Command::new("python3")
+            .args(["-c", &script])
+            .output()
+            .expect("python3")
+    })
+    .await
+    .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("ct sync ok"),
+        "stdout: {stdout}\nstderr: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

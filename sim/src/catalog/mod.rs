@@ -589,7 +589,10 @@ pub fn pg_quote_ident(name: &str) -> String {
 
 /// The primary key columns (PostgreSQL name, declared type) of a change-tracked table, by its
 /// T-SQL name; empty when the table is not tracked.
-pub async fn load_change_tracking_key(client: &Client, name: &str) -> Result<Vec<(String, TsqlType)>, tokio_postgres::Error> {
+pub async fn load_change_tracking_key(
+    client: &Client,
+    name: &str,
+) -> Result<Vec<(String, TsqlType)>, tokio_postgres::Error> {
     let rows = client
         .query(
             "SELECT k.col::text, sc.type FROM _sim.ct_tables t CROSS JOIN LATERAL unnest(t.pk_columns) WITH ORDINALITY AS k(col, n) \
@@ -599,5 +602,12 @@ pub async fn load_change_tracking_key(client: &Client, name: &str) -> Result<Vec
             &[&name],
         )
         .await?;
-    Ok(rows.iter().filter_map(|r| TsqlType::parse(r.get::<_, &str>(1)).ok().map(|t| (r.get::<_, String>(0), t))).collect())
+    Ok(rows
+        .iter()
+        .filter_map(|r| {
+            TsqlType::parse(r.get::<_, &str>(1))
+                .ok()
+                .map(|t| (r.get::<_, String>(0), t))
+        })
+        .collect())
 }

@@ -59,7 +59,9 @@ pub(super) async fn stream_statement(
         let inferred_type = inferred.column(i, ncols);
         // An alias as written; else a column's declared spelling; else a column reference as
         // written; else PostgreSQL's (lower-cased) name.
-        let written = inferred.written_name(i, ncols).filter(|(w, _)| w.to_lowercase() == c.name());
+        let written = inferred
+            .written_name(i, ncols)
+            .filter(|(w, _)| w.to_lowercase() == c.name());
         let name = match (&written, &from_table) {
             (Some((w, true)), _) => w.clone(),
             (_, Some((n, _))) if n.to_lowercase() == c.name() => n.clone(),

@@ -91,7 +91,9 @@ impl Session {
                 .map_err(|e| SqlError::from_pg(&e))?;
         }
         for name in crate::tsql::rewrite::changetable_targets(stmt) {
-            let cols = catalog::load_change_tracking_key(self.pg()?, &name).await.map_err(|e| SqlError::from_pg(&e))?;
+            let cols = catalog::load_change_tracking_key(self.pg()?, &name)
+                .await
+                .map_err(|e| SqlError::from_pg(&e))?;
             if !cols.is_empty() {
                 ctx.ct_keys.insert(name.to_lowercase(), cols);
             }
@@ -357,12 +359,24 @@ impl Session {
                 );
                 self.run_ddl(sql).await
             }
-            Stmt::TableChangeTracking { table, enable, track_columns } => {
+            Stmt::TableChangeTracking {
+                table,
+                enable,
+                track_columns,
+            } => {
                 let (qualified, _, name) = pg_table(table);
                 let sql = if *enable {
-                    format!("SELECT _sim.ct_enable_table({}::regclass, {track_columns}, {})", pg_quote(&qualified), pg_quote(&name))
+                    format!(
+                        "SELECT _sim.ct_enable_table({}::regclass, {track_columns}, {})",
+                        pg_quote(&qualified),
+                        pg_quote(&name)
+                    )
                 } else {
-                    format!("SELECT _sim.ct_disable_table({}::regclass, {})", pg_quote(&qualified), pg_quote(&name))
+                    format!(
+                        "SELECT _sim.ct_disable_table({}::regclass, {})",
+                        pg_quote(&qualified),
+                        pg_quote(&name)
+                    )
                 };
                 self.run_ddl(sql).await
             }
@@ -371,15 +385,36 @@ impl Session {
                     Value::Bytes(b) => b,
                     Value::Null => Vec::new(),
                     Value::Text(t) => t.into_bytes(),
-                    other => return Err(SqlError::new(257, 16, format!("CHANGE_TRACKING_CONTEXT must be varbinary(128), not {other:?}."))),
+                    other => {
+                        return Err(SqlError::new(
+                            257,
+                            16,
+                            format!(
+                                "CHANGE_TRACKING_CONTEXT must be varbinary(128), not {other:?}."
+                            ),
+                        ))
+                    }
                 };
                 if bytes.len() > 128 {
-                    return Err(SqlError::new(22106, 16, "The CHANGE_TRACKING_CONTEXT value is longer than 128 bytes.".into()));
+                    return Err(SqlError::new(
+                        22106,
+                        16,
+                        "The CHANGE_TRACKING_CONTEXT value is longer than 128 bytes.".into(),
+                    ));
                 }
-                let set = format!("SELECT set_config('sim.ct_context', '{}', false)", crate::value::hex(&bytes));
-                self.pg()?.batch_execute(&set).await.map_err(|e| SqlError::from_pg(&e))?;
+                let set = format!(
+                    "SELECT set_config('sim.ct_context', '{}', false)",
+                    crate::value::hex(&bytes)
+                );
+                self.pg()?
+                    .batch_execute(&set)
+                    .await
+                    .map_err(|e| SqlError::from_pg(&e))?;
                 let r = Box::pin(self.exec_stmt(inner, out, mode)).await;
-                let _ = self.pg()?.batch_execute("SELECT set_config('sim.ct_context', '', false)").await;
+                let _ = self
+                    .pg()?
+                    .batch_execute("SELECT set_config('sim.ct_context', '', false)")
+                    .await;
                 r
             }
             Stmt::If { .. } => Ok(none),
@@ -398,16 +433,32 @@ impl Session {
     ) -> Result<(), SqlError> {
         match name {
             "sp_mssqlsim_ct_cleanup" => {
-                let up_to = args.iter().find(|(n, _)| n.as_deref().is_none_or(|n| n.eq_ignore_ascii_case("@up_to_version"))).map(|(_, v)| v.clone());
+                let up_to = args
+                    .iter()
+                    .find(|(n, _)| {
+                        n.as_deref()
+                            .is_none_or(|n| n.eq_ignore_ascii_case("@up_to_version"))
+                    })
+                    .map(|(_, v)| v.clone());
                 let sql = match up_to {
                     Some(Value::Int(v)) => format!("SELECT _sim.ct_cleanup({v})"),
                     Some(Value::Decimal(d)) => format!("SELECT _sim.ct_cleanup({d})"),
                     None | Some(Value::Null) => "SELECT _sim.ct_auto_cleanup()".to_string(),
-                    Some(other) => return Err(SqlError::new(8114, 16, format!("Error converting {other:?} to bigint for @up_to_version."))),
+                    Some(other) => {
+                        return Err(SqlError::new(
+                            8114,
+                            16,
+                            format!("Error converting {other:?} to bigint for @up_to_version."),
+                        ))
+                    }
                 };
                 self.run_ddl(sql).await.map(|_| ())
             }
-            _ => Err(SqlError::new(2812, 16, format!("Could not find stored procedure '{name}'."))),
+            _ => Err(SqlError::new(
+                2812,
+                16,
+                format!("Could not find stored procedure '{name}'."),
+            )),
         }
     }
 

@@ -578,7 +578,10 @@ fn parse_one(p: &mut Parser<'_>) -> Result<Stmt, ParserError> {
             p.expect_token(&Token::LParen)?;
             let ctx = p.parse_expr()?;
             p.expect_token(&Token::RParen)?;
-            Ok(Stmt::WithChangeTrackingContext(ctx, Box::new(parse_one(p)?)))
+            Ok(Stmt::WithChangeTrackingContext(
+                ctx,
+                Box::new(parse_one(p)?),
+            ))
         }
         "PRINT" => {
             p.next_token();

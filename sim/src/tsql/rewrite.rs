@@ -278,11 +278,17 @@ impl<'a> Rewriter<'a> {
             if let SetExpr::Select(sel) = q.body.as_ref() {
                 for item in &sel.projection {
                     items.push(match item {
-                        SelectItem::ExprWithAlias { expr, alias } => SelectType::Expr(self.type_of(expr), Some((alias.value.clone(), true))),
+                        SelectItem::ExprWithAlias { expr, alias } => {
+                            SelectType::Expr(self.type_of(expr), Some((alias.value.clone(), true)))
+                        }
                         SelectItem::UnnamedExpr(e) => {
                             let name = match e {
-                                Expr::Identifier(i) if !self.raw_types.contains_key(&i.value) => Some((i.value.clone(), false)),
-                                Expr::CompoundIdentifier(parts) => parts.last().map(|p| (p.value.clone(), false)),
+                                Expr::Identifier(i) if !self.raw_types.contains_key(&i.value) => {
+                                    Some((i.value.clone(), false))
+                                }
+                                Expr::CompoundIdentifier(parts) => {
+                                    parts.last().map(|p| (p.value.clone(), false))
+                                }
                                 _ => None,
                             };
                             SelectType::Expr(self.type_of(e), name)
@@ -324,10 +330,22 @@ impl<'a> Rewriter<'a> {
             if kind == "CHANGES" {
                 cols.push(("sys_change_creation_version".into(), TsqlType::BigInt));
                 cols.push(("sys_change_operation".into(), TsqlType::NChar(1)));
-                cols.push(("sys_change_columns".into(), TsqlType::VarBinary(Len::N(4100))));
+                cols.push((
+                    "sys_change_columns".into(),
+                    TsqlType::VarBinary(Len::N(4100)),
+                ));
             }
-            cols.push(("sys_change_context".into(), TsqlType::VarBinary(Len::N(128))));
-            cols.extend(self.ctx.ct_keys.get(&name.to_lowercase()).cloned().unwrap_or_default());
+            cols.push((
+                "sys_change_context".into(),
+                TsqlType::VarBinary(Len::N(128)),
+            ));
+            cols.extend(
+                self.ctx
+                    .ct_keys
+                    .get(&name.to_lowercase())
+                    .cloned()
+                    .unwrap_or_default(),
+            );
             self.aliases.insert(alias, key.clone());
             self.extra_tables.insert(key, cols);
         }
@@ -733,7 +751,10 @@ impl<'a> Rewriter<'a> {
             "change_tracking_current_version" => {
                 ("_sim.ct_current_version()".into(), Some(TsqlType::BigInt))
             }
-            "change_tracking_is_column_in_mask" => (format!("_sim.ct_column_in_mask({}, {})", a(0), a(1)), Some(TsqlType::Int)),
+            "change_tracking_is_column_in_mask" => (
+                format!("_sim.ct_column_in_mask({}, {})", a(0), a(1)),
+                Some(TsqlType::Int),
+            ),
             "change_tracking_min_valid_version" => (
                 format!("_sim.ct_min_valid_version({})", a(0)),
                 Some(TsqlType::BigInt),
@@ -1064,7 +1085,14 @@ fn restructure_joined_dml(stmt: &mut Statement) -> Result<(), RewriteError> {
 
 /// The parts of a `CHANGETABLE('CHANGES'|'VERSION', 'name', ...)` table factor (the pre-pass form).
 fn changetable_call(tf: &TableFactor) -> Option<(String, String, Vec<Expr>)> {
-    let TableFactor::Table { name, args: Some(args), .. } = tf else { return None };
+    let TableFactor::Table {
+        name,
+        args: Some(args),
+        ..
+    } = tf
+    else {
+        return None;
+    };
     if !name.to_string().eq_ignore_ascii_case("changetable") {
         return None;
     }
@@ -1094,8 +1122,13 @@ fn changetable_aliases(stmt: &Statement) -> Vec<(String, String, String)> {
     impl sqlparser::ast::Visitor for V {
         type Break = ();
         fn pre_visit_table_factor(&mut self, tf: &TableFactor) -> ControlFlow<()> {
-            if let (Some((kind, name, _)), TableFactor::Table { alias, .. }) = (changetable_call(tf), tf) {
-                let alias = alias.as_ref().map(|a| a.name.value.to_lowercase()).unwrap_or_else(|| "changetable".into());
+            if let (Some((kind, name, _)), TableFactor::Table { alias, .. }) =
+                (changetable_call(tf), tf)
+            {
+                let alias = alias
+                    .as_ref()
+                    .map(|a| a.name.value.to_lowercase())
+                    .unwrap_or_else(|| "changetable".into());
                 self.0.push((alias, kind, name));
             }
             ControlFlow::Continue(())
@@ -1108,7 +1141,10 @@ fn changetable_aliases(stmt: &Statement) -> Vec<(String, String, String)> {
 
 /// The table names a statement's CHANGETABLE calls read (to load their keys first).
 pub fn changetable_targets(stmt: &Statement) -> Vec<String> {
-    changetable_aliases(stmt).into_iter().map(|(_, _, name)| name).collect()
+    changetable_aliases(stmt)
+        .into_iter()
+        .map(|(_, _, name)| name)
+        .collect()
 }
 
 /// A stored primary key value (jsonb text) cast back to its column's storage type.
@@ -1118,7 +1154,11 @@ fn key_cast(col: &str, ty: &TsqlType) -> String {
         Some((b, c)) => (b.to_string(), format!(" COLLATE {c}")),
         None => (storage.clone(), String::new()),
     };
-    format!("CAST(jsonb_extract_path_text(x.pk, {}) AS {base}){collate} AS {}", pg_quote(col), pg_ident_lower(col))
+    format!(
+        "CAST(jsonb_extract_path_text(x.pk, {}) AS {base}){collate} AS {}",
+        pg_quote(col),
+        pg_ident_lower(col)
+    )
 }
 
 fn pg_ident_lower(name: &str) -> String {
@@ -1127,16 +1167,28 @@ fn pg_ident_lower(name: &str) -> String {
 
 impl Rewriter<'_> {
     /// The derived table that stands for CHANGETABLE(CHANGES t, v) or CHANGETABLE(VERSION t, (cols), (vals)).
-    fn changetable_sql(&self, kind: &str, name: &str, rest: &[Expr]) -> Result<String, RewriteError> {
-        let keys = self.ctx.ct_keys.get(&name.to_lowercase()).ok_or_else(|| RewriteError {
-            number: 22105,
-            message: format!("Change tracking is not enabled on table '{name}'."),
-        })?;
+    fn changetable_sql(
+        &self,
+        kind: &str,
+        name: &str,
+        rest: &[Expr],
+    ) -> Result<String, RewriteError> {
+        let keys = self
+            .ctx
+            .ct_keys
+            .get(&name.to_lowercase())
+            .ok_or_else(|| RewriteError {
+                number: 22105,
+                message: format!("Change tracking is not enabled on table '{name}'."),
+            })?;
         let object = format!("_sim.object_id({})", pg_quote(name));
         let key_cols: Vec<String> = keys.iter().map(|(c, t)| key_cast(c, t)).collect();
         match kind {
             "CHANGES" => {
-                let since = rest.first().map(|e| e.to_string()).unwrap_or_else(|| "NULL".into());
+                let since = rest
+                    .first()
+                    .map(|e| e.to_string())
+                    .unwrap_or_else(|| "NULL".into());
                 Ok(format!(
                     "(SELECT x.version AS sys_change_version, x.creation_version AS sys_change_creation_version, x.op AS sys_change_operation, \
                      x.columns AS sys_change_columns, x.context AS sys_change_context, {} FROM _sim.ct_changes({object}, CAST(({since}) AS bigint)) AS x)",
@@ -1156,15 +1208,26 @@ impl Rewriter<'_> {
                 if cols.len() != vals.len() || cols.len() != keys.len() {
                     return Err(RewriteError { number: 22107, message: format!("CHANGETABLE(VERSION {name}, ...) needs every primary key column and a value for each.") });
                 }
-                let pairs: Vec<String> = cols.iter().zip(&vals).map(|(c, v)| format!("{}, {v}", pg_quote(&c.trim_matches('"').to_lowercase()))).collect();
-                let outs: Vec<String> = keys.iter().zip(&vals).map(|((c, _), v)| format!("{v} AS {}", pg_ident_lower(c))).collect();
+                let pairs: Vec<String> = cols
+                    .iter()
+                    .zip(&vals)
+                    .map(|(c, v)| format!("{}, {v}", pg_quote(&c.trim_matches('"').to_lowercase())))
+                    .collect();
+                let outs: Vec<String> = keys
+                    .iter()
+                    .zip(&vals)
+                    .map(|((c, _), v)| format!("{v} AS {}", pg_ident_lower(c)))
+                    .collect();
                 Ok(format!(
                     "(SELECT x.version AS sys_change_version, x.context AS sys_change_context, {} FROM _sim.ct_key_version({object}, jsonb_build_object({})) AS x)",
                     outs.join(", "),
                     pairs.join(", ")
                 ))
             }
-            other => Err(RewriteError { number: 102, message: format!("Incorrect syntax near '{other}'.") }),
+            other => Err(RewriteError {
+                number: 102,
+                message: format!("Incorrect syntax near '{other}'."),
+            }),
         }
     }
 }
