@@ -77,7 +77,15 @@ impl SqlError {
         let mut err = if *code == SqlState::UNDEFINED_TABLE {
             SqlError::new(208, 16, format!("Invalid object name '{}'.", quoted()))
         } else if *code == SqlState::UNDEFINED_COLUMN {
-            let name = quoted();
+            // 'column "x" does not exist' or 'column t.x does not exist'.
+            let name = if msg.contains('"') {
+                quoted()
+            } else {
+                msg.strip_prefix("column ")
+                    .and_then(|m| m.split(' ').next())
+                    .unwrap_or("")
+                    .to_string()
+            };
             let name = name.rsplit('.').next().unwrap_or(&name).to_string();
             SqlError::new(207, 16, format!("Invalid column name '{name}'."))
         } else if *code == SqlState::UNIQUE_VIOLATION {

@@ -22,6 +22,9 @@ enum Command {
         /// The backing PostgreSQL database (becomes `master`).
         #[arg(long)]
         backing: String,
+        /// How often Change Tracking cleanup applies each database's retention ("30s", "5m").
+        #[arg(long, default_value = "30s", value_parser = parse_duration)]
+        ct_cleanup_interval: std::time::Duration,
         /// Password of the `sa` login (or set MSSQL_SIM_SA_PASSWORD).
         #[arg(long, env = "MSSQL_SIM_SA_PASSWORD", hide_env_values = true)]
         sa_password: String,
@@ -42,10 +45,11 @@ async fn main() {
             listen,
             backing,
             sa_password,
+            ct_cleanup_interval,
         } => {
             let cfg = mssql_sim::server::SimConfig {
-                backing_url: backing,
-                sa_password,
+                ct_cleanup_interval,
+                ..mssql_sim::server::SimConfig::new(backing, sa_password)
             };
             let server = match mssql_sim::server::start(cfg, listen).await {
                 Ok(s) => s,
@@ -59,4 +63,9 @@ async fn main() {
             server.stop().await;
         }
     }
+}
+
+fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
+    humantime::parse_duration(s)
+        .map_err(|e| format!("'{s}' is not a duration like 500ms, 30s or 5m: {e}"))
 }

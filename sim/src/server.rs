@@ -22,6 +22,20 @@ pub struct SimConfig {
     pub backing_url: String,
     /// Password of the `sa` login. Never logged.
     pub sa_password: String,
+    /// How often Change Tracking's cleanup removes changes older than each database's retention
+    /// (SQL Server's background task runs about every 30 minutes).
+    pub ct_cleanup_interval: std::time::Duration,
+}
+
+impl SimConfig {
+    /// A configuration with the default cleanup interval (30 s).
+    pub fn new(backing_url: impl Into<String>, sa_password: impl Into<String>) -> Self {
+        SimConfig {
+            backing_url: backing_url.into(),
+            sa_password: sa_password.into(),
+            ct_cleanup_interval: std::time::Duration::from_secs(30),
+        }
+    }
 }
 
 /// State shared by all sessions of one server.
@@ -342,6 +356,48 @@ impl Shared {
     }
 }
 
+/// Runs Change Tracking's retention cleanup in every database at `every` until shutdown. A
+/// failure is logged and retried at the next tick; it never stops the server.
+async fn cleanup_loop(
+    shared: Arc<Shared>,
+    every: std::time::Duration,
+    mut stop: watch::Receiver<bool>,
+) {
+    let mut tick = tokio::time::interval(every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = stop.changed() => return,
+            _ = tick.tick() => {}
+        }
+        let names = match shared.admin().await {
+            Ok(admin) => match shared.databases(&admin).await {
+                Ok(d) => d.into_iter().map(|(n, _)| n).collect::<Vec<_>>(),
+                Err(e) => {
+                    tracing::warn!(error = %e.message, "change tracking cleanup: cannot list databases");
+                    continue;
+                }
+            },
+            Err(e) => {
+                tracing::warn!(error = %e.message, "change tracking cleanup: backing database unreachable");
+                continue;
+            }
+        };
+        for n in names {
+            let r = match shared.connect_pg(&shared.pg_name(&n)).await {
+                Ok(c) => c
+                    .batch_execute("SELECT _sim.ct_auto_cleanup()")
+                    .await
+                    .map_err(|e| SqlError::from_pg(&e)),
+                Err(e) => Err(e),
+            };
+            if let Err(e) = r {
+                tracing::warn!(database = %n, error = %e.message, "change tracking cleanup failed");
+            }
+        }
+    }
+}
+
 /// A running simulator.
 pub struct SimServer {
     /// The address it listens on.
@@ -398,6 +454,11 @@ pub async fn start(cfg: SimConfig, listen: SocketAddr) -> Result<SimServer, Stri
         rcsi: std::sync::Mutex::new(HashMap::new()),
     });
     let (tx, mut rx) = watch::channel(false);
+    tokio::spawn(cleanup_loop(
+        shared.clone(),
+        cfg.ct_cleanup_interval,
+        rx.clone(),
+    ));
     let task = tokio::spawn(async move {
         loop {
             tokio::select! {

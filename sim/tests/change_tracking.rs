@@ -303,3 +303,64 @@ async fn truncate_invalidates_older_baselines() {
         vec![2]
     );
 }
+
+#[tokio::test]
+async fn background_cleanup_honours_the_retention() {
+    let s = sim("ct_retention").await;
+    let mut c = connect(&s).await;
+    exec(&mut c, "CREATE DATABASE shop; ALTER DATABASE shop SET CHANGE_TRACKING = ON (CHANGE_RETENTION = 10 MINUTES, AUTO_CLEANUP = ON); USE shop").await;
+    exec(
+        &mut c,
+        "CREATE TABLE dbo.t (id int PRIMARY KEY, v nvarchar(20)); ALTER TABLE dbo.t ENABLE CHANGE_TRACKING",
+    )
+    .await;
+    exec(
+        &mut c,
+        "INSERT INTO dbo.t VALUES (1, N'a'); INSERT INTO dbo.t VALUES (2, N'b'); INSERT INTO dbo.t VALUES (3, N'c')",
+    )
+    .await;
+    // Changes within the retention survive the cleanup task (which runs every 200 ms here).
+    let backing = {
+        let r = rows(&mut c, "SELECT DB_NAME()").await;
+        assert_eq!(r[0].get::<&str, _>(0), Some("shop"));
+        let (admin, conn) =
+            tokio_postgres::connect(&testkit::pg().admin_url, tokio_postgres::NoTls)
+                .await
+                .unwrap();
+        tokio::spawn(conn);
+        let name: String = admin.query_one("SELECT datname::text FROM pg_database WHERE datname LIKE '%\\_\\_shop' ORDER BY oid DESC LIMIT 1", &[]).await.unwrap().get(0);
+        testkit::pg().url_for(&name)
+    };
+    let (pg, conn) = tokio_postgres::connect(&backing, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    // Age the first two commits past the retention, as if 11 minutes had passed.
+    pg.batch_execute("UPDATE _sim.ct_tx SET commit_time = commit_time - interval '11 minutes' WHERE version <= 2").await.unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let min_valid = rows(
+            &mut c,
+            "SELECT CHANGE_TRACKING_MIN_VALID_VERSION(OBJECT_ID('dbo.t'))",
+        )
+        .await[0]
+            .get::<i64, _>(0);
+        if min_valid == Some(2) {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "cleanup did not apply the retention: min valid {min_valid:?}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(
+        changes(&mut c, 2)
+            .await
+            .iter()
+            .map(|x| x.0)
+            .collect::<Vec<_>>(),
+        vec![3],
+        "the change within the retention remains"
+    );
+}

@@ -507,3 +507,15 @@ async fn read_committed_waits_for_writers_unless_rcsi_is_on() {
     );
     exec(&mut writer, "ROLLBACK").await;
 }
+
+#[tokio::test]
+async fn invalid_column_errors_name_the_column() {
+    let s = sim("colname").await;
+    let mut c = connect(&s).await;
+    exec(&mut c, "CREATE TABLE t (id int PRIMARY KEY)").await;
+    for q in ["SELECT nope FROM t", "SELECT x.nope FROM t AS x"] {
+        let (code, message) = server_error(&mut c, q).await;
+        assert_eq!(code, 207);
+        assert!(message.contains("'nope'"), "{q}: {message}");
+    }
+}

@@ -15,8 +15,8 @@ pub async fn sim(hint: &str) -> SimServer {
     let backing = testkit::fresh_database(hint).await;
     start(
         SimConfig {
-            backing_url: backing,
-            sa_password: SA_PASSWORD.into(),
+            ct_cleanup_interval: std::time::Duration::from_millis(200),
+            ..SimConfig::new(backing, SA_PASSWORD)
         },
         "127.0.0.1:0".parse().unwrap(),
     )
@@ -73,15 +73,20 @@ pub async fn exec(c: &mut Tds, sql: &str) {
         .unwrap_or_else(|e| panic!("{sql}: {e}"));
 }
 
-/// The SQL Server error number of a failed batch.
-pub async fn error_number(c: &mut Tds, sql: &str) -> u32 {
-    match c.simple_query(sql).await {
-        Ok(stream) => match stream.into_results().await {
-            Ok(_) => panic!("expected an error from: {sql}"),
-            Err(tiberius::error::Error::Server(e)) => e.code(),
-            Err(e) => panic!("unexpected error kind from {sql}: {e}"),
-        },
-        Err(tiberius::error::Error::Server(e)) => e.code(),
+/// The SQL Server error (number, message) of a failed batch.
+pub async fn server_error(c: &mut Tds, sql: &str) -> (u32, String) {
+    let r = match c.simple_query(sql).await {
+        Ok(stream) => stream.into_results().await.map(|_| ()),
+        Err(e) => Err(e),
+    };
+    match r {
+        Ok(()) => panic!("expected an error from: {sql}"),
+        Err(tiberius::error::Error::Server(e)) => (e.code(), e.message().to_string()),
         Err(e) => panic!("unexpected error kind from {sql}: {e}"),
     }
+}
+
+/// The SQL Server error number of a failed batch.
+pub async fn error_number(c: &mut Tds, sql: &str) -> u32 {
+    server_error(c, sql).await.0
 }
