@@ -50,7 +50,8 @@ pub struct Shared {
     rcsi: std::sync::Mutex<HashMap<String, bool>>,
 }
 
-fn pg_name_for(backing_db: &str, name: &str) -> String {
+/// The PostgreSQL database that holds T-SQL database `name` beside backing database `backing_db`.
+pub fn pg_name_for(backing_db: &str, name: &str) -> String {
     let lower = name.to_lowercase();
     let simple = !lower.is_empty()
         && lower.len() <= 30

@@ -306,31 +306,21 @@ async fn truncate_invalidates_older_baselines() {
 
 #[tokio::test]
 async fn background_cleanup_honours_the_retention() {
-    let s = sim("ct_retention").await;
+    let backing_url = testkit::fresh_database("ct_retention").await;
+    let backing_db = backing_url.rsplit('/').next().unwrap().to_string();
+    let cfg = mssql_sim::server::SimConfig {
+        ct_cleanup_interval: std::time::Duration::from_millis(200),
+        ..mssql_sim::server::SimConfig::new(backing_url, SA_PASSWORD)
+    };
+    let s = mssql_sim::server::start(cfg, "127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
     let mut c = connect(&s).await;
     exec(&mut c, "CREATE DATABASE shop; ALTER DATABASE shop SET CHANGE_TRACKING = ON (CHANGE_RETENTION = 10 MINUTES, AUTO_CLEANUP = ON); USE shop").await;
-    exec(
-        &mut c,
-        "CREATE TABLE dbo.t (id int PRIMARY KEY, v nvarchar(20)); ALTER TABLE dbo.t ENABLE CHANGE_TRACKING",
-    )
-    .await;
-    exec(
-        &mut c,
-        "INSERT INTO dbo.t VALUES (1, N'a'); INSERT INTO dbo.t VALUES (2, N'b'); INSERT INTO dbo.t VALUES (3, N'c')",
-    )
-    .await;
+    exec(&mut c, "CREATE TABLE dbo.t (id int PRIMARY KEY, v nvarchar(20)); ALTER TABLE dbo.t ENABLE CHANGE_TRACKING").await;
+    exec(&mut c, "INSERT INTO dbo.t VALUES (1, N'a'); INSERT INTO dbo.t VALUES (2, N'b'); INSERT INTO dbo.t VALUES (3, N'c')").await;
     // Changes within the retention survive the cleanup task (which runs every 200 ms here).
-    let backing = {
-        let r = rows(&mut c, "SELECT DB_NAME()").await;
-        assert_eq!(r[0].get::<&str, _>(0), Some("shop"));
-        let (admin, conn) =
-            tokio_postgres::connect(&testkit::pg().admin_url, tokio_postgres::NoTls)
-                .await
-                .unwrap();
-        tokio::spawn(conn);
-        let name: String = admin.query_one("SELECT datname::text FROM pg_database WHERE datname LIKE '%\\_\\_shop' ORDER BY oid DESC LIMIT 1", &[]).await.unwrap().get(0);
-        testkit::pg().url_for(&name)
-    };
+    let backing = testkit::pg().url_for(&mssql_sim::server::pg_name_for(&backing_db, "shop"));
     let (pg, conn) = tokio_postgres::connect(&backing, tokio_postgres::NoTls)
         .await
         .unwrap();
