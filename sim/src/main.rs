@@ -25,6 +25,9 @@ enum Command {
         /// How often Change Tracking cleanup applies each database's retention ("30s", "5m").
         #[arg(long, default_value = "30s", value_parser = parse_duration)]
         ct_cleanup_interval: std::time::Duration,
+        /// How often the CDC capture job runs ("5s" as SQL Server's default).
+        #[arg(long, default_value = "5s", value_parser = parse_duration)]
+        cdc_polling_interval: std::time::Duration,
         /// Password of the `sa` login (or set MSSQL_SIM_SA_PASSWORD).
         #[arg(long, env = "MSSQL_SIM_SA_PASSWORD", hide_env_values = true)]
         sa_password: String,
@@ -46,9 +49,11 @@ async fn main() {
             backing,
             sa_password,
             ct_cleanup_interval,
+            cdc_polling_interval,
         } => {
             let cfg = mssql_sim::server::SimConfig {
                 ct_cleanup_interval,
+                cdc_polling_interval,
                 ..mssql_sim::server::SimConfig::new(backing, sa_password)
             };
             let server = match mssql_sim::server::start(cfg, listen).await {

@@ -25,6 +25,9 @@ pub struct SimConfig {
     /// How often Change Tracking's cleanup removes changes older than each database's retention
     /// (SQL Server's background task runs about every 30 minutes).
     pub ct_cleanup_interval: std::time::Duration,
+    /// How often the CDC capture job moves committed changes into the change tables (SQL
+    /// Server's default polling interval is 5 s).
+    pub cdc_polling_interval: std::time::Duration,
 }
 
 impl SimConfig {
@@ -34,6 +37,7 @@ impl SimConfig {
             backing_url: backing_url.into(),
             sa_password: sa_password.into(),
             ct_cleanup_interval: std::time::Duration::from_secs(30),
+            cdc_polling_interval: std::time::Duration::from_secs(5),
         }
     }
 }
@@ -316,6 +320,29 @@ impl Shared {
         Ok(())
     }
 
+    /// Sets a flag of database `db` in the registry copy of every database (sys.databases).
+    pub async fn set_database_flag(
+        &self,
+        db: &str,
+        column: &str,
+        on: bool,
+    ) -> Result<(), SqlError> {
+        let _guard = self.registry.lock().await;
+        let admin = self.admin().await?;
+        let all: Vec<String> = self
+            .databases(&admin)
+            .await?
+            .into_iter()
+            .map(|(n, _)| n)
+            .collect();
+        self.in_every_database(
+            &all,
+            &format!("UPDATE _sim.databases SET {column} = $1 WHERE lower(name) = lower($2)"),
+            &[&on, &db],
+        )
+        .await
+    }
+
     /// ALTER DATABASE ... SET option: snapshot isolation and READ_COMMITTED_SNAPSHOT are kept;
     /// other options are accepted and ignored.
     pub async fn alter_database(&self, db: &str, words: &[String]) -> Result<(), SqlError> {
@@ -357,14 +384,16 @@ impl Shared {
     }
 }
 
-/// Runs Change Tracking's retention cleanup in every database at `every` until shutdown. A
-/// failure is logged and retried at the next tick; it never stops the server.
-async fn cleanup_loop(
+/// Runs `sql` in every database every `every` until shutdown (Change Tracking cleanup, the CDC
+/// capture job). A failure is logged and retried at the next tick; it never stops the server.
+async fn periodic(
     shared: Arc<Shared>,
     every: std::time::Duration,
+    sql: &'static str,
+    what: &'static str,
     mut stop: watch::Receiver<bool>,
 ) {
-    let mut tick = tokio::time::interval(every);
+    let mut tick = tokio::time::interval(every.max(std::time::Duration::from_millis(20)));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
@@ -375,25 +404,28 @@ async fn cleanup_loop(
             Ok(admin) => match shared.databases(&admin).await {
                 Ok(d) => d.into_iter().map(|(n, _)| n).collect::<Vec<_>>(),
                 Err(e) => {
-                    tracing::warn!(error = %e.message, "change tracking cleanup: cannot list databases");
+                    tracing::warn!(task = what, error = %e.message, "cannot list databases");
                     continue;
                 }
             },
             Err(e) => {
-                tracing::warn!(error = %e.message, "change tracking cleanup: backing database unreachable");
+                tracing::warn!(task = what, error = %e.message, "backing database unreachable");
                 continue;
             }
         };
         for n in names {
             let r = match shared.connect_pg(&shared.pg_name(&n)).await {
                 Ok(c) => c
-                    .batch_execute("SELECT _sim.ct_auto_cleanup()")
+                    .batch_execute(&format!(
+                        "SET sim.database = {}; {sql}",
+                        crate::value::pg_quote(&n)
+                    ))
                     .await
                     .map_err(|e| SqlError::from_pg(&e)),
                 Err(e) => Err(e),
             };
             if let Err(e) = r {
-                tracing::warn!(database = %n, error = %e.message, "change tracking cleanup failed");
+                tracing::warn!(task = what, database = %n, error = %e.message, "periodic task failed");
             }
         }
     }
@@ -455,9 +487,18 @@ pub async fn start(cfg: SimConfig, listen: SocketAddr) -> Result<SimServer, Stri
         rcsi: std::sync::Mutex::new(HashMap::new()),
     });
     let (tx, mut rx) = watch::channel(false);
-    tokio::spawn(cleanup_loop(
+    tokio::spawn(periodic(
         shared.clone(),
         cfg.ct_cleanup_interval,
+        "SELECT _sim.ct_auto_cleanup()",
+        "change tracking cleanup",
+        rx.clone(),
+    ));
+    tokio::spawn(periodic(
+        shared.clone(),
+        cfg.cdc_polling_interval,
+        "SELECT CASE WHEN to_regclass('cdc.change_tables') IS NOT NULL THEN _sim.cdc_capture() END",
+        "cdc capture",
         rx.clone(),
     ));
     let task = tokio::spawn(async move {

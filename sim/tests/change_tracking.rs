@@ -310,6 +310,7 @@ async fn background_cleanup_honours_the_retention() {
     let backing_db = backing_url.rsplit('/').next().unwrap().to_string();
     let cfg = mssql_sim::server::SimConfig {
         ct_cleanup_interval: std::time::Duration::from_millis(200),
+        cdc_polling_interval: std::time::Duration::from_millis(100),
         ..mssql_sim::server::SimConfig::new(backing_url, SA_PASSWORD)
     };
     let s = mssql_sim::server::start(cfg, "127.0.0.1:0".parse().unwrap())

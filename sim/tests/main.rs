@@ -1,5 +1,6 @@
 //! Integration tests of the simulator through TCP: tiberius, FreeTDS `tsql` and python-tds.
 
+mod cdc;
 mod change_tracking;
 mod common;
 mod external;

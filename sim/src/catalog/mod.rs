@@ -20,6 +20,8 @@ use tokio_postgres::Client;
 pub const INIT_SQL: &str = include_str!("init.sql");
 /// Change Tracking: tables, triggers and functions (run after [`INIT_SQL`]).
 pub const CT_SQL: &str = include_str!("ct.sql");
+/// Change Data Capture: tables, triggers and functions (run after [`CT_SQL`]).
+pub const CDC_SQL: &str = include_str!("cdc.sql");
 
 /// Quotes a PostgreSQL identifier (lower-cased, as all simulator objects are named).
 pub fn pg_ident(name: &str) -> String {
@@ -60,7 +62,7 @@ pub async fn init_database(
     all: &[(String, i32)],
 ) -> Result<(), SqlError> {
     client
-        .batch_execute(&format!("{INIT_SQL}\n{CT_SQL}"))
+        .batch_execute(&format!("{INIT_SQL}\n{CT_SQL}\n{CDC_SQL}"))
         .await
         .map_err(|e| SqlError::internal(format!("initialising database {name}: {e}")))?;
     // pgcrypto gives HASHBYTES('SHA1'); without it everything else still works.
@@ -610,4 +612,43 @@ pub async fn load_change_tracking_key(
                 .map(|t| (r.get::<_, String>(0), t))
         })
         .collect())
+}
+
+/// A CDC capture instance by name: its change table, captured columns and key columns;
+/// `None` when CDC or the instance does not exist.
+pub async fn load_cdc_instance(
+    client: &Client,
+    ci: &str,
+) -> Result<Option<crate::tsql::rewrite::CdcInstance>, tokio_postgres::Error> {
+    let exists: bool = client
+        .query_one("SELECT to_regclass('cdc.change_tables') IS NOT NULL", &[])
+        .await?
+        .get(0);
+    if !exists {
+        return Ok(None);
+    }
+    let Some(row) = client
+        .query_opt("SELECT object_id::oid::regclass::text, object_id FROM cdc.change_tables WHERE lower(capture_instance) = lower($1)", &[&ci])
+        .await?
+    else {
+        return Ok(None);
+    };
+    let object_id: i32 = row.get(1);
+    let columns = client
+        .query("SELECT lower(column_name)::text FROM cdc.captured_columns WHERE object_id = $1 ORDER BY column_ordinal", &[&object_id])
+        .await?
+        .iter()
+        .map(|r| r.get::<_, String>(0))
+        .collect();
+    let keys = client
+        .query("SELECT lower(column_name)::text FROM cdc.index_columns WHERE object_id = $1 ORDER BY index_ordinal", &[&object_id])
+        .await?
+        .iter()
+        .map(|r| r.get::<_, String>(0))
+        .collect();
+    Ok(Some(crate::tsql::rewrite::CdcInstance {
+        change_table: row.get(0),
+        columns,
+        keys,
+    }))
 }

@@ -408,6 +408,7 @@ impl Session {
             database: self.database.clone(),
             locking_reads,
             ct_keys: HashMap::new(),
+            cdc_instances: HashMap::new(),
         }
     }
 }

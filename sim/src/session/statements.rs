@@ -90,6 +90,14 @@ impl Session {
                 .await
                 .map_err(|e| SqlError::from_pg(&e))?;
         }
+        for ci in crate::tsql::rewrite::cdc_function_instances(stmt) {
+            if let Some(inst) = catalog::load_cdc_instance(self.pg()?, &ci)
+                .await
+                .map_err(|e| SqlError::from_pg(&e))?
+            {
+                ctx.cdc_instances.insert(ci.to_lowercase(), inst);
+            }
+        }
         for name in crate::tsql::rewrite::changetable_targets(stmt) {
             let cols = catalog::load_change_tracking_key(self.pg()?, &name)
                 .await
@@ -454,11 +462,62 @@ impl Session {
                 };
                 self.run_ddl(sql).await.map(|_| ())
             }
-            _ => Err(SqlError::new(
-                2812,
-                16,
-                format!("Could not find stored procedure '{name}'."),
-            )),
+            "sp_cdc_enable_db" | "sp_cdc_disable_db" => {
+                let enable = name == "sp_cdc_enable_db";
+                self.run_ddl(format!("SELECT _sim.cdc_{}_db()", if enable { "enable" } else { "disable" })).await?;
+                self.shared.set_database_flag(&self.database, "is_cdc_enabled", enable).await
+            }
+            "sp_cdc_enable_table" => {
+                let schema = text_arg(args, "@source_schema", 0)?.unwrap_or_else(|| "dbo".into());
+                let table = text_arg(args, "@source_name", 1)?.ok_or_else(|| missing_arg(name, "@source_name"))?;
+                let role = text_arg(args, "@role_name", 2)?;
+                let instance = text_arg(args, "@capture_instance", 3)?.unwrap_or_else(|| format!("{schema}_{table}"));
+                let net = match arg(args, "@supports_net_changes", 4) {
+                    Some(Value::Int(i)) => *i != 0,
+                    Some(Value::Bool(b)) => *b,
+                    _ => false,
+                };
+                let columns = match text_arg(args, "@captured_column_list", 7)? {
+                    Some(c) => format!(
+                        "ARRAY[{}]::text[]",
+                        c.split(',').map(|x| pg_quote(x.trim().trim_matches(|c| c == '[' || c == ']'))).collect::<Vec<_>>().join(", ")
+                    ),
+                    None => "NULL".into(),
+                };
+                let sql = format!(
+                    "SELECT _sim.cdc_enable_table(_sim.regclass_of({}), {}, {}, {}, {net}, {columns})",
+                    pg_quote(&format!("[{}].[{}]", schema.replace(']', "]]"), table.replace(']', "]]"))),
+                    pg_quote(&format!("{schema}.{table}")),
+                    pg_quote(&instance),
+                    role.map(|r| pg_quote(&r)).unwrap_or_else(|| "NULL".into()),
+                );
+                self.run_ddl(sql).await.map(|_| ())
+            }
+            "sp_cdc_disable_table" => {
+                let schema = text_arg(args, "@source_schema", 0)?.unwrap_or_else(|| "dbo".into());
+                let table = text_arg(args, "@source_name", 1)?.ok_or_else(|| missing_arg(name, "@source_name"))?;
+                let instance = text_arg(args, "@capture_instance", 2)?.unwrap_or_else(|| "all".into());
+                let sql = format!(
+                    "SELECT _sim.cdc_disable_table(_sim.regclass_of({}), {})",
+                    pg_quote(&format!("[{}].[{}]", schema.replace(']', "]]"), table.replace(']', "]]"))),
+                    pg_quote(&instance)
+                );
+                self.run_ddl(sql).await.map(|_| ())
+            }
+            "sp_cdc_cleanup_change_table" => {
+                let instance = text_arg(args, "@capture_instance", 0)?.ok_or_else(|| missing_arg(name, "@capture_instance"))?;
+                let lsn = match arg(args, "@low_water_mark", 1) {
+                    Some(Value::Bytes(b)) => b.clone(),
+                    _ => return Err(missing_arg(name, "@low_water_mark")),
+                };
+                self.run_ddl(format!("SELECT _sim.cdc_cleanup({}, '\\x{}'::bytea)", pg_quote(&instance), crate::value::hex(&lsn))).await.map(|_| ())
+            }
+            // One capture pass now (SQL Server's sys.sp_cdc_scan), instead of waiting for the job.
+            "sp_cdc_scan" => self
+                .run_ddl("SELECT CASE WHEN to_regclass('cdc.change_tables') IS NOT NULL THEN _sim.cdc_capture() END".into())
+                .await
+                .map(|_| ()),
+            _ => Err(SqlError::new(2812, 16, format!("Could not find stored procedure '{name}'."))),
         }
     }
 
@@ -616,4 +675,36 @@ pub(super) fn map_information_schema(stmt: &mut Statement) {
         }
         std::ops::ControlFlow::<()>::Continue(())
     });
+}
+
+/// A procedure argument by name, or by position when passed positionally.
+fn arg<'a>(args: &'a [(Option<String>, Value)], name: &str, position: usize) -> Option<&'a Value> {
+    args.iter()
+        .find(|(n, _)| n.as_deref().is_some_and(|n| n.eq_ignore_ascii_case(name)))
+        .map(|(_, v)| v)
+        .or_else(|| {
+            args.get(position)
+                .filter(|(n, _)| n.is_none())
+                .map(|(_, v)| v)
+        })
+}
+
+fn text_arg(
+    args: &[(Option<String>, Value)],
+    name: &str,
+    position: usize,
+) -> Result<Option<String>, SqlError> {
+    match arg(args, name, position) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::Text(s)) => Ok(Some(s.clone())),
+        Some(other) => Err(SqlError::new(
+            8114,
+            16,
+            format!("Error converting {other:?} to nvarchar for {name}."),
+        )),
+    }
+}
+
+fn missing_arg(procedure: &str, name: &str) -> SqlError {
+    SqlError::new(201, 16, format!("Procedure or function '{procedure}' expects parameter '{name}', which was not supplied."))
 }

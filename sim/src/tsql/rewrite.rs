@@ -46,6 +46,8 @@ pub struct Context {
     /// Primary key columns (PostgreSQL name, declared type) of the tables named in
     /// CHANGETABLE(...), by the lower-cased name argument as written.
     pub ct_keys: HashMap<String, TableColumns>,
+    /// CDC capture instances named in cdc.fn_cdc_get_*_changes_<ci>(...), by lower-cased name.
+    pub cdc_instances: HashMap<String, CdcInstance>,
     /// Plain reads take shared row locks, so that they wait for uncommitted writers as SQL
     /// Server's locking READ COMMITTED does (READ_COMMITTED_SNAPSHOT off).
     pub locking_reads: bool,
@@ -126,9 +128,29 @@ fn can_lock_rows(stmt: &Statement) -> bool {
         }
         _ => false,
     };
+    // PostgreSQL cannot lock the nullable side of an outer join.
+    let inner = |j: &sqlparser::ast::Join| {
+        matches!(
+            j.join_operator,
+            sqlparser::ast::JoinOperator::Join(_)
+                | sqlparser::ast::JoinOperator::Inner(_)
+                | sqlparser::ast::JoinOperator::CrossJoin(_)
+        )
+    };
     sel.from
         .iter()
-        .all(|t| plain(&t.relation) && t.joins.iter().all(|j| plain(&j.relation)))
+        .all(|t| plain(&t.relation) && t.joins.iter().all(|j| plain(&j.relation) && inner(j)))
+}
+
+/// What the rewriter needs of a CDC capture instance.
+#[derive(Debug, Clone, Default)]
+pub struct CdcInstance {
+    /// The change table as PostgreSQL names it (`cdc."dbo_orders_ct"`).
+    pub change_table: String,
+    /// Captured columns (PostgreSQL names) in capture order.
+    pub columns: Vec<String>,
+    /// Primary key columns (PostgreSQL names), for net changes.
+    pub keys: Vec<String>,
 }
 
 /// The lower-cased `schema.table` key of an object name (database part ignored).
@@ -751,6 +773,15 @@ impl<'a> Rewriter<'a> {
             "change_tracking_current_version" => {
                 ("_sim.ct_current_version()".into(), Some(TsqlType::BigInt))
             }
+            "fn_cdc_is_bit_set" => (format!("_sim.cdc_is_bit_set({}, {})", a(0), a(1)), Some(TsqlType::Bit)),
+            "fn_cdc_get_column_ordinal" => (
+                format!("(SELECT cc.column_ordinal FROM cdc.captured_columns cc JOIN cdc.change_tables ct ON ct.object_id = cc.object_id WHERE ct.capture_instance = {} AND lower(cc.column_name) = lower({}))", a(0), a(1)),
+                Some(TsqlType::Int),
+            ),
+            "fn_cdc_has_column_changed" => (
+                format!("_sim.cdc_is_bit_set((SELECT cc.column_ordinal FROM cdc.captured_columns cc JOIN cdc.change_tables ct ON ct.object_id = cc.object_id WHERE ct.capture_instance = {} AND lower(cc.column_name) = lower({})), {})", a(0), a(1), a(2)),
+                Some(TsqlType::Bit),
+            ),
             "change_tracking_is_column_in_mask" => (
                 format!("_sim.ct_column_in_mask({}, {})", a(0), a(1)),
                 Some(TsqlType::Int),
@@ -1139,6 +1170,83 @@ fn changetable_aliases(stmt: &Statement) -> Vec<(String, String, String)> {
     v.0
 }
 
+/// Replaces a table-function factor by derived-table SQL, keeping (or supplying, as PostgreSQL
+/// requires one) its alias.
+fn replace_with_derived(tf: &mut TableFactor, sql: String) {
+    if let TableFactor::Table {
+        name, args, alias, ..
+    } = tf
+    {
+        if alias.is_none() {
+            let fallback = name
+                .0
+                .last()
+                .and_then(|p| p.as_ident())
+                .map(|i| i.value.to_lowercase())
+                .unwrap_or_else(|| "derived".into());
+            *alias = Some(sqlparser::ast::TableAlias {
+                explicit: true,
+                name: Ident::with_quote('"', fallback),
+                columns: vec![],
+                at: None,
+            });
+        }
+        *name = ObjectName::from(vec![Ident::new(sql)]);
+        *args = None;
+    }
+}
+
+/// `cdc.fn_cdc_get_all_changes_<ci>(from, to, option)` or `..._net_changes_<ci>`: (net, ci, args).
+fn cdc_function_call(tf: &TableFactor) -> Option<(bool, String, Vec<Expr>)> {
+    let TableFactor::Table {
+        name,
+        args: Some(args),
+        ..
+    } = tf
+    else {
+        return None;
+    };
+    let parts: Vec<String> = name
+        .0
+        .iter()
+        .filter_map(|p| p.as_ident().map(|i| i.value.clone()))
+        .collect();
+    let last = parts.last()?.to_lowercase();
+    let (net, ci) = if let Some(ci) = last.strip_prefix("fn_cdc_get_all_changes_") {
+        (false, ci.to_string())
+    } else if let Some(ci) = last.strip_prefix("fn_cdc_get_net_changes_") {
+        (true, ci.to_string())
+    } else {
+        return None;
+    };
+    let exprs = args
+        .args
+        .iter()
+        .filter_map(|a| match a {
+            FunctionArg::Unnamed(FunctionArgExpr::Expr(e)) => Some(e.clone()),
+            _ => None,
+        })
+        .collect();
+    Some((net, ci, exprs))
+}
+
+/// The capture instances a statement's CDC change functions read (to load them first).
+pub fn cdc_function_instances(stmt: &Statement) -> Vec<String> {
+    struct V(Vec<String>);
+    impl sqlparser::ast::Visitor for V {
+        type Break = ();
+        fn pre_visit_table_factor(&mut self, tf: &TableFactor) -> ControlFlow<()> {
+            if let Some((_, ci, _)) = cdc_function_call(tf) {
+                self.0.push(ci);
+            }
+            ControlFlow::Continue(())
+        }
+    }
+    let mut v = V(Vec::new());
+    let _ = sqlparser::ast::Visit::visit(stmt, &mut v);
+    v.0
+}
+
 /// The table names a statement's CHANGETABLE calls read (to load their keys first).
 pub fn changetable_targets(stmt: &Statement) -> Vec<String> {
     changetable_aliases(stmt)
@@ -1166,6 +1274,64 @@ fn pg_ident_lower(name: &str) -> String {
 }
 
 impl Rewriter<'_> {
+    /// The derived table that stands for a CDC change function: all changes in LSN order
+    /// ('all' gives only after-images of updates, 'all update old' both), or net changes (the
+    /// final operation per key over the window).
+    fn cdc_changes_sql(&self, net: bool, ci: &str, args: &[Expr]) -> Result<String, RewriteError> {
+        let inst = self.ctx.cdc_instances.get(ci).ok_or_else(|| RewriteError {
+            number: 208,
+            message: format!(
+                "Invalid object name 'cdc.fn_cdc_get_{}_changes_{ci}'.",
+                if net { "net" } else { "all" }
+            ),
+        })?;
+        if args.len() != 3 {
+            return Err(RewriteError {
+                number: 313,
+                message: format!("An insufficient number of arguments were supplied for the procedure or function cdc.fn_cdc_get_all_changes_{ci}."),
+            });
+        }
+        let (from, to, opt) = (
+            args[0].to_string(),
+            args[1].to_string(),
+            args[2].to_string(),
+        );
+        let check = format!("_sim.cdc_check_range({}, {from}, {to})", pg_quote(ci));
+        let range = format!("c.\"__$start_lsn\" BETWEEN {from} AND {to}");
+        let cols: Vec<String> = inst
+            .columns
+            .iter()
+            .map(|c| format!("x.{}", pg_ident_lower(c)))
+            .collect();
+        let t = &inst.change_table;
+        if !net {
+            return Ok(format!(
+                "(SELECT x.\"__$start_lsn\", x.\"__$seqval\", x.\"__$operation\", x.\"__$update_mask\", {} FROM {t} AS x \
+                 WHERE {check} AND x.\"__$start_lsn\" BETWEEN {from} AND {to} \
+                 AND (x.\"__$operation\" <> 3 OR lower({opt}) = 'all update old') \
+                 ORDER BY x.\"__$start_lsn\", x.\"__$command_id\", x.\"__$seqval\", x.\"__$operation\")",
+                cols.join(", ")
+            ));
+        }
+        if inst.keys.is_empty() {
+            return Err(RewriteError {
+                number: 22948,
+                message: format!("Capture instance '{ci}' does not support net changes."),
+            });
+        }
+        let keys: Vec<String> = inst.keys.iter().map(|k| pg_ident_lower(k)).collect();
+        Ok(format!(
+            "(SELECT x.\"__$start_lsn\", CASE WHEN x.\"__$operation\" = 1 THEN 1 WHEN x.first_op = 2 THEN 2 ELSE 4 END AS \"__$operation\", \
+             CASE WHEN lower({opt}) LIKE '%mask%' THEN x.\"__$update_mask\" END AS \"__$update_mask\", {} FROM \
+             (SELECT c.*, row_number() OVER (PARTITION BY {k} ORDER BY c.\"__$start_lsn\" DESC, c.\"__$seqval\" DESC, c.\"__$operation\" DESC) AS rn, \
+              first_value(c.\"__$operation\") OVER (PARTITION BY {k} ORDER BY c.\"__$start_lsn\", c.\"__$seqval\", c.\"__$operation\") AS first_op \
+              FROM {t} AS c WHERE {check} AND {range} AND c.\"__$operation\" IN (1, 2, 4)) AS x \
+             WHERE x.rn = 1 AND NOT (x.first_op = 2 AND x.\"__$operation\" = 1))",
+            cols.join(", "),
+            k = keys.iter().map(|k| format!("c.{k}")).collect::<Vec<_>>().join(", "),
+        ))
+    }
+
     /// The derived table that stands for CHANGETABLE(CHANGES t, v) or CHANGETABLE(VERSION t, (cols), (vals)).
     fn changetable_sql(
         &self,
@@ -1301,14 +1467,16 @@ impl VisitorMut for Rewriter<'_> {
     }
 
     fn post_visit_table_factor(&mut self, tf: &mut TableFactor) -> ControlFlow<()> {
+        if let Some((net, ci, args)) = cdc_function_call(tf) {
+            match self.cdc_changes_sql(net, &ci, &args) {
+                Ok(sql) => replace_with_derived(tf, sql),
+                Err(e) => self.fail(e.number, e.message),
+            }
+            return ControlFlow::Continue(());
+        }
         if let Some((kind, name, rest)) = changetable_call(tf) {
             match self.changetable_sql(&kind, &name, &rest) {
-                Ok(sql) => {
-                    if let TableFactor::Table { name, args, .. } = tf {
-                        *name = ObjectName::from(vec![Ident::new(sql)]);
-                        *args = None;
-                    }
-                }
+                Ok(sql) => replace_with_derived(tf, sql),
                 Err(e) => self.fail(e.number, e.message),
             }
             return ControlFlow::Continue(());

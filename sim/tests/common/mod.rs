@@ -16,6 +16,7 @@ pub async fn sim(hint: &str) -> SimServer {
     start(
         SimConfig {
             ct_cleanup_interval: std::time::Duration::from_millis(200),
+            cdc_polling_interval: std::time::Duration::from_millis(100),
             ..SimConfig::new(backing, SA_PASSWORD)
         },
         "127.0.0.1:0".parse().unwrap(),

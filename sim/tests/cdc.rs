@@ -1,0 +1,296 @@
+//! Change Data Capture through TCP, against Microsoft's documented semantics and the queries
+//! Debezium sends.
+
+use crate::common::*;
+
+async fn cdc_db(c: &mut Tds) {
+    exec(
+        c,
+        "CREATE DATABASE shop; USE shop; EXEC sys.sp_cdc_enable_db",
+    )
+    .await;
+    exec(
+        c,
+        "CREATE TABLE dbo.orders (id int PRIMARY KEY, status nvarchar(20), total decimal(10,2))",
+    )
+    .await;
+    exec(
+        c,
+        "EXEC sys.sp_cdc_enable_table @source_schema = N'dbo', @source_name = N'orders', @role_name = NULL, @supports_net_changes = 1",
+    )
+    .await;
+}
+
+/// Waits (with a deadline) until the capture job has moved changes up to the source's work.
+async fn wait_captured(c: &mut Tds, rows_expected: i32) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let n = rows(c, "SELECT COUNT(*) FROM cdc.dbo_orders_CT").await[0]
+            .get::<i32, _>(0)
+            .unwrap();
+        if n >= rows_expected {
+            assert_eq!(n, rows_expected, "no more change rows than expected");
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "capture job did not deliver {rows_expected} rows (has {n})"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test]
+async fn capture_instances_and_all_changes() {
+    let s = sim("cdc_all").await;
+    let mut c = connect(&s).await;
+    cdc_db(&mut c).await;
+    let r = rows(
+        &mut c,
+        "SELECT is_cdc_enabled FROM sys.databases WHERE name = 'shop'",
+    )
+    .await;
+    assert_eq!(r[0].get::<bool, _>(0), Some(true));
+    let r = rows(&mut c, "SELECT capture_instance, supports_net_changes, OBJECT_NAME(source_object_id) FROM cdc.change_tables").await;
+    assert_eq!(
+        (
+            r[0].get::<&str, _>(0),
+            r[0].get::<bool, _>(1),
+            r[0].get::<&str, _>(2)
+        ),
+        (Some("dbo_orders"), Some(true), Some("orders"))
+    );
+    let from = rows(&mut c, "SELECT sys.fn_cdc_get_min_lsn('dbo_orders')").await[0]
+        .get::<&[u8], _>(0)
+        .unwrap()
+        .to_vec();
+    exec(
+        &mut c,
+        "INSERT INTO dbo.orders VALUES (1, N'new', 10.00), (2, N'new', 20.00)",
+    )
+    .await;
+    exec(&mut c, "BEGIN TRAN; UPDATE dbo.orders SET status = N'paid' WHERE id = 1; DELETE FROM dbo.orders WHERE id = 2; COMMIT").await;
+    // Capture is asynchronous: the change table fills after the polling interval.
+    wait_captured(&mut c, 5).await;
+    let to = rows(&mut c, "SELECT sys.fn_cdc_get_max_lsn()").await[0]
+        .get::<&[u8], _>(0)
+        .unwrap()
+        .to_vec();
+    assert_eq!(to.len(), 10);
+    assert!(to > from, "LSNs compare as big-endian bytes");
+    let r = c
+        .query("SELECT __$operation, id, status FROM cdc.fn_cdc_get_all_changes_dbo_orders(@P1, @P2, N'all')", &[&from.as_slice(), &to.as_slice()])
+        .await
+        .unwrap()
+        .into_first_result()
+        .await
+        .unwrap();
+    let got: Vec<(i32, i32, Option<String>)> = r
+        .iter()
+        .map(|r| {
+            (
+                r.get(0).unwrap(),
+                r.get(1).unwrap(),
+                r.get::<&str, _>(2).map(str::to_string),
+            )
+        })
+        .collect();
+    assert_eq!(
+        got,
+        vec![
+            (2, 1, Some("new".into())),
+            (2, 2, Some("new".into())),
+            (4, 1, Some("paid".into())),
+            (1, 2, Some("new".into()))
+        ],
+        "'all' gives only after-images of updates"
+    );
+    let r = c
+        .query(
+            "SELECT __$operation, status, sys.fn_cdc_has_column_changed('dbo_orders', 'status', __$update_mask) AS s, \
+             sys.fn_cdc_has_column_changed('dbo_orders', 'total', __$update_mask) AS t FROM cdc.fn_cdc_get_all_changes_dbo_orders(@P1, @P2, N'all update old') WHERE __$operation IN (3, 4)",
+            &[&from.as_slice(), &to.as_slice()],
+        )
+        .await
+        .unwrap()
+        .into_first_result()
+        .await
+        .unwrap();
+    let got: Vec<(i32, String, bool, bool)> = r
+        .iter()
+        .map(|r| {
+            (
+                r.get(0).unwrap(),
+                r.get::<&str, _>(1).unwrap().into(),
+                r.get(2).unwrap(),
+                r.get(3).unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        got,
+        vec![
+            (3, "new".into(), true, false),
+            (4, "paid".into(), true, false)
+        ]
+    );
+    // A window outside the valid range is SQL Server's error 313.
+    let past = rows(
+        &mut c,
+        "SELECT sys.fn_cdc_increment_lsn(sys.fn_cdc_get_max_lsn())",
+    )
+    .await[0]
+        .get::<&[u8], _>(0)
+        .unwrap()
+        .to_vec();
+    let code = {
+        let e = c
+            .query(
+                "SELECT * FROM cdc.fn_cdc_get_all_changes_dbo_orders(@P1, @P2, N'all')",
+                &[&from.as_slice(), &past.as_slice()],
+            )
+            .await;
+        let code = match e {
+            Err(tiberius::error::Error::Server(e)) => e.code(),
+            Ok(st) => match st.into_results().await {
+                Err(tiberius::error::Error::Server(e)) => e.code(),
+                other => panic!("expected error 313, got {other:?}"),
+            },
+            Err(other) => panic!("{other}"),
+        };
+        code
+    };
+    assert_eq!(code, 313);
+    // Net changes: one row per key over the window.
+    let r = c
+        .query("SELECT __$operation, id, status FROM cdc.fn_cdc_get_net_changes_dbo_orders(@P1, @P2, N'all') ORDER BY id", &[&from.as_slice(), &to.as_slice()])
+        .await
+        .unwrap()
+        .into_first_result()
+        .await
+        .unwrap();
+    let got: Vec<(i32, i32)> = r
+        .iter()
+        .map(|r| (r.get(0).unwrap(), r.get(1).unwrap()))
+        .collect();
+    assert_eq!(
+        got,
+        vec![(2, 1)],
+        "key 1 was inserted in the window (2); key 2 was inserted and deleted (nothing)"
+    );
+    // TRUNCATE is refused on a CDC-enabled table.
+    assert_eq!(
+        error_number(&mut c, "TRUNCATE TABLE dbo.orders").await,
+        4711
+    );
+}
+
+#[tokio::test]
+async fn debezium_reads_a_window() {
+    let s = sim("cdc_debezium").await;
+    let mut c = connect(&s).await;
+    cdc_db(&mut c).await;
+    exec(&mut c, "INSERT INTO dbo.orders VALUES (1, N'a', 1.00); INSERT INTO dbo.orders VALUES (2, N'b', 2.00); UPDATE dbo.orders SET total = 3.00 WHERE id = 1").await;
+    exec(&mut c, "EXEC sys.sp_cdc_scan").await;
+    // The queries Debezium's SqlServerConnection sends.
+    let max = rows(&mut c, "SELECT sys.fn_cdc_get_max_lsn()").await[0]
+        .get::<&[u8], _>(0)
+        .unwrap()
+        .to_vec();
+    let min = c
+        .query("SELECT sys.fn_cdc_get_min_lsn(@P1)", &[&"dbo_orders"])
+        .await
+        .unwrap()
+        .into_first_result()
+        .await
+        .unwrap()[0]
+        .get::<&[u8], _>(0)
+        .unwrap()
+        .to_vec();
+    let next = c
+        .query("SELECT sys.fn_cdc_increment_lsn(@P1)", &[&min.as_slice()])
+        .await
+        .unwrap()
+        .into_first_result()
+        .await
+        .unwrap()[0]
+        .get::<&[u8], _>(0)
+        .unwrap()
+        .to_vec();
+    assert!(next > min);
+    let r = c
+        .query(
+            "SELECT *, m.tran_end_time FROM cdc.[dbo_orders_CT] ct LEFT JOIN cdc.lsn_time_mapping m ON ct.__$start_lsn = m.start_lsn \
+             WHERE ct.__$start_lsn > @P1 AND ct.__$start_lsn <= @P2 ORDER BY ct.__$start_lsn, ct.__$command_id, ct.__$seqval, ct.__$operation",
+            &[&min.as_slice(), &max.as_slice()],
+        )
+        .await
+        .unwrap()
+        .into_first_result()
+        .await
+        .unwrap();
+    let ops: Vec<i32> = r
+        .iter()
+        .map(|r| r.get::<i32, _>("__$operation").unwrap())
+        .collect();
+    assert_eq!(ops, vec![2, 2, 3, 4]);
+    // Both images of an update share the sequence value; each transaction has its own LSN.
+    assert_eq!(
+        r[2].get::<&[u8], _>("__$seqval"),
+        r[3].get::<&[u8], _>("__$seqval")
+    );
+    assert!(r[0].get::<&[u8], _>("__$start_lsn") < r[1].get::<&[u8], _>("__$start_lsn"));
+    assert!(r
+        .iter()
+        .all(|r| r.get::<chrono::NaiveDateTime, _>("tran_end_time").is_some()));
+    let total: rust_decimal::Decimal = r[3].get("total").unwrap();
+    assert_eq!(
+        total.to_string(),
+        "3.00",
+        "captured columns keep their declared types"
+    );
+    // A new column is not captured by the existing instance; a second instance picks it up.
+    exec(&mut c, "ALTER TABLE dbo.orders ADD note nvarchar(50) NULL").await;
+    exec(&mut c, "EXEC sys.sp_cdc_enable_table @source_schema = N'dbo', @source_name = N'orders', @role_name = NULL, @capture_instance = N'dbo_orders_v2'").await;
+    exec(
+        &mut c,
+        "UPDATE dbo.orders SET note = N'hello' WHERE id = 2; EXEC sys.sp_cdc_scan",
+    )
+    .await;
+    let cols = rows(&mut c, "SELECT COUNT(*) FROM cdc.captured_columns cc JOIN cdc.change_tables t ON t.object_id = cc.object_id WHERE t.capture_instance = 'dbo_orders_v2'").await;
+    assert_eq!(cols[0].get::<i32, _>(0), Some(4));
+    let r = rows(
+        &mut c,
+        "SELECT note FROM cdc.dbo_orders_v2_CT WHERE __$operation = 4",
+    )
+    .await;
+    assert_eq!(r[0].get::<&str, _>(0), Some("hello"));
+    let r = rows(
+        &mut c,
+        "SELECT COUNT(*) FROM cdc.dbo_orders_CT WHERE __$operation = 4",
+    )
+    .await;
+    assert_eq!(
+        r[0].get::<i32, _>(0),
+        Some(2),
+        "the old instance still captures, without the new column"
+    );
+    assert_eq!(
+        error_number(&mut c, "EXEC sys.sp_cdc_enable_table @source_schema = N'dbo', @source_name = N'orders', @role_name = NULL, @capture_instance = N'third'").await,
+        22962,
+        "at most two capture instances"
+    );
+    // Cleanup raises the instance's minimum LSN.
+    exec(&mut c, &format!("EXEC sys.sp_cdc_cleanup_change_table @capture_instance = N'dbo_orders', @low_water_mark = 0x{}", mssql_sim::value::hex(&max))).await;
+    let min2 = c
+        .query("SELECT sys.fn_cdc_get_min_lsn(@P1)", &[&"dbo_orders"])
+        .await
+        .unwrap()
+        .into_first_result()
+        .await
+        .unwrap()[0]
+        .get::<&[u8], _>(0)
+        .unwrap()
+        .to_vec();
+    assert_eq!(min2, max);
+}
