@@ -490,8 +490,8 @@ pub async fn start(cfg: SimConfig, listen: SocketAddr) -> Result<SimServer, Stri
     tokio::spawn(periodic(
         shared.clone(),
         cfg.ct_cleanup_interval,
-        "SELECT _sim.ct_auto_cleanup()",
-        "change tracking cleanup",
+        "SELECT _sim.ct_auto_cleanup(); SELECT CASE WHEN to_regclass('cdc.change_tables') IS NOT NULL THEN _sim.cdc_auto_cleanup() END",
+        "change tracking and cdc cleanup",
         rx.clone(),
     ));
     tokio::spawn(periodic(

@@ -294,3 +294,111 @@ async fn debezium_reads_a_window() {
         .to_vec();
     assert_eq!(min2, max);
 }
+
+#[tokio::test]
+async fn ddl_history_retention_cleanup_and_disable() {
+    let backing_url = testkit::fresh_database("cdc_retention").await;
+    let backing_db = backing_url.rsplit('/').next().unwrap().to_string();
+    let cfg = mssql_sim::server::SimConfig {
+        ct_cleanup_interval: std::time::Duration::from_millis(200),
+        cdc_polling_interval: std::time::Duration::from_millis(100),
+        ..mssql_sim::server::SimConfig::new(backing_url, SA_PASSWORD)
+    };
+    let s = mssql_sim::server::start(cfg, "127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
+    let mut c = connect(&s).await;
+    cdc_db(&mut c).await;
+    exec(&mut c, "INSERT INTO dbo.orders VALUES (1, N'a', 1.00); INSERT INTO dbo.orders VALUES (2, N'b', 2.00)").await;
+    wait_captured(&mut c, 2).await;
+    // A schema change of a captured table is recorded.
+    exec(&mut c, "ALTER TABLE dbo.orders ADD note nvarchar(10) NULL").await;
+    let r = rows(
+        &mut c,
+        "SELECT OBJECT_NAME(source_object_id), ddl_command FROM cdc.ddl_history",
+    )
+    .await;
+    assert_eq!(r[0].get::<&str, _>(0), Some("orders"));
+    assert!(
+        r[0].get::<&str, _>(1)
+            .unwrap()
+            .to_uppercase()
+            .contains("ADD"),
+        "{:?}",
+        r[0].get::<&str, _>(1)
+    );
+    // Retention: changes older than it go, and the minimum LSN rises past them.
+    exec(
+        &mut c,
+        "EXEC sys.sp_cdc_change_job @job_type = N'cleanup', @retention = 60",
+    )
+    .await;
+    let min_before = rows(&mut c, "SELECT sys.fn_cdc_get_min_lsn('dbo_orders')").await[0]
+        .get::<&[u8], _>(0)
+        .unwrap()
+        .to_vec();
+    let pg_url = testkit::pg().url_for(&mssql_sim::server::pg_name_for(&backing_db, "shop"));
+    let (pg, conn) = tokio_postgres::connect(&pg_url, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    // Age everything captured so far by two hours, then make one fresh change.
+    pg.batch_execute("UPDATE cdc.lsn_time_mapping SET tran_begin_time = tran_begin_time - interval '2 hours', tran_end_time = tran_end_time - interval '2 hours'").await.unwrap();
+    exec(&mut c, "UPDATE dbo.orders SET status = N'c' WHERE id = 1").await;
+    // Capture and cleanup both run in the background: wait for the state where only the fresh
+    // update's before and after images remain.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let r = rows(
+            &mut c,
+            "SELECT __$operation FROM cdc.dbo_orders_CT ORDER BY __$seqval, __$operation",
+        )
+        .await;
+        let ops: Vec<i32> = r.iter().map(|r| r.get::<i32, _>(0).unwrap()).collect();
+        if ops == vec![3, 4] {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "retention cleanup did not leave only the recent update: {ops:?}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let min_after = rows(&mut c, "SELECT sys.fn_cdc_get_min_lsn('dbo_orders')").await[0]
+        .get::<&[u8], _>(0)
+        .unwrap()
+        .to_vec();
+    assert!(min_after > min_before);
+    let r = rows(
+        &mut c,
+        "SELECT __$operation FROM cdc.dbo_orders_CT ORDER BY __$seqval, __$operation",
+    )
+    .await;
+    assert_eq!(
+        r.iter()
+            .map(|r| r.get::<i32, _>(0).unwrap())
+            .collect::<Vec<_>>(),
+        vec![3, 4],
+        "the recent update remains"
+    );
+    // Disabling removes the instance; the table is no longer captured and may be truncated.
+    exec(&mut c, "EXEC sys.sp_cdc_disable_table @source_schema = N'dbo', @source_name = N'orders', @capture_instance = N'all'").await;
+    assert_eq!(
+        rows(&mut c, "SELECT COUNT(*) FROM cdc.change_tables").await[0].get::<i32, _>(0),
+        Some(0)
+    );
+    exec(
+        &mut c,
+        "TRUNCATE TABLE dbo.orders; EXEC sys.sp_cdc_disable_db",
+    )
+    .await;
+    assert_eq!(
+        rows(
+            &mut c,
+            "SELECT is_cdc_enabled FROM sys.databases WHERE name = 'shop'"
+        )
+        .await[0]
+            .get::<bool, _>(0),
+        Some(false)
+    );
+}

@@ -275,3 +275,29 @@ BEGIN
   EXECUTE format('DELETE FROM %s WHERE "__$start_lsn" < $1', r.object_id::regclass) USING low_water_mark;
   UPDATE cdc.change_tables SET start_lsn = GREATEST(start_lsn, low_water_mark) WHERE capture_instance = ci;
 END $$;
+
+-- cdc.ddl_history: a schema change of a captured table, one row per capture instance.
+CREATE FUNCTION _sim.cdc_record_ddl(t oid, cmd text) RETURNS void LANGUAGE plpgsql AS $$
+BEGIN
+  IF to_regclass('cdc.change_tables') IS NULL THEN RETURN; END IF;
+  INSERT INTO cdc.ddl_history SELECT source_object_id, object_id, false, cmd, _sim.cdc_next_lsn(), localtimestamp(3)
+    FROM cdc.change_tables WHERE source_object_id = t::int;
+END $$;
+
+-- The cleanup job: changes older than the retention (sys.sp_cdc_change_job @retention, in
+-- minutes; 3 days by default) are removed and each instance's minimum LSN raised.
+ALTER TABLE _sim.cdc_state ADD COLUMN retention_minutes int NOT NULL DEFAULT 4320;
+CREATE FUNCTION _sim.cdc_auto_cleanup() RETURNS void LANGUAGE plpgsql AS $$
+DECLARE lwm bytea; r record;
+BEGIN
+  SELECT start_lsn INTO lwm FROM cdc.lsn_time_mapping
+   WHERE tran_end_time >= localtimestamp - make_interval(mins => (SELECT retention_minutes FROM _sim.cdc_state))
+   ORDER BY start_lsn LIMIT 1;
+  IF lwm IS NULL THEN
+    SELECT start_lsn INTO lwm FROM cdc.lsn_time_mapping ORDER BY start_lsn DESC LIMIT 1;
+  END IF;
+  IF lwm IS NULL THEN RETURN; END IF;
+  FOR r IN SELECT capture_instance FROM cdc.change_tables WHERE start_lsn < lwm LOOP
+    PERFORM _sim.cdc_cleanup(r.capture_instance, lwm);
+  END LOOP;
+END $$;

@@ -512,6 +512,16 @@ impl Session {
                 };
                 self.run_ddl(format!("SELECT _sim.cdc_cleanup({}, '\\x{}'::bytea)", pg_quote(&instance), crate::value::hex(&lsn))).await.map(|_| ())
             }
+                        "sp_cdc_change_job" => {
+                let job = text_arg(args, "@job_type", 1)?.unwrap_or_else(|| "capture".into());
+                match (job.to_lowercase().as_str(), arg(args, "@retention", 5)) {
+                    ("cleanup", Some(Value::Int(minutes))) => {
+                        self.run_ddl(format!("UPDATE _sim.cdc_state SET retention_minutes = {minutes}")).await.map(|_| ())
+                    }
+                    // The capture job's schedule is the server's --cdc-polling-interval.
+                    _ => Ok(()),
+                }
+            }
             // One capture pass now (SQL Server's sys.sp_cdc_scan), instead of waiting for the job.
             "sp_cdc_scan" => self
                 .run_ddl("SELECT CASE WHEN to_regclass('cdc.change_tables') IS NOT NULL THEN _sim.cdc_capture() END".into())
@@ -543,7 +553,13 @@ impl Session {
                 return self.run_ddl(sql).await;
             }
             Statement::AlterTable(at) => {
-                let sql = catalog::alter_table_sql(at)?;
+                let (qualified, _, _) = pg_table(&at.name);
+                let sql = format!(
+                    "{}SELECT _sim.cdc_record_ddl({}::regclass, {});",
+                    catalog::alter_table_sql(at)?,
+                    pg_quote(&qualified),
+                    pg_quote(&stmt.to_string())
+                );
                 return self.run_ddl(sql).await;
             }
             Statement::CreateSchema { schema_name, .. } => {
