@@ -12,3 +12,4 @@ pub mod tds;
 pub mod tsql;
 pub mod types;
 pub mod value;
+pub mod workload;

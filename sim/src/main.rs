@@ -14,6 +14,45 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Create a database (if missing) and fill the sample schema in bulk.
+    Seed {
+        /// Simulator address.
+        #[arg(long, default_value = "127.0.0.1:14330")]
+        server: std::net::SocketAddr,
+        /// Database to create and fill.
+        #[arg(long, default_value = "shop")]
+        database: String,
+        /// Orders to create (customers, products and lines follow in proportion).
+        #[arg(long, default_value_t = 100_000)]
+        rows: i64,
+        /// Password of `sa` (or set MSSQL_SIM_SA_PASSWORD).
+        #[arg(long, env = "MSSQL_SIM_SA_PASSWORD", hide_env_values = true)]
+        sa_password: String,
+    },
+    /// Drive DML on the sample schema through TDS at a target rate, then report what was done.
+    Load {
+        /// Simulator (or SQL Server) address.
+        #[arg(long, default_value = "127.0.0.1:14330")]
+        server: std::net::SocketAddr,
+        /// Database with the sample schema.
+        #[arg(long, default_value = "shop")]
+        database: String,
+        /// Changes per second over all connections.
+        #[arg(long, default_value_t = 1000)]
+        rate: u32,
+        /// How long to run ("30s", "5m").
+        #[arg(long, default_value = "30s", value_parser = parse_duration)]
+        duration: std::time::Duration,
+        /// Concurrent connections.
+        #[arg(long, default_value_t = 2)]
+        connections: usize,
+        /// Seed of the pseudo-random workload.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// Password of `sa` (or set MSSQL_SIM_SA_PASSWORD).
+        #[arg(long, env = "MSSQL_SIM_SA_PASSWORD", hide_env_values = true)]
+        sa_password: String,
+    },
     /// Serve TDS clients.
     Serve {
         /// Address to listen on.
@@ -38,12 +77,71 @@ enum Command {
 async fn main() {
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "info,tiberius=error".into()),
         )
         .with_writer(std::io::stderr)
         .init();
     let cli = Cli::parse();
     match cli.command {
+        Command::Seed {
+            server,
+            database,
+            rows,
+            sa_password,
+        } => {
+            let t = std::time::Instant::now();
+            match mssql_sim::workload::seed_database(server, &sa_password, &database, rows).await {
+                Ok(n) => {
+                    let secs = t.elapsed().as_secs_f64();
+                    println!(
+                        "seeded {database}: {n} rows in {secs:.1} s ({:.0} rows/s)",
+                        n as f64 / secs
+                    );
+                }
+                Err(e) => {
+                    eprintln!("mssql-sim seed: {e}");
+                    std::process::exit(1);
+                }
+            }
+        }
+        Command::Load {
+            server,
+            database,
+            rate,
+            duration,
+            connections,
+            seed,
+            sa_password,
+        } => {
+            let cfg = mssql_sim::workload::load::LoadConfig {
+                server,
+                sa_password,
+                database,
+                rate,
+                duration,
+                connections,
+                seed,
+            };
+            let t = std::time::Instant::now();
+            match mssql_sim::workload::load::run(cfg).await {
+                Ok(report) => {
+                    let total: u64 = report.values().sum();
+                    for (what, n) in &report {
+                        println!("{what:<24} {n}");
+                    }
+                    println!(
+                        "total {total} changes in {:.1} s ({:.0} changes/s)",
+                        t.elapsed().as_secs_f64(),
+                        total as f64 / t.elapsed().as_secs_f64()
+                    );
+                }
+                Err(e) => {
+                    eprintln!("mssql-sim load: {e}");
+                    std::process::exit(1);
+                }
+            }
+        }
         Command::Serve {
             listen,
             backing,

@@ -8,3 +8,4 @@ mod protocol;
 mod tiberius_basics;
 mod tiberius_types;
 mod tsql_surface;
+mod workload;

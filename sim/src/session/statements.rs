@@ -430,14 +430,59 @@ impl Session {
         }
     }
 
+    /// `sys.sp_mssqlsim_seed @rows = n`: creates the sample schema in the current database through
+    /// T-SQL and fills it in bulk (see `workload::seed`). Refuses a database that has it already.
+    async fn seed<W: AsyncWrite + Unpin + Send>(
+        &mut self,
+        rows: i64,
+        out: &mut PacketWriter<W>,
+        mode: Mode,
+    ) -> Result<(), SqlError> {
+        if self.trancount > 0 {
+            return Err(SqlError::new(
+                574,
+                16,
+                "sp_mssqlsim_seed cannot run inside a user transaction.".into(),
+            ));
+        }
+        let exists: bool = self
+            .pg()?
+            .query_one("SELECT to_regclass('dbo.customers') IS NOT NULL", &[])
+            .await
+            .map_err(|e| SqlError::from_pg(&e))?
+            .get(0);
+        if exists {
+            return Err(SqlError::new(2714, 16, format!("There is already an object named 'customers' in the database '{}': it is seeded already.", self.database)));
+        }
+        Box::pin(self.exec_batch(crate::workload::seed::SCHEMA, Mode::Proc, out))
+            .await
+            .map_err(|e| SqlError::internal(e.to_string()))?;
+        if self.last_error != 0 {
+            return Err(SqlError::new(
+                self.last_error,
+                16,
+                "creating the sample schema failed".into(),
+            ));
+        }
+        let _ = mode;
+        let sql = format!("BEGIN; {} COMMIT;", crate::workload::seed::fill_sql(rows));
+        let client = self.pg()?;
+        if let Err(e) = client.batch_execute(&sql).await {
+            let _ = client.batch_execute("ROLLBACK").await;
+            return Err(SqlError::from_pg(&e));
+        }
+        let _ = client.batch_execute("ANALYZE").await;
+        Ok(())
+    }
+
     /// Procedures the simulator provides. `sp_mssqlsim_ct_cleanup [@up_to_version = n]` is
     /// simulator-only: Change Tracking cleanup up to a version (without one: by the retention).
     pub(super) async fn exec_procedure<W: AsyncWrite + Unpin + Send>(
         &mut self,
         name: &str,
         args: &[(Option<String>, Value)],
-        _out: &mut PacketWriter<W>,
-        _mode: Mode,
+        out: &mut PacketWriter<W>,
+        mode: Mode,
     ) -> Result<(), SqlError> {
         match name {
             "sp_mssqlsim_ct_cleanup" => {
@@ -521,6 +566,14 @@ impl Session {
                     // The capture job's schedule is the server's --cdc-polling-interval.
                     _ => Ok(()),
                 }
+            }
+                        "sp_mssqlsim_seed" => {
+                let rows = match arg(args, "@rows", 0) {
+                    Some(Value::Int(n)) if *n > 0 => *n,
+                    None => 10_000,
+                    Some(other) => return Err(SqlError::new(8114, 16, format!("@rows must be a positive integer, not {other:?}."))),
+                };
+                self.seed(rows, out, mode).await
             }
             // One capture pass now (SQL Server's sys.sp_cdc_scan), instead of waiting for the job.
             "sp_cdc_scan" => self
