@@ -108,6 +108,17 @@ $$ SELECT (_sim.identity_column(_sim.regclass_of(s))).seed $$;
 CREATE FUNCTION _sim.ident_incr(s text) RETURNS numeric LANGUAGE sql STABLE AS
 $$ SELECT (_sim.identity_column(_sim.regclass_of(s))).increment $$;
 
+-- SCOPE_IDENTITY(): the session's last identity value for the table it last inserted into.
+CREATE FUNCTION _sim.scope_identity(t text) RETURNS numeric LANGUAGE plpgsql VOLATILE AS $$
+DECLARE v numeric;
+BEGIN
+  SELECT currval(pg_get_serial_sequence(t, a.attname)) INTO v
+    FROM _sim.columns c JOIN pg_attribute a ON a.attrelid = c.table_oid AND a.attnum = c.attnum
+   WHERE c.table_oid = to_regclass(t) AND c.is_identity;
+  RETURN v;
+EXCEPTION WHEN object_not_in_prerequisite_state THEN RETURN NULL;
+END $$;
+
 -- ---------- properties ----------
 CREATE FUNCTION _sim.columnproperty(t int, col text, prop text) RETURNS int LANGUAGE sql STABLE AS $$
   SELECT CASE lower(prop)

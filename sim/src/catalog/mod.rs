@@ -556,29 +556,42 @@ pub async fn load_result_columns(
     Ok(out)
 }
 
-/// Loads the declared column types of tables by lower-cased `schema.table` keys.
+/// Declared columns of a table (lower-cased name, type) and whether it has an identity column.
+#[derive(Debug, Clone, Default)]
+pub struct TableInfo {
+    /// Columns in order.
+    pub columns: Vec<(String, TsqlType)>,
+    /// The table has an IDENTITY column.
+    pub has_identity: bool,
+}
+
+/// Loads the declared columns of tables by lower-cased `schema.table` keys (absent tables are
+/// absent from the map).
 pub async fn load_table_columns(
     client: &Client,
     keys: &[String],
-) -> Result<HashMap<String, Vec<(String, TsqlType)>>, tokio_postgres::Error> {
+) -> Result<HashMap<String, TableInfo>, tokio_postgres::Error> {
     if keys.is_empty() {
         return Ok(HashMap::new());
     }
     let rows = client
         .query(
-            "SELECT n.nspname || '.' || c.relname, lower(sc.name), sc.type FROM _sim.columns sc \
+            "SELECT n.nspname || '.' || c.relname, lower(sc.name), sc.type, sc.is_identity FROM _sim.columns sc \
              JOIN pg_class c ON c.oid = sc.table_oid JOIN pg_namespace n ON n.oid = c.relnamespace \
              WHERE (n.nspname || '.' || c.relname) = ANY($1) ORDER BY sc.attnum",
             &[&keys],
         )
         .await?;
-    let mut out: HashMap<String, Vec<(String, TsqlType)>> = HashMap::new();
+    let mut out: HashMap<String, TableInfo> = HashMap::new();
     for r in rows {
         let key: String = r.get(0);
         let name: String = r.get(1);
         let ty: String = r.get(2);
+        let identity: bool = r.get(3);
+        let info = out.entry(key).or_default();
+        info.has_identity |= identity;
         if let Ok(t) = TsqlType::parse(&ty) {
-            out.entry(key).or_default().push((name, t));
+            info.columns.push((name, t));
         }
     }
     Ok(out)

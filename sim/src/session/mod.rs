@@ -64,13 +64,32 @@ pub struct Session {
     nocount: bool,
     xact_abort: bool,
     rowcount: i64,
-    scope_identity: Value,
+    /// The table (PostgreSQL name) this session last inserted an identity value into.
+    identity_table: Option<String>,
+    /// Declared columns of tables by key, valid while `cache_generation` equals DDL_GENERATION.
+    table_cache: HashMap<String, Option<crate::catalog::TableInfo>>,
+    /// Declared result columns by (table oid, attnum), same validity.
+    result_cache: Arc<std::sync::Mutex<ResultCache>>,
+    cache_generation: u64,
     last_error: i32,
     attention: Arc<AtomicU32>,
     attention_acked: u32,
 }
 
 static NEXT_SPID: AtomicU32 = AtomicU32::new(51);
+
+/// Bumped by every DDL any session of this process runs; sessions drop their catalog caches
+/// when it moves.
+pub(crate) static DDL_GENERATION: std::sync::atomic::AtomicU64 =
+    std::sync::atomic::AtomicU64::new(1);
+
+/// Declared result columns already looked up, by table oid.
+#[derive(Default)]
+pub(crate) struct ResultCache {
+    pub(crate) generation: u64,
+    pub(crate) loaded: std::collections::HashSet<u32>,
+    pub(crate) columns: crate::catalog::ResultColumns,
+}
 
 /// Result of a statement: rows sent or affected.
 struct Done {
@@ -92,7 +111,10 @@ impl Session {
             nocount: false,
             xact_abort: false,
             rowcount: 0,
-            scope_identity: Value::Null,
+            identity_table: None,
+            table_cache: HashMap::new(),
+            result_cache: Arc::new(std::sync::Mutex::new(ResultCache::default())),
+            cache_generation: 0,
             last_error: 0,
             attention: Arc::new(AtomicU32::new(0)),
             attention_acked: 0,
@@ -380,8 +402,7 @@ impl Session {
         let mut session: HashMap<&'static str, Value> = HashMap::new();
         session.insert("@@TRANCOUNT", Value::Int(self.trancount as i64));
         session.insert("@@ROWCOUNT", Value::Int(self.rowcount));
-        session.insert("@@IDENTITY", self.scope_identity.clone());
-        session.insert("SCOPE_IDENTITY", self.scope_identity.clone());
+
         session.insert("@@ERROR", Value::Int(self.last_error as i64));
         session.insert("@@SPID", Value::Int(self.spid as i64));
         session.insert(
@@ -409,6 +430,7 @@ impl Session {
             locking_reads,
             ct_keys: HashMap::new(),
             cdc_instances: HashMap::new(),
+            identity_table: self.identity_table.clone(),
         }
     }
 }

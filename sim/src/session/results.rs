@@ -6,7 +6,6 @@ use crate::tds::token::{self};
 use crate::types::{Len, TsqlType};
 use crate::value::{default_tsql_type, encode_pg_value};
 use futures_util::{pin_mut, TryStreamExt};
-use std::collections::HashMap;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 use tokio::sync::mpsc;
@@ -23,6 +22,7 @@ pub(super) async fn stream_statement(
     tx: mpsc::Sender<Vec<u8>>,
     cancel: Arc<AtomicU32>,
     acked: u32,
+    cache: Arc<std::sync::Mutex<super::ResultCache>>,
 ) -> Result<u64, SqlError> {
     let st = client
         .prepare(sql)
@@ -40,12 +40,45 @@ pub(super) async fn stream_statement(
         .filter_map(|c| c.table_oid())
         .filter(|o| *o != 0)
         .collect();
-    let declared: ResultColumns = if oids.is_empty() {
-        HashMap::new()
-    } else {
-        catalog::load_result_columns(client, &oids)
+    // Declared types of the tables' columns, looked up once per table until DDL changes them.
+    let generation = super::DDL_GENERATION.load(std::sync::atomic::Ordering::SeqCst);
+    let missing: Vec<u32> = {
+        let mut c = cache
+            .lock()
+            .map_err(|_| SqlError::internal("result cache poisoned".into()))?;
+        if c.generation != generation {
+            *c = super::ResultCache {
+                generation,
+                ..Default::default()
+            };
+        }
+        let mut m: Vec<u32> = oids
+            .iter()
+            .copied()
+            .filter(|o| !c.loaded.contains(o))
+            .collect();
+        m.sort_unstable();
+        m.dedup();
+        m
+    };
+    if !missing.is_empty() {
+        let found = catalog::load_result_columns(client, &missing)
             .await
-            .map_err(|e| SqlError::from_pg(&e))?
+            .map_err(|e| SqlError::from_pg(&e))?;
+        let mut c = cache
+            .lock()
+            .map_err(|_| SqlError::internal("result cache poisoned".into()))?;
+        c.columns.extend(found);
+        c.loaded.extend(missing);
+    }
+    let declared: ResultColumns = {
+        let c = cache
+            .lock()
+            .map_err(|_| SqlError::internal("result cache poisoned".into()))?;
+        oids.iter()
+            .flat_map(|o| c.columns.iter().filter(move |((t, _), _)| t == o))
+            .map(|(k, v)| (*k, v.clone()))
+            .collect()
     };
     let mut cols: Vec<(String, TsqlType, Type)> = Vec::new();
     let ncols = st.columns().len();

@@ -85,10 +85,29 @@ impl Session {
     ) -> Result<Context, SqlError> {
         let mut ctx = self.context();
         let keys = referenced_tables(stmt);
-        if !keys.is_empty() {
-            ctx.tables = catalog::load_table_columns(self.pg()?, &keys)
+        let generation = super::DDL_GENERATION.load(Ordering::SeqCst);
+        if generation != self.cache_generation {
+            self.table_cache.clear();
+            self.cache_generation = generation;
+        }
+        let missing: Vec<String> = keys
+            .iter()
+            .filter(|k| !self.table_cache.contains_key(*k))
+            .cloned()
+            .collect();
+        if !missing.is_empty() {
+            let mut loaded = catalog::load_table_columns(self.pg()?, &missing)
                 .await
                 .map_err(|e| SqlError::from_pg(&e))?;
+            for k in missing {
+                let info = loaded.remove(&k);
+                self.table_cache.insert(k, info);
+            }
+        }
+        for k in &keys {
+            if let Some(Some(info)) = self.table_cache.get(k) {
+                ctx.tables.insert(k.clone(), info.columns.clone());
+            }
         }
         for ci in crate::tsql::rewrite::cdc_function_instances(stmt) {
             if let Some(inst) = catalog::load_cdc_instance(self.pg()?, &ci)
@@ -584,15 +603,60 @@ impl Session {
         }
     }
 
+    /// Runs DDL (or catalog-changing SQL) as one statement; every session's catalog cache
+    /// is invalidated, also when it fails part-way.
     pub(super) async fn run_ddl(&mut self, sql: String) -> Result<Done, SqlError> {
-        self.guarded(|client| async move {
-            client
-                .batch_execute(&sql)
-                .await
-                .map_err(|e| SqlError::from_pg(&e))
-        })
-        .await?;
+        let r = self
+            .guarded(|client| async move {
+                client
+                    .batch_execute(&sql)
+                    .await
+                    .map_err(|e| SqlError::from_pg(&e))
+            })
+            .await;
+        super::DDL_GENERATION.fetch_add(1, Ordering::SeqCst);
+        r?;
         Ok(Done { rows: None })
+    }
+
+    /// INSERT, UPDATE or DELETE in one round trip: the statement alone, or inside a transaction
+    /// `SAVEPOINT; statement; RELEASE` (a failure rolls back to the savepoint: the statement alone
+    /// is undone, as in SQL Server). Returns the rows affected.
+    pub(super) async fn exec_dml(&mut self, sql: &str) -> Result<u64, SqlError> {
+        self.ensure_txn().await?;
+        let client = self
+            .pg
+            .clone()
+            .ok_or_else(|| SqlError::fatal("no backing connection".into()))?;
+        let in_txn = self.pg_txn_open;
+        let batch = if in_txn {
+            format!("SAVEPOINT _sim_stmt; {sql}; RELEASE SAVEPOINT _sim_stmt")
+        } else {
+            sql.to_string()
+        };
+        match client.simple_query(&batch).await {
+            Ok(messages) => {
+                let counts: Vec<u64> = messages
+                    .iter()
+                    .filter_map(|m| match m {
+                        tokio_postgres::SimpleQueryMessage::CommandComplete(n) => Some(*n),
+                        _ => None,
+                    })
+                    .collect();
+                Ok(counts.get(if in_txn { 1 } else { 0 }).copied().unwrap_or(0))
+            }
+            Err(e) => {
+                let err = SqlError::from_pg(&e);
+                if in_txn && !err.ends_transaction {
+                    let _ = client
+                        .batch_execute(
+                            "ROLLBACK TO SAVEPOINT _sim_stmt; RELEASE SAVEPOINT _sim_stmt",
+                        )
+                        .await;
+                }
+                Err(err)
+            }
+        }
     }
 
     pub(super) async fn exec_sql<W: AsyncWrite + Unpin + Send>(
@@ -663,6 +727,10 @@ impl Session {
             },
             _ => None,
         };
+        let is_dml = matches!(
+            stmt,
+            Statement::Insert(_) | Statement::Update(_) | Statement::Delete(_)
+        );
         let is_ddl = matches!(
             stmt,
             Statement::Truncate { .. } | Statement::Drop { .. } | Statement::CreateView { .. }
@@ -673,12 +741,20 @@ impl Session {
         if is_ddl {
             return self.run_ddl(sql).await;
         }
+        if is_dml {
+            let rows = self.exec_dml(&sql).await?;
+            if let Some(t) = insert_table {
+                self.note_identity_insert(&t);
+            }
+            return Ok(Done { rows: Some(rows) });
+        }
         let cancel = self.attention.clone();
         let acked = self.attention_acked;
+        let cache = self.result_cache.clone();
         // Rows are encoded into a separate buffer and handed to the writer in pieces.
         let (tx, mut rx) = mpsc::channel::<Vec<u8>>(4);
         let producer = self.guarded(move |client| async move {
-            stream_statement(&client, &sql, inferred, tx, cancel, acked).await
+            stream_statement(&client, &sql, inferred, tx, cancel, acked, cache).await
         });
         // Drive the producer and forward its output concurrently.
         let forward = async {
@@ -691,39 +767,16 @@ impl Session {
         };
         let (result, _) = tokio::join!(producer, forward);
         let rows = result?;
-        if let Some(t) = insert_table {
-            self.record_identity(&t).await;
-        }
         Ok(Done { rows: Some(rows) })
     }
 
-    pub(super) async fn record_identity(&mut self, table: &ObjectName) {
-        let (q, _, _) = pg_table(table);
-        let Some(client) = self.pg.clone() else {
-            return;
-        };
-        let sql = "SELECT currval(pg_get_serial_sequence($1, a.attname))::numeric FROM _sim.columns c JOIN pg_attribute a ON a.attrelid = c.table_oid AND a.attnum = c.attnum WHERE c.table_oid = to_regclass($1) AND c.is_identity";
-        let in_txn = self.pg_txn_open;
-        if in_txn {
-            let _ = client.batch_execute("SAVEPOINT _sim_ident").await;
-        }
-        match client.query_opt(sql, &[&q]).await {
-            Ok(Some(r)) => {
-                if let Ok(Raw(raw)) = r.try_get::<_, Raw>(0) {
-                    if let Ok(v) = decode_pg(&Type::NUMERIC, raw) {
-                        self.scope_identity = v;
-                    }
-                }
-                if in_txn {
-                    let _ = client.batch_execute("RELEASE SAVEPOINT _sim_ident").await;
-                }
-            }
-            _ => {
-                if in_txn {
-                    let _ = client
-                        .batch_execute("ROLLBACK TO SAVEPOINT _sim_ident")
-                        .await;
-                }
+    /// After an INSERT: SCOPE_IDENTITY() now refers to this table if it has an identity column.
+    fn note_identity_insert(&mut self, table: &ObjectName) {
+        let key = crate::tsql::rewrite::table_key(table);
+        if let Some(Some(info)) = self.table_cache.get(&key) {
+            if info.has_identity {
+                let (q, _, _) = pg_table(table);
+                self.identity_table = Some(q);
             }
         }
     }

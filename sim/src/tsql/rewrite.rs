@@ -43,6 +43,8 @@ pub struct Context {
     pub session: HashMap<&'static str, Value>,
     /// Current database name.
     pub database: String,
+    /// The table (PostgreSQL name) this session last inserted an identity value into.
+    pub identity_table: Option<String>,
     /// Primary key columns (PostgreSQL name, declared type) of the tables named in
     /// CHANGETABLE(...), by the lower-cased name argument as written.
     pub ct_keys: HashMap<String, TableColumns>,
@@ -491,13 +493,30 @@ impl<'a> Rewriter<'a> {
         }
     }
 
+    /// SCOPE_IDENTITY() / @@IDENTITY: read from the session's sequence state when referenced.
+    fn identity_sql(&self) -> String {
+        match &self.ctx.identity_table {
+            Some(t) => format!("_sim.scope_identity({})", pg_quote(t)),
+            None => "CAST(NULL AS numeric(38,0))".into(),
+        }
+    }
+
     fn var(&mut self, name: &str) -> Expr {
         let lower = name.to_lowercase();
         if let Some(rest) = lower.strip_prefix("@@") {
             let key: &'static str = match rest {
                 "trancount" => "@@TRANCOUNT",
                 "rowcount" => "@@ROWCOUNT",
-                "identity" => "@@IDENTITY",
+                "identity" => {
+                    return self.typed_raw(
+                        self.identity_sql(),
+                        Some(TsqlType::Decimal {
+                            precision: 38,
+                            scale: 0,
+                            numeric: true,
+                        }),
+                    )
+                }
                 "version" => "@@VERSION",
                 "spid" => "@@SPID",
                 "servername" => "@@SERVERNAME",
@@ -602,22 +621,7 @@ impl<'a> Rewriter<'a> {
             "newid" | "newsequentialid" => {
                 ("gen_random_uuid()".into(), Some(TsqlType::UniqueIdentifier))
             }
-            "scope_identity" => {
-                let v = self
-                    .ctx
-                    .session
-                    .get("SCOPE_IDENTITY")
-                    .cloned()
-                    .unwrap_or(Value::Null);
-                (
-                    pg_literal(&v),
-                    Some(TsqlType::Decimal {
-                        precision: 38,
-                        scale: 0,
-                        numeric: true,
-                    }),
-                )
-            }
+            "scope_identity" => (self.identity_sql(), Some(TsqlType::Decimal { precision: 38, scale: 0, numeric: true })),
             "ident_current" => (
                 format!("_sim.ident_current({})", a(0)),
                 Some(TsqlType::Decimal {
