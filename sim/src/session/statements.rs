@@ -484,13 +484,39 @@ impl Session {
             ));
         }
         let _ = mode;
-        let sql = format!("BEGIN; {} COMMIT;", crate::workload::seed::fill_sql(rows));
-        let client = self.pg()?;
-        if let Err(e) = client.batch_execute(&sql).await {
-            let _ = client.batch_execute("ROLLBACK").await;
-            return Err(SqlError::from_pg(&e));
+        // The groups fill concurrently, each on its own backing connection and transaction.
+        let (groups, finish) = crate::workload::seed::fill_groups(rows);
+        let (_, pg_name) = self.shared.resolve_database(&self.database).await?;
+        let mut tasks = Vec::new();
+        for g in groups {
+            let client = self.shared.connect_pg(&pg_name).await?;
+            tasks.push(tokio::spawn(async move {
+                let r = client.batch_execute(&format!("BEGIN; {g} COMMIT;")).await;
+                if r.is_err() {
+                    let _ = client.batch_execute("ROLLBACK").await;
+                }
+                r.map_err(|e| SqlError::from_pg(&e))
+            }));
         }
-        let _ = client.batch_execute("ANALYZE").await;
+        let mut first_error = None;
+        for t in tasks {
+            match t.await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => first_error = first_error.or(Some(e)),
+                Err(e) => {
+                    first_error =
+                        first_error.or(Some(SqlError::internal(format!("seed task: {e}"))))
+                }
+            }
+        }
+        if let Some(e) = first_error {
+            return Err(e);
+        }
+        let client = self.pg()?;
+        client
+            .batch_execute(&format!("{finish}; ANALYZE"))
+            .await
+            .map_err(|e| SqlError::from_pg(&e))?;
         Ok(())
     }
 
