@@ -402,3 +402,83 @@ async fn ddl_history_retention_cleanup_and_disable() {
         Some(false)
     );
 }
+
+#[tokio::test]
+async fn column_lists_time_mapping_and_idle_markers() {
+    let s = sim("cdc_columns").await;
+    let mut c = connect(&s).await;
+    exec(
+        &mut c,
+        "CREATE DATABASE shop; USE shop; EXEC sys.sp_cdc_enable_db",
+    )
+    .await;
+    exec(
+        &mut c,
+        "CREATE TABLE dbo.people (id int PRIMARY KEY, name nvarchar(50), secret nvarchar(50))",
+    )
+    .await;
+    exec(
+        &mut c,
+        "EXEC sys.sp_cdc_enable_table @source_schema = N'dbo', @source_name = N'people', @role_name = NULL, @captured_column_list = N'id, name'",
+    )
+    .await;
+    let r = rows(
+        &mut c,
+        "SELECT column_name FROM cdc.captured_columns ORDER BY column_ordinal",
+    )
+    .await;
+    assert_eq!(
+        r.iter()
+            .map(|r| r.get::<&str, _>(0).unwrap())
+            .collect::<Vec<_>>(),
+        vec!["id", "name"]
+    );
+    exec(
+        &mut c,
+        "INSERT INTO dbo.people VALUES (1, N'ann', N'hidden'); EXEC sys.sp_cdc_scan",
+    )
+    .await;
+    let r = rows(&mut c, "SELECT name FROM cdc.dbo_people_CT").await;
+    assert_eq!(r[0].get::<&str, _>(0), Some("ann"));
+    assert_eq!(
+        server_error(&mut c, "SELECT secret FROM cdc.dbo_people_CT")
+            .await
+            .0,
+        207,
+        "an uncaptured column is not in the change table"
+    );
+    // Every LSN maps to its commit time.
+    let r = rows(
+        &mut c,
+        "SELECT sys.fn_cdc_map_lsn_to_time(sys.fn_cdc_get_max_lsn()), GETDATE()",
+    )
+    .await;
+    let (at, now): (chrono::NaiveDateTime, chrono::NaiveDateTime) =
+        (r[0].get(0).unwrap(), r[0].get(1).unwrap());
+    assert!((now - at).num_seconds().abs() < 60, "{at} vs {now}");
+    // While nothing changes, the capture job's idle markers still move the max LSN forward.
+    let before = rows(&mut c, "SELECT sys.fn_cdc_get_max_lsn()").await[0]
+        .get::<&[u8], _>(0)
+        .unwrap()
+        .to_vec();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let now = rows(&mut c, "SELECT sys.fn_cdc_get_max_lsn()").await[0]
+            .get::<&[u8], _>(0)
+            .unwrap()
+            .to_vec();
+        if now > before {
+            let r = rows(&mut c, "SELECT COUNT(*) FROM cdc.lsn_time_mapping WHERE tran_id = 0x00 AND start_lsn > (SELECT MIN(start_lsn) FROM cdc.lsn_time_mapping)").await;
+            assert!(
+                r[0].get::<i32, _>(0).unwrap() >= 1,
+                "the new max LSN is an idle marker"
+            );
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no idle marker appeared"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+}

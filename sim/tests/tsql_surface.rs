@@ -316,3 +316,31 @@ async fn aggregates_keep_t_sql_result_types() {
         Some("3.75".into())
     );
 }
+
+#[tokio::test]
+async fn min_max_of_binary_and_uniqueidentifier() {
+    let s = sim("minmax").await;
+    let mut c = connect(&s).await;
+    exec(
+        &mut c,
+        "CREATE TABLE m (id int PRIMARY KEY, b varbinary(10), g uniqueidentifier)",
+    )
+    .await;
+    exec(
+        &mut c,
+        "INSERT INTO m VALUES (1, 0x0001, '00000000-0000-0000-0000-000000000001'), (2, 0x00FF, '01000000-0000-0000-0000-000000000000'), (3, 0x01, NULL)",
+    )
+    .await;
+    let r = rows(&mut c, "SELECT MIN(b), MAX(b), MIN(g), MAX(g) FROM m").await;
+    assert_eq!(r[0].get::<&[u8], _>(0), Some(&[0x00u8, 0x01][..]));
+    assert_eq!(r[0].get::<&[u8], _>(1), Some(&[0x01u8][..]));
+    // SQL Server orders uniqueidentifier by its last bytes first.
+    assert_eq!(
+        r[0].get::<uuid::Uuid, _>(2).map(|u| u.to_string()),
+        Some("01000000-0000-0000-0000-000000000000".into())
+    );
+    assert_eq!(
+        r[0].get::<uuid::Uuid, _>(3).map(|u| u.to_string()),
+        Some("00000000-0000-0000-0000-000000000001".into())
+    );
+}

@@ -453,6 +453,19 @@ CREATE FUNCTION _sim.guid_key(u uuid) RETURNS bytea LANGUAGE sql IMMUTABLE PARAL
       || substr(b, 4, 1) || substr(b, 3, 1) || substr(b, 2, 1) || substr(b, 1, 1)
   FROM (SELECT uuid_send(u) AS b) x $$;
 
+-- MIN/MAX over binary and uniqueidentifier, which T-SQL has and PostgreSQL lacks
+-- (uniqueidentifier in SQL Server's order).
+CREATE FUNCTION _sim.bytea_smaller(a bytea, b bytea) RETURNS bytea LANGUAGE sql IMMUTABLE STRICT AS $$ SELECT CASE WHEN a <= b THEN a ELSE b END $$;
+CREATE FUNCTION _sim.bytea_larger(a bytea, b bytea) RETURNS bytea LANGUAGE sql IMMUTABLE STRICT AS $$ SELECT CASE WHEN a >= b THEN a ELSE b END $$;
+CREATE AGGREGATE _sim.min(bytea) (SFUNC = _sim.bytea_smaller, STYPE = bytea);
+CREATE AGGREGATE _sim.max(bytea) (SFUNC = _sim.bytea_larger, STYPE = bytea);
+CREATE FUNCTION _sim.guid_smaller(a uuid, b uuid) RETURNS uuid LANGUAGE sql IMMUTABLE STRICT AS
+$$ SELECT CASE WHEN _sim.guid_key(a) <= _sim.guid_key(b) THEN a ELSE b END $$;
+CREATE FUNCTION _sim.guid_larger(a uuid, b uuid) RETURNS uuid LANGUAGE sql IMMUTABLE STRICT AS
+$$ SELECT CASE WHEN _sim.guid_key(a) >= _sim.guid_key(b) THEN a ELSE b END $$;
+CREATE AGGREGATE _sim.min(uuid) (SFUNC = _sim.guid_smaller, STYPE = uuid);
+CREATE AGGREGATE _sim.max(uuid) (SFUNC = _sim.guid_larger, STYPE = uuid);
+
 -- ---------- sys views ----------
 CREATE VIEW sys.schemas AS
   SELECT _sim.nm(n.oid, n.nspname) AS name, _sim.schema_id_of(n.oid) AS schema_id, 1 AS principal_id

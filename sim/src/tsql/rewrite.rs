@@ -731,6 +731,14 @@ impl<'a> Rewriter<'a> {
             "space" => (format!("repeat(' ', {})", a(0)), None),
             "ceiling" => (format!("ceil({})", a(0)), None),
             "rand" => ("random()".into(), Some(TsqlType::Float)),
+                        "min" | "max"
+                if matches!(
+                    arg_exprs.first().and_then(|e| self.type_of(e)),
+                    Some(TsqlType::Binary(_) | TsqlType::VarBinary(_) | TsqlType::UniqueIdentifier)
+                ) =>
+            {
+                (format!("_sim.{name}({})", a(0)), arg_exprs.first().and_then(|e| self.type_of(e)))
+            }
             "count_big" => (
                 format!("count({})", args.join(", ")),
                 Some(TsqlType::BigInt),
