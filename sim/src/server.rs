@@ -363,20 +363,7 @@ impl Shared {
         } else {
             return Ok(());
         };
-        let _guard = self.registry.lock().await;
-        let admin = self.admin().await?;
-        let all: Vec<String> = self
-            .databases(&admin)
-            .await?
-            .into_iter()
-            .map(|(n, _)| n)
-            .collect();
-        self.in_every_database(
-            &all,
-            &format!("UPDATE _sim.databases SET {column} = $1 WHERE name = $2"),
-            &[&on, &real],
-        )
-        .await?;
+        self.set_database_flag(&real, column, on).await?;
         if column == "read_committed_snapshot" {
             self.set_read_committed_snapshot(&real, on);
         }

@@ -297,16 +297,7 @@ async fn debezium_reads_a_window() {
 
 #[tokio::test]
 async fn ddl_history_retention_cleanup_and_disable() {
-    let backing_url = testkit::fresh_database("cdc_retention").await;
-    let backing_db = backing_url.rsplit('/').next().unwrap().to_string();
-    let cfg = mssql_sim::server::SimConfig {
-        ct_cleanup_interval: std::time::Duration::from_millis(200),
-        cdc_polling_interval: std::time::Duration::from_millis(100),
-        ..mssql_sim::server::SimConfig::new(backing_url, SA_PASSWORD)
-    };
-    let s = mssql_sim::server::start(cfg, "127.0.0.1:0".parse().unwrap())
-        .await
-        .unwrap();
+    let (s, backing_db) = sim_with_backing("cdc_retention").await;
     let mut c = connect(&s).await;
     cdc_db(&mut c).await;
     exec(&mut c, "INSERT INTO dbo.orders VALUES (1, N'a', 1.00); INSERT INTO dbo.orders VALUES (2, N'b', 2.00)").await;

@@ -306,16 +306,7 @@ async fn truncate_invalidates_older_baselines() {
 
 #[tokio::test]
 async fn background_cleanup_honours_the_retention() {
-    let backing_url = testkit::fresh_database("ct_retention").await;
-    let backing_db = backing_url.rsplit('/').next().unwrap().to_string();
-    let cfg = mssql_sim::server::SimConfig {
-        ct_cleanup_interval: std::time::Duration::from_millis(200),
-        cdc_polling_interval: std::time::Duration::from_millis(100),
-        ..mssql_sim::server::SimConfig::new(backing_url, SA_PASSWORD)
-    };
-    let s = mssql_sim::server::start(cfg, "127.0.0.1:0".parse().unwrap())
-        .await
-        .unwrap();
+    let (s, backing_db) = sim_with_backing("ct_retention").await;
     let mut c = connect(&s).await;
     exec(&mut c, "CREATE DATABASE shop; ALTER DATABASE shop SET CHANGE_TRACKING = ON (CHANGE_RETENTION = 10 MINUTES, AUTO_CLEANUP = ON); USE shop").await;
     exec(&mut c, "CREATE TABLE dbo.t (id int PRIMARY KEY, v nvarchar(20)); ALTER TABLE dbo.t ENABLE CHANGE_TRACKING").await;

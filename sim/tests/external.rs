@@ -4,6 +4,24 @@ use crate::common::*;
 use std::io::Write;
 use std::process::{Command, Stdio};
 
+/// Runs a python-tds script; it must print `marker` (the script asserts on its own).
+async fn run_python(script: String, marker: &'static str) {
+    let out = tokio::task::spawn_blocking(move || {
+        Command::new("python3")
+            .args(["-c", &script])
+            .output()
+            .expect("python3")
+    })
+    .await
+    .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains(marker),
+        "python-tds must be installed (pip install python-tds; .ci/run does it)\nstdout: {stdout}\nstderr: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 #[tokio::test]
 async fn freetds_tsql_creates_inserts_and_reads() {
     let s = sim("tsql").await;
@@ -76,20 +94,7 @@ with pytds.connect(server='127.0.0.1', port={port}, user='sa', password='{pw}', 
         port = s.addr.port(),
         pw = SA_PASSWORD
     );
-    let out = tokio::task::spawn_blocking(move || {
-        Command::new("python3")
-            .args(["-c", &script])
-            .output()
-            .expect("python3")
-    })
-    .await
-    .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        stdout.contains("python-tds ok"),
-        "python-tds must be installed (pip install python-tds; .ci/run does it)\nstdout: {stdout}\nstderr: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    run_python(script, "python-tds ok").await;
 }
 
 #[tokio::test]
@@ -135,18 +140,5 @@ with pytds.connect(server='127.0.0.1', port={port}, user='sa', password='{pw}', 
         port = s.addr.port(),
         pw = SA_PASSWORD
     );
-    let out = tokio::task::spawn_blocking(move || {
-        Command::new("python3")
-            .args(["-c", &script])
-            .output()
-            .expect("python3")
-    })
-    .await
-    .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        stdout.contains("ct sync ok"),
-        "stdout: {stdout}\nstderr: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    run_python(script, "ct sync ok").await;
 }

@@ -10,10 +10,12 @@ pub const SA_PASSWORD: &str = "Sim_Pass_w0rd";
 
 pub type Tds = Client<Compat<TcpStream>>;
 
-/// A simulator serving a fresh backing database on a free loopback port.
-pub async fn sim(hint: &str) -> SimServer {
+/// A simulator on a fresh backing database, and that database's name (to reach the PostgreSQL
+/// databases the simulator creates beside it, via `mssql_sim::server::pg_name_for`).
+pub async fn sim_with_backing(hint: &str) -> (SimServer, String) {
     let backing = testkit::fresh_database(hint).await;
-    start(
+    let name = backing.rsplit('/').next().unwrap_or_default().to_string();
+    let server = start(
         SimConfig {
             ct_cleanup_interval: std::time::Duration::from_millis(200),
             cdc_polling_interval: std::time::Duration::from_millis(100),
@@ -22,7 +24,13 @@ pub async fn sim(hint: &str) -> SimServer {
         "127.0.0.1:0".parse().unwrap(),
     )
     .await
-    .expect("simulator starts")
+    .expect("simulator starts");
+    (server, name)
+}
+
+/// A simulator serving a fresh backing database on a free loopback port.
+pub async fn sim(hint: &str) -> SimServer {
+    sim_with_backing(hint).await.0
 }
 
 pub fn config(server: &SimServer, password: &str, database: Option<&str>) -> Config {
