@@ -335,12 +335,7 @@ pub fn parse(text: &str, env: &dyn Environment) -> Result<Config, ConfigError> {
         let msg = e.message().to_string();
         let key = e
             .span()
-            .map(|s| {
-                format!(
-                    "line {}",
-                    text[..s.start.min(text.len())].lines().count().max(1)
-                )
-            })
+            .map(|s| key_at(text, s.start))
             .unwrap_or_else(|| "configuration".into());
         err(key, msg)
     })?;
@@ -458,6 +453,37 @@ pub fn parse(text: &str, env: &dyn Environment) -> Result<Config, ConfigError> {
             Duration::from_secs(600),
         )?,
     })
+}
+
+/// The dotted key (`source.port`, `tables[1].source`) written at byte `offset` of the file, for
+/// errors the TOML parser reports by position; `line N` when no key can be told.
+fn key_at(text: &str, offset: usize) -> String {
+    let offset = offset.min(text.len());
+    let line_start = text[..offset].rfind('\n').map(|i| i + 1).unwrap_or(0);
+    let line_no = text[..offset].matches('\n').count() + 1;
+    let line = text[line_start..].lines().next().unwrap_or("");
+    let key = line
+        .split_once('=')
+        .map(|(k, _)| k.trim().to_string())
+        .filter(|k| !k.is_empty() && !k.starts_with('['));
+    // The section: the last [name] or [[name]] header above, with its index for arrays.
+    let mut section = String::new();
+    let mut counts: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
+    for l in text[..line_start].lines() {
+        let t = l.trim();
+        if let Some(name) = t.strip_prefix("[[").and_then(|r| r.split("]]").next()) {
+            let n = counts.entry(name.trim().to_string()).or_insert(0);
+            section = format!("{}[{}]", name.trim(), *n);
+            *n += 1;
+        } else if let Some(name) = t.strip_prefix('[').and_then(|r| r.split(']').next()) {
+            section = name.trim().to_string();
+        }
+    }
+    match key {
+        Some(k) if section.is_empty() => k,
+        Some(k) => format!("{section}.{k}"),
+        None => format!("line {line_no}"),
+    }
 }
 
 /// A `schema.table` pattern: two parts, `*` and `?` as wildcards; brackets quote names with dots.
@@ -584,6 +610,19 @@ source = "dbo.*"
             )
             .key,
             "replication.batch_rows"
+        );
+        // Type errors found by the TOML parser name the key too.
+        assert_eq!(
+            e(
+                &with("database = \"shop\"", "database = \"shop\"\nport = \"abc\""),
+                &ok_env
+            )
+            .key,
+            "source.port"
+        );
+        assert_eq!(
+            e(&format!("{MINIMAL}\n[[tables]]\nsource = 7\n"), &ok_env).key,
+            "tables[1].source"
         );
         let unknown = e(
             &with(
