@@ -73,6 +73,20 @@ async fn transactions_nest_and_roll_back() {
     let s = sim("txn").await;
     let mut c = connect(&s).await;
     exec(&mut c, "CREATE TABLE t (id int PRIMARY KEY)").await;
+    // Rows affected are reported per statement, also for the first one of a transaction.
+    let res = c
+        .execute("BEGIN TRAN; INSERT INTO t VALUES (10), (11); UPDATE t SET id = id + 10 WHERE id >= 10; DELETE FROM t WHERE id = 20; COMMIT", &[])
+        .await
+        .unwrap();
+    // (BEGIN and COMMIT end with a DONE of their own, without a count.)
+    let counted: Vec<u64> = res
+        .rows_affected()
+        .iter()
+        .copied()
+        .filter(|n| *n > 0)
+        .collect();
+    assert_eq!(counted, vec![2, 2, 1]);
+    exec(&mut c, "DELETE FROM t").await;
     let r = rows(&mut c, "BEGIN TRAN; BEGIN TRAN; SELECT @@TRANCOUNT").await;
     assert_eq!(r[0].get::<i32, _>(0), Some(2));
     exec(&mut c, "INSERT INTO t VALUES (1); COMMIT").await;

@@ -649,17 +649,31 @@ impl Session {
     /// `SAVEPOINT; statement; RELEASE` (a failure rolls back to the savepoint: the statement alone
     /// is undone, as in SQL Server). Returns the rows affected.
     pub(super) async fn exec_dml(&mut self, sql: &str) -> Result<u64, SqlError> {
-        self.ensure_txn().await?;
+        // A transaction's PostgreSQL BEGIN travels with its first statement.
+        let begin = if self.trancount > 0 && !self.pg_txn_open {
+            Some(self.pg_isolation().await?)
+        } else {
+            None
+        };
         let client = self
             .pg
             .clone()
             .ok_or_else(|| SqlError::fatal("no backing connection".into()))?;
-        let in_txn = self.pg_txn_open;
-        let batch = if in_txn {
-            format!("SAVEPOINT _sim_stmt; {sql}; RELEASE SAVEPOINT _sim_stmt")
+        let in_txn = self.trancount > 0;
+        let mut batch = String::new();
+        if let Some(level) = begin {
+            batch.push_str(&format!("BEGIN ISOLATION LEVEL {level}; "));
+            self.pg_txn_open = true;
+        }
+        if in_txn {
+            batch.push_str(&format!(
+                "SAVEPOINT _sim_stmt; {sql}; RELEASE SAVEPOINT _sim_stmt"
+            ));
         } else {
-            sql.to_string()
-        };
+            batch.push_str(sql);
+        }
+        // CommandComplete of the statement itself: after BEGIN and SAVEPOINT when sent.
+        let position = begin.is_some() as usize + in_txn as usize;
         match client.simple_query(&batch).await {
             Ok(messages) => {
                 let counts: Vec<u64> = messages
@@ -669,7 +683,7 @@ impl Session {
                         _ => None,
                     })
                     .collect();
-                Ok(counts.get(if in_txn { 1 } else { 0 }).copied().unwrap_or(0))
+                Ok(counts.get(position).copied().unwrap_or(0))
             }
             Err(e) => {
                 let err = SqlError::from_pg(&e);
