@@ -120,6 +120,41 @@ struct RawTable {
     source: String,
     #[serde(default)]
     exclude: Vec<String>,
+    key: Option<Vec<String>>,
+    change_source: Option<ChangeSource>,
+    #[serde(default)]
+    columns: std::collections::BTreeMap<String, RawColumn>,
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawColumn {
+    rename: Option<String>,
+    #[serde(default)]
+    exclude: bool,
+    #[serde(rename = "type")]
+    target_type: Option<String>,
+    expression: Option<String>,
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawMapping {
+    #[serde(default)]
+    schemas: std::collections::BTreeMap<String, String>,
+    identifier_case: Option<IdentifierCase>,
+    progress_schema: Option<String>,
+    #[serde(default)]
+    types: std::collections::BTreeMap<String, String>,
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawPolicies {
+    nul_characters: Option<NulPolicy>,
+    nul_replacement: Option<String>,
+    sub_microsecond: Option<SubMicrosecondPolicy>,
+    retention_loss: Option<RetentionPolicy>,
 }
 
 #[derive(Debug, Deserialize, Default)]
@@ -128,6 +163,7 @@ struct RawReplication {
     poll_interval: Option<String>,
     batch_rows: Option<usize>,
     snapshot_chunk_rows: Option<usize>,
+    snapshot_workers: Option<usize>,
 }
 
 #[derive(Debug, Deserialize, Default)]
@@ -151,6 +187,10 @@ struct RawConfig {
     replication: RawReplication,
     #[serde(default)]
     validation: RawValidation,
+    #[serde(default)]
+    mapping: RawMapping,
+    #[serde(default)]
+    policies: RawPolicies,
 }
 
 /// SQL Server, the source.
@@ -186,12 +226,190 @@ pub struct TargetConfig {
 }
 
 /// Which source tables to migrate: a `schema.table` name or pattern (`*`, `?`) and exclusions.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct TableSelector {
     /// Pattern of `schema.table`.
     pub source: String,
     /// Patterns excluded from it.
     pub exclude: Vec<String>,
+    /// Key columns for tables without a primary key (source names).
+    pub key: Option<Vec<String>>,
+    /// Where changes come from.
+    pub change_source: ChangeSource,
+    /// Per-column settings, by source column name.
+    pub columns: std::collections::BTreeMap<String, ColumnSettings>,
+}
+
+impl TableSelector {
+    /// Whether `table` is selected: matches `source` and none of `exclude`. Names compare
+    /// case-insensitively, as SQL Server's default collation does; `*` and `?` are wildcards.
+    pub fn matches(&self, table: &crate::model::TableName) -> bool {
+        pattern_matches(&self.source, table)
+            && !self.exclude.iter().any(|x| pattern_matches(x, table))
+    }
+
+    /// Whether `source` names exactly one table (no wildcard).
+    pub fn is_exact(&self) -> bool {
+        !self.source.contains(['*', '?'])
+    }
+}
+
+fn pattern_matches(pattern: &str, table: &crate::model::TableName) -> bool {
+    let Some((ps, pt)) = crate::model::split_two_part(pattern) else {
+        return false;
+    };
+    glob(&ps.to_lowercase(), &table.schema.to_lowercase())
+        && glob(&pt.to_lowercase(), &table.name.to_lowercase())
+}
+
+/// `*` (any run) and `?` (one character) matching, iterative with backtracking.
+fn glob(pattern: &str, text: &str) -> bool {
+    let p: Vec<char> = pattern.chars().collect();
+    let t: Vec<char> = text.chars().collect();
+    let (mut pi, mut ti) = (0, 0);
+    let (mut star, mut mark) = (None, 0);
+    while ti < t.len() {
+        if pi < p.len() && (p[pi] == '?' || p[pi] == t[ti]) {
+            pi += 1;
+            ti += 1;
+        } else if pi < p.len() && p[pi] == '*' {
+            star = Some(pi);
+            mark = ti;
+            pi += 1;
+        } else if let Some(s) = star {
+            pi = s + 1;
+            mark += 1;
+            ti = mark;
+        } else {
+            return false;
+        }
+    }
+    while pi < p.len() && p[pi] == '*' {
+        pi += 1;
+    }
+    pi == p.len()
+}
+
+/// Per-column settings of a `[[tables]]` entry.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ColumnSettings {
+    /// Target column name (used as written, whatever `identifier_case`).
+    pub rename: Option<String>,
+    /// Leave the column out.
+    pub exclude: bool,
+    /// Target type override (see [`crate::convert::TargetKind::parse`]).
+    pub target_type: Option<String>,
+    /// A T-SQL expression the source evaluates instead of the column (masking, business rules).
+    pub expression: Option<String>,
+}
+
+/// Where a table's changes come from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum ChangeSource {
+    /// CDC when a capture instance exists, else Change Tracking.
+    #[default]
+    Auto,
+    /// Change Tracking.
+    ChangeTracking,
+    /// Change Data Capture.
+    Cdc,
+    /// Copied once, validated at cutover; no streaming.
+    None,
+}
+
+/// How target identifiers are spelled.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum IdentifierCase {
+    /// Lower-cased (PostgreSQL's convention; collisions are an error).
+    #[default]
+    Lower,
+    /// As SQL Server spells them.
+    Preserve,
+}
+
+/// What to do with NUL characters in text (PostgreSQL text cannot hold them).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum NulPolicy {
+    /// Remove them (counted).
+    #[default]
+    Strip,
+    /// Stop the table with an error naming the key.
+    Fail,
+    /// Replace each with `policies.nul_replacement` (counted).
+    Replace,
+}
+
+/// What to do with digits below a microsecond (datetime2(7), time(7), datetimeoffset(7)).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum SubMicrosecondPolicy {
+    /// Truncate (never round across a day boundary; counted).
+    #[default]
+    Truncate,
+    /// Stop the table with an error naming the key.
+    Fail,
+}
+
+/// What to do when a table's changes are no longer available (retention, TRUNCATE).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum RetentionPolicy {
+    /// Re-snapshot that table while the others stream.
+    #[default]
+    Resnapshot,
+    /// Stop that table with an error.
+    Stop,
+}
+
+/// Lossy-value policies.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Policies {
+    /// NUL characters in text.
+    pub nul_characters: NulPolicy,
+    /// Replacement for a NUL with [`NulPolicy::Replace`].
+    pub nul_replacement: String,
+    /// Digits below a microsecond.
+    pub sub_microsecond: SubMicrosecondPolicy,
+    /// Lost change history.
+    pub retention_loss: RetentionPolicy,
+}
+
+impl Default for Policies {
+    fn default() -> Self {
+        Policies {
+            nul_characters: NulPolicy::Strip,
+            nul_replacement: String::new(),
+            sub_microsecond: SubMicrosecondPolicy::Truncate,
+            retention_loss: RetentionPolicy::Resnapshot,
+        }
+    }
+}
+
+/// Naming and type mapping.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Mapping {
+    /// Source schema to target schema (`dbo` to `public` unless given).
+    pub schemas: std::collections::BTreeMap<String, String>,
+    /// Identifier case.
+    pub identifier_case: IdentifierCase,
+    /// Schema of the target's progress tables.
+    pub progress_schema: String,
+    /// Type overrides by SQL Server type name (`datetime2 = "text"`).
+    pub types: std::collections::BTreeMap<String, String>,
+}
+
+impl Default for Mapping {
+    fn default() -> Self {
+        Mapping {
+            schemas: [("dbo".to_string(), "public".to_string())].into(),
+            identifier_case: IdentifierCase::Lower,
+            progress_schema: "replicator".into(),
+            types: Default::default(),
+        }
+    }
 }
 
 /// The whole configuration, validated.
@@ -215,6 +433,12 @@ pub struct Config {
     pub snapshot_chunk_rows: usize,
     /// How often to validate while streaming.
     pub validation_interval: Duration,
+    /// Parallel snapshot workers (each holds one source and one target connection).
+    pub snapshot_workers: usize,
+    /// Naming and types.
+    pub mapping: Mapping,
+    /// Lossy-value and retention policies.
+    pub policies: Policies,
 }
 
 /// Where secrets and credentials are looked up; the process environment by default.
@@ -401,9 +625,57 @@ pub fn parse(text: &str, env: &dyn Environment) -> Result<Config, ConfigError> {
         for (j, x) in tsel.exclude.iter().enumerate() {
             validate_pattern(&format!("tables[{i}].exclude[{j}]"), x)?;
         }
+        if let Some(key) = &tsel.key {
+            if key.is_empty() || key.iter().any(|k| k.is_empty()) {
+                return Err(err(
+                    format!("tables[{i}].key"),
+                    "list the key's column names",
+                ));
+            }
+        }
+        let mut columns = std::collections::BTreeMap::new();
+        for (name, c) in tsel.columns {
+            let key = format!("tables[{i}].columns.{name}");
+            if c.exclude
+                && (c.rename.is_some() || c.target_type.is_some() || c.expression.is_some())
+            {
+                return Err(err(key, "an excluded column takes no other setting"));
+            }
+            if let Some(r) = &c.rename {
+                if r.is_empty() {
+                    return Err(err(format!("{key}.rename"), "must not be empty"));
+                }
+            }
+            if let Some(t) = &c.target_type {
+                crate::convert::TargetKind::parse(t).map_err(|m| err(format!("{key}.type"), m))?;
+            }
+            if let Some(e) = &c.expression {
+                if e.trim().is_empty() {
+                    return Err(err(format!("{key}.expression"), "must not be empty"));
+                }
+                if c.target_type.is_none() {
+                    return Err(err(
+                        format!("{key}.type"),
+                        "an expression needs the target type it yields, e.g. type = \"bytea\"",
+                    ));
+                }
+            }
+            columns.insert(
+                name,
+                ColumnSettings {
+                    rename: c.rename,
+                    exclude: c.exclude,
+                    target_type: c.target_type,
+                    expression: c.expression,
+                },
+            );
+        }
         tables.push(TableSelector {
             source: tsel.source,
             exclude: tsel.exclude,
+            key: tsel.key,
+            change_source: tsel.change_source.unwrap_or_default(),
+            columns,
         });
     }
     let r = raw.replication;
@@ -414,6 +686,57 @@ pub fn parse(text: &str, env: &dyn Environment) -> Result<Config, ConfigError> {
     let snapshot_chunk_rows = r.snapshot_chunk_rows.unwrap_or(50_000);
     if snapshot_chunk_rows == 0 {
         return Err(err("replication.snapshot_chunk_rows", "must be at least 1"));
+    }
+    let snapshot_workers = r.snapshot_workers.unwrap_or(4);
+    if snapshot_workers == 0 || snapshot_workers > 64 {
+        return Err(err("replication.snapshot_workers", "must be 1-64"));
+    }
+    let m = raw.mapping;
+    let mut mapping = Mapping::default();
+    for (from, to) in m.schemas {
+        if to.is_empty() {
+            return Err(err(format!("mapping.schemas.{from}"), "must not be empty"));
+        }
+        mapping.schemas.insert(from, to);
+    }
+    if let Some(c) = m.identifier_case {
+        mapping.identifier_case = c;
+    }
+    if let Some(p) = m.progress_schema {
+        if p.is_empty() {
+            return Err(err("mapping.progress_schema", "must not be empty"));
+        }
+        mapping.progress_schema = p;
+    }
+    for (ty, target) in m.types {
+        crate::convert::TargetKind::parse(&target)
+            .map_err(|msg| err(format!("mapping.types.{ty}"), msg))?;
+        mapping.types.insert(ty.to_lowercase(), target);
+    }
+    let p = raw.policies;
+    let mut policies = Policies::default();
+    if let Some(n) = p.nul_characters {
+        policies.nul_characters = n;
+    }
+    if let Some(r) = p.nul_replacement {
+        if r.contains('\0') {
+            return Err(err(
+                "policies.nul_replacement",
+                "must not itself contain NUL",
+            ));
+        }
+        policies.nul_replacement = r;
+    } else if policies.nul_characters == NulPolicy::Replace {
+        return Err(err(
+            "policies.nul_replacement",
+            "nul_characters = \"replace\" needs a replacement, e.g. \"\\uFFFD\" or \" \"",
+        ));
+    }
+    if let Some(s) = p.sub_microsecond {
+        policies.sub_microsecond = s;
+    }
+    if let Some(r) = p.retention_loss {
+        policies.retention_loss = r;
     }
     Ok(Config {
         source: SourceConfig {
@@ -452,6 +775,9 @@ pub fn parse(text: &str, env: &dyn Environment) -> Result<Config, ConfigError> {
             raw.validation.interval.as_deref(),
             Duration::from_secs(600),
         )?,
+        snapshot_workers,
+        mapping,
+        policies,
     })
 }
 
@@ -565,9 +891,28 @@ source = "dbo.*"
             c.tables,
             vec![TableSelector {
                 source: "dbo.*".into(),
-                exclude: vec![]
+                ..Default::default()
             }]
         );
+    }
+
+    #[test]
+    fn selectors_match_case_insensitively_with_excludes() {
+        use crate::model::TableName;
+        let sel = TableSelector {
+            source: "dbo.*".into(),
+            exclude: vec!["dbo.temp_*".into(), "dbo.[x.y]".into()],
+            ..Default::default()
+        };
+        let t = |s: &str, n: &str| TableName {
+            schema: s.into(),
+            name: n.into(),
+        };
+        assert!(sel.matches(&t("DBO", "Orders")));
+        assert!(!sel.matches(&t("dbo", "temp_1")));
+        assert!(!sel.matches(&t("dbo", "x.y")));
+        assert!(!sel.matches(&t("sales", "orders")));
+        assert!(glob("a?c*", "abcdef") && !glob("a?c", "abcd") && glob("*", ""));
     }
 
     #[test]

@@ -1,5 +1,16 @@
 //! `replicator`: migrates a live SQL Server database into PostgreSQL with almost no downtime.
 //!
-//! One module per component of `../shared/DESIGN.md`. So far: [`config`].
+//! One module per component of `../shared/DESIGN.md`: [`config`], [`source`], [`model`],
+//! [`convert`], [`sink`], [`state`], [`daemon`], [`cli`]; plus [`error`] (retry-or-stop in one
+//! place) and [`tls`].
 
+pub mod cli;
 pub mod config;
+pub mod convert;
+pub mod daemon;
+pub mod error;
+pub mod model;
+pub mod sink;
+pub mod source;
+pub mod state;
+pub mod tls;

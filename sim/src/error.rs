@@ -152,6 +152,17 @@ impl SqlError {
             e.ends_transaction = true;
             e.aborts_batch = true;
             e
+        } else if *code == SqlState::UNDEFINED_FUNCTION
+            && msg.starts_with("operator does not exist")
+        {
+            SqlError::new(
+                402,
+                16,
+                format!(
+                    "The data types are incompatible in this operator ({}).",
+                    msg.trim_start_matches("operator does not exist: ")
+                ),
+            )
         } else if *code == SqlState::UNDEFINED_FUNCTION {
             let name = msg
                 .split_whitespace()

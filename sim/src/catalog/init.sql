@@ -178,6 +178,9 @@ CREATE FUNCTION _sim.utf16le(s text) RETURNS bytea LANGUAGE plpgsql IMMUTABLE AS
 DECLARE out bytea := ''::bytea; i int := 1; n int := length(s); c int; u int;
 BEGIN
   IF s IS NULL THEN RETURN NULL; END IF;
+  IF (s COLLATE "C") !~ '[^\x01-\x7F]' THEN
+    RETURN decode(regexp_replace(encode(convert_to(s, 'UTF8'), 'hex'), '(..)', '\100', 'g'), 'hex');
+  END IF;
   WHILE i <= n LOOP
     c := ascii(substr(s, i, 1));
     IF c = 1114111 AND i < n THEN
@@ -194,6 +197,30 @@ BEGIN
                  || set_byte(set_byte('\x0000'::bytea, 0, (56320 + (u & 1023)) & 255), 1, (56320 + (u & 1023)) >> 8);
     END IF;
     i := i + 1;
+  END LOOP;
+  RETURN out;
+END $$;
+-- UTF-16LE bytes to text in stored form (NUL, lone surrogates and U+10FFFF escaped): CAST(varbinary AS nvarchar).
+CREATE FUNCTION _sim.from_utf16le(b bytea) RETURNS text LANGUAGE plpgsql IMMUTABLE AS $$
+DECLARE out text := ''; i int := 0; n int; u int; v int;
+BEGIN
+  IF b IS NULL THEN RETURN NULL; END IF;
+  n := length(b) - length(b) % 2;
+  WHILE i < n LOOP
+    u := get_byte(b, i) + 256 * get_byte(b, i + 1);
+    i := i + 2;
+    IF u BETWEEN 55296 AND 56319 AND i < n THEN
+      v := get_byte(b, i) + 256 * get_byte(b, i + 1);
+      IF v BETWEEN 56320 AND 57343 THEN
+        out := out || chr(65536 + ((u - 55296) << 10) + (v - 56320));
+        i := i + 2;
+        CONTINUE;
+      END IF;
+    END IF;
+    IF u = 0 THEN out := out || chr(1114111) || '0';
+    ELSIF u BETWEEN 55296 AND 57343 THEN out := out || chr(1114111) || 'u' || lpad(to_hex(u), 4, '0');
+    ELSE out := out || chr(u);
+    END IF;
   END LOOP;
   RETURN out;
 END $$;
@@ -662,3 +689,13 @@ SELECT c.oid, a.attnum, CASE WHEN n.nspname = '_sim_is' THEN upper(a.attname) EL
 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
 JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 JOIN pg_type ty ON ty.oid = a.atttypid
 WHERE n.nspname IN ('sys', '_sim_is') AND c.relkind = 'v';
+
+-- bit compares with integers (`WHERE is_ms_shipped = 0`): sys views expose PostgreSQL booleans.
+CREATE FUNCTION _sim.bool_eq_int(a boolean, b integer) RETURNS boolean LANGUAGE sql IMMUTABLE AS $$ SELECT a = (b <> 0) $$;
+CREATE FUNCTION _sim.bool_ne_int(a boolean, b integer) RETURNS boolean LANGUAGE sql IMMUTABLE AS $$ SELECT a <> (b <> 0) $$;
+CREATE FUNCTION _sim.int_eq_bool(b integer, a boolean) RETURNS boolean LANGUAGE sql IMMUTABLE AS $$ SELECT a = (b <> 0) $$;
+CREATE FUNCTION _sim.int_ne_bool(b integer, a boolean) RETURNS boolean LANGUAGE sql IMMUTABLE AS $$ SELECT a <> (b <> 0) $$;
+CREATE OPERATOR dbo.= (LEFTARG = boolean, RIGHTARG = integer, FUNCTION = _sim.bool_eq_int, COMMUTATOR = OPERATOR(dbo.=), NEGATOR = OPERATOR(dbo.<>));
+CREATE OPERATOR dbo.<> (LEFTARG = boolean, RIGHTARG = integer, FUNCTION = _sim.bool_ne_int, COMMUTATOR = OPERATOR(dbo.<>), NEGATOR = OPERATOR(dbo.=));
+CREATE OPERATOR dbo.= (LEFTARG = integer, RIGHTARG = boolean, FUNCTION = _sim.int_eq_bool, COMMUTATOR = OPERATOR(dbo.=), NEGATOR = OPERATOR(dbo.<>));
+CREATE OPERATOR dbo.<> (LEFTARG = integer, RIGHTARG = boolean, FUNCTION = _sim.int_ne_bool, COMMUTATOR = OPERATOR(dbo.<>), NEGATOR = OPERATOR(dbo.=));

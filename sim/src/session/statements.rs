@@ -720,10 +720,14 @@ impl Session {
                 return self.run_ddl(sql).await;
             }
             Statement::CreateSchema { schema_name, .. } => {
-                let name = schema_name
-                    .to_string()
-                    .trim_matches(|c| c == '[' || c == ']')
-                    .to_string();
+                let raw = schema_name.to_string();
+                let name = if raw.len() >= 2 && raw.starts_with('"') && raw.ends_with('"') {
+                    raw[1..raw.len() - 1].replace("\"\"", "\"")
+                } else if raw.len() >= 2 && raw.starts_with('[') && raw.ends_with(']') {
+                    raw[1..raw.len() - 1].replace("]]", "]")
+                } else {
+                    raw
+                };
                 let sql = format!(
                     "CREATE SCHEMA {}; INSERT INTO _sim.names SELECT oid, {} FROM pg_namespace WHERE nspname = {} ON CONFLICT (oid) DO NOTHING",
                     catalog::pg_ident(&name),

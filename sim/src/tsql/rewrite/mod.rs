@@ -502,6 +502,14 @@ impl<'a> Rewriter<'a> {
             (TsqlType::VarBinary(_) | TsqlType::Binary(_), _) => {
                 format!("_sim.to_varbinary({inner})")
             }
+            (TsqlType::NVarChar(_) | TsqlType::NChar(_), _)
+                if matches!(
+                    self.type_of(expr),
+                    Some(TsqlType::VarBinary(_) | TsqlType::Binary(_))
+                ) =>
+            {
+                format!("_sim.from_utf16le({inner})")
+            }
             (t, _) => {
                 let storage = t.pg_storage();
                 let storage = storage
@@ -509,7 +517,25 @@ impl<'a> Rewriter<'a> {
                     .next()
                     .unwrap_or(&storage)
                     .to_string();
-                format!("CAST(({inner}) AS {storage})")
+                // A cast PostgreSQL sees as a no-op (money to decimal(19,4): both numeric(19,4))
+                // would leave a plain column reference, whose RowDescription names the base
+                // column and so its declared type; keep the cast visible as an expression.
+                let src = self.type_of(expr);
+                let same_storage = src
+                    .as_ref()
+                    .is_some_and(|s| s != t && s.pg_storage() == t.pg_storage());
+                let barrier = match (same_storage, src.as_ref().map(|s| s.is_string())) {
+                    (true, Some(true)) => " || ''",
+                    (true, Some(false))
+                        if storage.starts_with("numeric")
+                            || storage.ends_with("int")
+                            || storage == "integer" =>
+                    {
+                        " + 0"
+                    }
+                    _ => "",
+                };
+                format!("CAST(({inner}){barrier} AS {storage})")
             }
         };
         self.typed_raw(sql, Some(ty))

@@ -1,0 +1,249 @@
+//! The command line: `run`, `status`, `schema` (more to come: `cutover`, `validate`, `check`,
+//! `resync`, `history`, `demo`). Exit code 0 on success; otherwise one line on stderr.
+
+use crate::config::{self, Config, ProcessEnvironment};
+use crate::daemon;
+use crate::error::Error;
+use crate::state::Store;
+use clap::{Parser, Subcommand, ValueEnum};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// Migrates a live SQL Server database into PostgreSQL with almost no downtime.
+#[derive(Debug, Parser)]
+#[command(name = "replicator", version)]
+pub struct Cli {
+    /// The configuration file.
+    #[arg(long, global = true, default_value = "/etc/replicator/replicator.toml")]
+    pub config: PathBuf,
+    /// Log format.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Log formats.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum LogFormat {
+    /// Human.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// Commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the daemon in the foreground (snapshot, then stream changes) until SIGTERM/SIGINT.
+    Run,
+    /// Show where every table stands (works with the daemon stopped or running).
+    Status {
+        /// Machine-readable output (documented in docs/status.md).
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print the target DDL without running it.
+    Schema,
+}
+
+/// Sets up logging to stderr.
+pub fn init_logging(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("REPLICATOR_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let b = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Json => b.json().init(),
+        LogFormat::Text => b
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+            .init(),
+    }
+}
+
+fn load(path: &Path) -> Result<Config, Error> {
+    Ok(config::load(path, &ProcessEnvironment)?)
+}
+
+/// Runs a parsed command line; the error is the one-line reason to print.
+pub async fn main(cli: Cli) -> Result<(), Error> {
+    match cli.command {
+        Command::Run => run(load(&cli.config)?).await,
+        Command::Status { json } => status(&load(&cli.config)?, json),
+        Command::Schema => schema(load(&cli.config)?).await,
+    }
+}
+
+const STATUS_FILE: &str = "status.json";
+
+/// The daemon: until SIGTERM or SIGINT; the in-flight chunk or window finishes or is abandoned
+/// (the target's transaction rolls back), state is persisted, exit 0.
+pub async fn run(config: Config) -> Result<(), Error> {
+    let store = Store::open(&config.state_dir).map_err(|e| {
+        Error::Fatal(format!(
+            "{e} (is another replicator running with state.dir {}?)",
+            config.state_dir.display()
+        ))
+    })?;
+    let state_dir = config.state_dir.clone();
+    let shared = daemon::shared(config, store);
+    shared.store.journal(
+        "daemon_started",
+        None,
+        format!("version {}", env!("CARGO_PKG_VERSION")),
+    )?;
+    // Signals: the first asks for a clean stop; a second one exits at once.
+    let sig_shared = shared.clone();
+    let mut signals = signal_hook_tokio::Signals::new([
+        signal_hook::consts::SIGTERM,
+        signal_hook::consts::SIGINT,
+    ])
+    .map_err(|e| Error::Fatal(format!("cannot install signal handlers: {e}")))?;
+    tokio::spawn(async move {
+        use futures_util::StreamExt;
+        let mut seen = 0;
+        while let Some(sig) = signals.next().await {
+            seen += 1;
+            tracing::info!(signal = sig, "stopping");
+            sig_shared.request_stop();
+            if seen > 1 {
+                std::process::exit(130);
+            }
+        }
+    });
+    // Status for readers while the store is held: a file replaced atomically every second.
+    let pub_shared = shared.clone();
+    let publisher = tokio::spawn(async move {
+        loop {
+            if let Ok(s) =
+                daemon::status::build(&pub_shared.store, true, Some(pub_shared.started_ms))
+            {
+                let tmp = state_dir.join(format!("{STATUS_FILE}.tmp"));
+                if let Ok(text) = serde_json::to_vec_pretty(&s) {
+                    if std::fs::write(&tmp, text).is_ok() {
+                        let _ = std::fs::rename(&tmp, state_dir.join(STATUS_FILE));
+                    }
+                }
+            }
+            if pub_shared.sleep_or_stop(Duration::from_secs(1)).await {
+                break;
+            }
+        }
+    });
+    let result = daemon::run(shared.clone()).await;
+    shared.request_stop();
+    let _ = publisher.await;
+    let _ = std::fs::remove_file(shared.config.state_dir.join(STATUS_FILE));
+    match &result {
+        Ok(()) => shared.store.journal("daemon_stopped", None, "clean stop")?,
+        Err(e) => shared
+            .store
+            .journal("daemon_stopped", None, e.to_string())?,
+    }
+    result
+}
+
+/// `status`: from the store when the daemon is stopped, from its published status otherwise.
+pub fn status(config: &Config, json: bool) -> Result<(), Error> {
+    let status = match Store::open(&config.state_dir) {
+        Ok(store) => daemon::status::build(&store, false, None)?,
+        Err(_) => {
+            let path = config.state_dir.join(STATUS_FILE);
+            let mut tries = 0;
+            loop {
+                match std::fs::read(&path) {
+                    Ok(b) => {
+                        let v: serde_json::Value = serde_json::from_slice(&b)
+                            .map_err(|e| Error::Fatal(format!("{}: {e}", path.display())))?;
+                        break daemon::status::Status {
+                            tables: v["tables"].as_array().cloned().unwrap_or_default(),
+                            cutover: v.get("cutover").cloned().filter(|c| !c.is_null()),
+                            daemon: v["daemon"].clone(),
+                        };
+                    }
+                    // The daemon is starting: its first status comes within a second.
+                    Err(_) if tries < 50 => {
+                        tries += 1;
+                        std::thread::sleep(Duration::from_millis(100));
+                    }
+                    Err(e) => {
+                        return Err(Error::Fatal(format!(
+                            "the state store is in use and {} cannot be read: {e}",
+                            path.display()
+                        )))
+                    }
+                }
+            }
+        }
+    };
+    if json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&status).unwrap_or_default()
+        );
+    } else {
+        print!("{}", daemon::status::render(&status));
+    }
+    Ok(())
+}
+
+/// `schema`: discovers the source and prints the DDL it would run, with notes on what does not
+/// carry over.
+pub async fn schema(config: Config) -> Result<(), Error> {
+    let mut tds = crate::source::connect(&config.source).await?;
+    let db = crate::source::database_info(&mut tds).await?;
+    let tables = crate::source::discover::discover(&mut tds, db.cdc_enabled).await?;
+    let plans = crate::convert::plan_tables(&tables, &config.tables, &config.mapping)
+        .map_err(Error::Fatal)?;
+    let mut notes = Vec::new();
+    let mut out = String::new();
+    for p in &plans {
+        out.push_str(&format!("-- {} -> {}\n", p.source.name, p.target));
+        out.push_str(&format!(
+            "CREATE SCHEMA IF NOT EXISTS {};\n",
+            crate::model::quote_pg(&p.target.schema)
+        ));
+        out.push_str(&crate::sink::ddl::create_table_sql(p, &mut notes));
+        out.push_str(";\n\n");
+    }
+    out.push_str("-- after each table's snapshot\n");
+    for p in &plans {
+        for s in crate::sink::ddl::index_sql(p, config.mapping.identifier_case, &mut notes) {
+            out.push_str(&s);
+            out.push_str(";\n");
+        }
+    }
+    out.push_str("\n-- once every table streams (validated at cutover)\n");
+    let lookup = |n: &crate::model::TableName| {
+        plans.iter().find(|p| &p.source.name == n).map(|p| {
+            (
+                p.target.clone(),
+                p.columns
+                    .iter()
+                    .map(|c| (c.source.clone(), c.target.clone()))
+                    .collect(),
+            )
+        })
+    };
+    for p in &plans {
+        for (_, s) in crate::sink::ddl::foreign_key_sql(
+            p,
+            &lookup,
+            config.mapping.identifier_case,
+            &mut notes,
+        ) {
+            out.push_str(&s);
+            out.push_str(";\n");
+        }
+    }
+    if !notes.is_empty() {
+        out.push_str("\n-- not carried over faithfully:\n");
+        for n in notes {
+            out.push_str(&format!("--   {}: {}\n", n.table, n.message));
+        }
+    }
+    print!("{out}");
+    Ok(())
+}

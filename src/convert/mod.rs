@@ -1,0 +1,503 @@
+//! SQL Server types to PostgreSQL types, and values from one to the other, lossless by default.
+//!
+//! Contract: [`plan_table`] decides, once per table, each target column's name, type and the T-SQL
+//! expression that reads it; [`value::to_value`] converts one cell under that plan. Where
+//! PostgreSQL cannot hold a value exactly, the configured policy applies and the loss is counted
+//! per column ([`Losses`]); nothing is dropped silently.
+
+pub mod value;
+
+use crate::config::{ColumnSettings, IdentifierCase, Mapping, TableSelector};
+use crate::model::{quote_tsql, PgTableName, SourceColumn, SourceTable};
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, HashMap};
+
+/// The PostgreSQL type a column becomes; decides the COPY encoding.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum TargetKind {
+    /// boolean
+    Bool,
+    /// smallint
+    Int2,
+    /// integer
+    Int4,
+    /// bigint
+    Int8,
+    /// real
+    Float4,
+    /// double precision
+    Float8,
+    /// numeric(p,s), or unconstrained numeric
+    Numeric(Option<(u8, u8)>),
+    /// text
+    Text,
+    /// varchar(n)
+    Varchar(u32),
+    /// bytea
+    Bytea,
+    /// uuid
+    Uuid,
+    /// date
+    Date,
+    /// time (microseconds)
+    Time,
+    /// timestamp (microseconds)
+    Timestamp,
+    /// timestamptz (microseconds)
+    TimestampTz,
+    /// xml
+    Xml,
+}
+
+impl TargetKind {
+    /// The type as PostgreSQL DDL spells it.
+    pub fn ddl(&self) -> String {
+        match self {
+            TargetKind::Bool => "boolean".into(),
+            TargetKind::Int2 => "smallint".into(),
+            TargetKind::Int4 => "integer".into(),
+            TargetKind::Int8 => "bigint".into(),
+            TargetKind::Float4 => "real".into(),
+            TargetKind::Float8 => "double precision".into(),
+            TargetKind::Numeric(Some((p, s))) => format!("numeric({p},{s})"),
+            TargetKind::Numeric(None) => "numeric".into(),
+            TargetKind::Text => "text".into(),
+            TargetKind::Varchar(n) => format!("character varying({n})"),
+            TargetKind::Bytea => "bytea".into(),
+            TargetKind::Uuid => "uuid".into(),
+            TargetKind::Date => "date".into(),
+            TargetKind::Time => "time without time zone".into(),
+            TargetKind::Timestamp => "timestamp without time zone".into(),
+            TargetKind::TimestampTz => "timestamp with time zone".into(),
+            TargetKind::Xml => "xml".into(),
+        }
+    }
+
+    /// Parses a type override (`"text"`, `"varchar(200)"`, `"numeric(20,4)"`, `"bytea"`...);
+    /// the error lists what is accepted.
+    pub fn parse(s: &str) -> Result<TargetKind, String> {
+        let t = s.trim().to_lowercase();
+        let t = t.split_whitespace().collect::<Vec<_>>().join(" ");
+        let args = |prefix: &str| -> Option<Vec<u32>> {
+            let rest = t.strip_prefix(prefix)?.trim();
+            let inner = rest.strip_prefix('(')?.strip_suffix(')')?;
+            inner.split(',').map(|x| x.trim().parse().ok()).collect()
+        };
+        Ok(match t.as_str() {
+            "boolean" | "bool" => TargetKind::Bool,
+            "smallint" | "int2" => TargetKind::Int2,
+            "integer" | "int" | "int4" => TargetKind::Int4,
+            "bigint" | "int8" => TargetKind::Int8,
+            "real" | "float4" => TargetKind::Float4,
+            "double precision" | "float8" => TargetKind::Float8,
+            "numeric" | "decimal" => TargetKind::Numeric(None),
+            "text" => TargetKind::Text,
+            "bytea" => TargetKind::Bytea,
+            "uuid" => TargetKind::Uuid,
+            "date" => TargetKind::Date,
+            "time" | "time without time zone" => TargetKind::Time,
+            "timestamp" | "timestamp without time zone" => TargetKind::Timestamp,
+            "timestamptz" | "timestamp with time zone" => TargetKind::TimestampTz,
+            "xml" => TargetKind::Xml,
+            _ => {
+                if let Some(a) = args("numeric").or_else(|| args("decimal")) {
+                    match a.as_slice() {
+                        [p, s] if (1..=1000).contains(p) && s <= p => {
+                            TargetKind::Numeric(Some((*p as u8, *s as u8)))
+                        }
+                        [p] if (1..=1000).contains(p) => TargetKind::Numeric(Some((*p as u8, 0))),
+                        _ => {
+                            return Err(format!("'{s}': numeric(p,s) needs 1 <= p and 0 <= s <= p"))
+                        }
+                    }
+                } else if let Some(a) = args("varchar").or_else(|| args("character varying")) {
+                    match a.as_slice() {
+                        [n] if *n >= 1 && *n <= 10_485_760 => TargetKind::Varchar(*n),
+                        _ => return Err(format!("'{s}': varchar(n) needs 1 <= n <= 10485760")),
+                    }
+                } else {
+                    return Err(format!(
+                        "'{s}' is not a supported target type; use one of boolean, smallint, integer, bigint, real, \
+                         double precision, numeric[(p,s)], text, varchar(n), bytea, uuid, date, time, timestamp, \
+                         timestamptz, xml"
+                    ));
+                }
+            }
+        })
+    }
+
+    /// Holds text (NUL policy applies).
+    pub fn is_text(&self) -> bool {
+        matches!(
+            self,
+            TargetKind::Text | TargetKind::Varchar(_) | TargetKind::Xml
+        )
+    }
+}
+
+/// The default target type of a SQL Server type; `Err` names why there is none.
+pub fn default_kind(c: &SourceColumn) -> Result<TargetKind, String> {
+    let t = &c.source_type;
+    Ok(match t.name.as_str() {
+        "bit" => TargetKind::Bool,
+        "tinyint" | "smallint" => TargetKind::Int2,
+        "int" => TargetKind::Int4,
+        "bigint" => TargetKind::Int8,
+        "decimal" | "numeric" => TargetKind::Numeric(Some((t.precision, t.scale))),
+        "money" => TargetKind::Numeric(Some((19, 4))),
+        "smallmoney" => TargetKind::Numeric(Some((10, 4))),
+        "real" => TargetKind::Float4,
+        "float" if t.precision <= 24 => TargetKind::Float4,
+        "float" => TargetKind::Float8,
+        "date" => TargetKind::Date,
+        "time" => TargetKind::Time,
+        "datetime" | "datetime2" | "smalldatetime" => TargetKind::Timestamp,
+        "datetimeoffset" => TargetKind::TimestampTz,
+        "char" | "varchar" | "nchar" | "nvarchar" | "sysname" => match t.char_length() {
+            Some(n) => TargetKind::Varchar(n as u32),
+            None if t.name == "sysname" => TargetKind::Varchar(128),
+            None => TargetKind::Text,
+        },
+        "text" | "ntext" => TargetKind::Text,
+        "binary" | "varbinary" | "image" | "timestamp" | "rowversion" => TargetKind::Bytea,
+        "uniqueidentifier" => TargetKind::Uuid,
+        "xml" => TargetKind::Xml,
+        other => {
+            return Err(format!(
+                "type {other} has no faithful PostgreSQL type; choose one explicitly with \
+                 columns.{}.type (e.g. \"text\") and, for CLR types, an expression \
+                 (e.g. \"[{}].ToString()\")",
+                c.name,
+                c.name.replace(']', "]]")
+            ))
+        }
+    })
+}
+
+/// How one target column is produced.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ColumnPlan {
+    /// Source column name (or the configured column an expression replaces).
+    pub source: String,
+    /// Target column name.
+    pub target: String,
+    /// Target type.
+    pub kind: TargetKind,
+    /// T-SQL select expression (unqualified column names), e.g. `CAST([c] AS decimal(19,4))`.
+    pub read_expr: String,
+    /// For nchar/nvarchar/ntext: an expression yielding the UTF-16LE bytes, used to re-read a
+    /// chunk whose text a client library cannot decode (lone surrogates), so the value reaches
+    /// the policy instead of failing the read. Binary cells of such a column are UTF-16LE.
+    pub utf16_expr: Option<String>,
+    /// Not nullable.
+    pub not_null: bool,
+    /// Part of the key (primary or configured).
+    pub key: bool,
+    /// An identity column.
+    pub identity: bool,
+    /// Source type as declared (for reports and key parameters).
+    pub source_decl: String,
+    /// A configured expression replaces the column's value.
+    pub expression: bool,
+}
+
+/// How one table is migrated: names, columns, key.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TablePlan {
+    /// Source table as discovered.
+    pub source: SourceTable,
+    /// Target table.
+    pub target: PgTableName,
+    /// Target columns in order.
+    pub columns: Vec<ColumnPlan>,
+    /// Indexes into `columns` of the key, in key order.
+    pub key: Vec<usize>,
+    /// Where changes come from.
+    pub change_source: crate::config::ChangeSource,
+}
+
+impl TablePlan {
+    /// The key's column plans.
+    pub fn key_columns(&self) -> impl Iterator<Item = &ColumnPlan> {
+        self.key.iter().map(|i| &self.columns[*i])
+    }
+
+    /// The select list reading every target column, each aliased `[c0]`, `[c1]`...; with
+    /// `utf16_safe`, national text is read as UTF-16LE bytes.
+    pub fn select_list(&self, utf16_safe: bool) -> String {
+        self.columns
+            .iter()
+            .enumerate()
+            .map(|(i, c)| {
+                let e = match (&c.utf16_expr, utf16_safe) {
+                    (Some(u), true) => u,
+                    _ => &c.read_expr,
+                };
+                format!("{e} AS [c{i}]")
+            })
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+
+    /// `[k1], [k2]` (source key column names).
+    pub fn key_order_by(&self) -> String {
+        self.key_columns()
+            .map(|c| quote_tsql(&c.source))
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+}
+
+/// A name in the target, by the identifier-case rule.
+pub fn target_identifier(name: &str, case: IdentifierCase) -> String {
+    match case {
+        IdentifierCase::Lower => name.to_lowercase(),
+        IdentifierCase::Preserve => name.to_string(),
+    }
+}
+
+/// The target schema of a source schema.
+pub fn target_schema(schema: &str, mapping: &Mapping) -> String {
+    mapping
+        .schemas
+        .iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case(schema))
+        .map(|(_, v)| v.clone())
+        .unwrap_or_else(|| target_identifier(schema, mapping.identifier_case))
+}
+
+/// Plans one table. `selector_index` names the `[[tables]]` entry in errors. Errors name the table
+/// and column and say what to configure.
+pub fn plan_table(
+    table: &SourceTable,
+    selector: &TableSelector,
+    selector_index: usize,
+    mapping: &Mapping,
+) -> Result<TablePlan, String> {
+    let tname = &table.name;
+    let key_names: Vec<String> = match (&selector.key, table.primary_key.is_empty()) {
+        (Some(k), _) => k.clone(),
+        (None, false) => table.primary_key.clone(),
+        (None, true) => {
+            return Err(format!(
+            "table {tname} has no primary key: add one on SQL Server, or name a unique key with \
+                 tables[{selector_index}].key = [\"col\", ...]"
+        ))
+        }
+    };
+    for name in selector.columns.keys() {
+        if !table
+            .columns
+            .iter()
+            .any(|c| c.name.eq_ignore_ascii_case(name))
+        {
+            return Err(format!(
+                "tables[{selector_index}].columns.{name}: table {tname} has no column {name}"
+            ));
+        }
+    }
+    let settings = |c: &SourceColumn| -> ColumnSettings {
+        selector
+            .columns
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(&c.name))
+            .map(|(_, v)| v.clone())
+            .unwrap_or_default()
+    };
+    let mut columns = Vec::new();
+    let mut seen: HashMap<String, String> = HashMap::new();
+    for c in &table.columns {
+        let s = settings(c);
+        let is_key = key_names.iter().any(|k| k.eq_ignore_ascii_case(&c.name));
+        if s.exclude {
+            if is_key {
+                return Err(format!(
+                    "tables[{selector_index}].columns.{}.exclude: column {} of {tname} is part of the key",
+                    c.name, c.name
+                ));
+            }
+            continue;
+        }
+        let ckey = format!("tables[{selector_index}].columns.{}", c.name);
+        let kind = match (&s.target_type, mapping.types.get(&c.source_type.name)) {
+            (Some(t), _) => TargetKind::parse(t).map_err(|m| format!("{ckey}.type: {m}"))?,
+            (None, Some(t)) => TargetKind::parse(t)
+                .map_err(|m| format!("mapping.types.{}: {m}", c.source_type.name))?,
+            (None, None) => {
+                default_kind(c).map_err(|m| format!("table {tname}, column {}: {m}", c.name))?
+            }
+        };
+        if is_key && s.expression.is_some() {
+            return Err(format!(
+                "{ckey}.expression: column {} of {tname} is part of the key; keys are copied as they are",
+                c.name
+            ));
+        }
+        let col = quote_tsql(&c.name);
+        let ty = c.source_type.name.as_str();
+        let read_expr = match &s.expression {
+            Some(e) => format!("({e})"),
+            None => match ty {
+                "money" => format!("CAST({col} AS decimal(19,4))"),
+                "smallmoney" => format!("CAST({col} AS decimal(10,4))"),
+                "ntext" => format!("CAST({col} AS nvarchar(max))"),
+                "text" => format!("CAST({col} AS varchar(max))"),
+                "image" => format!("CAST({col} AS varbinary(max))"),
+                "sql_variant" | "hierarchyid" => format!("CAST({col} AS nvarchar(4000))"),
+                "geography" | "geometry" if kind == TargetKind::Bytea => {
+                    format!("{col}.STAsBinary()")
+                }
+                "geography" | "geometry" => format!("{col}.STAsText()"),
+                _ => col.clone(),
+            },
+        };
+        let utf16_expr = match (&s.expression, ty) {
+            (None, "nchar" | "nvarchar" | "sysname") if c.source_type.max_length > 0 => Some(
+                format!("CAST({col} AS varbinary({}))", c.source_type.max_length),
+            ),
+            (None, "nchar" | "nvarchar" | "ntext") => Some(format!(
+                "CAST(CAST({col} AS nvarchar(max)) AS varbinary(max))"
+            )),
+            _ => None,
+        };
+        let target = match &s.rename {
+            Some(r) => r.clone(),
+            None => target_identifier(&c.name, mapping.identifier_case),
+        };
+        if let Some(prev) = seen.insert(target.clone(), c.name.clone()) {
+            return Err(format!(
+                "table {tname}: columns {prev} and {} both become {target} in PostgreSQL; rename one \
+                 with tables[{selector_index}].columns.{}.rename, or set mapping.identifier_case = \"preserve\"",
+                c.name, c.name
+            ));
+        }
+        columns.push(ColumnPlan {
+            source: c.name.clone(),
+            target,
+            kind,
+            read_expr,
+            utf16_expr,
+            not_null: !c.nullable,
+            key: is_key,
+            identity: c.identity,
+            source_decl: c.source_type.declaration(),
+            expression: s.expression.is_some(),
+        });
+    }
+    let mut key = Vec::new();
+    for k in &key_names {
+        match columns
+            .iter()
+            .position(|c| c.source.eq_ignore_ascii_case(k))
+        {
+            Some(i) => key.push(i),
+            None => {
+                return Err(format!(
+                    "tables[{selector_index}].key: table {tname} has no column {k}"
+                ))
+            }
+        }
+    }
+    Ok(TablePlan {
+        source: table.clone(),
+        target: PgTableName {
+            schema: target_schema(&tname.schema, mapping),
+            name: target_identifier(&tname.name, mapping.identifier_case),
+        },
+        columns,
+        key,
+        change_source: selector.change_source,
+    })
+}
+
+/// Plans every selected table; the first selector that matches a table decides its settings.
+/// Two source tables that become one target table are an error naming both.
+pub fn plan_tables(
+    discovered: &[SourceTable],
+    selectors: &[TableSelector],
+    mapping: &Mapping,
+) -> Result<Vec<TablePlan>, String> {
+    let mut plans: Vec<TablePlan> = Vec::new();
+    let mut targets: BTreeMap<String, String> = BTreeMap::new();
+    for (i, sel) in selectors.iter().enumerate() {
+        if sel.is_exact() && !discovered.iter().any(|t| sel.matches(&t.name)) {
+            return Err(format!(
+                "tables[{i}].source: no table {} in the source database (or no permission to see it)",
+                sel.source
+            ));
+        }
+    }
+    for t in discovered {
+        let Some((i, sel)) = selectors
+            .iter()
+            .enumerate()
+            .find(|(_, s)| s.matches(&t.name))
+        else {
+            continue;
+        };
+        let plan = plan_table(t, sel, i, mapping)?;
+        if let Some(prev) = targets.insert(plan.target.to_string(), t.name.to_string()) {
+            return Err(format!(
+                "tables {prev} and {} both become {} in PostgreSQL; map their schemas apart \
+                 (mapping.schemas) or set mapping.identifier_case = \"preserve\"",
+                t.name, plan.target
+            ));
+        }
+        plans.push(plan);
+    }
+    Ok(plans)
+}
+
+/// Values changed on their way because PostgreSQL cannot hold them, counted per column.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Losses {
+    /// (target column, what happened) to count.
+    pub counts: BTreeMap<(String, LossKind), u64>,
+}
+
+/// What a lossy conversion did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum LossKind {
+    /// NUL characters removed.
+    NulStripped,
+    /// NUL characters replaced.
+    NulReplaced,
+    /// Digits below a microsecond truncated.
+    SubMicrosecondTruncated,
+    /// A lone UTF-16 surrogate replaced by U+FFFD.
+    LoneSurrogateReplaced,
+}
+
+impl LossKind {
+    /// A stable label for status and logs.
+    pub fn label(&self) -> &'static str {
+        match self {
+            LossKind::NulStripped => "nul_stripped",
+            LossKind::NulReplaced => "nul_replaced",
+            LossKind::SubMicrosecondTruncated => "sub_microsecond_truncated",
+            LossKind::LoneSurrogateReplaced => "lone_surrogate_replaced",
+        }
+    }
+}
+
+impl Losses {
+    /// Counts one occurrence.
+    pub fn add(&mut self, column: &str, kind: LossKind) {
+        *self.counts.entry((column.to_string(), kind)).or_insert(0) += 1;
+    }
+
+    /// Adds another tally into this one.
+    pub fn merge(&mut self, other: &Losses) {
+        for (k, v) in &other.counts {
+            *self.counts.entry(k.clone()).or_insert(0) += v;
+        }
+    }
+
+    /// No loss at all.
+    pub fn is_empty(&self) -> bool {
+        self.counts.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,213 @@
+use super::value::*;
+use super::*;
+use crate::config::{NulPolicy, Policies, SubMicrosecondPolicy};
+use crate::model::{SourceColumn, SourceType, Value};
+use tiberius::ColumnData;
+
+fn col(kind: TargetKind, utf16: bool) -> ColumnPlan {
+    ColumnPlan {
+        source: "c".into(),
+        target: "c".into(),
+        kind,
+        read_expr: "[c]".into(),
+        utf16_expr: utf16.then(|| "CAST([c] AS varbinary(max))".into()),
+        not_null: false,
+        key: false,
+        identity: false,
+        source_decl: "x".into(),
+        expression: false,
+    }
+}
+
+fn conv(
+    cell: ColumnData<'static>,
+    c: &ColumnPlan,
+    p: &Policies,
+) -> (Result<Value, value::ConvertError>, Losses) {
+    let mut l = Losses::default();
+    (to_value(cell, c, p, &mut l), l)
+}
+
+#[test]
+fn nul_policies_are_applied_and_counted() {
+    let c = col(TargetKind::Text, false);
+    let cell = || ColumnData::String(Some("a\0b".into()));
+    let (v, l) = conv(cell(), &c, &Policies::default());
+    assert_eq!(v.unwrap(), Value::Text("ab".into()));
+    assert_eq!(l.counts.get(&("c".into(), LossKind::NulStripped)), Some(&1));
+    let p = Policies {
+        nul_characters: NulPolicy::Replace,
+        nul_replacement: "?".into(),
+        ..Default::default()
+    };
+    assert_eq!(conv(cell(), &c, &p).0.unwrap(), Value::Text("a?b".into()));
+    let p = Policies {
+        nul_characters: NulPolicy::Fail,
+        ..Default::default()
+    };
+    assert!(conv(cell(), &c, &p).0.unwrap_err().message.contains("NUL"));
+}
+
+#[test]
+fn utf16_bytes_decode_and_lone_surrogates_are_counted() {
+    let c = col(TargetKind::Text, true);
+    let bytes = vec![0x61, 0, 0xe9, 0, 0x00, 0xd8];
+    let (v, l) = conv(
+        ColumnData::Binary(Some(bytes.into())),
+        &c,
+        &Policies::default(),
+    );
+    assert_eq!(v.unwrap(), Value::Text("aé\u{FFFD}".into()));
+    assert_eq!(
+        l.counts.get(&("c".into(), LossKind::LoneSurrogateReplaced)),
+        Some(&1)
+    );
+}
+
+#[test]
+fn temporal_values_are_exact_or_counted() {
+    use tiberius::time::{Date, DateTime, DateTime2, Time};
+    let c = col(TargetKind::Timestamp, false);
+    // 2000-01-01 00:00:00 + 1 tick (1/300 s) -> 3333 us; 2 ticks -> 6667 us (half up).
+    let (v, _) = conv(
+        ColumnData::DateTime(Some(DateTime::new(36524, 1))),
+        &c,
+        &Policies::default(),
+    );
+    assert_eq!(v.unwrap(), Value::Timestamp(3333));
+    let (v, _) = conv(
+        ColumnData::DateTime(Some(DateTime::new(36524, 2))),
+        &c,
+        &Policies::default(),
+    );
+    assert_eq!(v.unwrap(), Value::Timestamp(6667));
+    // 23:59:59.9999999 truncates to .999999 on the same day.
+    let last = 86_400 * 10_000_000 - 1;
+    let cell =
+        || ColumnData::DateTime2(Some(DateTime2::new(Date::new(730119), Time::new(last, 7))));
+    let (v, l) = conv(cell(), &c, &Policies::default());
+    assert_eq!(v.unwrap(), Value::Timestamp(86_400_000_000 - 1));
+    assert_eq!(
+        l.counts
+            .get(&("c".into(), LossKind::SubMicrosecondTruncated)),
+        Some(&1)
+    );
+    let p = Policies {
+        sub_microsecond: SubMicrosecondPolicy::Fail,
+        ..Default::default()
+    };
+    assert!(conv(cell(), &c, &p).0.is_err());
+    let t = col(TargetKind::Text, false);
+    assert_eq!(
+        conv(cell(), &t, &Policies::default()).0.unwrap(),
+        Value::Text("2000-01-01 23:59:59.9999999".into())
+    );
+}
+
+#[test]
+fn decimals_are_exact_to_38_digits() {
+    use tiberius::numeric::Numeric;
+    let c = col(TargetKind::Numeric(Some((38, 38))), false);
+    let big = 99_999_999_999_999_999_999_999_999_999_999_999_999i128;
+    let (v, _) = conv(
+        ColumnData::Numeric(Some(Numeric::new_with_scale(big, 38))),
+        &c,
+        &Policies::default(),
+    );
+    assert_eq!(
+        v.unwrap(),
+        Value::Numeric {
+            mantissa: big,
+            scale: 38
+        }
+    );
+    assert_eq!(render_decimal(-1234, 2), "-12.34");
+    assert_eq!(render_decimal(5, 3), "0.005");
+    let small = col(TargetKind::Numeric(Some((4, 2))), false);
+    assert!(conv(
+        ColumnData::Numeric(Some(Numeric::new_with_scale(12345, 2))),
+        &small,
+        &Policies::default()
+    )
+    .0
+    .is_err());
+}
+
+#[test]
+fn integers_check_ranges_and_tinyint_is_unsigned() {
+    let c = col(TargetKind::Int2, false);
+    assert_eq!(
+        conv(ColumnData::U8(Some(255)), &c, &Policies::default())
+            .0
+            .unwrap(),
+        Value::I16(255)
+    );
+    assert!(conv(ColumnData::I32(Some(70000)), &c, &Policies::default())
+        .0
+        .is_err());
+}
+
+fn table(cols: &[(&str, &str, i16)], pk: &[&str]) -> SourceTable {
+    SourceTable {
+        name: crate::model::TableName {
+            schema: "dbo".into(),
+            name: "T x".into(),
+        },
+        object_id: 1,
+        columns: cols
+            .iter()
+            .map(|(n, t, len)| SourceColumn {
+                name: n.to_string(),
+                source_type: SourceType {
+                    name: t.to_string(),
+                    max_length: *len,
+                    precision: 0,
+                    scale: 0,
+                },
+                nullable: true,
+                identity: false,
+                computed: None,
+                default: None,
+            })
+            .collect(),
+        primary_key: pk.iter().map(|s| s.to_string()).collect(),
+        indexes: vec![],
+        foreign_keys: vec![],
+        identity_current: None,
+        change_tracking: true,
+        capture_instances: vec![],
+        estimated_rows: 0,
+    }
+}
+
+#[test]
+fn plans_name_problems_precisely() {
+    let sel = crate::config::TableSelector {
+        source: "dbo.*".into(),
+        ..Default::default()
+    };
+    let m = crate::config::Mapping::default();
+    let t = table(
+        &[
+            ("Id", "int", 4),
+            ("ID2", "nvarchar", 200),
+            ("m", "money", 8),
+        ],
+        &["Id"],
+    );
+    let p = plan_table(&t, &sel, 0, &m).unwrap();
+    assert_eq!(p.target.to_string(), "public.t x");
+    assert_eq!(p.columns[1].kind, TargetKind::Varchar(100));
+    assert_eq!(p.columns[2].read_expr, "CAST([m] AS decimal(19,4))");
+    let no_pk = table(&[("a", "int", 4)], &[]);
+    assert!(plan_table(&no_pk, &sel, 0, &m)
+        .unwrap_err()
+        .contains("no primary key"));
+    let clash = table(&[("a", "int", 4), ("A", "int", 4)], &["a"]);
+    let e = plan_table(&clash, &sel, 0, &m).unwrap_err();
+    assert!(e.contains("both become a"), "{e}");
+    let odd = table(&[("a", "int", 4), ("g", "geography", -1)], &["a"]);
+    assert!(plan_table(&odd, &sel, 0, &m)
+        .unwrap_err()
+        .contains("geography"));
+}

@@ -1,0 +1,467 @@
+//! One cell from SQL Server (tiberius `ColumnData`) to a [`Value`] of the planned target type.
+//!
+//! Contract: exact unless a policy says otherwise, and every policy-driven change is counted in
+//! [`Losses`]. An impossible conversion is an error naming the column; the caller adds the table
+//! and key.
+
+use super::{ColumnPlan, LossKind, Losses, TargetKind};
+use crate::config::{NulPolicy, Policies, SubMicrosecondPolicy};
+use crate::model::Value;
+use tiberius::ColumnData;
+
+/// Days from 0001-01-01 (SQL Server's date origin) to 2000-01-01 (PostgreSQL's epoch).
+pub const DAYS_0001_TO_2000: i64 = 730_119;
+/// Days from 1900-01-01 (datetime's origin) to 2000-01-01.
+pub const DAYS_1900_TO_2000: i64 = 36_524;
+/// Microseconds per day.
+pub const US_PER_DAY: i64 = 86_400_000_000;
+
+/// Why a cell could not be converted (the caller names table and key).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("column {column}: {message}")]
+pub struct ConvertError {
+    /// Target column.
+    pub column: String,
+    /// What is wrong, and which setting would change it.
+    pub message: String,
+}
+
+fn fail(col: &ColumnPlan, message: impl Into<String>) -> ConvertError {
+    ConvertError {
+        column: col.target.clone(),
+        message: message.into(),
+    }
+}
+
+/// Converts one cell. Consumes it so strings and bytes move without copying.
+pub fn to_value(
+    cell: ColumnData<'static>,
+    col: &ColumnPlan,
+    policies: &Policies,
+    losses: &mut Losses,
+) -> Result<Value, ConvertError> {
+    use ColumnData as C;
+    use TargetKind as K;
+    let kind = col.kind;
+    let v = match cell {
+        C::U8(None)
+        | C::I16(None)
+        | C::I32(None)
+        | C::I64(None)
+        | C::F32(None)
+        | C::F64(None)
+        | C::Bit(None)
+        | C::String(None)
+        | C::Guid(None)
+        | C::Binary(None)
+        | C::Numeric(None)
+        | C::Xml(None)
+        | C::DateTime(None)
+        | C::SmallDateTime(None)
+        | C::Time(None)
+        | C::Date(None)
+        | C::DateTime2(None)
+        | C::DateTimeOffset(None) => Value::Null,
+        C::U8(Some(v)) => int_to(v as i64, col)?,
+        C::I16(Some(v)) => int_to(v as i64, col)?,
+        C::I32(Some(v)) => int_to(v as i64, col)?,
+        C::I64(Some(v)) => int_to(v, col)?,
+        C::F32(Some(v)) => match kind {
+            K::Float4 => Value::F32(v),
+            K::Float8 => Value::F64(v as f64),
+            K::Text | K::Varchar(_) => Value::Text(v.to_string()),
+            _ => return Err(mismatch(col, "real")),
+        },
+        C::F64(Some(v)) => match kind {
+            K::Float8 => Value::F64(v),
+            K::Float4 if (v as f32) as f64 == v || v.is_nan() => Value::F32(v as f32),
+            K::Float4 => return Err(fail(col, format!("{v} does not fit real exactly"))),
+            K::Text | K::Varchar(_) => Value::Text(v.to_string()),
+            _ => return Err(mismatch(col, "float")),
+        },
+        C::Bit(Some(b)) => match kind {
+            K::Bool => Value::Bool(b),
+            K::Int2 => Value::I16(b as i16),
+            K::Int4 => Value::I32(b as i32),
+            K::Int8 => Value::I64(b as i64),
+            K::Text | K::Varchar(_) => Value::Text(if b { "1" } else { "0" }.into()),
+            _ => return Err(mismatch(col, "bit")),
+        },
+        C::String(Some(s)) => text_to(s.into_owned(), col, policies, losses)?,
+        C::Xml(Some(x)) => text_to(x.into_owned().into_string(), col, policies, losses)?,
+        C::Binary(Some(b)) => {
+            let b = b.into_owned();
+            if col.utf16_expr.is_some() {
+                let s = decode_utf16(&b, col, losses)?;
+                text_to(s, col, policies, losses)?
+            } else {
+                match kind {
+                    K::Bytea => Value::Bytes(b),
+                    K::Text | K::Varchar(_) | K::Xml => match String::from_utf8(b) {
+                        Ok(s) => text_to(s, col, policies, losses)?,
+                        Err(_) => {
+                            return Err(fail(
+                                col,
+                                "binary value is not UTF-8 text; map the column to bytea",
+                            ))
+                        }
+                    },
+                    _ => return Err(mismatch(col, "binary")),
+                }
+            }
+        }
+        C::Guid(Some(u)) => match kind {
+            K::Uuid => Value::Uuid(*u.as_bytes()),
+            K::Text | K::Varchar(_) => Value::Text(u.hyphenated().to_string().to_uppercase()),
+            K::Bytea => Value::Bytes(u.as_bytes().to_vec()),
+            _ => return Err(mismatch(col, "uniqueidentifier")),
+        },
+        C::Numeric(Some(n)) => {
+            let (mantissa, scale) = (n.value(), n.scale());
+            match kind {
+                K::Numeric(Some((p, s))) => {
+                    let v = rescale(mantissa, scale, s).ok_or_else(|| {
+                        fail(
+                            col,
+                            format!(
+                                "{} has more than {s} decimal places; widen columns.{}.type",
+                                render_decimal(mantissa, scale),
+                                col.source
+                            ),
+                        )
+                    })?;
+                    if digits(v) > p as u32 {
+                        return Err(fail(
+                            col,
+                            format!(
+                                "{} does not fit numeric({p},{s})",
+                                render_decimal(mantissa, scale)
+                            ),
+                        ));
+                    }
+                    Value::Numeric {
+                        mantissa: v,
+                        scale: s,
+                    }
+                }
+                K::Numeric(None) => Value::Numeric { mantissa, scale },
+                K::Text | K::Varchar(_) => Value::Text(render_decimal(mantissa, scale)),
+                K::Float8 => {
+                    Value::F64(render_decimal(mantissa, scale).parse().unwrap_or(f64::NAN))
+                }
+                K::Int8 if scale == 0 && i64::try_from(mantissa).is_ok() => {
+                    Value::I64(mantissa as i64)
+                }
+                _ => return Err(mismatch(col, "decimal")),
+            }
+        }
+        C::DateTime(Some(dt)) => {
+            let days = dt.days() as i64 - DAYS_1900_TO_2000;
+            // 1/300 s ticks to microseconds, rounded half up (SQL Server's own conversion).
+            let us = (dt.seconds_fragments() as i64 * 20_000 + 3) / 6;
+            temporal_to(days * US_PER_DAY + us, 6, col)?
+        }
+        C::SmallDateTime(Some(dt)) => {
+            let days = dt.days() as i64 - DAYS_1900_TO_2000;
+            temporal_to(
+                days * US_PER_DAY + dt.seconds_fragments() as i64 * 60_000_000,
+                0,
+                col,
+            )?
+        }
+        C::Date(Some(d)) => {
+            let days = d.days() as i64 - DAYS_0001_TO_2000;
+            match kind {
+                K::Date => Value::Date(days as i32),
+                K::Timestamp => Value::Timestamp(days * US_PER_DAY),
+                K::Text | K::Varchar(_) => Value::Text(render_date(days)),
+                _ => return Err(mismatch(col, "date")),
+            }
+        }
+        C::Time(Some(t)) => {
+            let us = to_micros(t.increments(), t.scale(), col, policies, losses)?;
+            match kind {
+                K::Time => Value::Time(us),
+                K::Text | K::Varchar(_) => Value::Text(render_time(t.increments(), t.scale())),
+                _ => return Err(mismatch(col, "time")),
+            }
+        }
+        C::DateTime2(Some(dt)) => {
+            let days = dt.date().days() as i64 - DAYS_0001_TO_2000;
+            let t = dt.time();
+            if matches!(kind, K::Text | K::Varchar(_)) {
+                Value::Text(format!(
+                    "{} {}",
+                    render_date(days),
+                    render_time(t.increments(), t.scale())
+                ))
+            } else {
+                let us = to_micros(t.increments(), t.scale(), col, policies, losses)?;
+                temporal_to(days * US_PER_DAY + us, t.scale(), col)?
+            }
+        }
+        C::DateTimeOffset(Some(dto)) => {
+            let dt = dto.datetime2();
+            let days = dt.date().days() as i64 - DAYS_0001_TO_2000;
+            let t = dt.time();
+            match kind {
+                K::TimestampTz => {
+                    let us = to_micros(t.increments(), t.scale(), col, policies, losses)?;
+                    Value::TimestampTz(days * US_PER_DAY + us)
+                }
+                K::Text | K::Varchar(_) => {
+                    // The UTC instant shown in its own offset, as SQL Server prints it.
+                    let off = dto.offset() as i64;
+                    let local_units = (t.increments() as i128)
+                        + (off as i128) * 60 * 10i128.pow(t.scale() as u32);
+                    let per_day = 86_400 * 10i128.pow(t.scale() as u32);
+                    let d = days + local_units.div_euclid(per_day) as i64;
+                    let units = local_units.rem_euclid(per_day) as u64;
+                    let sign = if off < 0 { '-' } else { '+' };
+                    Value::Text(format!(
+                        "{} {} {sign}{:02}:{:02}",
+                        render_date(d),
+                        render_time(units, t.scale()),
+                        off.abs() / 60,
+                        off.abs() % 60
+                    ))
+                }
+                _ => return Err(mismatch(col, "datetimeoffset")),
+            }
+        }
+    };
+    if v == Value::Null && col.not_null {
+        return Err(fail(col, "NULL in a NOT NULL column"));
+    }
+    Ok(v)
+}
+
+fn mismatch(col: &ColumnPlan, from: &str) -> ConvertError {
+    fail(
+        col,
+        format!(
+            "a {from} value cannot become {}; change columns.{}.type",
+            col.kind.ddl(),
+            col.source
+        ),
+    )
+}
+
+fn int_to(v: i64, col: &ColumnPlan) -> Result<Value, ConvertError> {
+    let out_of_range = || fail(col, format!("{v} is out of range for {}", col.kind.ddl()));
+    Ok(match col.kind {
+        TargetKind::Int2 => Value::I16(i16::try_from(v).map_err(|_| out_of_range())?),
+        TargetKind::Int4 => Value::I32(i32::try_from(v).map_err(|_| out_of_range())?),
+        TargetKind::Int8 => Value::I64(v),
+        TargetKind::Numeric(Some((p, _))) if digits(v as i128) > p as u32 => {
+            return Err(out_of_range())
+        }
+        TargetKind::Numeric(Some((_, s))) => Value::Numeric {
+            mantissa: (v as i128) * 10i128.pow(s as u32),
+            scale: s,
+        },
+        TargetKind::Numeric(None) => Value::Numeric {
+            mantissa: v as i128,
+            scale: 0,
+        },
+        TargetKind::Float8 => Value::F64(v as f64),
+        TargetKind::Text | TargetKind::Varchar(_) => Value::Text(v.to_string()),
+        TargetKind::Bool => Value::Bool(v != 0),
+        _ => return Err(mismatch(col, "integer")),
+    })
+}
+
+/// Applies the NUL policy and the varchar length to text.
+fn text_to(
+    mut s: String,
+    col: &ColumnPlan,
+    policies: &Policies,
+    losses: &mut Losses,
+) -> Result<Value, ConvertError> {
+    if col.kind == TargetKind::Bytea {
+        return Ok(Value::Bytes(s.into_bytes()));
+    }
+    if !col.kind.is_text() {
+        return match col.kind {
+            TargetKind::Uuid => uuid::Uuid::parse_str(s.trim())
+                .map(|u| Value::Uuid(*u.as_bytes()))
+                .map_err(|_| fail(col, "text is not a uuid")),
+            _ => Err(mismatch(col, "text")),
+        };
+    }
+    if s.contains('\0') {
+        match policies.nul_characters {
+            NulPolicy::Strip => {
+                s = s.replace('\0', "");
+                losses.add(&col.target, LossKind::NulStripped);
+            }
+            NulPolicy::Replace => {
+                s = s.replace('\0', &policies.nul_replacement);
+                losses.add(&col.target, LossKind::NulReplaced);
+            }
+            NulPolicy::Fail => {
+                return Err(fail(
+                    col,
+                    "text contains a NUL character, which PostgreSQL cannot store (policies.nul_characters = \"fail\"; \
+                     \"strip\" or \"replace\" keep going, or map the column to bytea)",
+                ))
+            }
+        }
+    }
+    if let TargetKind::Varchar(n) = col.kind {
+        if s.chars().count() > n as usize {
+            return Err(fail(
+                col,
+                format!(
+                    "text longer than varchar({n}); set columns.{}.type = \"text\"",
+                    col.source
+                ),
+            ));
+        }
+    }
+    Ok(Value::Text(s))
+}
+
+/// UTF-16LE to a string; lone surrogates become U+FFFD and are counted.
+fn decode_utf16(b: &[u8], col: &ColumnPlan, losses: &mut Losses) -> Result<String, ConvertError> {
+    if !b.len().is_multiple_of(2) {
+        return Err(fail(col, "odd number of bytes in UTF-16 text"));
+    }
+    // Fast path: ASCII-only text is most text.
+    if b.chunks_exact(2).all(|c| c[1] == 0 && c[0] < 0x80) {
+        let ascii: Vec<u8> = b.iter().step_by(2).copied().collect();
+        return String::from_utf8(ascii).map_err(|_| fail(col, "invalid text"));
+    }
+    let units = b.chunks_exact(2).map(|c| u16::from_le_bytes([c[0], c[1]]));
+    let mut out = String::with_capacity(b.len() / 2);
+    let mut lossy = false;
+    for r in char::decode_utf16(units) {
+        match r {
+            Ok(c) => out.push(c),
+            Err(_) => {
+                out.push('\u{FFFD}');
+                lossy = true;
+            }
+        }
+    }
+    if lossy {
+        losses.add(&col.target, LossKind::LoneSurrogateReplaced);
+    }
+    Ok(out)
+}
+
+/// Increments of 10^-scale seconds to microseconds, applying the sub-microsecond policy.
+fn to_micros(
+    increments: u64,
+    scale: u8,
+    col: &ColumnPlan,
+    policies: &Policies,
+    losses: &mut Losses,
+) -> Result<i64, ConvertError> {
+    if scale <= 6 {
+        return Ok(increments as i64 * 10i64.pow(6 - scale as u32));
+    }
+    let div = 10u64.pow(scale as u32 - 6);
+    if !increments.is_multiple_of(div) {
+        match policies.sub_microsecond {
+            SubMicrosecondPolicy::Truncate => losses.add(&col.target, LossKind::SubMicrosecondTruncated),
+            SubMicrosecondPolicy::Fail => {
+                return Err(fail(
+                    col,
+                    format!(
+                        "{} has digits below a microsecond (policies.sub_microsecond = \"fail\"; \"truncate\" keeps going, \
+                         or set columns.{}.type = \"text\")",
+                        render_time(increments, scale),
+                        col.source
+                    ),
+                ))
+            }
+        }
+    }
+    // Truncation never crosses a day boundary: increments < one day, and we only drop digits.
+    Ok((increments / div) as i64)
+}
+
+fn temporal_to(us_since_2000: i64, scale: u8, col: &ColumnPlan) -> Result<Value, ConvertError> {
+    Ok(match col.kind {
+        TargetKind::Timestamp => Value::Timestamp(us_since_2000),
+        TargetKind::TimestampTz => Value::TimestampTz(us_since_2000),
+        TargetKind::Date if us_since_2000.rem_euclid(US_PER_DAY) == 0 => {
+            Value::Date(us_since_2000.div_euclid(US_PER_DAY) as i32)
+        }
+        TargetKind::Text | TargetKind::Varchar(_) => {
+            let days = us_since_2000.div_euclid(US_PER_DAY);
+            let us = us_since_2000.rem_euclid(US_PER_DAY) as u64;
+            let _ = scale;
+            Value::Text(format!("{} {}", render_date(days), render_time(us, 6)))
+        }
+        _ => return Err(mismatch(col, "datetime")),
+    })
+}
+
+/// Digits of |v|.
+fn digits(v: i128) -> u32 {
+    let mut n = v.unsigned_abs();
+    let mut d = 1;
+    while n >= 10 {
+        n /= 10;
+        d += 1;
+    }
+    d
+}
+
+/// `mantissa * 10^-from` as a mantissa of scale `to`; `None` if digits would be lost.
+fn rescale(mantissa: i128, from: u8, to: u8) -> Option<i128> {
+    if to >= from {
+        mantissa.checked_mul(10i128.checked_pow((to - from) as u32)?)
+    } else {
+        let div = 10i128.pow((from - to) as u32);
+        (mantissa % div == 0).then_some(mantissa / div)
+    }
+}
+
+/// A decimal's exact text (`-12.3400` keeps its scale).
+pub fn render_decimal(mantissa: i128, scale: u8) -> String {
+    let neg = mantissa < 0;
+    let digits = mantissa.unsigned_abs().to_string();
+    let scale = scale as usize;
+    let body = if scale == 0 {
+        digits
+    } else if digits.len() > scale {
+        format!(
+            "{}.{}",
+            &digits[..digits.len() - scale],
+            &digits[digits.len() - scale..]
+        )
+    } else {
+        format!("0.{}{}", "0".repeat(scale - digits.len()), digits)
+    };
+    if neg {
+        format!("-{body}")
+    } else {
+        body
+    }
+}
+
+/// `YYYY-MM-DD` of days since 2000-01-01.
+pub fn render_date(days_since_2000: i64) -> String {
+    match chrono::NaiveDate::from_ymd_opt(2000, 1, 1)
+        .and_then(|d| d.checked_add_signed(chrono::Duration::days(days_since_2000)))
+    {
+        Some(d) => d.format("%Y-%m-%d").to_string(),
+        None => format!("day {days_since_2000}"),
+    }
+}
+
+/// `hh:mm:ss[.fffffff]` of increments of 10^-scale seconds since midnight.
+pub fn render_time(increments: u64, scale: u8) -> String {
+    let per_sec = 10u64.pow(scale as u32);
+    let secs = increments / per_sec;
+    let frac = increments % per_sec;
+    let base = format!("{:02}:{:02}:{:02}", secs / 3600, secs / 60 % 60, secs % 60);
+    if scale == 0 {
+        base
+    } else {
+        format!("{base}.{:0width$}", frac, width = scale as usize)
+    }
+}

@@ -1,0 +1,645 @@
+//! The daemon: takes every selected table through its lifecycle
+//! (`pending -> snapshotting -> catching_up -> streaming`), persists each step, and stops
+//! cleanly on request.
+//!
+//! Contract: on start-up the target's progress tables decide where each table resumes; a
+//! transient error is retried with backoff and never loses data; a table error stops that
+//! table only, with a reason and a hint in `status`; a fatal error stops the daemon.
+
+pub mod snapshot;
+pub mod status;
+pub mod stream;
+
+use crate::config::{ChangeSource, Config};
+use crate::convert::{plan_tables, Losses, TablePlan};
+use crate::error::{Backoff, Error, ErrorKind};
+use crate::model::{Position, TableName};
+use crate::sink::{self, ddl, progress};
+use crate::source::{self, Tds};
+use crate::state::{ErrorRecord, Store, TableRecord, TableState};
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::{watch, Semaphore};
+
+/// Where a table's changes come from, decided at start-up.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Kind {
+    /// Change Tracking.
+    ChangeTracking,
+    /// CDC, through this capture instance.
+    Cdc(String),
+    /// Copied once.
+    None,
+}
+
+impl Kind {
+    /// The label status prints.
+    pub fn label(&self) -> &'static str {
+        match self {
+            Kind::ChangeTracking => "change_tracking",
+            Kind::Cdc(_) => "cdc",
+            Kind::None => "none",
+        }
+    }
+}
+
+/// One table at run time.
+#[derive(Debug, Clone)]
+pub struct TableRt {
+    /// How it is migrated.
+    pub plan: Arc<TablePlan>,
+    /// Change source.
+    pub kind: Kind,
+}
+
+/// State shared by the daemon's tasks.
+pub struct Shared {
+    /// The configuration.
+    pub config: Config,
+    /// The checkpoint store.
+    pub store: Store,
+    stop: watch::Sender<bool>,
+    /// Tables by source name.
+    pub tables: Mutex<BTreeMap<String, TableRt>>,
+    /// Foreign keys to create once every table streams: (target table, name, statement).
+    pub deferred_fks: Mutex<Vec<(String, String, String)>>,
+    /// Started (Unix ms).
+    pub started_ms: i64,
+    /// Snapshot worker slots (each holds a source and a target connection).
+    pub snapshot_slots: Arc<Semaphore>,
+}
+
+impl Shared {
+    /// Whether shutdown was requested.
+    pub fn stopping(&self) -> bool {
+        *self.stop.borrow()
+    }
+
+    /// Requests shutdown (idempotent).
+    pub fn request_stop(&self) {
+        let _ = self.stop.send(true);
+    }
+
+    /// Waits until shutdown is requested or `d` passes; true when stopping.
+    pub async fn sleep_or_stop(&self, d: Duration) -> bool {
+        let mut rx = self.stop.subscribe();
+        if *rx.borrow() {
+            return true;
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(d) => self.stopping(),
+            _ = rx.changed() => true,
+        }
+    }
+
+    /// Records a committed snapshot chunk.
+    pub fn snapshot_progress(
+        &self,
+        table: &str,
+        rows: i64,
+        losses: &Losses,
+        took: Duration,
+    ) -> Result<(), Error> {
+        let rec = self.store.update(table, |old| {
+            let mut r = old.unwrap_or_else(|| TableRecord::new(String::new(), "", 0));
+            r.rows_copied += rows;
+            merge_losses(&mut r, losses);
+            r
+        })?;
+        let rate = rows as f64 / took.as_secs_f64().max(1e-6);
+        let remaining = (rec.rows_estimated - rec.rows_copied).max(0) as f64;
+        tracing::info!(
+            table,
+            rows_copied = rec.rows_copied,
+            rows_estimated = rec.rows_estimated,
+            rows_per_second = rate.round(),
+            eta_seconds = (remaining / rate.max(1.0)).round(),
+            "snapshot chunk committed"
+        );
+        Ok(())
+    }
+
+    /// Sets a table's state (clearing its error unless `errored`).
+    pub fn set_state(&self, table: &str, state: TableState) -> Result<(), Error> {
+        self.store.update(table, |old| {
+            let mut r = old.unwrap_or_else(|| TableRecord::new(String::new(), "", 0));
+            r.state = state;
+            if state != TableState::Errored {
+                r.last_error = None;
+            }
+            r
+        })?;
+        Ok(())
+    }
+
+    /// Stops one table with a reason and a hint, logged and journaled.
+    pub fn table_failed(&self, table: &str, e: &Error) {
+        tracing::error!(table, error = %e, hint = e.hint().unwrap_or_default(), "table stopped");
+        let _ = self.store.update(table, |old| {
+            let mut r = old.unwrap_or_else(|| TableRecord::new(String::new(), "", 0));
+            r.state = TableState::Errored;
+            r.last_error = Some(ErrorRecord {
+                message: e.to_string(),
+                hint: e.hint(),
+                at_ms: crate::state::now_ms(),
+            });
+            r
+        });
+        let _ = self.store.journal("error", Some(table), e.to_string());
+        self.tables.lock().map(|mut t| t.remove(table)).ok();
+    }
+
+    /// Records a transient error in status without changing the table's state.
+    pub fn note_transient(&self, table: Option<&str>, e: &Error) {
+        tracing::warn!(table = table.unwrap_or(""), error = %e, "retrying after a transient error");
+        if let Some(t) = table {
+            let _ = self.store.update(t, |old| {
+                let mut r = old.unwrap_or_else(|| TableRecord::new(String::new(), "", 0));
+                r.last_error = Some(ErrorRecord {
+                    message: e.to_string(),
+                    hint: e.hint(),
+                    at_ms: crate::state::now_ms(),
+                });
+                r
+            });
+        }
+    }
+}
+
+fn merge_losses(r: &mut TableRecord, losses: &Losses) {
+    for ((col, kind), n) in &losses.counts {
+        match r
+            .losses
+            .iter_mut()
+            .find(|(c, k, _)| c == col && k == kind.label())
+        {
+            Some(e) => e.2 += n,
+            None => r.losses.push((col.clone(), kind.label().to_string(), *n)),
+        }
+    }
+}
+
+/// Connects to the source, retrying transient failures until `shared` stops.
+pub async fn connect_source(shared: &Shared) -> Result<Tds, Error> {
+    let mut backoff = Backoff::new(Duration::from_secs(30));
+    loop {
+        match source::connect(&shared.config.source).await {
+            Ok(c) => return Ok(c),
+            Err(e) if e.kind() == ErrorKind::Transient && !shared.stopping() => {
+                shared.note_transient(None, &e);
+                if shared.sleep_or_stop(backoff.next_delay()).await {
+                    return Err(e);
+                }
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// Connects to the target, retrying transient failures until `shared` stops.
+pub async fn connect_target(shared: &Shared) -> Result<tokio_postgres::Client, Error> {
+    let mut backoff = Backoff::new(Duration::from_secs(30));
+    loop {
+        match sink::connect(&shared.config.target).await {
+            Ok(c) => return Ok(c),
+            Err(e) if e.kind() == ErrorKind::Transient && !shared.stopping() => {
+                shared.note_transient(None, &e);
+                if shared.sleep_or_stop(backoff.next_delay()).await {
+                    return Err(e);
+                }
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// Decides a table's change source; an error names the T-SQL that would enable one.
+pub fn decide_kind(plan: &TablePlan, db: &source::DatabaseInfo) -> Result<Kind, Error> {
+    let t = &plan.source;
+    let enable_ct = format!(
+        "ALTER DATABASE CURRENT SET CHANGE_TRACKING = ON (CHANGE_RETENTION = 2 DAYS, AUTO_CLEANUP = ON); \
+         ALTER DATABASE CURRENT SET ALLOW_SNAPSHOT_ISOLATION ON; ALTER TABLE {} ENABLE CHANGE_TRACKING",
+        t.name.tsql()
+    );
+    let ct_ok = t.change_tracking && db.ct_retention_minutes.is_some();
+    let latest_ci = t.capture_instances.last().map(|c| c.name.clone());
+    match plan.change_source {
+        ChangeSource::None => Ok(Kind::None),
+        ChangeSource::Cdc => latest_ci.map(Kind::Cdc).ok_or_else(|| {
+            Error::table(&t.name, "CDC is not enabled on the table", Some(&format!(
+                "EXEC sys.sp_cdc_enable_db; EXEC sys.sp_cdc_enable_table @source_schema = {}, @source_name = {}, @role_name = NULL",
+                crate::model::tsql_literal(&t.name.schema), crate::model::tsql_literal(&t.name.name)
+            )))
+        }),
+        ChangeSource::ChangeTracking if ct_ok => Ok(Kind::ChangeTracking),
+        ChangeSource::ChangeTracking => Err(Error::table(&t.name, "Change Tracking is not enabled on the table", Some(&enable_ct))),
+        ChangeSource::Auto => match latest_ci {
+            Some(ci) => Ok(Kind::Cdc(ci)),
+            None if ct_ok => Ok(Kind::ChangeTracking),
+            None => Err(Error::table(
+                &t.name,
+                "neither Change Tracking nor CDC is enabled on the table",
+                Some(&format!("{enable_ct} (or enable CDC; or set change_source = \"none\" for a table copied once)")),
+            )),
+        },
+    }
+}
+
+/// Runs the daemon until `shared.request_stop()`; returns the reason it stopped.
+pub async fn run(shared: Arc<Shared>) -> Result<(), Error> {
+    let cfg = &shared.config;
+    let mut tds = connect_source(&shared).await?;
+    let db = source::database_info(&mut tds).await?;
+    tracing::info!(version = %db.version, snapshot_isolation = db.snapshot_isolation, cdc = db.cdc_enabled,
+        change_tracking = db.ct_retention_minutes.is_some(), "connected to the source");
+    if !db.snapshot_isolation {
+        return Err(Error::Fatal(format!(
+            "snapshot isolation is off on {}: consistent reads need it. Run: ALTER DATABASE {} SET ALLOW_SNAPSHOT_ISOLATION ON",
+            cfg.source.database,
+            crate::model::quote_tsql(&cfg.source.database)
+        )));
+    }
+    let discovered = source::discover::discover(&mut tds, db.cdc_enabled).await?;
+    let plans = plan_tables(&discovered, &cfg.tables, &cfg.mapping).map_err(Error::Fatal)?;
+    if plans.is_empty() {
+        return Err(Error::Fatal(
+            "no source table matches [[tables]]: nothing to migrate".into(),
+        ));
+    }
+    let pg = connect_target(&shared).await?;
+    progress::ensure(&pg, &cfg.mapping.progress_schema).await?;
+    let committed = progress::load(&pg, &cfg.mapping.progress_schema).await?;
+    let mut notes = Vec::new();
+    for plan in plans {
+        let name = plan.source.name.to_string();
+        let kind = match decide_kind(&plan, &db) {
+            Ok(k) => k,
+            Err(e) => {
+                shared.store.update(&name, |old| {
+                    old.unwrap_or_else(|| {
+                        TableRecord::new(plan.target.to_string(), "", plan.source.estimated_rows)
+                    })
+                })?;
+                shared.table_failed(&name, &e);
+                continue;
+            }
+        };
+        let existed = match ddl::ensure_table(&pg, &plan, &mut notes).await {
+            Ok(created) => !created,
+            Err(e) if e.kind() == ErrorKind::Table => {
+                shared.store.update(&name, |old| {
+                    old.unwrap_or_else(|| {
+                        TableRecord::new(
+                            plan.target.to_string(),
+                            kind.label(),
+                            plan.source.estimated_rows,
+                        )
+                    })
+                })?;
+                shared.table_failed(&name, &e);
+                continue;
+            }
+            Err(e) => return Err(e),
+        };
+        let prog = committed.get(&name);
+        if existed && prog.is_none() {
+            let has_rows = pg
+                .query_opt(&format!("SELECT 1 FROM {} LIMIT 1", plan.target.sql()), &[])
+                .await
+                .map(|r| r.is_some())
+                .unwrap_or(true);
+            if has_rows {
+                let e = Error::table(&name, format!("target table {} already holds rows that the replicator did not copy", plan.target),
+                    Some("empty or drop it (the replicator never deletes data it did not write), or map the table elsewhere"));
+                shared.table_failed(&name, &e);
+                continue;
+            }
+        }
+        let state = match prog.map(|p| p.phase.as_str()) {
+            Some("streaming") => TableState::CatchingUp,
+            Some("snapshotting") => TableState::Snapshotting,
+            _ => TableState::Pending,
+        };
+        let est = plan.source.estimated_rows;
+        let target = plan.target.to_string();
+        let rows_done: i64 = prog
+            .map(|p| p.parts.iter().map(|x| x.rows).sum())
+            .unwrap_or(0);
+        let position = prog.and_then(|p| p.position).map(|p| p.to_string());
+        let start = prog.and_then(|p| p.start).map(|p| p.to_string());
+        shared.store.update(&name, |old| {
+            let mut r = old.unwrap_or_else(|| TableRecord::new(target.clone(), kind.label(), est));
+            r.target = target.clone();
+            r.change_source = kind.label().into();
+            r.rows_estimated = est.max(r.rows_copied);
+            r.state = if r.state == TableState::CutOver {
+                TableState::CutOver
+            } else {
+                state
+            };
+            r.rows_copied = rows_done;
+            r.position = position.clone();
+            r.start_position = start.clone();
+            r.last_error = None;
+            r
+        })?;
+        shared
+            .tables
+            .lock()
+            .map_err(|_| Error::Fatal("lock".into()))?
+            .insert(
+                name,
+                TableRt {
+                    plan: Arc::new(plan),
+                    kind,
+                },
+            );
+    }
+    for n in &notes {
+        tracing::warn!(table = %n.table, note = %n.message, "schema conversion note");
+    }
+    prepare_foreign_keys(&shared)?;
+    drop(tds);
+    let snapshots = tokio::spawn(run_snapshots(shared.clone(), committed));
+    let streamer = tokio::spawn(stream::run(shared.clone()));
+    let (a, b) = tokio::join!(snapshots, streamer);
+    for r in [a, b] {
+        match r {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => {
+                shared.request_stop();
+                return Err(e);
+            }
+            Err(e) => return Err(Error::Fatal(format!("a task panicked: {e}"))),
+        }
+    }
+    Ok(())
+}
+
+/// Computes the foreign keys to create once every table streams.
+pub(crate) fn prepare_foreign_keys(shared: &Shared) -> Result<(), Error> {
+    let tables = shared
+        .tables
+        .lock()
+        .map_err(|_| Error::Fatal("lock".into()))?;
+    let lookup = |n: &TableName| {
+        tables.values().find(|t| &t.plan.source.name == n).map(|t| {
+            (
+                t.plan.target.clone(),
+                t.plan
+                    .columns
+                    .iter()
+                    .map(|c| (c.source.clone(), c.target.clone()))
+                    .collect(),
+            )
+        })
+    };
+    let mut notes = Vec::new();
+    let mut fks = Vec::new();
+    for t in tables.values() {
+        for (name, sql) in ddl::foreign_key_sql(
+            &t.plan,
+            &lookup,
+            shared.config.mapping.identifier_case,
+            &mut notes,
+        ) {
+            fks.push((t.plan.target.to_string(), name, sql));
+        }
+    }
+    for n in notes {
+        tracing::warn!(table = %n.table, note = %n.message, "schema conversion note");
+    }
+    *shared
+        .deferred_fks
+        .lock()
+        .map_err(|_| Error::Fatal("lock".into()))? = fks;
+    Ok(())
+}
+
+/// Snapshots every pending or interrupted table, parts in parallel up to `snapshot_workers`.
+async fn run_snapshots(
+    shared: Arc<Shared>,
+    committed: BTreeMap<String, progress::TableProgress>,
+) -> Result<(), Error> {
+    let todo: Vec<(String, TableRt)> = {
+        let tables = shared
+            .tables
+            .lock()
+            .map_err(|_| Error::Fatal("lock".into()))?;
+        tables.iter().map(|(k, v)| (k.clone(), v.clone())).collect()
+    };
+    let sem = shared.snapshot_slots.clone();
+    let mut handles = Vec::new();
+    for (name, rt) in todo {
+        let state = shared.store.table(&name)?.map(|r| r.state);
+        if !matches!(state, Some(TableState::Pending | TableState::Snapshotting)) {
+            continue;
+        }
+        let prog = committed
+            .get(&name)
+            .filter(|p| p.phase == "snapshotting")
+            .cloned();
+        let (sh, sem) = (shared.clone(), sem.clone());
+        handles.push(tokio::spawn(async move {
+            if let Err(e) = snapshot_table(&sh, &name, &rt, prog, sem).await {
+                match e.kind() {
+                    ErrorKind::Fatal => return Err(e),
+                    _ if sh.stopping() => {}
+                    _ => sh.table_failed(&name, &e),
+                }
+            }
+            Ok(())
+        }));
+    }
+    for h in handles {
+        h.await
+            .map_err(|e| Error::Fatal(format!("a snapshot task panicked: {e}")))??;
+    }
+    Ok(())
+}
+
+/// Snapshots one table (resuming its committed parts), then marks it catching up.
+pub async fn snapshot_table(
+    shared: &Arc<Shared>,
+    name: &str,
+    rt: &TableRt,
+    prog: Option<progress::TableProgress>,
+    sem: Arc<Semaphore>,
+) -> Result<(), Error> {
+    let schema = shared.config.mapping.progress_schema.clone();
+    let parts = match prog {
+        Some(p) if !p.parts.is_empty() => p.parts,
+        _ => {
+            let _permit = sem
+                .acquire()
+                .await
+                .map_err(|_| Error::Fatal("semaphore closed".into()))?;
+            let mut tds = connect_source(shared).await?;
+            let mut pg = connect_target(shared).await?;
+            // The start position is read before the first chunk and committed with the parts.
+            let start = snapshot::start_position(&mut tds, &rt.kind).await?;
+            let wanted = (rt.plan.source.estimated_rows
+                / (shared.config.snapshot_chunk_rows as i64 * 2))
+                .clamp(1, shared.config.snapshot_workers as i64) as usize;
+            let ranges = snapshot::split(&mut tds, &rt.plan, wanted).await?;
+            let tx = pg.transaction().await.map_err(|e| Error::Target {
+                context: "begin".into(),
+                source: e,
+            })?;
+            ddl::drop_foreign_keys_touching(&tx, &rt.plan.target).await?;
+            tx.execute(&format!("TRUNCATE {}", rt.plan.target.sql()), &[])
+                .await
+                .map_err(|e| Error::Target {
+                    context: format!("empty {} before its snapshot", rt.plan.target),
+                    source: e,
+                })?;
+            progress::begin_snapshot(
+                &tx,
+                &schema,
+                name,
+                &rt.plan.target.to_string(),
+                &start,
+                &ranges,
+            )
+            .await?;
+            tx.commit().await.map_err(|e| Error::Target {
+                context: "commit".into(),
+                source: e,
+            })?;
+            shared.store.update(name, |old| {
+                let mut r = old.unwrap_or_else(|| {
+                    TableRecord::new(rt.plan.target.to_string(), rt.kind.label(), 0)
+                });
+                r.state = TableState::Snapshotting;
+                r.start_position = Some(start.to_string());
+                r.rows_copied = 0;
+                r.snapshot_started_ms = Some(crate::state::now_ms());
+                r
+            })?;
+            shared.store.journal(
+                "snapshot_started",
+                Some(name),
+                format!("start position {start}, {} part(s)", ranges.len()),
+            )?;
+            tracing::info!(table = name, start = %start, parts = ranges.len(), "snapshot started");
+            ranges
+                .into_iter()
+                .enumerate()
+                .map(|(i, (lower, upper))| progress::Part {
+                    part: i as i32,
+                    lower,
+                    upper,
+                    last: None,
+                    rows: 0,
+                    done: false,
+                })
+                .collect()
+        }
+    };
+    shared.set_state(name, TableState::Snapshotting)?;
+    let mut handles = Vec::new();
+    for part in parts.into_iter().filter(|p| !p.done) {
+        let (sh, rt, sem, name) = (shared.clone(), rt.clone(), sem.clone(), name.to_string());
+        handles.push(tokio::spawn(async move {
+            let _permit = sem
+                .acquire_owned()
+                .await
+                .map_err(|_| Error::Fatal("semaphore closed".into()))?;
+            copy_part_with_retry(&sh, &name, &rt, part).await
+        }));
+    }
+    for h in handles {
+        h.await
+            .map_err(|e| Error::Fatal(format!("a snapshot task panicked: {e}")))??;
+    }
+    if shared.stopping() {
+        return Ok(());
+    }
+    let pg = connect_target(shared).await?;
+    progress::finish_snapshot(&pg, &schema, name).await?;
+    let mut notes = Vec::new();
+    let statements = ddl::index_sql(&rt.plan, shared.config.mapping.identifier_case, &mut notes);
+    ddl::run_post_load(&pg, &rt.plan.target, &statements).await?;
+    for n in notes {
+        tracing::warn!(table = %n.table, note = %n.message, "schema conversion note");
+    }
+    let rec = shared.store.update(name, |old| {
+        let mut r =
+            old.unwrap_or_else(|| TableRecord::new(rt.plan.target.to_string(), rt.kind.label(), 0));
+        r.state = TableState::CatchingUp;
+        r.position = r.start_position.clone();
+        r
+    })?;
+    shared.store.journal(
+        "snapshot_finished",
+        Some(name),
+        format!("{} rows copied", rec.rows_copied),
+    )?;
+    tracing::info!(table = name, rows = rec.rows_copied, "snapshot finished");
+    Ok(())
+}
+
+async fn copy_part_with_retry(
+    shared: &Arc<Shared>,
+    name: &str,
+    rt: &TableRt,
+    mut part: progress::Part,
+) -> Result<(), Error> {
+    let mut backoff = Backoff::new(Duration::from_secs(30));
+    let mut utf16_safe = false;
+    loop {
+        let mut tds = connect_source(shared).await?;
+        let mut pg = connect_target(shared).await?;
+        // Resume after what is committed on the target.
+        let committed = progress::load(&pg, &shared.config.mapping.progress_schema).await?;
+        if let Some(p) = committed
+            .get(name)
+            .and_then(|t| t.parts.iter().find(|p| p.part == part.part))
+        {
+            part = p.clone();
+        }
+        if part.done {
+            return Ok(());
+        }
+        source::execute(
+            &mut tds,
+            "SET TRANSACTION ISOLATION LEVEL SNAPSHOT",
+            "set snapshot isolation",
+        )
+        .await?;
+        match snapshot::copy_part(shared, rt, &part, &mut tds, &mut pg, utf16_safe).await {
+            Ok(()) => return Ok(()),
+            Err(e) if snapshot::is_utf16_decode_failure(&e) && !utf16_safe => {
+                tracing::warn!(table = name, "national text the client cannot decode (lone surrogates): re-reading it as UTF-16 bytes");
+                utf16_safe = true;
+            }
+            Err(e) if e.kind() == ErrorKind::Transient && !shared.stopping() => {
+                shared.note_transient(Some(name), &e);
+                if shared.sleep_or_stop(backoff.next_delay()).await {
+                    return Ok(());
+                }
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// Builds the shared state for a run.
+pub fn shared(config: Config, store: Store) -> Arc<Shared> {
+    let (stop, _) = watch::channel(false);
+    Arc::new(Shared {
+        store,
+        stop,
+        tables: Mutex::new(BTreeMap::new()),
+        snapshot_slots: Arc::new(Semaphore::new(config.snapshot_workers)),
+        deferred_fks: Mutex::new(Vec::new()),
+        started_ms: crate::state::now_ms(),
+        config,
+    })
+}
+
+/// The position a table's stream resumes from (what the target committed).
+pub fn resume_position(rec: &TableRecord) -> Option<Position> {
+    rec.position.as_deref().and_then(Position::parse)
+}

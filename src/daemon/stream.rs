@@ -1,0 +1,448 @@
+//! Continuous replication: windows of changes read from CT and CDC, applied to PostgreSQL in one
+//! transaction per window together with every table's new position.
+//!
+//! Contract: a window is (last, upper] per table; the target commits the rows and the positions
+//! together, then the embedded store advances (never backwards). Retention loss is detected
+//! before reading and handled by policy; it is never skipped.
+
+use super::{connect_source, connect_target, Kind, Shared, TableRt};
+use crate::config::RetentionPolicy;
+use crate::convert::value::to_value;
+use crate::convert::Losses;
+use crate::error::{Backoff, Context, Error, ErrorKind};
+use crate::model::{Lsn, Position, Value};
+use crate::sink::apply::{Op, StageWriter, Stages};
+use crate::sink::progress;
+use crate::source::read::{key_display, KeyValue};
+use crate::source::{self, Tds};
+use crate::state::{TableRecord, TableState};
+use futures_util::TryStreamExt;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tiberius::Query;
+
+struct Conns {
+    tds: Tds,
+    pg: tokio_postgres::Client,
+    stages: Stages,
+}
+
+/// What one window did.
+#[derive(Debug, Default)]
+pub struct WindowReport {
+    /// Changes applied (rows deleted + upserted).
+    pub changes: u64,
+    /// Tables whose history is gone (retention, TRUNCATE), with the reason.
+    pub lost: Vec<(String, String)>,
+}
+
+/// Streams until stopped.
+pub async fn run(shared: Arc<Shared>) -> Result<(), Error> {
+    let mut conns: Option<Conns> = None;
+    let mut backoff = Backoff::new(Duration::from_secs(30));
+    let mut idle: u32 = 0;
+    let poll = shared.config.poll_interval;
+    loop {
+        if shared.stopping() {
+            return Ok(());
+        }
+        let tables = streaming_tables(&shared)?;
+        if tables.is_empty() {
+            if shared.sleep_or_stop(poll).await {
+                return Ok(());
+            }
+            continue;
+        }
+        if conns.is_none() {
+            let tds = connect_source(&shared).await?;
+            let pg = connect_target(&shared).await?;
+            conns = Some(Conns {
+                tds,
+                pg,
+                stages: Stages::default(),
+            });
+        }
+        let Some(c) = conns.as_mut() else { continue };
+        match window(&shared, c, &tables).await {
+            Ok(report) => {
+                backoff.reset();
+                for (t, why) in report.lost {
+                    history_lost(&shared, &t, &why).await?;
+                }
+                maybe_create_foreign_keys(&shared, &c.pg).await?;
+                if report.changes == 0 {
+                    idle = (idle + 1).min(4);
+                    // Back off while idle: poll, 2x, 4x... up to 8x the interval (at most 2 s more).
+                    let wait = (poll * (1 << idle.min(3))).min(poll + Duration::from_secs(2));
+                    if shared.sleep_or_stop(wait).await {
+                        return Ok(());
+                    }
+                } else {
+                    idle = 0;
+                    if shared.sleep_or_stop(poll).await {
+                        return Ok(());
+                    }
+                }
+            }
+            Err(e) => match e.kind() {
+                ErrorKind::Transient => {
+                    shared.note_transient(None, &e);
+                    conns = None;
+                    if shared.sleep_or_stop(backoff.next_delay()).await {
+                        return Ok(());
+                    }
+                }
+                ErrorKind::Table => {
+                    conns = None;
+                    match &e {
+                        Error::Table { table, .. } => shared.table_failed(&table.clone(), &e),
+                        // A server error without a table: stop every streaming table would be
+                        // wrong; retry after a pause and report it.
+                        _ => {
+                            shared.note_transient(None, &e);
+                            if shared.sleep_or_stop(backoff.next_delay()).await {
+                                return Ok(());
+                            }
+                        }
+                    }
+                }
+                ErrorKind::Fatal => return Err(e),
+            },
+        }
+    }
+}
+
+fn streaming_tables(shared: &Shared) -> Result<Vec<(String, TableRt, Position)>, Error> {
+    let tables = shared
+        .tables
+        .lock()
+        .map_err(|_| Error::Fatal("lock".into()))?
+        .clone();
+    let mut out = Vec::new();
+    for (name, rt) in tables {
+        if rt.kind == Kind::None {
+            continue;
+        }
+        let Some(rec) = shared.store.table(&name)? else {
+            continue;
+        };
+        if !matches!(rec.state, TableState::CatchingUp | TableState::Streaming) {
+            continue;
+        }
+        if let Some(p) = super::resume_position(&rec) {
+            out.push((name, rt, p));
+        }
+    }
+    Ok(out)
+}
+
+/// Reads and applies one window for every streaming table.
+async fn window(
+    shared: &Shared,
+    c: &mut Conns,
+    tables: &[(String, TableRt, Position)],
+) -> Result<WindowReport, Error> {
+    let schema = shared.config.mapping.progress_schema.clone();
+    let policies = shared.config.policies.clone();
+    let t0 = Instant::now();
+    let mut report = WindowReport::default();
+    let mut advanced: Vec<(String, Position, u64, Losses)> = Vec::new();
+    let tx =
+        c.pg.transaction()
+            .await
+            .context(|| "begin a window".into())?;
+    // Change Tracking: one SNAPSHOT transaction for every CT table.
+    let ct: Vec<&(String, TableRt, Position)> = tables
+        .iter()
+        .filter(|t| t.1.kind == Kind::ChangeTracking)
+        .collect();
+    if !ct.is_empty() {
+        let upper = source::ct::begin_window(&mut c.tds).await?.ok_or_else(|| {
+            Error::Fatal("Change Tracking was disabled on the source database".into())
+        })?;
+        let min_valid = source::ct::min_valid_versions(&mut c.tds).await?;
+        for (name, rt, pos) in ct {
+            let Position::Ct(last) = *pos else { continue };
+            if last >= upper {
+                continue;
+            }
+            let plan = &rt.plan;
+            match min_valid.get(&plan.source.object_id) {
+                None => {
+                    report.lost.push((
+                        name.clone(),
+                        "Change Tracking is no longer enabled on the table".into(),
+                    ));
+                    continue;
+                }
+                Some(mv) if last < *mv => {
+                    report.lost.push((name.clone(), format!(
+                        "changes after version {last} are gone (min valid version {mv}: retention cleanup or TRUNCATE)"
+                    )));
+                    continue;
+                }
+                _ => {}
+            }
+            let mut writer = StageWriter::new(plan.columns.len());
+            let mut losses = Losses::default();
+            let mut q = Query::new(source::ct::changes_sql(plan, false));
+            q.bind(last);
+            q.bind(upper);
+            let mut stream = q
+                .query(&mut c.tds)
+                .await
+                .context(|| format!("read changes of {name}"))?
+                .into_row_stream();
+            let nkey = plan.key.len();
+            while let Some(row) = stream
+                .try_next()
+                .await
+                .context(|| format!("read changes of {name}"))?
+            {
+                let cells: Vec<tiberius::ColumnData<'static>> = row.into_iter().collect();
+                let deleted = matches!(cells.get(1), Some(tiberius::ColumnData::I32(Some(1))));
+                let key_cells = &cells[2..2 + nkey];
+                let key: Vec<KeyValue> = key_cells.iter().map(KeyValue::from_cell).collect();
+                let conv = |e: crate::convert::value::ConvertError| {
+                    Error::table(name, format!("{e} at key {}", key_display(plan, &key)), Some("change the policy or the column's type in the configuration, then restart"))
+                };
+                if deleted {
+                    let mut values = vec![Value::Null; plan.columns.len()];
+                    for (kc, ki) in key_cells.iter().zip(&plan.key) {
+                        values[*ki] =
+                            to_value(kc.clone(), &plan.columns[*ki], &policies, &mut losses)
+                                .map_err(conv)?;
+                    }
+                    writer.push(Op::Delete, &values);
+                } else {
+                    let mut values = Vec::with_capacity(plan.columns.len());
+                    for (cell, col) in cells.into_iter().skip(2 + nkey).zip(&plan.columns) {
+                        values.push(to_value(cell, col, &policies, &mut losses).map_err(conv)?);
+                    }
+                    writer.push(Op::Upsert, &values);
+                }
+            }
+            drop(stream);
+            let (d, u) = c.stages.apply(&tx, plan, writer, false).await?;
+            let pos = Position::Ct(upper);
+            progress::record_position(&tx, &schema, name, &pos).await?;
+            advanced.push((name.clone(), pos, d + u, losses));
+            report.changes += d + u;
+        }
+        source::ct::end_window(&mut c.tds).await?;
+    }
+    // CDC: (last, max LSN] per capture instance.
+    let cdc: Vec<&(String, TableRt, Position)> = tables
+        .iter()
+        .filter(|t| matches!(t.1.kind, Kind::Cdc(_)))
+        .collect();
+    if !cdc.is_empty() {
+        if let Some(upper) = source::cdc::max_lsn(&mut c.tds).await? {
+            for (name, rt, pos) in cdc {
+                let (Position::Cdc(last), Kind::Cdc(ci)) = (*pos, &rt.kind) else {
+                    continue;
+                };
+                if last >= upper {
+                    continue;
+                }
+                let plan = &rt.plan;
+                let min = source::cdc::min_lsn(&mut c.tds, ci).await?;
+                match min {
+                    Some(m) if m == Lsn([0; 10]) => {
+                        report.lost.push((
+                            name.clone(),
+                            format!("capture instance {ci} no longer exists"),
+                        ));
+                        continue;
+                    }
+                    None => {
+                        report.lost.push((
+                            name.clone(),
+                            format!("capture instance {ci} no longer exists"),
+                        ));
+                        continue;
+                    }
+                    Some(m) if last != Lsn([0; 10]) && last < m && !adjacent(&last, &m) => {
+                        report.lost.push((name.clone(), format!("changes after LSN {last} are gone (capture instance {ci} starts at {m})")));
+                        continue;
+                    }
+                    _ => {}
+                }
+                let mut writer = StageWriter::new(plan.columns.len());
+                let mut losses = Losses::default();
+                let mut q = Query::new(source::cdc::changes_sql(plan, ci, false));
+                q.bind(last.0.to_vec());
+                q.bind(upper.0.to_vec());
+                let mut stream = q
+                    .query(&mut c.tds)
+                    .await
+                    .context(|| format!("read changes of {name}"))?
+                    .into_row_stream();
+                while let Some(row) = stream
+                    .try_next()
+                    .await
+                    .context(|| format!("read changes of {name}"))?
+                {
+                    let cells: Vec<tiberius::ColumnData<'static>> = row.into_iter().collect();
+                    let op = match cells.get(1) {
+                        Some(tiberius::ColumnData::I32(Some(v))) => *v,
+                        _ => 0,
+                    };
+                    let key: Vec<KeyValue> = plan
+                        .key
+                        .iter()
+                        .map(|i| KeyValue::from_cell(&cells[2 + i]))
+                        .collect();
+                    let mut values = Vec::with_capacity(plan.columns.len());
+                    for (cell, col) in cells.into_iter().skip(2).zip(&plan.columns) {
+                        let v = if op == 1 && !col.key {
+                            Value::Null
+                        } else {
+                            to_value(cell, col, &policies, &mut losses).map_err(|e| {
+                                Error::table(
+                                    name,
+                                    format!("{e} at key {}", key_display(plan, &key)),
+                                    Some("change the policy or the column's type, then restart"),
+                                )
+                            })?
+                        };
+                        values.push(v);
+                    }
+                    writer.push(if op == 1 { Op::Delete } else { Op::Upsert }, &values);
+                }
+                drop(stream);
+                let (d, u) = c.stages.apply(&tx, plan, writer, true).await?;
+                let pos = Position::Cdc(upper);
+                progress::record_position(&tx, &schema, name, &pos).await?;
+                advanced.push((name.clone(), pos, d + u, losses));
+                report.changes += d + u;
+            }
+        }
+    }
+    tx.commit().await.context(|| "commit a window".into())?;
+    let lag = if report.changes > 0 {
+        t0.elapsed().as_secs_f64()
+    } else {
+        0.0
+    };
+    for (name, pos, n, losses) in advanced {
+        shared
+            .store
+            .advance_position(&name, &pos, |r: &mut TableRecord| {
+                r.changes_applied += n;
+                r.lag_seconds = lag;
+                r.source_position = Some(pos.to_string());
+                if r.state == TableState::CatchingUp {
+                    r.state = TableState::Streaming;
+                }
+                super::merge_losses(r, &losses);
+            })?;
+    }
+    // Tables with nothing new are caught up too.
+    for (name, _, _) in tables {
+        if let Some(rec) = shared.store.table(name)? {
+            if rec.state == TableState::CatchingUp && !report.lost.iter().any(|(t, _)| t == name) {
+                shared.set_state(name, TableState::Streaming)?;
+            }
+        }
+    }
+    Ok(report)
+}
+
+/// Whether `b` is the LSN right after `a` (same VLF and block, next slot), the one case where
+/// a min LSN above our position loses nothing.
+fn adjacent(a: &Lsn, b: &Lsn) -> bool {
+    let na = u128::from_be_bytes({
+        let mut x = [0u8; 16];
+        x[6..].copy_from_slice(&a.0);
+        x
+    });
+    let nb = u128::from_be_bytes({
+        let mut x = [0u8; 16];
+        x[6..].copy_from_slice(&b.0);
+        x
+    });
+    nb == na + 1
+}
+
+/// A table's change history is gone: re-snapshot it (default) or stop it, loudly either way.
+async fn history_lost(shared: &Arc<Shared>, name: &str, why: &str) -> Result<(), Error> {
+    tracing::error!(table = name, reason = why, "change history lost");
+    match shared.config.policies.retention_loss {
+        RetentionPolicy::Stop => {
+            shared.table_failed(name, &Error::table(name, why, Some("run `replicator resync --table` to copy it again, or set policies.retention_loss = \"resnapshot\"")));
+        }
+        RetentionPolicy::Resnapshot => {
+            shared
+                .store
+                .journal("resnapshot", Some(name), why.to_string())?;
+            super::prepare_foreign_keys(shared)?;
+            shared.set_state(name, TableState::Pending)?;
+            let rt = shared
+                .tables
+                .lock()
+                .map_err(|_| Error::Fatal("lock".into()))?
+                .get(name)
+                .cloned();
+            if let Some(rt) = rt {
+                let (sh, name) = (shared.clone(), name.to_string());
+                tokio::spawn(async move {
+                    let sem = sh.snapshot_slots.clone();
+                    if let Err(e) = super::snapshot_table(&sh, &name, &rt, None, sem).await {
+                        if !sh.stopping() {
+                            sh.table_failed(&name, &e);
+                        }
+                    }
+                });
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Creates the deferred foreign keys once every table streams (`NOT VALID`; cutover validates).
+async fn maybe_create_foreign_keys(
+    shared: &Shared,
+    pg: &tokio_postgres::Client,
+) -> Result<(), Error> {
+    let pending: Vec<(String, String, String)> = shared
+        .deferred_fks
+        .lock()
+        .map_err(|_| Error::Fatal("lock".into()))?
+        .clone();
+    if pending.is_empty() {
+        return Ok(());
+    }
+    let names: Vec<String> = shared
+        .tables
+        .lock()
+        .map_err(|_| Error::Fatal("lock".into()))?
+        .keys()
+        .cloned()
+        .collect();
+    for n in &names {
+        match shared.store.table(n)?.map(|r| r.state) {
+            Some(TableState::Streaming) => {}
+            _ => return Ok(()),
+        }
+    }
+    for (table, name, sql) in &pending {
+        match pg.batch_execute(sql).await {
+            Ok(()) => tracing::info!(
+                table,
+                constraint = name,
+                "foreign key created (not valid until cutover)"
+            ),
+            Err(e) if e.code().is_some_and(|c| c.code() == "42710") => {}
+            Err(e) => {
+                tracing::warn!(table, constraint = name, error = %e, "foreign key not created");
+            }
+        }
+    }
+    shared
+        .deferred_fks
+        .lock()
+        .map_err(|_| Error::Fatal("lock".into()))?
+        .clear();
+    Ok(())
+}

@@ -1,0 +1,247 @@
+//! The target's progress tables (schema `replicator` by default): what is committed on the
+//! target, written in the same transaction as the rows it describes. On start-up they win over
+//! the embedded store.
+
+use crate::error::{Context, Error};
+use crate::model::{quote_pg, Position};
+use crate::source::read::{decode_key, encode_key, Key};
+use std::collections::BTreeMap;
+use tokio_postgres::GenericClient;
+
+/// One snapshot part: a key range (lower exclusive, upper inclusive) and how far it got.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Part {
+    /// Part number (0-based).
+    pub part: i32,
+    /// Rows strictly after this key (none: from the start).
+    pub lower: Option<Key>,
+    /// Rows up to and including this key (none: to the end).
+    pub upper: Option<Key>,
+    /// Last key copied (none: nothing yet).
+    pub last: Option<Key>,
+    /// Rows copied so far.
+    pub rows: i64,
+    /// Finished.
+    pub done: bool,
+}
+
+/// One table's committed progress on the target.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TableProgress {
+    /// `snapshotting` or `streaming`.
+    pub phase: String,
+    /// Target table (`schema.table`).
+    pub target: String,
+    /// Position read before the first chunk.
+    pub start: Option<Position>,
+    /// Changes applied up to here (streaming).
+    pub position: Option<Position>,
+    /// Snapshot parts.
+    pub parts: Vec<Part>,
+}
+
+/// Creates the progress schema and tables. Idempotent.
+pub async fn ensure(pg: &impl GenericClient, schema: &str) -> Result<(), Error> {
+    let s = quote_pg(schema);
+    pg.batch_execute(&format!(
+        "CREATE SCHEMA IF NOT EXISTS {s};
+         CREATE TABLE IF NOT EXISTS {s}.table_progress (
+            source_table text PRIMARY KEY,
+            target_table text NOT NULL,
+            phase text NOT NULL,
+            start_position text,
+            stream_position text,
+            updated_at timestamptz NOT NULL DEFAULT now());
+         CREATE TABLE IF NOT EXISTS {s}.snapshot_parts (
+            source_table text NOT NULL,
+            part int NOT NULL,
+            lower_key bytea,
+            upper_key bytea,
+            last_key bytea,
+            rows_copied bigint NOT NULL DEFAULT 0,
+            done boolean NOT NULL DEFAULT false,
+            PRIMARY KEY (source_table, part));"
+    ))
+    .await
+    .context(|| format!("create the progress tables in schema {schema}"))
+}
+
+/// Every table's committed progress, by source table name.
+pub async fn load(
+    pg: &impl GenericClient,
+    schema: &str,
+) -> Result<BTreeMap<String, TableProgress>, Error> {
+    let s = quote_pg(schema);
+    let mut out = BTreeMap::new();
+    let rows = pg
+        .query(
+            &format!("SELECT source_table, target_table, phase, start_position, stream_position FROM {s}.table_progress"),
+            &[],
+        )
+        .await
+        .context(|| "read table progress".into())?;
+    for r in rows {
+        let start: Option<String> = r.get(3);
+        let pos: Option<String> = r.get(4);
+        out.insert(
+            r.get::<_, String>(0),
+            TableProgress {
+                target: r.get(1),
+                phase: r.get(2),
+                start: start.as_deref().and_then(Position::parse),
+                position: pos.as_deref().and_then(Position::parse),
+                parts: Vec::new(),
+            },
+        );
+    }
+    let rows = pg
+        .query(
+            &format!("SELECT source_table, part, lower_key, upper_key, last_key, rows_copied, done FROM {s}.snapshot_parts ORDER BY source_table, part"),
+            &[],
+        )
+        .await
+        .context(|| "read snapshot progress".into())?;
+    for r in rows {
+        let table: String = r.get(0);
+        let key = |i: usize| {
+            r.get::<_, Option<Vec<u8>>>(i)
+                .as_deref()
+                .and_then(decode_key)
+        };
+        if let Some(t) = out.get_mut(&table) {
+            t.parts.push(Part {
+                part: r.get(1),
+                lower: key(2),
+                upper: key(3),
+                last: key(4),
+                rows: r.get(5),
+                done: r.get(6),
+            });
+        }
+    }
+    Ok(out)
+}
+
+/// Records a snapshot's start: its position and parts, replacing any earlier attempt.
+pub async fn begin_snapshot(
+    tx: &impl GenericClient,
+    schema: &str,
+    source: &str,
+    target: &str,
+    start: &Position,
+    parts: &[(Option<Key>, Option<Key>)],
+) -> Result<(), Error> {
+    let s = quote_pg(schema);
+    let ctx = || format!("record the start of {source}'s snapshot");
+    tx.execute(
+        &format!("DELETE FROM {s}.snapshot_parts WHERE source_table = $1"),
+        &[&source],
+    )
+    .await
+    .context(ctx)?;
+    tx.execute(
+        &format!(
+            "INSERT INTO {s}.table_progress (source_table, target_table, phase, start_position, stream_position) \
+             VALUES ($1, $2, 'snapshotting', $3, NULL) ON CONFLICT (source_table) DO UPDATE SET \
+             target_table = EXCLUDED.target_table, phase = 'snapshotting', start_position = EXCLUDED.start_position, \
+             stream_position = NULL, updated_at = now()"
+        ),
+        &[&source, &target, &start.to_string()],
+    )
+    .await
+    .context(ctx)?;
+    for (i, (lo, hi)) in parts.iter().enumerate() {
+        tx.execute(
+            &format!("INSERT INTO {s}.snapshot_parts (source_table, part, lower_key, upper_key) VALUES ($1, $2, $3, $4)"),
+            &[&source, &(i as i32), &lo.as_deref().map(encode_key), &hi.as_deref().map(encode_key)],
+        )
+        .await
+        .context(ctx)?;
+    }
+    Ok(())
+}
+
+/// Records one committed chunk of a part.
+pub async fn record_chunk(
+    tx: &impl GenericClient,
+    schema: &str,
+    source: &str,
+    part: i32,
+    last: Option<&[crate::source::read::KeyValue]>,
+    rows: i64,
+    done: bool,
+) -> Result<(), Error> {
+    let s = quote_pg(schema);
+    let n = tx
+        .execute(
+            &format!(
+                "UPDATE {s}.snapshot_parts SET last_key = COALESCE($3, last_key), rows_copied = rows_copied + $4, done = $5 \
+                 WHERE source_table = $1 AND part = $2"
+            ),
+            &[&source, &part, &last.map(encode_key), &rows, &done],
+        )
+        .await
+        .context(|| format!("record snapshot progress of {source}"))?;
+    if n != 1 {
+        return Err(Error::table(
+            source,
+            format!("snapshot part {part} vanished from the progress table"),
+            Some("was the snapshot restarted by another process?"),
+        ));
+    }
+    Ok(())
+}
+
+/// Marks the snapshot finished: the table streams from its start position.
+pub async fn finish_snapshot(
+    tx: &impl GenericClient,
+    schema: &str,
+    source: &str,
+) -> Result<(), Error> {
+    let s = quote_pg(schema);
+    tx.execute(
+        &format!(
+            "UPDATE {s}.table_progress SET phase = 'streaming', stream_position = start_position, updated_at = now() \
+             WHERE source_table = $1"
+        ),
+        &[&source],
+    )
+    .await
+    .context(|| format!("record the end of {source}'s snapshot"))?;
+    Ok(())
+}
+
+/// Records that a table's changes are applied up to `position`. Never moves backwards.
+pub async fn record_position(
+    tx: &impl GenericClient,
+    schema: &str,
+    source: &str,
+    position: &Position,
+) -> Result<(), Error> {
+    let s = quote_pg(schema);
+    tx.execute(
+        &format!("UPDATE {s}.table_progress SET stream_position = $2, updated_at = now() WHERE source_table = $1"),
+        &[&source, &position.to_string()],
+    )
+    .await
+    .context(|| format!("record the position of {source}"))?;
+    Ok(())
+}
+
+/// Forgets a table's progress (before a re-snapshot, or when a table leaves the selection).
+pub async fn forget(tx: &impl GenericClient, schema: &str, source: &str) -> Result<(), Error> {
+    let s = quote_pg(schema);
+    tx.execute(
+        &format!("DELETE FROM {s}.snapshot_parts WHERE source_table = $1"),
+        &[&source],
+    )
+    .await
+    .context(|| format!("forget {source}'s progress"))?;
+    tx.execute(
+        &format!("DELETE FROM {s}.table_progress WHERE source_table = $1"),
+        &[&source],
+    )
+    .await
+    .context(|| format!("forget {source}'s progress"))?;
+    Ok(())
+}

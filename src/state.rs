@@ -1,0 +1,375 @@
+//! The embedded checkpoint store (redb): per-table lifecycle, positions, counters, last error and
+//! validation, the audit journal and the cutover record. Records are postcard with a version tag.
+//!
+//! Contract: every write is one redb transaction (crash-safe); a table's position in here never
+//! moves backwards ([`Store::advance_position`]); the target's progress tables win on start-up.
+
+use crate::error::Error;
+use redb::{Database, ReadableTable, TableDefinition};
+use serde::{de::DeserializeOwned, Deserialize, Serialize};
+use std::path::Path;
+
+const TABLES: TableDefinition<&str, &[u8]> = TableDefinition::new("tables");
+const JOURNAL: TableDefinition<u64, &[u8]> = TableDefinition::new("journal");
+const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
+const RECORD_VERSION: u8 = 1;
+
+/// Where a table is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TableState {
+    /// Selected, nothing copied yet.
+    Pending,
+    /// The snapshot is running.
+    Snapshotting,
+    /// Snapshot done; applying the changes made meanwhile.
+    CatchingUp,
+    /// Applying changes as they come.
+    Streaming,
+    /// Cut over; no longer replicated.
+    CutOver,
+    /// Stopped with a reason and a hint.
+    Errored,
+}
+
+impl TableState {
+    /// The name `status` prints.
+    pub fn label(&self) -> &'static str {
+        match self {
+            TableState::Pending => "pending",
+            TableState::Snapshotting => "snapshotting",
+            TableState::CatchingUp => "catching_up",
+            TableState::Streaming => "streaming",
+            TableState::CutOver => "cut_over",
+            TableState::Errored => "errored",
+        }
+    }
+}
+
+/// An error as status shows it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ErrorRecord {
+    /// What happened.
+    pub message: String,
+    /// What to do.
+    pub hint: Option<String>,
+    /// When (Unix ms).
+    pub at_ms: i64,
+}
+
+/// The last validation of a table.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ValidationRecord {
+    /// When (Unix ms).
+    pub at_ms: i64,
+    /// `equal`, `different` or `skipped`.
+    pub result: String,
+    /// Mode: `counts+sample` or `full`.
+    pub mode: String,
+    /// Findings (key and what differs), at most a few.
+    pub findings: Vec<String>,
+    /// Rows on each side.
+    pub source_rows: i64,
+    /// Rows on the target.
+    pub target_rows: i64,
+}
+
+/// Everything status needs about one table.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TableRecord {
+    /// Target `schema.table`.
+    pub target: String,
+    /// Lifecycle state.
+    pub state: TableState,
+    /// `change_tracking`, `cdc` or `none`.
+    pub change_source: String,
+    /// Rows copied by the snapshot.
+    pub rows_copied: i64,
+    /// Estimated rows at the source.
+    pub rows_estimated: i64,
+    /// Position read before the snapshot.
+    pub start_position: Option<String>,
+    /// Changes applied up to here.
+    pub position: Option<String>,
+    /// Source's newest position when last looked.
+    pub source_position: Option<String>,
+    /// Seconds between the newest applied source commit and its apply.
+    pub lag_seconds: f64,
+    /// Changes applied since the snapshot.
+    pub changes_applied: u64,
+    /// The last error (cleared when the table recovers).
+    pub last_error: Option<ErrorRecord>,
+    /// The last validation.
+    pub last_validation: Option<ValidationRecord>,
+    /// Lossy conversions: (column, kind, count).
+    pub losses: Vec<(String, String, u64)>,
+    /// Snapshot started (Unix ms).
+    pub snapshot_started_ms: Option<i64>,
+    /// Last update (Unix ms).
+    pub updated_ms: i64,
+}
+
+impl TableRecord {
+    /// A fresh record for a newly selected table.
+    pub fn new(target: String, change_source: &str, rows_estimated: i64) -> TableRecord {
+        TableRecord {
+            target,
+            state: TableState::Pending,
+            change_source: change_source.into(),
+            rows_copied: 0,
+            rows_estimated,
+            start_position: None,
+            position: None,
+            source_position: None,
+            lag_seconds: 0.0,
+            changes_applied: 0,
+            last_error: None,
+            last_validation: None,
+            losses: Vec::new(),
+            snapshot_started_ms: None,
+            updated_ms: now_ms(),
+        }
+    }
+}
+
+/// An audit journal entry.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct JournalEntry {
+    /// When (Unix ms).
+    pub at_ms: i64,
+    /// Event kind (`snapshot_started`, `resnapshot`, `error`, `cutover`...).
+    pub event: String,
+    /// Source table, when it concerns one.
+    pub table: Option<String>,
+    /// Human detail.
+    pub detail: String,
+}
+
+/// Milliseconds since the Unix epoch.
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+fn encode<T: Serialize>(v: &T) -> Result<Vec<u8>, Error> {
+    let mut out = vec![RECORD_VERSION];
+    out.extend(postcard::to_stdvec(v).map_err(|e| Error::State(format!("encode: {e}")))?);
+    Ok(out)
+}
+
+fn decode<T: DeserializeOwned>(b: &[u8]) -> Result<T, Error> {
+    match b.split_first() {
+        Some((&RECORD_VERSION, rest)) => {
+            postcard::from_bytes(rest).map_err(|e| Error::State(format!("decode: {e}")))
+        }
+        Some((v, _)) => Err(Error::State(format!(
+            "record version {v} is not one this build reads ({RECORD_VERSION}); use the replicator version that wrote it"
+        ))),
+        None => Err(Error::State("empty record".into())),
+    }
+}
+
+fn st<E: std::fmt::Display>(what: &'static str) -> impl Fn(E) -> Error {
+    move |e| Error::State(format!("{what}: {e}"))
+}
+
+/// The store.
+pub struct Store {
+    db: Database,
+}
+
+impl Store {
+    /// Opens (creating the directory and file if missing). Fails while another process holds it.
+    pub fn open(dir: &Path) -> Result<Store, Error> {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| Error::State(format!("cannot create {}: {e}", dir.display())))?;
+        let path = dir.join("replicator.redb");
+        let db = Database::create(&path)
+            .map_err(|e| Error::State(format!("cannot open {}: {e}", path.display())))?;
+        let w = db.begin_write().map_err(st("begin"))?;
+        {
+            w.open_table(TABLES).map_err(st("open tables"))?;
+            w.open_table(JOURNAL).map_err(st("open journal"))?;
+            w.open_table(META).map_err(st("open meta"))?;
+        }
+        w.commit().map_err(st("commit"))?;
+        Ok(Store { db })
+    }
+
+    /// All table records, by source name.
+    pub fn tables(&self) -> Result<Vec<(String, TableRecord)>, Error> {
+        let r = self.db.begin_read().map_err(st("begin read"))?;
+        let t = r.open_table(TABLES).map_err(st("open tables"))?;
+        let mut out = Vec::new();
+        for item in t.iter().map_err(st("iterate"))? {
+            let (k, v) = item.map_err(st("read"))?;
+            out.push((k.value().to_string(), decode(v.value())?));
+        }
+        Ok(out)
+    }
+
+    /// One table's record.
+    pub fn table(&self, source: &str) -> Result<Option<TableRecord>, Error> {
+        let r = self.db.begin_read().map_err(st("begin read"))?;
+        let t = r.open_table(TABLES).map_err(st("open tables"))?;
+        let v = t.get(source).map_err(st("read"))?;
+        v.map(|v| decode(v.value())).transpose()
+    }
+
+    /// Reads, changes and writes one table's record in one transaction. `f` gets `None` for a
+    /// table not seen before and returns the record to store.
+    pub fn update(
+        &self,
+        source: &str,
+        f: impl FnOnce(Option<TableRecord>) -> TableRecord,
+    ) -> Result<TableRecord, Error> {
+        let w = self.db.begin_write().map_err(st("begin"))?;
+        let rec = {
+            let mut t = w.open_table(TABLES).map_err(st("open tables"))?;
+            let old = t
+                .get(source)
+                .map_err(st("read"))?
+                .map(|v| decode::<TableRecord>(v.value()))
+                .transpose()?;
+            let mut rec = f(old);
+            rec.updated_ms = now_ms();
+            t.insert(source, encode(&rec)?.as_slice())
+                .map_err(st("write"))?;
+            rec
+        };
+        w.commit().map_err(st("commit"))?;
+        Ok(rec)
+    }
+
+    /// Advances a table's applied position; a position older than the stored one is ignored.
+    pub fn advance_position(
+        &self,
+        source: &str,
+        position: &crate::model::Position,
+        f: impl FnOnce(&mut TableRecord),
+    ) -> Result<(), Error> {
+        self.update(source, |old| {
+            let mut rec = old.unwrap_or_else(|| TableRecord::new(String::new(), "", 0));
+            let older = rec
+                .position
+                .as_deref()
+                .and_then(crate::model::Position::parse)
+                .is_some_and(|p| p > *position);
+            if !older {
+                rec.position = Some(position.to_string());
+            }
+            f(&mut rec);
+            rec
+        })?;
+        Ok(())
+    }
+
+    /// Removes a table's record.
+    pub fn remove(&self, source: &str) -> Result<(), Error> {
+        let w = self.db.begin_write().map_err(st("begin"))?;
+        {
+            let mut t = w.open_table(TABLES).map_err(st("open tables"))?;
+            t.remove(source).map_err(st("remove"))?;
+        }
+        w.commit().map_err(st("commit"))
+    }
+
+    /// Appends to the audit journal.
+    pub fn journal(
+        &self,
+        event: &str,
+        table: Option<&str>,
+        detail: impl Into<String>,
+    ) -> Result<(), Error> {
+        let entry = JournalEntry {
+            at_ms: now_ms(),
+            event: event.into(),
+            table: table.map(str::to_string),
+            detail: detail.into(),
+        };
+        let w = self.db.begin_write().map_err(st("begin"))?;
+        {
+            let mut t = w.open_table(JOURNAL).map_err(st("open journal"))?;
+            let next = t
+                .last()
+                .map_err(st("read"))?
+                .map(|(k, _)| k.value() + 1)
+                .unwrap_or(1);
+            t.insert(next, encode(&entry)?.as_slice())
+                .map_err(st("write"))?;
+        }
+        w.commit().map_err(st("commit"))
+    }
+
+    /// The journal, oldest first.
+    pub fn history(&self) -> Result<Vec<JournalEntry>, Error> {
+        let r = self.db.begin_read().map_err(st("begin read"))?;
+        let t = r.open_table(JOURNAL).map_err(st("open journal"))?;
+        let mut out = Vec::new();
+        for item in t.iter().map_err(st("iterate"))? {
+            let (_, v) = item.map_err(st("read"))?;
+            out.push(decode(v.value())?);
+        }
+        Ok(out)
+    }
+
+    /// A small named value (cutover record, start time).
+    pub fn meta<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>, Error> {
+        let r = self.db.begin_read().map_err(st("begin read"))?;
+        let t = r.open_table(META).map_err(st("open meta"))?;
+        let v = t.get(key).map_err(st("read"))?;
+        v.map(|v| decode(v.value())).transpose()
+    }
+
+    /// Sets a named value.
+    pub fn set_meta<T: Serialize>(&self, key: &str, value: &T) -> Result<(), Error> {
+        let w = self.db.begin_write().map_err(st("begin"))?;
+        {
+            let mut t = w.open_table(META).map_err(st("open meta"))?;
+            t.insert(key, encode(value)?.as_slice())
+                .map_err(st("write"))?;
+        }
+        w.commit().map_err(st("commit"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::Position;
+
+    #[test]
+    fn records_survive_reopen_and_positions_never_move_back() {
+        let dir = std::env::temp_dir().join(format!("replicator-state-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        {
+            let s = Store::open(&dir).expect("open");
+            s.update("dbo.t", |_| {
+                TableRecord::new("public.t".into(), "change_tracking", 10)
+            })
+            .unwrap();
+            s.advance_position("dbo.t", &Position::Ct(10), |_| {})
+                .unwrap();
+            s.advance_position("dbo.t", &Position::Ct(7), |_| {})
+                .unwrap();
+            s.journal("snapshot_started", Some("dbo.t"), "x").unwrap();
+            s.journal("snapshot_finished", Some("dbo.t"), "y").unwrap();
+        }
+        let s = Store::open(&dir).expect("reopen");
+        let rec = s.table("dbo.t").unwrap().expect("record");
+        assert_eq!(rec.position.as_deref(), Some("ct:10"));
+        assert_eq!(rec.target, "public.t");
+        let h = s.history().unwrap();
+        assert_eq!(
+            h.iter().map(|e| e.event.as_str()).collect::<Vec<_>>(),
+            ["snapshot_started", "snapshot_finished"]
+        );
+        assert!(decode::<TableRecord>(&[9, 1, 2])
+            .unwrap_err()
+            .to_string()
+            .contains("version 9"));
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}

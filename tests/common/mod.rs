@@ -1,0 +1,322 @@
+//! Test helpers: an in-process simulator with a fresh source database, a fresh target database on
+//! the throwaway PostgreSQL cluster, configuration files, and the daemon (in-process or as the
+//! real binary).
+#![allow(dead_code)]
+
+use mssql_sim::server::{start, SimConfig, SimServer};
+use replicator::config::{self, Config, Environment};
+use replicator::state::{TableRecord, TableState};
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tiberius::Client;
+use tokio::net::TcpStream;
+use tokio_util::compat::Compat;
+
+pub const SA_PASSWORD: &str = "Sim_Pass_w0rd";
+pub type Tds = Client<Compat<TcpStream>>;
+
+/// A source (simulator database), a target database and a scratch directory.
+pub struct Env {
+    pub sim: SimServer,
+    pub database: String,
+    pub target_url: String,
+    pub dir: PathBuf,
+}
+
+impl Env {
+    /// A simulator with database `shop` (snapshot isolation and Change Tracking on) and an empty
+    /// target database.
+    pub async fn new(hint: &str) -> Env {
+        let backing = testkit::fresh_database(hint).await;
+        let sim = start(
+            SimConfig {
+                ct_cleanup_interval: Duration::from_millis(200),
+                cdc_polling_interval: Duration::from_millis(100),
+                ..SimConfig::new(backing, SA_PASSWORD)
+            },
+            "127.0.0.1:0".parse().unwrap(),
+        )
+        .await
+        .expect("simulator starts");
+        let target_url = testkit::fresh_database(&format!("{hint}_target")).await;
+        let dir =
+            std::env::temp_dir().join(format!("replicator-test-{hint}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let env = Env {
+            sim,
+            database: "shop".into(),
+            target_url,
+            dir,
+        };
+        let mut c = mssql_sim::workload::connect(env.sim.addr, SA_PASSWORD, None)
+            .await
+            .unwrap();
+        exec(&mut c, "CREATE DATABASE shop").await;
+        exec(
+            &mut c,
+            "ALTER DATABASE shop SET ALLOW_SNAPSHOT_ISOLATION ON",
+        )
+        .await;
+        exec(&mut c, "ALTER DATABASE shop SET CHANGE_TRACKING = ON (CHANGE_RETENTION = 2 DAYS, AUTO_CLEANUP = ON)").await;
+        env
+    }
+
+    /// A session in the source database.
+    pub async fn tds(&self) -> Tds {
+        mssql_sim::workload::connect(self.sim.addr, SA_PASSWORD, Some(&self.database))
+            .await
+            .unwrap()
+    }
+
+    /// A session in the target database.
+    pub async fn pg(&self) -> tokio_postgres::Client {
+        let (c, conn) = tokio_postgres::connect(&self.target_url, tokio_postgres::NoTls)
+            .await
+            .unwrap();
+        tokio::spawn(conn);
+        c
+    }
+
+    /// Configuration text for this environment; `extra` is appended (more sections, tables).
+    pub fn config_text(&self, extra: &str) -> String {
+        format!(
+            r#"
+[source]
+host = "127.0.0.1"
+port = {port}
+database = "{db}"
+user = "sa"
+password_env = "TEST_MSSQL_PASSWORD"
+tls = "disable"
+
+[target]
+url = "{url}"
+
+[state]
+dir = "{dir}/state"
+
+[control]
+socket = "{dir}/control.sock"
+
+{extra}
+"#,
+            port = self.sim.addr.port(),
+            db = self.database,
+            url = self.target_url,
+            dir = self.dir.display(),
+        )
+    }
+
+    /// Parses configuration text with the test's secrets.
+    pub fn config(&self, extra: &str) -> Config {
+        config::parse(&self.config_text(extra), &TestEnv::default()).expect("valid config")
+    }
+
+    /// Writes the configuration to a file (for the binary).
+    pub fn config_file(&self, extra: &str) -> PathBuf {
+        let p = self.dir.join("replicator.toml");
+        std::fs::write(&p, self.config_text(extra)).unwrap();
+        p
+    }
+}
+
+/// The test's environment for secrets.
+#[derive(Default)]
+pub struct TestEnv(pub HashMap<String, String>);
+
+impl Environment for TestEnv {
+    fn var(&self, name: &str) -> Option<String> {
+        match name {
+            "TEST_MSSQL_PASSWORD" => Some(SA_PASSWORD.into()),
+            other => self.0.get(other).cloned(),
+        }
+    }
+}
+
+/// Runs a batch to completion, panicking with the SQL on error.
+pub async fn exec(c: &mut Tds, sql: &str) {
+    c.simple_query(sql)
+        .await
+        .unwrap_or_else(|e| panic!("{sql}: {e}"))
+        .into_results()
+        .await
+        .unwrap_or_else(|e| panic!("{sql}: {e}"));
+}
+
+/// The daemon running in this process.
+pub struct Daemon {
+    pub shared: Arc<replicator::daemon::Shared>,
+    pub task: tokio::task::JoinHandle<Result<(), replicator::error::Error>>,
+}
+
+impl Daemon {
+    pub fn start(config: Config) -> Daemon {
+        let store = replicator::state::Store::open(&config.state_dir).expect("state store");
+        let shared = replicator::daemon::shared(config, store);
+        let task = tokio::spawn(replicator::daemon::run(shared.clone()));
+        Daemon { shared, task }
+    }
+
+    pub fn table(&self, name: &str) -> Option<TableRecord> {
+        self.shared.store.table(name).unwrap()
+    }
+
+    /// Waits until every named table is in `state` (panics with the status on timeout, or at
+    /// once when the daemon stopped).
+    pub async fn wait_state(&self, tables: &[&str], state: TableState, within: Duration) {
+        let deadline = Instant::now() + within;
+        loop {
+            let recs: Vec<Option<TableRecord>> = tables.iter().map(|t| self.table(t)).collect();
+            if recs
+                .iter()
+                .all(|r| r.as_ref().is_some_and(|r| r.state == state))
+            {
+                return;
+            }
+            if self.task.is_finished() || Instant::now() > deadline {
+                panic!("tables did not reach {state:?}: {:#?}", recs);
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Waits until `f` holds.
+    pub async fn wait_until(
+        &self,
+        what: &str,
+        within: Duration,
+        mut f: impl FnMut(&Daemon) -> bool,
+    ) {
+        let deadline = Instant::now() + within;
+        while !f(self) {
+            if self.task.is_finished() || Instant::now() > deadline {
+                panic!(
+                    "timed out waiting for {what}: {:#?}",
+                    self.shared.store.tables().unwrap()
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    pub async fn stop(self) -> Result<(), replicator::error::Error> {
+        self.shared.request_stop();
+        tokio::time::timeout(Duration::from_secs(30), self.task)
+            .await
+            .expect("daemon stops within 30 s")
+            .expect("daemon task")
+    }
+}
+
+/// Polls an async condition until it holds or the deadline passes.
+pub async fn eventually<F, Fut>(what: &str, within: Duration, mut f: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = Instant::now() + within;
+    loop {
+        if f().await {
+            return;
+        }
+        if Instant::now() > deadline {
+            panic!("timed out waiting for {what}");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Every row of a target table rendered as text, ordered by `order_by`.
+pub async fn target_rows(
+    pg: &tokio_postgres::Client,
+    table: &str,
+    columns: &[&str],
+    order_by: &str,
+) -> Vec<Vec<Option<String>>> {
+    let cols: Vec<String> = columns
+        .iter()
+        .enumerate()
+        .map(|(i, c)| format!("({c})::text AS out_{i}"))
+        .collect();
+    let sql = format!(
+        "SELECT {} FROM {table} ORDER BY {order_by}",
+        cols.join(", ")
+    );
+    pg.query(&sql, &[])
+        .await
+        .unwrap_or_else(|e| panic!("{sql}: {e}"))
+        .iter()
+        .map(|r| {
+            (0..columns.len())
+                .map(|i| r.get::<_, Option<String>>(i))
+                .collect()
+        })
+        .collect()
+}
+
+/// Every row of a source query, each cell rendered as PostgreSQL's text output would show the
+/// replicated value (independently of the replicator's converter).
+pub async fn source_rows(c: &mut Tds, sql: &str) -> Vec<Vec<Option<String>>> {
+    let rows = c
+        .simple_query(sql)
+        .await
+        .unwrap_or_else(|e| panic!("{sql}: {e}"))
+        .into_first_result()
+        .await
+        .unwrap_or_else(|e| panic!("{sql}: {e}"));
+    rows.into_iter()
+        .map(|r| r.into_iter().map(render_cell).collect())
+        .collect()
+}
+
+fn render_cell(c: tiberius::ColumnData<'static>) -> Option<String> {
+    use tiberius::ColumnData as C;
+    Some(match c {
+        C::U8(v) => v?.to_string(),
+        C::I16(v) => v?.to_string(),
+        C::I32(v) => v?.to_string(),
+        C::I64(v) => v?.to_string(),
+        C::F32(v) => v?.to_string(),
+        C::F64(v) => v?.to_string(),
+        C::Bit(v) => {
+            if v? {
+                "true".into()
+            } else {
+                "false".into()
+            }
+        }
+        C::String(v) => v?.into_owned(),
+        C::Guid(v) => v?.hyphenated().to_string(),
+        C::Binary(v) => format!(
+            "\\x{}",
+            v?.iter().map(|b| format!("{b:02x}")).collect::<String>()
+        ),
+        C::Numeric(v) => {
+            let n = v?;
+            let s = n.value().unsigned_abs().to_string();
+            let scale = n.scale() as usize;
+            let body = if scale == 0 {
+                s
+            } else {
+                let s = format!("{:0>width$}", s, width = scale + 1);
+                format!("{}.{}", &s[..s.len() - scale], &s[s.len() - scale..])
+            };
+            if n.value() < 0 {
+                format!("-{body}")
+            } else {
+                body
+            }
+        }
+        other => {
+            let dt: Option<chrono::NaiveDateTime> =
+                tiberius::FromSql::from_sql(&other).ok().flatten();
+            let s = dt?.format("%Y-%m-%d %H:%M:%S%.6f").to_string();
+            // PostgreSQL drops trailing zero fractions.
+            let s = s.trim_end_matches('0').trim_end_matches('.').to_string();
+            s
+        }
+    })
+}

@@ -1,0 +1,4 @@
+//! Integration tests: the replicator against the simulator (TCP) and a throwaway PostgreSQL.
+
+mod common;
+mod snapshot;
