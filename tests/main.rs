@@ -1,4 +1,6 @@
 //! Integration tests: the replicator against the simulator (TCP) and a throwaway PostgreSQL.
 
 mod common;
+mod kill;
 mod snapshot;
+mod stream;

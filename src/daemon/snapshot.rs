@@ -50,10 +50,21 @@ pub async fn split(
         .into_first_result()
         .await
         .context(|| format!("compute split points of {}", plan.source.name))?;
-    let mut points: Vec<Key> = rows
+    let nkey = plan.key.len();
+    let mut numbered: Vec<(i64, Key)> = rows
         .into_iter()
-        .map(|r| r.into_iter().map(|c| KeyValue::from_cell(&c)).collect())
+        .map(|r| {
+            let cells: Vec<tiberius::ColumnData<'static>> = r.into_iter().collect();
+            let rn = match cells.get(nkey) {
+                Some(tiberius::ColumnData::I64(Some(n))) => *n,
+                Some(tiberius::ColumnData::I32(Some(n))) => *n as i64,
+                _ => 0,
+            };
+            (rn, cells[..nkey].iter().map(KeyValue::from_cell).collect())
+        })
         .collect();
+    numbered.sort_by_key(|(rn, _)| *rn);
+    let mut points: Vec<Key> = numbered.into_iter().map(|(_, k)| k).collect();
     points.truncate(parts.saturating_sub(1).max(1));
     let mut out = Vec::new();
     let mut lower: Option<Key> = None;

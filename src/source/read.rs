@@ -245,7 +245,8 @@ pub fn chunk_sql(
     )
 }
 
-/// The split-point query: every `step`-th key in key order (SQL Server computes the order).
+/// The split-point query: every `step`-th key in key order (SQL Server computes the order), each
+/// followed by its row number, which is what orders the points (never the keys themselves).
 pub fn split_points_sql(plan: &TablePlan, step: i64) -> String {
     let keys: Vec<String> = plan
         .key_columns()
@@ -254,8 +255,8 @@ pub fn split_points_sql(plan: &TablePlan, step: i64) -> String {
         .collect();
     let aliases: Vec<String> = (0..plan.key.len()).map(|i| format!("[k{i}]")).collect();
     format!(
-        "SELECT {a} FROM (SELECT {k}, ROW_NUMBER() OVER (ORDER BY {o}) AS [rn__] FROM {t}) AS [x__] \
-         WHERE [rn__] % {step} = 0 ORDER BY {a}",
+        "SELECT {a}, [rn__] FROM (SELECT {k}, ROW_NUMBER() OVER (ORDER BY {o}) AS [rn__] FROM {t}) AS [x__] \
+         WHERE [rn__] % {step} = 0 ORDER BY [rn__]",
         a = aliases.join(", "),
         k = keys.join(", "),
         o = plan.key_order_by(),

@@ -320,3 +320,92 @@ fn render_cell(c: tiberius::ColumnData<'static>) -> Option<String> {
         }
     })
 }
+
+/// Waits until the target table equals the source query's rows (both sorted), comparing every
+/// value; panics with the first difference on timeout.
+pub async fn wait_equal(
+    c: &mut Tds,
+    pg: &tokio_postgres::Client,
+    source_sql: &str,
+    target: &str,
+    cols: &[&str],
+    within: Duration,
+) {
+    let deadline = Instant::now() + within;
+    loop {
+        let mut want = source_rows(c, source_sql).await;
+        let mut got = target_rows(pg, target, cols, "1").await;
+        want.sort();
+        got.sort();
+        if want == got {
+            return;
+        }
+        if Instant::now() > deadline {
+            let first = want.iter().zip(&got).find(|(a, b)| a != b);
+            panic!(
+                "{target} never equalled the source: {} rows vs {} rows; first difference {first:?}",
+                want.len(),
+                got.len()
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// A TCP proxy the test controls: forwards to `upstream`; `cut()` drops every connection;
+/// `set_down(true)` refuses new ones until set back.
+pub struct Proxy {
+    pub addr: std::net::SocketAddr,
+    down: Arc<std::sync::atomic::AtomicBool>,
+    generation: Arc<tokio::sync::watch::Sender<u64>>,
+}
+
+impl Proxy {
+    pub async fn start(upstream: std::net::SocketAddr) -> Proxy {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let down = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let (tx, _) = tokio::sync::watch::channel(0u64);
+        let generation = Arc::new(tx);
+        let (d, g) = (down.clone(), generation.clone());
+        tokio::spawn(async move {
+            loop {
+                let Ok((mut inbound, _)) = listener.accept().await else {
+                    return;
+                };
+                if d.load(std::sync::atomic::Ordering::SeqCst) {
+                    drop(inbound);
+                    continue;
+                }
+                let mut cut = g.subscribe();
+                tokio::spawn(async move {
+                    let Ok(mut outbound) = TcpStream::connect(upstream).await else {
+                        return;
+                    };
+                    tokio::select! {
+                        _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound) => {}
+                        _ = cut.changed() => {}
+                    }
+                });
+            }
+        });
+        Proxy {
+            addr,
+            down,
+            generation,
+        }
+    }
+
+    /// Drops every open connection.
+    pub fn cut(&self) {
+        self.generation.send_modify(|g| *g += 1);
+    }
+
+    /// Refuses (true) or accepts (false) new connections.
+    pub fn set_down(&self, down: bool) {
+        self.down.store(down, std::sync::atomic::Ordering::SeqCst);
+        if down {
+            self.cut();
+        }
+    }
+}

@@ -542,6 +542,22 @@ impl<'a> Rewriter<'a> {
     }
 
     fn post_expr(&mut self, e: &mut Expr) {
+        // Window orderings follow SQL Server's order too (ROW_NUMBER() OVER (ORDER BY guid)).
+        if let Expr::Function(f) = e {
+            if let Some(sqlparser::ast::WindowType::WindowSpec(spec)) = f.over.as_mut() {
+                for o in spec.order_by.iter_mut() {
+                    match self.type_of(&o.expr) {
+                        Some(TsqlType::UniqueIdentifier) => {
+                            o.expr = raw(format!("_sim.guid_key({})", o.expr))
+                        }
+                        Some(TsqlType::DateTimeOffset(_)) => {
+                            o.expr = raw(format!("_sim.dto_utc({})", o.expr))
+                        }
+                        _ => {}
+                    }
+                }
+            }
+        }
         let replacement = match e {
             Expr::Identifier(i) if i.quote_style.is_none() && i.value.starts_with('@') => {
                 Some(self.var(&i.value.clone()))

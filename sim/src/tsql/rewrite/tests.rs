@@ -135,3 +135,17 @@ fn locking_reads_lock_only_plain_selects() {
     }
     assert!(!rw("SELECT a FROM t", &Context::default()).contains("FOR SHARE"));
 }
+
+#[test]
+fn window_orderings_follow_sql_server_order() {
+    let mut ctx = Context::default();
+    ctx.tables.insert(
+        "dbo.t".into(),
+        vec![("g".into(), TsqlType::UniqueIdentifier)],
+    );
+    let s = rw(
+        "SELECT g, ROW_NUMBER() OVER (ORDER BY g) AS rn FROM t",
+        &ctx,
+    );
+    assert!(s.contains("OVER (ORDER BY _sim.guid_key(g))"), "{s}");
+}

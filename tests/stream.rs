@@ -1,0 +1,353 @@
+//! Continuous replication: CT and CDC windows applied in source transaction order, retention
+//! loss and TRUNCATE re-snapshotted, outages survived.
+
+use crate::common::*;
+use replicator::state::TableState;
+use std::time::Duration;
+
+const ACCOUNTS: &str = "CREATE TABLE dbo.acct (id int NOT NULL PRIMARY KEY, owner nvarchar(50) NULL, balance decimal(18,2) NOT NULL, note nvarchar(max) NULL, g uniqueidentifier NULL);
+CREATE TABLE dbo.ledger (id bigint IDENTITY(1,1) NOT NULL PRIMARY KEY, from_id int NOT NULL, to_id int NOT NULL, amount decimal(18,2) NOT NULL);
+ALTER TABLE dbo.acct ENABLE CHANGE_TRACKING; ALTER TABLE dbo.ledger ENABLE CHANGE_TRACKING;
+INSERT INTO dbo.acct (id, owner, balance) VALUES (1, N'a', 1000), (2, N'b', 1000), (3, N'c', 1000);";
+
+const ACCT_SQL: &str = "SELECT id, owner, balance, note, g FROM dbo.acct";
+const ACCT_COLS: &[&str] = &["id", "owner", "balance", "note", "g"];
+const LEDGER_SQL: &str = "SELECT id, from_id, to_id, amount FROM dbo.ledger";
+const LEDGER_COLS: &[&str] = &["id", "from_id", "to_id", "amount"];
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ct_changes_arrive_whole_transactions_at_a_time() {
+    let env = Env::new("ct_stream").await;
+    let mut c = env.tds().await;
+    exec(&mut c, ACCOUNTS).await;
+    let d = Daemon::start(
+        env.config("[replication]\npoll_interval = \"50ms\"\n[[tables]]\nsource = \"dbo.*\"\n"),
+    );
+    d.wait_state(
+        &["dbo.acct", "dbo.ledger"],
+        TableState::Streaming,
+        Duration::from_secs(60),
+    )
+    .await;
+    let pg = env.pg().await;
+    // A reader of the target must never see half of a transfer.
+    let reader_url = env.target_url.clone();
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let stop_r = stop.clone();
+    let reader = tokio::spawn(async move {
+        let (mut r, conn) = tokio_postgres::connect(&reader_url, tokio_postgres::NoTls)
+            .await
+            .unwrap();
+        tokio::spawn(conn);
+        let mut checks = 0u64;
+        while !stop_r.load(std::sync::atomic::Ordering::SeqCst) {
+            let tx = r
+                .build_transaction()
+                .isolation_level(tokio_postgres::IsolationLevel::RepeatableRead)
+                .start()
+                .await
+                .unwrap();
+            let sum: String = tx
+                .query_one("SELECT sum(balance)::text FROM public.acct", &[])
+                .await
+                .unwrap()
+                .get(0);
+            let moved: String = tx
+                .query_one(
+                    "SELECT (1000 - balance)::text FROM public.acct WHERE id = 1",
+                    &[],
+                )
+                .await
+                .unwrap()
+                .get(0);
+            let ledger: String = tx
+                .query_one(
+                    "SELECT COALESCE(sum(amount), 0)::text FROM public.ledger WHERE from_id = 1",
+                    &[],
+                )
+                .await
+                .unwrap()
+                .get(0);
+            tx.commit().await.unwrap();
+            assert_eq!(sum, "3000.00", "money appeared or vanished");
+            assert_eq!(
+                moved.parse::<f64>().unwrap(),
+                ledger.parse::<f64>().unwrap(),
+                "a transfer seen half-applied"
+            );
+            checks += 1;
+        }
+        checks
+    });
+    for i in 0..60 {
+        exec(&mut c, &format!(
+            "BEGIN TRAN; UPDATE dbo.acct SET balance = balance - 1 WHERE id = 1; UPDATE dbo.acct SET balance = balance + 1 WHERE id = {}; \
+             INSERT INTO dbo.ledger (from_id, to_id, amount) VALUES (1, {}, 1); COMMIT",
+            2 + i % 2, 2 + i % 2
+        )).await;
+    }
+    wait_equal(
+        &mut c,
+        &pg,
+        LEDGER_SQL,
+        "public.ledger",
+        LEDGER_COLS,
+        Duration::from_secs(30),
+    )
+    .await;
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    let checks = reader.await.unwrap();
+    assert!(checks > 0);
+    // Every kind of change: NULLs, boundary values, a PK update, delete then re-insert.
+    exec(&mut c, "INSERT INTO dbo.acct (id, owner, balance, note, g) VALUES (10, NULL, -9999999999999999.99, N'x' + NCHAR(0) + N'y', '6F9619FF-8B86-D011-B42D-00C04FD430C8'), (11, N'☃', 0, N'', NULL)").await;
+    exec(&mut c, "UPDATE dbo.acct SET id = 12 WHERE id = 11").await;
+    exec(&mut c, "DELETE FROM dbo.acct WHERE id = 3; INSERT INTO dbo.acct (id, owner, balance) VALUES (3, N'c again', 5)").await;
+    exec(
+        &mut c,
+        "UPDATE dbo.acct SET owner = NULL, note = NULL WHERE id = 10",
+    )
+    .await;
+    exec(&mut c, "DELETE FROM dbo.acct WHERE id = 2; INSERT INTO dbo.acct (id, owner, balance) VALUES (2, N'b', 1000)").await;
+    wait_equal(
+        &mut c,
+        &pg,
+        ACCT_SQL,
+        "public.acct",
+        ACCT_COLS,
+        Duration::from_secs(30),
+    )
+    .await;
+    let rec = d.table("dbo.ledger").unwrap();
+    assert_eq!(rec.changes_applied, 60);
+    d.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lost_change_history_and_truncate_resnapshot_the_table_only() {
+    let env = Env::new("retention").await;
+    let mut c = env.tds().await;
+    exec(&mut c, ACCOUNTS).await;
+    let cfg =
+        || env.config("[replication]\npoll_interval = \"50ms\"\n[[tables]]\nsource = \"dbo.*\"\n");
+    let d = Daemon::start(cfg());
+    d.wait_state(
+        &["dbo.acct", "dbo.ledger"],
+        TableState::Streaming,
+        Duration::from_secs(60),
+    )
+    .await;
+    d.stop().await.unwrap();
+    // While the daemon is away, changes are made and then cleaned up past its position.
+    exec(&mut c, "UPDATE dbo.acct SET balance = 1 WHERE id = 1; INSERT INTO dbo.acct (id, owner, balance) VALUES (4, N'd', 4)").await;
+    exec(
+        &mut c,
+        "INSERT INTO dbo.ledger (from_id, to_id, amount) VALUES (1, 2, 3)",
+    )
+    .await;
+    exec(&mut c, "DECLARE @v bigint = CHANGE_TRACKING_CURRENT_VERSION(); EXEC sys.sp_mssqlsim_ct_cleanup @up_to_version = @v").await;
+    let d = Daemon::start(cfg());
+    let pg = env.pg().await;
+    wait_equal(
+        &mut c,
+        &pg,
+        ACCT_SQL,
+        "public.acct",
+        ACCT_COLS,
+        Duration::from_secs(60),
+    )
+    .await;
+    wait_equal(
+        &mut c,
+        &pg,
+        LEDGER_SQL,
+        "public.ledger",
+        LEDGER_COLS,
+        Duration::from_secs(60),
+    )
+    .await;
+    let history = d.shared.store.history().unwrap();
+    assert!(
+        history
+            .iter()
+            .any(|e| e.event == "resnapshot" && e.table.as_deref() == Some("dbo.acct")),
+        "{history:#?}"
+    );
+    // TRUNCATE is not tracked: it moves the min valid version, and the table is copied again.
+    d.wait_state(
+        &["dbo.acct"],
+        TableState::Streaming,
+        Duration::from_secs(60),
+    )
+    .await;
+    exec(&mut c, "TRUNCATE TABLE dbo.acct; INSERT INTO dbo.acct (id, owner, balance) VALUES (7, N'after truncate', 7)").await;
+    wait_equal(
+        &mut c,
+        &pg,
+        ACCT_SQL,
+        "public.acct",
+        ACCT_COLS,
+        Duration::from_secs(60),
+    )
+    .await;
+    exec(
+        &mut c,
+        "INSERT INTO dbo.ledger (from_id, to_id, amount) VALUES (7, 7, 7)",
+    )
+    .await;
+    wait_equal(
+        &mut c,
+        &pg,
+        LEDGER_SQL,
+        "public.ledger",
+        LEDGER_COLS,
+        Duration::from_secs(30),
+    )
+    .await;
+    let resnapshots = d
+        .shared
+        .store
+        .history()
+        .unwrap()
+        .into_iter()
+        .filter(|e| e.event == "resnapshot")
+        .count();
+    assert!(resnapshots >= 2);
+    d.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cdc_changes_are_applied_in_lsn_order() {
+    let env = Env::new("cdc_stream").await;
+    let mut c = env.tds().await;
+    exec(&mut c, "CREATE TABLE dbo.items (id int NOT NULL PRIMARY KEY, name nvarchar(50) NULL, qty int NOT NULL, price money NULL)").await;
+    exec(
+        &mut c,
+        "INSERT INTO dbo.items VALUES (1, N'one', 1, 1.5), (2, N'two', 2, NULL)",
+    )
+    .await;
+    exec(&mut c, "EXEC sys.sp_cdc_enable_db").await;
+    exec(&mut c, "EXEC sys.sp_cdc_enable_table @source_schema = N'dbo', @source_name = N'items', @role_name = NULL").await;
+    let d = Daemon::start(
+        env.config("[replication]\npoll_interval = \"50ms\"\n[[tables]]\nsource = \"dbo.items\"\n"),
+    );
+    d.wait_state(
+        &["dbo.items"],
+        TableState::Streaming,
+        Duration::from_secs(60),
+    )
+    .await;
+    assert_eq!(d.table("dbo.items").unwrap().change_source, "cdc");
+    exec(
+        &mut c,
+        "INSERT INTO dbo.items VALUES (3, N'three', 3, 922337203685477.5807)",
+    )
+    .await;
+    exec(&mut c, "UPDATE dbo.items SET qty = qty + 10 WHERE id = 1; UPDATE dbo.items SET qty = qty + 10 WHERE id = 1").await;
+    exec(&mut c, "DELETE FROM dbo.items WHERE id = 2; INSERT INTO dbo.items VALUES (2, N'two again', 22, NULL)").await;
+    exec(&mut c, "BEGIN TRAN; INSERT INTO dbo.items VALUES (4, N'tmp', 4, 4); DELETE FROM dbo.items WHERE id = 4; COMMIT").await;
+    exec(&mut c, "UPDATE dbo.items SET id = 5 WHERE id = 3").await;
+    let pg = env.pg().await;
+    wait_equal(
+        &mut c,
+        &pg,
+        "SELECT id, name, qty, CAST(price AS decimal(19,4)) FROM dbo.items",
+        "public.items",
+        &["id", "name", "qty", "price"],
+        Duration::from_secs(30),
+    )
+    .await;
+    d.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn outages_of_either_database_pause_and_lose_nothing() {
+    let mut env = Env::new("outage").await;
+    let mut c = env.tds().await;
+    exec(&mut c, ACCOUNTS).await;
+    let sim_proxy = Proxy::start(env.sim.addr).await;
+    let pg_addr: std::net::SocketAddr = {
+        let cfg: tokio_postgres::Config = env.target_url.parse().unwrap();
+        let host = match &cfg.get_hosts()[0] {
+            tokio_postgres::config::Host::Tcp(h) => h.clone(),
+            other => panic!("{other:?}"),
+        };
+        format!(
+            "{}:{}",
+            if host == "localhost" {
+                "127.0.0.1".into()
+            } else {
+                host
+            },
+            cfg.get_ports()[0]
+        )
+        .parse()
+        .unwrap()
+    };
+    let pg_proxy = Proxy::start(pg_addr).await;
+    let direct_target = env.target_url.clone();
+    env.target_url = direct_target.replace(
+        &format!(":{}/", pg_addr.port()),
+        &format!(":{}/", pg_proxy.addr.port()),
+    );
+    assert_ne!(env.target_url, direct_target);
+    let text = env
+        .config_text("[replication]\npoll_interval = \"50ms\"\n[[tables]]\nsource = \"dbo.*\"\n")
+        .replace(
+            &format!("port = {}", env.sim.addr.port()),
+            &format!("port = {}", sim_proxy.addr.port()),
+        );
+    let cfg = replicator::config::parse(&text, &TestEnv::default()).unwrap();
+    let d = Daemon::start(cfg);
+    d.wait_state(
+        &["dbo.acct", "dbo.ledger"],
+        TableState::Streaming,
+        Duration::from_secs(60),
+    )
+    .await;
+    env.target_url = direct_target;
+    let pg = env.pg().await;
+    for round in 0..3 {
+        // Source down: changes pile up at the source.
+        sim_proxy.set_down(true);
+        for i in 0..10 {
+            exec(&mut c, &format!("INSERT INTO dbo.ledger (from_id, to_id, amount) VALUES ({round}, {i}, 1); UPDATE dbo.acct SET balance = balance + 1 WHERE id = 1")).await;
+        }
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        sim_proxy.set_down(false);
+        wait_equal(
+            &mut c,
+            &pg,
+            LEDGER_SQL,
+            "public.ledger",
+            LEDGER_COLS,
+            Duration::from_secs(60),
+        )
+        .await;
+        // Target down (as a PostgreSQL restart looks to a client): connections cut mid-flight.
+        pg_proxy.set_down(true);
+        for i in 0..10 {
+            exec(&mut c, &format!("INSERT INTO dbo.ledger (from_id, to_id, amount) VALUES ({round}, {i}, 2); UPDATE dbo.acct SET balance = balance - 1 WHERE id = 2")).await;
+        }
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        pg_proxy.set_down(false);
+        wait_equal(
+            &mut c,
+            &pg,
+            LEDGER_SQL,
+            "public.ledger",
+            LEDGER_COLS,
+            Duration::from_secs(60),
+        )
+        .await;
+        wait_equal(
+            &mut c,
+            &pg,
+            ACCT_SQL,
+            "public.acct",
+            ACCT_COLS,
+            Duration::from_secs(60),
+        )
+        .await;
+    }
+    d.stop().await.unwrap();
+}
