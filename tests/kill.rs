@@ -171,3 +171,53 @@ async fn sigkill_mid_snapshot_then_restart_loses_and_duplicates_nothing() {
         assert!(got == want, "{table}: rows differ");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkill_while_applying_a_workload_then_restart_converges() {
+    let env = Env::new("killapply").await;
+    mssql_sim::workload::seed_database(env.sim.addr, SA_PASSWORD, "shop", 300).await.unwrap();
+    let mut c = env.tds().await;
+    for t in mssql_sim::workload::seed::TABLES {
+        let name = replicator::model::TableName::parse(t).unwrap();
+        exec(&mut c, &format!("ALTER TABLE {} ENABLE CHANGE_TRACKING", name.tsql())).await;
+    }
+    let cfg = env.config_file("[replication]\npoll_interval = \"20ms\"\n[[tables]]\nsource = \"dbo.*\"\n");
+    let log = env.dir.join("replicator.log");
+    let pg = env.pg().await;
+    let mut child = spawn(&cfg, &log);
+    eventually("every table streams", Duration::from_secs(120), || async {
+        pg.query_one("SELECT count(*) FILTER (WHERE phase = 'streaming') = 5 FROM replicator.table_progress", &[])
+            .await
+            .map(|r| r.get::<_, bool>(0))
+            .unwrap_or(false)
+    })
+    .await;
+    let load = tokio::spawn(mssql_sim::workload::load::run(mssql_sim::workload::load::LoadConfig {
+        server: env.sim.addr,
+        sa_password: SA_PASSWORD.into(),
+        database: "shop".into(),
+        rate: 400,
+        duration: Duration::from_secs(6),
+        connections: 2,
+        seed: 7,
+    }));
+    // Kill the daemon three times at random instants while changes flow and windows apply.
+    for _ in 0..3 {
+        tokio::time::sleep(Duration::from_millis(fastrand::u64(400..1500))).await;
+        child.kill().unwrap();
+        child.wait().unwrap();
+        tokio::time::sleep(Duration::from_millis(fastrand::u64(0..300))).await;
+        child = spawn(&cfg, &log);
+    }
+    let report = load.await.unwrap().expect("workload runs");
+    assert!(report.values().sum::<u64>() > 500, "{report:?}");
+    for (src, target, cols) in [
+        ("SELECT id, customer_id, status, total, note FROM dbo.orders", "public.orders", vec!["id", "customer_id", "status", "total", "note"]),
+        ("SELECT order_id, line_no, sku, qty, CAST(unit_price AS decimal(10,4)) FROM dbo.order_lines", "public.order_lines", vec!["order_id", "line_no", "sku", "qty", "unit_price"]),
+        ("SELECT id, name, email, vip, CAST(balance AS decimal(19,4)), rowguid FROM dbo.customers", "public.customers", vec!["id", "name", "email", "vip", "balance", "rowguid"]),
+    ] {
+        wait_equal(&mut c, &pg, src, target, &cols, Duration::from_secs(60)).await;
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+}
