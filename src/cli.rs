@@ -51,7 +51,8 @@ pub enum Command {
 /// Sets up logging to stderr.
 pub fn init_logging(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("REPLICATOR_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+        // tiberius warns on every plaintext connection; the daemon says it once instead.
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,tiberius=error"));
     let b = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);

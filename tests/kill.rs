@@ -175,32 +175,44 @@ async fn sigkill_mid_snapshot_then_restart_loses_and_duplicates_nothing() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigkill_while_applying_a_workload_then_restart_converges() {
     let env = Env::new("killapply").await;
-    mssql_sim::workload::seed_database(env.sim.addr, SA_PASSWORD, "shop", 300).await.unwrap();
+    mssql_sim::workload::seed_database(env.sim.addr, SA_PASSWORD, "shop", 300)
+        .await
+        .unwrap();
     let mut c = env.tds().await;
     for t in mssql_sim::workload::seed::TABLES {
         let name = replicator::model::TableName::parse(t).unwrap();
-        exec(&mut c, &format!("ALTER TABLE {} ENABLE CHANGE_TRACKING", name.tsql())).await;
+        exec(
+            &mut c,
+            &format!("ALTER TABLE {} ENABLE CHANGE_TRACKING", name.tsql()),
+        )
+        .await;
     }
-    let cfg = env.config_file("[replication]\npoll_interval = \"20ms\"\n[[tables]]\nsource = \"dbo.*\"\n");
+    let cfg = env
+        .config_file("[replication]\npoll_interval = \"20ms\"\n[[tables]]\nsource = \"dbo.*\"\n");
     let log = env.dir.join("replicator.log");
     let pg = env.pg().await;
     let mut child = spawn(&cfg, &log);
     eventually("every table streams", Duration::from_secs(120), || async {
-        pg.query_one("SELECT count(*) FILTER (WHERE phase = 'streaming') = 5 FROM replicator.table_progress", &[])
-            .await
-            .map(|r| r.get::<_, bool>(0))
-            .unwrap_or(false)
+        pg.query_one(
+            "SELECT count(*) FILTER (WHERE phase = 'streaming') = 5 FROM replicator.table_progress",
+            &[],
+        )
+        .await
+        .map(|r| r.get::<_, bool>(0))
+        .unwrap_or(false)
     })
     .await;
-    let load = tokio::spawn(mssql_sim::workload::load::run(mssql_sim::workload::load::LoadConfig {
-        server: env.sim.addr,
-        sa_password: SA_PASSWORD.into(),
-        database: "shop".into(),
-        rate: 400,
-        duration: Duration::from_secs(6),
-        connections: 2,
-        seed: 7,
-    }));
+    let load = tokio::spawn(mssql_sim::workload::load::run(
+        mssql_sim::workload::load::LoadConfig {
+            server: env.sim.addr,
+            sa_password: SA_PASSWORD.into(),
+            database: "shop".into(),
+            rate: 400,
+            duration: Duration::from_secs(6),
+            connections: 2,
+            seed: 7,
+        },
+    ));
     // Kill the daemon three times at random instants while changes flow and windows apply.
     for _ in 0..3 {
         tokio::time::sleep(Duration::from_millis(fastrand::u64(400..1500))).await;

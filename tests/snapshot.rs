@@ -386,36 +386,83 @@ async fn a_300_column_table_and_a_20_mb_value() {
     let cols: Vec<String> = (1..300).map(|i| format!("c{i} int NULL")).collect();
     exec(&mut c, &format!("CREATE TABLE dbo.wide (id int NOT NULL PRIMARY KEY, {}); ALTER TABLE dbo.wide ENABLE CHANGE_TRACKING", cols.join(", "))).await;
     for r in 0..5 {
-        let vals: Vec<String> = (1..300).map(|i| if (i + r) % 7 == 0 { "NULL".into() } else { (i * 1000 + r).to_string() }).collect();
-        exec(&mut c, &format!("INSERT INTO dbo.wide VALUES ({r}, {})", vals.join(", "))).await;
+        let vals: Vec<String> = (1..300)
+            .map(|i| {
+                if (i + r) % 7 == 0 {
+                    "NULL".into()
+                } else {
+                    (i * 1000 + r).to_string()
+                }
+            })
+            .collect();
+        exec(
+            &mut c,
+            &format!("INSERT INTO dbo.wide VALUES ({r}, {})", vals.join(", ")),
+        )
+        .await;
     }
     exec(&mut c, "CREATE TABLE dbo.blobs (id int NOT NULL PRIMARY KEY, data varbinary(max) NULL); ALTER TABLE dbo.blobs ENABLE CHANGE_TRACKING").await;
     // 20 MB of non-repeating bytes, sent as a parameter.
-    let blob: Vec<u8> = (0..20 * 1024 * 1024u32).map(|i| (i.wrapping_mul(2654435761) >> 13) as u8).collect();
+    let blob: Vec<u8> = (0..20 * 1024 * 1024u32)
+        .map(|i| (i.wrapping_mul(2654435761) >> 13) as u8)
+        .collect();
     let mut q = tiberius::Query::new("INSERT INTO dbo.blobs VALUES (1, @P1), (2, NULL)");
     q.bind(blob.clone());
     q.execute(&mut c).await.unwrap();
-    let d = Daemon::start(env.config("[[tables]]\nsource = \"dbo.wide\"\n[[tables]]\nsource = \"dbo.blobs\"\n"));
-    d.wait_state(&["dbo.wide", "dbo.blobs"], TableState::Streaming, Duration::from_secs(120)).await;
+    let d = Daemon::start(
+        env.config("[[tables]]\nsource = \"dbo.wide\"\n[[tables]]\nsource = \"dbo.blobs\"\n"),
+    );
+    d.wait_state(
+        &["dbo.wide", "dbo.blobs"],
+        TableState::Streaming,
+        Duration::from_secs(120),
+    )
+    .await;
     let pg = env.pg().await;
-    let names: Vec<String> = std::iter::once("id".to_string()).chain((1..300).map(|i| format!("c{i}"))).collect();
+    let names: Vec<String> = std::iter::once("id".to_string())
+        .chain((1..300).map(|i| format!("c{i}")))
+        .collect();
     let refs: Vec<&str> = names.iter().map(String::as_str).collect();
-    let want = source_rows(&mut c, &format!("SELECT {} FROM dbo.wide ORDER BY id", names.join(", "))).await;
+    let want = source_rows(
+        &mut c,
+        &format!("SELECT {} FROM dbo.wide ORDER BY id", names.join(", ")),
+    )
+    .await;
     assert_eq!(target_rows(&pg, "public.wide", &refs, "id").await, want);
-    let row = pg.query_one("SELECT data FROM public.blobs WHERE id = 1", &[]).await.unwrap();
+    let row = pg
+        .query_one("SELECT data FROM public.blobs WHERE id = 1", &[])
+        .await
+        .unwrap();
     let got: Vec<u8> = row.get(0);
-    assert!(got == blob, "20 MB value differs (len {} vs {})", got.len(), blob.len());
-    let null: Option<Vec<u8>> = pg.query_one("SELECT data FROM public.blobs WHERE id = 2", &[]).await.unwrap().get(0);
+    assert!(
+        got == blob,
+        "20 MB value differs (len {} vs {})",
+        got.len(),
+        blob.len()
+    );
+    let null: Option<Vec<u8>> = pg
+        .query_one("SELECT data FROM public.blobs WHERE id = 2", &[])
+        .await
+        .unwrap()
+        .get(0);
     assert!(null.is_none());
     // The same value through a change window.
     let mut q = tiberius::Query::new("UPDATE dbo.blobs SET data = @P1 WHERE id = 2");
     let reversed: Vec<u8> = blob.iter().rev().copied().collect();
     q.bind(reversed.clone());
     q.execute(&mut c).await.unwrap();
-    eventually("the updated 20 MB value", Duration::from_secs(60), || async {
-        let v: Option<Vec<u8>> = pg.query_one("SELECT data FROM public.blobs WHERE id = 2", &[]).await.unwrap().get(0);
-        v.as_deref() == Some(reversed.as_slice())
-    })
+    eventually(
+        "the updated 20 MB value",
+        Duration::from_secs(60),
+        || async {
+            let v: Option<Vec<u8>> = pg
+                .query_one("SELECT data FROM public.blobs WHERE id = 2", &[])
+                .await
+                .unwrap()
+                .get(0);
+            v.as_deref() == Some(reversed.as_slice())
+        },
+    )
     .await;
     d.stop().await.unwrap();
 }

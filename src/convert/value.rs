@@ -309,7 +309,8 @@ fn text_to(
         }
     }
     if let TargetKind::Varchar(n) = col.kind {
-        if s.chars().count() > n as usize {
+        // Bytes bound characters from above: count characters only when it could matter.
+        if s.len() > n as usize && s.chars().count() > n as usize {
             return Err(fail(
                 col,
                 format!(

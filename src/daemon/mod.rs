@@ -249,6 +249,11 @@ pub fn decide_kind(plan: &TablePlan, db: &source::DatabaseInfo) -> Result<Kind, 
 /// Runs the daemon until `shared.request_stop()`; returns the reason it stopped.
 pub async fn run(shared: Arc<Shared>) -> Result<(), Error> {
     let cfg = &shared.config;
+    if cfg.source.tls == crate::config::SourceTls::Disable {
+        tracing::warn!(
+            "source.tls = \"disable\": traffic to SQL Server, the login included, is not encrypted"
+        );
+    }
     let mut tds = connect_source(&shared).await?;
     let db = source::database_info(&mut tds).await?;
     tracing::info!(version = %db.version, snapshot_isolation = db.snapshot_isolation, cdc = db.cdc_enabled,

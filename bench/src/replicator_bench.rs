@@ -1,0 +1,258 @@
+//! `replicator-bench`: the replicator's snapshot of the reference table from `mssql-sim` into
+//! PostgreSQL, next to PostgreSQL's own binary COPY of the same rows into the same table shape
+//! on the same machine in the same run (the limit), with the replicator's peak RSS.
+//!
+//! Release binaries `mssql-sim` and `replicator` next to this one run as child processes, so
+//! their CPU and memory are their own.
+
+use clap::Parser;
+use futures_util::{SinkExt, TryStreamExt};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+#[derive(Parser)]
+#[command(about = "Benchmarks the replicator's snapshot against PostgreSQL's binary COPY")]
+struct Args {
+    /// Rows in the reference table.
+    #[arg(long, default_value_t = 1_000_000)]
+    rows: i64,
+    /// Snapshot workers (replication.snapshot_workers).
+    #[arg(long, default_value_t = 2)]
+    workers: usize,
+    /// Rows per snapshot chunk.
+    #[arg(long, default_value_t = 50_000)]
+    chunk: usize,
+}
+
+const PASSWORD: &str = "Bench_pw_1";
+
+fn proc_field(pid: u32, key: &str) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status
+        .lines()
+        .find(|l| l.starts_with(key))?
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()
+}
+
+fn cpu_secs(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let after = stat.rsplit(')').next().unwrap_or("");
+    let f: Vec<&str> = after.split_whitespace().collect();
+    let ticks = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+    (ticks(11) + ticks(12)) / 100.0
+}
+
+async fn pg(url: &str) -> tokio_postgres::Client {
+    let (c, conn) = tokio_postgres::connect(url, tokio_postgres::NoTls)
+        .await
+        .expect("connect to postgres");
+    tokio::spawn(conn);
+    c
+}
+
+fn sibling(name: &str) -> std::path::PathBuf {
+    std::env::current_exe()
+        .expect("current exe")
+        .with_file_name(name)
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+async fn tsql(port: u16, db: Option<&str>, sql: &str) {
+    let mut c =
+        mssql_sim::workload::connect(format!("127.0.0.1:{port}").parse().unwrap(), PASSWORD, db)
+            .await
+            .expect("login");
+    c.simple_query(sql)
+        .await
+        .unwrap()
+        .into_results()
+        .await
+        .unwrap();
+}
+
+#[tokio::main]
+async fn main() {
+    let args = Args::parse();
+    let backing = testkit::fresh_database("replbench").await;
+    let backing_db = backing.rsplit('/').next().unwrap().to_string();
+    let target = testkit::fresh_database("replbench_target").await;
+    let port = free_port();
+    let mut sim: Child = Command::new(sibling("mssql-sim"))
+        .args([
+            "serve",
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--backing",
+            &backing,
+        ])
+        .env("MSSQL_SIM_SA_PASSWORD", PASSWORD)
+        .env("RUST_LOG", "warn")
+        .spawn()
+        .expect("start mssql-sim (cargo build --release -p mssql-sim -p replicator -p bench)");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "mssql-sim did not listen");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    tsql(port, None, "CREATE DATABASE bench").await;
+    tsql(
+        port,
+        None,
+        "ALTER DATABASE bench SET ALLOW_SNAPSHOT_ISOLATION ON",
+    )
+    .await;
+    tsql(
+        port,
+        None,
+        "ALTER DATABASE bench SET CHANGE_TRACKING = ON (CHANGE_RETENTION = 2 DAYS)",
+    )
+    .await;
+    tsql(
+        port,
+        Some("bench"),
+        "CREATE TABLE dbo.ref (id bigint NOT NULL PRIMARY KEY, a int NOT NULL, b smallint NOT NULL, amount decimal(18,2) NOT NULL, \
+         name nvarchar(100) NOT NULL, created datetime2 NOT NULL, updated datetime2 NULL, flag bit NOT NULL, g uniqueidentifier NOT NULL); \
+         ALTER TABLE dbo.ref ENABLE CHANGE_TRACKING",
+    )
+    .await;
+    // Filled in bulk through the backing database (values in the simulator's stored form).
+    let source_pg = testkit::pg().url_for(&mssql_sim::server::pg_name_for(&backing_db, "bench"));
+    let direct = pg(&source_pg).await;
+    let t = Instant::now();
+    direct
+        .batch_execute(&format!(
+            "SET session_replication_role = replica; INSERT INTO dbo.ref SELECT i, (i * 7) % 1000000, (i % 30000)::smallint, \
+             ((i % 100000) * 1.37)::numeric(18,2), 'customer name ' || i, \
+             to_char(timestamp '2020-01-01' + i * interval '1 second', 'YYYY-MM-DD HH24:MI:SS') || '.123456', \
+             CASE WHEN i % 3 = 0 THEN NULL ELSE to_char(timestamp '2021-01-01' + i * interval '1 second', 'YYYY-MM-DD HH24:MI:SS') || '.765432' END, \
+             (i % 2)::smallint, md5(i::text)::uuid FROM generate_series(1, {}) AS i; ANALYZE dbo.ref",
+            args.rows
+        ))
+        .await
+        .unwrap();
+    eprintln!("source: {} rows loaded in {:.1?}", args.rows, t.elapsed());
+
+    // The replicator.
+    let dir = std::env::temp_dir().join(format!("replicator-bench-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let config = dir.join("replicator.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[source]\nhost = \"127.0.0.1\"\nport = {port}\ndatabase = \"bench\"\nuser = \"sa\"\npassword_env = \"BENCH_MSSQL_PASSWORD\"\ntls = \"disable\"\n\
+             [target]\nurl = \"{target}\"\n[state]\ndir = \"{d}/state\"\n[control]\nsocket = \"{d}/control.sock\"\n\
+             [replication]\nsnapshot_workers = {w}\nsnapshot_chunk_rows = {c}\n[[tables]]\nsource = \"dbo.ref\"\n",
+            d = dir.display(),
+            w = args.workers,
+            c = args.chunk,
+        ),
+    )
+    .unwrap();
+    let tpg = pg(&target).await;
+    let t = Instant::now();
+    let mut repl = Command::new(sibling("replicator"))
+        .args(["--config", &config.display().to_string(), "run"])
+        .env("BENCH_MSSQL_PASSWORD", PASSWORD)
+        .env("REPLICATOR_LOG", "warn,tiberius=error")
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("start replicator");
+    let rpid = repl.id();
+    let (sim_cpu0, repl_cpu0) = (cpu_secs(sim.id()), 0.0);
+    let mut peak_rss = 0u64;
+    loop {
+        peak_rss = peak_rss.max(proc_field(rpid, "VmHWM:").unwrap_or(0));
+        let done = tpg
+            .query_opt(
+                "SELECT 1 FROM replicator.table_progress WHERE phase = 'streaming'",
+                &[],
+            )
+            .await
+            .ok()
+            .flatten()
+            .is_some();
+        if done {
+            break;
+        }
+        assert!(
+            repl.try_wait().unwrap().is_none(),
+            "replicator exited early"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let secs = t.elapsed().as_secs_f64();
+    peak_rss = peak_rss.max(proc_field(rpid, "VmHWM:").unwrap_or(0));
+    let (sim_cpu, repl_cpu) = (cpu_secs(sim.id()) - sim_cpu0, cpu_secs(rpid) - repl_cpu0);
+    let _ = Command::new("kill")
+        .args(["-TERM", &rpid.to_string()])
+        .status();
+    let _ = repl.wait();
+    let copied: i64 = tpg
+        .query_one("SELECT count(*) FROM public.ref", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(copied, args.rows, "every row copied");
+
+    // The limit: PostgreSQL's own binary COPY of the same rows into the same table shape.
+    let stream = tpg
+        .copy_out("COPY public.ref TO STDOUT (FORMAT binary)")
+        .await
+        .unwrap();
+    let chunks: Vec<bytes::Bytes> = stream.try_collect().await.unwrap();
+    let bytes: usize = chunks.iter().map(|c| c.len()).sum();
+    tpg.batch_execute("CREATE TABLE public.ref_copy (LIKE public.ref INCLUDING ALL)")
+        .await
+        .unwrap();
+    let t = Instant::now();
+    let sink = tpg
+        .copy_in("COPY public.ref_copy FROM STDIN (FORMAT binary)")
+        .await
+        .unwrap();
+    futures_util::pin_mut!(sink);
+    // Sent in 1 MB pieces, as any bulk loader would.
+    let mut buf = bytes::BytesMut::with_capacity(1 << 20);
+    for c in chunks {
+        buf.extend_from_slice(&c);
+        if buf.len() >= 1 << 20 {
+            sink.send(buf.split().freeze()).await.unwrap();
+        }
+    }
+    sink.send(buf.freeze()).await.unwrap();
+    sink.as_mut().finish().await.unwrap();
+    let copy_secs = t.elapsed().as_secs_f64();
+    let _ = sim.kill();
+    let _ = sim.wait();
+    let _ = std::fs::remove_dir_all(&dir);
+
+    let mb = bytes as f64 / 1e6;
+    let rate = args.rows as f64 / secs;
+    let limit = args.rows as f64 / copy_secs;
+    println!("rows                      {}", args.rows);
+    println!(
+        "snapshot workers          {} (chunk {} rows)",
+        args.workers, args.chunk
+    );
+    println!(
+        "replicator snapshot       {secs:.2} s  {rate:.0} rows/s  {:.1} MB/s (binary COPY bytes)",
+        mb / secs
+    );
+    println!("postgres binary COPY      {copy_secs:.2} s  {limit:.0} rows/s  {:.1} MB/s  (same rows, same table with its PK)", mb / copy_secs);
+    println!("ratio                     {:.2}", rate / limit);
+    println!(
+        "replicator peak RSS       {:.1} MiB",
+        peak_rss as f64 / 1024.0
+    );
+    println!("cpu seconds               replicator {repl_cpu:.1}, mssql-sim {sim_cpu:.1}");
+}
