@@ -48,20 +48,74 @@ pub enum Command {
     Schema,
 }
 
-/// Sets up logging to stderr.
+/// The progress bar of `run` on an interactive terminal (absent otherwise).
+static BAR: std::sync::OnceLock<indicatif::ProgressBar> = std::sync::OnceLock::new();
+
+/// Log lines go around the progress bar, never through it.
+struct LogWriter;
+
+impl std::io::Write for LogWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        match BAR.get() {
+            Some(bar) if !bar.is_finished() => bar.suspend(|| std::io::stderr().write_all(buf))?,
+            _ => std::io::stderr().write_all(buf)?,
+        }
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        std::io::stderr().flush()
+    }
+}
+
+/// Sets up logging to stderr: human on a terminal, or one JSON object per line.
 pub fn init_logging(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("REPLICATOR_LOG")
         // tiberius warns on every plaintext connection; the daemon says it once instead.
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,tiberius=error"));
-    let b = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+    let b = tracing_subscriber::fmt().with_env_filter(filter).with_writer(|| LogWriter);
     match format {
         LogFormat::Json => b.json().init(),
-        LogFormat::Text => b
-            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-            .init(),
+        LogFormat::Text => b.with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr())).init(),
     }
+}
+
+/// Draws the snapshot's progress on an interactive terminal until every table streams.
+fn progress_bar(shared: std::sync::Arc<daemon::Shared>) {
+    if !std::io::IsTerminal::is_terminal(&std::io::stderr()) {
+        return;
+    }
+    let bar = indicatif::ProgressBar::new(0);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template(
+            "{spinner} snapshot [{bar:30}] {human_pos}/{human_len} rows {per_sec} eta {eta} {msg}",
+        )
+        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
+        .progress_chars("=> "),
+    );
+    let bar = BAR.get_or_init(|| bar).clone();
+    tokio::spawn(async move {
+        loop {
+            if let Ok(tables) = shared.store.tables() {
+                let total: i64 = tables.iter().map(|(_, r)| r.rows_estimated.max(r.rows_copied)).sum();
+                let done: i64 = tables.iter().map(|(_, r)| r.rows_copied).sum();
+                let copying = tables
+                    .iter()
+                    .filter(|(_, r)| matches!(r.state, crate::state::TableState::Pending | crate::state::TableState::Snapshotting))
+                    .count();
+                bar.set_length(total.max(0) as u64);
+                bar.set_position(done.max(0) as u64);
+                bar.set_message(format!("{copying} table(s) copying"));
+                if copying == 0 && !tables.is_empty() {
+                    bar.finish_with_message("snapshot done, streaming");
+                    return;
+                }
+            }
+            if shared.sleep_or_stop(Duration::from_millis(250)).await {
+                bar.abandon();
+                return;
+            }
+        }
+    });
 }
 
 fn load(path: &Path) -> Result<Config, Error> {
@@ -114,6 +168,7 @@ pub async fn run(config: Config) -> Result<(), Error> {
             }
         }
     });
+    progress_bar(shared.clone());
     // Status for readers while the store is held: a file replaced atomically every second.
     let pub_shared = shared.clone();
     let publisher = tokio::spawn(async move {
