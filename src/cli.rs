@@ -72,10 +72,14 @@ pub fn init_logging(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("REPLICATOR_LOG")
         // tiberius warns on every plaintext connection; the daemon says it once instead.
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,tiberius=error"));
-    let b = tracing_subscriber::fmt().with_env_filter(filter).with_writer(|| LogWriter);
+    let b = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(|| LogWriter);
     match format {
         LogFormat::Json => b.json().init(),
-        LogFormat::Text => b.with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr())).init(),
+        LogFormat::Text => b
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+            .init(),
     }
 }
 
@@ -96,11 +100,20 @@ fn progress_bar(shared: std::sync::Arc<daemon::Shared>) {
     tokio::spawn(async move {
         loop {
             if let Ok(tables) = shared.store.tables() {
-                let total: i64 = tables.iter().map(|(_, r)| r.rows_estimated.max(r.rows_copied)).sum();
+                let total: i64 = tables
+                    .iter()
+                    .map(|(_, r)| r.rows_estimated.max(r.rows_copied))
+                    .sum();
                 let done: i64 = tables.iter().map(|(_, r)| r.rows_copied).sum();
                 let copying = tables
                     .iter()
-                    .filter(|(_, r)| matches!(r.state, crate::state::TableState::Pending | crate::state::TableState::Snapshotting))
+                    .filter(|(_, r)| {
+                        matches!(
+                            r.state,
+                            crate::state::TableState::Pending
+                                | crate::state::TableState::Snapshotting
+                        )
+                    })
                     .count();
                 bar.set_length(total.max(0) as u64);
                 bar.set_position(done.max(0) as u64);

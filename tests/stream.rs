@@ -351,3 +351,148 @@ async fn outages_of_either_database_pause_and_lose_nothing() {
     }
     d.stop().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn schema_changes_while_streaming() {
+    let env = Env::new("schema_change").await;
+    let mut c = env.tds().await;
+    exec(&mut c, "CREATE TABLE dbo.t (id int NOT NULL PRIMARY KEY, v int NULL); ALTER TABLE dbo.t ENABLE CHANGE_TRACKING; INSERT INTO dbo.t VALUES (1, 1), (2, 2), (3, 3)").await;
+    let d = Daemon::start(
+        env.config("[replication]\npoll_interval = \"50ms\"\n[[tables]]\nsource = \"dbo.t\"\n"),
+    );
+    d.wait_state(&["dbo.t"], TableState::Streaming, Duration::from_secs(60))
+        .await;
+    let pg = env.pg().await;
+    // A new nullable column, set on some rows; a new column with a default.
+    exec(&mut c, "ALTER TABLE dbo.t ADD note nvarchar(20) NULL").await;
+    exec(&mut c, "UPDATE dbo.t SET note = N'two' WHERE id = 2; INSERT INTO dbo.t (id, v, note) VALUES (4, 4, N'four')").await;
+    exec(
+        &mut c,
+        "ALTER TABLE dbo.t ADD flag int NOT NULL CONSTRAINT df_flag DEFAULT 7",
+    )
+    .await;
+    exec(&mut c, "UPDATE dbo.t SET v = 10 WHERE id = 1").await;
+    wait_equal(
+        &mut c,
+        &pg,
+        "SELECT id, v, note, flag FROM dbo.t",
+        "public.t",
+        &["id", "v", "note", "flag"],
+        Duration::from_secs(30),
+    )
+    .await;
+    // A dropped column stays on the target with its values; new rows leave it NULL.
+    exec(&mut c, "ALTER TABLE dbo.t DROP COLUMN note").await;
+    exec(&mut c, "INSERT INTO dbo.t (id, v) VALUES (5, 5)").await;
+    wait_equal(
+        &mut c,
+        &pg,
+        "SELECT id, v, flag FROM dbo.t",
+        "public.t",
+        &["id", "v", "flag"],
+        Duration::from_secs(30),
+    )
+    .await;
+    assert_eq!(
+        target_rows(&pg, "public.t", &["id", "note"], "id").await,
+        vec![
+            vec![Some("1".into()), None],
+            vec![Some("2".into()), Some("two".into())],
+            vec![Some("3".into()), None],
+            vec![Some("4".into()), Some("four".into())],
+            vec![Some("5".into()), None],
+        ]
+    );
+    let events: Vec<String> = d
+        .shared
+        .store
+        .history()
+        .unwrap()
+        .into_iter()
+        .filter(|e| e.event == "schema_change")
+        .map(|e| e.detail)
+        .collect();
+    assert!(
+        events.iter().any(|e| e.contains("note added"))
+            && events.iter().any(|e| e.contains("note dropped")),
+        "{events:?}"
+    );
+    // A type change stops the table, with a reason and a hint.
+    exec(&mut c, "ALTER TABLE dbo.t ALTER COLUMN v bigint NULL").await;
+    exec(&mut c, "UPDATE dbo.t SET v = 6 WHERE id = 5").await;
+    d.wait_state(&["dbo.t"], TableState::Errored, Duration::from_secs(30))
+        .await;
+    let err = d.table("dbo.t").unwrap().last_error.unwrap();
+    assert!(
+        err.message
+            .contains("column v changed type from int to bigint"),
+        "{}",
+        err.message
+    );
+    assert!(err
+        .hint
+        .unwrap_or_default()
+        .contains("replicator resync --table dbo.t"));
+    d.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cdc_switches_to_a_newer_capture_instance() {
+    let env = Env::new("cdc_switch").await;
+    let mut c = env.tds().await;
+    exec(
+        &mut c,
+        "CREATE TABLE dbo.items (id int NOT NULL PRIMARY KEY, qty int NOT NULL)",
+    )
+    .await;
+    exec(&mut c, "INSERT INTO dbo.items VALUES (1, 1), (2, 2)").await;
+    exec(&mut c, "EXEC sys.sp_cdc_enable_db").await;
+    exec(&mut c, "EXEC sys.sp_cdc_enable_table @source_schema = N'dbo', @source_name = N'items', @role_name = NULL").await;
+    let d = Daemon::start(
+        env.config("[replication]\npoll_interval = \"50ms\"\n[[tables]]\nsource = \"dbo.items\"\n"),
+    );
+    d.wait_state(
+        &["dbo.items"],
+        TableState::Streaming,
+        Duration::from_secs(60),
+    )
+    .await;
+    let pg = env.pg().await;
+    exec(&mut c, "UPDATE dbo.items SET qty = 11 WHERE id = 1").await;
+    wait_equal(
+        &mut c,
+        &pg,
+        "SELECT id, qty FROM dbo.items",
+        "public.items",
+        &["id", "qty"],
+        Duration::from_secs(30),
+    )
+    .await;
+    // The new shape: a column added, a second capture instance that captures it.
+    exec(&mut c, "ALTER TABLE dbo.items ADD label nvarchar(20) NULL").await;
+    exec(
+        &mut c,
+        "UPDATE dbo.items SET label = N'before' WHERE id = 2",
+    )
+    .await;
+    exec(&mut c, "EXEC sys.sp_cdc_enable_table @source_schema = N'dbo', @source_name = N'items', @role_name = NULL, @capture_instance = N'dbo_items_v2'").await;
+    exec(&mut c, "INSERT INTO dbo.items VALUES (3, 3, N'three'); UPDATE dbo.items SET label = N'one', qty = 12 WHERE id = 1").await;
+    wait_equal(
+        &mut c,
+        &pg,
+        "SELECT id, qty, label FROM dbo.items",
+        "public.items",
+        &["id", "qty", "label"],
+        Duration::from_secs(30),
+    )
+    .await;
+    let switched = d
+        .shared
+        .store
+        .history()
+        .unwrap()
+        .into_iter()
+        .any(|e| e.event == "capture_instance_switch");
+    assert!(switched);
+    d.stop().await.unwrap();
+}

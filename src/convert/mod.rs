@@ -214,6 +214,8 @@ pub struct TablePlan {
     pub key: Vec<usize>,
     /// Where changes come from.
     pub change_source: crate::config::ChangeSource,
+    /// Index of the `[[tables]]` entry that selected the table.
+    pub selector: usize,
 }
 
 impl TablePlan {
@@ -407,6 +409,7 @@ pub fn plan_table(
         columns,
         key,
         change_source: selector.change_source,
+        selector: selector_index,
     })
 }
 

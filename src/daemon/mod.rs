@@ -6,6 +6,7 @@
 //! transient error is retried with backoff and never loses data; a table error stops that
 //! table only, with a reason and a hint in `status`; a fatal error stops the daemon.
 
+pub mod schema;
 pub mod snapshot;
 pub mod status;
 pub mod stream;
@@ -224,6 +225,26 @@ pub fn decide_kind(plan: &TablePlan, db: &source::DatabaseInfo) -> Result<Kind, 
     );
     let ct_ok = t.change_tracking && db.ct_retention_minutes.is_some();
     let latest_ci = t.capture_instances.last().map(|c| c.name.clone());
+    if let Some(ci) = t.capture_instances.last() {
+        let missing: Vec<&str> = plan
+            .columns
+            .iter()
+            .filter(|c| {
+                !c.expression && !ci.columns.iter().any(|x| x.eq_ignore_ascii_case(&c.source))
+            })
+            .map(|c| c.source.as_str())
+            .collect();
+        if !missing.is_empty()
+            && plan.change_source != ChangeSource::ChangeTracking
+            && plan.change_source != ChangeSource::None
+        {
+            return Err(Error::table(
+                &t.name,
+                format!("capture instance {} does not capture column(s) {}", ci.name, missing.join(", ")),
+                Some("enable a capture instance with every migrated column (@captured_column_list = NULL), exclude those columns, or use change_source = \"change_tracking\""),
+            ));
+        }
+    }
     match plan.change_source {
         ChangeSource::None => Ok(Kind::None),
         ChangeSource::Cdc => latest_ci.map(Kind::Cdc).ok_or_else(|| {

@@ -159,6 +159,8 @@ pub async fn copy_part(
                 sink.send(buf.split().freeze())
                     .await
                     .context(|| format!("COPY into {}", plan.target))?;
+                // split() leaves no capacity: reserve a whole piece again, not by doubling.
+                buf.reserve(1 << 20);
             }
         }
         drop(stream);

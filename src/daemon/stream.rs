@@ -6,9 +6,10 @@
 //! before reading and handled by policy; it is never skipped.
 
 use super::{connect_source, connect_target, Kind, Shared, TableRt};
+use crate::config::Policies;
 use crate::config::RetentionPolicy;
 use crate::convert::value::to_value;
-use crate::convert::Losses;
+use crate::convert::{Losses, TablePlan};
 use crate::error::{Backoff, Context, Error, ErrorKind};
 use crate::model::{Lsn, Position, Value};
 use crate::sink::apply::{Op, StageWriter, Stages};
@@ -136,6 +137,120 @@ fn streaming_tables(shared: &Shared) -> Result<Vec<(String, TableRt, Position)>,
     Ok(out)
 }
 
+/// How a change query's rows are laid out.
+#[derive(Clone, Copy)]
+enum Layout {
+    /// `SYS_CHANGE_VERSION, deleted, key..., columns...` (CT).
+    Ct,
+    /// `__$start_lsn, __$operation, columns...` (CDC).
+    Cdc,
+    /// `columns...`: whole current rows (a backfill), staged as upserts.
+    Rows,
+}
+
+/// Streams a change query's rows into the staging writer.
+#[allow(clippy::too_many_arguments)]
+async fn stage_rows(
+    tds: &mut Tds,
+    q: Query<'_>,
+    name: &str,
+    plan: &TablePlan,
+    policies: &Policies,
+    layout: Layout,
+    writer: &mut StageWriter,
+    losses: &mut Losses,
+) -> Result<(), Error> {
+    let nkey = plan.key.len();
+    let mut stream = q
+        .query(tds)
+        .await
+        .context(|| format!("read changes of {name}"))?
+        .into_row_stream();
+    while let Some(row) = stream
+        .try_next()
+        .await
+        .context(|| format!("read changes of {name}"))?
+    {
+        let cells: Vec<tiberius::ColumnData<'static>> = row.into_iter().collect();
+        let (skip, delete, key_cells): (usize, bool, Vec<tiberius::ColumnData<'static>>) =
+            match layout {
+                Layout::Ct => {
+                    let deleted = matches!(cells.get(1), Some(tiberius::ColumnData::I32(Some(1))));
+                    (2 + nkey, deleted, cells[2..2 + nkey].to_vec())
+                }
+                Layout::Cdc => {
+                    let op = match cells.get(1) {
+                        Some(tiberius::ColumnData::I32(Some(v))) => *v,
+                        _ => 0,
+                    };
+                    (
+                        2,
+                        op == 1,
+                        plan.key.iter().map(|i| cells[2 + i].clone()).collect(),
+                    )
+                }
+                Layout::Rows => (
+                    0,
+                    false,
+                    plan.key.iter().map(|i| cells[*i].clone()).collect(),
+                ),
+            };
+        let key: Vec<KeyValue> = key_cells.iter().map(KeyValue::from_cell).collect();
+        let conv = |e: crate::convert::value::ConvertError| {
+            Error::table(
+                name,
+                format!("{e} at key {}", key_display(plan, &key)),
+                Some("change the policy or the column's type in the configuration, then restart"),
+            )
+        };
+        if delete {
+            let mut values = vec![Value::Null; plan.columns.len()];
+            for (kc, ki) in key_cells.into_iter().zip(&plan.key) {
+                values[*ki] = to_value(kc, &plan.columns[*ki], policies, losses).map_err(conv)?;
+            }
+            writer.push(Op::Delete, &values);
+        } else {
+            let mut values = Vec::with_capacity(plan.columns.len());
+            for (cell, col) in cells.into_iter().skip(skip).zip(&plan.columns) {
+                values.push(to_value(cell, col, policies, losses).map_err(conv)?);
+            }
+            writer.push(Op::Upsert, &values);
+        }
+    }
+    Ok(())
+}
+
+/// One table's outcome in a window.
+struct Advance {
+    name: String,
+    position: Position,
+    changes: u64,
+    losses: Losses,
+}
+
+/// Reconciles a table's columns with the source's; returns the (possibly new) runtime and the
+/// columns to backfill.
+async fn reconcile(
+    shared: &Shared,
+    now: Vec<crate::model::SourceColumn>,
+    tx: &tokio_postgres::Transaction<'_>,
+    name: &str,
+    rt: &TableRt,
+    replans: &mut Vec<(String, TableRt)>,
+) -> Result<(TableRt, Vec<String>), Error> {
+    let diff = super::schema::compare(&rt.plan.source.columns, &now);
+    if diff.is_empty() {
+        return Ok((rt.clone(), Vec::new()));
+    }
+    let (plan, added) = super::schema::apply(shared, tx, name, rt, now, &diff).await?;
+    let new_rt = TableRt {
+        plan,
+        kind: rt.kind.clone(),
+    };
+    replans.push((name.to_string(), new_rt.clone()));
+    Ok((new_rt, added))
+}
+
 /// Reads and applies one window for every streaming table.
 async fn window(
     shared: &Shared,
@@ -146,28 +261,29 @@ async fn window(
     let policies = shared.config.policies.clone();
     let t0 = Instant::now();
     let mut report = WindowReport::default();
-    let mut advanced: Vec<(String, Position, u64, Losses)> = Vec::new();
-    let tx =
-        c.pg.transaction()
-            .await
-            .context(|| "begin a window".into())?;
+    let mut advanced: Vec<Advance> = Vec::new();
+    let mut replans: Vec<(String, TableRt)> = Vec::new();
+    let Conns { tds, pg, stages } = c;
+    let tx = pg.transaction().await.context(|| "begin a window".into())?;
     // Change Tracking: one SNAPSHOT transaction for every CT table.
     let ct: Vec<&(String, TableRt, Position)> = tables
         .iter()
         .filter(|t| t.1.kind == Kind::ChangeTracking)
         .collect();
     if !ct.is_empty() {
-        let upper = source::ct::begin_window(&mut c.tds).await?.ok_or_else(|| {
+        let upper = source::ct::begin_window(tds).await?.ok_or_else(|| {
             Error::Fatal("Change Tracking was disabled on the source database".into())
         })?;
-        let min_valid = source::ct::min_valid_versions(&mut c.tds).await?;
+        let min_valid = source::ct::min_valid_versions(tds).await?;
+        // The columns as of this window, for every CT table in one round trip.
+        let ids: Vec<i32> = ct.iter().map(|t| t.1.plan.source.object_id).collect();
+        let mut columns_now = crate::source::discover::columns_of(tds, &ids).await?;
         for (name, rt, pos) in ct {
             let Position::Ct(last) = *pos else { continue };
             if last >= upper {
                 continue;
             }
-            let plan = &rt.plan;
-            match min_valid.get(&plan.source.object_id) {
+            match min_valid.get(&rt.plan.source.object_id) {
                 None => {
                     report.lost.push((
                         name.clone(),
@@ -183,61 +299,67 @@ async fn window(
                 }
                 _ => {}
             }
+            let now = columns_now
+                .remove(&rt.plan.source.object_id)
+                .unwrap_or_default();
+            let (rt, added) = reconcile(shared, now, &tx, name, rt, &mut replans).await?;
+            let plan = &rt.plan;
             let mut writer = StageWriter::new(plan.columns.len());
             let mut losses = Losses::default();
+            if !added.is_empty() {
+                let sql = format!(
+                    "SELECT {} FROM {} WHERE {}",
+                    plan.select_list(false),
+                    plan.source.name.tsql(),
+                    super::schema::backfill_filter(&added)
+                );
+                stage_rows(
+                    tds,
+                    Query::new(sql),
+                    name,
+                    plan,
+                    &policies,
+                    Layout::Rows,
+                    &mut writer,
+                    &mut losses,
+                )
+                .await?;
+            }
             let mut q = Query::new(source::ct::changes_sql(plan, false));
             q.bind(last);
             q.bind(upper);
-            let mut stream = q
-                .query(&mut c.tds)
-                .await
-                .context(|| format!("read changes of {name}"))?
-                .into_row_stream();
-            let nkey = plan.key.len();
-            while let Some(row) = stream
-                .try_next()
-                .await
-                .context(|| format!("read changes of {name}"))?
-            {
-                let cells: Vec<tiberius::ColumnData<'static>> = row.into_iter().collect();
-                let deleted = matches!(cells.get(1), Some(tiberius::ColumnData::I32(Some(1))));
-                let key_cells = &cells[2..2 + nkey];
-                let key: Vec<KeyValue> = key_cells.iter().map(KeyValue::from_cell).collect();
-                let conv = |e: crate::convert::value::ConvertError| {
-                    Error::table(name, format!("{e} at key {}", key_display(plan, &key)), Some("change the policy or the column's type in the configuration, then restart"))
-                };
-                if deleted {
-                    let mut values = vec![Value::Null; plan.columns.len()];
-                    for (kc, ki) in key_cells.iter().zip(&plan.key) {
-                        values[*ki] =
-                            to_value(kc.clone(), &plan.columns[*ki], &policies, &mut losses)
-                                .map_err(conv)?;
-                    }
-                    writer.push(Op::Delete, &values);
-                } else {
-                    let mut values = Vec::with_capacity(plan.columns.len());
-                    for (cell, col) in cells.into_iter().skip(2 + nkey).zip(&plan.columns) {
-                        values.push(to_value(cell, col, &policies, &mut losses).map_err(conv)?);
-                    }
-                    writer.push(Op::Upsert, &values);
-                }
-            }
-            drop(stream);
-            let (d, u) = c.stages.apply(&tx, plan, writer, false).await?;
-            let pos = Position::Ct(upper);
-            progress::record_position(&tx, &schema, name, &pos).await?;
-            advanced.push((name.clone(), pos, d + u, losses));
+            stage_rows(
+                tds,
+                q,
+                name,
+                plan,
+                &policies,
+                Layout::Ct,
+                &mut writer,
+                &mut losses,
+            )
+            .await?;
+            let (d, u) = stages.apply(&tx, plan, writer, !added.is_empty()).await?;
+            let position = Position::Ct(upper);
+            progress::record_position(&tx, &schema, name, &position).await?;
+            advanced.push(Advance {
+                name: name.clone(),
+                position,
+                changes: d + u,
+                losses,
+            });
             report.changes += d + u;
         }
-        source::ct::end_window(&mut c.tds).await?;
+        source::ct::end_window(tds).await?;
     }
-    // CDC: (last, max LSN] per capture instance.
+    // CDC: (last, max LSN] per capture instance; a newer instance takes over from its start.
     let cdc: Vec<&(String, TableRt, Position)> = tables
         .iter()
         .filter(|t| matches!(t.1.kind, Kind::Cdc(_)))
         .collect();
     if !cdc.is_empty() {
-        if let Some(upper) = source::cdc::max_lsn(&mut c.tds).await? {
+        if let Some(upper) = source::cdc::max_lsn(tds).await? {
+            let instances = source::cdc::instances(tds).await?;
             for (name, rt, pos) in cdc {
                 let (Position::Cdc(last), Kind::Cdc(ci)) = (*pos, &rt.kind) else {
                     continue;
@@ -245,8 +367,7 @@ async fn window(
                 if last >= upper {
                     continue;
                 }
-                let plan = &rt.plan;
-                let min = source::cdc::min_lsn(&mut c.tds, ci).await?;
+                let min = source::cdc::min_lsn(tds, ci).await?;
                 match min {
                     Some(m) if m == Lsn([0; 10]) => {
                         report.lost.push((
@@ -263,79 +384,174 @@ async fn window(
                         continue;
                     }
                     Some(m) if last != Lsn([0; 10]) && last < m && !adjacent(&last, &m) => {
-                        report.lost.push((name.clone(), format!("changes after LSN {last} are gone (capture instance {ci} starts at {m})")));
+                        report.lost.push((name.clone(), format!(
+                            "changes after LSN {last} are gone (capture instance {ci} starts at {m})"
+                        )));
                         continue;
                     }
                     _ => {}
                 }
-                let mut writer = StageWriter::new(plan.columns.len());
+                let newer = instances
+                    .get(&rt.plan.source.object_id)
+                    .and_then(|list| list.last())
+                    .filter(|(n, _)| n != ci)
+                    .cloned();
+                let mut writer = StageWriter::new(rt.plan.columns.len());
                 let mut losses = Losses::default();
-                let mut q = Query::new(source::cdc::changes_sql(plan, ci, false));
-                q.bind(last.0.to_vec());
-                q.bind(upper.0.to_vec());
-                let mut stream = q
-                    .query(&mut c.tds)
-                    .await
-                    .context(|| format!("read changes of {name}"))?
-                    .into_row_stream();
-                while let Some(row) = stream
-                    .try_next()
-                    .await
-                    .context(|| format!("read changes of {name}"))?
-                {
-                    let cells: Vec<tiberius::ColumnData<'static>> = row.into_iter().collect();
-                    let op = match cells.get(1) {
-                        Some(tiberius::ColumnData::I32(Some(v))) => *v,
-                        _ => 0,
-                    };
-                    let key: Vec<KeyValue> = plan
-                        .key
-                        .iter()
-                        .map(|i| KeyValue::from_cell(&cells[2 + i]))
-                        .collect();
-                    let mut values = Vec::with_capacity(plan.columns.len());
-                    for (cell, col) in cells.into_iter().skip(2).zip(&plan.columns) {
-                        let v = if op == 1 && !col.key {
-                            Value::Null
-                        } else {
-                            to_value(cell, col, &policies, &mut losses).map_err(|e| {
-                                Error::table(
-                                    name,
-                                    format!("{e} at key {}", key_display(plan, &key)),
-                                    Some("change the policy or the column's type, then restart"),
-                                )
-                            })?
-                        };
-                        values.push(v);
+                let mut rt = rt.clone();
+                match newer {
+                    None => {
+                        let mut q = Query::new(source::cdc::changes_sql(
+                            &rt.plan,
+                            ci,
+                            source::cdc::Range::UpTo,
+                        ));
+                        q.bind(last.0.to_vec());
+                        q.bind(upper.0.to_vec());
+                        stage_rows(
+                            tds,
+                            q,
+                            name,
+                            &rt.plan,
+                            &policies,
+                            Layout::Cdc,
+                            &mut writer,
+                            &mut losses,
+                        )
+                        .await?;
                     }
-                    writer.push(if op == 1 { Op::Delete } else { Op::Upsert }, &values);
+                    Some((new_ci, new_start)) => {
+                        // The old instance up to the new one's start; then the new one.
+                        let mut q = Query::new(source::cdc::changes_sql(
+                            &rt.plan,
+                            ci,
+                            source::cdc::Range::Before,
+                        ));
+                        q.bind(last.0.to_vec());
+                        q.bind(new_start.0.to_vec());
+                        stage_rows(
+                            tds,
+                            q,
+                            name,
+                            &rt.plan,
+                            &policies,
+                            Layout::Cdc,
+                            &mut writer,
+                            &mut losses,
+                        )
+                        .await?;
+                        let id = rt.plan.source.object_id;
+                        let now = crate::source::discover::columns_of(tds, &[id])
+                            .await?
+                            .remove(&id)
+                            .unwrap_or_default();
+                        let (mut switched, added) =
+                            reconcile(shared, now, &tx, name, &rt, &mut replans).await?;
+                        switched.kind = Kind::Cdc(new_ci.clone());
+                        if writer.rows > 0 || !added.is_empty() {
+                            // Apply what the old instance had with the old shape first.
+                            let (d, u) = stages
+                                .apply(
+                                    &tx,
+                                    &rt.plan,
+                                    std::mem::replace(
+                                        &mut writer,
+                                        StageWriter::new(switched.plan.columns.len()),
+                                    ),
+                                    true,
+                                )
+                                .await?;
+                            report.changes += d + u;
+                        } else {
+                            writer = StageWriter::new(switched.plan.columns.len());
+                        }
+                        if !added.is_empty() {
+                            let sql = format!(
+                                "SELECT {} FROM {} WHERE {}",
+                                switched.plan.select_list(false),
+                                switched.plan.source.name.tsql(),
+                                super::schema::backfill_filter(&added)
+                            );
+                            stage_rows(
+                                tds,
+                                Query::new(sql),
+                                name,
+                                &switched.plan,
+                                &policies,
+                                Layout::Rows,
+                                &mut writer,
+                                &mut losses,
+                            )
+                            .await?;
+                        }
+                        let mut q = Query::new(source::cdc::changes_sql(
+                            &switched.plan,
+                            &new_ci,
+                            source::cdc::Range::From,
+                        ));
+                        q.bind(new_start.0.to_vec());
+                        q.bind(upper.0.to_vec());
+                        stage_rows(
+                            tds,
+                            q,
+                            name,
+                            &switched.plan,
+                            &policies,
+                            Layout::Cdc,
+                            &mut writer,
+                            &mut losses,
+                        )
+                        .await?;
+                        shared.store.journal(
+                            "capture_instance_switch",
+                            Some(name),
+                            format!("from {ci} to {new_ci} at {new_start}"),
+                        )?;
+                        tracing::info!(table = %name, from = %ci, to = %new_ci, "switched to the newer capture instance");
+                        replans.retain(|(n, _)| n != name);
+                        replans.push((name.clone(), switched.clone()));
+                        rt = switched;
+                    }
                 }
-                drop(stream);
-                let (d, u) = c.stages.apply(&tx, plan, writer, true).await?;
-                let pos = Position::Cdc(upper);
-                progress::record_position(&tx, &schema, name, &pos).await?;
-                advanced.push((name.clone(), pos, d + u, losses));
+                let (d, u) = stages.apply(&tx, &rt.plan, writer, true).await?;
+                let position = Position::Cdc(upper);
+                progress::record_position(&tx, &schema, name, &position).await?;
+                advanced.push(Advance {
+                    name: name.clone(),
+                    position,
+                    changes: d + u,
+                    losses,
+                });
                 report.changes += d + u;
             }
         }
     }
     tx.commit().await.context(|| "commit a window".into())?;
+    if !replans.is_empty() {
+        let mut t = shared
+            .tables
+            .lock()
+            .map_err(|_| Error::Fatal("lock".into()))?;
+        for (name, rt) in replans {
+            t.insert(name, rt);
+        }
+    }
     let lag = if report.changes > 0 {
         t0.elapsed().as_secs_f64()
     } else {
         0.0
     };
-    for (name, pos, n, losses) in advanced {
+    for a in advanced {
         shared
             .store
-            .advance_position(&name, &pos, |r: &mut TableRecord| {
-                r.changes_applied += n;
+            .advance_position(&a.name, &a.position, |r: &mut TableRecord| {
+                r.changes_applied += a.changes;
                 r.lag_seconds = lag;
-                r.source_position = Some(pos.to_string());
+                r.source_position = Some(a.position.to_string());
                 if r.state == TableState::CatchingUp {
                     r.state = TableState::Streaming;
                 }
-                super::merge_losses(r, &losses);
+                super::merge_losses(r, &a.losses);
             })?;
     }
     // Tables with nothing new are caught up too.

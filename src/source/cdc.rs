@@ -34,15 +34,60 @@ pub async fn min_lsn(tds: &mut Tds, instance: &str) -> Result<Option<Lsn>, Error
         .and_then(Lsn::from_slice))
 }
 
-/// The window query for one capture instance: `@P1` = last applied LSN (exclusive), `@P2` =
-/// upper LSN (inclusive). Columns: `__$start_lsn`, `__$operation`, then every planned column.
-/// Update before-images (operation 3) are skipped; the after-image carries the row.
-pub fn changes_sql(plan: &TablePlan, instance: &str, utf16_safe: bool) -> String {
+/// Which LSNs a window query reads: `@P1` and `@P2` bound it.
+#[derive(Debug, Clone, Copy)]
+pub enum Range {
+    /// `@P1 < lsn <= @P2`: from the last applied LSN to the upper bound.
+    UpTo,
+    /// `@P1 < lsn < @P2`: from the last applied LSN to a newer instance's start.
+    Before,
+    /// `@P1 <= lsn <= @P2`: from a newer instance's start to the upper bound.
+    From,
+}
+
+/// The window query for one capture instance. Columns: `__$start_lsn`, `__$operation`, then
+/// every planned column. Update before-images (operation 3) are skipped; the after-image carries
+/// the row. Rows come in SQL Server's documented order.
+pub fn changes_sql(plan: &TablePlan, instance: &str, range: Range) -> String {
+    let (lo, hi) = match range {
+        Range::UpTo => (">", "<="),
+        Range::Before => (">", "<"),
+        Range::From => (">=", "<="),
+    };
     format!(
         "SELECT [__$start_lsn], [__$operation], {} FROM cdc.{} \
-         WHERE [__$start_lsn] > @P1 AND [__$start_lsn] <= @P2 AND [__$operation] <> 3 \
+         WHERE [__$start_lsn] {lo} @P1 AND [__$start_lsn] {hi} @P2 AND [__$operation] <> 3 \
          ORDER BY [__$start_lsn], [__$command_id], [__$seqval], [__$operation]",
-        plan.select_list(utf16_safe),
+        plan.select_list(false),
         quote_tsql(&format!("{instance}_CT"))
     )
+}
+
+/// Every capture instance by source object id, oldest first, with its start LSN.
+pub async fn instances(
+    tds: &mut Tds,
+) -> Result<std::collections::BTreeMap<i32, Vec<(String, Lsn)>>, Error> {
+    let rows = query_rows(
+        tds,
+        "SELECT source_object_id, capture_instance, start_lsn FROM cdc.change_tables ORDER BY source_object_id, create_date, object_id",
+        "read CDC capture instances",
+    )
+    .await?;
+    let mut out: std::collections::BTreeMap<i32, Vec<(String, Lsn)>> = Default::default();
+    for r in rows {
+        let (Some(id), Some(name)) = (
+            r.try_get::<i32, _>(0).ok().flatten(),
+            r.try_get::<&str, _>(1).ok().flatten(),
+        ) else {
+            continue;
+        };
+        let lsn = r
+            .try_get::<&[u8], _>(2)
+            .ok()
+            .flatten()
+            .and_then(Lsn::from_slice)
+            .unwrap_or(Lsn([0; 10]));
+        out.entry(id).or_default().push((name.to_string(), lsn));
+    }
+    Ok(out)
 }

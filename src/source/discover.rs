@@ -49,6 +49,52 @@ const COLUMNS: &str = "SELECT c.object_id, c.name, COALESCE(bt.name, ty.name), C
   LEFT JOIN sys.computed_columns cc ON cc.object_id = c.object_id AND cc.column_id = c.column_id \
   WHERE t.is_ms_shipped = 0 ORDER BY c.object_id, c.column_id";
 
+/// The columns of some tables now (for schema changes while streaming), by object id.
+pub async fn columns_of(
+    tds: &mut Tds,
+    object_ids: &[i32],
+) -> Result<BTreeMap<i32, Vec<SourceColumn>>, Error> {
+    let mut out: BTreeMap<i32, Vec<SourceColumn>> =
+        object_ids.iter().map(|i| (*i, Vec::new())).collect();
+    if object_ids.is_empty() {
+        return Ok(out);
+    }
+    let ids: Vec<String> = object_ids.iter().map(|i| i.to_string()).collect();
+    let sql = COLUMNS.replace(
+        "WHERE t.is_ms_shipped = 0",
+        &format!(
+            "WHERE t.is_ms_shipped = 0 AND c.object_id IN ({})",
+            ids.join(", ")
+        ),
+    );
+    for r in query_rows(tds, &sql, "read columns").await? {
+        if let Some(cols) = out.get_mut(&(int(&r, 0) as i32)) {
+            cols.push(column(&r));
+        }
+    }
+    Ok(out)
+}
+
+fn column(r: &Row) -> SourceColumn {
+    SourceColumn {
+        name: s(r, 1),
+        source_type: SourceType {
+            name: s(r, 2).to_lowercase(),
+            max_length: int(r, 3) as i16,
+            precision: int(r, 4) as u8,
+            scale: int(r, 5) as u8,
+        },
+        nullable: flag(r, 6),
+        identity: flag(r, 7),
+        computed: if flag(r, 8) {
+            Some(os(r, 10).unwrap_or_default())
+        } else {
+            None
+        },
+        default: os(r, 9),
+    }
+}
+
 const INDEXES: &str = "SELECT i.object_id, i.index_id, i.name, i.is_primary_key, i.is_unique, i.is_unique_constraint, \
   CAST(i.filter_definition AS nvarchar(4000)), c.name, ic.is_descending_key, ic.is_included_column \
   FROM sys.indexes i JOIN sys.tables t ON t.object_id = i.object_id \
@@ -103,23 +149,7 @@ pub async fn discover(tds: &mut Tds, cdc_enabled: bool) -> Result<Vec<SourceTabl
         let Some(t) = tables.get_mut(&(int(&r, 0) as i32)) else {
             continue;
         };
-        t.columns.push(SourceColumn {
-            name: s(&r, 1),
-            source_type: SourceType {
-                name: s(&r, 2).to_lowercase(),
-                max_length: int(&r, 3) as i16,
-                precision: int(&r, 4) as u8,
-                scale: int(&r, 5) as u8,
-            },
-            nullable: flag(&r, 6),
-            identity: flag(&r, 7),
-            computed: if flag(&r, 8) {
-                Some(os(&r, 10).unwrap_or_default())
-            } else {
-                None
-            },
-            default: os(&r, 9),
-        });
+        t.columns.push(column(&r));
     }
     let mut current: Option<(i32, i64)> = None;
     for r in query_rows(tds, INDEXES, "discover indexes").await? {

@@ -229,6 +229,34 @@ where
     }
 }
 
+/// As [`target_rows`], `None` when the query fails.
+pub async fn try_target_rows(
+    pg: &tokio_postgres::Client,
+    table: &str,
+    columns: &[&str],
+    order_by: &str,
+) -> Option<Vec<Vec<Option<String>>>> {
+    let cols: Vec<String> = columns
+        .iter()
+        .enumerate()
+        .map(|(i, c)| format!("({c})::text AS out_{i}"))
+        .collect();
+    let sql = format!(
+        "SELECT {} FROM {table} ORDER BY {order_by}",
+        cols.join(", ")
+    );
+    let rows = pg.query(&sql, &[]).await.ok()?;
+    Some(
+        rows.iter()
+            .map(|r| {
+                (0..columns.len())
+                    .map(|i| r.get::<_, Option<String>>(i))
+                    .collect()
+            })
+            .collect(),
+    )
+}
+
 /// Every row of a target table rendered as text, ordered by `order_by`.
 pub async fn target_rows(
     pg: &tokio_postgres::Client,
@@ -334,7 +362,10 @@ pub async fn wait_equal(
     let deadline = Instant::now() + within;
     loop {
         let mut want = source_rows(c, source_sql).await;
-        let mut got = target_rows(pg, target, cols, "1").await;
+        // The target may not have a new column yet: not equal (yet), not an error.
+        let mut got = try_target_rows(pg, target, cols, "1")
+            .await
+            .unwrap_or_default();
         want.sort();
         got.sort();
         if want == got {
