@@ -46,6 +46,32 @@ pub enum Command {
     },
     /// Print the target DDL without running it.
     Schema,
+    /// Finish the migration: drain, validate, sync identities, validate foreign keys, report
+    /// the measured downtime. Stop application writes first.
+    Cutover {
+        /// Do not ask for confirmation.
+        #[arg(long)]
+        yes: bool,
+        /// How long draining the last changes may take.
+        #[arg(long, default_value = "10m", value_parser = humantime::parse_duration)]
+        timeout: Duration,
+        /// Keep the target's progress schema afterwards.
+        #[arg(long)]
+        keep_progress: bool,
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// The audit journal: snapshots, re-snapshots and why, schema changes, errors, cutover.
+    History {
+        /// One JSON object per event.
+        #[arg(long)]
+        json: bool,
+    },
+    /// A whole migration on this machine: a throwaway PostgreSQL (or --pg-url), the SQL Server
+    /// simulator with a sample database, the daemon under a live workload, status, cutover.
+    /// Needs no configuration.
+    Demo(crate::demo::DemoArgs),
 }
 
 /// The progress bar of `run` on an interactive terminal (absent otherwise).
@@ -139,8 +165,45 @@ fn load(path: &Path) -> Result<Config, Error> {
 pub async fn main(cli: Cli) -> Result<(), Error> {
     match cli.command {
         Command::Run => run(load(&cli.config)?).await,
-        Command::Status { json } => status(&load(&cli.config)?, json),
+        Command::Status { json } => status(&load(&cli.config)?, json).await,
         Command::Schema => schema(load(&cli.config)?).await,
+        Command::Cutover {
+            yes,
+            timeout,
+            keep_progress,
+            json,
+        } => {
+            let config = load(&cli.config)?;
+            if !yes {
+                confirm()?;
+            }
+            let report = crate::cutover::run(
+                config,
+                crate::cutover::Options {
+                    timeout,
+                    keep_progress,
+                },
+            )
+            .await?;
+            if json {
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&report).unwrap_or_default()
+                );
+            } else {
+                print!("{}", report.render());
+            }
+            if report.ok {
+                Ok(())
+            } else {
+                Err(Error::Fatal(format!(
+                    "cutover failed: {}",
+                    report.problems.join("; ")
+                )))
+            }
+        }
+        Command::History { json } => history(&load(&cli.config)?, json),
+        Command::Demo(args) => crate::demo::run(args).await,
     }
 }
 
@@ -182,6 +245,7 @@ pub async fn run(config: Config) -> Result<(), Error> {
         }
     });
     progress_bar(shared.clone());
+    crate::control::serve(shared.clone(), &shared.config.control_socket).await?;
     // Status for readers while the store is held: a file replaced atomically every second.
     let pub_shared = shared.clone();
     let publisher = tokio::spawn(async move {
@@ -215,8 +279,29 @@ pub async fn run(config: Config) -> Result<(), Error> {
 }
 
 /// `status`: from the store when the daemon is stopped, from its published status otherwise.
-pub fn status(config: &Config, json: bool) -> Result<(), Error> {
-    let status = match Store::open(&config.state_dir) {
+pub async fn status(config: &Config, json: bool) -> Result<(), Error> {
+    let live = crate::control::request(&config.control_socket, "status").await;
+    let status = match live.filter(|v| v.get("tables").is_some()) {
+        Some(v) => daemon::status::Status {
+            tables: v["tables"].as_array().cloned().unwrap_or_default(),
+            cutover: v.get("cutover").cloned().filter(|c| !c.is_null()),
+            daemon: v["daemon"].clone(),
+        },
+        None => from_store_or_file(config)?,
+    };
+    if json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&status).unwrap_or_default()
+        );
+    } else {
+        print!("{}", daemon::status::render(&status));
+    }
+    Ok(())
+}
+
+fn from_store_or_file(config: &Config) -> Result<daemon::status::Status, Error> {
+    Ok(match Store::open(&config.state_dir) {
         Ok(store) => daemon::status::build(&store, false, None)?,
         Err(_) => {
             let path = config.state_dir.join(STATUS_FILE);
@@ -246,16 +331,7 @@ pub fn status(config: &Config, json: bool) -> Result<(), Error> {
                 }
             }
         }
-    };
-    if json {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&status).unwrap_or_default()
-        );
-    } else {
-        print!("{}", daemon::status::render(&status));
-    }
-    Ok(())
+    })
 }
 
 /// `schema`: discovers the source and prints the DDL it would run, with notes on what does not
@@ -314,5 +390,57 @@ pub async fn schema(config: Config) -> Result<(), Error> {
         }
     }
     print!("{out}");
+    Ok(())
+}
+
+/// Asks the operator to confirm a cutover on a terminal; refuses elsewhere without `--yes`.
+fn confirm() -> Result<(), Error> {
+    use std::io::{BufRead, IsTerminal, Write};
+    if !std::io::stdin().is_terminal() {
+        return Err(Error::Fatal(
+            "cutover needs --yes when not run from a terminal".into(),
+        ));
+    }
+    eprint!("application writes to the source must be stopped now. cut over? type yes: ");
+    let _ = std::io::stderr().flush();
+    let mut line = String::new();
+    std::io::stdin()
+        .lock()
+        .read_line(&mut line)
+        .map_err(|e| Error::Fatal(e.to_string()))?;
+    if line.trim() == "yes" {
+        Ok(())
+    } else {
+        Err(Error::Fatal(
+            "cutover not confirmed; nothing changed".into(),
+        ))
+    }
+}
+
+/// `history`: the audit journal, oldest first.
+pub fn history(config: &Config, json: bool) -> Result<(), Error> {
+    let store = Store::open(&config.state_dir).map_err(|e| {
+        Error::Fatal(format!(
+            "{e} (the daemon holds the store while it runs; stop it to read the history)"
+        ))
+    })?;
+    for e in store.history()? {
+        let at = chrono::DateTime::from_timestamp_millis(e.at_ms)
+            .map(|d| d.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
+            .unwrap_or_default();
+        if json {
+            println!(
+                "{}",
+                serde_json::json!({"at": at, "event": e.event, "table": e.table, "detail": e.detail})
+            );
+        } else {
+            println!(
+                "{at}  {:<24} {:<28} {}",
+                e.event,
+                e.table.as_deref().unwrap_or("-"),
+                e.detail
+            );
+        }
+    }
     Ok(())
 }

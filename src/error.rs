@@ -58,6 +58,18 @@ pub enum Error {
     Fatal(String),
 }
 
+/// Whether an I/O error is in the error's cause chain.
+fn io_caused(e: &tokio_postgres::Error) -> bool {
+    let mut cur: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(e);
+    while let Some(c) = cur {
+        if c.is::<std::io::Error>() {
+            return true;
+        }
+        cur = c.source();
+    }
+    false
+}
+
 /// A PostgreSQL error's message with its detail, and the SQLSTATE.
 fn pg_message(e: &tokio_postgres::Error) -> String {
     match e.as_db_error() {
@@ -109,7 +121,10 @@ impl Error {
                         ErrorKind::Table
                     }
                 }
-                None => ErrorKind::Transient,
+                // No SQLSTATE: the connection (closed, refused, reset) is transient; anything
+                // else (a value that cannot be encoded) is not.
+                None if source.is_closed() || io_caused(source) => ErrorKind::Transient,
+                None => ErrorKind::Table,
             },
             Error::Table { .. } => ErrorKind::Table,
             Error::Config(_) | Error::State(_) | Error::Fatal(_) => ErrorKind::Fatal,

@@ -6,8 +6,11 @@
 
 pub mod cli;
 pub mod config;
+pub mod control;
 pub mod convert;
+pub mod cutover;
 pub mod daemon;
+pub mod demo;
 pub mod error;
 pub mod model;
 pub mod sink;

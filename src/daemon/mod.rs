@@ -269,13 +269,35 @@ pub fn decide_kind(plan: &TablePlan, db: &source::DatabaseInfo) -> Result<Kind, 
 
 /// Runs the daemon until `shared.request_stop()`; returns the reason it stopped.
 pub async fn run(shared: Arc<Shared>) -> Result<(), Error> {
+    let committed = prepare(&shared).await?;
+    let snapshots = tokio::spawn(run_snapshots(shared.clone(), committed));
+    let streamer = tokio::spawn(stream::run(shared.clone()));
+    let (a, b) = tokio::join!(snapshots, streamer);
+    for r in [a, b] {
+        match r {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => {
+                shared.request_stop();
+                return Err(e);
+            }
+            Err(e) => return Err(Error::Fatal(format!("a task panicked: {e}"))),
+        }
+    }
+    Ok(())
+}
+
+/// Start-up: connects, discovers and plans the tables, creates missing target tables, and
+/// reconciles the store with the target's progress tables (which win). Returns that progress.
+pub async fn prepare(
+    shared: &Arc<Shared>,
+) -> Result<BTreeMap<String, progress::TableProgress>, Error> {
     let cfg = &shared.config;
     if cfg.source.tls == crate::config::SourceTls::Disable {
         tracing::warn!(
             "source.tls = \"disable\": traffic to SQL Server, the login included, is not encrypted"
         );
     }
-    let mut tds = connect_source(&shared).await?;
+    let mut tds = connect_source(shared).await?;
     let db = source::database_info(&mut tds).await?;
     tracing::info!(version = %db.version, snapshot_isolation = db.snapshot_isolation, cdc = db.cdc_enabled,
         change_tracking = db.ct_retention_minutes.is_some(), "connected to the source");
@@ -293,12 +315,19 @@ pub async fn run(shared: Arc<Shared>) -> Result<(), Error> {
             "no source table matches [[tables]]: nothing to migrate".into(),
         ));
     }
-    let pg = connect_target(&shared).await?;
+    let pg = connect_target(shared).await?;
     progress::ensure(&pg, &cfg.mapping.progress_schema).await?;
     let committed = progress::load(&pg, &cfg.mapping.progress_schema).await?;
     let mut notes = Vec::new();
     for plan in plans {
         let name = plan.source.name.to_string();
+        if shared
+            .store
+            .table(&name)?
+            .is_some_and(|r| r.state == TableState::CutOver)
+        {
+            continue;
+        }
         let kind = match decide_kind(&plan, &db) {
             Ok(k) => k,
             Err(e) => {
@@ -385,22 +414,9 @@ pub async fn run(shared: Arc<Shared>) -> Result<(), Error> {
     for n in &notes {
         tracing::warn!(table = %n.table, note = %n.message, "schema conversion note");
     }
-    prepare_foreign_keys(&shared)?;
+    prepare_foreign_keys(shared)?;
     drop(tds);
-    let snapshots = tokio::spawn(run_snapshots(shared.clone(), committed));
-    let streamer = tokio::spawn(stream::run(shared.clone()));
-    let (a, b) = tokio::join!(snapshots, streamer);
-    for r in [a, b] {
-        match r {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => {
-                shared.request_stop();
-                return Err(e);
-            }
-            Err(e) => return Err(Error::Fatal(format!("a task panicked: {e}"))),
-        }
-    }
-    Ok(())
+    Ok(committed)
 }
 
 /// Computes the foreign keys to create once every table streams.

@@ -662,3 +662,68 @@ async fn maybe_create_foreign_keys(
         .clear();
     Ok(())
 }
+
+/// Applies windows until every streaming table has reached the source's position as of the call
+/// (cutover's drain). CDC waits until the max LSN stops moving (the capture job caught up).
+pub async fn drain(shared: &Shared, deadline: Instant) -> Result<(), Error> {
+    let tds = connect_source(shared).await?;
+    let pg = connect_target(shared).await?;
+    let mut conns = Conns {
+        tds,
+        pg,
+        stages: Stages::default(),
+    };
+    let tables = streaming_tables(shared)?;
+    let ct_final = if tables.iter().any(|t| t.1.kind == Kind::ChangeTracking) {
+        source::ct::current_version(&mut conns.tds).await?
+    } else {
+        None
+    };
+    let mut cdc_final = None;
+    if tables.iter().any(|t| matches!(t.1.kind, Kind::Cdc(_))) {
+        // The capture job reads the log every few seconds: wait for two equal readings.
+        let mut last = source::cdc::max_lsn(&mut conns.tds).await?;
+        loop {
+            tokio::time::sleep(Duration::from_secs(2)).await;
+            let now = source::cdc::max_lsn(&mut conns.tds).await?;
+            if now == last {
+                break;
+            }
+            last = now;
+            if Instant::now() > deadline {
+                return Err(Error::Fatal(
+                    "the CDC capture job did not settle before the cutover timeout".into(),
+                ));
+            }
+        }
+        cdc_final = last;
+    }
+    loop {
+        let tables = streaming_tables(shared)?;
+        let behind = tables
+            .iter()
+            .filter(|(_, _, p)| match (p, ct_final, cdc_final) {
+                (Position::Ct(v), Some(f), _) => *v < f,
+                (Position::Cdc(l), _, Some(f)) => *l < f,
+                _ => false,
+            })
+            .count();
+        if behind == 0 {
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            return Err(Error::Fatal(format!("{behind} table(s) did not reach the final source position before the cutover timeout")));
+        }
+        let report = window(shared, &mut conns, &tables).await?;
+        if let Some((t, why)) = report.lost.first() {
+            return Err(Error::table(
+                t,
+                format!("change history lost during cutover: {why}"),
+                Some("resync the table, then run cutover again"),
+            ));
+        }
+        if report.changes == 0 {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}

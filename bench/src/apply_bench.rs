@@ -1,0 +1,439 @@
+//! `apply-bench`: continuous replication under load. For each offered rate, a workload of
+//! 70/20/10 update/insert/delete changes (10 per source transaction) runs against the
+//! simulator's Change Tracking while the release `replicator` streams it into PostgreSQL; marker
+//! rows measure end-to-end lag (source commit to visible on the target). Then a backlog is
+//! drained, and PostgreSQL's own best set-based upsert rate (COPY to staging + INSERT ... ON
+//! CONFLICT) of the same mix is measured on the same machine in the same run.
+//!
+//! The workload writes through the simulator's backing database (its Change Tracking triggers
+//! fire as for T-SQL DML), because the TDS front tops out near 4-5k changes/s on this machine.
+
+use clap::Parser;
+use futures_util::SinkExt;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+#[derive(Parser)]
+#[command(about = "Benchmarks the replicator's apply rate and lag")]
+struct Args {
+    /// Offered change rates (changes/s), comma separated.
+    #[arg(long, default_value = "1000,5000,20000", value_delimiter = ',')]
+    rates: Vec<u64>,
+    /// Seconds per rate.
+    #[arg(long, default_value_t = 20)]
+    seconds: u64,
+    /// Rows in the table before the run.
+    #[arg(long, default_value_t = 200_000)]
+    rows: i64,
+    /// Changes in the drained backlog.
+    #[arg(long, default_value_t = 200_000)]
+    backlog: u64,
+    /// Load connections.
+    #[arg(long, default_value_t = 4)]
+    connections: usize,
+}
+
+const PASSWORD: &str = "Bench_pw_1";
+const MARKER_BASE: i64 = 1_000_000_000_000;
+
+async fn pg(url: &str) -> tokio_postgres::Client {
+    let (c, conn) = tokio_postgres::connect(url, tokio_postgres::NoTls)
+        .await
+        .expect("connect to postgres");
+    tokio::spawn(conn);
+    c
+}
+
+fn sibling(name: &str) -> std::path::PathBuf {
+    std::env::current_exe()
+        .expect("current exe")
+        .with_file_name(name)
+}
+
+async fn tsql(port: u16, db: Option<&str>, sql: &str) {
+    let mut c =
+        mssql_sim::workload::connect(format!("127.0.0.1:{port}").parse().unwrap(), PASSWORD, db)
+            .await
+            .expect("login");
+    c.simple_query(sql)
+        .await
+        .unwrap()
+        .into_results()
+        .await
+        .unwrap();
+}
+
+/// One source transaction of 10 changes: 7 updates, 2 inserts, 1 delete (of a row this
+/// connection inserted earlier).
+const TXN: &str = "WITH u AS (UPDATE dbo.ev SET a = a + 1, amount = amount + 0.01, name = 'updated ' || id WHERE id = ANY($1) RETURNING 1), \
+  i AS (INSERT INTO dbo.ev (id, a, amount, name, ts, g) SELECT x, 1, 1.5, 'inserted ' || x, '2024-05-01 10:00:00.1234560', md5(x::text)::uuid FROM unnest($2::bigint[]) AS x RETURNING 1), \
+  d AS (DELETE FROM dbo.ev WHERE id = ANY($3) RETURNING 1) SELECT (SELECT count(*) FROM u) + (SELECT count(*) FROM i) + (SELECT count(*) FROM d)";
+
+struct Load {
+    changes: Arc<AtomicU64>,
+    stop: Arc<AtomicBool>,
+    handles: Vec<tokio::task::JoinHandle<()>>,
+}
+
+fn start_load(url: String, rate: u64, conns: usize, rows: i64, next_id: Arc<AtomicU64>) -> Load {
+    let changes = Arc::new(AtomicU64::new(0));
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut handles = Vec::new();
+    for k in 0..conns {
+        let (url, changes, stop, next_id) =
+            (url.clone(), changes.clone(), stop.clone(), next_id.clone());
+        handles.push(tokio::spawn(async move {
+            let c = pg(&url).await;
+            let stmt = c.prepare(TXN).await.unwrap();
+            let per_conn = rate as f64 / conns as f64 / 10.0;
+            let start = Instant::now();
+            let mut done = 0u64;
+            let mut mine: std::collections::VecDeque<i64> = Default::default();
+            let mut rng = fastrand::Rng::with_seed(k as u64 + 1);
+            while !stop.load(Ordering::Relaxed) {
+                let due = (start.elapsed().as_secs_f64() * per_conn) as u64;
+                if done >= due {
+                    tokio::time::sleep(Duration::from_micros(500)).await;
+                    continue;
+                }
+                let ups: Vec<i64> = (0..7).map(|_| rng.i64(1..=rows)).collect();
+                let ins: Vec<i64> = (0..2)
+                    .map(|_| next_id.fetch_add(1, Ordering::Relaxed) as i64)
+                    .collect();
+                let del: Vec<i64> = if mine.len() > 100 {
+                    vec![mine.pop_front().unwrap()]
+                } else {
+                    vec![]
+                };
+                mine.extend(ins.iter().copied());
+                let n: i64 = c
+                    .query_one(&stmt, &[&ups, &ins, &del])
+                    .await
+                    .unwrap()
+                    .get(0);
+                changes.fetch_add(n as u64, Ordering::Relaxed);
+                done += 1;
+            }
+        }));
+    }
+    Load {
+        changes,
+        stop,
+        handles,
+    }
+}
+
+impl Load {
+    async fn finish(self) -> u64 {
+        self.stop.store(true, Ordering::Relaxed);
+        for h in self.handles {
+            let _ = h.await;
+        }
+        self.changes.load(Ordering::Relaxed)
+    }
+}
+
+fn percentile(v: &mut [f64], p: f64) -> f64 {
+    if v.is_empty() {
+        return f64::NAN;
+    }
+    v.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    v[((v.len() as f64 - 1.0) * p).round() as usize]
+}
+
+fn spawn_replicator(config: &std::path::Path) -> Child {
+    Command::new(sibling("replicator"))
+        .args(["--config", &config.display().to_string(), "run"])
+        .env("BENCH_MSSQL_PASSWORD", PASSWORD)
+        .env("REPLICATOR_LOG", "warn,tiberius=error")
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("start replicator")
+}
+
+async fn wait_caught_up(
+    source: &tokio_postgres::Client,
+    target: &tokio_postgres::Client,
+) -> Duration {
+    let t = Instant::now();
+    let v: i64 = source
+        .query_one("SELECT _sim.ct_current_version()", &[])
+        .await
+        .map(|r| r.get(0))
+        .unwrap_or(0);
+    loop {
+        let pos: Option<String> = target
+            .query_opt("SELECT stream_position FROM replicator.table_progress", &[])
+            .await
+            .ok()
+            .flatten()
+            .and_then(|r| r.get(0));
+        if pos
+            .and_then(|p| p.strip_prefix("ct:").and_then(|x| x.parse::<i64>().ok()))
+            .is_some_and(|p| p >= v)
+        {
+            return t.elapsed();
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+#[tokio::main]
+async fn main() {
+    let args = Args::parse();
+    let backing = testkit::fresh_database("applybench").await;
+    let backing_db = backing.rsplit('/').next().unwrap().to_string();
+    let target = testkit::fresh_database("applybench_target").await;
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut sim: Child = Command::new(sibling("mssql-sim"))
+        .args([
+            "serve",
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--backing",
+            &backing,
+        ])
+        .env("MSSQL_SIM_SA_PASSWORD", PASSWORD)
+        .env("RUST_LOG", "warn")
+        .spawn()
+        .expect("start mssql-sim (cargo build --release -p mssql-sim -p replicator -p bench)");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "mssql-sim did not listen");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    tsql(port, None, "CREATE DATABASE bench").await;
+    tsql(
+        port,
+        None,
+        "ALTER DATABASE bench SET ALLOW_SNAPSHOT_ISOLATION ON",
+    )
+    .await;
+    tsql(
+        port,
+        None,
+        "ALTER DATABASE bench SET CHANGE_TRACKING = ON (CHANGE_RETENTION = 2 DAYS)",
+    )
+    .await;
+    tsql(port, Some("bench"), "CREATE TABLE dbo.ev (id bigint NOT NULL PRIMARY KEY, a int NOT NULL, amount decimal(18,2) NOT NULL, \
+        name nvarchar(100) NOT NULL, ts datetime2 NOT NULL, g uniqueidentifier NOT NULL); ALTER TABLE dbo.ev ENABLE CHANGE_TRACKING").await;
+    let source_url = testkit::pg().url_for(&mssql_sim::server::pg_name_for(&backing_db, "bench"));
+    let source = pg(&source_url).await;
+    source
+        .batch_execute(&format!(
+            "SET session_replication_role = replica; INSERT INTO dbo.ev SELECT i, i % 1000, (i % 10000) * 1.5, 'row ' || i, \
+             '2024-01-01 00:00:00.0000000', md5(i::text)::uuid FROM generate_series(1, {}) AS i; ANALYZE dbo.ev; RESET session_replication_role",
+            args.rows
+        ))
+        .await
+        .unwrap();
+    let dir = std::env::temp_dir().join(format!("apply-bench-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let config = dir.join("replicator.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[source]\nhost = \"127.0.0.1\"\nport = {port}\ndatabase = \"bench\"\nuser = \"sa\"\npassword_env = \"BENCH_MSSQL_PASSWORD\"\ntls = \"disable\"\n\
+             [target]\nurl = \"{target}\"\n[state]\ndir = \"{d}/state\"\n[control]\nsocket = \"{d}/control.sock\"\n\
+             [replication]\npoll_interval = \"100ms\"\n[[tables]]\nsource = \"dbo.ev\"\n",
+            d = dir.display()
+        ),
+    )
+    .unwrap();
+    let tpg = pg(&target).await;
+    let mut repl = spawn_replicator(&config);
+    loop {
+        let streaming = tpg
+            .query_opt(
+                "SELECT 1 FROM replicator.table_progress WHERE phase = 'streaming'",
+                &[],
+            )
+            .await
+            .ok()
+            .flatten()
+            .is_some();
+        if streaming {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    wait_caught_up(&source, &tpg).await;
+    let next_id = Arc::new(AtomicU64::new(args.rows as u64 + 1));
+    println!(
+        "{:>10} {:>12} {:>12} {:>10} {:>10}",
+        "offered/s", "source/s", "applied/s", "lag p50", "lag p99"
+    );
+    for &rate in &args.rates {
+        let applied_before = applied(&dir).await;
+        let load = start_load(
+            source_url.clone(),
+            rate,
+            args.connections,
+            args.rows,
+            next_id.clone(),
+        );
+        // Markers: one every 50 ms, its commit time taken after COMMIT returns.
+        let t0 = Instant::now();
+        let mut lags = Vec::new();
+        let mut marker = 0i64;
+        while t0.elapsed() < Duration::from_secs(args.seconds) {
+            marker += 1;
+            let id = MARKER_BASE + (rate as i64) * 1_000_000 + marker;
+            source
+                .execute("INSERT INTO dbo.ev VALUES ($1, 0, 0, 'marker', '2024-01-01 00:00:00.0000000', md5(($1::bigint)::text)::uuid)", &[&id])
+                .await
+                .unwrap();
+            let committed = Instant::now();
+            loop {
+                let seen = tpg
+                    .query_opt("SELECT 1 FROM public.ev WHERE id = $1", &[&id])
+                    .await
+                    .unwrap()
+                    .is_some();
+                if seen {
+                    lags.push(committed.elapsed().as_secs_f64());
+                    break;
+                }
+                if committed.elapsed() > Duration::from_secs(30) {
+                    let src: i64 = source
+                        .query_one("SELECT count(*) FROM dbo.ev WHERE id = $1", &[&id])
+                        .await
+                        .unwrap()
+                        .get(0);
+                    let max: Option<i64> = tpg
+                        .query_one("SELECT max(id) FROM public.ev", &[])
+                        .await
+                        .unwrap()
+                        .get(0);
+                    eprintln!("marker {id} not seen: at source {src}, target max id {max:?}");
+                    lags.push(f64::INFINITY);
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(2)).await;
+            }
+            let next = Duration::from_millis(50 * marker as u64);
+            if let Some(wait) = next.checked_sub(t0.elapsed()) {
+                tokio::time::sleep(wait).await;
+            }
+        }
+        let secs = t0.elapsed().as_secs_f64();
+        let made = load.finish().await;
+        wait_caught_up(&source, &tpg).await;
+        let applied_n = applied(&dir).await - applied_before;
+        println!(
+            "{:>10} {:>12.0} {:>12.0} {:>9.3}s {:>9.3}s",
+            rate,
+            made as f64 / secs,
+            applied_n as f64 / secs,
+            percentile(&mut lags.clone(), 0.5),
+            percentile(&mut lags, 0.99)
+        );
+    }
+    // Drain: a backlog made while the replicator is stopped, then applied.
+    let applied_before = applied(&dir).await;
+    let _ = Command::new("kill")
+        .args(["-TERM", &repl.id().to_string()])
+        .status();
+    let _ = repl.wait();
+    let load = start_load(
+        source_url.clone(),
+        1_000_000,
+        args.connections,
+        args.rows,
+        next_id.clone(),
+    );
+    let t = Instant::now();
+    while load.changes.load(Ordering::Relaxed) < args.backlog {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let backlog = load.finish().await;
+    let made_secs = t.elapsed().as_secs_f64();
+    let t = Instant::now();
+    let mut repl = spawn_replicator(&config);
+    let drain = {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        wait_caught_up(&source, &tpg).await;
+        t.elapsed()
+    };
+    let drained = applied(&dir).await.saturating_sub(applied_before);
+    println!("backlog                   {backlog} changes made in {made_secs:.1} s ({:.0}/s at the source)", backlog as f64 / made_secs);
+    println!(
+        "drain                     {:.2} s from start to caught up: {:.0} source changes/s ({drained} net row changes on the target)",
+        drain.as_secs_f64(),
+        backlog as f64 / drain.as_secs_f64()
+    );
+    let _ = Command::new("kill")
+        .args(["-TERM", &repl.id().to_string()])
+        .status();
+    let _ = repl.wait();
+
+    // The limit: PostgreSQL's own set-based upsert of the same mix, 10k changes per transaction.
+    tpg.batch_execute(
+        "CREATE TABLE public.ev_raw (LIKE public.ev INCLUDING ALL); INSERT INTO public.ev_raw SELECT * FROM public.ev; \
+         CREATE TEMP TABLE st (LIKE public.ev, op \"char\"); ANALYZE public.ev_raw",
+    )
+    .await
+    .unwrap();
+    let total = 200_000u64;
+    let batch = 10_000u64;
+    let mut rng = fastrand::Rng::with_seed(9);
+    let mut next = 5_000_000_000i64;
+    let t = Instant::now();
+    for _ in 0..total / batch {
+        let mut text = String::new();
+        let mut seen = std::collections::HashSet::new();
+        for j in 0..batch {
+            let (id, op) = match j % 10 {
+                0..=6 => (rng.i64(1..=args.rows), 'U'),
+                7 | 8 => {
+                    next += 1;
+                    (next, 'U')
+                }
+                _ => (rng.i64(1..=args.rows), 'D'),
+            };
+            if !seen.insert(id) {
+                continue;
+            }
+            text.push_str(&format!(
+                "{id}\t{}\t{}.25\trow {id}\t2024-05-01 10:00:00.123456\t{:032x}\t{op}\n",
+                id % 1000,
+                id % 10000,
+                id as u128 * 7919
+            ));
+        }
+        let tx_sql = "BEGIN; TRUNCATE st;";
+        tpg.batch_execute(tx_sql).await.unwrap();
+        let sink = tpg.copy_in("COPY st FROM STDIN").await.unwrap();
+        futures_util::pin_mut!(sink);
+        sink.send(bytes::Bytes::from(text)).await.unwrap();
+        sink.as_mut().finish().await.unwrap();
+        tpg.batch_execute(
+            "DELETE FROM public.ev_raw t USING st WHERE st.op = 'D' AND t.id = st.id; \
+             INSERT INTO public.ev_raw (id, a, amount, name, ts, g) SELECT id, a, amount, name, ts, g FROM st WHERE op <> 'D' \
+             ON CONFLICT (id) DO UPDATE SET a = EXCLUDED.a, amount = EXCLUDED.amount, name = EXCLUDED.name, ts = EXCLUDED.ts, g = EXCLUDED.g; COMMIT",
+        )
+        .await
+        .unwrap();
+    }
+    let raw = total as f64 / t.elapsed().as_secs_f64();
+    println!("postgres raw upsert       {raw:.0} changes/s (COPY to staging + DELETE USING + INSERT ON CONFLICT, {batch} per transaction)");
+    let _ = sim.kill();
+    let _ = sim.wait();
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Changes the replicator applied so far (rows deleted + upserted), from its published status.
+async fn applied(dir: &std::path::Path) -> u64 {
+    // The status file is refreshed every second.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let text = std::fs::read_to_string(dir.join("state/status.json")).unwrap_or_default();
+    let v: serde_json::Value = serde_json::from_str(&text).unwrap_or_default();
+    v["tables"][0]["changes_applied"].as_u64().unwrap_or(0)
+}

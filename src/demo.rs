@@ -1,0 +1,268 @@
+//! `replicator demo`: a whole migration on this machine, with nothing to configure. A throwaway
+//! PostgreSQL cluster (or `--pg-url`), the SQL Server simulator serving a seeded sample database
+//! over TCP, the daemon snapshotting and then streaming under a live workload, `status` along
+//! the way, and a cutover with its report. Everything is removed at the end.
+//!
+//! The daemon runs exactly as `replicator run` would, against the simulator's TCP address: no
+//! code path of it knows that the source is simulated.
+
+use crate::config::{self, Environment};
+use crate::daemon;
+use crate::error::Error;
+use crate::state::{Store, TableState};
+use std::time::{Duration, Instant};
+
+/// Options of `replicator demo`.
+#[derive(Debug, clap::Args)]
+pub struct DemoArgs {
+    /// Use this PostgreSQL server (a superuser URL) instead of a throwaway cluster; the demo
+    /// creates and drops its own databases on it.
+    #[arg(long)]
+    pub pg_url: Option<String>,
+    /// Orders in the sample database (customers, products and order lines follow).
+    #[arg(long, default_value_t = 20_000)]
+    pub rows: i64,
+    /// Seconds of live workload while streaming.
+    #[arg(long, default_value_t = 10)]
+    pub seconds: u64,
+    /// Workload changes per second.
+    #[arg(long, default_value_t = 300)]
+    pub rate: u32,
+}
+
+const SA_PASSWORD: &str = "Demo_pw_1";
+
+struct DemoEnv;
+
+impl Environment for DemoEnv {
+    fn var(&self, name: &str) -> Option<String> {
+        match name {
+            "DEMO_MSSQL_PASSWORD" => Some(SA_PASSWORD.into()),
+            other => std::env::var(other).ok(),
+        }
+    }
+}
+
+fn step(msg: &str) {
+    println!("\n== {msg}");
+}
+
+async fn databases(
+    pg_url: &Option<String>,
+) -> Result<(String, String, Option<tokio_postgres::Client>), Error> {
+    match pg_url {
+        None => Ok((
+            testkit::fresh_database("demo_sim").await,
+            testkit::fresh_database("demo_target").await,
+            None,
+        )),
+        Some(url) => {
+            let cfg: tokio_postgres::Config = url
+                .parse()
+                .map_err(|e| Error::Fatal(format!("--pg-url: {e}")))?;
+            let (admin, conn) = cfg
+                .connect(tokio_postgres::NoTls)
+                .await
+                .map_err(|e| Error::Fatal(format!("--pg-url: cannot connect: {e}")))?;
+            tokio::spawn(conn);
+            let pid = std::process::id();
+            let (sim, target) = (
+                format!("replicator_demo_sim_{pid}"),
+                format!("replicator_demo_target_{pid}"),
+            );
+            for db in [&sim, &target] {
+                admin
+                    .batch_execute(&format!("CREATE DATABASE {db}"))
+                    .await
+                    .map_err(|e| {
+                        Error::Fatal(format!("--pg-url: cannot create database {db}: {e}"))
+                    })?;
+            }
+            let with_db = |db: &str| match url.rfind('/') {
+                Some(i)
+                    if !url[i + 1..].contains('@')
+                        && url[..i].contains("://")
+                        && url[..i].matches('/').count() >= 2 =>
+                {
+                    let (base, rest) = url.split_at(i + 1);
+                    let query = rest.find('?').map(|q| &rest[q..]).unwrap_or("");
+                    format!("{base}{db}{query}")
+                }
+                _ => format!("{url}/{db}"),
+            };
+            Ok((with_db(&sim), with_db(&target), Some(admin)))
+        }
+    }
+}
+
+/// Runs the demo to its end.
+pub async fn run(args: DemoArgs) -> Result<(), Error> {
+    let started = Instant::now();
+    step("starting PostgreSQL and the SQL Server simulator");
+    let (backing, target, admin) = databases(&args.pg_url).await?;
+    let sim = mssql_sim::server::start(
+        mssql_sim::server::SimConfig::new(backing, SA_PASSWORD),
+        "127.0.0.1:0"
+            .parse()
+            .map_err(|_| Error::Fatal("address".into()))?,
+    )
+    .await
+    .map_err(Error::Fatal)?;
+    println!(
+        "simulator (TDS 7.4) on {}; target {}",
+        sim.addr,
+        redact(&target)
+    );
+    step(&format!("seeding database shop with {} orders", args.rows));
+    let n = mssql_sim::workload::seed_database(sim.addr, SA_PASSWORD, "shop", args.rows)
+        .await
+        .map_err(Error::Fatal)?;
+    let mut tds = mssql_sim::workload::connect(sim.addr, SA_PASSWORD, Some("shop"))
+        .await
+        .map_err(Error::Fatal)?;
+    let mut enable = String::from(
+        "ALTER DATABASE shop SET ALLOW_SNAPSHOT_ISOLATION ON; ALTER DATABASE shop SET CHANGE_TRACKING = ON (CHANGE_RETENTION = 2 DAYS, AUTO_CLEANUP = ON);",
+    );
+    for t in mssql_sim::workload::seed::TABLES {
+        if let Some(name) = crate::model::TableName::parse(t) {
+            enable.push_str(&format!(
+                " ALTER TABLE {} ENABLE CHANGE_TRACKING;",
+                name.tsql()
+            ));
+        }
+    }
+    crate::source::execute(&mut tds, &enable, "enable Change Tracking").await?;
+    println!(
+        "{n} rows in {} tables; Change Tracking and snapshot isolation on",
+        mssql_sim::workload::seed::TABLES.len()
+    );
+
+    let dir = std::env::temp_dir().join(format!("replicator-demo-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let text = format!(
+        "[source]\nhost = \"127.0.0.1\"\nport = {}\ndatabase = \"shop\"\nuser = \"sa\"\npassword_env = \"DEMO_MSSQL_PASSWORD\"\ntls = \"disable\"\n\
+         [target]\nurl = \"{target}\"\n[state]\ndir = \"{d}/state\"\n[control]\nsocket = \"{d}/control.sock\"\n\
+         [replication]\npoll_interval = \"100ms\"\nsnapshot_chunk_rows = 20000\n[[tables]]\nsource = \"dbo.*\"\n",
+        sim.addr.port(),
+        d = dir.display()
+    );
+    let cfg = config::parse(&text, &DemoEnv)?;
+    step("replicator run: schema, snapshot, then Change Tracking");
+    let store = Store::open(&cfg.state_dir)?;
+    let shared = daemon::shared(cfg.clone(), store);
+    let task = tokio::spawn(daemon::run(shared.clone()));
+    let t = Instant::now();
+    loop {
+        let tables = shared.store.tables()?;
+        if !tables.is_empty() && tables.iter().all(|(_, r)| r.state == TableState::Streaming) {
+            break;
+        }
+        if let Some((name, r)) = tables.iter().find(|(_, r)| r.state == TableState::Errored) {
+            return Err(Error::Fatal(format!(
+                "demo: {name} stopped: {:?}",
+                r.last_error
+            )));
+        }
+        if task.is_finished() || t.elapsed() > Duration::from_secs(600) {
+            return Err(Error::Fatal("demo: the snapshot did not finish".into()));
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    println!("snapshot done in {:.1} s", t.elapsed().as_secs_f64());
+    print!(
+        "{}",
+        daemon::status::render(&daemon::status::build(
+            &shared.store,
+            true,
+            Some(shared.started_ms)
+        )?)
+    );
+
+    step(&format!(
+        "live workload: {} changes/s for {} s while the daemon streams",
+        args.rate, args.seconds
+    ));
+    let load = tokio::spawn(mssql_sim::workload::load::run(
+        mssql_sim::workload::load::LoadConfig {
+            server: sim.addr,
+            sa_password: SA_PASSWORD.into(),
+            database: "shop".into(),
+            rate: args.rate,
+            duration: Duration::from_secs(args.seconds),
+            connections: 2,
+            seed: 42,
+        },
+    ));
+    while !load.is_finished() {
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        print!(
+            "{}",
+            daemon::status::render(&daemon::status::build(
+                &shared.store,
+                true,
+                Some(shared.started_ms)
+            )?)
+        );
+    }
+    let report = load
+        .await
+        .map_err(|e| Error::Fatal(e.to_string()))?
+        .map_err(Error::Fatal)?;
+    println!("workload made {} changes", report.values().sum::<u64>());
+
+    step("replicator cutover (application writes are stopped now)");
+    shared.request_stop();
+    task.await.map_err(|e| Error::Fatal(e.to_string()))??;
+    drop(shared);
+    let cut = crate::cutover::run(
+        cfg,
+        crate::cutover::Options {
+            timeout: Duration::from_secs(120),
+            keep_progress: false,
+        },
+    )
+    .await?;
+    print!("{}", cut.render());
+
+    step("cleaning up");
+    sim.stop().await;
+    let _ = std::fs::remove_dir_all(&dir);
+    if let Some(admin) = admin {
+        let pid = std::process::id();
+        for db in [
+            format!("replicator_demo_sim_{pid}"),
+            format!("replicator_demo_target_{pid}"),
+        ] {
+            let _ = admin
+                .batch_execute(&format!("DROP DATABASE IF EXISTS {db} WITH (FORCE)"))
+                .await;
+        }
+        // The simulator's T-SQL database lives beside its backing database.
+        let _ = admin
+            .batch_execute(&format!(
+                "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+                mssql_sim::server::pg_name_for(&format!("replicator_demo_sim_{pid}"), "shop")
+            ))
+            .await;
+    }
+    println!("demo finished in {:.1} s", started.elapsed().as_secs_f64());
+    if cut.ok {
+        Ok(())
+    } else {
+        Err(Error::Fatal("demo: cutover found differences".into()))
+    }
+}
+
+/// A URL without its password, for printing.
+fn redact(url: &str) -> String {
+    match (url.find("://"), url.find('@')) {
+        (Some(s), Some(a)) if a > s => {
+            let creds = &url[s + 3..a];
+            match creds.find(':') {
+                Some(c) => format!("{}{}:***{}", &url[..s + 3], &creds[..c], &url[a..]),
+                None => url.to_string(),
+            }
+        }
+        _ => url.to_string(),
+    }
+}
