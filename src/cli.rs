@@ -212,12 +212,22 @@ const STATUS_FILE: &str = "status.json";
 /// The daemon: until SIGTERM or SIGINT; the in-flight chunk or window finishes or is abandoned
 /// (the target's transaction rolls back), state is persisted, exit 0.
 pub async fn run(config: Config) -> Result<(), Error> {
-    let store = Store::open(&config.state_dir).map_err(|e| {
-        Error::Fatal(format!(
-            "{e} (is another replicator running with state.dir {}?)",
-            config.state_dir.display()
-        ))
-    })?;
+    // A `status` or `history` reader may hold the store for an instant: retry briefly.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let store = loop {
+        match Store::open(&config.state_dir) {
+            Ok(s) => break s,
+            Err(_) if std::time::Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(100)).await
+            }
+            Err(e) => {
+                return Err(Error::Fatal(format!(
+                    "{e} (is another replicator running with state.dir {}?)",
+                    config.state_dir.display()
+                )))
+            }
+        }
+    };
     let state_dir = config.state_dir.clone();
     let shared = daemon::shared(config, store);
     shared.store.journal(

@@ -154,7 +154,7 @@ pub async fn run(config: Config, opts: Options) -> Result<Report, Error> {
     let report = finish(&shared, &opts, t0, drain_seconds).await?;
     shared.store.set_meta(
         "cutover",
-        &serde_json::to_value(&report).unwrap_or_default(),
+        &serde_json::to_string(&report).unwrap_or_default(),
     )?;
     shared.store.journal(
         "cutover",
@@ -185,30 +185,41 @@ async fn finish(
         .collect();
     let mut results = Vec::new();
     let mut problems = Vec::new();
-    // Final validation: counts on both sides at the same position (writes are stopped).
+    // Final validation: every row and value, both sides at the same position (writes are
+    // stopped and drained).
+    crate::source::execute(
+        &mut tds,
+        "SET TRANSACTION ISOLATION LEVEL SNAPSHOT",
+        "set snapshot isolation",
+    )
+    .await?;
     for (name, rt) in &tables {
         let plan = &rt.plan;
-        let rows = crate::source::query_rows(
-            &mut tds,
-            &format!("SELECT COUNT_BIG(*) FROM {}", plan.source.name.tsql()),
-            "count source rows",
-        )
-        .await?;
-        let source_rows = rows
-            .first()
-            .and_then(|r| r.try_get::<i64, _>(0).ok().flatten())
-            .unwrap_or(-1);
-        let target_rows: i64 = pg
-            .query_one(&format!("SELECT count(*) FROM {}", plan.target.sql()), &[])
-            .await
-            .context(|| format!("count {}", plan.target))?
-            .get(0);
-        let equal = source_rows == target_rows;
+        let outcome = crate::validate::full(&mut tds, &pg, plan, &shared.config.policies).await?;
+        let (source_rows, target_rows) = (outcome.source_rows, outcome.target_rows);
+        let equal = outcome.equal();
         if !equal {
             problems.push(format!(
-                "{name}: {source_rows} rows at the source, {target_rows} on the target"
+                "{name}: {source_rows} rows at the source, {target_rows} on the target, {} key(s) differ",
+                outcome.differing
             ));
+            problems.extend(outcome.findings.iter().cloned());
         }
+        let record = crate::state::ValidationRecord {
+            at_ms: crate::state::now_ms(),
+            result: if equal { "equal" } else { "different" }.into(),
+            mode: "full".into(),
+            findings: outcome.findings.clone(),
+            source_rows,
+            target_rows,
+        };
+        shared.store.update(name, |old| {
+            let mut r = old.unwrap_or_else(|| {
+                crate::state::TableRecord::new(plan.target.to_string(), rt.kind.label(), 0)
+            });
+            r.last_validation = Some(record);
+            r
+        })?;
         // Identity: continue after the source's IDENT_CURRENT.
         let mut synced = None;
         if let Some(col) = plan.columns.iter().find(|c| c.identity) {
@@ -294,6 +305,12 @@ async fn finish(
         }
     }
     let ok = problems.is_empty();
+    if !ok {
+        // Drained and unchanged: the tables stream on when the daemon runs again.
+        for (name, _) in &tables {
+            shared.set_state(name, TableState::Streaming)?;
+        }
+    }
     if ok {
         if !opts.keep_progress {
             pg.batch_execute(&format!(

@@ -17,3 +17,4 @@ pub mod sink;
 pub mod source;
 pub mod state;
 pub mod tls;
+pub mod validate;

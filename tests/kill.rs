@@ -11,7 +11,7 @@ fn spawn(config: &std::path::Path, log: &std::path::Path) -> Child {
         .append(true)
         .open(log)
         .unwrap();
-    Command::new(env!("CARGO_BIN_EXE_replicator"))
+    replicator_command()
         .args(["--config", &config.display().to_string(), "run"])
         .env("TEST_MSSQL_PASSWORD", SA_PASSWORD)
         .stdout(Stdio::null())

@@ -2,5 +2,6 @@
 
 mod common;
 mod kill;
+mod ops;
 mod snapshot;
 mod stream;

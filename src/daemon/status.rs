@@ -83,7 +83,10 @@ pub fn build(
         .iter()
         .map(|(k, r)| table_json(k, r))
         .collect();
-    let cutover: Option<Json> = store.meta("cutover")?;
+    // Stored as JSON text (postcard cannot carry a free-form JSON value).
+    let cutover: Option<Json> = store
+        .meta::<String>("cutover")?
+        .and_then(|t| serde_json::from_str(&t).ok());
     Ok(Status {
         tables,
         cutover,

@@ -55,7 +55,7 @@ pub async fn run(shared: Arc<Shared>) -> Result<(), Error> {
             continue;
         }
         if conns.is_none() {
-            let tds = connect_source(&shared).await?;
+            let tds = stream_session(&shared).await?;
             let pg = connect_target(&shared).await?;
             conns = Some(Conns {
                 tds,
@@ -666,7 +666,7 @@ async fn maybe_create_foreign_keys(
 /// Applies windows until every streaming table has reached the source's position as of the call
 /// (cutover's drain). CDC waits until the max LSN stops moving (the capture job caught up).
 pub async fn drain(shared: &Shared, deadline: Instant) -> Result<(), Error> {
-    let tds = connect_source(shared).await?;
+    let tds = stream_session(shared).await?;
     let pg = connect_target(shared).await?;
     let mut conns = Conns {
         tds,
@@ -726,4 +726,17 @@ pub async fn drain(shared: &Shared, deadline: Instant) -> Result<(), Error> {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
+}
+
+/// A source session for windows: SNAPSHOT isolation for every read (CT windows open their own
+/// transaction; CDC reads see one consistent state and never take shared locks).
+async fn stream_session(shared: &Shared) -> Result<Tds, Error> {
+    let mut tds = connect_source(shared).await?;
+    source::execute(
+        &mut tds,
+        "SET TRANSACTION ISOLATION LEVEL SNAPSHOT",
+        "set snapshot isolation",
+    )
+    .await?;
+    Ok(tds)
 }

@@ -440,3 +440,18 @@ impl Proxy {
         }
     }
 }
+
+/// The real binary as a child that dies with the test process (even when a test panics).
+pub fn replicator_command() -> std::process::Command {
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_replicator"));
+    cmd.env("TEST_MSSQL_PASSWORD", SA_PASSWORD);
+    // SAFETY: prctl is async-signal-safe; nothing else runs between fork and exec.
+    unsafe {
+        use std::os::unix::process::CommandExt;
+        cmd.pre_exec(|| {
+            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+            Ok(())
+        });
+    }
+    cmd
+}

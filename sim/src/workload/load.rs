@@ -115,11 +115,14 @@ fn transaction(
                 ));
                 changes.push(("order_lines", "key update"));
             }
-            // 10%: delete and re-insert of the same key in one transaction.
+            // 10%: delete and re-insert of the same key in one transaction. The re-insert checks for
+            // the key: two sessions doing this to the same order would otherwise collide under
+            // PostgreSQL's row-lock re-check, where SQL Server's key locks serialise them.
             8 => {
                 sql.push_str(&format!(
                     "DELETE FROM dbo.order_lines WHERE order_id = {order} AND line_no = 1;\n\
-                     INSERT INTO dbo.order_lines (order_id, line_no, sku, qty, unit_price) SELECT {order}, 1, 'SKU-00000001', 1, 0 WHERE EXISTS (SELECT 1 FROM dbo.orders WHERE id = {order});\n"
+                     INSERT INTO dbo.order_lines (order_id, line_no, sku, qty, unit_price) SELECT {order}, 1, 'SKU-00000001', 1, 0 WHERE EXISTS (SELECT 1 FROM dbo.orders WHERE id = {order}) \
+                     AND NOT EXISTS (SELECT 1 FROM dbo.order_lines WHERE order_id = {order} AND line_no = 1);\n"
                 ));
                 changes.extend([("order_lines", "delete"), ("order_lines", "re-insert")]);
             }

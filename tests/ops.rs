@@ -1,0 +1,283 @@
+//! Operating it through the real binary: status while running, cutover and its report, refusal,
+//! history.
+
+use crate::common::*;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+fn replicator(config: &std::path::Path, args: &[&str]) -> std::process::Output {
+    replicator_command()
+        .arg("--config")
+        .arg(config)
+        .args(args)
+        .env("TEST_MSSQL_PASSWORD", SA_PASSWORD)
+        .output()
+        .expect("replicator runs")
+}
+
+fn status_json(config: &std::path::Path) -> serde_json::Value {
+    let out = replicator(config, &["status", "--json"]);
+    assert!(
+        out.status.success(),
+        "status: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("status --json is JSON")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn status_while_running_then_cutover_reports_and_stops_the_daemon() {
+    let env = Env::new("cutover").await;
+    let mut c = env.tds().await;
+    exec(&mut c, "CREATE TABLE dbo.a (id int IDENTITY(1,1) NOT NULL PRIMARY KEY, v nvarchar(20) NULL); ALTER TABLE dbo.a ENABLE CHANGE_TRACKING").await;
+    exec(&mut c, "CREATE TABLE dbo.b (id int NOT NULL PRIMARY KEY, a_id int NOT NULL CONSTRAINT fk_b_a REFERENCES dbo.a (id)); ALTER TABLE dbo.b ENABLE CHANGE_TRACKING").await;
+    exec(&mut c, "INSERT INTO dbo.a (v) VALUES (N'x'), (N'y'), (N'z'); INSERT INTO dbo.b VALUES (1, 1), (2, 3)").await;
+    let cfg = env
+        .config_file("[replication]\npoll_interval = \"50ms\"\n[[tables]]\nsource = \"dbo.*\"\n");
+    let log = std::fs::File::create(env.dir.join("daemon.log")).unwrap();
+    let mut daemon = replicator_command()
+        .arg("--config")
+        .arg(&cfg)
+        .arg("run")
+        .env("TEST_MSSQL_PASSWORD", SA_PASSWORD)
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let s = status_json(&cfg);
+        if s["daemon"]["running"] == true
+            && s["tables"]
+                .as_array()
+                .is_some_and(|t| t.len() == 2 && t.iter().all(|t| t["state"] == "streaming"))
+        {
+            assert_eq!(s["tables"][0]["source"], "dbo.a");
+            assert_eq!(s["tables"][0]["rows_copied"], 3);
+            assert_eq!(s["tables"][0]["snapshot_percent"], 100.0);
+            break;
+        }
+        assert!(Instant::now() < deadline, "never streaming: {s}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    exec(
+        &mut c,
+        "INSERT INTO dbo.a (v) VALUES (N'after'); INSERT INTO dbo.b VALUES (3, 4)",
+    )
+    .await;
+    let out = replicator(&cfg, &["cutover", "--yes", "--json", "--timeout", "60s"]);
+    assert!(
+        out.status.success(),
+        "cutover: {} {}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["ok"], true);
+    assert!(report["downtime_seconds"].as_f64().unwrap() > 0.0);
+    assert_eq!(report["foreign_keys_validated"], 1);
+    let a = report["tables"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["source"] == "dbo.a")
+        .unwrap()
+        .clone();
+    assert_eq!(
+        (
+            a["source_rows"].clone(),
+            a["target_rows"].clone(),
+            a["result"].clone()
+        ),
+        (4.into(), 4.into(), "equal".into())
+    );
+    assert_eq!(a["identity_synced_to"], 4);
+    // The daemon was asked to stop and did, cleanly.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let code = loop {
+        if let Some(s) = daemon.try_wait().unwrap() {
+            break s;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "daemon still running after cutover"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert!(code.success());
+    // The target continues identities after the source's and has no progress schema left.
+    let pg = env.pg().await;
+    let id: i32 = pg
+        .query_one("INSERT INTO public.a (v) VALUES ('new') RETURNING id", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(id, 5);
+    let progress: Option<String> = pg
+        .query_one("SELECT to_regnamespace('replicator')::text", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(progress, None);
+    let s = status_json(&cfg);
+    assert!(
+        s["tables"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|t| t["state"] == "cut_over"),
+        "{s}"
+    );
+    assert_eq!(s["cutover"]["ok"], true);
+    let history = replicator(&cfg, &["history", "--json"]);
+    let text = String::from_utf8_lossy(&history.stdout);
+    for event in [
+        "snapshot_started",
+        "snapshot_finished",
+        "cutover_started",
+        "\"cutover\"",
+    ] {
+        assert!(text.contains(event), "{event} missing from history: {text}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cutover_is_refused_and_changes_nothing_when_a_table_is_not_streaming() {
+    let env = Env::new("refuse").await;
+    let mut c = env.tds().await;
+    exec(&mut c, "CREATE TABLE dbo.ok (id int NOT NULL PRIMARY KEY); ALTER TABLE dbo.ok ENABLE CHANGE_TRACKING; CREATE TABLE dbo.untracked (id int NOT NULL PRIMARY KEY)").await;
+    let d = Daemon::start(env.config("[[tables]]\nsource = \"dbo.*\"\n"));
+    d.wait_state(
+        &["dbo.ok"],
+        replicator::state::TableState::Streaming,
+        Duration::from_secs(60),
+    )
+    .await;
+    d.wait_state(
+        &["dbo.untracked"],
+        replicator::state::TableState::Errored,
+        Duration::from_secs(60),
+    )
+    .await;
+    let err = d.table("dbo.untracked").unwrap().last_error.unwrap();
+    assert!(err
+        .hint
+        .unwrap_or_default()
+        .contains("ENABLE CHANGE_TRACKING"));
+    d.stop().await.unwrap();
+    let cfg = env.config_file("[[tables]]\nsource = \"dbo.*\"\n");
+    let out = replicator(&cfg, &["cutover", "--yes"]);
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("refused") && stderr.contains("dbo.untracked is errored"),
+        "{stderr}"
+    );
+    let pg = env.pg().await;
+    let progress: Option<String> = pg
+        .query_one("SELECT to_regnamespace('replicator')::text", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(
+        progress.as_deref(),
+        Some("replicator"),
+        "progress schema untouched"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cutover_finds_every_difference_names_its_key_and_cuts_nothing_over() {
+    let env = Env::new("validate").await;
+    let mut c = env.tds().await;
+    exec(&mut c, "CREATE TABLE dbo.t (id int NOT NULL PRIMARY KEY, v nvarchar(20) NULL, n decimal(10,2) NULL); ALTER TABLE dbo.t ENABLE CHANGE_TRACKING").await;
+    exec(&mut c, "CREATE TABLE dbo.s (k nvarchar(10) NOT NULL PRIMARY KEY, v nvarchar(20) NULL); ALTER TABLE dbo.s ENABLE CHANGE_TRACKING").await;
+    let rows: Vec<String> = (1..=500)
+        .map(|i| format!("({i}, N'v{i}', {i}.5)"))
+        .collect();
+    exec(
+        &mut c,
+        &format!("INSERT INTO dbo.t VALUES {}", rows.join(", ")),
+    )
+    .await;
+    exec(
+        &mut c,
+        "INSERT INTO dbo.s VALUES (N'a', N'x' + NCHAR(0) + N'y'), (N'b', N'z')",
+    )
+    .await;
+    let d = Daemon::start(env.config("[[tables]]\nsource = \"dbo.*\"\n"));
+    d.wait_state(
+        &["dbo.t", "dbo.s"],
+        replicator::state::TableState::Streaming,
+        Duration::from_secs(60),
+    )
+    .await;
+    d.stop().await.unwrap();
+    // Damage the target: a changed value, a deleted row, an extra row, a changed NUL-policy value.
+    let pg = env.pg().await;
+    pg.batch_execute(
+        "UPDATE public.t SET n = 0 WHERE id = 17; DELETE FROM public.t WHERE id = 250; INSERT INTO public.t VALUES (9999, 'extra', 1); \
+         UPDATE public.s SET v = 'x y' WHERE k = 'a'",
+    )
+    .await
+    .unwrap();
+    let cfg = env.config_file("[[tables]]\nsource = \"dbo.*\"\n");
+    let out = replicator(&cfg, &["cutover", "--yes", "--json"]);
+    assert!(!out.status.success());
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["ok"], false);
+    let problems = report["problems"].to_string();
+    for want in [
+        "dbo.t (id=17): values differ",
+        "dbo.t (id=250): missing on the target",
+        "dbo.t (id=9999): on the target only",
+        "dbo.s (k='a'): values differ",
+    ] {
+        assert!(problems.contains(want), "{want} not in {problems}");
+    }
+    assert!(!problems.contains("id=18"), "no false positive: {problems}");
+    let progress: Option<String> = pg
+        .query_one("SELECT to_regnamespace('replicator')::text", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(progress.as_deref(), Some("replicator"), "nothing cut over");
+    let s = status_json(&cfg);
+    let t = s["tables"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["source"] == "dbo.t")
+        .unwrap()
+        .clone();
+    assert_eq!(t["state"], "streaming");
+    assert_eq!(t["last_validation"]["result"], "different");
+}
+
+#[test]
+fn the_demo_runs_to_completion() {
+    let out = replicator_command()
+        .args(["demo", "--rows", "300", "--seconds", "2", "--rate", "100"])
+        .output()
+        .expect("demo runs");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for want in [
+        "snapshot done",
+        "workload made",
+        "cutover complete: downtime",
+        "dbo.orders",
+        "equal",
+        "demo finished",
+    ] {
+        assert!(
+            stdout.contains(want),
+            "{want} missing from the demo's output:\n{stdout}"
+        );
+    }
+    assert!(!stdout.contains("different"), "{stdout}");
+}
