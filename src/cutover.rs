@@ -141,6 +141,7 @@ pub async fn run(config: Config, opts: Options) -> Result<Report, Error> {
             "cutover refused, nothing changed: {why}"
         )));
     }
+    tracing::info!("cutover: the daemon is stopped and the store is ours");
     store.journal(
         "cutover_started",
         None,
@@ -148,9 +149,11 @@ pub async fn run(config: Config, opts: Options) -> Result<Report, Error> {
     )?;
     let shared = daemon::shared(config, store);
     daemon::prepare(&shared).await?;
+    tracing::info!("cutover: draining to the source's current position");
     let drain_start = Instant::now();
     daemon::stream::drain(&shared, drain_start + opts.timeout).await?;
     let drain_seconds = drain_start.elapsed().as_secs_f64();
+    tracing::info!(drain_seconds, "cutover: drained; validating every row");
     let report = finish(&shared, &opts, t0, drain_seconds).await?;
     shared.store.set_meta(
         "cutover",

@@ -650,7 +650,12 @@ async fn copy_part_with_retry(
             "set snapshot isolation",
         )
         .await?;
-        match snapshot::copy_part(shared, rt, &part, &mut tds, &mut pg, utf16_safe).await {
+        let outcome = tokio::select! {
+            r = snapshot::copy_part(shared, rt, &part, &mut tds, &mut pg, utf16_safe) => r,
+            // Stopping abandons the chunk in flight: its transaction rolls back.
+            _ = shared.sleep_or_stop(Duration::from_secs(86_400)) => return Ok(()),
+        };
+        match outcome {
             Ok(()) => return Ok(()),
             Err(e) if snapshot::is_utf16_decode_failure(&e) && !utf16_safe => {
                 tracing::warn!(table = name, "national text the client cannot decode (lone surrogates): re-reading it as UTF-16 bytes");

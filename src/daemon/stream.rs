@@ -64,7 +64,13 @@ pub async fn run(shared: Arc<Shared>) -> Result<(), Error> {
             });
         }
         let Some(c) = conns.as_mut() else { continue };
-        match window(&shared, c, &tables).await {
+        // A window in flight is abandoned on stop (its target transaction rolls back, nothing
+        // is lost) and bounded in time (a lost reply must not stall replication forever).
+        let outcome = tokio::select! {
+            r = tokio::time::timeout(WINDOW_TIMEOUT, window(&shared, c, &tables)) => r.unwrap_or_else(|_| Err(stalled("a change window"))),
+            _ = shared.sleep_or_stop(Duration::from_secs(86_400)) => return Ok(()),
+        };
+        match outcome {
             Ok(report) => {
                 backoff.reset();
                 for (t, why) in report.lost {
@@ -714,7 +720,13 @@ pub async fn drain(shared: &Shared, deadline: Instant) -> Result<(), Error> {
         if Instant::now() > deadline {
             return Err(Error::Fatal(format!("{behind} table(s) did not reach the final source position before the cutover timeout")));
         }
-        let report = window(shared, &mut conns, &tables).await?;
+        let left = deadline.saturating_duration_since(Instant::now());
+        let report = tokio::time::timeout(
+            left.min(WINDOW_TIMEOUT),
+            window(shared, &mut conns, &tables),
+        )
+        .await
+        .unwrap_or_else(|_| Err(stalled("a drain window")))?;
         if let Some((t, why)) = report.lost.first() {
             return Err(Error::table(
                 t,
@@ -739,4 +751,18 @@ async fn stream_session(shared: &Shared) -> Result<Tds, Error> {
     )
     .await?;
     Ok(tds)
+}
+
+/// Longest a window may take before its sessions are dropped and it is retried.
+pub const WINDOW_TIMEOUT: Duration = Duration::from_secs(300);
+
+/// A transient error for an operation that stopped answering.
+pub fn stalled(what: &str) -> Error {
+    Error::Source {
+        context: format!("{what} stopped answering; reconnecting"),
+        source: tiberius::error::Error::Io {
+            kind: std::io::ErrorKind::TimedOut,
+            message: "no reply".into(),
+        },
+    }
 }
