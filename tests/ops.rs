@@ -281,3 +281,49 @@ fn the_demo_runs_to_completion() {
     }
     assert!(!stdout.contains("different"), "{stdout}");
 }
+
+#[test]
+fn the_systemd_unit_verifies_where_systemd_analyze_exists() {
+    let Ok(found) = std::process::Command::new("systemd-analyze")
+        .arg("--version")
+        .output()
+    else {
+        eprintln!("systemd-analyze not installed: unit file not verified here");
+        return;
+    };
+    assert!(found.status.success());
+    let unit = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/systemd/replicator.service"
+    ))
+    .unwrap();
+    let unit = unit.replace(
+        "/usr/local/bin/replicator",
+        env!("CARGO_BIN_EXE_replicator"),
+    );
+    for want in [
+        "StateDirectory=",
+        "RuntimeDirectory=",
+        "LoadCredential=",
+        "ProtectSystem=strict",
+        "NoNewPrivileges=yes",
+        "Restart=on-failure",
+    ] {
+        assert!(unit.contains(want), "{want}");
+    }
+    let dir = std::env::temp_dir().join(format!("replicator-unit-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("replicator.service");
+    std::fs::write(&path, unit).unwrap();
+    let out = std::process::Command::new("systemd-analyze")
+        .arg("verify")
+        .arg(&path)
+        .output()
+        .unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+    assert!(
+        out.status.success() && out.stderr.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
