@@ -24,6 +24,9 @@ pub async fn connect(cfg: &SourceConfig) -> Result<Tds, Error> {
     c.port(cfg.port);
     c.database(&cfg.database);
     c.application_name("replicator");
+    // tiberius gives up on a reply after 30 s by default; a split-point scan or a large window's
+    // first row can legitimately take longer. Windows have their own bound (daemon::stream).
+    c.command_timeout(Some(std::time::Duration::from_secs(600)));
     c.authentication(AuthMethod::sql_server(&cfg.user, cfg.password.expose()));
     match cfg.tls {
         SourceTls::Disable => c.encryption(EncryptionLevel::NotSupported),
