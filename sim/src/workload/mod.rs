@@ -22,6 +22,8 @@ pub async fn connect(
     c.port(server.port());
     c.authentication(AuthMethod::sql_server("sa", sa_password));
     c.encryption(EncryptionLevel::NotSupported);
+    // Bulk statements (seeding, 20 MB values) may take longer than tiberius's 30 s default.
+    c.command_timeout(None);
     if let Some(db) = database {
         c.database(db);
     }
