@@ -266,16 +266,6 @@ impl Store {
         Ok(())
     }
 
-    /// Removes a table's record.
-    pub fn remove(&self, source: &str) -> Result<(), Error> {
-        let w = self.db.begin_write().map_err(st("begin"))?;
-        {
-            let mut t = w.open_table(TABLES).map_err(st("open tables"))?;
-            t.remove(source).map_err(st("remove"))?;
-        }
-        w.commit().map_err(st("commit"))
-    }
-
     /// Appends to the audit journal.
     pub fn journal(
         &self,

@@ -488,18 +488,6 @@ impl Losses {
     pub fn add(&mut self, column: &str, kind: LossKind) {
         *self.counts.entry((column.to_string(), kind)).or_insert(0) += 1;
     }
-
-    /// Adds another tally into this one.
-    pub fn merge(&mut self, other: &Losses) {
-        for (k, v) in &other.counts {
-            *self.counts.entry(k.clone()).or_insert(0) += v;
-        }
-    }
-
-    /// No loss at all.
-    pub fn is_empty(&self) -> bool {
-        self.counts.is_empty()
-    }
 }
 
 #[cfg(test)]

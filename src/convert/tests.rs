@@ -211,3 +211,82 @@ fn plans_name_problems_precisely() {
         .unwrap_err()
         .contains("geography"));
 }
+
+#[test]
+fn defaults_translate_only_where_faithful() {
+    use crate::sink::ddl::translate_default;
+    let c = |kind| col(kind, false);
+    assert_eq!(
+        translate_default("(getdate())", &c(TargetKind::Timestamp)).as_deref(),
+        Some("LOCALTIMESTAMP")
+    );
+    assert_eq!(
+        translate_default("(sysdatetimeoffset())", &c(TargetKind::TimestampTz)).as_deref(),
+        Some("CURRENT_TIMESTAMP")
+    );
+    assert_eq!(
+        translate_default("(newid())", &c(TargetKind::Uuid)).as_deref(),
+        Some("gen_random_uuid()")
+    );
+    assert_eq!(
+        translate_default("((0))", &c(TargetKind::Bool)).as_deref(),
+        Some("false")
+    );
+    assert_eq!(
+        translate_default("((-1.5))", &c(TargetKind::Numeric(Some((10, 2))))).as_deref(),
+        Some("-1.5")
+    );
+    assert_eq!(
+        translate_default("(N'it''s')", &c(TargetKind::Text)).as_deref(),
+        Some("'it''s'")
+    );
+    // Not faithful: reported, never guessed.
+    assert_eq!(translate_default("(getdate())", &c(TargetKind::Text)), None);
+    assert_eq!(
+        translate_default("(CONVERT([bit],(0)))", &c(TargetKind::Bool)),
+        None
+    );
+    assert_eq!(translate_default("((2))", &c(TargetKind::Bool)), None);
+    assert_eq!(
+        translate_default("(user_name())", &c(TargetKind::Text)),
+        None
+    );
+}
+
+#[test]
+fn identifier_case_schema_map_and_type_overrides() {
+    let sel = crate::config::TableSelector {
+        source: "dbo.*".into(),
+        ..Default::default()
+    };
+    let t = table(&[("Id", "int", 4), ("When", "datetime2", 8)], &["Id"]);
+    let mut m = crate::config::Mapping::default();
+    m.identifier_case = crate::config::IdentifierCase::Preserve;
+    m.schemas.insert("dbo".into(), "app".into());
+    m.types.insert("datetime2".into(), "text".into());
+    let p = plan_table(&t, &sel, 0, &m).unwrap();
+    assert_eq!(p.target.to_string(), "app.T x");
+    assert_eq!(p.columns[0].target, "Id");
+    assert_eq!(p.columns[1].kind, TargetKind::Text);
+    // A per-column type wins over the per-type one.
+    let mut sel2 = sel.clone();
+    sel2.columns.insert(
+        "When".into(),
+        crate::config::ColumnSettings {
+            target_type: Some("timestamp".into()),
+            ..Default::default()
+        },
+    );
+    assert_eq!(
+        plan_table(&t, &sel2, 0, &m).unwrap().columns[1].kind,
+        TargetKind::Timestamp
+    );
+    // A setting for a column the table does not have names the key.
+    let mut sel3 = sel.clone();
+    sel3.columns.insert("Nope".into(), Default::default());
+    let e = plan_table(&t, &sel3, 2, &m).unwrap_err();
+    assert!(
+        e.contains("tables[2].columns.Nope") && e.contains("no column Nope"),
+        "{e}"
+    );
+}

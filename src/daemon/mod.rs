@@ -181,12 +181,17 @@ fn merge_losses(r: &mut TableRecord, losses: &Losses) {
     }
 }
 
-/// Connects to the source, retrying transient failures until `shared` stops.
-pub async fn connect_source(shared: &Shared) -> Result<Tds, Error> {
+/// Runs `attempt` until it succeeds, retrying transient failures with backoff until `shared`
+/// stops; other errors are returned at once.
+async fn retry_transient<T, F, Fut>(shared: &Shared, mut attempt: F) -> Result<T, Error>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, Error>>,
+{
     let mut backoff = Backoff::new(Duration::from_secs(30));
     loop {
-        match source::connect(&shared.config.source).await {
-            Ok(c) => return Ok(c),
+        match attempt().await {
+            Ok(v) => return Ok(v),
             Err(e) if e.kind() == ErrorKind::Transient && !shared.stopping() => {
                 shared.note_transient(None, &e);
                 if shared.sleep_or_stop(backoff.next_delay()).await {
@@ -198,21 +203,14 @@ pub async fn connect_source(shared: &Shared) -> Result<Tds, Error> {
     }
 }
 
+/// Connects to the source, retrying transient failures until `shared` stops.
+pub async fn connect_source(shared: &Shared) -> Result<Tds, Error> {
+    retry_transient(shared, || source::connect(&shared.config.source)).await
+}
+
 /// Connects to the target, retrying transient failures until `shared` stops.
 pub async fn connect_target(shared: &Shared) -> Result<tokio_postgres::Client, Error> {
-    let mut backoff = Backoff::new(Duration::from_secs(30));
-    loop {
-        match sink::connect(&shared.config.target).await {
-            Ok(c) => return Ok(c),
-            Err(e) if e.kind() == ErrorKind::Transient && !shared.stopping() => {
-                shared.note_transient(None, &e);
-                if shared.sleep_or_stop(backoff.next_delay()).await {
-                    return Err(e);
-                }
-            }
-            Err(e) => return Err(e),
-        }
-    }
+    retry_transient(shared, || sink::connect(&shared.config.target)).await
 }
 
 /// Decides a table's change source; an error names the T-SQL that would enable one.

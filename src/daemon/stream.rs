@@ -226,6 +226,30 @@ async fn stage_rows(
     Ok(())
 }
 
+/// One read of a capture instance's change table: which LSNs, bounded how.
+struct CdcRead<'a> {
+    instance: &'a str,
+    range: source::cdc::Range,
+    from: Lsn,
+    to: Lsn,
+}
+
+/// Stages one CDC read's rows (every CDC read goes through here).
+async fn stage_cdc(
+    tds: &mut Tds,
+    read: &CdcRead<'_>,
+    name: &str,
+    plan: &TablePlan,
+    policies: &Policies,
+    writer: &mut StageWriter,
+    losses: &mut Losses,
+) -> Result<(), Error> {
+    let mut q = Query::new(source::cdc::changes_sql(plan, read.instance, read.range));
+    q.bind(read.from.0.to_vec());
+    q.bind(read.to.0.to_vec());
+    stage_rows(tds, q, name, plan, policies, Layout::Cdc, writer, losses).await
+}
+
 /// One table's outcome in a window.
 struct Advance {
     name: String,
@@ -373,15 +397,11 @@ async fn window(
                 if last >= upper {
                     continue;
                 }
-                let min = source::cdc::min_lsn(tds, ci).await?;
+                // All zeros (or nothing): the instance is gone.
+                let min = source::cdc::min_lsn(tds, ci)
+                    .await?
+                    .filter(|m| *m != Lsn([0; 10]));
                 match min {
-                    Some(m) if m == Lsn([0; 10]) => {
-                        report.lost.push((
-                            name.clone(),
-                            format!("capture instance {ci} no longer exists"),
-                        ));
-                        continue;
-                    }
                     None => {
                         report.lost.push((
                             name.clone(),
@@ -407,20 +427,18 @@ async fn window(
                 let mut rt = rt.clone();
                 match newer {
                     None => {
-                        let mut q = Query::new(source::cdc::changes_sql(
-                            &rt.plan,
-                            ci,
-                            source::cdc::Range::UpTo,
-                        ));
-                        q.bind(last.0.to_vec());
-                        q.bind(upper.0.to_vec());
-                        stage_rows(
+                        let read = CdcRead {
+                            instance: ci,
+                            range: source::cdc::Range::UpTo,
+                            from: last,
+                            to: upper,
+                        };
+                        stage_cdc(
                             tds,
-                            q,
+                            &read,
                             name,
                             &rt.plan,
                             &policies,
-                            Layout::Cdc,
                             &mut writer,
                             &mut losses,
                         )
@@ -428,20 +446,18 @@ async fn window(
                     }
                     Some((new_ci, new_start)) => {
                         // The old instance up to the new one's start; then the new one.
-                        let mut q = Query::new(source::cdc::changes_sql(
-                            &rt.plan,
-                            ci,
-                            source::cdc::Range::Before,
-                        ));
-                        q.bind(last.0.to_vec());
-                        q.bind(new_start.0.to_vec());
-                        stage_rows(
+                        let read = CdcRead {
+                            instance: ci,
+                            range: source::cdc::Range::Before,
+                            from: last,
+                            to: new_start,
+                        };
+                        stage_cdc(
                             tds,
-                            q,
+                            &read,
                             name,
                             &rt.plan,
                             &policies,
-                            Layout::Cdc,
                             &mut writer,
                             &mut losses,
                         )
@@ -490,20 +506,18 @@ async fn window(
                             )
                             .await?;
                         }
-                        let mut q = Query::new(source::cdc::changes_sql(
-                            &switched.plan,
-                            &new_ci,
-                            source::cdc::Range::From,
-                        ));
-                        q.bind(new_start.0.to_vec());
-                        q.bind(upper.0.to_vec());
-                        stage_rows(
+                        let read = CdcRead {
+                            instance: &new_ci,
+                            range: source::cdc::Range::From,
+                            from: new_start,
+                            to: upper,
+                        };
+                        stage_cdc(
                             tds,
-                            q,
+                            &read,
                             name,
                             &switched.plan,
                             &policies,
-                            Layout::Cdc,
                             &mut writer,
                             &mut losses,
                         )

@@ -227,21 +227,3 @@ pub async fn record_position(
     .context(|| format!("record the position of {source}"))?;
     Ok(())
 }
-
-/// Forgets a table's progress (before a re-snapshot, or when a table leaves the selection).
-pub async fn forget(tx: &impl GenericClient, schema: &str, source: &str) -> Result<(), Error> {
-    let s = quote_pg(schema);
-    tx.execute(
-        &format!("DELETE FROM {s}.snapshot_parts WHERE source_table = $1"),
-        &[&source],
-    )
-    .await
-    .context(|| format!("forget {source}'s progress"))?;
-    tx.execute(
-        &format!("DELETE FROM {s}.table_progress WHERE source_table = $1"),
-        &[&source],
-    )
-    .await
-    .context(|| format!("forget {source}'s progress"))?;
-    Ok(())
-}
