@@ -260,8 +260,10 @@ fn identifier_case_schema_map_and_type_overrides() {
         ..Default::default()
     };
     let t = table(&[("Id", "int", 4), ("When", "datetime2", 8)], &["Id"]);
-    let mut m = crate::config::Mapping::default();
-    m.identifier_case = crate::config::IdentifierCase::Preserve;
+    let mut m = crate::config::Mapping {
+        identifier_case: crate::config::IdentifierCase::Preserve,
+        ..Default::default()
+    };
     m.schemas.insert("dbo".into(), "app".into());
     m.types.insert("datetime2".into(), "text".into());
     let p = plan_table(&t, &sel, 0, &m).unwrap();
