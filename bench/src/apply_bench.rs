@@ -8,7 +8,10 @@
 //! The workload writes through the simulator's backing database (its Change Tracking triggers
 //! fire as for T-SQL DML), because the TDS front tops out near 4-5k changes/s on this machine.
 
+mod common;
+
 use clap::Parser;
+use common::{pg, sibling, tsql, PASSWORD};
 use futures_util::SinkExt;
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -35,35 +38,7 @@ struct Args {
     connections: usize,
 }
 
-const PASSWORD: &str = "Bench_pw_1";
 const MARKER_BASE: i64 = 1_000_000_000_000;
-
-async fn pg(url: &str) -> tokio_postgres::Client {
-    let (c, conn) = tokio_postgres::connect(url, tokio_postgres::NoTls)
-        .await
-        .expect("connect to postgres");
-    tokio::spawn(conn);
-    c
-}
-
-fn sibling(name: &str) -> std::path::PathBuf {
-    std::env::current_exe()
-        .expect("current exe")
-        .with_file_name(name)
-}
-
-async fn tsql(port: u16, db: Option<&str>, sql: &str) {
-    let mut c =
-        mssql_sim::workload::connect(format!("127.0.0.1:{port}").parse().unwrap(), PASSWORD, db)
-            .await
-            .expect("login");
-    c.simple_query(sql)
-        .await
-        .unwrap()
-        .into_results()
-        .await
-        .unwrap();
-}
 
 /// One source transaction of 10 changes: 7 updates, 2 inserts, 1 delete (of a row this
 /// connection inserted earlier).
@@ -186,41 +161,7 @@ async fn main() {
     let backing = testkit::fresh_database("applybench").await;
     let backing_db = backing.rsplit('/').next().unwrap().to_string();
     let target = testkit::fresh_database("applybench_target").await;
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let mut sim: Child = Command::new(sibling("mssql-sim"))
-        .args([
-            "serve",
-            "--listen",
-            &format!("127.0.0.1:{port}"),
-            "--backing",
-            &backing,
-        ])
-        .env("MSSQL_SIM_SA_PASSWORD", PASSWORD)
-        .env("RUST_LOG", "warn")
-        .spawn()
-        .expect("start mssql-sim (cargo build --release -p mssql-sim -p replicator -p bench)");
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < deadline, "mssql-sim did not listen");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    tsql(port, None, "CREATE DATABASE bench").await;
-    tsql(
-        port,
-        None,
-        "ALTER DATABASE bench SET ALLOW_SNAPSHOT_ISOLATION ON",
-    )
-    .await;
-    tsql(
-        port,
-        None,
-        "ALTER DATABASE bench SET CHANGE_TRACKING = ON (CHANGE_RETENTION = 2 DAYS)",
-    )
-    .await;
+    let (mut sim, port) = common::start_sim_with_bench_db(&backing).await;
     tsql(port, Some("bench"), "CREATE TABLE dbo.ev (id bigint NOT NULL PRIMARY KEY, a int NOT NULL, amount decimal(18,2) NOT NULL, \
         name nvarchar(100) NOT NULL, ts datetime2 NOT NULL, g uniqueidentifier NOT NULL); ALTER TABLE dbo.ev ENABLE CHANGE_TRACKING").await;
     let source_url = testkit::pg().url_for(&mssql_sim::server::pg_name_for(&backing_db, "bench"));

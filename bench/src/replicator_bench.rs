@@ -5,9 +5,12 @@
 //! Release binaries `mssql-sim` and `replicator` next to this one run as child processes, so
 //! their CPU and memory are their own.
 
+mod common;
+
 use clap::Parser;
+use common::{cpu_secs, pg, proc_field, sibling, tsql, PASSWORD};
 use futures_util::{SinkExt, TryStreamExt};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 #[derive(Parser)]
@@ -24,99 +27,13 @@ struct Args {
     chunk: usize,
 }
 
-const PASSWORD: &str = "Bench_pw_1";
-
-fn proc_field(pid: u32, key: &str) -> Option<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    status
-        .lines()
-        .find(|l| l.starts_with(key))?
-        .split_whitespace()
-        .nth(1)?
-        .parse()
-        .ok()
-}
-
-fn cpu_secs(pid: u32) -> f64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    let after = stat.rsplit(')').next().unwrap_or("");
-    let f: Vec<&str> = after.split_whitespace().collect();
-    let ticks = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
-    (ticks(11) + ticks(12)) / 100.0
-}
-
-async fn pg(url: &str) -> tokio_postgres::Client {
-    let (c, conn) = tokio_postgres::connect(url, tokio_postgres::NoTls)
-        .await
-        .expect("connect to postgres");
-    tokio::spawn(conn);
-    c
-}
-
-fn sibling(name: &str) -> std::path::PathBuf {
-    std::env::current_exe()
-        .expect("current exe")
-        .with_file_name(name)
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-async fn tsql(port: u16, db: Option<&str>, sql: &str) {
-    let mut c =
-        mssql_sim::workload::connect(format!("127.0.0.1:{port}").parse().unwrap(), PASSWORD, db)
-            .await
-            .expect("login");
-    c.simple_query(sql)
-        .await
-        .unwrap()
-        .into_results()
-        .await
-        .unwrap();
-}
-
 #[tokio::main]
 async fn main() {
     let args = Args::parse();
     let backing = testkit::fresh_database("replbench").await;
     let backing_db = backing.rsplit('/').next().unwrap().to_string();
     let target = testkit::fresh_database("replbench_target").await;
-    let port = free_port();
-    let mut sim: Child = Command::new(sibling("mssql-sim"))
-        .args([
-            "serve",
-            "--listen",
-            &format!("127.0.0.1:{port}"),
-            "--backing",
-            &backing,
-        ])
-        .env("MSSQL_SIM_SA_PASSWORD", PASSWORD)
-        .env("RUST_LOG", "warn")
-        .spawn()
-        .expect("start mssql-sim (cargo build --release -p mssql-sim -p replicator -p bench)");
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < deadline, "mssql-sim did not listen");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    tsql(port, None, "CREATE DATABASE bench").await;
-    tsql(
-        port,
-        None,
-        "ALTER DATABASE bench SET ALLOW_SNAPSHOT_ISOLATION ON",
-    )
-    .await;
-    tsql(
-        port,
-        None,
-        "ALTER DATABASE bench SET CHANGE_TRACKING = ON (CHANGE_RETENTION = 2 DAYS)",
-    )
-    .await;
+    let (mut sim, port) = common::start_sim_with_bench_db(&backing).await;
     tsql(
         port,
         Some("bench"),

@@ -4,7 +4,10 @@
 //! Runs against a throwaway PostgreSQL cluster (or TEST_DATABASE_URL) and the release
 //! `mssql-sim` binary as a child process, so its peak RSS (VmHWM) is its own.
 
+mod common;
+
 use clap::Parser;
+use common::{cpu_secs, pg, proc_field, PASSWORD};
 use futures_util::{StreamExt, TryStreamExt};
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -62,47 +65,6 @@ impl AsyncWrite for Counting {
         Pin::new(&mut self.inner).poll_shutdown(cx)
     }
 }
-
-fn vm_hwm_kib(pid: u32) -> Option<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    status
-        .lines()
-        .find(|l| l.starts_with("VmHWM:"))?
-        .split_whitespace()
-        .nth(1)?
-        .parse()
-        .ok()
-}
-
-/// User + system CPU seconds of a process so far.
-fn cpu_secs(pid: u32) -> f64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    let after = stat.rsplit(')').next().unwrap_or("");
-    let f: Vec<&str> = after.split_whitespace().collect();
-    let ticks = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
-    (ticks(11) + ticks(12)) / 100.0
-}
-
-fn vm_rss_kib(pid: u32) -> Option<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    status
-        .lines()
-        .find(|l| l.starts_with("VmRSS:"))?
-        .split_whitespace()
-        .nth(1)?
-        .parse()
-        .ok()
-}
-
-async fn pg(url: &str) -> tokio_postgres::Client {
-    let (c, conn) = tokio_postgres::connect(url, tokio_postgres::NoTls)
-        .await
-        .expect("connect to postgres");
-    tokio::spawn(conn);
-    c
-}
-
-const PASSWORD: &str = "Bench_pw_1";
 
 #[tokio::main]
 async fn main() {
@@ -203,7 +165,7 @@ async fn main() {
         .await;
     let copy_secs = t.elapsed().as_secs_f64();
 
-    let rss_before = vm_rss_kib(pid).unwrap_or(0);
+    let rss_before = proc_field(pid, "VmRSS:").unwrap_or(0);
     // The backends serving the simulator's sessions (it names its connections).
     let backends: Vec<u32> = direct
         .query(
@@ -233,7 +195,7 @@ async fn main() {
     let secs = t.elapsed().as_secs_f64();
     let bytes = received.load(Ordering::Relaxed) - start_bytes;
     assert_eq!(n, args.rows, "every row arrived");
-    let hwm = vm_hwm_kib(pid).unwrap_or(0);
+    let hwm = proc_field(pid, "VmHWM:").unwrap_or(0);
     let sim_cpu = cpu_secs(pid) - cpu_before;
     let client_cpu = cpu_secs(std::process::id()) - client_before;
     let pg_cpu = backend_cpu() - pg_before;

@@ -1,0 +1,101 @@
+//! What the bench binaries share: process readings from /proc, connections, and a simulator
+//! child process with a `bench` database (snapshot isolation and Change Tracking on).
+#![allow(dead_code)]
+
+use std::process::{Child, Command};
+use std::time::{Duration, Instant};
+
+/// The simulator's `sa` password in the benches.
+pub const PASSWORD: &str = "Bench_pw_1";
+
+/// A numeric field of /proc/PID/status in KiB (`VmHWM:`, `VmRSS:`).
+pub fn proc_field(pid: u32, key: &str) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status
+        .lines()
+        .find(|l| l.starts_with(key))?
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()
+}
+
+/// User + system CPU seconds of a process so far.
+pub fn cpu_secs(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let after = stat.rsplit(')').next().unwrap_or("");
+    let f: Vec<&str> = after.split_whitespace().collect();
+    let ticks = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+    (ticks(11) + ticks(12)) / 100.0
+}
+
+/// A PostgreSQL session.
+pub async fn pg(url: &str) -> tokio_postgres::Client {
+    let (c, conn) = tokio_postgres::connect(url, tokio_postgres::NoTls)
+        .await
+        .expect("connect to postgres");
+    tokio::spawn(conn);
+    c
+}
+
+/// A binary next to this one (release builds of mssql-sim and replicator).
+pub fn sibling(name: &str) -> std::path::PathBuf {
+    std::env::current_exe()
+        .expect("current exe")
+        .with_file_name(name)
+}
+
+/// Runs a T-SQL batch on the simulator.
+pub async fn tsql(port: u16, db: Option<&str>, sql: &str) {
+    let mut c =
+        mssql_sim::workload::connect(format!("127.0.0.1:{port}").parse().unwrap(), PASSWORD, db)
+            .await
+            .expect("login");
+    c.simple_query(sql)
+        .await
+        .unwrap()
+        .into_results()
+        .await
+        .unwrap();
+}
+
+/// Starts the release simulator on a free port over `backing`, waits until it listens, and
+/// creates database `bench` with snapshot isolation and Change Tracking on.
+pub async fn start_sim_with_bench_db(backing: &str) -> (Child, u16) {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let sim = Command::new(sibling("mssql-sim"))
+        .args([
+            "serve",
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--backing",
+            backing,
+        ])
+        .env("MSSQL_SIM_SA_PASSWORD", PASSWORD)
+        .env("RUST_LOG", "warn")
+        .spawn()
+        .expect("start mssql-sim (cargo build --release -p mssql-sim -p replicator -p bench)");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "mssql-sim did not listen");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    tsql(port, None, "CREATE DATABASE bench").await;
+    tsql(
+        port,
+        None,
+        "ALTER DATABASE bench SET ALLOW_SNAPSHOT_ISOLATION ON",
+    )
+    .await;
+    tsql(
+        port,
+        None,
+        "ALTER DATABASE bench SET CHANGE_TRACKING = ON (CHANGE_RETENTION = 2 DAYS)",
+    )
+    .await;
+    (sim, port)
+}
