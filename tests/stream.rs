@@ -213,6 +213,41 @@ async fn lost_change_history_and_truncate_resnapshot_the_table_only() {
         .count();
     assert!(resnapshots >= 2);
     d.stop().await.unwrap();
+    // With policies.retention_loss = "stop" the table stops loudly and the others stream on.
+    let d = Daemon::start(env.config(
+        "[policies]\nretention_loss = \"stop\"\n[replication]\npoll_interval = \"50ms\"\n[[tables]]\nsource = \"dbo.*\"\n",
+    ));
+    d.wait_state(
+        &["dbo.acct", "dbo.ledger"],
+        TableState::Streaming,
+        Duration::from_secs(60),
+    )
+    .await;
+    exec(&mut c, "TRUNCATE TABLE dbo.acct").await;
+    d.wait_state(&["dbo.acct"], TableState::Errored, Duration::from_secs(30))
+        .await;
+    let err = d.table("dbo.acct").unwrap().last_error.unwrap();
+    assert!(err.message.contains("are gone"), "{err:?}");
+    assert!(err.hint.as_deref().unwrap_or("").contains("resync"), "{err:?}");
+    let target_rows = try_target_rows(&pg, "public.acct", ACCT_COLS, "1")
+        .await
+        .unwrap();
+    assert_eq!(target_rows.len(), 1, "the stopped table keeps its rows");
+    exec(
+        &mut c,
+        "INSERT INTO dbo.ledger (from_id, to_id, amount) VALUES (8, 8, 8)",
+    )
+    .await;
+    wait_equal(
+        &mut c,
+        &pg,
+        LEDGER_SQL,
+        "public.ledger",
+        LEDGER_COLS,
+        Duration::from_secs(30),
+    )
+    .await;
+    d.stop().await.unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -494,5 +529,130 @@ async fn cdc_switches_to_a_newer_capture_instance() {
         .into_iter()
         .any(|e| e.event == "capture_instance_switch");
     assert!(switched);
+    d.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_big_cdc_backlog_is_applied_in_windows_cut_at_transaction_boundaries() {
+    let env = Env::new("cdc_split").await;
+    let mut c = env.tds().await;
+    exec(
+        &mut c,
+        "CREATE TABLE dbo.ev (id int NOT NULL PRIMARY KEY, grp int NOT NULL, v nvarchar(20) NULL)",
+    )
+    .await;
+    exec(&mut c, "EXEC sys.sp_cdc_enable_db").await;
+    exec(&mut c, "EXEC sys.sp_cdc_enable_table @source_schema = N'dbo', @source_name = N'ev', @role_name = NULL").await;
+    let config = env.config(
+        "[replication]\npoll_interval = \"50ms\"\nbatch_rows = 100\n[[tables]]\nsource = \"dbo.ev\"\n",
+    );
+    let d = Daemon::start(config.clone());
+    d.wait_state(&["dbo.ev"], TableState::Streaming, Duration::from_secs(60))
+        .await;
+    d.stop().await.unwrap();
+    // 30 source transactions of 40 rows each while the daemon is down.
+    for t in 0..30 {
+        let values: Vec<String> = (0..40)
+            .map(|i| format!("({}, {t}, N'r{i}')", t * 40 + i))
+            .collect();
+        exec(
+            &mut c,
+            &format!(
+                "INSERT INTO dbo.ev (id, grp, v) VALUES {}",
+                values.join(", ")
+            ),
+        )
+        .await;
+    }
+    let last_commit = std::time::Instant::now();
+    eventually(
+        "the capture job has every change",
+        Duration::from_secs(30),
+        || async {
+            let mut c = env.tds().await;
+            source_rows(&mut c, "SELECT COUNT(*) FROM cdc.dbo_ev_CT").await
+                == vec![vec![Some("1200".to_string())]]
+        },
+    )
+    .await;
+    // Where the first window ends: a transaction boundary after 100 rows, short of the max.
+    let max = replicator::source::cdc::max_lsn(&mut c)
+        .await
+        .unwrap()
+        .unwrap();
+    let zero = replicator::model::Lsn([0; 10]);
+    let end = replicator::source::cdc::window_end(&mut c, &[("dbo_ev", zero)], max, 100)
+        .await
+        .unwrap();
+    assert!(end < max, "a 1200-row backlog is cut at 100 rows");
+    let mut q =
+        tiberius::Query::new("SELECT COUNT(*) FROM cdc.dbo_ev_CT WHERE __$start_lsn <= @P1");
+    q.bind(end.0.to_vec());
+    let n: i32 = q
+        .query(&mut c)
+        .await
+        .unwrap()
+        .into_row()
+        .await
+        .unwrap()
+        .unwrap()
+        .get(0)
+        .unwrap();
+    assert_eq!(n, 120, "the window ends after the whole third transaction");
+    // A reader of the target never sees part of a source transaction.
+    let reader_url = env.target_url.clone();
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let stop_r = stop.clone();
+    let reader = tokio::spawn(async move {
+        let (r, conn) = tokio_postgres::connect(&reader_url, tokio_postgres::NoTls)
+            .await
+            .unwrap();
+        tokio::spawn(conn);
+        let mut seen = std::collections::BTreeSet::new();
+        while !stop_r.load(std::sync::atomic::Ordering::SeqCst) {
+            let row = r
+                .query_one(
+                    "SELECT count(*), (SELECT count(*) FROM (SELECT grp FROM public.ev GROUP BY grp HAVING count(*) <> 40) p) FROM public.ev",
+                    &[],
+                )
+                .await
+                .unwrap();
+            let (total, partial): (i64, i64) = (row.get(0), row.get(1));
+            assert_eq!(
+                partial, 0,
+                "a source transaction seen in part ({total} rows)"
+            );
+            seen.insert(total);
+        }
+        seen
+    });
+    let restart_gap = last_commit.elapsed().as_secs_f64();
+    let d = Daemon::start(config);
+    let pg = env.pg().await;
+    wait_equal(
+        &mut c,
+        &pg,
+        "SELECT id, grp, v FROM dbo.ev",
+        "public.ev",
+        &["id", "grp", "v"],
+        Duration::from_secs(60),
+    )
+    .await;
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    let seen = reader.await.unwrap();
+    // Every window ends after 3 whole transactions (120 rows); the reader sees only those states.
+    assert!(
+        seen.iter().all(|t| t % 120 == 0),
+        "states seen by the reader: {seen:?}"
+    );
+    assert!(seen.contains(&1200), "the reader saw the end: {seen:?}");
+    // Lag counts from the source commit: the last window's changes waited at least as long as
+    // the daemon was down after them.
+    let rec = d.table("dbo.ev").unwrap();
+    assert!(
+        rec.lag_seconds >= restart_gap - 0.05,
+        "lag {} s is measured from the source commit (down {restart_gap:.3} s after the last one)",
+        rec.lag_seconds
+    );
     d.stop().await.unwrap();
 }

@@ -35,6 +35,8 @@ pub struct WindowReport {
     pub changes: u64,
     /// Tables whose history is gone (retention, TRUNCATE), with the reason.
     pub lost: Vec<(String, String)>,
+    /// The window was cut short of the source's position: read the next one at once.
+    pub more: bool,
 }
 
 /// Streams until stopped.
@@ -86,7 +88,7 @@ pub async fn run(shared: Arc<Shared>) -> Result<(), Error> {
                     }
                 } else {
                     idle = 0;
-                    if shared.sleep_or_stop(poll).await {
+                    if !report.more && shared.sleep_or_stop(poll).await {
                         return Ok(());
                     }
                 }
@@ -163,7 +165,7 @@ async fn stage_rows(
     plan: &TablePlan,
     policies: &Policies,
     layout: Layout,
-    writer: &mut StageWriter,
+    writer: &mut StageWriter<'_, '_>,
     losses: &mut Losses,
 ) -> Result<(), Error> {
     let nkey = plan.key.len();
@@ -214,13 +216,13 @@ async fn stage_rows(
             for (kc, ki) in key_cells.into_iter().zip(&plan.key) {
                 values[*ki] = to_value(kc, &plan.columns[*ki], policies, losses).map_err(conv)?;
             }
-            writer.push(Op::Delete, &values);
+            writer.push(Op::Delete, &values).await?;
         } else {
             let mut values = Vec::with_capacity(plan.columns.len());
             for (cell, col) in cells.into_iter().skip(skip).zip(&plan.columns) {
                 values.push(to_value(cell, col, policies, losses).map_err(conv)?);
             }
-            writer.push(Op::Upsert, &values);
+            writer.push(Op::Upsert, &values).await?;
         }
     }
     Ok(())
@@ -241,7 +243,7 @@ async fn stage_cdc(
     name: &str,
     plan: &TablePlan,
     policies: &Policies,
-    writer: &mut StageWriter,
+    writer: &mut StageWriter<'_, '_>,
     losses: &mut Losses,
 ) -> Result<(), Error> {
     let mut q = Query::new(source::cdc::changes_sql(plan, read.instance, read.range));
@@ -289,12 +291,14 @@ async fn window(
 ) -> Result<WindowReport, Error> {
     let schema = shared.config.mapping.progress_schema.clone();
     let policies = shared.config.policies.clone();
-    let t0 = Instant::now();
+    // The source commit time of the oldest change read, on our clock: lag is measured from it.
+    let mut oldest_change: Option<Instant> = None;
     let mut report = WindowReport::default();
     let mut advanced: Vec<Advance> = Vec::new();
     let mut replans: Vec<(String, TableRt)> = Vec::new();
     let Conns { tds, pg, stages } = c;
     let tx = pg.transaction().await.context(|| "begin a window".into())?;
+    stages.begin();
     // Change Tracking: one SNAPSHOT transaction for every CT table.
     let ct: Vec<&(String, TableRt, Position)> = tables
         .iter()
@@ -305,6 +309,19 @@ async fn window(
             Error::Fatal("Change Tracking was disabled on the source database".into())
         })?;
         let min_valid = source::ct::min_valid_versions(tds).await?;
+        let oldest = ct
+            .iter()
+            .filter_map(|t| match t.2 {
+                Position::Ct(v) if v < upper => Some(v),
+                _ => None,
+            })
+            .min();
+        if let Some(oldest) = oldest {
+            note_age(
+                &mut oldest_change,
+                source::ct::age_ms(tds, oldest, upper).await?,
+            );
+        }
         // The columns as of this window, for every CT table in one round trip.
         let ids: Vec<i32> = ct.iter().map(|t| t.1.plan.source.object_id).collect();
         let mut columns_now = crate::source::discover::columns_of(tds, &ids).await?;
@@ -334,7 +351,7 @@ async fn window(
                 .unwrap_or_default();
             let (rt, added) = reconcile(shared, now, &tx, name, rt, &mut replans).await?;
             let plan = &rt.plan;
-            let mut writer = StageWriter::new(plan.columns.len());
+            let mut writer = stages.writer(&tx, plan);
             let mut losses = Losses::default();
             if !added.is_empty() {
                 let sql = format!(
@@ -369,7 +386,7 @@ async fn window(
                 &mut losses,
             )
             .await?;
-            let (d, u) = stages.apply(&tx, plan, writer, !added.is_empty()).await?;
+            let (d, u) = writer.apply(!added.is_empty()).await?;
             let position = Position::Ct(upper);
             progress::record_position(&tx, &schema, name, &position).await?;
             advanced.push(Advance {
@@ -382,14 +399,31 @@ async fn window(
         }
         source::ct::end_window(tds).await?;
     }
-    // CDC: (last, max LSN] per capture instance; a newer instance takes over from its start.
+    // CDC: (last, upper] per capture instance, upper the max LSN or an earlier source
+    // transaction boundary when the window is big; a newer instance takes over from its start.
     let cdc: Vec<&(String, TableRt, Position)> = tables
         .iter()
         .filter(|t| matches!(t.1.kind, Kind::Cdc(_)))
         .collect();
     if !cdc.is_empty() {
-        if let Some(upper) = source::cdc::max_lsn(tds).await? {
+        if let Some(max) = source::cdc::max_lsn(tds).await? {
             let instances = source::cdc::instances(tds).await?;
+            let behind: Vec<(&str, Lsn)> = cdc
+                .iter()
+                .filter_map(|(_, rt, pos)| match (pos, &rt.kind) {
+                    (Position::Cdc(l), Kind::Cdc(ci)) if *l < max => Some((ci.as_str(), *l)),
+                    _ => None,
+                })
+                .collect();
+            let upper =
+                source::cdc::window_end(tds, &behind, max, shared.config.batch_rows).await?;
+            report.more = upper < max;
+            if let Some(oldest) = behind.iter().map(|b| b.1).min() {
+                note_age(
+                    &mut oldest_change,
+                    source::cdc::age_ms(tds, oldest, upper).await?,
+                );
+            }
             for (name, rt, pos) in cdc {
                 let (Position::Cdc(last), Kind::Cdc(ci)) = (*pos, &rt.kind) else {
                     continue;
@@ -420,11 +454,10 @@ async fn window(
                 let newer = instances
                     .get(&rt.plan.source.object_id)
                     .and_then(|list| list.last())
-                    .filter(|(n, _)| n != ci)
+                    .filter(|(n, start)| n != ci && *start <= upper)
                     .cloned();
-                let mut writer = StageWriter::new(rt.plan.columns.len());
                 let mut losses = Losses::default();
-                let mut rt = rt.clone();
+                let mut changes = 0;
                 match newer {
                     None => {
                         let read = CdcRead {
@@ -433,6 +466,7 @@ async fn window(
                             from: last,
                             to: upper,
                         };
+                        let mut writer = stages.writer(&tx, &rt.plan);
                         stage_cdc(
                             tds,
                             &read,
@@ -443,15 +477,19 @@ async fn window(
                             &mut losses,
                         )
                         .await?;
+                        let (d, u) = writer.apply(true).await?;
+                        changes += d + u;
                     }
                     Some((new_ci, new_start)) => {
-                        // The old instance up to the new one's start; then the new one.
+                        // The old instance up to the new one's start, with the old shape;
+                        // then the new shape, its backfill and the new instance.
                         let read = CdcRead {
                             instance: ci,
                             range: source::cdc::Range::Before,
                             from: last,
                             to: new_start,
                         };
+                        let mut writer = stages.writer(&tx, &rt.plan);
                         stage_cdc(
                             tds,
                             &read,
@@ -462,31 +500,17 @@ async fn window(
                             &mut losses,
                         )
                         .await?;
+                        let (d, u) = writer.apply(true).await?;
+                        changes += d + u;
                         let id = rt.plan.source.object_id;
                         let now = crate::source::discover::columns_of(tds, &[id])
                             .await?
                             .remove(&id)
                             .unwrap_or_default();
                         let (mut switched, added) =
-                            reconcile(shared, now, &tx, name, &rt, &mut replans).await?;
+                            reconcile(shared, now, &tx, name, rt, &mut replans).await?;
                         switched.kind = Kind::Cdc(new_ci.clone());
-                        if writer.rows > 0 || !added.is_empty() {
-                            // Apply what the old instance had with the old shape first.
-                            let (d, u) = stages
-                                .apply(
-                                    &tx,
-                                    &rt.plan,
-                                    std::mem::replace(
-                                        &mut writer,
-                                        StageWriter::new(switched.plan.columns.len()),
-                                    ),
-                                    true,
-                                )
-                                .await?;
-                            report.changes += d + u;
-                        } else {
-                            writer = StageWriter::new(switched.plan.columns.len());
-                        }
+                        let mut writer = stages.writer(&tx, &switched.plan);
                         if !added.is_empty() {
                             let sql = format!(
                                 "SELECT {} FROM {} WHERE {}",
@@ -522,6 +546,8 @@ async fn window(
                             &mut losses,
                         )
                         .await?;
+                        let (d, u) = writer.apply(true).await?;
+                        changes += d + u;
                         shared.store.journal(
                             "capture_instance_switch",
                             Some(name),
@@ -529,20 +555,18 @@ async fn window(
                         )?;
                         tracing::info!(table = %name, from = %ci, to = %new_ci, "switched to the newer capture instance");
                         replans.retain(|(n, _)| n != name);
-                        replans.push((name.clone(), switched.clone()));
-                        rt = switched;
+                        replans.push((name.clone(), switched));
                     }
                 }
-                let (d, u) = stages.apply(&tx, &rt.plan, writer, true).await?;
                 let position = Position::Cdc(upper);
                 progress::record_position(&tx, &schema, name, &position).await?;
                 advanced.push(Advance {
                     name: name.clone(),
                     position,
-                    changes: d + u,
+                    changes,
                     losses,
                 });
-                report.changes += d + u;
+                report.changes += changes;
             }
         }
     }
@@ -556,10 +580,9 @@ async fn window(
             t.insert(name, rt);
         }
     }
-    let lag = if report.changes > 0 {
-        t0.elapsed().as_secs_f64()
-    } else {
-        0.0
+    let lag = match oldest_change {
+        Some(t) if report.changes > 0 => t.elapsed().as_secs_f64(),
+        _ => 0.0,
     };
     for a in advanced {
         shared
@@ -583,6 +606,15 @@ async fn window(
         }
     }
     Ok(report)
+}
+
+/// Moves `oldest` back to a change that was `age_ms` old when the source answered.
+fn note_age(oldest: &mut Option<Instant>, age_ms: Option<i64>) {
+    let Some(ms) = age_ms else { return };
+    let at = Instant::now()
+        .checked_sub(Duration::from_millis(ms.max(0) as u64))
+        .unwrap_or_else(Instant::now);
+    *oldest = Some(oldest.map_or(at, |o| o.min(at)));
 }
 
 /// Whether `b` is the LSN right after `a` (same VLF and block, next slot), the one case where

@@ -2,6 +2,8 @@
 //! their operation and order, then one DELETE ... USING and one INSERT ... ON CONFLICT DO UPDATE
 //! per table, inside the caller's transaction.
 //!
+//! Memory is bounded: staged rows stream to PostgreSQL in 1 MiB pieces while the source is read.
+//!
 //! Contract: the last change per key wins (collapsed by PostgreSQL from the staged order);
 //! applying the same window twice gives the same result (idempotent); never row by row.
 
@@ -9,15 +11,18 @@ use super::copy;
 use crate::convert::TablePlan;
 use crate::error::{Context, Error};
 use crate::model::{quote_pg, Value};
-use bytes::BytesMut;
+use bytes::{Bytes, BytesMut};
 use futures_util::SinkExt;
-use std::collections::HashMap;
-use tokio_postgres::Transaction;
+use std::collections::{HashMap, HashSet};
+use std::pin::Pin;
+use tokio_postgres::{CopyInSink, Transaction};
 
 /// Staging tables of one connection (temporary tables live as long as the session).
 #[derive(Default)]
 pub struct Stages {
     created: HashMap<String, (String, usize)>,
+    /// Staging tables holding rows in the open transaction (emptied before their next use).
+    used: HashSet<String>,
 }
 
 /// A staged operation.
@@ -29,58 +34,63 @@ pub enum Op {
     Delete,
 }
 
-/// Writes staged rows of one table into a COPY buffer.
-pub struct StageWriter {
-    /// The binary COPY buffer.
-    pub buf: BytesMut,
-    ncols: usize,
+/// Bytes buffered before they are sent to PostgreSQL: memory per window stays bounded by this,
+/// however many changes the window holds.
+const PIECE: usize = 1 << 20;
+
+/// Stages one table's changes inside one target transaction: rows are encoded into a binary COPY
+/// that is streamed to the staging table in pieces while the source is still being read, so
+/// PostgreSQL works in parallel and memory stays bounded. [`StageWriter::apply`] ends it.
+pub struct StageWriter<'a, 't> {
+    tx: &'a Transaction<'t>,
+    stages: &'a mut Stages,
+    plan: &'a TablePlan,
+    buf: BytesMut,
+    sink: Option<Pin<Box<CopyInSink<Bytes>>>>,
+    stage: Option<String>,
     seq: i64,
     /// Rows staged.
     pub rows: u64,
 }
 
-impl StageWriter {
-    /// A writer for a table of `ncols` target columns.
-    pub fn new(ncols: usize) -> StageWriter {
-        let mut buf = BytesMut::with_capacity(64 * 1024);
-        copy::header(&mut buf);
+impl Stages {
+    /// A writer for `plan`'s changes in `tx`; nothing is sent before the first row.
+    pub fn writer<'a, 't>(
+        &'a mut self,
+        tx: &'a Transaction<'t>,
+        plan: &'a TablePlan,
+    ) -> StageWriter<'a, 't> {
         StageWriter {
-            buf,
-            ncols,
+            tx,
+            stages: self,
+            plan,
+            buf: BytesMut::new(),
+            sink: None,
+            stage: None,
             seq: 0,
             rows: 0,
         }
     }
 
-    /// Stages one change: the whole row for an upsert; for a delete, `values` holds the key
-    /// values at the key positions and NULL elsewhere.
-    pub fn push(&mut self, op: Op, values: &[Value]) {
-        debug_assert_eq!(values.len(), self.ncols);
-        copy::row_start(&mut self.buf, self.ncols + 2);
-        for v in values {
-            copy::field(&mut self.buf, v);
-        }
-        let code = match op {
-            Op::Upsert => b'U',
-            Op::Delete => b'D',
-        };
-        // "char" is one byte in binary form.
-        bytes::BufMut::put_i32(&mut self.buf, 1);
-        bytes::BufMut::put_u8(&mut self.buf, code);
-        self.seq += 1;
-        copy::field(&mut self.buf, &Value::I64(self.seq));
-        self.rows += 1;
+    /// Call at the start of each target transaction: the staging tables are empty again
+    /// (`ON COMMIT DELETE ROWS`, or rolled back).
+    pub fn begin(&mut self) {
+        self.used.clear();
     }
-}
 
-impl Stages {
     /// The staging table for `plan`, created in this session on first use (and recreated when
-    /// the table's columns changed).
+    /// the table's columns changed), empty.
     async fn stage_for(&mut self, tx: &Transaction<'_>, plan: &TablePlan) -> Result<String, Error> {
         let key = plan.target.to_string();
         let n = self.created.len();
         if let Some((name, ncols)) = self.created.get(&key) {
             if *ncols == plan.columns.len() {
+                if !self.used.insert(name.clone()) {
+                    // Applied before in this transaction: its rows are still there.
+                    tx.batch_execute(&format!("TRUNCATE pg_temp.{name}"))
+                        .await
+                        .context(|| format!("empty the staging table of {}", plan.target))?;
+                }
                 return Ok(name.clone());
             }
         }
@@ -100,40 +110,93 @@ impl Stages {
             .await
             .context(|| format!("create the staging table of {}", plan.target))?;
         self.created.insert(key, (name.clone(), plan.columns.len()));
+        self.used.insert(name.clone());
         Ok(name)
     }
+}
 
-    /// Forgets the staging tables (after a reconnect, the session's temporary tables are gone).
-    pub fn reset(&mut self) {
-        self.created.clear();
+impl StageWriter<'_, '_> {
+    /// Stages one change: the whole row for an upsert; for a delete, `values` holds the key
+    /// values at the key positions and NULL elsewhere. Sends a piece when one is full.
+    pub async fn push(&mut self, op: Op, values: &[Value]) -> Result<(), Error> {
+        let ncols = self.plan.columns.len();
+        debug_assert_eq!(values.len(), ncols);
+        copy::row_start(&mut self.buf, ncols + 2);
+        for v in values {
+            copy::field(&mut self.buf, v);
+        }
+        let code = match op {
+            Op::Upsert => b'U',
+            Op::Delete => b'D',
+        };
+        // "char" is one byte in binary form.
+        bytes::BufMut::put_i32(&mut self.buf, 1);
+        bytes::BufMut::put_u8(&mut self.buf, code);
+        self.seq += 1;
+        copy::field(&mut self.buf, &Value::I64(self.seq));
+        self.rows += 1;
+        if self.buf.len() >= PIECE {
+            self.send_piece().await?;
+        }
+        Ok(())
     }
 
-    /// Applies the staged changes of one table; returns (rows deleted, rows upserted).
-    /// `collapse` is needed when a key may be staged more than once (CDC).
-    pub async fn apply(
-        &mut self,
-        tx: &Transaction<'_>,
-        plan: &TablePlan,
-        mut writer: StageWriter,
-        collapse: bool,
-    ) -> Result<(u64, u64), Error> {
-        if writer.rows == 0 {
+    fn ctx(&self) -> impl FnOnce() -> String {
+        let t = self.plan.target.to_string();
+        move || format!("stage changes of {t}")
+    }
+
+    /// Sends what is buffered, opening the COPY on first use.
+    async fn send_piece(&mut self) -> Result<(), Error> {
+        if self.sink.is_none() {
+            let stage = self.stages.stage_for(self.tx, self.plan).await?;
+            let cols: Vec<String> = self
+                .plan
+                .columns
+                .iter()
+                .map(|c| quote_pg(&c.target))
+                .collect();
+            let sink = self
+                .tx
+                .copy_in(&format!(
+                    "COPY pg_temp.{stage} ({}, __op, __seq) FROM STDIN (FORMAT binary)",
+                    cols.join(", ")
+                ))
+                .await
+                .context(self.ctx())?;
+            self.sink = Some(Box::pin(sink));
+            self.stage = Some(stage);
+            let mut head = BytesMut::with_capacity(19 + self.buf.len());
+            copy::header(&mut head);
+            head.unsplit(self.buf.split());
+            self.buf = head;
+        }
+        let piece = self.buf.split().freeze();
+        let ctx = self.ctx();
+        if let Some(sink) = self.sink.as_mut() {
+            sink.send(piece).await.context(ctx)?;
+        }
+        Ok(())
+    }
+
+    /// Ends the staging and applies the table's changes; returns (rows deleted, rows upserted).
+    /// `collapse` is needed when a key may be staged more than once (CDC, backfills): the last
+    /// staged change per key wins. Idempotent for a replayed window.
+    pub async fn apply(mut self, collapse: bool) -> Result<(u64, u64), Error> {
+        if self.rows == 0 {
             return Ok((0, 0));
         }
-        let stage = self.stage_for(tx, plan).await?;
+        copy::trailer(&mut self.buf);
+        self.send_piece().await?;
+        let ctx = self.ctx();
+        let (Some(mut sink), Some(stage)) = (self.sink.take(), self.stage.take()) else {
+            return Err(Error::Fatal("staging ended without a COPY".into()));
+        };
+        sink.as_mut().finish().await.context(ctx)?;
+        let plan = self.plan;
+        let tx = self.tx;
         let ctx = || format!("apply changes to {}", plan.target);
         let cols: Vec<String> = plan.columns.iter().map(|c| quote_pg(&c.target)).collect();
-        let sink = tx
-            .copy_in(&format!(
-                "COPY pg_temp.{stage} ({}, __op, __seq) FROM STDIN (FORMAT binary)",
-                cols.join(", ")
-            ))
-            .await
-            .context(ctx)?;
-        futures_util::pin_mut!(sink);
-        copy::trailer(&mut writer.buf);
-        sink.send(writer.buf.split().freeze()).await.context(ctx)?;
-        sink.as_mut().finish().await.context(ctx)?;
         let keys: Vec<String> = plan.key_columns().map(|c| quote_pg(&c.target)).collect();
         let source = if collapse {
             format!(

@@ -1,7 +1,7 @@
 //! CDC reader: windows (last, max LSN] read from the capture instance's change table in
 //! SQL Server's documented order; min LSN checked first; newer capture instances taken over.
 
-use super::{query_rows, Tds};
+use super::{query_params, query_rows, Tds};
 use crate::convert::TablePlan;
 use crate::error::Error;
 use crate::model::{quote_tsql, tsql_literal, Lsn};
@@ -32,6 +32,74 @@ pub async fn min_lsn(tds: &mut Tds, instance: &str) -> Result<Option<Lsn>, Error
         .first()
         .and_then(|r| r.try_get::<&[u8], _>(0).ok().flatten())
         .and_then(Lsn::from_slice))
+}
+
+/// Milliseconds since the oldest transaction in LSNs (after, upto] ended, by the source's clock;
+/// `None` when there is none. Lag is measured from it.
+pub async fn age_ms(tds: &mut Tds, after: Lsn, upto: Lsn) -> Result<Option<i64>, Error> {
+    let rows = query_params(
+        tds,
+        "SELECT DATEDIFF_BIG(millisecond, MIN(tran_end_time), SYSDATETIME()) \
+         FROM cdc.lsn_time_mapping WHERE start_lsn > @P1 AND start_lsn <= @P2"
+            .into(),
+        &[&after.0.to_vec(), &upto.0.to_vec()],
+        "read the commit time of the oldest captured change",
+    )
+    .await?;
+    Ok(rows
+        .first()
+        .and_then(|r| r.try_get::<i64, _>(0).ok().flatten()))
+}
+
+/// Where a window ends: `max`, or an earlier source transaction's commit LSN when some
+/// instance in `behind` (instance, last applied LSN) has more than `batch_rows` change rows up to
+/// `max`. Every table shares the end, so a source transaction is never split across windows;
+/// one transaction larger than `batch_rows` is applied whole. One round trip.
+pub async fn window_end(
+    tds: &mut Tds,
+    behind: &[(&str, Lsn)],
+    max: Lsn,
+    batch_rows: usize,
+) -> Result<Lsn, Error> {
+    if behind.is_empty() {
+        return Ok(max);
+    }
+    let mut parts = Vec::new();
+    let mut params: Vec<Vec<u8>> = vec![max.0.to_vec()];
+    for (instance, last) in behind {
+        params.push(last.0.to_vec());
+        // The LSN of the batch_rows-th change row after `last`, if there are that many.
+        parts.push(format!(
+            "SELECT l FROM (SELECT [__$start_lsn] AS l FROM cdc.{} \
+             WHERE [__$start_lsn] > @P{} AND [__$start_lsn] <= @P1 ORDER BY [__$start_lsn] \
+             OFFSET {} ROWS FETCH NEXT 1 ROWS ONLY) AS w{}",
+            quote_tsql(&format!("{instance}_CT")),
+            params.len(),
+            batch_rows.saturating_sub(1),
+            parts.len()
+        ));
+    }
+    let refs: Vec<&dyn tiberius::ToSql> =
+        params.iter().map(|p| p as &dyn tiberius::ToSql).collect();
+    let rows = query_params(
+        tds,
+        parts.join(" UNION ALL "),
+        &refs,
+        "find where a CDC window ends",
+    )
+    .await?;
+    let mut end = max;
+    for r in rows {
+        if let Some(l) = r
+            .try_get::<&[u8], _>(0)
+            .ok()
+            .flatten()
+            .and_then(Lsn::from_slice)
+        {
+            end = end.min(l);
+        }
+    }
+    Ok(end)
 }
 
 /// Which LSNs a window query reads: `@P1` and `@P2` bound it.

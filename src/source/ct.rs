@@ -2,7 +2,7 @@
 //! window; min valid versions checked first; upper bound = CHANGE_TRACKING_CURRENT_VERSION();
 //! CHANGETABLE joined with the current rows.
 
-use super::{query_rows, Tds};
+use super::{query_params, query_rows, Tds};
 use crate::convert::TablePlan;
 use crate::error::{Context, Error};
 use crate::model::quote_tsql;
@@ -38,6 +38,23 @@ pub async fn min_valid_versions(tds: &mut Tds) -> Result<HashMap<i32, i64>, Erro
             Some((id, v))
         })
         .collect())
+}
+
+/// Milliseconds since the oldest commit in versions (after, upto], by the source's clock;
+/// `None` when there is none. Lag is measured from it.
+pub async fn age_ms(tds: &mut Tds, after: i64, upto: i64) -> Result<Option<i64>, Error> {
+    let rows = query_params(
+        tds,
+        "SELECT DATEDIFF_BIG(millisecond, MIN(commit_time), SYSDATETIME()) \
+         FROM sys.dm_tran_commit_table WHERE commit_ts > @P1 AND commit_ts <= @P2"
+            .into(),
+        &[&after, &upto],
+        "read the commit time of the oldest change",
+    )
+    .await?;
+    Ok(rows
+        .first()
+        .and_then(|r| r.try_get::<i64, _>(0).ok().flatten()))
 }
 
 /// The window query for one table: `@P1` = last applied version, `@P2` = upper bound.

@@ -74,6 +74,21 @@ pub async fn query_rows(tds: &mut Tds, sql: &str, what: &str) -> Result<Vec<tibe
         .context(|| what.to_string())
 }
 
+/// Runs one parameterised statement (`@P1`, `@P2`, ...) and returns its first result set.
+pub async fn query_params(
+    tds: &mut Tds,
+    sql: String,
+    params: &[&dyn tiberius::ToSql],
+    what: &str,
+) -> Result<Vec<tiberius::Row>, Error> {
+    tds.query(sql, params)
+        .await
+        .context(|| what.to_string())?
+        .into_first_result()
+        .await
+        .context(|| what.to_string())
+}
+
 /// Runs a batch to completion.
 pub async fn execute(tds: &mut Tds, sql: &str, what: &str) -> Result<(), Error> {
     tds.simple_query(sql)
