@@ -1,5 +1,5 @@
-//! The command line: `run`, `status`, `schema` (more to come: `cutover`, `validate`, `check`,
-//! `resync`, `history`, `demo`). Exit code 0 on success; otherwise one line on stderr.
+//! The command line: `run`, `status`, `schema`, `cutover`, `validate`, `resync`, `history`,
+//! `demo`. Exit code 0 on success; otherwise one line on stderr.
 
 use crate::config::{self, Config, ProcessEnvironment};
 use crate::daemon;
@@ -61,6 +61,30 @@ pub enum Command {
         /// Print the report as JSON.
         #[arg(long)]
         json: bool,
+    },
+    /// Compare the target with the source now, while replication runs (the daemon must run):
+    /// exact row counts and a random sample, or every row with --full. Exit code 1 when a
+    /// difference is confirmed.
+    Validate {
+        /// Only this table (`schema.table` as `status` prints it).
+        #[arg(long)]
+        table: Option<String>,
+        /// Compare every row (bucketed hashes, differing buckets narrowed to keys).
+        #[arg(long)]
+        full: bool,
+        /// Rewrite the confirmed differences from the source.
+        #[arg(long)]
+        repair: bool,
+        /// Print the results as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Copy one table again while the others stream (after a type change, a stopped table, a
+    /// repair too big to do by key). With the daemon stopped, the next start copies it.
+    Resync {
+        /// The table (`schema.table` as `status` prints it).
+        #[arg(long)]
+        table: String,
     },
     /// The audit journal: snapshots, re-snapshots and why, schema changes, errors, cutover.
     History {
@@ -203,6 +227,16 @@ pub async fn main(cli: Cli) -> Result<(), Error> {
             }
         }
         Command::History { json } => history(&load(&cli.config)?, json),
+        Command::Validate {
+            table,
+            full,
+            repair,
+            json,
+        } => {
+            let config = load(&cli.config)?;
+            validate(&config, table, full, repair, json).await
+        }
+        Command::Resync { table } => resync(&load(&cli.config)?, &table).await,
         Command::Demo(args) => crate::demo::run(args).await,
     }
 }
@@ -286,6 +320,88 @@ pub async fn run(config: Config) -> Result<(), Error> {
             .journal("daemon_stopped", None, e.to_string())?,
     }
     result
+}
+
+/// `validate`: asks the running daemon, prints each table's result.
+async fn validate(
+    config: &Config,
+    table: Option<String>,
+    full: bool,
+    repair: bool,
+    json: bool,
+) -> Result<(), Error> {
+    let req =
+        serde_json::json!({"cmd": "validate", "table": table, "full": full, "repair": repair});
+    let answer = crate::control::send(
+        &config.control_socket,
+        req,
+        Duration::from_secs(24 * 3600),
+    )
+    .await
+    .ok_or_else(|| {
+        Error::Fatal(format!(
+            "no daemon answers on {}: validation compares at replicated positions and needs the running daemon (cutover validates every row when it is stopped)",
+            config.control_socket.display()
+        ))
+    })?;
+    if let Some(e) = answer["error"].as_str() {
+        return Err(Error::Fatal(e.to_string()));
+    }
+    let results = answer["results"].as_array().cloned().unwrap_or_default();
+    if json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&results).unwrap_or_default()
+        );
+    } else {
+        for r in &results {
+            println!(
+                "{:<40} {:<6} {:<9} source {} / target {} rows{}{}",
+                r["table"].as_str().unwrap_or(""),
+                r["mode"].as_str().unwrap_or(""),
+                r["result"].as_str().unwrap_or(""),
+                r["source_rows"],
+                r["target_rows"],
+                match r["repaired"].as_u64() {
+                    Some(n) if n > 0 => format!(", {n} repaired"),
+                    _ => String::new(),
+                },
+                r["note"]
+                    .as_str()
+                    .map(|n| format!(" ({n})"))
+                    .unwrap_or_default()
+            );
+            for f in r["findings"].as_array().into_iter().flatten() {
+                println!("    {}", f.as_str().unwrap_or(""));
+            }
+        }
+    }
+    if results.iter().any(|r| r["result"] == "different") {
+        return Err(Error::Fatal("validation found differences".into()));
+    }
+    Ok(())
+}
+
+/// `resync`: through the running daemon, or marked for the next start when it is stopped.
+async fn resync(config: &Config, table: &str) -> Result<(), Error> {
+    let req = serde_json::json!({"cmd": "resync", "table": table});
+    if let Some(answer) =
+        crate::control::send(&config.control_socket, req, Duration::from_secs(10)).await
+    {
+        if let Some(e) = answer["error"].as_str() {
+            return Err(Error::Fatal(e.to_string()));
+        }
+        println!("{table}: copying again; watch `replicator status`");
+        return Ok(());
+    }
+    let store = Store::open(&config.state_dir).map_err(|e| {
+        Error::Fatal(format!(
+            "{e} (the daemon may be starting up; try again in a moment)"
+        ))
+    })?;
+    daemon::resync::mark(config, &store, table).await?;
+    println!("{table}: marked; the next `replicator run` copies it again");
+    Ok(())
 }
 
 /// `status`: from the store when the daemon is stopped, from its published status otherwise.

@@ -170,6 +170,9 @@ struct RawReplication {
 #[serde(deny_unknown_fields)]
 struct RawValidation {
     interval: Option<String>,
+    mode: Option<String>,
+    sample_rows: Option<usize>,
+    max_share: Option<f64>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -431,14 +434,29 @@ pub struct Config {
     pub batch_rows: usize,
     /// Rows per snapshot chunk.
     pub snapshot_chunk_rows: usize,
-    /// How often to validate while streaming.
-    pub validation_interval: Duration,
+    /// How often to validate while streaming (`None`: never, `interval = "off"`).
+    pub validation_interval: Option<Duration>,
+    /// What periodic validation does.
+    pub validation_mode: ValidationMode,
+    /// Keys compared per table by a sample validation.
+    pub validation_sample_rows: usize,
+    /// Largest share of one connection's time a validation read may take (0 < x <= 1).
+    pub validation_max_share: f64,
     /// Parallel snapshot workers (each holds one source and one target connection).
     pub snapshot_workers: usize,
     /// Naming and types.
     pub mapping: Mapping,
     /// Lossy-value and retention policies.
     pub policies: Policies,
+}
+
+/// What a validation compares.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ValidationMode {
+    /// Row counts (exact, at one position) and `sample_rows` random keys value by value.
+    Sample,
+    /// Every row: bucketed hashes of both sides, differing buckets narrowed to keys.
+    Full,
 }
 
 /// Where secrets and credentials are looked up; the process environment by default.
@@ -770,11 +788,39 @@ pub fn parse(text: &str, env: &dyn Environment) -> Result<Config, ConfigError> {
         )?,
         batch_rows,
         snapshot_chunk_rows,
-        validation_interval: parse_duration(
-            "validation.interval",
-            raw.validation.interval.as_deref(),
-            Duration::from_secs(600),
-        )?,
+        validation_interval: match raw.validation.interval.as_deref() {
+            Some("off") => None,
+            other => Some(parse_duration(
+                "validation.interval",
+                other,
+                Duration::from_secs(600),
+            )?),
+        },
+        validation_mode: match raw.validation.mode.as_deref() {
+            None | Some("sample") => ValidationMode::Sample,
+            Some("full") => ValidationMode::Full,
+            Some(other) => {
+                return Err(err(
+                    "validation.mode",
+                    format!("'{other}' is not one of \"sample\", \"full\""),
+                ))
+            }
+        },
+        validation_sample_rows: match raw.validation.sample_rows {
+            Some(0) => return Err(err("validation.sample_rows", "must be at least 1")),
+            Some(n) => n,
+            None => 1000,
+        },
+        validation_max_share: match raw.validation.max_share {
+            Some(x) if !(x > 0.0 && x <= 1.0) => {
+                return Err(err(
+                    "validation.max_share",
+                    "must be more than 0 and at most 1 (a share of one connection's time)",
+                ))
+            }
+            Some(x) => x,
+            None => 0.5,
+        },
         snapshot_workers,
         mapping,
         policies,
@@ -885,7 +931,8 @@ source = "dbo.*"
         assert_eq!(c.source.tls, SourceTls::Require);
         assert_eq!(c.source.password.expose(), "s3cret!");
         assert_eq!(c.poll_interval, Duration::from_millis(200));
-        assert_eq!(c.validation_interval, Duration::from_secs(600));
+        assert_eq!(c.validation_interval, Some(Duration::from_secs(600)));
+        assert_eq!(c.validation_mode, ValidationMode::Sample);
         assert_eq!(c.state_dir, PathBuf::from("/var/lib/replicator"));
         assert_eq!(
             c.tables,

@@ -2,7 +2,9 @@
 //! talk to a running daemon. One JSON request line, one JSON answer line. No TCP listener.
 //!
 //! Requests: `{"cmd":"status"}` answers the status document; `{"cmd":"stop"}` asks the daemon
-//! to stop cleanly and answers `{"ok":true}`.
+//! to stop cleanly and answers `{"ok":true}`; `{"cmd":"resync","table":"s.t"}` queues a table to
+//! be copied again; `{"cmd":"validate","table":null|"s.t","full":bool,"repair":bool}` validates
+//! and answers `{"results":[...]}`. Errors answer `{"error":"..."}`.
 
 use crate::daemon::Shared;
 use crate::error::Error;
@@ -67,7 +69,25 @@ async fn answer(shared: Arc<Shared>, stream: UnixStream) -> std::io::Result<()> 
             shared.request_stop();
             serde_json::json!({"ok": true})
         }
-        _ => serde_json::json!({"error": "unknown request; known: status, stop"}),
+        Some("resync") => match req["table"].as_str() {
+            Some(t) => match crate::daemon::resync::request(&shared, t) {
+                Ok(()) => serde_json::json!({"ok": true}),
+                Err(e) => serde_json::json!({"error": e.to_string()}),
+            },
+            None => serde_json::json!({"error": "resync needs a table"}),
+        },
+        Some("validate") => {
+            let parsed: Result<crate::validate::live::Request, _> =
+                serde_json::from_value(req.clone());
+            match parsed {
+                Ok(r) => match crate::validate::live::run(&shared, &r).await {
+                    Ok(results) => serde_json::json!({"results": results}),
+                    Err(e) => serde_json::json!({"error": e.to_string()}),
+                },
+                Err(e) => serde_json::json!({"error": format!("bad validate request: {e}")}),
+            }
+        }
+        _ => serde_json::json!({"error": "unknown request; known: status, stop, resync, validate"}),
     };
     w.write_all(format!("{reply}\n").as_bytes()).await?;
     w.shutdown().await
@@ -75,21 +95,31 @@ async fn answer(shared: Arc<Shared>, stream: UnixStream) -> std::io::Result<()> 
 
 /// Sends one request to a running daemon; `None` when no daemon answers.
 pub async fn request(path: &Path, cmd: &str) -> Option<serde_json::Value> {
+    send(
+        path,
+        serde_json::json!({"cmd": cmd}),
+        std::time::Duration::from_secs(10),
+    )
+    .await
+}
+
+/// Sends a request document and waits up to `wait` for the answer; `None` when no daemon
+/// answers.
+pub async fn send(
+    path: &Path,
+    req: serde_json::Value,
+    wait: std::time::Duration,
+) -> Option<serde_json::Value> {
     let stream = tokio::time::timeout(std::time::Duration::from_secs(2), UnixStream::connect(path))
         .await
         .ok()?
         .ok()?;
     let (r, mut w) = stream.into_split();
-    w.write_all(format!("{}\n", serde_json::json!({"cmd": cmd})).as_bytes())
-        .await
-        .ok()?;
+    w.write_all(format!("{req}\n").as_bytes()).await.ok()?;
     let mut line = String::new();
-    tokio::time::timeout(
-        std::time::Duration::from_secs(10),
-        BufReader::new(r).read_line(&mut line),
-    )
-    .await
-    .ok()?
-    .ok()?;
+    tokio::time::timeout(wait, BufReader::new(r).read_line(&mut line))
+        .await
+        .ok()?
+        .ok()?;
     serde_json::from_str(line.trim()).ok()
 }

@@ -178,7 +178,7 @@ async fn finish(
     drain_seconds: f64,
 ) -> Result<Report, Error> {
     let mut tds = crate::source::connect(&shared.config.source).await?;
-    let pg = crate::sink::connect(&shared.config.target).await?;
+    let mut pg = crate::sink::connect(&shared.config.target).await?;
     let tables: Vec<(String, daemon::TableRt)> = shared
         .tables
         .lock()
@@ -198,7 +198,22 @@ async fn finish(
     .await?;
     for (name, rt) in &tables {
         let plan = &rt.plan;
-        let outcome = crate::validate::full(&mut tds, &pg, plan, &shared.config.policies).await?;
+        let read = pg
+            .transaction()
+            .await
+            .context(|| "begin the final validation".into())?;
+        let outcome = crate::validate::full(
+            &mut tds,
+            &read,
+            plan,
+            &shared.config.policies,
+            &Default::default(),
+            1.0,
+        )
+        .await?;
+        read.commit()
+            .await
+            .context(|| "end the final validation".into())?;
         let (source_rows, target_rows) = (outcome.source_rows, outcome.target_rows);
         let equal = outcome.equal();
         if !equal {

@@ -5,3 +5,4 @@ mod kill;
 mod ops;
 mod snapshot;
 mod stream;
+mod validate;

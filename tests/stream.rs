@@ -228,7 +228,10 @@ async fn lost_change_history_and_truncate_resnapshot_the_table_only() {
         .await;
     let err = d.table("dbo.acct").unwrap().last_error.unwrap();
     assert!(err.message.contains("are gone"), "{err:?}");
-    assert!(err.hint.as_deref().unwrap_or("").contains("resync"), "{err:?}");
+    assert!(
+        err.hint.as_deref().unwrap_or("").contains("resync"),
+        "{err:?}"
+    );
     let target_rows = try_target_rows(&pg, "public.acct", ACCT_COLS, "1")
         .await
         .unwrap();

@@ -6,6 +6,7 @@
 //! transient error is retried with backoff and never loses data; a table error stops that
 //! table only, with a reason and a hint in `status`; a fatal error stops the daemon.
 
+pub mod resync;
 pub mod schema;
 pub mod snapshot;
 pub mod status;
@@ -69,6 +70,11 @@ pub struct Shared {
     pub started_ms: i64,
     /// Snapshot worker slots (each holds a source and a target connection).
     pub snapshot_slots: Arc<Semaphore>,
+    /// Held while a window applies: whoever holds it sees the target at committed positions
+    /// that do not move (validation pins its snapshot and repairs under it).
+    pub apply_gate: tokio::sync::Mutex<()>,
+    /// Tables to copy again (`replicator resync`), taken by the streamer between windows.
+    pub resync_requests: Mutex<Vec<String>>,
 }
 
 impl Shared {
@@ -270,7 +276,11 @@ pub async fn run(shared: Arc<Shared>) -> Result<(), Error> {
     let committed = prepare(&shared).await?;
     let snapshots = tokio::spawn(run_snapshots(shared.clone(), committed));
     let streamer = tokio::spawn(stream::run(shared.clone()));
+    let validator = tokio::spawn(crate::validate::live::periodic(shared.clone()));
     let (a, b) = tokio::join!(snapshots, streamer);
+    // A validation in flight only reads (or repairs in its own transaction): abandon it.
+    validator.abort();
+    let _ = validator.await;
     for r in [a, b] {
         match r {
             Ok(Ok(())) => {}
@@ -338,6 +348,9 @@ pub async fn prepare(
                 continue;
             }
         };
+        if committed.get(&name).is_some_and(|p| p.phase == "resync") {
+            ddl::replace_if_other_shape(&pg, &plan).await?;
+        }
         let existed = match ddl::ensure_table(&pg, &plan, &mut notes).await {
             Ok(created) => !created,
             Err(e) if e.kind() == ErrorKind::Table => {
@@ -678,6 +691,8 @@ pub fn shared(config: Config, store: Store) -> Arc<Shared> {
         stop,
         tables: Mutex::new(BTreeMap::new()),
         snapshot_slots: Arc::new(Semaphore::new(config.snapshot_workers)),
+        apply_gate: tokio::sync::Mutex::new(()),
+        resync_requests: Mutex::new(Vec::new()),
         deferred_fks: Mutex::new(Vec::new()),
         started_ms: crate::state::now_ms(),
         config,

@@ -49,6 +49,7 @@ pub async fn run(shared: Arc<Shared>) -> Result<(), Error> {
         if shared.stopping() {
             return Ok(());
         }
+        super::resync::start_requested(&shared).await?;
         let tables = streaming_tables(&shared)?;
         if tables.is_empty() {
             if shared.sleep_or_stop(poll).await {
@@ -68,10 +69,12 @@ pub async fn run(shared: Arc<Shared>) -> Result<(), Error> {
         let Some(c) = conns.as_mut() else { continue };
         // A window in flight is abandoned on stop (its target transaction rolls back, nothing
         // is lost) and bounded in time (a lost reply must not stall replication forever).
+        let gate = shared.apply_gate.lock().await;
         let outcome = tokio::select! {
             r = tokio::time::timeout(WINDOW_TIMEOUT, window(&shared, c, &tables)) => r.unwrap_or_else(|_| Err(stalled("a change window"))),
             _ = shared.sleep_or_stop(Duration::from_secs(86_400)) => return Ok(()),
         };
+        drop(gate);
         match outcome {
             Ok(report) => {
                 backoff.reset();

@@ -420,3 +420,24 @@ pub async fn drop_foreign_keys_touching(
     }
     Ok(())
 }
+
+/// For a table the replicator copies again (`resync`): when the target table's shape no longer
+/// fits the source's (a column type changed), drops it (its foreign keys first; anything else
+/// depending on it, such as a view, makes this fail with PostgreSQL's reason) so it is created
+/// anew. Only ever called for a table with a progress record, i.e. one the replicator wrote.
+pub async fn replace_if_other_shape(pg: &Client, plan: &TablePlan) -> Result<(), Error> {
+    if check_existing(pg, plan).await.is_ok() {
+        return Ok(());
+    }
+    drop_foreign_keys_touching(pg, &plan.target).await?;
+    pg.batch_execute(&format!("DROP TABLE {}", plan.target.sql()))
+        .await
+        .context(|| {
+            format!(
+                "drop {} to create it with the source's new shape",
+                plan.target
+            )
+        })?;
+    tracing::warn!(table = %plan.source.name, target = %plan.target, "target table dropped to be created with the source's new shape");
+    Ok(())
+}

@@ -227,3 +227,16 @@ pub async fn record_position(
     .context(|| format!("record the position of {source}"))?;
     Ok(())
 }
+
+/// Marks a table to be copied again (`resync`): the next start snapshots it afresh.
+/// Idempotent; a table without a progress row is left alone.
+pub async fn mark_resync(pg: &impl GenericClient, schema: &str, source: &str) -> Result<(), Error> {
+    let s = quote_pg(schema);
+    pg.execute(
+        &format!("UPDATE {s}.table_progress SET phase = 'resync', updated_at = now() WHERE source_table = $1"),
+        &[&source],
+    )
+    .await
+    .context(|| format!("mark {source} for resync"))?;
+    Ok(())
+}

@@ -131,6 +131,16 @@ pub fn changes_sql(plan: &TablePlan, instance: &str, range: Range) -> String {
     )
 }
 
+/// The keys changed after LSN `@P1` in a capture instance (as the target reads them).
+pub fn changed_keys_sql(plan: &TablePlan, instance: &str) -> String {
+    let keys: Vec<String> = plan.key_columns().map(|c| c.read_expr.clone()).collect();
+    format!(
+        "SELECT DISTINCT {} FROM cdc.{} WHERE [__$start_lsn] > @P1",
+        keys.join(", "),
+        quote_tsql(&format!("{instance}_CT"))
+    )
+}
+
 /// Every capture instance by source object id, oldest first, with its start LSN.
 pub async fn instances(
     tds: &mut Tds,

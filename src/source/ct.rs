@@ -103,6 +103,24 @@ pub fn changes_sql(plan: &TablePlan, utf16_safe: bool) -> String {
     )
 }
 
+/// The keys changed after version `@P1` (as the target reads them), one row per key.
+pub fn changed_keys_sql(plan: &TablePlan) -> String {
+    let keys: Vec<String> = plan
+        .key_columns()
+        .map(|c| {
+            c.read_expr.replace(
+                &quote_tsql(&c.source),
+                &format!("CT.{}", quote_tsql(&c.source)),
+            )
+        })
+        .collect();
+    format!(
+        "SELECT {} FROM CHANGETABLE(CHANGES {}, @P1) AS CT",
+        keys.join(", "),
+        plan.source.name.tsql()
+    )
+}
+
 /// Opens a window's SNAPSHOT transaction and reads its upper bound.
 pub async fn begin_window(tds: &mut Tds) -> Result<Option<i64>, Error> {
     super::execute(

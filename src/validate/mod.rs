@@ -10,18 +10,23 @@
 //! collision; findings name the table and key. Callers validate at a position both sides have
 //! reached (cutover: writes stopped and drained).
 
+pub mod by_key;
+pub mod live;
+
 use crate::config::Policies;
 use crate::convert::value::to_value;
 use crate::convert::{Losses, TablePlan};
 use crate::error::{Context, Error};
 use crate::model::quote_pg;
 use crate::sink::copy;
-use crate::source::read::{key_display, KeyValue};
+use crate::source::read::{key_display, Key, KeyValue};
 use crate::source::Tds;
+use by_key::KeyBytes;
 use bytes::{Buf, BytesMut};
 use futures_util::TryStreamExt;
 use std::collections::{BTreeMap, HashSet};
 use std::hash::{Hash, Hasher};
+use std::time::Instant;
 
 const BUCKETS: usize = 4096;
 
@@ -36,7 +41,49 @@ pub struct Outcome {
     pub findings: Vec<String>,
     /// Number of differing keys.
     pub differing: usize,
+    /// The differing keys, for a recheck or a repair.
+    #[serde(skip)]
+    pub suspects: Vec<Suspect>,
 }
+
+/// A key that differs, as both sides can look it up.
+#[derive(Debug, Clone)]
+pub struct Suspect {
+    /// The key's binary form on the target.
+    pub key: KeyBytes,
+    /// The key as SQL Server sent it (`None` for a target-only key of an unusual type).
+    pub source_key: Option<Key>,
+    /// `(id=42)`.
+    pub display: String,
+}
+
+/// Keeps a reader's busy share at or under `share` (0 < share <= 1) by sleeping between pieces.
+pub struct Throttle {
+    share: f64,
+    since: Instant,
+}
+
+impl Throttle {
+    /// A throttle at `share` of one connection's time.
+    pub fn new(share: f64) -> Throttle {
+        Throttle {
+            share: share.clamp(0.01, 1.0),
+            since: Instant::now(),
+        }
+    }
+
+    /// Call every few thousand rows: sleeps so that busy / (busy + idle) stays at `share`.
+    pub async fn pace(&mut self) {
+        if self.share < 1.0 {
+            let busy = self.since.elapsed();
+            tokio::time::sleep(busy.mul_f64((1.0 - self.share) / self.share)).await;
+        }
+        self.since = Instant::now();
+    }
+}
+
+/// How many rows are read between two [`Throttle::pace`] calls.
+const PACE_ROWS: i64 = 5_000;
 
 impl Outcome {
     /// Both sides hold the same rows.
@@ -63,7 +110,7 @@ struct Bucket {
 struct Side {
     rows: i64,
     buckets: Vec<Bucket>,
-    detail: BTreeMap<u64, (u64, String)>,
+    detail: BTreeMap<u64, (u64, String, KeyBytes, Option<Key>)>,
 }
 
 impl Side {
@@ -80,7 +127,7 @@ impl Side {
         key: &[u8],
         row: &[u8],
         wanted: Option<&HashSet<usize>>,
-        display: impl FnOnce() -> String,
+        detail: impl FnOnce() -> (String, Option<Key>),
     ) {
         let kh = hash(key);
         let rh = hash(row);
@@ -89,7 +136,9 @@ impl Side {
         self.buckets[b].rows += 1;
         self.buckets[b].sum = self.buckets[b].sum.wrapping_add(rh);
         if wanted.is_some_and(|w| w.contains(&b)) {
-            self.detail.insert(kh, (rh, display()));
+            let (display, source_key) = detail();
+            self.detail
+                .insert(kh, (rh, display, key.to_vec(), source_key));
         }
     }
 }
@@ -100,6 +149,8 @@ async fn source_side(
     plan: &TablePlan,
     policies: &Policies,
     wanted: Option<&HashSet<usize>>,
+    skip: &HashSet<KeyBytes>,
+    throttle: &mut Throttle,
 ) -> Result<Side, Error> {
     let name = plan.source.name.to_string();
     let sql = format!(
@@ -116,6 +167,7 @@ async fn source_side(
         .into_row_stream();
     let mut row_buf = BytesMut::new();
     let mut key_buf = BytesMut::new();
+    let mut read = 0i64;
     while let Some(row) = stream
         .try_next()
         .await
@@ -137,16 +189,27 @@ async fn source_side(
         for k in &plan.key {
             copy::field(&mut key_buf, &values[*k]);
         }
-        side.add(&key_buf, &row_buf, wanted, || key_display(plan, &key));
+        read += 1;
+        if read % PACE_ROWS == 0 {
+            throttle.pace().await;
+        }
+        if skip.contains(&key_buf[..]) {
+            continue;
+        }
+        side.add(&key_buf, &row_buf, wanted, || {
+            (key_display(plan, &key), Some(key.clone()))
+        });
     }
     Ok(side)
 }
 
 /// Reads the target table's rows in binary form.
 async fn target_side(
-    pg: &tokio_postgres::Client,
+    pg: &tokio_postgres::Transaction<'_>,
     plan: &TablePlan,
     wanted: Option<&HashSet<usize>>,
+    skip: &HashSet<KeyBytes>,
+    throttle: &mut Throttle,
 ) -> Result<Side, Error> {
     let cols: Vec<String> = plan.columns.iter().map(|c| quote_pg(&c.target)).collect();
     let sql = format!(
@@ -163,6 +226,7 @@ async fn target_side(
     let mut pending = BytesMut::new();
     let mut header_done = false;
     let n = plan.columns.len();
+    let mut read = 0i64;
     while let Some(chunk) = stream
         .try_next()
         .await
@@ -202,7 +266,19 @@ async fn target_side(
                 .iter()
                 .flat_map(|k| fields[*k].iter().copied())
                 .collect();
-            side.add(&key, row, wanted, || describe_key(plan, &fields));
+            read += 1;
+            if read % PACE_ROWS == 0 {
+                throttle.pace().await;
+            }
+            if skip.contains(&key) {
+                continue;
+            }
+            side.add(&key, row, wanted, || {
+                (
+                    describe_key(plan, &fields),
+                    by_key::source_key_from_bytes(plan, &key),
+                )
+            });
         }
     }
     Ok(side)
@@ -260,16 +336,20 @@ fn describe_key(plan: &TablePlan, fields: &[&[u8]]) -> String {
     format!("({})", parts.join(", "))
 }
 
-/// Compares every row of one table (writes should be stopped, or the caller accepts that rows
-/// changing meanwhile are reported).
+/// Compares every row of one table except the `skip` keys (rows changing meanwhile), reading
+/// the source in the session's current transaction and the target in `pg`'s. Exact when both
+/// sides are at the same position for every other key.
 pub async fn full(
     tds: &mut Tds,
-    pg: &tokio_postgres::Client,
+    pg: &tokio_postgres::Transaction<'_>,
     plan: &TablePlan,
     policies: &Policies,
+    skip: &HashSet<KeyBytes>,
+    share: f64,
 ) -> Result<Outcome, Error> {
-    let src = source_side(tds, plan, policies, None).await?;
-    let tgt = target_side(pg, plan, None).await?;
+    let mut throttle = Throttle::new(share);
+    let src = source_side(tds, plan, policies, None, skip, &mut throttle).await?;
+    let tgt = target_side(pg, plan, None, skip, &mut throttle).await?;
     let differing_buckets: HashSet<usize> = (0..BUCKETS)
         .filter(|b| src.buckets[*b] != tgt.buckets[*b])
         .collect();
@@ -278,32 +358,46 @@ pub async fn full(
         target_rows: tgt.rows,
         findings: Vec::new(),
         differing: 0,
+        suspects: Vec::new(),
     };
     if differing_buckets.is_empty() {
         return Ok(out);
     }
     // Narrow the differing buckets down to keys.
-    let src = source_side(tds, plan, policies, Some(&differing_buckets)).await?;
-    let tgt = target_side(pg, plan, Some(&differing_buckets)).await?;
-    for (kh, (rh, key)) in &src.detail {
-        match tgt.detail.get(kh) {
-            None => push(
-                &mut out,
-                format!("{} {key}: missing on the target", plan.source.name),
-            ),
-            Some((th, _)) if th != rh => push(
-                &mut out,
-                format!("{} {key}: values differ", plan.source.name),
-            ),
-            _ => {}
-        }
+    let src = source_side(
+        tds,
+        plan,
+        policies,
+        Some(&differing_buckets),
+        skip,
+        &mut throttle,
+    )
+    .await?;
+    let tgt = target_side(pg, plan, Some(&differing_buckets), skip, &mut throttle).await?;
+    for (kh, (rh, key, bytes, source_key)) in &src.detail {
+        let what = match tgt.detail.get(kh) {
+            None => "missing on the target",
+            Some((th, ..)) if th != rh => "values differ",
+            _ => continue,
+        };
+        push(&mut out, format!("{} {key}: {what}", plan.source.name));
+        out.suspects.push(Suspect {
+            key: bytes.clone(),
+            source_key: source_key.clone(),
+            display: key.clone(),
+        });
     }
-    for (kh, (_, key)) in &tgt.detail {
+    for (kh, (_, key, bytes, source_key)) in &tgt.detail {
         if !src.detail.contains_key(kh) {
             push(
                 &mut out,
                 format!("{} {key}: on the target only", plan.source.name),
             );
+            out.suspects.push(Suspect {
+                key: bytes.clone(),
+                source_key: source_key.clone(),
+                display: key.clone(),
+            });
         }
     }
     Ok(out)

@@ -1,0 +1,273 @@
+//! Validation while replication runs: real differences found and named, none invented under
+//! load, repaired on request; resync of a table whose type changed; periodic validation.
+
+use crate::common::*;
+use replicator::state::TableState;
+use replicator::validate::live::{run, Request, TableResult};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+fn req(table: &str, full: bool, repair: bool) -> Request {
+    Request {
+        table: Some(table.into()),
+        full,
+        repair,
+    }
+}
+
+fn one(results: Vec<TableResult>) -> TableResult {
+    assert_eq!(results.len(), 1, "{results:#?}");
+    results.into_iter().next().unwrap()
+}
+
+/// Updates, inserts and deletes on dbo.hot ids 1..=1000 (and new ids above 100000) until stopped.
+fn load(env: &Env, stop: Arc<AtomicBool>) -> tokio::task::JoinHandle<u64> {
+    let addr = env.sim.addr;
+    let db = env.database.clone();
+    tokio::spawn(async move {
+        let mut c = mssql_sim::workload::connect(addr, SA_PASSWORD, Some(&db))
+            .await
+            .unwrap();
+        let mut rng = fastrand::Rng::with_seed(7);
+        let mut n = 0u64;
+        let mut next = 100_000;
+        while !stop.load(Ordering::SeqCst) {
+            let a = rng.i32(1..=1000);
+            let b = rng.i32(1..=1000);
+            next += 1;
+            exec(&mut c, &format!(
+                "BEGIN TRAN; UPDATE dbo.hot SET v = v + 1, s = N'u' + CAST(v AS nvarchar(20)) WHERE id IN ({a}, {b}); \
+                 INSERT INTO dbo.hot (id, v, s) VALUES ({next}, 0, N'new'); DELETE FROM dbo.hot WHERE id = {}; COMMIT",
+                next - 5
+            ))
+            .await;
+            n += 1;
+        }
+        n
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn validation_under_load_finds_real_differences_only_and_repairs_them() {
+    let env = Env::new("validate_live").await;
+    let mut c = env.tds().await;
+    exec(
+        &mut c,
+        "CREATE TABLE dbo.hot (id int NOT NULL PRIMARY KEY, v int NOT NULL, s nvarchar(40) NULL); \
+        CREATE TABLE dbo.cold (id int NOT NULL PRIMARY KEY, name nvarchar(40) NULL); \
+        ALTER TABLE dbo.hot ENABLE CHANGE_TRACKING; ALTER TABLE dbo.cold ENABLE CHANGE_TRACKING;",
+    )
+    .await;
+    let hot: Vec<String> = (1..=2000).map(|i| format!("({i}, {i}, N'h{i}')")).collect();
+    for part in hot.chunks(500) {
+        exec(
+            &mut c,
+            &format!("INSERT INTO dbo.hot (id, v, s) VALUES {}", part.join(", ")),
+        )
+        .await;
+    }
+    let cold: Vec<String> = (1..=300).map(|i| format!("({i}, N'c{i}')")).collect();
+    exec(
+        &mut c,
+        &format!("INSERT INTO dbo.cold (id, name) VALUES {}", cold.join(", ")),
+    )
+    .await;
+    exec(
+        &mut c,
+        "UPDATE dbo.cold SET name = N'a' + NCHAR(0) + N'b' WHERE id = 10",
+    )
+    .await;
+    let d = Daemon::start(env.config(
+        "[validation]\ninterval = \"off\"\nsample_rows = 200\n[replication]\npoll_interval = \"50ms\"\n[[tables]]\nsource = \"dbo.*\"\n",
+    ));
+    d.wait_state(
+        &["dbo.hot", "dbo.cold"],
+        TableState::Streaming,
+        Duration::from_secs(60),
+    )
+    .await;
+    let stop = Arc::new(AtomicBool::new(false));
+    let writer = load(&env, stop.clone());
+    // Under load: no false alarm, full or sample, while keys change under the validation.
+    let mut changing = 0;
+    for full in [true, false, true, false, true] {
+        let r = one(run(&d.shared, &req("dbo.hot", full, false)).await.unwrap());
+        assert_eq!(r.result, "equal", "under load: {r:#?}");
+        assert!(r.findings.is_empty(), "{r:#?}");
+        assert!(r.source_rows >= 1900, "{r:#?}");
+        changing += r.changing;
+    }
+    assert!(
+        changing > 0,
+        "the load changed keys while they were validated"
+    );
+    // Damage the target: a changed value, a deleted row, an extra row, a NUL-policy value
+    // (stored stripped as 'ab'), and a value on the busy table outside the keys being written.
+    let pg = env.pg().await;
+    pg.batch_execute(
+        "UPDATE public.cold SET name = 'tampered' WHERE id = 7; DELETE FROM public.cold WHERE id = 8; \
+         INSERT INTO public.cold (id, name) VALUES (9999, 'extra'); UPDATE public.cold SET name = 'a b' WHERE id = 10; \
+         UPDATE public.hot SET v = -1 WHERE id = 1500;",
+    )
+    .await
+    .unwrap();
+    let r = one(run(&d.shared, &req("dbo.cold", true, false)).await.unwrap());
+    assert_eq!(r.result, "different", "{r:#?}");
+    let mut found = r.findings.clone();
+    found.sort();
+    assert_eq!(
+        found,
+        vec![
+            "dbo.cold (id=10): values differ",
+            "dbo.cold (id=7): values differ",
+            "dbo.cold (id=8): missing on the target",
+            "dbo.cold (id=9999): on the target only",
+        ],
+        "{r:#?}"
+    );
+    let r = one(run(&d.shared, &req("dbo.hot", true, false)).await.unwrap());
+    assert_eq!(
+        r.findings,
+        vec!["dbo.hot (id=1500): values differ"],
+        "{r:#?}"
+    );
+    // The record shows in status.
+    let rec = d.table("dbo.cold").unwrap();
+    let v = rec.last_validation.unwrap();
+    assert_eq!((v.result.as_str(), v.mode.as_str()), ("different", "full"));
+    // Repair, still under load, then nothing differs.
+    for t in ["dbo.cold", "dbo.hot"] {
+        let r = one(run(&d.shared, &req(t, true, true)).await.unwrap());
+        assert_eq!(r.result, "repaired", "{r:#?}");
+        let r = one(run(&d.shared, &req(t, true, false)).await.unwrap());
+        assert_eq!(r.result, "equal", "after repair: {r:#?}");
+    }
+    stop.store(true, Ordering::SeqCst);
+    let txns = writer.await.unwrap();
+    assert!(txns > 10, "the load ran ({txns} transactions)");
+    wait_equal(
+        &mut c,
+        &pg,
+        "SELECT id, v, s FROM dbo.hot",
+        "public.hot",
+        &["id", "v", "s"],
+        Duration::from_secs(30),
+    )
+    .await;
+    // id 10 holds a NUL at the source and is stored stripped (policy strip).
+    wait_equal(
+        &mut c,
+        &pg,
+        "SELECT id, name FROM dbo.cold WHERE id <> 10",
+        "(SELECT * FROM public.cold WHERE id <> 10) AS t",
+        &["id", "name"],
+        Duration::from_secs(30),
+    )
+    .await;
+    let ten: String = pg
+        .query_one("SELECT name FROM public.cold WHERE id = 10", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(ten, "ab");
+    let history = d.shared.store.history().unwrap();
+    assert!(
+        history.iter().any(|e| e.event == "validation"),
+        "{history:#?}"
+    );
+    d.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn resync_copies_a_table_again_after_a_type_change_and_periodic_validation_runs() {
+    let env = Env::new("resync").await;
+    let mut c = env.tds().await;
+    exec(&mut c, "CREATE TABLE dbo.r (id int NOT NULL PRIMARY KEY, amount int NULL); ALTER TABLE dbo.r ENABLE CHANGE_TRACKING; \
+        CREATE TABLE dbo.other (id int NOT NULL PRIMARY KEY); ALTER TABLE dbo.other ENABLE CHANGE_TRACKING; \
+        INSERT INTO dbo.r VALUES (1, 10), (2, 20), (3, NULL); INSERT INTO dbo.other VALUES (1)").await;
+    let extra = "[validation]\ninterval = \"1s\"\n[replication]\npoll_interval = \"50ms\"\n[[tables]]\nsource = \"dbo.*\"\n";
+    let d = Daemon::start(env.config(extra));
+    d.wait_state(
+        &["dbo.r", "dbo.other"],
+        TableState::Streaming,
+        Duration::from_secs(60),
+    )
+    .await;
+    d.wait_until("a periodic validation", Duration::from_secs(30), |d| {
+        d.table("dbo.r")
+            .and_then(|r| r.last_validation)
+            .is_some_and(|v| v.result == "equal" && v.mode == "sample")
+    })
+    .await;
+    exec(&mut c, "ALTER TABLE dbo.r ALTER COLUMN amount bigint NULL; UPDATE dbo.r SET amount = 5000000000 WHERE id = 1").await;
+    d.wait_state(&["dbo.r"], TableState::Errored, Duration::from_secs(30))
+        .await;
+    assert!(replicator::daemon::resync::request(&d.shared, "dbo.nope").is_err());
+    replicator::daemon::resync::request(&d.shared, "dbo.r").unwrap();
+    d.wait_state(&["dbo.r"], TableState::Streaming, Duration::from_secs(60))
+        .await;
+    let pg = env.pg().await;
+    let ty: String = pg
+        .query_one("SELECT format_type(atttypid, atttypmod) FROM pg_attribute WHERE attrelid = 'public.r'::regclass AND attname = 'amount'", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(ty, "bigint");
+    exec(&mut c, "INSERT INTO dbo.r VALUES (4, 6000000000)").await;
+    wait_equal(
+        &mut c,
+        &pg,
+        "SELECT id, amount FROM dbo.r",
+        "public.r",
+        &["id", "amount"],
+        Duration::from_secs(30),
+    )
+    .await;
+    d.stop().await.unwrap();
+    // Offline: the binary marks it, the next start copies it again.
+    let cfg = env.config_file(extra);
+    let out = replicator_command()
+        .arg("--config")
+        .arg(&cfg)
+        .args(["resync", "--table", "dbo.r"])
+        .env("TEST_MSSQL_PASSWORD", SA_PASSWORD)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = replicator_command()
+        .arg("--config")
+        .arg(&cfg)
+        .args(["resync", "--table", "dbo.missing"])
+        .env("TEST_MSSQL_PASSWORD", SA_PASSWORD)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("dbo.missing"));
+    let d = Daemon::start(env.config(extra));
+    d.wait_state(&["dbo.r"], TableState::Streaming, Duration::from_secs(60))
+        .await;
+    let resyncs = d
+        .shared
+        .store
+        .history()
+        .unwrap()
+        .into_iter()
+        .filter(|e| e.event == "snapshot_started" && e.table.as_deref() == Some("dbo.r"))
+        .count();
+    assert_eq!(resyncs, 3, "initial copy, online resync, offline resync");
+    wait_equal(
+        &mut c,
+        &pg,
+        "SELECT id, amount FROM dbo.r",
+        "public.r",
+        &["id", "amount"],
+        Duration::from_secs(30),
+    )
+    .await;
+    d.stop().await.unwrap();
+}
