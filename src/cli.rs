@@ -1,5 +1,5 @@
-//! The command line: `run`, `status`, `schema`, `cutover`, `validate`, `resync`, `history`,
-//! `demo`. Exit code 0 on success; otherwise one line on stderr.
+//! The command line: `run`, `status`, `schema`, `check`, `cutover`, `validate`, `resync`,
+//! `history`, `demo`. Exit code 0 on success; otherwise one line on stderr.
 
 use crate::config::{self, Config, ProcessEnvironment};
 use crate::daemon;
@@ -46,6 +46,15 @@ pub enum Command {
     },
     /// Print the target DDL without running it.
     Schema,
+    /// Preflight: connectivity, versions, snapshot isolation, CT/CDC per table (with the T-SQL
+    /// that enables them), retention, permissions, keys, lossy columns, target permissions and
+    /// existing tables, and what is not migrated (views, procedures, functions, triggers).
+    /// Exit code 1 when something would stop the daemon or a table.
+    Check {
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Finish the migration: drain, validate, sync identities, validate foreign keys, report
     /// the measured downtime. Stop application writes first.
     Cutover {
@@ -191,6 +200,22 @@ pub async fn main(cli: Cli) -> Result<(), Error> {
         Command::Run => run(load(&cli.config)?).await,
         Command::Status { json } => status(&load(&cli.config)?, json).await,
         Command::Schema => schema(load(&cli.config)?).await,
+        Command::Check { json } => {
+            let report = crate::check::run(&load(&cli.config)?).await;
+            if json {
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&report).unwrap_or_default()
+                );
+            } else {
+                print!("{}", report.render());
+            }
+            if report.ok {
+                Ok(())
+            } else {
+                Err(Error::Fatal("check found errors".into()))
+            }
+        }
         Command::Cutover {
             yes,
             timeout,

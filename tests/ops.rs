@@ -327,3 +327,97 @@ fn the_systemd_unit_verifies_where_systemd_analyze_exists() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn check_reports_what_would_stop_the_daemon_with_the_fix() {
+    let env = Env::new("check").await;
+    let mut c = env.tds().await;
+    exec(&mut c, "CREATE TABLE dbo.good (id int NOT NULL PRIMARY KEY, at datetime2(7) NOT NULL); ALTER TABLE dbo.good ENABLE CHANGE_TRACKING; \
+        CREATE TABLE dbo.nopk (a int NULL, b nvarchar(10) NULL); \
+        CREATE TABLE dbo.noct (id int NOT NULL PRIMARY KEY); \
+        CREATE TABLE dbo.taken (id int NOT NULL PRIMARY KEY); ALTER TABLE dbo.taken ENABLE CHANGE_TRACKING").await;
+    let pg = env.pg().await;
+    pg.batch_execute("CREATE TABLE public.taken (id int NOT NULL PRIMARY KEY); INSERT INTO public.taken VALUES (1)")
+        .await
+        .unwrap();
+    let cfg = env.config_file("[[tables]]\nsource = \"dbo.*\"\n");
+    let out = replicator(&cfg, &["check", "--json"]);
+    assert!(!out.status.success(), "errors give exit code 1");
+    let report: serde_json::Value =
+        serde_json::from_slice(&out.stdout).expect("check --json is JSON");
+    let items = report["items"].as_array().unwrap();
+    let find = |subject: &str, level: &str| -> Vec<&serde_json::Value> {
+        items
+            .iter()
+            .filter(|i| i["subject"] == subject && i["level"] == level)
+            .collect()
+    };
+    assert!(!find("source", "ok").is_empty(), "{report:#}");
+    assert!(
+        find("dbo.nopk", "error")
+            .iter()
+            .any(|i| i["message"].as_str().unwrap().contains("no primary key")),
+        "{report:#}"
+    );
+    assert!(
+        find("dbo.noct", "error").iter().any(|i| i["hint"]
+            .as_str()
+            .unwrap_or("")
+            .contains("ALTER TABLE [dbo].[noct] ENABLE CHANGE_TRACKING")),
+        "{report:#}"
+    );
+    assert!(
+        find("dbo.taken", "error").iter().any(|i| i["message"]
+            .as_str()
+            .unwrap()
+            .contains("already holds rows")),
+        "{report:#}"
+    );
+    assert!(
+        find("dbo.good", "warn")
+            .iter()
+            .any(|i| i["message"].as_str().unwrap().contains("datetime2(7)")),
+        "{report:#}"
+    );
+    assert!(!find("dbo.good", "ok").is_empty(), "{report:#}");
+    // The human form says what to do.
+    let human = String::from_utf8_lossy(&replicator(&cfg, &["check"]).stdout).to_string();
+    assert!(
+        human.contains("hint: ALTER DATABASE CURRENT SET CHANGE_TRACKING"),
+        "{human}"
+    );
+    // Fixed: CT on, the key named, the pre-existing table emptied.
+    exec(&mut c, "ALTER TABLE dbo.noct ENABLE CHANGE_TRACKING").await;
+    pg.batch_execute("TRUNCATE public.taken").await.unwrap();
+    let cfg = env.config_file(
+        "[[tables]]\nsource = \"dbo.nopk\"\nkey = [\"a\"]\nchange_source = \"none\"\n[[tables]]\nsource = \"dbo.*\"\n",
+    );
+    let out = replicator(&cfg, &["check"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    // A wrong password is an error that does not echo it.
+    let text = env.config_text("[[tables]]\nsource = \"dbo.*\"\n").replace(
+        "password_env = \"TEST_MSSQL_PASSWORD\"",
+        "password_env = \"WRONG_PW\"",
+    );
+    let bad = env.dir.join("bad.toml");
+    std::fs::write(&bad, text).unwrap();
+    let out = replicator_command()
+        .arg("--config")
+        .arg(&bad)
+        .arg("check")
+        .env("WRONG_PW", "Not-The-Secret-42")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let all = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(all.contains("ERROR source"), "{all}");
+    assert!(!all.contains("Not-The-Secret-42"), "{all}");
+}

@@ -69,7 +69,8 @@ async fn main() {
         format!(
             "[source]\nhost = \"127.0.0.1\"\nport = {port}\ndatabase = \"bench\"\nuser = \"sa\"\npassword_env = \"BENCH_MSSQL_PASSWORD\"\ntls = \"disable\"\n\
              [target]\nurl = \"{target}\"\n[state]\ndir = \"{d}/state\"\n[control]\nsocket = \"{d}/control.sock\"\n\
-             [replication]\nsnapshot_workers = {w}\nsnapshot_chunk_rows = {c}\n[[tables]]\nsource = \"dbo.ref\"\n",
+             [replication]\nsnapshot_workers = {w}\nsnapshot_chunk_rows = {c}\n\
+             [validation]\ninterval = \"off\"\nmax_share = 1.0\n[[tables]]\nsource = \"dbo.ref\"\n",
             d = dir.display(),
             w = args.workers,
             c = args.chunk,
@@ -111,6 +112,35 @@ async fn main() {
     let secs = t.elapsed().as_secs_f64();
     peak_rss = peak_rss.max(proc_field(rpid, "VmHWM:").unwrap_or(0));
     let (sim_cpu, repl_cpu) = (cpu_secs(sim.id()) - sim_cpu0, cpu_secs(rpid) - repl_cpu0);
+    // Full validation through the running daemon (`replicator validate --full`), once the
+    // table streams.
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let (validate_secs, validated) = loop {
+        let t = Instant::now();
+        let out = Command::new(sibling("replicator"))
+            .args([
+                "--config",
+                &config.display().to_string(),
+                "validate",
+                "--full",
+                "--json",
+            ])
+            .output()
+            .expect("run replicator validate");
+        let secs = t.elapsed().as_secs_f64();
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
+        let result = v[0]["result"].as_str().unwrap_or("").to_string();
+        if result != "skipped" && !result.is_empty() {
+            break (secs, format!("{result}, {} rows", v[0]["source_rows"]));
+        }
+        assert!(
+            Instant::now() < deadline,
+            "validate never ran: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    let peak_rss_validate = proc_field(rpid, "VmHWM:").unwrap_or(0);
     let _ = Command::new("kill")
         .args(["-TERM", &rpid.to_string()])
         .status();
@@ -149,6 +179,15 @@ async fn main() {
     sink.send(buf.freeze()).await.unwrap();
     sink.as_mut().finish().await.unwrap();
     let copy_secs = t.elapsed().as_secs_f64();
+    // The validation limit: PostgreSQL's own count(*) plus a hash aggregate over the same rows.
+    let t = Instant::now();
+    tpg.query_one(
+        "SELECT count(*), sum(hashtext(r::text)::bigint) FROM public.ref r",
+        &[],
+    )
+    .await
+    .unwrap();
+    let hash_secs = t.elapsed().as_secs_f64();
     let _ = sim.kill();
     let _ = sim.wait();
     let _ = std::fs::remove_dir_all(&dir);
@@ -172,4 +211,14 @@ async fn main() {
         peak_rss as f64 / 1024.0
     );
     println!("cpu seconds               replicator {repl_cpu:.1}, mssql-sim {sim_cpu:.1}");
+    println!("validate --full           {validate_secs:.2} s  ({validated}; every row read from both sides through the daemon)");
+    println!("postgres count+hash agg   {hash_secs:.2} s  (count(*), sum(hashtext(row::text)) on the target alone)");
+    println!(
+        "validate / limit          {:.1}x",
+        validate_secs / hash_secs
+    );
+    println!(
+        "replicator peak RSS       {:.1} MiB after validation",
+        peak_rss_validate as f64 / 1024.0
+    );
 }

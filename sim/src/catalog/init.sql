@@ -74,6 +74,10 @@ END $$;
 
 CREATE FUNCTION _sim.object_id(s text) RETURNS int LANGUAGE sql STABLE AS $$ SELECT _sim.regclass_of(s)::int $$;
 CREATE FUNCTION _sim.object_id(s text, t text) RETURNS int LANGUAGE sql STABLE AS $$ SELECT _sim.regclass_of(s)::int $$;
+-- HAS_PERMS_BY_NAME: every simulator login is a sysadmin, so 1 for any securable that exists;
+-- NULL for an OBJECT that does not, as SQL Server answers.
+CREATE FUNCTION _sim.has_perms_by_name(s text, cls text, perm text) RETURNS int LANGUAGE sql STABLE AS
+$$ SELECT CASE WHEN upper(cls) = 'OBJECT' AND _sim.regclass_of(s) IS NULL THEN NULL ELSE 1 END $$;
 CREATE FUNCTION _sim.object_name(i int) RETURNS varchar(128) LANGUAGE sql STABLE AS
 $$ SELECT _sim.nm(c.oid, c.relname) FROM pg_class c WHERE c.oid = i::oid $$;
 CREATE FUNCTION _sim.schema_name(i int) RETURNS varchar(128) LANGUAGE sql STABLE AS

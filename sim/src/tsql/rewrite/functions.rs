@@ -82,6 +82,10 @@ impl Rewriter<'_> {
                 }),
             ),
             "object_id" => (format!("_sim.object_id({})", a(0)), Some(TsqlType::Int)),
+            "has_perms_by_name" => (
+                format!("_sim.has_perms_by_name({}, {}, {})", a(0), a(1), a(2)),
+                Some(TsqlType::Int),
+            ),
             "object_name" => (
                 format!("_sim.object_name({})", a(0)),
                 Some(TsqlType::NVarChar(Len::N(128))),

@@ -1,0 +1,486 @@
+//! `replicator check`: the preflight. Everything the replicator will need is asked of both
+//! databases before anything is written, and every finding says what to do.
+//!
+//! Contract: read-only on both sides; never prints a secret; `ok` is false exactly when an
+//! item is an error (the daemon would stop or skip a table).
+
+use crate::config::{Config, NulPolicy, SubMicrosecondPolicy};
+use crate::convert::{plan_table, TablePlan};
+use crate::daemon::decide_kind;
+use crate::source::{self, Tds};
+use serde::Serialize;
+
+/// How bad a finding is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Level {
+    /// Fine.
+    Ok,
+    /// Works, but know this.
+    Warn,
+    /// Would stop the daemon or a table.
+    Error,
+}
+
+/// One finding.
+#[derive(Debug, Clone, Serialize)]
+pub struct Item {
+    /// Severity.
+    pub level: Level,
+    /// What it is about: `source`, `target`, or a table.
+    pub subject: String,
+    /// What was found.
+    pub message: String,
+    /// What to do (T-SQL or SQL where it helps).
+    pub hint: Option<String>,
+}
+
+/// The preflight's findings.
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    /// No item is an error.
+    pub ok: bool,
+    /// Every finding, source first.
+    pub items: Vec<Item>,
+}
+
+impl Report {
+    /// The human report.
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        for i in &self.items {
+            let tag = match i.level {
+                Level::Ok => "ok   ",
+                Level::Warn => "warn ",
+                Level::Error => "ERROR",
+            };
+            out.push_str(&format!("{tag} {}: {}\n", i.subject, i.message));
+            if let Some(h) = &i.hint {
+                out.push_str(&format!("      hint: {h}\n"));
+            }
+        }
+        let errors = self
+            .items
+            .iter()
+            .filter(|i| i.level == Level::Error)
+            .count();
+        let warns = self.items.iter().filter(|i| i.level == Level::Warn).count();
+        out.push_str(&format!(
+            "\n{} error(s), {} warning(s): {}\n",
+            errors,
+            warns,
+            if self.ok {
+                "ready to run"
+            } else {
+                "fix the errors first"
+            }
+        ));
+        out
+    }
+}
+
+struct Items(Vec<Item>);
+
+impl Items {
+    fn add(
+        &mut self,
+        level: Level,
+        subject: &str,
+        message: impl Into<String>,
+        hint: Option<String>,
+    ) {
+        self.0.push(Item {
+            level,
+            subject: subject.to_string(),
+            message: message.into(),
+            hint,
+        });
+    }
+}
+
+/// Snapshot rate assumed when comparing the snapshot's duration with the change retention
+/// (rows/s; docs/benchmarks.md measures 170-185k on two cores).
+const ASSUMED_ROWS_PER_SEC: f64 = 100_000.0;
+
+/// Runs every check; connection failures are findings, not errors.
+pub async fn run(config: &Config) -> Report {
+    let mut items = Items(Vec::new());
+    let plans = match source::connect(&config.source).await {
+        Ok(mut tds) => source_checks(config, &mut tds, &mut items).await,
+        Err(e) => {
+            items.add(Level::Error, "source", e.to_string(), e.hint());
+            Vec::new()
+        }
+    };
+    target_checks(config, &plans, &mut items).await;
+    let ok = !items.0.iter().any(|i| i.level == Level::Error);
+    Report { ok, items: items.0 }
+}
+
+async fn source_checks(config: &Config, tds: &mut Tds, items: &mut Items) -> Vec<TablePlan> {
+    let db = match source::database_info(tds).await {
+        Ok(db) => db,
+        Err(e) => {
+            items.add(Level::Error, "source", e.to_string(), e.hint());
+            return Vec::new();
+        }
+    };
+    let dbq = crate::model::quote_tsql(&config.source.database);
+    items.add(
+        Level::Ok,
+        "source",
+        format!(
+            "connected to {} as {}: {}",
+            config.source.database, config.source.user, db.version
+        ),
+        None,
+    );
+    if db.snapshot_isolation {
+        items.add(Level::Ok, "source", "snapshot isolation is allowed", None);
+    } else {
+        items.add(
+            Level::Error,
+            "source",
+            "snapshot isolation is off: snapshots and change windows need it",
+            Some(format!(
+                "ALTER DATABASE {dbq} SET ALLOW_SNAPSHOT_ISOLATION ON"
+            )),
+        );
+    }
+    match db.ct_retention_minutes {
+        Some(m) => items.add(
+            Level::Ok,
+            "source",
+            format!("Change Tracking is on (retention {m} minutes)"),
+            None,
+        ),
+        None if !db.cdc_enabled => items.add(
+            Level::Warn,
+            "source",
+            "neither Change Tracking nor CDC is enabled on the database",
+            Some(format!(
+                "ALTER DATABASE {dbq} SET CHANGE_TRACKING = ON (CHANGE_RETENTION = 2 DAYS, AUTO_CLEANUP = ON)"
+            )),
+        ),
+        None => {}
+    }
+    if db.cdc_enabled {
+        items.add(Level::Ok, "source", "CDC is enabled on the database", None);
+    }
+    let discovered = match source::discover::discover(tds, db.cdc_enabled).await {
+        Ok(d) => d,
+        Err(e) => {
+            items.add(Level::Error, "source", e.to_string(), e.hint());
+            return Vec::new();
+        }
+    };
+    let mut plans = Vec::new();
+    for (i, sel) in config.tables.iter().enumerate() {
+        if sel.is_exact() && !discovered.iter().any(|t| sel.matches(&t.name)) {
+            items.add(
+                Level::Error,
+                &format!("tables[{i}]"),
+                format!(
+                    "no table {} in the source database (or no permission to see it)",
+                    sel.source
+                ),
+                Some("check the name, or GRANT SELECT on it to the replicator's login".into()),
+            );
+        }
+    }
+    let mut total_rows = 0i64;
+    for t in &discovered {
+        let Some((i, sel)) = config
+            .tables
+            .iter()
+            .enumerate()
+            .find(|(_, s)| s.matches(&t.name))
+        else {
+            continue;
+        };
+        let name = t.name.to_string();
+        let plan = match plan_table(t, sel, i, &config.mapping) {
+            Ok(p) => p,
+            Err(e) => {
+                items.add(Level::Error, &name, e, None);
+                continue;
+            }
+        };
+        total_rows += t.estimated_rows;
+        match decide_kind(&plan, &db) {
+            Ok(k) => items.add(
+                Level::Ok,
+                &name,
+                format!(
+                    "{} rows (estimate), key ({}), changes from {} -> {}",
+                    t.estimated_rows,
+                    plan.key_columns()
+                        .map(|c| c.source.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                    k.label(),
+                    plan.target
+                ),
+                None,
+            ),
+            Err(e) => items.add(Level::Error, &name, e.to_string(), e.hint()),
+        }
+        lossy_columns(config, &plan, items);
+        permissions(tds, &plan, items).await;
+        plans.push(plan);
+    }
+    if plans.is_empty() && !discovered.is_empty() {
+        items.add(
+            Level::Error,
+            "tables",
+            "no source table matches [[tables]]: nothing to migrate",
+            None,
+        );
+    }
+    if let Some(m) = db.ct_retention_minutes {
+        let minutes = total_rows as f64 / ASSUMED_ROWS_PER_SEC / 60.0;
+        if minutes * 2.0 > m as f64 {
+            items.add(
+                Level::Warn,
+                "source",
+                format!("the snapshot of {total_rows} rows may take about {minutes:.0} minutes, more than half the Change Tracking retention ({m} minutes): changes made meanwhile could be cleaned up first, and the table copied again"),
+                Some(format!("ALTER DATABASE {dbq} SET CHANGE_TRACKING (CHANGE_RETENTION = 7 DAYS)")),
+            );
+        }
+    }
+    not_migrated(tds, items).await;
+    plans
+}
+
+/// Columns whose values may change on the way, by the configured policies.
+fn lossy_columns(config: &Config, plan: &TablePlan, items: &mut Items) {
+    let name = plan.source.name.to_string();
+    for c in &plan.source.columns {
+        let t = &c.source_type;
+        let sub_us =
+            matches!(t.name.as_str(), "datetime2" | "time" | "datetimeoffset") && t.scale == 7;
+        if sub_us && config.policies.sub_microsecond == SubMicrosecondPolicy::Truncate {
+            items.add(
+                Level::Warn,
+                &name,
+                format!("column {} is {}: PostgreSQL keeps microseconds, a 7th digit is truncated and counted", c.name, t.declaration()),
+                Some("policies.sub_microsecond = \"fail\" stops instead".into()),
+            );
+        }
+        let text = matches!(
+            t.name.as_str(),
+            "char" | "varchar" | "nchar" | "nvarchar" | "text" | "ntext"
+        );
+        if text && config.policies.nul_characters == NulPolicy::Fail {
+            items.add(
+                Level::Warn,
+                &name,
+                format!("column {} is text: a NUL character (which PostgreSQL cannot hold) stops the table", c.name),
+                Some("policies.nul_characters = \"strip\" or \"replace\" keeps going and counts them".into()),
+            );
+        }
+        if c.computed.is_some() {
+            items.add(
+                Level::Warn,
+                &name,
+                format!(
+                    "column {} is computed on SQL Server: it is copied as a plain column",
+                    c.name
+                ),
+                None,
+            );
+        }
+    }
+}
+
+/// SELECT and VIEW CHANGE TRACKING on the table, asked of SQL Server.
+async fn permissions(tds: &mut Tds, plan: &TablePlan, items: &mut Items) {
+    let name = plan.source.name.to_string();
+    let lit = crate::model::tsql_literal(&plan.source.name.tsql());
+    let sql = format!(
+        "SELECT HAS_PERMS_BY_NAME({lit}, 'OBJECT', 'SELECT'), HAS_PERMS_BY_NAME({lit}, 'OBJECT', 'VIEW CHANGE TRACKING')"
+    );
+    match source::query_rows(tds, &sql, "check permissions").await {
+        Ok(rows) => {
+            let r = rows.first();
+            let get = |i: usize| r.and_then(|r| r.try_get::<i32, _>(i).ok().flatten());
+            if get(0) != Some(1) {
+                items.add(
+                    Level::Error,
+                    &name,
+                    "the login cannot SELECT from the table",
+                    Some(format!(
+                        "GRANT SELECT ON {} TO <login's user>",
+                        plan.source.name.tsql()
+                    )),
+                );
+            }
+            if plan.source.change_tracking && get(1) != Some(1) {
+                items.add(
+                    Level::Error,
+                    &name,
+                    "the login lacks VIEW CHANGE TRACKING on the table",
+                    Some(format!(
+                        "GRANT VIEW CHANGE TRACKING ON {} TO <login's user>",
+                        plan.source.name.tsql()
+                    )),
+                );
+            }
+        }
+        Err(e) => items.add(
+            Level::Warn,
+            &name,
+            format!("permissions could not be checked: {e}"),
+            None,
+        ),
+    }
+}
+
+/// Views, procedures, functions and triggers: not migrated, listed so nobody is surprised.
+async fn not_migrated(tds: &mut Tds, items: &mut Items) {
+    let sql = "SELECT s.name, o.name, o.type_desc FROM sys.objects o JOIN sys.schemas s ON s.schema_id = o.schema_id \
+               WHERE o.type IN ('V', 'P', 'FN', 'IF', 'TF', 'TR') AND o.is_ms_shipped = 0 ORDER BY s.name, o.name";
+    match source::query_rows(tds, sql, "list views, procedures, functions and triggers").await {
+        Ok(rows) => {
+            for r in rows {
+                let s: &str = r.try_get(0).ok().flatten().unwrap_or("");
+                let n: &str = r.try_get(1).ok().flatten().unwrap_or("");
+                let t: &str = r.try_get(2).ok().flatten().unwrap_or("");
+                items.add(
+                    Level::Warn,
+                    &format!("{s}.{n}"),
+                    format!(
+                        "{} is not migrated: recreate it in PostgreSQL before cutover",
+                        t.to_lowercase().replace('_', " ")
+                    ),
+                    None,
+                );
+            }
+        }
+        Err(e) => items.add(
+            Level::Warn,
+            "source",
+            format!("could not list objects that are not migrated: {e}"),
+            None,
+        ),
+    }
+}
+
+async fn target_checks(config: &Config, plans: &[TablePlan], items: &mut Items) {
+    let pg = match crate::sink::connect(&config.target).await {
+        Ok(pg) => pg,
+        Err(e) => {
+            items.add(Level::Error, "target", e.to_string(), e.hint());
+            return;
+        }
+    };
+    match pg
+        .query_one("SELECT version(), current_user, current_database()", &[])
+        .await
+    {
+        Ok(r) => items.add(
+            Level::Ok,
+            "target",
+            format!(
+                "connected to {} as {}: {}",
+                r.get::<_, String>(2),
+                r.get::<_, String>(1),
+                r.get::<_, String>(0)
+            ),
+            None,
+        ),
+        Err(e) => items.add(Level::Error, "target", e.to_string(), None),
+    }
+    let mut schemas: Vec<String> = plans.iter().map(|p| p.target.schema.clone()).collect();
+    schemas.push(config.mapping.progress_schema.clone());
+    schemas.sort();
+    schemas.dedup();
+    for s in &schemas {
+        let r = pg
+            .query_one(
+                "SELECT CASE WHEN n.oid IS NULL THEN has_database_privilege(current_database(), 'CREATE') \
+                 ELSE has_schema_privilege(n.oid, 'CREATE') END, n.oid IS NOT NULL \
+                 FROM (SELECT 1) x LEFT JOIN pg_namespace n ON n.nspname = $1",
+                &[s],
+            )
+            .await;
+        match r {
+            Ok(r) if r.get::<_, bool>(0) => {}
+            Ok(r) => {
+                let exists: bool = r.get(1);
+                items.add(
+                    Level::Error,
+                    "target",
+                    format!(
+                        "the login cannot create tables in schema {s}{}",
+                        if exists {
+                            ""
+                        } else {
+                            " (nor create the schema)"
+                        }
+                    ),
+                    Some(if exists {
+                        format!(
+                            "GRANT CREATE, USAGE ON SCHEMA {} TO <role>",
+                            crate::model::quote_pg(s)
+                        )
+                    } else {
+                        "GRANT CREATE ON DATABASE <db> TO <role>, or create the schema for it"
+                            .into()
+                    }),
+                );
+            }
+            Err(e) => items.add(Level::Error, "target", e.to_string(), None),
+        }
+    }
+    let progress: std::collections::BTreeMap<String, crate::sink::progress::TableProgress> =
+        crate::sink::progress::load(&pg, &config.mapping.progress_schema)
+            .await
+            .unwrap_or_default();
+    for plan in plans {
+        let name = plan.source.name.to_string();
+        match crate::sink::ddl::check_existing(&pg, plan).await {
+            Ok(false) => {}
+            Ok(true) if progress.contains_key(&name) => items.add(
+                Level::Ok,
+                &name,
+                format!(
+                    "target {} exists and is the replicator's (resumes)",
+                    plan.target
+                ),
+                None,
+            ),
+            Ok(true) => {
+                let rows = pg
+                    .query_opt(&format!("SELECT 1 FROM {} LIMIT 1", plan.target.sql()), &[])
+                    .await
+                    .map(|r| r.is_some())
+                    .unwrap_or(false);
+                if rows {
+                    items.add(
+                        Level::Error,
+                        &name,
+                        format!(
+                            "target {} already holds rows the replicator did not copy",
+                            plan.target
+                        ),
+                        Some(
+                            "empty or drop it, or map the table elsewhere (mapping.schemas)".into(),
+                        ),
+                    );
+                } else {
+                    items.add(
+                        Level::Ok,
+                        &name,
+                        format!(
+                            "target {} exists, empty, same shape: it is used",
+                            plan.target
+                        ),
+                        None,
+                    );
+                }
+            }
+            Err(e) => items.add(Level::Error, &name, e.to_string(), e.hint()),
+        }
+    }
+}
