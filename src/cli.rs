@@ -197,7 +197,7 @@ fn load(path: &Path) -> Result<Config, Error> {
 /// Runs a parsed command line; the error is the one-line reason to print.
 pub async fn main(cli: Cli) -> Result<(), Error> {
     match cli.command {
-        Command::Run => run(load(&cli.config)?).await,
+        Command::Run => run(load(&cli.config)?, &cli.config).await,
         Command::Status { json } => status(&load(&cli.config)?, json).await,
         Command::Schema => schema(load(&cli.config)?).await,
         Command::Check { json } => {
@@ -270,7 +270,7 @@ const STATUS_FILE: &str = "status.json";
 
 /// The daemon: until SIGTERM or SIGINT; the in-flight chunk or window finishes or is abandoned
 /// (the target's transaction rolls back), state is persisted, exit 0.
-pub async fn run(config: Config) -> Result<(), Error> {
+pub async fn run(config: Config, path: &Path) -> Result<(), Error> {
     // A `status` or `history` reader may hold the store for an instant: retry briefly.
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
     let store = loop {
@@ -294,17 +294,25 @@ pub async fn run(config: Config) -> Result<(), Error> {
         None,
         format!("version {}", env!("CARGO_PKG_VERSION")),
     )?;
-    // Signals: the first asks for a clean stop; a second one exits at once.
+    // Signals: the first SIGTERM/SIGINT asks for a clean stop, a second one exits at once;
+    // SIGHUP reads the configuration again.
     let sig_shared = shared.clone();
+    let config_path = path.to_path_buf();
     let mut signals = signal_hook_tokio::Signals::new([
         signal_hook::consts::SIGTERM,
         signal_hook::consts::SIGINT,
+        signal_hook::consts::SIGHUP,
     ])
     .map_err(|e| Error::Fatal(format!("cannot install signal handlers: {e}")))?;
     tokio::spawn(async move {
         use futures_util::StreamExt;
         let mut seen = 0;
         while let Some(sig) = signals.next().await {
+            if sig == signal_hook::consts::SIGHUP {
+                tracing::info!("sighup: reading the configuration again");
+                daemon::reload::on_sighup(&sig_shared, &config_path);
+                continue;
+            }
             seen += 1;
             tracing::info!(signal = sig, "stopping");
             sig_shared.request_stop();
@@ -314,6 +322,7 @@ pub async fn run(config: Config) -> Result<(), Error> {
         }
     });
     progress_bar(shared.clone());
+    systemd_notify(shared.clone());
     crate::control::serve(shared.clone(), &shared.config.control_socket).await?;
     // Status for readers while the store is held: a file replaced atomically every second.
     let pub_shared = shared.clone();
@@ -427,6 +436,60 @@ async fn resync(config: &Config, table: &str) -> Result<(), Error> {
     daemon::resync::mark(config, &store, table).await?;
     println!("{table}: marked; the next `replicator run` copies it again");
     Ok(())
+}
+
+/// systemd (`Type=notify`): READY=1 once start-up connected to both sides and took every table
+/// in; then, when the unit sets `WatchdogSec=`, WATCHDOG=1 at half that period for as long as
+/// the streamer keeps going round its loop (a stuck daemon is restarted by systemd), with a
+/// one-line STATUS. Does nothing outside systemd.
+fn systemd_notify(shared: std::sync::Arc<daemon::Shared>) {
+    if std::env::var_os("NOTIFY_SOCKET").is_none() {
+        return;
+    }
+    tokio::spawn(async move {
+        let mut ready = shared.ready.subscribe();
+        while !*ready.borrow_and_update() {
+            if ready.changed().await.is_err() {
+                return;
+            }
+        }
+        let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Ready]);
+        tracing::info!("told systemd the daemon is ready");
+        let mut usec = 0u64;
+        let watchdog = sd_notify::watchdog_enabled(false, &mut usec);
+        let every = if watchdog {
+            Duration::from_micros(usec / 2)
+        } else {
+            Duration::from_secs(5)
+        };
+        loop {
+            if shared.sleep_or_stop(every).await {
+                let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Stopping]);
+                return;
+            }
+            let summary = shared
+                .store
+                .tables()
+                .map(|t| {
+                    let streaming = t
+                        .iter()
+                        .filter(|(_, r)| r.state == crate::state::TableState::Streaming)
+                        .count();
+                    format!("{streaming}/{} tables streaming", t.len())
+                })
+                .unwrap_or_default();
+            let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Status(&summary)]);
+            let beat = shared
+                .heartbeat_ms
+                .load(std::sync::atomic::Ordering::Relaxed);
+            let fresh = crate::state::now_ms() - beat
+                < (usec as i64 / 1000).max(1000)
+                    + daemon::stream::WINDOW_TIMEOUT.as_millis() as i64;
+            if watchdog && fresh {
+                let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Watchdog]);
+            }
+        }
+    });
 }
 
 /// `status`: from the store when the daemon is stopped, from its published status otherwise.

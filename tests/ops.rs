@@ -421,3 +421,116 @@ async fn check_reports_what_would_stop_the_daemon_with_the_fix() {
     assert!(all.contains("ERROR source"), "{all}");
     assert!(!all.contains("Not-The-Secret-42"), "{all}");
 }
+
+/// Waits for a table-state condition in `status --json`.
+fn wait_status(cfg: &std::path::Path, what: &str, f: impl Fn(&serde_json::Value) -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let s = status_json(cfg);
+        if f(&s) {
+            return;
+        }
+        assert!(Instant::now() < deadline, "never {what}: {s:#}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn systemd_notify_watchdog_and_sighup_reload() {
+    let env = Env::new("notify").await;
+    let mut c = env.tds().await;
+    exec(&mut c, "CREATE TABLE dbo.a (id int NOT NULL PRIMARY KEY); ALTER TABLE dbo.a ENABLE CHANGE_TRACKING; \
+        CREATE TABLE dbo.b (id int NOT NULL PRIMARY KEY); ALTER TABLE dbo.b ENABLE CHANGE_TRACKING; \
+        INSERT INTO dbo.a VALUES (1); INSERT INTO dbo.b VALUES (1), (2)").await;
+    let sock_path = env.dir.join("notify.sock");
+    let sock = std::os::unix::net::UnixDatagram::bind(&sock_path).unwrap();
+    sock.set_read_timeout(Some(Duration::from_secs(60)))
+        .unwrap();
+    let cfg = env
+        .config_file("[replication]\npoll_interval = \"50ms\"\n[[tables]]\nsource = \"dbo.a\"\n");
+    let log_path = env.dir.join("daemon.log");
+    // systemd names the watched process in WATCHDOG_PID: the shell execs into the daemon.
+    let mut daemon = std::process::Command::new("sh")
+        .args(["-c", "WATCHDOG_PID=$$ exec \"$0\" \"$@\""])
+        .arg(env!("CARGO_BIN_EXE_replicator"))
+        .arg("--config")
+        .arg(&cfg)
+        .args(["--log-format", "json", "run"])
+        .env("TEST_MSSQL_PASSWORD", SA_PASSWORD)
+        .env("NOTIFY_SOCKET", &sock_path)
+        .env("WATCHDOG_USEC", "1000000")
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log_path).unwrap())
+        .spawn()
+        .unwrap();
+    let mut seen: Vec<String> = Vec::new();
+    let mut buf = [0u8; 4096];
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !(seen.iter().any(|m| m.contains("READY=1"))
+        && seen.iter().any(|m| m.contains("WATCHDOG=1")))
+    {
+        let n = sock.recv(&mut buf).expect("a notification within 60 s");
+        seen.push(String::from_utf8_lossy(&buf[..n]).to_string());
+        if Instant::now() > deadline {
+            let _ = daemon.kill();
+            panic!("no READY and WATCHDOG within 60 s: {seen:?}");
+        }
+    }
+    let ready = seen.iter().position(|m| m.contains("READY=1")).unwrap();
+    let dog = seen.iter().position(|m| m.contains("WATCHDOG=1")).unwrap();
+    assert!(ready < dog, "READY before the first WATCHDOG: {seen:?}");
+    wait_status(&cfg, "streaming dbo.a", |s| {
+        s["tables"]
+            .as_array()
+            .is_some_and(|t| t.len() == 1 && t[0]["state"] == "streaming")
+    });
+    // Reload: a new table is taken in; a changed poll interval is reported as ignored.
+    std::fs::write(
+        &cfg,
+        env.config_text(
+            "[replication]\npoll_interval = \"60ms\"\n[[tables]]\nsource = \"dbo.*\"\n",
+        ),
+    )
+    .unwrap();
+    let pid = daemon.id() as i32;
+    unsafe {
+        libc::kill(pid, libc::SIGHUP);
+    }
+    wait_status(&cfg, "streaming dbo.a and dbo.b", |s| {
+        s["tables"]
+            .as_array()
+            .is_some_and(|t| t.len() == 2 && t.iter().all(|t| t["state"] == "streaming"))
+    });
+    exec(&mut c, "INSERT INTO dbo.b VALUES (3)").await;
+    let pg = env.pg().await;
+    wait_equal(
+        &mut c,
+        &pg,
+        "SELECT id FROM dbo.b",
+        "public.b",
+        &["id"],
+        Duration::from_secs(30),
+    )
+    .await;
+    unsafe {
+        libc::kill(pid, libc::SIGTERM);
+    }
+    let status = daemon.wait().unwrap();
+    assert!(status.success(), "SIGTERM exits 0");
+    // Logs are one JSON object per line, and say what the reload ignored.
+    let log = std::fs::read_to_string(&log_path).unwrap();
+    let mut ignored = false;
+    for line in log.lines().filter(|l| !l.trim().is_empty()) {
+        let v: serde_json::Value =
+            serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"));
+        if v["fields"]["message"]
+            .as_str()
+            .unwrap_or("")
+            .contains("need a restart")
+        {
+            assert_eq!(v["fields"]["changed"], "replication", "{line}");
+            ignored = true;
+        }
+    }
+    assert!(ignored, "the ignored setting is logged: {log}");
+}

@@ -6,6 +6,7 @@
 //! transient error is retried with backoff and never loses data; a table error stops that
 //! table only, with a reason and a hint in `status`; a fatal error stops the daemon.
 
+pub mod reload;
 pub mod resync;
 pub mod schema;
 pub mod snapshot;
@@ -75,9 +76,26 @@ pub struct Shared {
     pub apply_gate: tokio::sync::Mutex<()>,
     /// Tables to copy again (`replicator resync`), taken by the streamer between windows.
     pub resync_requests: Mutex<Vec<String>>,
+    /// The `[[tables]]` selectors in force (SIGHUP may add to them).
+    pub selectors: Mutex<Vec<crate::config::TableSelector>>,
+    /// Set once start-up connected to both sides and took every table in (systemd's READY).
+    pub ready: watch::Sender<bool>,
+    /// SIGHUP added table selectors: the streamer takes the new tables in between windows.
+    pub reload_requested: std::sync::atomic::AtomicBool,
+    /// When the streamer last went round its loop (Unix ms): the systemd watchdog's evidence.
+    pub heartbeat_ms: std::sync::atomic::AtomicI64,
 }
 
 impl Shared {
+    /// The `[[tables]]` selectors in force.
+    pub fn selectors(&self) -> Result<Vec<crate::config::TableSelector>, Error> {
+        Ok(self
+            .selectors
+            .lock()
+            .map_err(|_| Error::Fatal("lock".into()))?
+            .clone())
+    }
+
     /// Whether shutdown was requested.
     pub fn stopping(&self) -> bool {
         *self.stop.borrow()
@@ -274,6 +292,7 @@ pub fn decide_kind(plan: &TablePlan, db: &source::DatabaseInfo) -> Result<Kind, 
 /// Runs the daemon until `shared.request_stop()`; returns the reason it stopped.
 pub async fn run(shared: Arc<Shared>) -> Result<(), Error> {
     let committed = prepare(&shared).await?;
+    let _ = shared.ready.send(true);
     let snapshots = tokio::spawn(run_snapshots(shared.clone(), committed));
     let streamer = tokio::spawn(stream::run(shared.clone()));
     let validator = tokio::spawn(crate::validate::live::periodic(shared.clone()));
@@ -317,7 +336,8 @@ pub async fn prepare(
         )));
     }
     let discovered = source::discover::discover(&mut tds, db.cdc_enabled).await?;
-    let plans = plan_tables(&discovered, &cfg.tables, &cfg.mapping).map_err(Error::Fatal)?;
+    let selectors = shared.selectors()?;
+    let plans = plan_tables(&discovered, &selectors, &cfg.mapping).map_err(Error::Fatal)?;
     if plans.is_empty() {
         return Err(Error::Fatal(
             "no source table matches [[tables]]: nothing to migrate".into(),
@@ -328,99 +348,7 @@ pub async fn prepare(
     let committed = progress::load(&pg, &cfg.mapping.progress_schema).await?;
     let mut notes = Vec::new();
     for plan in plans {
-        let name = plan.source.name.to_string();
-        if shared
-            .store
-            .table(&name)?
-            .is_some_and(|r| r.state == TableState::CutOver)
-        {
-            continue;
-        }
-        let kind = match decide_kind(&plan, &db) {
-            Ok(k) => k,
-            Err(e) => {
-                shared.store.update(&name, |old| {
-                    old.unwrap_or_else(|| {
-                        TableRecord::new(plan.target.to_string(), "", plan.source.estimated_rows)
-                    })
-                })?;
-                shared.table_failed(&name, &e);
-                continue;
-            }
-        };
-        if committed.get(&name).is_some_and(|p| p.phase == "resync") {
-            ddl::replace_if_other_shape(&pg, &plan).await?;
-        }
-        let existed = match ddl::ensure_table(&pg, &plan, &mut notes).await {
-            Ok(created) => !created,
-            Err(e) if e.kind() == ErrorKind::Table => {
-                shared.store.update(&name, |old| {
-                    old.unwrap_or_else(|| {
-                        TableRecord::new(
-                            plan.target.to_string(),
-                            kind.label(),
-                            plan.source.estimated_rows,
-                        )
-                    })
-                })?;
-                shared.table_failed(&name, &e);
-                continue;
-            }
-            Err(e) => return Err(e),
-        };
-        let prog = committed.get(&name);
-        if existed && prog.is_none() {
-            let has_rows = pg
-                .query_opt(&format!("SELECT 1 FROM {} LIMIT 1", plan.target.sql()), &[])
-                .await
-                .map(|r| r.is_some())
-                .unwrap_or(true);
-            if has_rows {
-                let e = Error::table(&name, format!("target table {} already holds rows that the replicator did not copy", plan.target),
-                    Some("empty or drop it (the replicator never deletes data it did not write), or map the table elsewhere"));
-                shared.table_failed(&name, &e);
-                continue;
-            }
-        }
-        let state = match prog.map(|p| p.phase.as_str()) {
-            Some("streaming") => TableState::CatchingUp,
-            Some("snapshotting") => TableState::Snapshotting,
-            _ => TableState::Pending,
-        };
-        let est = plan.source.estimated_rows;
-        let target = plan.target.to_string();
-        let rows_done: i64 = prog
-            .map(|p| p.parts.iter().map(|x| x.rows).sum())
-            .unwrap_or(0);
-        let position = prog.and_then(|p| p.position).map(|p| p.to_string());
-        let start = prog.and_then(|p| p.start).map(|p| p.to_string());
-        shared.store.update(&name, |old| {
-            let mut r = old.unwrap_or_else(|| TableRecord::new(target.clone(), kind.label(), est));
-            r.target = target.clone();
-            r.change_source = kind.label().into();
-            r.rows_estimated = est.max(r.rows_copied);
-            r.state = if r.state == TableState::CutOver {
-                TableState::CutOver
-            } else {
-                state
-            };
-            r.rows_copied = rows_done;
-            r.position = position.clone();
-            r.start_position = start.clone();
-            r.last_error = None;
-            r
-        })?;
-        shared
-            .tables
-            .lock()
-            .map_err(|_| Error::Fatal("lock".into()))?
-            .insert(
-                name,
-                TableRt {
-                    plan: Arc::new(plan),
-                    kind,
-                },
-            );
+        register_table(shared, &pg, plan, &db, &committed, &mut notes).await?;
     }
     for n in &notes {
         tracing::warn!(table = %n.table, note = %n.message, "schema conversion note");
@@ -428,6 +356,114 @@ pub async fn prepare(
     prepare_foreign_keys(shared)?;
     drop(tds);
     Ok(committed)
+}
+
+/// Takes one planned table into the run: its change source, its target table (created, or
+/// checked and refused when it holds rows the replicator did not write), its state from the
+/// target's progress (which wins over the store). A table-level problem marks that table
+/// errored; only a fatal error is returned.
+pub(crate) async fn register_table(
+    shared: &Arc<Shared>,
+    pg: &tokio_postgres::Client,
+    plan: TablePlan,
+    db: &source::DatabaseInfo,
+    committed: &BTreeMap<String, progress::TableProgress>,
+    notes: &mut Vec<crate::sink::ddl::Note>,
+) -> Result<(), Error> {
+    let name = plan.source.name.to_string();
+    if shared
+        .store
+        .table(&name)?
+        .is_some_and(|r| r.state == TableState::CutOver)
+    {
+        return Ok(());
+    }
+    let kind = match decide_kind(&plan, db) {
+        Ok(k) => k,
+        Err(e) => {
+            shared.store.update(&name, |old| {
+                old.unwrap_or_else(|| {
+                    TableRecord::new(plan.target.to_string(), "", plan.source.estimated_rows)
+                })
+            })?;
+            shared.table_failed(&name, &e);
+            return Ok(());
+        }
+    };
+    if committed.get(&name).is_some_and(|p| p.phase == "resync") {
+        ddl::replace_if_other_shape(pg, &plan).await?;
+    }
+    let existed = match ddl::ensure_table(pg, &plan, notes).await {
+        Ok(created) => !created,
+        Err(e) if e.kind() == ErrorKind::Table => {
+            shared.store.update(&name, |old| {
+                old.unwrap_or_else(|| {
+                    TableRecord::new(
+                        plan.target.to_string(),
+                        kind.label(),
+                        plan.source.estimated_rows,
+                    )
+                })
+            })?;
+            shared.table_failed(&name, &e);
+            return Ok(());
+        }
+        Err(e) => return Err(e),
+    };
+    let prog = committed.get(&name);
+    if existed && prog.is_none() {
+        let has_rows = pg
+            .query_opt(&format!("SELECT 1 FROM {} LIMIT 1", plan.target.sql()), &[])
+            .await
+            .map(|r| r.is_some())
+            .unwrap_or(true);
+        if has_rows {
+            let e = Error::table(&name, format!("target table {} already holds rows that the replicator did not copy", plan.target),
+                Some("empty or drop it (the replicator never deletes data it did not write), or map the table elsewhere"));
+            shared.table_failed(&name, &e);
+            return Ok(());
+        }
+    }
+    let state = match prog.map(|p| p.phase.as_str()) {
+        Some("streaming") => TableState::CatchingUp,
+        Some("snapshotting") => TableState::Snapshotting,
+        _ => TableState::Pending,
+    };
+    let est = plan.source.estimated_rows;
+    let target = plan.target.to_string();
+    let rows_done: i64 = prog
+        .map(|p| p.parts.iter().map(|x| x.rows).sum())
+        .unwrap_or(0);
+    let position = prog.and_then(|p| p.position).map(|p| p.to_string());
+    let start = prog.and_then(|p| p.start).map(|p| p.to_string());
+    shared.store.update(&name, |old| {
+        let mut r = old.unwrap_or_else(|| TableRecord::new(target.clone(), kind.label(), est));
+        r.target = target.clone();
+        r.change_source = kind.label().into();
+        r.rows_estimated = est.max(r.rows_copied);
+        r.state = if r.state == TableState::CutOver {
+            TableState::CutOver
+        } else {
+            state
+        };
+        r.rows_copied = rows_done;
+        r.position = position.clone();
+        r.start_position = start.clone();
+        r.last_error = None;
+        r
+    })?;
+    shared
+        .tables
+        .lock()
+        .map_err(|_| Error::Fatal("lock".into()))?
+        .insert(
+            name,
+            TableRt {
+                plan: Arc::new(plan),
+                kind,
+            },
+        );
+    Ok(())
 }
 
 /// Computes the foreign keys to create once every table streams.
@@ -693,6 +729,10 @@ pub fn shared(config: Config, store: Store) -> Arc<Shared> {
         snapshot_slots: Arc::new(Semaphore::new(config.snapshot_workers)),
         apply_gate: tokio::sync::Mutex::new(()),
         resync_requests: Mutex::new(Vec::new()),
+        selectors: Mutex::new(config.tables.clone()),
+        ready: watch::channel(false).0,
+        heartbeat_ms: std::sync::atomic::AtomicI64::new(crate::state::now_ms()),
+        reload_requested: std::sync::atomic::AtomicBool::new(false),
         deferred_fks: Mutex::new(Vec::new()),
         started_ms: crate::state::now_ms(),
         config,

@@ -56,7 +56,7 @@ async fn start(shared: &Arc<Shared>, name: &str) -> Result<(), Error> {
     let mut tds = connect_source(shared).await?;
     let db = source::database_info(&mut tds).await?;
     let discovered = source::discover::discover(&mut tds, db.cdc_enabled).await?;
-    let plan = plan_tables(&discovered, &cfg.tables, &cfg.mapping)
+    let plan = plan_tables(&discovered, &shared.selectors()?, &cfg.mapping)
         .map_err(Error::Fatal)?
         .into_iter()
         .find(|p| p.source.name.to_string() == name)

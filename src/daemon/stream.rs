@@ -49,7 +49,11 @@ pub async fn run(shared: Arc<Shared>) -> Result<(), Error> {
         if shared.stopping() {
             return Ok(());
         }
+        shared
+            .heartbeat_ms
+            .store(crate::state::now_ms(), std::sync::atomic::Ordering::Relaxed);
         super::resync::start_requested(&shared).await?;
+        super::reload::add_requested(&shared).await?;
         let tables = streaming_tables(&shared)?;
         if tables.is_empty() {
             if shared.sleep_or_stop(poll).await {
