@@ -323,6 +323,9 @@ pub async fn run(config: Config, path: &Path) -> Result<(), Error> {
     });
     progress_bar(shared.clone());
     systemd_notify(shared.clone());
+    if let Some(addr) = shared.config.metrics_listen {
+        crate::metrics::serve(shared.clone(), addr)?;
+    }
     crate::control::serve(shared.clone(), &shared.config.control_socket).await?;
     // Status for readers while the store is held: a file replaced atomically every second.
     let pub_shared = shared.clone();

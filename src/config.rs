@@ -194,6 +194,14 @@ struct RawConfig {
     mapping: RawMapping,
     #[serde(default)]
     policies: RawPolicies,
+    #[serde(default)]
+    metrics: RawMetrics,
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawMetrics {
+    listen: Option<String>,
 }
 
 /// SQL Server, the source.
@@ -426,6 +434,8 @@ pub struct Config {
     pub state_dir: PathBuf,
     /// Path of the control socket.
     pub control_socket: PathBuf,
+    /// Where the Prometheus `/metrics` listener binds (off when `None`; loopback only).
+    pub metrics_listen: Option<std::net::SocketAddr>,
     /// Tables to migrate (at least one selector).
     pub tables: Vec<TableSelector>,
     /// How often to look for changes while streaming.
@@ -776,6 +786,24 @@ pub fn parse(text: &str, env: &dyn Environment) -> Result<Config, ConfigError> {
             .state
             .dir
             .unwrap_or_else(|| PathBuf::from("/var/lib/replicator")),
+        metrics_listen: match raw.metrics.listen.as_deref() {
+            None => None,
+            Some(a) => {
+                let addr: std::net::SocketAddr = a.parse().map_err(|_| {
+                    err(
+                        "metrics.listen",
+                        format!("'{a}' is not an address like \"127.0.0.1:9187\""),
+                    )
+                })?;
+                if !addr.ip().is_loopback() {
+                    return Err(err(
+                        "metrics.listen",
+                        format!("{addr} is not a loopback address: the listener is for a local scraper (put a proxy with TLS and auth in front for remote ones)"),
+                    ));
+                }
+                Some(addr)
+            }
+        },
         control_socket: raw
             .control
             .socket
@@ -1002,6 +1030,14 @@ source = "dbo.*"
             )
             .key,
             "replication.batch_rows"
+        );
+        assert_eq!(
+            e(
+                &format!("{MINIMAL}\n[metrics]\nlisten = \"0.0.0.0:9187\"\n"),
+                &ok_env
+            )
+            .key,
+            "metrics.listen"
         );
         // Type errors found by the TOML parser name the key too.
         assert_eq!(

@@ -13,6 +13,7 @@ pub mod cutover;
 pub mod daemon;
 pub mod demo;
 pub mod error;
+pub mod metrics;
 pub mod model;
 pub mod sink;
 pub mod source;

@@ -446,8 +446,15 @@ async fn systemd_notify_watchdog_and_sighup_reload() {
     let sock = std::os::unix::net::UnixDatagram::bind(&sock_path).unwrap();
     sock.set_read_timeout(Some(Duration::from_secs(60)))
         .unwrap();
-    let cfg = env
-        .config_file("[replication]\npoll_interval = \"50ms\"\n[[tables]]\nsource = \"dbo.a\"\n");
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let metrics = format!("[metrics]\nlisten = \"127.0.0.1:{port}\"\n");
+    let cfg = env.config_file(&format!(
+        "{metrics}[replication]\npoll_interval = \"50ms\"\n[[tables]]\nsource = \"dbo.a\"\n"
+    ));
     let log_path = env.dir.join("daemon.log");
     // systemd names the watched process in WATCHDOG_PID: the shell execs into the daemon.
     let mut daemon = std::process::Command::new("sh")
@@ -487,9 +494,9 @@ async fn systemd_notify_watchdog_and_sighup_reload() {
     // Reload: a new table is taken in; a changed poll interval is reported as ignored.
     std::fs::write(
         &cfg,
-        env.config_text(
-            "[replication]\npoll_interval = \"60ms\"\n[[tables]]\nsource = \"dbo.*\"\n",
-        ),
+        env.config_text(&format!(
+            "{metrics}[replication]\npoll_interval = \"60ms\"\n[[tables]]\nsource = \"dbo.*\"\n"
+        )),
     )
     .unwrap();
     let pid = daemon.id() as i32;
@@ -512,6 +519,26 @@ async fn systemd_notify_watchdog_and_sighup_reload() {
         Duration::from_secs(30),
     )
     .await;
+    // The metrics listener (loopback) reports per table.
+    let scrape = |path: &str| {
+        use std::io::{Read, Write};
+        let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+        write!(s, "GET {path} HTTP/1.0\r\nHost: x\r\n\r\n").unwrap();
+        let mut body = String::new();
+        s.read_to_string(&mut body).unwrap();
+        body
+    };
+    let m = scrape("/metrics");
+    assert!(
+        m.contains("replicator_table_state{table=\"dbo.b\",state=\"streaming\"} 1"),
+        "{m}"
+    );
+    assert!(
+        m.contains("replicator_changes_applied_total{table=\"dbo.b\"} 1"),
+        "{m}"
+    );
+    assert!(m.contains("# TYPE replicator_windows_total counter"), "{m}");
+    assert!(scrape("/other").contains(" 404 "));
     unsafe {
         libc::kill(pid, libc::SIGTERM);
     }

@@ -80,6 +80,8 @@ pub struct Shared {
     pub selectors: Mutex<Vec<crate::config::TableSelector>>,
     /// Set once start-up connected to both sides and took every table in (systemd's READY).
     pub ready: watch::Sender<bool>,
+    /// Counters for `/metrics`.
+    pub counters: crate::metrics::Counters,
     /// SIGHUP added table selectors: the streamer takes the new tables in between windows.
     pub reload_requested: std::sync::atomic::AtomicBool,
     /// When the streamer last went round its loop (Unix ms): the systemd watchdog's evidence.
@@ -178,6 +180,9 @@ impl Shared {
     /// Records a transient error in status without changing the table's state.
     pub fn note_transient(&self, table: Option<&str>, e: &Error) {
         tracing::warn!(table = table.unwrap_or(""), error = %e, "retrying after a transient error");
+        self.counters
+            .transient_errors
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         if let Some(t) = table {
             let _ = self.store.update(t, |old| {
                 let mut r = old.unwrap_or_else(|| TableRecord::new(String::new(), "", 0));
@@ -733,6 +738,7 @@ pub fn shared(config: Config, store: Store) -> Arc<Shared> {
         ready: watch::channel(false).0,
         heartbeat_ms: std::sync::atomic::AtomicI64::new(crate::state::now_ms()),
         reload_requested: std::sync::atomic::AtomicBool::new(false),
+        counters: Default::default(),
         deferred_fks: Mutex::new(Vec::new()),
         started_ms: crate::state::now_ms(),
         config,

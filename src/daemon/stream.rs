@@ -74,11 +74,20 @@ pub async fn run(shared: Arc<Shared>) -> Result<(), Error> {
         // A window in flight is abandoned on stop (its target transaction rolls back, nothing
         // is lost) and bounded in time (a lost reply must not stall replication forever).
         let gate = shared.apply_gate.lock().await;
+        let began = Instant::now();
         let outcome = tokio::select! {
             r = tokio::time::timeout(WINDOW_TIMEOUT, window(&shared, c, &tables)) => r.unwrap_or_else(|_| Err(stalled("a change window"))),
             _ = shared.sleep_or_stop(Duration::from_secs(86_400)) => return Ok(()),
         };
         drop(gate);
+        shared
+            .counters
+            .windows
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        shared.counters.window_micros.fetch_add(
+            began.elapsed().as_micros() as u64,
+            std::sync::atomic::Ordering::Relaxed,
+        );
         match outcome {
             Ok(report) => {
                 backoff.reset();
