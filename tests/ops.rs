@@ -561,3 +561,101 @@ async fn systemd_notify_watchdog_and_sighup_reload() {
     }
     assert!(ignored, "the ignored setting is logged: {log}");
 }
+
+/// Every file under `dir`, recursively, as bytes.
+fn all_files(dir: &std::path::Path, out: &mut Vec<(String, Vec<u8>)>) {
+    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            all_files(&p, out);
+        } else if let Ok(b) = std::fs::read(&p) {
+            out.push((p.display().to_string(), b));
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_output_or_file_of_a_whole_run_holds_a_password() {
+    let env = Env::new("secrets").await;
+    let mut c = env.tds().await;
+    exec(&mut c, "CREATE TABLE dbo.s (id int NOT NULL PRIMARY KEY, v nvarchar(20) NULL); ALTER TABLE dbo.s ENABLE CHANGE_TRACKING; \
+        INSERT INTO dbo.s VALUES (1, N'a'), (2, N'b')").await;
+    const PG_SECRET: &str = "Pg-Secret-Value-93";
+    let pg_pw = env.dir.join("pg.pw");
+    std::fs::write(&pg_pw, format!("{PG_SECRET}\n")).unwrap();
+    let text = env
+        .config_text("[replication]\npoll_interval = \"50ms\"\n[[tables]]\nsource = \"dbo.*\"\n")
+        .replace(
+            "[target]\n",
+            &format!("[target]\npassword_file = \"{}\"\n", pg_pw.display()),
+        );
+    let cfg = env.dir.join("replicator.toml");
+    std::fs::write(&cfg, &text).unwrap();
+    let mut outputs: Vec<(String, Vec<u8>)> = Vec::new();
+    let mut keep = |what: &str, o: std::process::Output| {
+        outputs.push((format!("{what} stdout"), o.stdout));
+        outputs.push((format!("{what} stderr"), o.stderr));
+    };
+    keep("check", replicator(&cfg, &["check"]));
+    let log_path = env.dir.join("daemon.log");
+    let mut daemon = replicator_command()
+        .arg("--config")
+        .arg(&cfg)
+        .arg("run")
+        .env("TEST_MSSQL_PASSWORD", SA_PASSWORD)
+        .env("REPLICATOR_LOG", "debug")
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log_path).unwrap())
+        .spawn()
+        .unwrap();
+    wait_status(&cfg, "streaming", |s| {
+        s["tables"]
+            .as_array()
+            .is_some_and(|t| t.len() == 1 && t[0]["state"] == "streaming")
+    });
+    exec(&mut c, "UPDATE dbo.s SET v = N'c' WHERE id = 1").await;
+    keep("status", replicator(&cfg, &["status"]));
+    keep("status --json", replicator(&cfg, &["status", "--json"]));
+    keep("validate", replicator(&cfg, &["validate", "--full"]));
+    keep(
+        "cutover",
+        replicator(&cfg, &["cutover", "--yes", "--timeout", "60s"]),
+    );
+    let _ = daemon.wait();
+    keep("history", replicator(&cfg, &["history", "--json"]));
+    // Failures: a wrong SQL Server password, an unreachable target.
+    let wrong = env.dir.join("wrong.toml");
+    std::fs::write(
+        &wrong,
+        text.replace(
+            "password_env = \"TEST_MSSQL_PASSWORD\"",
+            "password_env = \"WRONG_PW\"",
+        ),
+    )
+    .unwrap();
+    for args in [&["check"][..], &["run"][..]] {
+        let o = replicator_command()
+            .arg("--config")
+            .arg(&wrong)
+            .args(args)
+            .env("WRONG_PW", "Wrong-But-Secret-7")
+            .output()
+            .unwrap();
+        assert!(!o.status.success());
+        keep("wrong password", o);
+    }
+    all_files(&env.dir.join("state"), &mut outputs);
+    outputs.push(("daemon log".into(), std::fs::read(&log_path).unwrap()));
+    let contains =
+        |hay: &[u8], needle: &str| hay.windows(needle.len()).any(|w| w == needle.as_bytes());
+    for (what, bytes) in &outputs {
+        for secret in [SA_PASSWORD, PG_SECRET, "Wrong-But-Secret-7"] {
+            assert!(
+                !contains(bytes, secret),
+                "{what} holds a password: {}",
+                String::from_utf8_lossy(bytes)
+            );
+        }
+    }
+    assert!(outputs.len() > 15, "every output was looked at");
+}

@@ -125,6 +125,7 @@ async fn main() {
                 "--full",
                 "--json",
             ])
+            .env("BENCH_MSSQL_PASSWORD", PASSWORD)
             .output()
             .expect("run replicator validate");
         let secs = t.elapsed().as_secs_f64();
