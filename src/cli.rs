@@ -202,14 +202,7 @@ pub async fn main(cli: Cli) -> Result<(), Error> {
         Command::Schema => schema(load(&cli.config)?).await,
         Command::Check { json } => {
             let report = crate::check::run(&load(&cli.config)?).await;
-            if json {
-                println!(
-                    "{}",
-                    serde_json::to_string_pretty(&report).unwrap_or_default()
-                );
-            } else {
-                print!("{}", report.render());
-            }
+            print_report(&report, json, || report.render());
             if report.ok {
                 Ok(())
             } else {
@@ -234,14 +227,7 @@ pub async fn main(cli: Cli) -> Result<(), Error> {
                 },
             )
             .await?;
-            if json {
-                println!(
-                    "{}",
-                    serde_json::to_string_pretty(&report).unwrap_or_default()
-                );
-            } else {
-                print!("{}", report.render());
-            }
+            print_report(&report, json, || report.render());
             if report.ok {
                 Ok(())
             } else {
@@ -263,6 +249,18 @@ pub async fn main(cli: Cli) -> Result<(), Error> {
         }
         Command::Resync { table } => resync(&load(&cli.config)?, &table).await,
         Command::Demo(args) => crate::demo::run(args).await,
+    }
+}
+
+/// Prints a command's report: JSON with `--json`, its human rendering otherwise.
+fn print_report<T: serde::Serialize>(report: &T, json: bool, human: impl FnOnce() -> String) {
+    if json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(report).unwrap_or_default()
+        );
+    } else {
+        print!("{}", human());
     }
 }
 
@@ -385,15 +383,11 @@ async fn validate(
         return Err(Error::Fatal(e.to_string()));
     }
     let results = answer["results"].as_array().cloned().unwrap_or_default();
-    if json {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&results).unwrap_or_default()
-        );
-    } else {
+    print_report(&results, json, || {
+        let mut out = String::new();
         for r in &results {
-            println!(
-                "{:<40} {:<6} {:<9} source {} / target {} rows{}{}",
+            out.push_str(&format!(
+                "{:<40} {:<6} {:<9} source {} / target {} rows{}{}\n",
                 r["table"].as_str().unwrap_or(""),
                 r["mode"].as_str().unwrap_or(""),
                 r["result"].as_str().unwrap_or(""),
@@ -407,12 +401,13 @@ async fn validate(
                     .as_str()
                     .map(|n| format!(" ({n})"))
                     .unwrap_or_default()
-            );
+            ));
             for f in r["findings"].as_array().into_iter().flatten() {
-                println!("    {}", f.as_str().unwrap_or(""));
+                out.push_str(&format!("    {}\n", f.as_str().unwrap_or("")));
             }
         }
-    }
+        out
+    });
     if results.iter().any(|r| r["result"] == "different") {
         return Err(Error::Fatal("validation found differences".into()));
     }

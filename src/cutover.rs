@@ -179,13 +179,7 @@ async fn finish(
 ) -> Result<Report, Error> {
     let mut tds = crate::source::connect(&shared.config.source).await?;
     let mut pg = crate::sink::connect(&shared.config.target).await?;
-    let tables: Vec<(String, daemon::TableRt)> = shared
-        .tables
-        .lock()
-        .map_err(|_| Error::Fatal("lock".into()))?
-        .iter()
-        .map(|(k, v)| (k.clone(), v.clone()))
-        .collect();
+    let tables = shared.runtimes()?;
     let mut results = Vec::new();
     let mut problems = Vec::new();
     // Final validation: every row and value, both sides at the same position (writes are

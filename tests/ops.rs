@@ -491,6 +491,23 @@ async fn systemd_notify_watchdog_and_sighup_reload() {
             .as_array()
             .is_some_and(|t| t.len() == 1 && t[0]["state"] == "streaming")
     });
+    let pid = daemon.id() as i32;
+    // An invalid file changes nothing, and the log names the key at fault.
+    std::fs::write(&cfg, env.config_text("[[tables]]\nsource = 5\n")).unwrap();
+    unsafe {
+        libc::kill(pid, libc::SIGHUP);
+    }
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !std::fs::read_to_string(&log_path)
+        .unwrap_or_default()
+        .contains("the configuration is invalid")
+    {
+        assert!(Instant::now() < deadline, "the invalid reload is logged");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(std::fs::read_to_string(&log_path)
+        .unwrap()
+        .contains("tables"));
     // Reload: a new table is taken in; a changed poll interval is reported as ignored.
     std::fs::write(
         &cfg,
@@ -499,7 +516,6 @@ async fn systemd_notify_watchdog_and_sighup_reload() {
         )),
     )
     .unwrap();
-    let pid = daemon.id() as i32;
     unsafe {
         libc::kill(pid, libc::SIGHUP);
     }
@@ -616,11 +632,20 @@ async fn no_output_or_file_of_a_whole_run_holds_a_password() {
     exec(&mut c, "UPDATE dbo.s SET v = N'c' WHERE id = 1").await;
     keep("status", replicator(&cfg, &["status"]));
     keep("status --json", replicator(&cfg, &["status", "--json"]));
-    keep("validate", replicator(&cfg, &["validate", "--full"]));
-    keep(
-        "cutover",
-        replicator(&cfg, &["cutover", "--yes", "--timeout", "60s"]),
+    let v = replicator(&cfg, &["validate", "--full"]);
+    assert!(
+        v.status.success() && String::from_utf8_lossy(&v.stdout).contains("equal"),
+        "validate: {}",
+        String::from_utf8_lossy(&v.stderr)
     );
+    keep("validate", v);
+    let cut = replicator(&cfg, &["cutover", "--yes", "--timeout", "60s"]);
+    assert!(
+        cut.status.success(),
+        "cutover: {}",
+        String::from_utf8_lossy(&cut.stderr)
+    );
+    keep("cutover", cut);
     let _ = daemon.wait();
     keep("history", replicator(&cfg, &["history", "--json"]));
     // Failures: a wrong SQL Server password, an unreachable target.

@@ -227,25 +227,21 @@ async fn resync_copies_a_table_again_after_a_type_change_and_periodic_validation
     d.stop().await.unwrap();
     // Offline: the binary marks it, the next start copies it again.
     let cfg = env.config_file(extra);
-    let out = replicator_command()
-        .arg("--config")
-        .arg(&cfg)
-        .args(["resync", "--table", "dbo.r"])
-        .env("TEST_MSSQL_PASSWORD", SA_PASSWORD)
-        .output()
-        .unwrap();
+    let resync = |table: &str| {
+        replicator_command()
+            .arg("--config")
+            .arg(&cfg)
+            .args(["resync", "--table", table])
+            .output()
+            .unwrap()
+    };
+    let out = resync("dbo.r");
     assert!(
         out.status.success(),
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let out = replicator_command()
-        .arg("--config")
-        .arg(&cfg)
-        .args(["resync", "--table", "dbo.missing"])
-        .env("TEST_MSSQL_PASSWORD", SA_PASSWORD)
-        .output()
-        .unwrap();
+    let out = resync("dbo.missing");
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("dbo.missing"));
     let d = Daemon::start(env.config(extra));

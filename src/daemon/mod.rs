@@ -89,6 +89,41 @@ pub struct Shared {
 }
 
 impl Shared {
+    /// Every table taken into the run, with its plan and change source (a copy).
+    pub fn runtimes(&self) -> Result<Vec<(String, TableRt)>, Error> {
+        Ok(self
+            .tables
+            .lock()
+            .map_err(|_| Error::Fatal("lock".into()))?
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect())
+    }
+
+    /// One table's plan and change source (a copy).
+    pub fn runtime(&self, name: &str) -> Result<Option<TableRt>, Error> {
+        Ok(self
+            .tables
+            .lock()
+            .map_err(|_| Error::Fatal("lock".into()))?
+            .get(name)
+            .cloned())
+    }
+
+    /// Copies `name` afresh in the background (a re-snapshot, a resync, a table added by a
+    /// reload); a failure marks the table errored unless the daemon is stopping.
+    pub fn spawn_snapshot(self: &Arc<Self>, name: &str, rt: TableRt) {
+        let (sh, name) = (self.clone(), name.to_string());
+        tokio::spawn(async move {
+            let sem = sh.snapshot_slots.clone();
+            if let Err(e) = snapshot_table(&sh, &name, &rt, None, sem).await {
+                if !sh.stopping() {
+                    sh.table_failed(&name, &e);
+                }
+            }
+        });
+    }
+
     /// The `[[tables]]` selectors in force.
     pub fn selectors(&self) -> Result<Vec<crate::config::TableSelector>, Error> {
         Ok(self

@@ -115,13 +115,7 @@ pub async fn add_requested(shared: &Arc<Shared>) -> Result<(), Error> {
             return Ok(());
         }
     };
-    let known: Vec<String> = shared
-        .tables
-        .lock()
-        .map_err(|_| Error::Fatal("lock".into()))?
-        .keys()
-        .cloned()
-        .collect();
+    let known: Vec<String> = shared.runtimes()?.into_iter().map(|(n, _)| n).collect();
     for name in &known {
         if !plans.iter().any(|p| &p.source.name.to_string() == name) {
             tracing::warn!(table = %name, "reload: no longer selected; it streams until the next restart");
@@ -149,24 +143,11 @@ pub async fn add_requested(shared: &Arc<Shared>) -> Result<(), Error> {
     }
     super::prepare_foreign_keys(shared)?;
     for name in added {
-        let rt = shared
-            .tables
-            .lock()
-            .map_err(|_| Error::Fatal("lock".into()))?
-            .get(&name)
-            .cloned();
+        let rt = shared.runtime(&name)?;
         let state = shared.store.table(&name)?.map(|r| r.state);
         if let (Some(rt), Some(TableState::Pending | TableState::Snapshotting)) = (rt, state) {
             tracing::info!(table = %name, "reload: copying the new table");
-            let sh = shared.clone();
-            tokio::spawn(async move {
-                let sem = sh.snapshot_slots.clone();
-                if let Err(e) = super::snapshot_table(&sh, &name, &rt, None, sem).await {
-                    if !sh.stopping() {
-                        sh.table_failed(&name, &e);
-                    }
-                }
-            });
+            shared.spawn_snapshot(&name, rt);
         }
     }
     Ok(())

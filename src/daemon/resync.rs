@@ -74,6 +74,9 @@ async fn start(shared: &Arc<Shared>, name: &str) -> Result<(), Error> {
     ddl::replace_if_other_shape(&pg, &plan).await?;
     let mut notes = Vec::new();
     ddl::ensure_table(&pg, &plan, &mut notes).await?;
+    for n in &notes {
+        tracing::warn!(table = %n.table, note = %n.message, "schema conversion note");
+    }
     shared
         .store
         .journal("resync", Some(name), "requested: copying the table again")?;
@@ -98,15 +101,7 @@ async fn start(shared: &Arc<Shared>, name: &str) -> Result<(), Error> {
         .map_err(|_| Error::Fatal("lock".into()))?
         .insert(name.to_string(), rt.clone());
     super::prepare_foreign_keys(shared)?;
-    let (sh, name) = (shared.clone(), name.to_string());
-    tokio::spawn(async move {
-        let sem = sh.snapshot_slots.clone();
-        if let Err(e) = super::snapshot_table(&sh, &name, &rt, None, sem).await {
-            if !sh.stopping() {
-                sh.table_failed(&name, &e);
-            }
-        }
-    });
+    shared.spawn_snapshot(name, rt);
     Ok(())
 }
 

@@ -662,22 +662,8 @@ async fn history_lost(shared: &Arc<Shared>, name: &str, why: &str) -> Result<(),
                 .journal("resnapshot", Some(name), why.to_string())?;
             super::prepare_foreign_keys(shared)?;
             shared.set_state(name, TableState::Pending)?;
-            let rt = shared
-                .tables
-                .lock()
-                .map_err(|_| Error::Fatal("lock".into()))?
-                .get(name)
-                .cloned();
-            if let Some(rt) = rt {
-                let (sh, name) = (shared.clone(), name.to_string());
-                tokio::spawn(async move {
-                    let sem = sh.snapshot_slots.clone();
-                    if let Err(e) = super::snapshot_table(&sh, &name, &rt, None, sem).await {
-                        if !sh.stopping() {
-                            sh.table_failed(&name, &e);
-                        }
-                    }
-                });
+            if let Some(rt) = shared.runtime(name)? {
+                shared.spawn_snapshot(name, rt);
             }
         }
     }
@@ -697,14 +683,7 @@ async fn maybe_create_foreign_keys(
     if pending.is_empty() {
         return Ok(());
     }
-    let names: Vec<String> = shared
-        .tables
-        .lock()
-        .map_err(|_| Error::Fatal("lock".into()))?
-        .keys()
-        .cloned()
-        .collect();
-    for n in &names {
+    for (n, _) in &shared.runtimes()? {
         match shared.store.table(n)?.map(|r| r.state) {
             Some(TableState::Streaming) => {}
             _ => return Ok(()),
@@ -804,7 +783,7 @@ pub async fn drain(shared: &Shared, deadline: Instant) -> Result<(), Error> {
 
 /// A source session for windows: SNAPSHOT isolation for every read (CT windows open their own
 /// transaction; CDC reads see one consistent state and never take shared locks).
-async fn stream_session(shared: &Shared) -> Result<Tds, Error> {
+pub(crate) async fn stream_session(shared: &Shared) -> Result<Tds, Error> {
     let mut tds = connect_source(shared).await?;
     source::execute(
         &mut tds,

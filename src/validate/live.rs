@@ -16,7 +16,7 @@ use super::{Outcome, Suspect};
 use crate::config::ValidationMode;
 use crate::convert::value::to_value;
 use crate::convert::{Losses, TablePlan};
-use crate::daemon::{connect_source, connect_target, resume_position, Kind, Shared, TableRt};
+use crate::daemon::{connect_target, resume_position, Kind, Shared, TableRt};
 use crate::error::{Context, Error};
 use crate::model::{quote_tsql, Position, Value};
 use crate::sink::apply::Op;
@@ -66,13 +66,7 @@ pub struct TableResult {
 /// Validates the requested tables one after the other; each result is recorded in the store
 /// (shown by `status`) and the journal.
 pub async fn run(shared: &Arc<Shared>, req: &Request) -> Result<Vec<TableResult>, Error> {
-    let tables: Vec<(String, TableRt)> = shared
-        .tables
-        .lock()
-        .map_err(|_| Error::Fatal("lock".into()))?
-        .iter()
-        .map(|(k, v)| (k.clone(), v.clone()))
-        .collect();
+    let tables = shared.runtimes()?;
     if let Some(t) = &req.table {
         if !tables.iter().any(|(n, _)| n == t) {
             let known: Vec<&str> = tables.iter().map(|(n, _)| n.as_str()).collect();
@@ -198,7 +192,7 @@ async fn changed_since(
     shared: &Shared,
 ) -> Result<Vec<(KeyBytes, Key)>, Error> {
     let plan = &rt.plan;
-    let mut q = match (&rt.kind, pos) {
+    let q = match (&rt.kind, pos) {
         (Kind::ChangeTracking, Some(Position::Ct(v))) => {
             let mut q = tiberius::Query::new(source::ct::changed_keys_sql(plan));
             q.bind(*v);
@@ -212,7 +206,7 @@ async fn changed_since(
         _ => return Ok(Vec::new()),
     };
     let name = plan.source.name.to_string();
-    let mut stream = std::mem::replace(&mut q, tiberius::Query::new(""))
+    let mut stream = q
         .query(tds)
         .await
         .context(|| format!("validate: read the keys of {name} changed meanwhile"))?
@@ -561,13 +555,7 @@ async fn table(
     mode: ValidationMode,
     repair: bool,
 ) -> Result<TableResult, Error> {
-    let mut tds = connect_source(shared).await?;
-    source::execute(
-        &mut tds,
-        "SET TRANSACTION ISOLATION LEVEL SNAPSHOT",
-        "set snapshot isolation",
-    )
-    .await?;
+    let mut tds = crate::daemon::stream::stream_session(shared).await?;
     let mut pg = connect_target(shared).await?;
     let first = first_pass(shared, &mut tds, &mut pg, name, rt, mode).await?;
     let mut result = TableResult {

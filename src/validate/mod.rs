@@ -74,11 +74,30 @@ impl Throttle {
 
     /// Call every few thousand rows: sleeps so that busy / (busy + idle) stays at `share`.
     pub async fn pace(&mut self) {
-        if self.share < 1.0 {
-            let busy = self.since.elapsed();
-            tokio::time::sleep(busy.mul_f64((1.0 - self.share) / self.share)).await;
-        }
+        tokio::time::sleep(idle_for(self.since.elapsed(), self.share)).await;
         self.since = Instant::now();
+    }
+}
+
+/// The idle time that keeps `busy / (busy + idle)` at `share`.
+fn idle_for(busy: std::time::Duration, share: f64) -> std::time::Duration {
+    if share >= 1.0 {
+        return std::time::Duration::ZERO;
+    }
+    busy.mul_f64((1.0 - share) / share)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::idle_for;
+    use std::time::Duration;
+
+    #[test]
+    fn throttle_keeps_the_busy_share() {
+        let busy = Duration::from_millis(100);
+        assert_eq!(idle_for(busy, 1.0), Duration::ZERO);
+        assert_eq!(idle_for(busy, 0.5), Duration::from_millis(100));
+        assert_eq!(idle_for(busy, 0.25), Duration::from_millis(300));
     }
 }
 
