@@ -41,11 +41,15 @@ pub async fn start_requested(shared: &Arc<Shared>) -> Result<(), Error> {
             .map_err(|_| Error::Fatal("lock".into()))?,
     );
     for name in todo {
-        if let Err(e) = start(shared, &name).await {
-            if e.kind() == crate::error::ErrorKind::Fatal {
-                return Err(e);
+        match start(shared, &name).await {
+            Ok(()) => {}
+            Err(e) if e.kind() == crate::error::ErrorKind::Fatal => return Err(e),
+            // A connection hiccup: asked again at the next turn.
+            Err(e) if e.kind() == crate::error::ErrorKind::Transient => {
+                shared.note_transient(Some(&name), &e);
+                request(shared, &name)?;
             }
-            shared.table_failed(&name, &e);
+            Err(e) => shared.table_failed(&name, &e),
         }
     }
     Ok(())

@@ -53,7 +53,16 @@ pub async fn run(shared: Arc<Shared>) -> Result<(), Error> {
             .heartbeat_ms
             .store(crate::state::now_ms(), std::sync::atomic::Ordering::Relaxed);
         super::resync::start_requested(&shared).await?;
-        super::reload::add_requested(&shared).await?;
+        if let Err(e) = super::reload::add_requested(&shared).await {
+            if e.kind() == ErrorKind::Fatal {
+                return Err(e);
+            }
+            // Taken in again at the next turn; replication goes on meanwhile.
+            shared.note_transient(None, &e);
+            shared
+                .reload_requested
+                .store(true, std::sync::atomic::Ordering::SeqCst);
+        }
         let tables = streaming_tables(&shared)?;
         if tables.is_empty() {
             if shared.sleep_or_stop(poll).await {
