@@ -339,7 +339,8 @@ async fn permissions(tds: &mut Tds, plan: &TablePlan, items: &mut Items) {
 /// Views, procedures, functions and triggers: not migrated, listed so nobody is surprised.
 async fn not_migrated(tds: &mut Tds, items: &mut Items) {
     let sql = "SELECT s.name, o.name, o.type_desc FROM sys.objects o JOIN sys.schemas s ON s.schema_id = o.schema_id \
-               WHERE o.type IN ('V', 'P', 'FN', 'IF', 'TF', 'TR') AND o.is_ms_shipped = 0 ORDER BY s.name, o.name";
+               WHERE o.type IN ('V', 'P', 'FN', 'IF', 'TF', 'TR') AND o.is_ms_shipped = 0 \
+               AND o.name NOT LIKE N'replicator!_fence!_%' ESCAPE '!' ORDER BY s.name, o.name";
     match source::query_rows(tds, sql, "list views, procedures, functions and triggers").await {
         Ok(rows) => {
             for r in rows {
@@ -363,6 +364,16 @@ async fn not_migrated(tds: &mut Tds, items: &mut Items) {
             format!("could not list objects that are not migrated: {e}"),
             None,
         ),
+    }
+    if let Ok(fenced) = crate::cutover::fence::leftovers(tds).await {
+        for (table, undo) in fenced {
+            items.add(
+                Level::Warn,
+                &table,
+                "the source refuses writes to this table: a `cutover --fence-source` fenced it",
+                Some(format!("to allow writes again, run on the source: {undo}")),
+            );
+        }
     }
 }
 

@@ -67,6 +67,11 @@ pub enum Command {
         /// Keep the target's progress schema afterwards.
         #[arg(long)]
         keep_progress: bool,
+        /// Make the source refuse writes to the replicated tables from before the drain on
+        /// (a THROW trigger per table; removed again if the cutover fails; the report prints
+        /// the T-SQL that removes it).
+        #[arg(long)]
+        fence_source: bool,
         /// Print the report as JSON.
         #[arg(long)]
         json: bool,
@@ -213,6 +218,7 @@ pub async fn main(cli: Cli) -> Result<(), Error> {
             yes,
             timeout,
             keep_progress,
+            fence_source,
             json,
         } => {
             let config = load(&cli.config)?;
@@ -224,6 +230,7 @@ pub async fn main(cli: Cli) -> Result<(), Error> {
                 crate::cutover::Options {
                     timeout,
                     keep_progress,
+                    fence_source,
                 },
             )
             .await?;

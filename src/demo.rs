@@ -210,7 +210,7 @@ pub async fn run(args: DemoArgs) -> Result<(), Error> {
         .map_err(Error::Fatal)?;
     println!("workload made {} changes", report.values().sum::<u64>());
 
-    step("replicator cutover (application writes are stopped now)");
+    step("replicator cutover --fence-source (the source refuses writes to the replicated tables from now on)");
     shared.request_stop();
     task.await.map_err(|e| Error::Fatal(e.to_string()))??;
     drop(shared);
@@ -219,6 +219,7 @@ pub async fn run(args: DemoArgs) -> Result<(), Error> {
         crate::cutover::Options {
             timeout: Duration::from_secs(120),
             keep_progress: false,
+            fence_source: true,
         },
     )
     .await?;

@@ -455,3 +455,25 @@ pub fn replicator_command() -> std::process::Command {
     }
     cmd
 }
+
+/// Runs the real binary with `--config` and the test password in its environment.
+pub fn replicator(config: &std::path::Path, args: &[&str]) -> std::process::Output {
+    replicator_command()
+        .arg("--config")
+        .arg(config)
+        .args(args)
+        .env("TEST_MSSQL_PASSWORD", SA_PASSWORD)
+        .output()
+        .expect("replicator runs")
+}
+
+/// `status --json` of the real binary, parsed.
+pub fn status_json(config: &std::path::Path) -> serde_json::Value {
+    let out = replicator(config, &["status", "--json"]);
+    assert!(
+        out.status.success(),
+        "status: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("status --json is JSON")
+}

@@ -546,6 +546,50 @@ CREATE VIEW sys.columns AS
   FROM _sim.columns c JOIN pg_attribute a ON a.attrelid = c.table_oid AND a.attnum = c.attnum AND NOT a.attisdropped
   JOIN _sim.tables t ON t.oid = c.table_oid;
 
+-- Triggers: the one body the simulator runs is THROW (a write fence; see tsql::parse).
+CREATE FUNCTION _sim.throw_trigger() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+  RAISE EXCEPTION '%', '[' || TG_ARGV[0] || '] ' || TG_ARGV[1];
+END $$;
+
+CREATE FUNCTION _sim.create_trigger(tbl regclass, trig text, original text, or_alter boolean, events text, num int, msg text)
+RETURNS void LANGUAGE plpgsql AS $$
+DECLARE other regclass;
+BEGIN
+  SELECT g.tgrelid::regclass INTO other FROM pg_trigger g JOIN pg_class c ON c.oid = g.tgrelid
+   WHERE g.tgname = trig AND NOT g.tgisinternal
+     AND c.relnamespace = (SELECT relnamespace FROM pg_class WHERE oid = tbl);
+  IF other IS NOT NULL AND (NOT or_alter OR other <> tbl) THEN
+    RAISE EXCEPTION '%', format('[2714] There is already an object named ''%s'' in the database.', original);
+  END IF;
+  EXECUTE format('CREATE OR REPLACE TRIGGER %I AFTER %s ON %s FOR EACH STATEMENT EXECUTE FUNCTION _sim.throw_trigger(%L, %L)',
+                 trig, events, tbl, num::text, msg);
+  INSERT INTO _sim.names SELECT oid, original FROM pg_trigger WHERE tgrelid = tbl AND tgname = trig
+    ON CONFLICT (oid) DO UPDATE SET name = excluded.name;
+END $$;
+
+CREATE FUNCTION _sim.drop_trigger(schema_name text, trig text, original text, if_exists boolean)
+RETURNS void LANGUAGE plpgsql AS $$
+DECLARE tbl regclass;
+BEGIN
+  SELECT g.tgrelid::regclass INTO tbl FROM pg_trigger g JOIN pg_class c ON c.oid = g.tgrelid
+    JOIN pg_namespace n ON n.oid = c.relnamespace
+   WHERE g.tgname = trig AND n.nspname = schema_name AND NOT g.tgisinternal;
+  IF tbl IS NULL THEN
+    IF if_exists THEN RETURN; END IF;
+    RAISE EXCEPTION '%', format('[3701] Cannot drop the trigger ''%s'', because it does not exist or you do not have permission.', original);
+  END IF;
+  EXECUTE format('DROP TRIGGER %I ON %s', trig, tbl);
+END $$;
+
+CREATE VIEW sys.triggers AS
+  SELECT _sim.nm(g.oid, g.tgname) AS name, g.oid::int AS object_id, 1::smallint AS parent_class,
+         'OBJECT_OR_COLUMN'::varchar(60) AS parent_class_desc, g.tgrelid::int AS parent_id, 'TR'::char(2) AS type,
+         'SQL_TRIGGER'::varchar(60) AS type_desc, t.create_date, t.modify_date, false AS is_ms_shipped,
+         (g.tgenabled = 'D') AS is_disabled, false AS is_not_for_replication, false AS is_instead_of_trigger
+  FROM pg_trigger g JOIN _sim.tables t ON t.oid = g.tgrelid
+  WHERE NOT g.tgisinternal AND g.tgname NOT LIKE '\_sim\_%';
+
 CREATE VIEW sys.objects AS
   SELECT name, object_id, principal_id, schema_id, parent_object_id, type, type_desc, create_date, modify_date, is_ms_shipped, false AS is_published, false AS is_schema_published FROM sys.tables
   UNION ALL
@@ -557,7 +601,11 @@ CREATE VIEW sys.objects AS
   UNION ALL
   SELECT c.default_name::varchar(128), c.default_object_id, NULL::int, _sim.schema_id_of(cl.relnamespace), c.table_oid::int, 'D '::char(2),
          'DEFAULT_CONSTRAINT'::varchar(60), t.create_date, t.modify_date, false, false, false
-  FROM _sim.columns c JOIN pg_class cl ON cl.oid = c.table_oid JOIN _sim.tables t ON t.oid = c.table_oid WHERE c.default_object_id IS NOT NULL;
+    FROM _sim.columns c JOIN pg_class cl ON cl.oid = c.table_oid JOIN _sim.tables t ON t.oid = c.table_oid WHERE c.default_object_id IS NOT NULL
+  UNION ALL
+  SELECT tr.name, tr.object_id, NULL::int, _sim.schema_id_of(cl.relnamespace), tr.parent_id, tr.type, tr.type_desc,
+         tr.create_date, tr.modify_date, false, false, false
+  FROM sys.triggers tr JOIN pg_class cl ON cl.oid = tr.parent_id;
 
 CREATE VIEW sys.indexes AS
   SELECT i.indrelid::int AS object_id, _sim.nm(ic.oid, ic.relname) AS name, si.index_id,

@@ -386,6 +386,40 @@ impl Session {
                 );
                 self.run_ddl(sql).await
             }
+            Stmt::CreateTrigger {
+                name,
+                table,
+                or_alter,
+                events,
+                number,
+                message,
+                state: _,
+            } => {
+                let (qualified, _, _) = pg_table(table);
+                let (_, _, trig) = pg_table(name);
+                let sql = format!(
+                    "SELECT _sim.create_trigger({}::regclass, {}, {}, {or_alter}, {}, {number}, {})",
+                    pg_quote(&qualified),
+                    pg_quote(&trig.to_lowercase()),
+                    pg_quote(&trig),
+                    pg_quote(&events.join(" OR ")),
+                    pg_quote(message)
+                );
+                self.run_ddl(sql).await
+            }
+            Stmt::DropTrigger { names, if_exists } => {
+                let mut sql = String::new();
+                for n in names {
+                    let (_, schema, trig) = pg_table(n);
+                    sql.push_str(&format!(
+                        "SELECT _sim.drop_trigger({}, {}, {}, {if_exists});",
+                        pg_quote(&schema.to_lowercase()),
+                        pg_quote(&trig.to_lowercase()),
+                        pg_quote(&trig)
+                    ));
+                }
+                self.run_ddl(sql).await
+            }
             Stmt::TableChangeTracking {
                 table,
                 enable,

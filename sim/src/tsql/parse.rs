@@ -100,6 +100,22 @@ pub enum Stmt {
     Print(Expr),
     /// WITH CHANGE_TRACKING_CONTEXT (expr) followed by the DML statement it applies to.
     WithChangeTrackingContext(Expr, Box<Stmt>),
+    /// CREATE [OR ALTER] TRIGGER name ON table AFTER|FOR events AS [BEGIN] THROW n, 'msg', s [END]:
+    /// the one trigger body the simulator runs (a write fence).
+    CreateTrigger {
+        name: ObjectName,
+        table: ObjectName,
+        or_alter: bool,
+        events: Vec<String>,
+        number: i32,
+        message: String,
+        state: i32,
+    },
+    /// DROP TRIGGER [IF EXISTS] name, ...
+    DropTrigger {
+        names: Vec<ObjectName>,
+        if_exists: bool,
+    },
     /// RAISERROR / THROW: message, severity, state.
     Raise {
         message: Expr,
@@ -493,6 +509,24 @@ fn parse_one(p: &mut Parser<'_>) -> Result<Stmt, ParserError> {
             }
             Ok(Stmt::CreateDatabase(name))
         }
+        "CREATE"
+            if peek_word(p, 1, "TRIGGER")
+                || (peek_word(p, 1, "OR")
+                    && peek_word(p, 2, "ALTER")
+                    && peek_word(p, 3, "TRIGGER")) =>
+        {
+            parse_create_trigger(p)
+        }
+        "DROP" if peek_word(p, 1, "TRIGGER") => {
+            p.next_token();
+            p.next_token();
+            let if_exists = p.parse_keywords(&[Keyword::IF, Keyword::EXISTS]);
+            let mut names = vec![p.parse_object_name(false)?];
+            while p.consume_token(&Token::Comma) {
+                names.push(p.parse_object_name(false)?);
+            }
+            Ok(Stmt::DropTrigger { names, if_exists })
+        }
         "DROP" if peek_word(p, 1, "DATABASE") => {
             p.next_token();
             p.next_token();
@@ -797,6 +831,116 @@ fn parse_alter_table(p: &mut Parser<'_>) -> Result<Stmt, ParserError> {
     Ok(Stmt::Sql(Box::new(p.parse_statement()?)))
 }
 
+/// `CREATE [OR ALTER] TRIGGER name ON table {AFTER | FOR} INSERT, UPDATE, DELETE AS [BEGIN]
+/// [SET NOCOUNT ON] THROW number, 'message', state [END]`. Other bodies are refused by name: the
+/// simulator runs no procedural code.
+fn parse_create_trigger(p: &mut Parser<'_>) -> Result<Stmt, ParserError> {
+    p.next_token(); // CREATE
+    let or_alter = peek_word(p, 0, "OR");
+    if or_alter {
+        p.next_token();
+        p.next_token();
+    }
+    p.next_token(); // TRIGGER
+    let name = p.parse_object_name(false)?;
+    p.expect_keyword(Keyword::ON)?;
+    let table = p.parse_object_name(false)?;
+    if peek_word(p, 0, "INSTEAD") {
+        return Err(ParserError::ParserError(
+            "the simulator supports AFTER triggers only".into(),
+        ));
+    }
+    if !(peek_word(p, 0, "AFTER") || peek_word(p, 0, "FOR")) {
+        return Err(ParserError::ParserError("expected AFTER or FOR".into()));
+    }
+    p.next_token();
+    let mut events = Vec::new();
+    loop {
+        let _ = p.consume_token(&Token::SemiColon);
+        match p.next_token().token {
+            Token::Word(w)
+                if ["INSERT", "UPDATE", "DELETE"]
+                    .iter()
+                    .any(|e| w.value.eq_ignore_ascii_case(e)) =>
+            {
+                events.push(w.value.to_uppercase())
+            }
+            other => {
+                return Err(ParserError::ParserError(format!(
+                    "expected INSERT, UPDATE or DELETE, found {other}"
+                )))
+            }
+        }
+        if !p.consume_token(&Token::Comma) {
+            break;
+        }
+    }
+    if peek_word(p, 0, "NOT") {
+        // NOT FOR REPLICATION
+        p.next_token();
+        p.next_token();
+        p.next_token();
+    }
+    p.expect_keyword(Keyword::AS)?;
+    let skip_breaks = |p: &mut Parser<'_>| while p.consume_token(&Token::SemiColon) {};
+    skip_breaks(p);
+    let block = peek_word(p, 0, "BEGIN");
+    if block {
+        p.next_token();
+        skip_breaks(p);
+    }
+    if peek_word(p, 0, "SET") && peek_word(p, 1, "NOCOUNT") {
+        p.next_token();
+        p.next_token();
+        p.next_token();
+        skip_breaks(p);
+    }
+    if !peek_word(p, 0, "THROW") {
+        return Err(ParserError::ParserError(
+            "the simulator's triggers support one body only: THROW number, 'message', state".into(),
+        ));
+    }
+    p.next_token();
+    let number = int_expr(p)?;
+    p.expect_token(&Token::Comma)?;
+    let message = match p.parse_expr()? {
+        Expr::Value(v) => match v.value {
+            sqlparser::ast::Value::SingleQuotedString(s)
+            | sqlparser::ast::Value::NationalStringLiteral(s) => s,
+            other => other.to_string(),
+        },
+        other => {
+            return Err(ParserError::ParserError(format!(
+                "a trigger's THROW message must be a literal, found {other}"
+            )))
+        }
+    };
+    p.expect_token(&Token::Comma)?;
+    let state = int_expr(p)?;
+    skip_breaks(p);
+    if block {
+        if !peek_word(p, 0, "END") {
+            return Err(ParserError::ParserError("expected END".into()));
+        }
+        p.next_token();
+        skip_breaks(p);
+    }
+    if p.peek_token().token != Token::EOF {
+        return Err(ParserError::ParserError(
+            "CREATE TRIGGER must be the only statement in the batch".into(),
+        ));
+    }
+    Ok(Stmt::CreateTrigger {
+        name,
+        table,
+        or_alter,
+        events,
+        number,
+        message,
+        state,
+    })
+}
+
 fn parse_create_index(p: &mut Parser<'_>) -> Result<Stmt, ParserError> {
     p.next_token(); // CREATE
     let mut unique = false;
@@ -970,6 +1114,39 @@ mod tests {
             .unwrap_err()
             .contains("@P1"));
         assert!(parse_param_declarations("").unwrap().is_empty());
+    }
+
+    #[test]
+    fn a_fence_trigger_parses_and_other_bodies_are_named() {
+        let s = parse_batch(
+            "CREATE OR ALTER TRIGGER [dbo].[f x] ON [dbo].[a]]b] AFTER INSERT, UPDATE, DELETE AS BEGIN SET NOCOUNT ON; THROW 51000, N'it''s fenced', 1; END",
+        )
+        .unwrap();
+        match &s[0] {
+            Stmt::CreateTrigger {
+                name,
+                table,
+                or_alter,
+                events,
+                number,
+                message,
+                state,
+            } => {
+                assert_eq!(name.0.last().unwrap().as_ident().unwrap().value, "f x");
+                assert_eq!(table.0.last().unwrap().as_ident().unwrap().value, "a]b");
+                assert!(*or_alter);
+                assert_eq!(events.join(","), "INSERT,UPDATE,DELETE");
+                assert_eq!(
+                    (*number, message.as_str(), *state),
+                    (51000, "it's fenced", 1)
+                );
+            }
+            other => panic!("{other:?}"),
+        }
+        let e = parse_batch("CREATE TRIGGER t ON a FOR INSERT AS UPDATE a SET x = 1").unwrap_err();
+        assert!(e.detail.contains("one body only"), "{e}");
+        let s = parse_batch("DROP TRIGGER IF EXISTS dbo.t1, dbo.t2").unwrap();
+        assert!(matches!(&s[0], Stmt::DropTrigger { names, if_exists: true } if names.len() == 2));
     }
 
     #[test]

@@ -3,7 +3,11 @@
 //!
 //! Contract: refuses with a clear reason, changing nothing, when a table is not streaming; a
 //! failed validation leaves the tables as they were (not cut over; `replicator run` resumes).
-//! The downtime is measured from the command's start to its end.
+//! The downtime is measured from the command's start to its end. With `--fence-source` the
+//! source refuses writes to the replicated tables from before the drain on ([`fence`]); a
+//! cutover that fails removes the fence again.
+
+pub mod fence;
 
 use crate::config::Config;
 use crate::daemon::{self, Shared};
@@ -21,6 +25,8 @@ pub struct Options {
     pub timeout: Duration,
     /// Keep the target's progress schema.
     pub keep_progress: bool,
+    /// Make the source refuse writes to the replicated tables ([`fence`]).
+    pub fence_source: bool,
 }
 
 /// One table's result.
@@ -55,6 +61,8 @@ pub struct Report {
     pub foreign_keys_validated: usize,
     /// Problems, each naming its table.
     pub problems: Vec<String>,
+    /// The source write fence, with `--fence-source`.
+    pub fence: Option<fence::Fence>,
     /// When it finished (RFC 3339).
     pub finished_at: String,
 }
@@ -88,6 +96,17 @@ impl Report {
         }
         for p in &self.problems {
             out.push_str(&format!("problem: {p}\n"));
+        }
+        if let Some(f) = &self.fence {
+            if f.lowered {
+                out.push_str("the source fence was removed: the source accepts writes again\n");
+            } else {
+                out.push_str(&format!(
+                    "the source refuses writes to {} table(s); to allow them again (rolling back to SQL Server), run there:\n{}\n",
+                    f.tables.len(),
+                    f.undo_sql
+                ));
+            }
         }
         out
     }
@@ -149,12 +168,22 @@ pub async fn run(config: Config, opts: Options) -> Result<Report, Error> {
     )?;
     let shared = daemon::shared(config, store);
     daemon::prepare(&shared).await?;
-    tracing::info!("cutover: draining to the source's current position");
-    let drain_start = Instant::now();
-    daemon::stream::drain(&shared, drain_start + opts.timeout).await?;
-    let drain_seconds = drain_start.elapsed().as_secs_f64();
-    tracing::info!(drain_seconds, "cutover: drained; validating every row");
-    let report = finish(&shared, &opts, t0, drain_seconds).await?;
+    let mut fenced = match opts.fence_source {
+        true => Some(raise_fence(&shared, opts.timeout).await?),
+        false => None,
+    };
+    let outcome = drain_and_finish(&shared, &opts, t0).await;
+    let failed = outcome.as_ref().map_or(true, |r| !r.ok);
+    if let (Some(f), true) = (fenced.as_mut(), failed) {
+        if let Err(e) = lower_fence(&shared, f).await {
+            return Err(match outcome {
+                Err(first) => Error::Fatal(format!("{first}; {e}")),
+                Ok(_) => e,
+            });
+        }
+    }
+    let mut report = outcome?;
+    report.fence = fenced;
     shared.store.set_meta(
         "cutover",
         &serde_json::to_string(&report).unwrap_or_default(),
@@ -169,6 +198,65 @@ pub async fn run(config: Config, opts: Options) -> Result<Report, Error> {
         ),
     )?;
     Ok(report)
+}
+
+async fn drain_and_finish(
+    shared: &Arc<Shared>,
+    opts: &Options,
+    t0: Instant,
+) -> Result<Report, Error> {
+    tracing::info!("cutover: draining to the source's current position");
+    let drain_start = Instant::now();
+    daemon::stream::drain(shared, drain_start + opts.timeout).await?;
+    let drain_seconds = drain_start.elapsed().as_secs_f64();
+    tracing::info!(drain_seconds, "cutover: drained; validating every row");
+    finish(shared, opts, t0, drain_seconds).await
+}
+
+/// Fences every replicated table (see [`fence`]) and journals it.
+async fn raise_fence(shared: &Arc<Shared>, lock_wait: Duration) -> Result<fence::Fence, Error> {
+    let tables: Vec<_> = shared
+        .runtimes()?
+        .into_iter()
+        .map(|(_, rt)| (rt.plan.source.name.clone(), rt.plan.source.object_id))
+        .collect();
+    let mut tds = crate::source::connect(&shared.config.source).await?;
+    let f = fence::raise(&mut tds, &tables, lock_wait)
+        .await
+        .map_err(|e| {
+            Error::Fatal(format!(
+                "cutover refused, nothing changed: the source could not be fenced: {e}"
+            ))
+        })?;
+    tracing::info!(
+        tables = f.tables.len(),
+        "cutover: the source refuses writes to the replicated tables"
+    );
+    shared.store.journal(
+        "source_fenced",
+        None,
+        format!("{} table(s); undo: {}", f.tables.len(), f.undo_sql),
+    )?;
+    Ok(f)
+}
+
+/// Removes the fence after a failed cutover; an error names the T-SQL to run by hand.
+async fn lower_fence(shared: &Arc<Shared>, f: &mut fence::Fence) -> Result<(), Error> {
+    let lowered = match crate::source::connect(&shared.config.source).await {
+        Ok(mut tds) => fence::lower(&mut tds, f).await,
+        Err(e) => Err(e),
+    };
+    match lowered {
+        Ok(()) => {
+            tracing::info!("cutover failed: the source fence was removed, writes are accepted again");
+            shared.store.journal("source_unfenced", None, "cutover failed")?;
+            Ok(())
+        }
+        Err(e) => Err(Error::Fatal(format!(
+            "cutover failed and the source fence could not be removed ({e}); the source still refuses writes: run there\n{}",
+            f.undo_sql
+        ))),
+    }
 }
 
 async fn finish(
@@ -343,6 +431,7 @@ async fn finish(
         tables: results,
         foreign_keys_validated: validated,
         problems,
+        fence: None,
         finished_at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
     })
 }
