@@ -70,6 +70,15 @@ enum Command {
         /// Password of the `sa` login (or set MSSQL_SIM_SA_PASSWORD).
         #[arg(long, env = "MSSQL_SIM_SA_PASSWORD", hide_env_values = true)]
         sa_password: String,
+        /// Offer TLS inside PRELOGIN with this PEM certificate chain (needs --tls-key).
+        #[arg(long, requires = "tls_key")]
+        tls_cert: Option<std::path::PathBuf>,
+        /// PEM private key of --tls-cert.
+        #[arg(long, requires = "tls_cert")]
+        tls_key: Option<std::path::PathBuf>,
+        /// Refuse clients that do not support encryption (as Force Encryption does).
+        #[arg(long, requires = "tls_cert")]
+        tls_required: bool,
     },
 }
 
@@ -148,10 +157,22 @@ async fn main() {
             sa_password,
             ct_cleanup_interval,
             cdc_polling_interval,
+            tls_cert,
+            tls_key,
+            tls_required,
         } => {
+            let tls = match (tls_cert, tls_key) {
+                (Some(cert_pem), Some(key_pem)) => Some(mssql_sim::server::SimTls {
+                    cert_pem,
+                    key_pem,
+                    required: tls_required,
+                }),
+                _ => None,
+            };
             let cfg = mssql_sim::server::SimConfig {
                 ct_cleanup_interval,
                 cdc_polling_interval,
+                tls,
                 ..mssql_sim::server::SimConfig::new(backing, sa_password)
             };
             let server = match mssql_sim::server::start(cfg, listen).await {

@@ -28,6 +28,20 @@ pub struct SimConfig {
     /// How often the CDC capture job moves committed changes into the change tables (SQL
     /// Server's default polling interval is 5 s).
     pub cdc_polling_interval: std::time::Duration,
+    /// TLS inside PRELOGIN with this certificate; `None`: clients are answered NOT_SUP.
+    pub tls: Option<SimTls>,
+}
+
+/// The simulator's TLS: a PEM certificate chain and key, and whether clients must use it.
+#[derive(Clone, Debug)]
+pub struct SimTls {
+    /// PEM certificate chain, leaf first.
+    pub cert_pem: std::path::PathBuf,
+    /// PEM private key (PKCS#8, PKCS#1 or SEC1).
+    pub key_pem: std::path::PathBuf,
+    /// Refuse clients that do not support encryption (SQL Server's Force Encryption answers
+    /// ENCRYPT_REQ to them); otherwise they get a plaintext session.
+    pub required: bool,
 }
 
 impl SimConfig {
@@ -38,6 +52,7 @@ impl SimConfig {
             sa_password: sa_password.into(),
             ct_cleanup_interval: std::time::Duration::from_secs(30),
             cdc_polling_interval: std::time::Duration::from_secs(5),
+            tls: None,
         }
     }
 }
@@ -52,6 +67,8 @@ pub struct Shared {
     registry: Mutex<()>,
     /// READ_COMMITTED_SNAPSHOT per database (lower-cased name), as last read or set.
     rcsi: std::sync::Mutex<HashMap<String, bool>>,
+    /// TLS offered in PRELOGIN, and whether it is required.
+    pub tls: Option<(tokio_rustls::TlsAcceptor, bool)>,
 }
 
 /// The PostgreSQL database that holds T-SQL database `name` beside backing database `backing_db`.
@@ -441,6 +458,13 @@ pub async fn start(cfg: SimConfig, listen: SocketAddr) -> Result<SimServer, Stri
         .parse()
         .map_err(|e| format!("--backing is not a PostgreSQL URL: {e}"))?;
     let backing_db = backing.get_dbname().unwrap_or("postgres").to_string();
+    let tls = match &cfg.tls {
+        Some(t) => Some((
+            crate::tds::tls::acceptor(&t.cert_pem, &t.key_pem)?,
+            t.required,
+        )),
+        None => None,
+    };
     let (client, conn) = backing
         .connect(NoTls)
         .await
@@ -472,6 +496,7 @@ pub async fn start(cfg: SimConfig, listen: SocketAddr) -> Result<SimServer, Stri
         sa_password: cfg.sa_password,
         registry: Mutex::new(()),
         rcsi: std::sync::Mutex::new(HashMap::new()),
+        tls,
     });
     let (tx, mut rx) = watch::channel(false);
     tokio::spawn(periodic(

@@ -7,5 +7,6 @@ mod external;
 mod protocol;
 mod tiberius_basics;
 mod tiberius_types;
+mod tls;
 mod tsql_surface;
 mod workload;

@@ -9,6 +9,10 @@
 //!   with `PR_SET_PDEATHSIG` from a thread that lives as long as the process. Data directories
 //!   left by killed runs are removed by the next run.
 //! - [`fresh_database`] creates a new, empty database for one test and returns its URL.
+//! - [`start_tls_cluster`] starts one more throwaway cluster that requires TLS (hostssl only)
+//!   with a certificate from [`certs`], for the PostgreSQL TLS tests.
+
+pub mod certs;
 
 use std::net::TcpListener;
 use std::os::unix::process::CommandExt;
@@ -49,7 +53,7 @@ static DB_COUNTER: AtomicU32 = AtomicU32::new(0);
 pub fn pg() -> &'static PgServer {
     SERVER.get_or_init(|| match std::env::var("TEST_DATABASE_URL") {
         Ok(url) if !url.is_empty() => server_from_url(&url),
-        _ => start_throwaway_cluster().unwrap_or_else(|e| panic!("throwaway postgres: {e}")),
+        _ => start_cluster(None).unwrap_or_else(|e| panic!("throwaway postgres: {e}")),
     })
 }
 
@@ -192,7 +196,20 @@ fn remove_stale_dirs(root: &Path) {
     }
 }
 
-fn start_throwaway_cluster() -> Result<PgServer, String> {
+/// A throwaway cluster that accepts only TLS connections over TCP (`hostssl ... trust`), with a
+/// server certificate for `localhost` and `127.0.0.1` signed by the returned test CA.
+pub fn start_tls_cluster() -> Result<(PgServer, certs::TestCerts), String> {
+    let dir = root_dir().join(format!(
+        "tls-{}-{}",
+        std::process::id(),
+        free_port().unwrap_or(0)
+    ));
+    let certs = certs::TestCerts::generate(&dir, "postgres")?;
+    let server = start_cluster(Some(&certs))?;
+    Ok((server, certs))
+}
+
+fn start_cluster(tls: Option<&certs::TestCerts>) -> Result<PgServer, String> {
     let initdb = pg_binary("initdb").ok_or(
         "initdb not found on PATH or in /usr/lib/postgresql/*/bin: install the postgresql server package, or set TEST_DATABASE_URL",
     )?;
@@ -241,16 +258,38 @@ fn start_throwaway_cluster() -> Result<PgServer, String> {
             String::from_utf8_lossy(&out.stderr)
         ));
     }
+    let mut extra = Vec::new();
+    if let Some(t) = tls {
+        // The key must belong to the cluster's user and be private to it.
+        for (from, name) in [(&t.cert_pem, "server.crt"), (&t.key_pem, "server.key")] {
+            let to = data.join(name);
+            std::fs::copy(from, &to).map_err(|e| format!("copy {}: {e}", from.display()))?;
+            std::fs::set_permissions(&to, std::os::unix::fs::PermissionsExt::from_mode(0o600))
+                .map_err(|e| format!("chmod {}: {e}", to.display()))?;
+            if let Some(r) = &run_as {
+                chown_tree(&to, r.uid, r.gid)?;
+            }
+        }
+        let hba = "local all all trust\nhostssl all all 127.0.0.1/32 trust\nhostnossl all all 127.0.0.1/32 reject\n";
+        std::fs::write(data.join("pg_hba.conf"), hba).map_err(|e| format!("pg_hba.conf: {e}"))?;
+        extra.extend(["ssl=on".to_string()]);
+    }
     let port = free_port().map_err(|e| format!("free port: {e}"))?;
-    spawn_postmaster(postgres, data.clone(), dir.clone(), port, run_as)?;
+    spawn_postmaster(postgres, data.clone(), dir.clone(), port, run_as, extra)?;
     let server = PgServer {
         admin_url: format!("postgres://{user}@127.0.0.1:{port}/postgres"),
         host: "127.0.0.1".into(),
         port,
         user,
     };
-    let (s2, d2) = (server.clone(), dir.clone());
-    std::thread::spawn(move || wait_ready(&s2, &d2))
+    // Ready when the Unix socket answers (a TLS-only cluster refuses plaintext TCP).
+    let socket_url = format!(
+        "host={} port={port} user={} dbname=postgres",
+        dir.display(),
+        server.user
+    );
+    let d2 = dir.clone();
+    std::thread::spawn(move || wait_ready(&socket_url, &d2))
         .join()
         .map_err(|_| "readiness thread panicked".to_string())??;
     Ok(server)
@@ -264,6 +303,7 @@ fn spawn_postmaster(
     dir: PathBuf,
     port: u16,
     run_as: Option<RunAs>,
+    extra: Vec<String>,
 ) -> Result<(), String> {
     let (tx, rx) = mpsc::channel();
     std::thread::Builder::new()
@@ -292,6 +332,9 @@ fn spawn_postmaster(
                     "log_min_messages=warning",
                 ])
                 .stdin(Stdio::null());
+            for setting in &extra {
+                cmd.arg("-c").arg(setting);
+            }
             match log {
                 Ok(f) => {
                     let f2 = f.try_clone().ok();
@@ -334,7 +377,7 @@ fn spawn_postmaster(
     rx.recv().map_err(|e| format!("postmaster thread: {e}"))?
 }
 
-fn wait_ready(server: &PgServer, dir: &Path) -> Result<(), String> {
+fn wait_ready(url: &str, dir: &Path) -> Result<(), String> {
     let deadline = Instant::now() + Duration::from_secs(60);
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -342,7 +385,7 @@ fn wait_ready(server: &PgServer, dir: &Path) -> Result<(), String> {
         .map_err(|e| e.to_string())?;
     loop {
         let ok = rt.block_on(async {
-            match tokio_postgres::connect(&server.admin_url, tokio_postgres::NoTls).await {
+            match tokio_postgres::connect(url, tokio_postgres::NoTls).await {
                 Ok((client, conn)) => {
                     let t = tokio::spawn(conn);
                     let r = client.simple_query("SELECT 1").await.is_ok();

@@ -122,14 +122,15 @@ impl Session {
     }
 
     /// Serves one client connection until it closes. Protocol errors end the session only.
+    ///
+    /// PRELOGIN decides the encryption: without a certificate every client is answered NOT_SUP;
+    /// with one, clients that offer encryption get TLS for the whole session, and clients that
+    /// do not are served in plaintext or, when TLS is required, answered ENCRYPT_REQ and closed.
     pub async fn run<S: AsyncRead + AsyncWrite + Unpin + Send + 'static>(
-        mut self,
-        stream: S,
+        self,
+        mut stream: S,
     ) -> std::io::Result<()> {
-        let (mut rd, wr) = tokio::io::split(stream);
-        let mut out = PacketWriter::new(wr);
-        // PRELOGIN
-        let Some(msg) = tds::read_message(&mut rd).await? else {
+        let Some(msg) = tds::read_message(&mut stream).await? else {
             return Ok(());
         };
         if msg.ty != tds::PT_PRELOGIN {
@@ -139,13 +140,43 @@ impl Session {
             )));
         }
         let pre = login::parse_prelogin(&msg.data)?;
-        out.buf()
-            .extend_from_slice(&login::prelogin_reply(login::ENCRYPT_NOT_SUP));
+        let client_offers = pre
+            .encryption
+            .is_some_and(|e| e & 0x0f != login::ENCRYPT_NOT_SUP);
+        let (answer, tls) = match &self.shared.tls {
+            None => (login::ENCRYPT_NOT_SUP, None),
+            Some((acceptor, _)) if client_offers => (login::ENCRYPT_ON, Some(acceptor.clone())),
+            Some((_, true)) => (login::ENCRYPT_REQ, None),
+            Some((_, false)) => (login::ENCRYPT_NOT_SUP, None),
+        };
+        let mut out = PacketWriter::new(&mut stream);
+        out.buf().extend_from_slice(&login::prelogin_reply(answer));
         out.end_message().await?;
-        if matches!(pre.encryption, Some(login::ENCRYPT_REQ)) {
-            // The client insists on TLS, which this server does not offer; it will disconnect.
-            tracing::debug!("client requires encryption, which is not supported");
+        drop(out);
+        if answer == login::ENCRYPT_REQ {
+            tracing::debug!("client does not support encryption, which this server requires");
+            return Ok(());
         }
+        if pre.encryption == Some(login::ENCRYPT_REQ) && tls.is_none() {
+            // The client insists on TLS, which this server does not offer; it will disconnect.
+            tracing::debug!("client requires encryption, which is not configured");
+        }
+        match tls {
+            Some(acceptor) => {
+                let stream = tds::tls::accept(&acceptor, stream).await?;
+                self.serve(stream).await
+            }
+            None => self.serve(stream).await,
+        }
+    }
+
+    /// LOGIN7, then requests until the client closes.
+    async fn serve<S: AsyncRead + AsyncWrite + Unpin + Send + 'static>(
+        mut self,
+        stream: S,
+    ) -> std::io::Result<()> {
+        let (mut rd, wr) = tokio::io::split(stream);
+        let mut out = PacketWriter::new(wr);
         // LOGIN7
         let Some(msg) = tds::read_message(&mut rd).await? else {
             return Ok(());

@@ -6,6 +6,7 @@
 
 pub mod login;
 pub mod rpc;
+pub mod tls;
 pub mod token;
 
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
