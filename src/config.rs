@@ -232,8 +232,10 @@ pub struct TargetConfig {
     pub url: String,
     /// Password, when the server asks for one.
     pub password: Option<Secret>,
-    /// CA certificate for verify-ca / verify-full.
+    /// CA certificate for verify-ca / verify-full (`target.ca_file`, or `sslrootcert` in the URL).
     pub ca_file: Option<PathBuf>,
+    /// `sslmode` from the URL (libpq's values; `prefer` when absent).
+    pub ssl_mode: crate::tls::PgSslMode,
 }
 
 /// Which source tables to migrate: a `schema.table` name or pattern (`*`, `?`) and exclusions.
@@ -622,7 +624,12 @@ pub fn parse(text: &str, env: &dyn Environment) -> Result<Config, ConfigError> {
     )?
     .ok_or_else(|| err("source.password_env", "a password is required"))?;
     let t = raw.target;
-    let url: tokio_postgres::Config = t.url.parse().map_err(|e| {
+    let (clean_url, ssl_mode, rootcert) =
+        crate::tls::split_ssl_options(&t.url).map_err(|e| err("target.url", e))?;
+    if ssl_mode == crate::tls::PgSslMode::Disable && t.ca_file.is_some() {
+        return Err(err("target.ca_file", "has no meaning with sslmode=disable"));
+    }
+    let url: tokio_postgres::Config = clean_url.parse().map_err(|e| {
         err(
             "target.url",
             format!("not a PostgreSQL URL or connection string: {e}"),
@@ -778,9 +785,10 @@ pub fn parse(text: &str, env: &dyn Environment) -> Result<Config, ConfigError> {
             ca_file: s.ca_file,
         },
         target: TargetConfig {
-            url: t.url,
+            url: clean_url,
             password: target_password,
-            ca_file: t.ca_file,
+            ca_file: t.ca_file.or(rootcert),
+            ssl_mode,
         },
         state_dir: raw
             .state

@@ -81,8 +81,41 @@ fn pg_message(e: &tokio_postgres::Error) -> String {
             }
             s
         }
-        None => e.to_string(),
+        None => {
+            // tokio-postgres says "error performing TLS handshake"; the why is in its sources.
+            let mut s = e.to_string();
+            let mut cur: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(e);
+            while let Some(c) = cur {
+                let t = c.to_string();
+                if !s.contains(&t) {
+                    s.push_str(": ");
+                    s.push_str(&t);
+                }
+                cur = c.source();
+            }
+            s
+        }
     }
+}
+
+/// The TLS refusal (a certificate that does not verify) inside a PostgreSQL connection error.
+fn pg_certificate_refused(e: &tokio_postgres::Error) -> bool {
+    let mut cur: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(e);
+    while let Some(c) = cur {
+        let inner = c
+            .downcast_ref::<std::io::Error>()
+            .and_then(|io| io.get_ref())
+            .and_then(|i| i.downcast_ref::<rustls::Error>())
+            .or_else(|| c.downcast_ref::<rustls::Error>());
+        if matches!(
+            inner,
+            Some(rustls::Error::InvalidCertificate(_) | rustls::Error::NoCertificatesPresented)
+        ) {
+            return true;
+        }
+        cur = c.source();
+    }
+    false
 }
 
 impl Error {
@@ -99,6 +132,10 @@ impl Error {
                     18456 | 18452 | 4060 => ErrorKind::Fatal,
                     _ => ErrorKind::Table,
                 },
+                // A certificate that does not verify will not verify on the next try either.
+                tiberius::error::Error::Tls(m) if m.to_lowercase().contains("certificate") => {
+                    ErrorKind::Fatal
+                }
                 tiberius::error::Error::Io { .. }
                 | tiberius::error::Error::Tls(_)
                 | tiberius::error::Error::Routing { .. }
@@ -121,8 +158,9 @@ impl Error {
                         ErrorKind::Table
                     }
                 }
-                // No SQLSTATE: the connection (closed, refused, reset) is transient; anything
-                // else (a value that cannot be encoded) is not.
+                // No SQLSTATE: a refused certificate is fatal; the connection (closed, refused,
+                // reset) is transient; anything else (a value that cannot be encoded) is not.
+                None if pg_certificate_refused(source) => ErrorKind::Fatal,
                 None if source.is_closed() || io_caused(source) => ErrorKind::Transient,
                 None => ErrorKind::Table,
             },
@@ -146,6 +184,15 @@ impl Error {
                 if source.code().is_some_and(|c| c.code().starts_with("28")) =>
             {
                 Some("check the user in target.url and target.password_env/password_file".into())
+            }
+                        Error::Source {
+                source: tiberius::error::Error::Tls(_),
+                ..
+            }
+            | Error::Target { .. }
+                if self.kind() == ErrorKind::Fatal && self.to_string().contains("certificate") =>
+            {
+                Some("the server's certificate was refused: set source.ca_file / target.ca_file to the CA that signed it (or, for SQL Server only, source.trust_server_certificate = true)".into())
             }
             Error::Source { .. } if self.kind() == ErrorKind::Transient => {
                 Some("is SQL Server reachable from here? retrying with backoff".into())

@@ -6,4 +6,5 @@ mod kill;
 mod ops;
 mod snapshot;
 mod stream;
+mod tls;
 mod validate;

@@ -24,9 +24,17 @@ pub async fn connect(cfg: &TargetConfig) -> Result<Client, Error> {
     }
     pg.application_name("replicator");
     let where_ = describe(&pg);
-    let (client, conn) = crate::tls::connect_pg(&pg, cfg)
-        .await
-        .context(|| format!("connect to PostgreSQL at {where_}"))?;
+    let (client, conn) = match crate::tls::connect_pg(&pg, cfg).await {
+        Ok(c) => c,
+        Err(crate::tls::ConnectPgError::Postgres(e)) => {
+            return Err(e).context(|| format!("connect to PostgreSQL at {where_}"))
+        }
+        Err(crate::tls::ConnectPgError::Tls(msg)) => {
+            return Err(Error::Fatal(format!(
+                "connect to PostgreSQL at {where_}: {msg}"
+            )))
+        }
+    };
     tokio::spawn(conn);
     client
         .batch_execute("SET synchronous_commit = on; SET lock_timeout = '30s'; SET client_min_messages = warning")

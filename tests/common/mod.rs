@@ -29,17 +29,21 @@ impl Env {
     /// A simulator with database `shop` (snapshot isolation and Change Tracking on) and an empty
     /// target database.
     pub async fn new(hint: &str) -> Env {
+        Env::with_sim(hint, |_| {}).await
+    }
+
+    /// As [`Env::new`], with the simulator's configuration adjusted by `tweak` (TLS).
+    pub async fn with_sim(hint: &str, tweak: impl FnOnce(&mut SimConfig)) -> Env {
         let backing = testkit::fresh_database(hint).await;
-        let sim = start(
-            SimConfig {
-                ct_cleanup_interval: Duration::from_millis(200),
-                cdc_polling_interval: Duration::from_millis(100),
-                ..SimConfig::new(backing, SA_PASSWORD)
-            },
-            "127.0.0.1:0".parse().unwrap(),
-        )
-        .await
-        .expect("simulator starts");
+        let mut sim_config = SimConfig {
+            ct_cleanup_interval: Duration::from_millis(200),
+            cdc_polling_interval: Duration::from_millis(100),
+            ..SimConfig::new(backing, SA_PASSWORD)
+        };
+        tweak(&mut sim_config);
+        let sim = start(sim_config, "127.0.0.1:0".parse().unwrap())
+            .await
+            .expect("simulator starts");
         let target_url = testkit::fresh_database(&format!("{hint}_target")).await;
         let dir =
             std::env::temp_dir().join(format!("replicator-test-{hint}-{}", std::process::id()));
