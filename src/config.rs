@@ -62,6 +62,17 @@ pub enum SourceTls {
     Disable,
 }
 
+/// How the replicator logs in to SQL Server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum SourceAuth {
+    /// A SQL Server login (`source.user` and its password).
+    #[default]
+    Sql,
+    /// Windows authentication with NTLM: `source.user` is `DOMAIN\user`.
+    Windows,
+}
+
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawSecretRef {
@@ -81,6 +92,8 @@ struct RawSource {
     password_env: Option<String>,
     password_file: Option<PathBuf>,
     password_credential: Option<String>,
+    #[serde(default)]
+    auth: SourceAuth,
     #[serde(default)]
     tls: SourceTls,
     #[serde(default)]
@@ -217,6 +230,8 @@ pub struct SourceConfig {
     pub user: String,
     /// The login's password.
     pub password: Secret,
+    /// SQL login or Windows (NTLM).
+    pub auth: SourceAuth,
     /// TLS mode.
     pub tls: SourceTls,
     /// Accept any server certificate (only with `tls = "require"`).
@@ -606,6 +621,17 @@ pub fn parse(text: &str, env: &dyn Environment) -> Result<Config, ConfigError> {
     if s.user.trim().is_empty() {
         return Err(err("source.user", "must not be empty"));
     }
+    if s.auth == SourceAuth::Windows
+        && !s
+            .user
+            .split_once('\\')
+            .is_some_and(|(d, u)| !d.is_empty() && !u.is_empty())
+    {
+        return Err(err(
+            "source.user",
+            "with auth = \"windows\" must be DOMAIN\\user (in TOML: 'CORP\\alice' or \"CORP\\\\alice\")",
+        ));
+    }
     if s.tls == SourceTls::Disable && (s.trust_server_certificate || s.ca_file.is_some()) {
         return Err(err(
             "source.trust_server_certificate",
@@ -780,6 +806,7 @@ pub fn parse(text: &str, env: &dyn Environment) -> Result<Config, ConfigError> {
             database: s.database,
             user: s.user,
             password: source_password,
+            auth: s.auth,
             tls: s.tls,
             trust_server_certificate: s.trust_server_certificate,
             ca_file: s.ca_file,

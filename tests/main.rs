@@ -1,10 +1,10 @@
 //! Integration tests: the replicator against the simulator (TCP) and a throwaway PostgreSQL.
 
 mod common;
+mod connect;
 mod cutover;
 mod kill;
 mod ops;
 mod snapshot;
 mod stream;
-mod tls;
 mod validate;

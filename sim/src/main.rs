@@ -79,6 +79,10 @@ enum Command {
         /// Refuse clients that do not support encryption (as Force Encryption does).
         #[arg(long, requires = "tls_cert")]
         tls_required: bool,
+        /// Accept Windows authentication (NTLM) for this `DOMAIN\user`; its password comes
+        /// from MSSQL_SIM_NTLM_PASSWORD.
+        #[arg(long)]
+        ntlm_user: Option<String>,
     },
 }
 
@@ -160,7 +164,25 @@ async fn main() {
             tls_cert,
             tls_key,
             tls_required,
+            ntlm_user,
         } => {
+            let ntlm = match ntlm_user {
+                None => None,
+                Some(u) => {
+                    let password = std::env::var("MSSQL_SIM_NTLM_PASSWORD").unwrap_or_default();
+                    if password.is_empty() {
+                        eprintln!("mssql-sim: --ntlm-user needs MSSQL_SIM_NTLM_PASSWORD");
+                        std::process::exit(2);
+                    }
+                    match mssql_sim::tds::ntlm::NtlmUser::parse(&u, password) {
+                        Ok(n) => Some(n),
+                        Err(e) => {
+                            eprintln!("mssql-sim: --ntlm-user: {e}");
+                            std::process::exit(2);
+                        }
+                    }
+                }
+            };
             let tls = match (tls_cert, tls_key) {
                 (Some(cert_pem), Some(key_pem)) => Some(mssql_sim::server::SimTls {
                     cert_pem,
@@ -173,6 +195,7 @@ async fn main() {
                 ct_cleanup_interval,
                 cdc_polling_interval,
                 tls,
+                ntlm,
                 ..mssql_sim::server::SimConfig::new(backing, sa_password)
             };
             let server = match mssql_sim::server::start(cfg, listen).await {

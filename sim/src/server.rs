@@ -30,6 +30,9 @@ pub struct SimConfig {
     pub cdc_polling_interval: std::time::Duration,
     /// TLS inside PRELOGIN with this certificate; `None`: clients are answered NOT_SUP.
     pub tls: Option<SimTls>,
+    /// The domain account Windows authentication (NTLM) accepts; `None`: integrated logins
+    /// are refused as from an untrusted domain.
+    pub ntlm: Option<crate::tds::ntlm::NtlmUser>,
 }
 
 /// The simulator's TLS: a PEM certificate chain and key, and whether clients must use it.
@@ -53,6 +56,7 @@ impl SimConfig {
             ct_cleanup_interval: std::time::Duration::from_secs(30),
             cdc_polling_interval: std::time::Duration::from_secs(5),
             tls: None,
+            ntlm: None,
         }
     }
 }
@@ -69,6 +73,8 @@ pub struct Shared {
     rcsi: std::sync::Mutex<HashMap<String, bool>>,
     /// TLS offered in PRELOGIN, and whether it is required.
     pub tls: Option<(tokio_rustls::TlsAcceptor, bool)>,
+    /// The account NTLM logins are checked against.
+    pub ntlm: Option<crate::tds::ntlm::NtlmUser>,
 }
 
 /// The PostgreSQL database that holds T-SQL database `name` beside backing database `backing_db`.
@@ -497,6 +503,7 @@ pub async fn start(cfg: SimConfig, listen: SocketAddr) -> Result<SimServer, Stri
         registry: Mutex::new(()),
         rcsi: std::sync::Mutex::new(HashMap::new()),
         tls,
+        ntlm: cfg.ntlm.clone(),
     });
     let (tx, mut rx) = watch::channel(false);
     tokio::spawn(periodic(

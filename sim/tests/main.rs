@@ -4,6 +4,7 @@ mod cdc;
 mod change_tracking;
 mod common;
 mod external;
+mod ntlm;
 mod protocol;
 mod tiberius_basics;
 mod tiberius_types;

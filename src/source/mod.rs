@@ -8,7 +8,7 @@ pub mod ct;
 pub mod discover;
 pub mod read;
 
-use crate::config::{SourceConfig, SourceTls};
+use crate::config::{SourceAuth, SourceConfig, SourceTls};
 use crate::error::{Context, Error};
 use tiberius::{AuthMethod, Client, Config, EncryptionLevel};
 use tokio::net::TcpStream;
@@ -27,7 +27,10 @@ pub async fn connect(cfg: &SourceConfig) -> Result<Tds, Error> {
     // tiberius gives up on a reply after 30 s by default; a split-point scan or a large window's
     // first row can legitimately take longer. Windows have their own bound (daemon::stream).
     c.command_timeout(Some(std::time::Duration::from_secs(600)));
-    c.authentication(AuthMethod::sql_server(&cfg.user, cfg.password.expose()));
+    c.authentication(match cfg.auth {
+        SourceAuth::Sql => AuthMethod::sql_server(&cfg.user, cfg.password.expose()),
+        SourceAuth::Windows => AuthMethod::windows(&cfg.user, cfg.password.expose()),
+    });
     match cfg.tls {
         SourceTls::Disable => c.encryption(EncryptionLevel::NotSupported),
         SourceTls::Require => {

@@ -81,6 +81,8 @@ pub struct Login7 {
     pub database: String,
     /// The client asked for integrated (SSPI) authentication.
     pub sspi: bool,
+    /// Its first SSPI message (NTLM NEGOTIATE).
+    pub sspi_data: Vec<u8>,
 }
 
 fn read_u16(d: &[u8], at: usize) -> std::io::Result<u16> {
@@ -123,7 +125,15 @@ pub fn parse_login7(d: &[u8]) -> std::io::Result<Login7> {
     if d.len() < 94 {
         return Err(invalid("LOGIN7 shorter than its fixed part".into()));
     }
+    let sspi_off = read_u16(d, 78)? as usize;
     let sspi_len = read_u16(d, 80)?;
+    let sspi_data = if sspi_len > 0 && sspi_len < u16::MAX {
+        d.get(sspi_off..sspi_off + sspi_len as usize)
+            .ok_or_else(|| invalid("LOGIN7 SSPI data outside the packet".into()))?
+            .to_vec()
+    } else {
+        Vec::new()
+    };
     Ok(Login7 {
         tds_version: read_u32(d, 4)?,
         packet_size: read_u32(d, 8)?,
@@ -133,5 +143,6 @@ pub fn parse_login7(d: &[u8]) -> std::io::Result<Login7> {
         app_name: field(d, 48, false)?,
         database: field(d, 68, false)?,
         sspi: sspi_len > 0,
+        sspi_data,
     })
 }

@@ -5,6 +5,7 @@
 //! packets of the negotiated size.
 
 pub mod login;
+pub mod ntlm;
 pub mod rpc;
 pub mod tls;
 pub mod token;

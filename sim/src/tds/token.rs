@@ -109,6 +109,13 @@ pub fn message(
     });
 }
 
+/// SSPI (0xED): an integrated-authentication token for the client (an NTLM CHALLENGE).
+pub fn sspi(buf: &mut Vec<u8>, data: &[u8]) {
+    buf.push(0xED);
+    buf.extend_from_slice(&(data.len() as u16).to_le_bytes());
+    buf.extend_from_slice(data);
+}
+
 /// DONE, DONEPROC or DONEINPROC.
 pub fn done(buf: &mut Vec<u8>, token: u8, status: u16, cur_cmd: u16, rows: u64) {
     buf.push(token);

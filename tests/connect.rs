@@ -1,9 +1,11 @@
-//! TLS on both connections: the simulator offers TLS inside PRELOGIN with a test certificate, the
-//! target is a throwaway cluster that accepts TLS only; wrong CAs are refused with errors that say
-//! so, and every replicator session on the target is encrypted.
+//! How the replicator connects. TLS on both connections: the simulator offers TLS inside PRELOGIN
+//! with a test certificate, the target is a throwaway cluster that accepts TLS only; wrong CAs are
+//! refused with errors that say so, and every replicator session on the target is encrypted.
+//! Windows authentication: NTLM to a simulator that accepts one domain user.
 
 use crate::common::*;
 use mssql_sim::server::SimTls;
+use mssql_sim::tds::ntlm::NtlmUser;
 use replicator::config;
 use replicator::state::TableState;
 use std::time::Duration;
@@ -144,4 +146,67 @@ async fn replication_runs_over_verified_tls_on_both_sides_and_wrong_cas_are_refu
     assert!(ssl);
     no_ca.ssl_mode = replicator::tls::PgSslMode::Disable;
     assert!(replicator::sink::connect(&no_ca).await.is_err());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn windows_authentication_replicates_and_a_wrong_password_stops_with_a_hint() {
+    const NTLM_PASSWORD: &str = "Dom41n-Secret";
+    let env = Env::with_sim("ntlm", |c| {
+        c.ntlm = Some(NtlmUser::parse("CORP\\svc_replicator", NTLM_PASSWORD.into()).unwrap())
+    })
+    .await;
+    let mut c = env.tds().await;
+    exec(&mut c, "CREATE TABLE dbo.w (id int NOT NULL PRIMARY KEY, v int NOT NULL); ALTER TABLE dbo.w ENABLE CHANGE_TRACKING").await;
+    exec(&mut c, "INSERT INTO dbo.w VALUES (1, 1)").await;
+    let text = env
+        .config_text("[replication]\npoll_interval = \"50ms\"\n[[tables]]\nsource = \"dbo.w\"\n")
+        .replace(
+            "user = \"sa\"\npassword_env = \"TEST_MSSQL_PASSWORD\"",
+            "auth = \"windows\"\nuser = 'CORP\\svc_replicator'\npassword_env = \"TEST_NTLM_PASSWORD\"",
+        );
+    assert!(text.contains("auth = \"windows\""));
+    let secrets = |pw: &str| {
+        TestEnv(
+            [("TEST_NTLM_PASSWORD".to_string(), pw.to_string())]
+                .into_iter()
+                .collect(),
+        )
+    };
+    let cfg = config::parse(&text, &secrets(NTLM_PASSWORD)).unwrap();
+    let d = Daemon::start(cfg);
+    d.wait_state(&["dbo.w"], TableState::Streaming, Duration::from_secs(60))
+        .await;
+    exec(&mut c, "INSERT INTO dbo.w VALUES (2, 2)").await;
+    let pg = env.pg().await;
+    eventually("the change arrives", Duration::from_secs(30), || {
+        let pg = &pg;
+        async move {
+            pg.query_one("SELECT count(*) FROM public.w", &[])
+                .await
+                .map(|r| r.get::<_, i64>(0) == 2)
+                .unwrap_or(false)
+        }
+    })
+    .await;
+    d.stop().await.unwrap();
+    let bad = config::parse(&text, &secrets("not-the-password")).unwrap();
+    let Err(err) = replicator::source::connect(&bad.source).await else {
+        panic!("a wrong Windows password must be refused");
+    };
+    assert_eq!(err.kind(), replicator::error::ErrorKind::Fatal, "{err}");
+    assert!(
+        err.hint().is_some_and(|h| h.contains("source.user")),
+        "{err}"
+    );
+    let shown = format!("{err} {:?}", err.hint());
+    assert!(
+        shown.contains("CORP\\svc_replicator") && !shown.contains("not-the-password"),
+        "{shown}"
+    );
+    // A Windows user without its domain is a configuration error that names the key.
+    let no_domain = text.replace("'CORP\\svc_replicator'", "'svc_replicator'");
+    let e = config::parse(&no_domain, &secrets(NTLM_PASSWORD))
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("source.user") && e.contains("DOMAIN"), "{e}");
 }
