@@ -123,7 +123,7 @@ pub fn check_negotiate(msg: &[u8]) -> Result<(), String> {
     Ok(())
 }
 
-fn payload<'a>(msg: &'a [u8], at: usize) -> Result<&'a [u8], String> {
+fn payload(msg: &[u8], at: usize) -> Result<&[u8], String> {
     let f = msg
         .get(at..at + 8)
         .ok_or("AUTHENTICATE message truncated")?;
@@ -137,7 +137,7 @@ fn payload<'a>(msg: &'a [u8], at: usize) -> Result<&'a [u8], String> {
 pub fn claimed(msg: &[u8]) -> String {
     let text = |at| {
         payload(msg, at)
-            .map(|b| crate::tds::login::utf16le(b))
+            .map(crate::tds::login::utf16le)
             .unwrap_or_default()
     };
     format!("{}\\{}", text(28), text(36))
