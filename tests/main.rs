@@ -3,6 +3,7 @@
 mod common;
 mod connect;
 mod cutover;
+mod docker;
 mod kill;
 mod ops;
 mod snapshot;
