@@ -72,12 +72,18 @@ async fn the_compose_init_script_and_replicator_toml_migrate_the_sample_database
             "postgres://replicator@postgres:5432/shop?sslmode=prefer",
             &format!("{target}?sslmode=prefer"),
         )
-        .replace("/var/lib/replicator", &dir.join("state").display().to_string());
+        .replace(
+            "/var/lib/replicator",
+            &dir.join("state").display().to_string(),
+        );
     assert!(text.contains("trust_server_certificate = true") && text.contains("tls = \"require\""));
     let secrets = TestEnv(
         [
             ("MSSQL_PASSWORD".to_string(), SA_PASSWORD.to_string()),
-            ("PG_PASSWORD".to_string(), "unused-by-a-trust-cluster".to_string()),
+            (
+                "PG_PASSWORD".to_string(),
+                "unused-by-a-trust-cluster".to_string(),
+            ),
         ]
         .into_iter()
         .collect(),

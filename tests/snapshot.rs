@@ -265,7 +265,48 @@ ALTER TABLE dbo.empty ENABLE CHANGE_TRACKING;"#,
         0
     );
     assert_eq!(d.table("dbo.empty").unwrap().rows_copied, 0);
+    // Changes through the staging/apply path, then a fenced cutover (full validation, THROW
+    // triggers named after the hostile schema) on the same names.
+    exec(
+        &mut c,
+        "UPDATE [we ird].[x]]y \"t\"] SET [naïve col] = 99 WHERE [select] = N'x]y'; \
+         DELETE FROM [we ird].[x]]y \"t\"] WHERE [select] = N'q\"t' AND [a\"b] = 1; \
+         INSERT INTO [we ird].[x]]y \"t\"] VALUES (7, N'it''s', NULL)",
+    )
+    .await;
+    wait_equal(
+        &mut c,
+        &pg,
+        "SELECT [a\"b], [select], [naïve col] FROM [we ird].[x]]y \"t\"]",
+        "\"we ird\".\"x]y \"\"t\"\"\"",
+        &["\"a\"\"b\"", "\"select\"", "\"naïve col\""],
+        Duration::from_secs(30),
+    )
+    .await;
     d.stop().await.unwrap();
+    let report = replicator::cutover::run(
+        env.config("[[tables]]\nsource = \"dbo.*\"\n[[tables]]\nsource = \"[we ird].*\"\n"),
+        replicator::cutover::Options {
+            timeout: Duration::from_secs(60),
+            keep_progress: false,
+            fence_source: true,
+        },
+    )
+    .await
+    .unwrap();
+    assert!(report.ok, "{}", report.render());
+    assert_eq!(report.fence.as_ref().unwrap().tables.len(), 3);
+    let fenced = c
+        .simple_query("INSERT INTO [we ird].[x]]y \"t\"] VALUES (8, N'late', NULL)")
+        .await;
+    let refused = match fenced {
+        Ok(stream) => stream.into_results().await.err(),
+        Err(e) => Some(e),
+    };
+    assert!(
+        refused.is_some_and(|e| e.to_string().contains("are fenced")),
+        "a write after a fenced cutover is refused"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
