@@ -44,6 +44,10 @@ pub struct TableResult {
     pub result: String,
     /// Identity set to continue after this value, when the table has one.
     pub identity_synced_to: Option<i64>,
+    /// Checksums were computed by both databases (only differing buckets were read).
+    pub checked_in_database: bool,
+    /// Rows the comparison read into the replicator, both sides together.
+    pub rows_read: i64,
 }
 
 /// The cutover report.
@@ -352,6 +356,8 @@ async fn finish(
             target_rows,
             result: if equal { "equal" } else { "different" }.into(),
             identity_synced_to: synced,
+            checked_in_database: outcome.in_database,
+            rows_read: outcome.rows_read,
         });
     }
     // Foreign keys: those not created yet, then validate every NOT VALID one.

@@ -12,6 +12,7 @@
 
 pub mod by_key;
 pub mod live;
+pub mod pushdown;
 
 use crate::config::Policies;
 use crate::convert::value::to_value;
@@ -44,6 +45,10 @@ pub struct Outcome {
     /// The differing keys, for a recheck or a repair.
     #[serde(skip)]
     pub suspects: Vec<Suspect>,
+    /// The bucket checksums were computed by both databases ([`pushdown`]), not the daemon.
+    pub in_database: bool,
+    /// Rows read into the daemon, both sides together (0 for equal tables checked in database).
+    pub rows_read: i64,
 }
 
 /// A key that differs, as both sides can look it up.
@@ -170,12 +175,14 @@ async fn source_side(
     wanted: Option<&HashSet<usize>>,
     skip: &HashSet<KeyBytes>,
     throttle: &mut Throttle,
+    filter: Option<&str>,
 ) -> Result<Side, Error> {
     let name = plan.source.name.to_string();
     let sql = format!(
-        "SELECT {} FROM {}",
+        "SELECT {} FROM {}{}",
         plan.select_list(false),
-        plan.source.name.tsql()
+        plan.source.name.tsql(),
+        filter.map(|f| format!(" WHERE {f}")).unwrap_or_default()
     );
     let mut side = Side::new();
     let mut losses = Losses::default();
@@ -229,12 +236,14 @@ async fn target_side(
     wanted: Option<&HashSet<usize>>,
     skip: &HashSet<KeyBytes>,
     throttle: &mut Throttle,
+    filter: Option<&str>,
 ) -> Result<Side, Error> {
     let cols: Vec<String> = plan.columns.iter().map(|c| quote_pg(&c.target)).collect();
     let sql = format!(
-        "COPY (SELECT {} FROM {}) TO STDOUT (FORMAT binary)",
+        "COPY (SELECT {} FROM {}{}) TO STDOUT (FORMAT binary)",
         cols.join(", "),
-        plan.target.sql()
+        plan.target.sql(),
+        filter.map(|f| format!(" WHERE {f}")).unwrap_or_default()
     );
     let stream = pg
         .copy_out(&sql)
@@ -367,8 +376,17 @@ pub async fn full(
     share: f64,
 ) -> Result<Outcome, Error> {
     let mut throttle = Throttle::new(share);
-    let src = source_side(tds, plan, policies, None, skip, &mut throttle).await?;
-    let tgt = target_side(pg, plan, None, skip, &mut throttle).await?;
+    let pushed = match pushdown::queries(plan, policies) {
+        Some(q) if (skip.is_empty() || q.key_bucketable) && checksums_in_database(tds).await => {
+            Some(q)
+        }
+        _ => None,
+    };
+    if let Some(q) = pushed {
+        return full_in_database(tds, pg, plan, policies, skip, &q, &mut throttle).await;
+    }
+    let src = source_side(tds, plan, policies, None, skip, &mut throttle, None).await?;
+    let tgt = target_side(pg, plan, None, skip, &mut throttle, None).await?;
     let differing_buckets: HashSet<usize> = (0..BUCKETS)
         .filter(|b| src.buckets[*b] != tgt.buckets[*b])
         .collect();
@@ -378,6 +396,8 @@ pub async fn full(
         findings: Vec::new(),
         differing: 0,
         suspects: Vec::new(),
+        in_database: false,
+        rows_read: src.rows + tgt.rows,
     };
     if differing_buckets.is_empty() {
         return Ok(out);
@@ -390,16 +410,119 @@ pub async fn full(
         Some(&differing_buckets),
         skip,
         &mut throttle,
+        None,
     )
     .await?;
-    let tgt = target_side(pg, plan, Some(&differing_buckets), skip, &mut throttle).await?;
+    let tgt = target_side(
+        pg,
+        plan,
+        Some(&differing_buckets),
+        skip,
+        &mut throttle,
+        None,
+    )
+    .await?;
+    out.rows_read += src.rows + tgt.rows;
+    compare_details(plan, &src, &tgt, &mut out);
+    Ok(out)
+}
+
+/// Whether the source can render strings as UTF-8 (SQL Server 2019 and later).
+async fn checksums_in_database(tds: &mut Tds) -> bool {
+    let rows = crate::source::query_rows(
+        tds,
+        "SELECT CAST(SERVERPROPERTY('ProductMajorVersion') AS int)",
+        "read the server version",
+    )
+    .await;
+    match rows {
+        Ok(r) => r
+            .first()
+            .and_then(|r| r.try_get::<i32, _>(0).ok().flatten())
+            .is_some_and(|v| v >= 15),
+        Err(_) => false,
+    }
+}
+
+/// [`full`] with the bucket aggregates computed by each database ([`pushdown`]); differing
+/// buckets, and the buckets of the `skip` keys, are read and compared key by key.
+async fn full_in_database(
+    tds: &mut Tds,
+    pg: &tokio_postgres::Transaction<'_>,
+    plan: &TablePlan,
+    policies: &Policies,
+    skip: &HashSet<KeyBytes>,
+    q: &pushdown::Queries,
+    throttle: &mut Throttle,
+) -> Result<Outcome, Error> {
+    let src = pushdown::source_sums(tds, plan, q).await?;
+    let tgt = pushdown::target_sums(pg, plan, q).await?;
+    let skipped: HashSet<usize> = skip.iter().map(|k| pushdown::bucket_of(k)).collect();
+    let differing: HashSet<usize> = (0..BUCKETS)
+        .filter(|b| src.buckets[*b] != tgt.buckets[*b])
+        .collect();
+    let mut out = Outcome {
+        source_rows: src.rows,
+        target_rows: tgt.rows,
+        findings: Vec::new(),
+        differing: 0,
+        suspects: Vec::new(),
+        in_database: true,
+        rows_read: 0,
+    };
+    // Rows of skipped keys are in the sums: their buckets are compared key by key instead.
+    let narrow: HashSet<usize> = differing.union(&skipped).copied().collect();
+    if narrow.is_empty() {
+        return Ok(out);
+    }
+    let adjust = |side: &Side, sums: &pushdown::Sums| -> i64 {
+        sums.rows - narrow.iter().map(|b| sums.buckets[*b].0).sum::<i64>() + side.rows
+    };
+    let all: HashSet<usize> = (0..BUCKETS).collect();
+    let s = source_side(
+        tds,
+        plan,
+        policies,
+        Some(&all),
+        skip,
+        throttle,
+        Some(&q.source_filter(&narrow)),
+    )
+    .await?;
+    let t = target_side(
+        pg,
+        plan,
+        Some(&all),
+        skip,
+        throttle,
+        Some(&q.target_filter(&narrow)),
+    )
+    .await?;
+    // Counts without the skipped keys, as the daemon-side comparison reports them.
+    out.source_rows = adjust(&s, &src);
+    out.target_rows = adjust(&t, &tgt);
+    out.rows_read = s.rows + t.rows;
+    compare_details(plan, &s, &t, &mut out);
+    let unexplained = differing.difference(&skipped).count();
+    if out.differing == 0 && unexplained > 0 {
+        tracing::warn!(
+            table = %plan.source.name,
+            buckets = unexplained,
+            "database-side checksums differ where the rows agree: the engines render some value differently; the comparison was made row by row"
+        );
+    }
+    Ok(out)
+}
+
+/// Names every key whose row differs between the two sides' detail.
+fn compare_details(plan: &TablePlan, src: &Side, tgt: &Side, out: &mut Outcome) {
     for (kh, (rh, key, bytes, source_key)) in &src.detail {
         let what = match tgt.detail.get(kh) {
             None => "missing on the target",
             Some((th, ..)) if th != rh => "values differ",
             _ => continue,
         };
-        push(&mut out, format!("{} {key}: {what}", plan.source.name));
+        push(out, format!("{} {key}: {what}", plan.source.name));
         out.suspects.push(Suspect {
             key: bytes.clone(),
             source_key: source_key.clone(),
@@ -409,7 +532,7 @@ pub async fn full(
     for (kh, (_, key, bytes, source_key)) in &tgt.detail {
         if !src.detail.contains_key(kh) {
             push(
-                &mut out,
+                out,
                 format!("{} {key}: on the target only", plan.source.name),
             );
             out.suspects.push(Suspect {
@@ -419,7 +542,6 @@ pub async fn full(
             });
         }
     }
-    Ok(out)
 }
 
 fn push(out: &mut Outcome, finding: String) {

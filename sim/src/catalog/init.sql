@@ -292,6 +292,11 @@ CREATE FUNCTION _sim.to_time(t timestamp) RETURNS time LANGUAGE sql IMMUTABLE AS
 CREATE FUNCTION _sim.to_bit(s text) RETURNS smallint LANGUAGE sql IMMUTABLE AS
 $$ SELECT CASE WHEN s IS NULL THEN NULL WHEN upper(btrim(s)) IN ('TRUE', '1') THEN 1 WHEN upper(btrim(s)) IN ('FALSE', '0') THEN 0 ELSE (s::numeric <> 0)::int END::smallint $$;
 CREATE FUNCTION _sim.to_bit(n numeric) RETURNS smallint LANGUAGE sql IMMUTABLE AS $$ SELECT (n <> 0)::int::smallint $$;
+-- Text under a _UTF8 collation (SQL Server 2019): the same text, known to the rewriter.
+CREATE FUNCTION _sim.utf8(s text) RETURNS text LANGUAGE sql IMMUTABLE AS $$ SELECT s $$;
+-- binary to an integer type: the last 8 bytes, big-endian, as SQL Server reads them.
+CREATE FUNCTION _sim.binary_to_bigint(b bytea) RETURNS bigint LANGUAGE sql IMMUTABLE AS
+$$ SELECT ('x' || lpad(right(encode(b, 'hex'), 16), 16, '0'))::bit(64)::bigint $$;
 CREATE FUNCTION _sim.to_varbinary(s text) RETURNS bytea LANGUAGE sql IMMUTABLE AS $$ SELECT _sim.utf16le(s) $$;
 CREATE FUNCTION _sim.to_varbinary(b bytea) RETURNS bytea LANGUAGE sql IMMUTABLE AS $$ SELECT b $$;
 CREATE FUNCTION _sim.to_varbinary(i int) RETURNS bytea LANGUAGE sql IMMUTABLE AS $$ SELECT int4send(i) $$;
@@ -356,6 +361,18 @@ CREATE FUNCTION _sim.dateadd(p text, n bigint, s text) RETURNS timestamp LANGUAG
 CREATE FUNCTION _sim.dateadd(p text, n bigint, d date) RETURNS date LANGUAGE sql IMMUTABLE AS $$ SELECT _sim.dateadd(p, n, d::timestamp)::date $$;
 
 -- DATEDIFF counts boundaries crossed, as SQL Server does.
+-- datetime (timestamp storage, milliseconds standing for 1/300 s ticks) to datetime2(sc) text:
+-- the exact tick value rounded to sc digits, as SQL Server converts it.
+CREATE FUNCTION _sim.datetime_to_datetime2(t timestamp, sc int) RETURNS text LANGUAGE sql IMMUTABLE AS $$
+  SELECT CASE WHEN t IS NULL THEN NULL ELSE
+    to_char(date_trunc('second', t), 'YYYY-MM-DD HH24:MI:SS') || '.' ||
+        lpad((round(round((extract(microseconds FROM t)::bigint % 1000000) * 3 / 10000.0) * 100000 / 3.0
+      / 10 ^ (7 - sc)) * 10 ^ (7 - sc))::bigint::text, 7, '0') END $$;
+-- Timestamp storage holds datetime (and date): its fraction is whole 1/300 s ticks, shown
+-- rounded to milliseconds; microseconds are counted from the exact tick, as SQL Server does.
+CREATE FUNCTION _sim.datetime_micros(t timestamp) RETURNS bigint LANGUAGE sql IMMUTABLE AS $$
+  SELECT floor(extract(epoch FROM date_trunc('second', t)))::bigint * 1000000
+       + floor(round((extract(microseconds FROM t)::bigint % 1000000) * 3 / 10000.0) * 10000 / 3.0)::bigint $$;
 CREATE FUNCTION _sim.datediff(p text, a timestamp, b timestamp) RETURNS bigint LANGUAGE sql IMMUTABLE AS $$
   SELECT CASE _sim.part(p)
     WHEN 'year' THEN extract(year FROM b) - extract(year FROM a)
@@ -366,9 +383,21 @@ CREATE FUNCTION _sim.datediff(p text, a timestamp, b timestamp) RETURNS bigint L
     WHEN 'minute' THEN floor(extract(epoch FROM date_trunc('minute', b)) / 60) - floor(extract(epoch FROM date_trunc('minute', a)) / 60)
     WHEN 'second' THEN floor(extract(epoch FROM date_trunc('second', b))) - floor(extract(epoch FROM date_trunc('second', a)))
     WHEN 'millisecond' THEN floor(extract(epoch FROM date_trunc('milliseconds', b)) * 1000) - floor(extract(epoch FROM date_trunc('milliseconds', a)) * 1000)
-    WHEN 'microsecond' THEN floor(extract(epoch FROM b) * 1000000) - floor(extract(epoch FROM a) * 1000000)
+        WHEN 'microsecond' THEN _sim.datetime_micros(b) - _sim.datetime_micros(a)
     ELSE b::date - a::date END::bigint $$;
-CREATE FUNCTION _sim.datediff(p text, a text, b text) RETURNS bigint LANGUAGE sql IMMUTABLE AS $$ SELECT _sim.datediff(p, _sim.ts(a), _sim.ts(b)) $$;
+-- Text-stored values keep 100 ns ticks: microseconds count boundaries exactly, as SQL Server's.
+CREATE FUNCTION _sim.datediff(p text, a text, b text) RETURNS bigint LANGUAGE plpgsql IMMUTABLE AS $$
+DECLARE x record; y record;
+BEGIN
+  IF a IS NULL OR b IS NULL THEN RETURN NULL; END IF;
+  IF _sim.part(p) = 'microsecond' THEN
+    SELECT * INTO x FROM _sim.parse_dt(a, 7);
+    SELECT * INTO y FROM _sim.parse_dt(b, 7);
+    RETURN ((extract(epoch FROM y.base)::bigint - y.off * 60) - (extract(epoch FROM x.base)::bigint - x.off * 60)) * 1000000
+      + (y.ticks / 10 - x.ticks / 10);
+  END IF;
+  RETURN _sim.datediff(p, _sim.ts(a), _sim.ts(b));
+END $$;
 CREATE FUNCTION _sim.datediff(p text, a date, b date) RETURNS bigint LANGUAGE sql IMMUTABLE AS $$ SELECT _sim.datediff(p, a::timestamp, b::timestamp) $$;
 CREATE FUNCTION _sim.eomonth(t timestamp) RETURNS date LANGUAGE sql IMMUTABLE AS
 $$ SELECT (date_trunc('month', t) + interval '1 month' - interval '1 day')::date $$;

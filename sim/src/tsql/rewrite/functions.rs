@@ -141,6 +141,15 @@ impl Rewriter<'_> {
                 format!("_sim.type_name({})", a(0)),
                 Some(TsqlType::NVarChar(Len::N(128))),
             ),
+                        "substring" if arg_exprs.len() == 3 => (
+                format!("substring({}, {}, {})", a(0), a(1), a(2)),
+                match arg_exprs.first().and_then(|e| self.type_of(e)) {
+                    Some(TsqlType::Binary(_) | TsqlType::VarBinary(_) | TsqlType::Image) => {
+                        Some(TsqlType::VarBinary(Len::Max))
+                    }
+                    _ => return None,
+                },
+            ),
             "hashbytes" => {
                 let data = match arg_exprs.get(1).and_then(|e| self.type_of(e)) {
                     Some(TsqlType::VarChar(_) | TsqlType::Char(_) | TsqlType::Text) => {
@@ -217,7 +226,15 @@ impl Rewriter<'_> {
                 } else {
                     name.as_str()
                 };
-                (format!("_sim.{fname}('{part}', {})", rest.join(", ")), ty)
+                                let call = format!("_sim.{fname}('{part}', {})", rest.join(", "));
+                // DATEDIFF is an int in SQL Server (DATEDIFF_BIG a bigint): CAST(... AS binary)
+                // must see four bytes.
+                let call = if name == "datediff" {
+                    format!("({call})::int")
+                } else {
+                    call
+                };
+                (call, ty)
             }
             "eomonth" => (format!("_sim.eomonth({})", a(0)), Some(TsqlType::Date)),
             "sysdatetime_ticks" => return None,

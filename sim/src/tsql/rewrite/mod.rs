@@ -164,6 +164,9 @@ pub struct Rewriter<'a> {
     extra_tables: HashMap<String, TableColumns>,
     /// The first error met.
     pub error: Option<RewriteError>,
+    /// Rewritten expressions that hold text under a `_UTF8` collation: cast to varchar they
+    /// stay UTF-8, and cast to varbinary they give UTF-8 bytes (SQL Server 2019).
+    utf8_raw: std::collections::HashSet<String>,
 }
 
 impl<'a> Rewriter<'a> {
@@ -175,6 +178,7 @@ impl<'a> Rewriter<'a> {
             raw_types: HashMap::new(),
             extra_tables: HashMap::new(),
             error: None,
+            utf8_raw: std::collections::HashSet::new(),
         }
     }
 
@@ -325,6 +329,9 @@ impl<'a> Rewriter<'a> {
                 let n = parts.len();
                 self.column_type(Some(&parts[n - 2].value), &parts[n - 1].value)
             }
+            Expr::Value(v) if matches!(&v.value, AstValue::Number(n, _) if n.starts_with("0x") || n.starts_with("0X")) => {
+                Some(TsqlType::VarBinary(Len::N(8000)))
+            }
             Expr::Value(v) => match &v.value {
                 AstValue::SingleQuotedString(s) => Some(TsqlType::VarChar(Len::N(
                     s.chars().count().clamp(1, 8000) as u16,
@@ -349,6 +356,23 @@ impl<'a> Rewriter<'a> {
                 _ => None,
             },
             Expr::Nested(inner) => self.type_of(inner),
+            Expr::Substring { expr, .. } => match self.type_of(expr) {
+                Some(TsqlType::Binary(_) | TsqlType::VarBinary(_) | TsqlType::Image) => {
+                    Some(TsqlType::VarBinary(Len::Max))
+                }
+                other => other,
+            },
+            // CASE: the first result whose type is known (SQL Server takes the highest
+            // precedence; the results agree in what the simulator meets).
+            Expr::Case {
+                conditions,
+                else_result,
+                ..
+            } => conditions
+                .iter()
+                .map(|c| &c.result)
+                .chain(else_result.as_deref())
+                .find_map(|r| self.type_of(r)),
             // T-SQL's SUM, MIN, MAX and AVG keep the argument's type (AVG of int is an int).
             Expr::Function(f)
                 if matches!(
@@ -493,7 +517,69 @@ impl<'a> Rewriter<'a> {
             }
         };
         let inner = expr.to_string();
+        let src_ty = self.type_of(expr);
+        let utf8 = self.utf8_raw.contains(&inner);
         let sql = match (&ty, style) {
+            // Text under a _UTF8 collation: varchar keeps it, varbinary gives its UTF-8 bytes.
+            (TsqlType::VarChar(_) | TsqlType::Char(_), None) if utf8 => {
+                let out = format!("_sim.utf8({inner})");
+                self.utf8_raw.insert(out.clone());
+                return self.typed_raw(out, Some(ty));
+            }
+            (TsqlType::VarBinary(_) | TsqlType::Binary(_), _) if utf8 => {
+                format!("convert_to({inner}, 'UTF8')")
+            }
+            // Binary images of numbers, as SQL Server lays them out: big-endian.
+            (TsqlType::VarBinary(_) | TsqlType::Binary(_), _)
+                if matches!(
+                    src_ty,
+                    Some(
+                        TsqlType::Bit
+                            | TsqlType::TinyInt
+                            | TsqlType::SmallInt
+                            | TsqlType::Real
+                            | TsqlType::Float
+                    )
+                ) =>
+            {
+                match src_ty {
+                    Some(TsqlType::Bit) => format!(
+                        "(CASE WHEN ({inner}) IS NULL THEN NULL WHEN ({inner}) <> 0 THEN '\\x01'::bytea ELSE '\\x00'::bytea END)"
+                    ),
+                    Some(TsqlType::TinyInt) => format!("substr(int2send(({inner})::smallint), 2, 1)"),
+                    Some(TsqlType::SmallInt) => format!("int2send(({inner})::smallint)"),
+                    Some(TsqlType::Real) => format!("float4send(({inner})::real)"),
+                    _ => format!("float8send(({inner})::float8)"),
+                }
+            }
+            (
+                TsqlType::BigInt | TsqlType::Int | TsqlType::SmallInt | TsqlType::TinyInt,
+                _,
+            ) if matches!(
+                src_ty,
+                Some(TsqlType::VarBinary(_) | TsqlType::Binary(_))
+            ) =>
+            {
+                let storage = ty.pg_storage();
+                format!("(_sim.binary_to_bigint({inner}))::{storage}")
+            }
+                        // datetime's exact value is whole 1/300 s ticks; datetime2(n) rounds it to n digits.
+            (TsqlType::DateTime2(n), None)
+                if matches!(src_ty, Some(TsqlType::DateTime | TsqlType::SmallDateTime)) =>
+            {
+                format!("_sim.datetime_to_datetime2({inner}, {n})")
+            }
+            // char(n) keeps its padding when converted to another string type.
+            (t, None)
+                if t.is_string()
+                    && matches!(src_ty, Some(TsqlType::Char(_) | TsqlType::NChar(_))) =>
+            {
+                let n = match src_ty {
+                    Some(TsqlType::Char(n) | TsqlType::NChar(n)) => n,
+                    _ => 1,
+                };
+                format!("rpad(({inner})::text, greatest({n}, length(({inner})::text)))")
+            }
             (t, Some(style)) if t.is_string() => format!("_sim.convert_text(({inner}), {style})"),
             (TsqlType::DateTime2(_), _) => format!("_sim.to_datetime2({inner})"),
             (TsqlType::DateTimeOffset(_), _) => format!("_sim.to_datetimeoffset({inner})"),
@@ -580,6 +666,38 @@ impl<'a> Rewriter<'a> {
             } => {
                 let (ex, dt, st) = ((**expr).clone(), dt.clone(), styles.first().cloned());
                 Some(self.cast(&ex, &dt, st.as_ref()))
+            }
+            Expr::Collate { expr, collation } => {
+                let inner = expr.to_string();
+                let name = collation.to_string().to_uppercase();
+                let is_utf8 = name.ends_with("_UTF8");
+                // Binary collations compare code points: the simulator's deterministic one.
+                let inner = if name.contains("_BIN") {
+                    format!("({inner})::text COLLATE _sim.bin")
+                } else {
+                    inner
+                };
+                let t = self.type_of(expr);
+                if is_utf8 {
+                    let out = format!("_sim.utf8({inner})");
+                    self.utf8_raw.insert(out.clone());
+                    Some(self.typed_raw(out, t))
+                } else {
+                    // Comparisons here are already SQL Server's; the collation name is dropped.
+                    Some(self.typed_raw(format!("({inner})"), t))
+                }
+            }
+            // varbinary + varbinary concatenates.
+            Expr::BinaryOp {
+                left,
+                op: BinaryOperator::Plus,
+                right,
+            } if [self.type_of(left), self.type_of(right)]
+                .iter()
+                .any(|t| matches!(t, Some(TsqlType::VarBinary(_) | TsqlType::Binary(_)))) =>
+            {
+                let s = format!("({left} || {right})");
+                Some(self.typed_raw(s, Some(TsqlType::VarBinary(Len::Max))))
             }
             Expr::BinaryOp { left, op, right } => {
                 let (lt, rt) = (self.type_of(left), self.type_of(right));

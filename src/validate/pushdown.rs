@@ -1,0 +1,341 @@
+//! Full validation computed by each database itself: per bucket, a row count and two sums of
+//! row hashes, so a table whose buckets agree is proven equal without moving a row into the
+//! daemon. Only the differing buckets are then read and compared key by key
+//! ([`super::full`]).
+//!
+//! Canonical rendering. Every column becomes the bytes of PostgreSQL's binary form of its target
+//! value (what `int4send`, `timestamp_send`, ... return), framed by a 4-byte length or
+//! `0xFFFFFFFF` for NULL, the framing of `COPY ... (FORMAT binary)`. SQL Server produces the
+//! same bytes with `CAST(... AS binary(n))` (big-endian integers and IEEE floats),
+//! `DATEDIFF_BIG(microsecond, '2000-01-01', ...)` (PostgreSQL's epoch), the UTF-8 of strings
+//! through a `_UTF8` collation (SQL Server 2019 and later), and uniqueidentifier bytes
+//! reordered into RFC order. Numerics are compared as their text, which both engines render
+//! with the column's scale. The converter's policies are applied on the source side (NULs
+//! stripped or replaced; digits below a microsecond truncated).
+//!
+//! Buckets are the first 12 bits of the MD5 of the key's rendering, so the daemon computes the
+//! bucket of a key it holds (a changed key to leave out) from its binary form
+//! ([`bucket_of`]), and both engines assign every row to the same bucket.
+//!
+//! Contract: a rendering that differs between the engines (an unusual type or server setting)
+//! can only make buckets differ, never agree: differing buckets are compared row by row, so the
+//! result is exact either way. Tables with a column outside the rendered types (xml, spatial,
+//! sql_variant, configured expressions, type overrides across families) are compared in the
+//! daemon.
+
+use super::BUCKETS;
+use crate::config::{NulPolicy, Policies};
+use crate::convert::{ColumnPlan, TablePlan, TargetKind};
+use crate::error::{Context, Error};
+use crate::model::{quote_pg, tsql_literal};
+use crate::source::Tds;
+use futures_util::TryStreamExt;
+use md5::{Digest, Md5};
+use std::collections::HashSet;
+
+/// One side's per-bucket aggregates: (rows, sum of hash bits 0-31, sum of bits 32-63).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Sums {
+    /// Rows counted.
+    pub rows: i64,
+    /// Per bucket.
+    pub buckets: Vec<(i64, i64, i64)>,
+}
+
+/// The two aggregate queries of one table, and the filters that select some buckets.
+#[derive(Debug, Clone)]
+pub struct Queries {
+    source_key: String,
+    source_row: String,
+    target_key: String,
+    target_row: String,
+    /// The key can be bucketed from its binary form in the daemon (not for numeric keys).
+    pub key_bucketable: bool,
+}
+
+/// The bucket of a key given in its binary form (`copy::field` framing), as both databases
+/// compute it.
+pub fn bucket_of(key: &[u8]) -> usize {
+    let d = Md5::digest(key);
+    ((d[0] as usize) << 8 | d[1] as usize) % BUCKETS
+}
+
+/// The SQL Server expression that renders one column (see the module docs), or `None`.
+fn source_bytes(col: &ColumnPlan, source_type: &str, policies: &Policies) -> Option<String> {
+    use TargetKind as K;
+    if col.expression {
+        return None;
+    }
+    let e = &col.read_expr;
+    let utf8 = |nvarchar: String| {
+        format!(
+            "CAST(CAST({nvarchar} COLLATE Latin1_General_100_BIN2_UTF8 AS varchar(max)) AS varbinary(max))"
+        )
+    };
+    let micros_since = |from: &str, value: String| -> String {
+        format!("CAST(DATEDIFF_BIG(microsecond, {from}, {value}) AS binary(8))")
+    };
+    let s = source_type;
+    Some(match col.kind {
+        K::Bool if s == "bit" => format!("CAST(CAST({e} AS bit) AS binary(1))"),
+        K::Int2 if matches!(s, "tinyint" | "smallint") => {
+            format!("CAST(CAST({e} AS smallint) AS binary(2))")
+        }
+        K::Int4 if matches!(s, "tinyint" | "smallint" | "int") => {
+            format!("CAST(CAST({e} AS int) AS binary(4))")
+        }
+        K::Int8 if matches!(s, "tinyint" | "smallint" | "int" | "bigint") => {
+            format!("CAST(CAST({e} AS bigint) AS binary(8))")
+        }
+        K::Float4 if s == "real" => format!("CAST(CAST({e} AS real) AS binary(4))"),
+        K::Float8 if matches!(s, "real" | "float") => {
+            format!("CAST(CAST({e} AS float) AS binary(8))")
+        }
+        K::Numeric(Some(_)) if matches!(s, "decimal" | "numeric" | "money" | "smallmoney") => {
+            utf8(format!("CONVERT(nvarchar(60), {e})"))
+        }
+        K::Text | K::Varchar(_)
+            if matches!(
+                s,
+                "char" | "varchar" | "nchar" | "nvarchar" | "text" | "ntext" | "sysname"
+            ) =>
+        {
+            let text = format!("CAST({e} AS nvarchar(max))");
+            let text = match policies.nul_characters {
+                NulPolicy::Strip => {
+                    format!("REPLACE({text} COLLATE Latin1_General_100_BIN2, NCHAR(0), N'')")
+                }
+                NulPolicy::Replace => format!(
+                    "REPLACE({text} COLLATE Latin1_General_100_BIN2, NCHAR(0), {})",
+                    tsql_literal(&policies.nul_replacement)
+                ),
+                NulPolicy::Fail => text,
+            };
+            utf8(text)
+        }
+        K::Bytea
+            if matches!(
+                s,
+                "binary" | "varbinary" | "image" | "timestamp" | "rowversion"
+            ) =>
+        {
+            format!("CAST({e} AS varbinary(max))")
+        }
+        K::Uuid if s == "uniqueidentifier" => {
+            // SQL Server keeps the first three groups little-endian.
+            let b = format!("CAST({e} AS binary(16))");
+            [
+                (4, 1),
+                (3, 1),
+                (2, 1),
+                (1, 1),
+                (6, 1),
+                (5, 1),
+                (8, 1),
+                (7, 1),
+                (9, 8),
+            ]
+            .iter()
+            .map(|(at, n)| format!("SUBSTRING({b}, {at}, {n})"))
+            .collect::<Vec<_>>()
+            .join(" + ")
+        }
+        // The literal takes the column's type; DATEDIFF counts microsecond boundaries, which
+        // truncates the 100 ns digit as the converter does.
+        K::Date if s == "date" => {
+            format!("CAST(DATEDIFF(day, '2000-01-01', {e}) AS binary(4))")
+        }
+        K::Timestamp if s == "datetime2" => micros_since("'2000-01-01'", e.clone()),
+        // datetime's 1/300 s ticks are rounded to the microsecond, as the converter does.
+        K::Timestamp if matches!(s, "datetime" | "smalldatetime") => {
+            micros_since("'2000-01-01'", format!("CAST({e} AS datetime2(6))"))
+        }
+        K::Time if s == "time" => micros_since("'00:00:00'", e.clone()),
+        K::TimestampTz if s == "datetimeoffset" => {
+            micros_since("'2000-01-01T00:00:00+00:00'", e.clone())
+        }
+        _ => return None,
+    })
+}
+
+/// The PostgreSQL expression that renders one target column the same way.
+fn target_bytes(col: &ColumnPlan) -> String {
+    use TargetKind as K;
+    let c = quote_pg(&col.target);
+    match col.kind {
+        K::Bool => format!("boolsend({c})"),
+        K::Int2 => format!("int2send({c})"),
+        K::Int4 => format!("int4send({c})"),
+        K::Int8 => format!("int8send({c})"),
+        K::Float4 => format!("float4send({c})"),
+        K::Float8 => format!("float8send({c})"),
+        K::Numeric(_) => format!("convert_to({c}::text, 'UTF8')"),
+        K::Text | K::Varchar(_) | K::Xml => format!("convert_to({c}::text, 'UTF8')"),
+        K::Bytea => c,
+        K::Uuid => format!("uuid_send({c})"),
+        K::Date => format!("date_send({c})"),
+        K::Time => format!("time_send({c})"),
+        K::Timestamp => format!("timestamp_send({c})"),
+        K::TimestampTz => format!("timestamptz_send({c})"),
+    }
+}
+
+/// Builds the table's queries, or `None` when a column is not rendered (see the module docs).
+pub fn queries(plan: &TablePlan, policies: &Policies) -> Option<Queries> {
+    let mut src = Vec::new();
+    let mut tgt = Vec::new();
+    for col in &plan.columns {
+        let ty = plan
+            .source
+            .columns
+            .iter()
+            .find(|c| c.name == col.source)?
+            .source_type
+            .name
+            .clone();
+        let b = source_bytes(col, &ty, policies)?;
+        src.push(format!(
+            "CASE WHEN {e} IS NULL THEN 0xFFFFFFFF ELSE CAST(DATALENGTH({b}) AS binary(4)) + {b} END",
+            e = col.read_expr
+        ));
+        let t = target_bytes(col);
+        tgt.push(format!(
+            "CASE WHEN {c} IS NULL THEN '\\xffffffff'::bytea ELSE int4send(length({t})) || {t} END",
+            c = quote_pg(&col.target)
+        ));
+    }
+    let pick = |v: &[String], idx: &[usize], sep: &str| {
+        idx.iter()
+            .map(|i| v[*i].clone())
+            .collect::<Vec<_>>()
+            .join(sep)
+    };
+    let all: Vec<usize> = (0..plan.columns.len()).collect();
+    Some(Queries {
+        source_key: pick(&src, &plan.key, " + "),
+        source_row: pick(&src, &all, " + "),
+        target_key: pick(&tgt, &plan.key, " || "),
+        target_row: pick(&tgt, &all, " || "),
+        key_bucketable: plan
+            .key
+            .iter()
+            .all(|k| !matches!(plan.columns[*k].kind, TargetKind::Numeric(_))),
+    })
+}
+
+impl Queries {
+    /// `WHERE` condition selecting `buckets` on the source.
+    pub fn source_filter(&self, buckets: &HashSet<usize>) -> String {
+        format!(
+            "CAST(SUBSTRING(HASHBYTES('MD5', {}), 1, 2) AS int) % {BUCKETS} IN ({})",
+            self.source_key,
+            list(buckets)
+        )
+    }
+
+    /// `WHERE` condition selecting `buckets` on the target.
+    pub fn target_filter(&self, buckets: &HashSet<usize>) -> String {
+        format!(
+            "('x' || substr(md5({}), 1, 4))::bit(16)::int % {BUCKETS} IN ({})",
+            self.target_key,
+            list(buckets)
+        )
+    }
+}
+
+fn list(buckets: &HashSet<usize>) -> String {
+    let mut v: Vec<usize> = buckets.iter().copied().collect();
+    v.sort_unstable();
+    v.iter()
+        .map(|b| b.to_string())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn empty() -> Sums {
+    Sums {
+        rows: 0,
+        buckets: vec![(0, 0, 0); BUCKETS],
+    }
+}
+
+/// The source's aggregates, in the session's current transaction.
+pub async fn source_sums(tds: &mut Tds, plan: &TablePlan, q: &Queries) -> Result<Sums, Error> {
+    // No derived table: every expression is typed where it stands.
+    let bucket = format!(
+        "CAST(SUBSTRING(HASHBYTES('MD5', {}), 1, 2) AS int) % {BUCKETS}",
+        q.source_key
+    );
+    let part = |at: u8| {
+        format!(
+            "SUM(CAST(SUBSTRING(HASHBYTES('MD5', {}), {at}, 4) AS bigint))",
+            q.source_row
+        )
+    };
+    let sql = format!(
+        "SELECT {bucket}, COUNT_BIG(*), {}, {} FROM {} GROUP BY {bucket}",
+        part(1),
+        part(5),
+        plan.source.name.tsql()
+    );
+    let what = || format!("validate: checksums of {}", plan.source.name);
+    let mut sums = empty();
+    let mut stream = tds.simple_query(sql).await.context(what)?.into_row_stream();
+    while let Some(row) = stream.try_next().await.context(what)? {
+        let b: i32 = row.try_get(0).context(what)?.unwrap_or(0);
+        let n: i64 = row.try_get(1).context(what)?.unwrap_or(0);
+        let s1: i64 = row.try_get(2).context(what)?.unwrap_or(0);
+        let s2: i64 = row.try_get(3).context(what)?.unwrap_or(0);
+        let b = (b.max(0) as usize) % BUCKETS;
+        sums.rows += n;
+        sums.buckets[b] = (n, s1, s2);
+    }
+    Ok(sums)
+}
+
+/// The target's aggregates, in `pg`'s transaction.
+pub async fn target_sums(
+    pg: &tokio_postgres::Transaction<'_>,
+    plan: &TablePlan,
+    q: &Queries,
+) -> Result<Sums, Error> {
+    let sql = format!(
+        "SELECT b, count(*)::bigint, sum(('x' || substr(h, 1, 8))::bit(32)::bigint)::bigint, \
+                sum(('x' || substr(h, 9, 8))::bit(32)::bigint)::bigint \
+         FROM (SELECT ('x' || substr(md5({}), 1, 4))::bit(16)::int % {BUCKETS} AS b, md5({}) AS h FROM {}) x \
+         GROUP BY b",
+        q.target_key,
+        q.target_row,
+        plan.target.sql()
+    );
+    let rows = pg
+        .query(&sql, &[])
+        .await
+        .context(|| format!("validate: checksums of {}", plan.target))?;
+    let mut sums = empty();
+    for r in rows {
+        let b: i32 = r.get(0);
+        let n: i64 = r.get(1);
+        let b = (b.max(0) as usize) % BUCKETS;
+        sums.rows += n;
+        sums.buckets[b] = (n, r.get(2), r.get(3));
+    }
+    Ok(sums)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn buckets_come_from_the_md5_of_the_framed_key() {
+        // int4 42 framed as COPY binary: length 4, then big-endian.
+        let key = [0, 0, 0, 4, 0, 0, 0, 42];
+        let d = Md5::digest(key);
+        assert_eq!(
+            bucket_of(&key),
+            ((d[0] as usize) * 256 + d[1] as usize) % 4096
+        );
+        assert!(bucket_of(&key) < BUCKETS);
+    }
+}
