@@ -59,8 +59,12 @@ pub struct TableResult {
     pub repaired: usize,
     /// Keys left out because they kept changing (replication carries them).
     pub changing: usize,
-    /// Why a table was skipped.
+        /// Why a table was skipped.
     pub note: Option<String>,
+    /// Full mode: the bucket checksums were computed by both databases.
+    pub in_database: bool,
+    /// Rows read into the replicator by the first comparison, both sides together.
+    pub rows_read: i64,
 }
 
 /// Validates the requested tables one after the other; each result is recorded in the store
@@ -123,9 +127,11 @@ fn skipped(name: &str, mode: ValidationMode, why: &str) -> TableResult {
         source_rows: 0,
         target_rows: 0,
         findings: Vec::new(),
-        repaired: 0,
+                repaired: 0,
         changing: 0,
         note: Some(why.to_string()),
+        in_database: false,
+        rows_read: 0,
     }
 }
 
@@ -274,8 +280,10 @@ struct FirstPass {
     target_rows: i64,
     suspects: Vec<Suspect>,
     count_gap: i64,
-    changing: usize,
+        changing: usize,
     source_at: Option<Position>,
+    in_database: bool,
+    rows_read: i64,
 }
 
 async fn first_pass(
@@ -308,9 +316,11 @@ async fn first_pass(
                 source_rows: o.source_rows,
                 target_rows: o.target_rows,
                 suspects: o.suspects,
-                count_gap: 0,
+                                count_gap: 0,
                 changing: skip.len(),
                 source_at,
+                in_database: o.in_database,
+                rows_read: o.rows_read,
             }
         }
         ValidationMode::Sample => {
@@ -329,9 +339,11 @@ async fn first_pass(
                 source_rows,
                 target_rows,
                 suspects,
-                count_gap,
+                                count_gap,
                 changing: skip.len(),
                 source_at,
+                in_database: false,
+                rows_read: 0,
             }
         }
     };
@@ -565,9 +577,11 @@ async fn table(
         source_rows: first.source_rows,
         target_rows: first.target_rows,
         findings: Vec::new(),
-        repaired: 0,
+                repaired: 0,
         changing: first.changing,
         note: None,
+        in_database: first.in_database,
+        rows_read: first.rows_read,
     };
     let mut suspects = first.suspects;
     let mut count_gap = first.count_gap;

@@ -145,14 +145,18 @@ fn source_bytes(col: &ColumnPlan, source_type: &str, policies: &Policies) -> Opt
         K::Date if s == "date" => {
             format!("CAST(DATEDIFF(day, '2000-01-01', {e}) AS binary(4))")
         }
-        K::Timestamp if s == "datetime2" => micros_since("'2000-01-01'", e.clone()),
-        // datetime's 1/300 s ticks are rounded to the microsecond, as the converter does.
-        K::Timestamp if matches!(s, "datetime" | "smalldatetime") => {
-            micros_since("'2000-01-01'", format!("CAST({e} AS datetime2(6))"))
+                // Literals spelled as SQL Server displays the column's type.
+        K::Timestamp if s == "datetime2" => {
+            micros_since("'2000-01-01 00:00:00.0000000'", e.clone())
         }
-        K::Time if s == "time" => micros_since("'00:00:00'", e.clone()),
+        // datetime's 1/300 s ticks are rounded to the microsecond, as the converter does.
+        K::Timestamp if matches!(s, "datetime" | "smalldatetime") => micros_since(
+            "'2000-01-01 00:00:00.0000000'",
+            format!("CAST({e} AS datetime2(6))"),
+        ),
+        K::Time if s == "time" => micros_since("'00:00:00.0000000'", e.clone()),
         K::TimestampTz if s == "datetimeoffset" => {
-            micros_since("'2000-01-01T00:00:00+00:00'", e.clone())
+            micros_since("'2000-01-01 00:00:00.0000000 +00:00'", e.clone())
         }
         _ => return None,
     })

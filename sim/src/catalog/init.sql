@@ -254,16 +254,15 @@ BEGIN
 EXCEPTION WHEN undefined_function THEN
   RAISE EXCEPTION 'HASHBYTES(''SHA1'') needs the pgcrypto extension in the backing PostgreSQL';
 END $$;
-CREATE FUNCTION _sim.hashbytes(alg text, data bytea) RETURNS bytea LANGUAGE plpgsql IMMUTABLE AS $$
-BEGIN
-  RETURN CASE upper(alg)
+-- SQL, not plpgsql: inlined into the query (validation hashes every row of a table).
+CREATE FUNCTION _sim.hashbytes(alg text, data bytea) RETURNS bytea LANGUAGE sql IMMUTABLE AS $$
+  SELECT CASE upper(alg)
     WHEN 'MD5' THEN decode(md5(data), 'hex')
     WHEN 'SHA2_256' THEN sha256(data)
     WHEN 'SHA2_512' THEN sha512(data)
     WHEN 'SHA1' THEN _sim.sha1(data)
     WHEN 'SHA' THEN _sim.sha1(data)
-    ELSE NULL END;
-END $$;
+    ELSE NULL END $$;
 CREATE FUNCTION _sim.checksum(s text) RETURNS int LANGUAGE sql IMMUTABLE AS $$ SELECT hashtext(s) $$;
 
 -- ---------- date and time ----------
@@ -301,8 +300,10 @@ CREATE FUNCTION _sim.to_varbinary(s text) RETURNS bytea LANGUAGE sql IMMUTABLE A
 CREATE FUNCTION _sim.to_varbinary(b bytea) RETURNS bytea LANGUAGE sql IMMUTABLE AS $$ SELECT b $$;
 CREATE FUNCTION _sim.to_varbinary(i int) RETURNS bytea LANGUAGE sql IMMUTABLE AS $$ SELECT int4send(i) $$;
 CREATE FUNCTION _sim.to_varbinary(i bigint) RETURNS bytea LANGUAGE sql IMMUTABLE AS $$ SELECT int8send(i) $$;
+-- No FROM clause, only immutable calls: PostgreSQL inlines it into the calling query.
 CREATE FUNCTION _sim.to_varbinary(u uuid) RETURNS bytea LANGUAGE sql IMMUTABLE AS
-$$ SELECT substr(b,4,1)||substr(b,3,1)||substr(b,2,1)||substr(b,1,1)||substr(b,6,1)||substr(b,5,1)||substr(b,8,1)||substr(b,7,1)||substr(b,9,8) FROM (SELECT uuid_send(u) AS b) x $$;
+$$ SELECT substr(uuid_send(u),4,1)||substr(uuid_send(u),3,1)||substr(uuid_send(u),2,1)||substr(uuid_send(u),1,1)
+       ||substr(uuid_send(u),6,1)||substr(uuid_send(u),5,1)||substr(uuid_send(u),8,1)||substr(uuid_send(u),7,1)||substr(uuid_send(u),9,8) $$;
 
 CREATE FUNCTION _sim.convert_text(t timestamp, style int) RETURNS text LANGUAGE sql IMMUTABLE AS $$
   SELECT CASE style
@@ -385,8 +386,33 @@ CREATE FUNCTION _sim.datediff(p text, a timestamp, b timestamp) RETURNS bigint L
     WHEN 'millisecond' THEN floor(extract(epoch FROM date_trunc('milliseconds', b)) * 1000) - floor(extract(epoch FROM date_trunc('milliseconds', a)) * 1000)
         WHEN 'microsecond' THEN _sim.datetime_micros(b) - _sim.datetime_micros(a)
     ELSE b::date - a::date END::bigint $$;
+-- Microseconds since 1970 of a value in canonical text form (datetime2 'YYYY-MM-DD HH:MM:SS.fffffff',
+-- datetimeoffset with ' +HH:MM' in UTC, time 'HH:MM:SS.fffffff' since midnight), truncating the
+-- 100 ns digit; NULL for any other spelling. Plain SQL, so a query over every row stays fast.
+-- Only immutable calls (make_date, not text::timestamp, whose result depends on DateStyle), so
+-- PostgreSQL inlines it.
+CREATE FUNCTION _sim.canonical_seconds(s text) RETURNS bigint LANGUAGE sql IMMUTABLE AS $$
+  SELECT (make_date(substr(s, 1, 4)::int, substr(s, 6, 2)::int, substr(s, 9, 2)::int) - make_date(1970, 1, 1))::bigint * 86400
+       + substr(s, 12, 2)::bigint * 3600 + substr(s, 15, 2)::bigint * 60 + substr(s, 18, 2)::bigint $$;
+CREATE FUNCTION _sim.micros_canonical(s text) RETURNS bigint LANGUAGE sql IMMUTABLE AS $$
+  SELECT CASE
+    WHEN length(s) = 27 AND substr(s, 20, 1) = '.' THEN
+      _sim.canonical_seconds(s) * 1000000 + substr(s, 21, 6)::bigint
+    WHEN length(s) = 34 AND substr(s, 20, 1) = '.' THEN
+      (_sim.canonical_seconds(s)
+        - (CASE substr(s, 29, 1) WHEN '-' THEN -1 ELSE 1 END) * (substr(s, 30, 2)::int * 3600 + substr(s, 33, 2)::int * 60))
+        * 1000000 + substr(s, 21, 6)::bigint
+    WHEN length(s) = 16 AND substr(s, 9, 1) = '.' THEN
+      (substr(s, 1, 2)::bigint * 3600 + substr(s, 4, 2)::bigint * 60 + substr(s, 7, 2)::bigint) * 1000000
+        + substr(s, 10, 6)::bigint
+    END $$;
+CREATE FUNCTION _sim.datediff(p text, a text, b text) RETURNS bigint LANGUAGE sql IMMUTABLE AS $$
+  SELECT CASE WHEN _sim.part(p) = 'microsecond' AND length(a) = length(b)
+                   AND _sim.micros_canonical(a) IS NOT NULL AND _sim.micros_canonical(b) IS NOT NULL
+    THEN _sim.micros_canonical(b) - _sim.micros_canonical(a)
+    ELSE _sim.datediff_parsed(p, a, b) END $$;
 -- Text-stored values keep 100 ns ticks: microseconds count boundaries exactly, as SQL Server's.
-CREATE FUNCTION _sim.datediff(p text, a text, b text) RETURNS bigint LANGUAGE plpgsql IMMUTABLE AS $$
+CREATE FUNCTION _sim.datediff_parsed(p text, a text, b text) RETURNS bigint LANGUAGE plpgsql IMMUTABLE AS $$
 DECLARE x record; y record;
 BEGIN
   IF a IS NULL OR b IS NULL THEN RETURN NULL; END IF;
