@@ -132,7 +132,7 @@ async fn main() {
         let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
         let result = v[0]["result"].as_str().unwrap_or("").to_string();
         if result != "skipped" && !result.is_empty() {
-                        break (
+            break (
                 secs,
                 format!(
                     "{result}, {} rows, checksums in database: {}, rows read into the replicator: {}",
@@ -218,7 +218,7 @@ async fn main() {
         peak_rss as f64 / 1024.0
     );
     println!("cpu seconds               replicator {repl_cpu:.1}, mssql-sim {sim_cpu:.1}");
-        println!("validate --full           {validate_secs:.2} s  ({validated})");
+    println!("validate --full           {validate_secs:.2} s  ({validated})");
     println!("postgres count+hash agg   {hash_secs:.2} s  (count(*), sum(hashtext(row::text)) on the target alone)");
     println!(
         "validate / limit          {:.1}x",

@@ -59,7 +59,7 @@ pub struct TableResult {
     pub repaired: usize,
     /// Keys left out because they kept changing (replication carries them).
     pub changing: usize,
-        /// Why a table was skipped.
+    /// Why a table was skipped.
     pub note: Option<String>,
     /// Full mode: the bucket checksums were computed by both databases.
     pub in_database: bool,
@@ -127,7 +127,7 @@ fn skipped(name: &str, mode: ValidationMode, why: &str) -> TableResult {
         source_rows: 0,
         target_rows: 0,
         findings: Vec::new(),
-                repaired: 0,
+        repaired: 0,
         changing: 0,
         note: Some(why.to_string()),
         in_database: false,
@@ -280,7 +280,7 @@ struct FirstPass {
     target_rows: i64,
     suspects: Vec<Suspect>,
     count_gap: i64,
-        changing: usize,
+    changing: usize,
     source_at: Option<Position>,
     in_database: bool,
     rows_read: i64,
@@ -316,7 +316,7 @@ async fn first_pass(
                 source_rows: o.source_rows,
                 target_rows: o.target_rows,
                 suspects: o.suspects,
-                                count_gap: 0,
+                count_gap: 0,
                 changing: skip.len(),
                 source_at,
                 in_database: o.in_database,
@@ -339,7 +339,7 @@ async fn first_pass(
                 source_rows,
                 target_rows,
                 suspects,
-                                count_gap,
+                count_gap,
                 changing: skip.len(),
                 source_at,
                 in_database: false,
@@ -577,7 +577,7 @@ async fn table(
         source_rows: first.source_rows,
         target_rows: first.target_rows,
         findings: Vec::new(),
-                repaired: 0,
+        repaired: 0,
         changing: first.changing,
         note: None,
         in_database: first.in_database,

@@ -145,7 +145,7 @@ fn source_bytes(col: &ColumnPlan, source_type: &str, policies: &Policies) -> Opt
         K::Date if s == "date" => {
             format!("CAST(DATEDIFF(day, '2000-01-01', {e}) AS binary(4))")
         }
-                // Literals spelled as SQL Server displays the column's type.
+        // Literals spelled as SQL Server displays the column's type.
         K::Timestamp if s == "datetime2" => {
             micros_since("'2000-01-01 00:00:00.0000000'", e.clone())
         }
