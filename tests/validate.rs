@@ -96,6 +96,11 @@ async fn validation_under_load_finds_real_differences_only_and_repairs_them() {
         assert_eq!(r.result, "equal", "under load: {r:#?}");
         assert!(r.findings.is_empty(), "{r:#?}");
         assert!(r.source_rows >= 1900, "{r:#?}");
+        // Full mode says how long each side took; a sample has no such pass.
+        assert_eq!(r.seconds.is_some(), full, "{r:#?}");
+        if let Some(s) = r.seconds {
+            assert!(s.source > 0.0 && s.target > 0.0, "{r:#?}");
+        }
         changing += r.changing;
     }
     assert!(

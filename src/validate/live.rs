@@ -65,6 +65,28 @@ pub struct TableResult {
     pub in_database: bool,
     /// Rows read into the replicator by the first comparison, both sides together.
     pub rows_read: i64,
+    /// Full mode: seconds the source and the target each took for the first comparison
+    /// (in database they run at the same time), to see which side is slow.
+    pub seconds: Option<SideSeconds>,
+}
+
+/// Seconds each side took, rounded to milliseconds.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
+pub struct SideSeconds {
+    /// The source's aggregate (or its rows read).
+    pub source: f64,
+    /// The target's.
+    pub target: f64,
+}
+
+impl SideSeconds {
+    fn of(o: &Outcome) -> SideSeconds {
+        let ms = |s: f64| (s * 1000.0).round() / 1000.0;
+        SideSeconds {
+            source: ms(o.source_seconds),
+            target: ms(o.target_seconds),
+        }
+    }
 }
 
 /// Validates the requested tables one after the other; each result is recorded in the store
@@ -132,6 +154,7 @@ fn skipped(name: &str, mode: ValidationMode, why: &str) -> TableResult {
         note: Some(why.to_string()),
         in_database: false,
         rows_read: 0,
+        seconds: None,
     }
 }
 
@@ -284,6 +307,7 @@ struct FirstPass {
     source_at: Option<Position>,
     in_database: bool,
     rows_read: i64,
+    seconds: Option<SideSeconds>,
 }
 
 async fn first_pass(
@@ -312,6 +336,7 @@ async fn first_pass(
                 shared.config.validation_max_share,
             )
             .await?;
+            let seconds = SideSeconds::of(&o);
             FirstPass {
                 source_rows: o.source_rows,
                 target_rows: o.target_rows,
@@ -321,6 +346,7 @@ async fn first_pass(
                 source_at,
                 in_database: o.in_database,
                 rows_read: o.rows_read,
+                seconds: Some(seconds),
             }
         }
         ValidationMode::Sample => {
@@ -344,6 +370,7 @@ async fn first_pass(
                 source_at,
                 in_database: false,
                 rows_read: 0,
+                seconds: None,
             }
         }
     };
@@ -582,6 +609,7 @@ async fn table(
         note: None,
         in_database: first.in_database,
         rows_read: first.rows_read,
+        seconds: first.seconds,
     };
     let mut suspects = first.suspects;
     let mut count_gap = first.count_gap;

@@ -49,6 +49,10 @@ pub struct Outcome {
     pub in_database: bool,
     /// Rows read into the daemon, both sides together (0 for equal tables checked in database).
     pub rows_read: i64,
+    /// Seconds the source took for the first comparison (its aggregate, or reading its rows).
+    pub source_seconds: f64,
+    /// Seconds the target took for the same.
+    pub target_seconds: f64,
 }
 
 /// A key that differs, as both sides can look it up.
@@ -385,8 +389,12 @@ pub async fn full(
     if let Some(q) = pushed {
         return full_in_database(tds, pg, plan, policies, skip, &q, &mut throttle).await;
     }
+    let started = std::time::Instant::now();
     let src = source_side(tds, plan, policies, None, skip, &mut throttle, None).await?;
+    let source_seconds = started.elapsed().as_secs_f64();
+    let started = std::time::Instant::now();
     let tgt = target_side(pg, plan, None, skip, &mut throttle, None).await?;
+    let target_seconds = started.elapsed().as_secs_f64();
     let differing_buckets: HashSet<usize> = (0..BUCKETS)
         .filter(|b| src.buckets[*b] != tgt.buckets[*b])
         .collect();
@@ -398,6 +406,8 @@ pub async fn full(
         suspects: Vec::new(),
         in_database: false,
         rows_read: src.rows + tgt.rows,
+        source_seconds,
+        target_seconds,
     };
     if differing_buckets.is_empty() {
         return Ok(out);
@@ -455,8 +465,20 @@ async fn full_in_database(
     q: &pushdown::Queries,
     throttle: &mut Throttle,
 ) -> Result<Outcome, Error> {
-    let src = pushdown::source_sums(tds, plan, q).await?;
-    let tgt = pushdown::target_sums(pg, plan, q).await?;
+    // Both databases aggregate at once; each side's time is kept.
+    let timed = |started: std::time::Instant| started.elapsed().as_secs_f64();
+    let started = std::time::Instant::now();
+    let (src, tgt) = tokio::join!(
+        async {
+            let s = pushdown::source_sums(tds, plan, q).await;
+            (s, timed(started))
+        },
+        async {
+            let t = pushdown::target_sums(pg, plan, q).await;
+            (t, timed(started))
+        }
+    );
+    let ((src, source_seconds), (tgt, target_seconds)) = ((src.0?, src.1), (tgt.0?, tgt.1));
     let skipped: HashSet<usize> = skip.iter().map(|k| pushdown::bucket_of(k)).collect();
     let differing: HashSet<usize> = (0..BUCKETS)
         .filter(|b| src.buckets[*b] != tgt.buckets[*b])
@@ -469,6 +491,8 @@ async fn full_in_database(
         suspects: Vec::new(),
         in_database: true,
         rows_read: 0,
+        source_seconds,
+        target_seconds,
     };
     // Rows of skipped keys are in the sums: their buckets are compared key by key instead.
     let narrow: HashSet<usize> = differing.union(&skipped).copied().collect();
