@@ -460,3 +460,73 @@ async fn fence_source_refuses_writes_from_the_drain_on_and_a_failed_cutover_lift
     assert_eq!(fence_triggers(&mut c).await, 0);
     exec(&mut c, "INSERT INTO dbo.a (v) VALUES (N'again')").await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cdc_cutover_waits_for_a_capture_job_on_sql_servers_default_polling() {
+    // The capture job reads the log every 5 s, as SQL Server Agent's does by default.
+    let env = Env::with_sim("slowcdc", |c| {
+        c.cdc_polling_interval = Duration::from_secs(5)
+    })
+    .await;
+    let mut c = env.tds().await;
+    exec(&mut c, "EXEC sys.sp_cdc_enable_db").await;
+    exec(
+        &mut c,
+        "CREATE TABLE dbo.c (id int NOT NULL PRIMARY KEY, v int NOT NULL)",
+    )
+    .await;
+    exec(&mut c, "EXEC sys.sp_cdc_enable_table @source_schema = N'dbo', @source_name = N'c', @role_name = NULL").await;
+    exec(&mut c, "INSERT INTO dbo.c VALUES (1, 1)").await;
+    let cfg = "[replication]\npoll_interval = \"50ms\"\n[[tables]]\nsource = \"dbo.c\"\n";
+    let d = Daemon::start(env.config(cfg));
+    d.wait_state(
+        &["dbo.c"],
+        replicator::state::TableState::Streaming,
+        Duration::from_secs(60),
+    )
+    .await;
+    d.stop().await.unwrap();
+    // Right after the capture job ran (a probe row reached the change table), rows are
+    // committed and the application stops: the job reads them only about 5 s later.
+    exec(&mut c, "INSERT INTO dbo.c VALUES (2, 0)").await;
+    eventually("the capture job ran", Duration::from_secs(30), || {
+        let env = &env;
+        async move {
+            let mut c = env.tds().await;
+            let r = source_rows(&mut c, "SELECT COUNT(*) FROM cdc.dbo_c_CT").await;
+            r[0][0].as_deref() == Some("2")
+        }
+    })
+    .await;
+    let values: Vec<String> = (3..=22).map(|i| format!("({i}, {i})")).collect();
+    exec(
+        &mut c,
+        &format!("INSERT INTO dbo.c VALUES {}", values.join(", ")),
+    )
+    .await;
+    let report = replicator::cutover::run(
+        env.config(cfg),
+        replicator::cutover::Options {
+            timeout: Duration::from_secs(60),
+            keep_progress: false,
+            fence_source: false,
+        },
+    )
+    .await
+    .unwrap();
+    assert!(report.ok, "{}", report.render());
+    let t = &report.tables[0];
+    assert_eq!(
+        (t.source_rows, t.target_rows),
+        (22, 22),
+        "{}",
+        report.render()
+    );
+    let pg = env.pg().await;
+    let n: i64 = pg
+        .query_one("SELECT count(*) FROM public.c", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(n, 22);
+}

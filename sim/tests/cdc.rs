@@ -447,6 +447,49 @@ async fn column_lists_time_mapping_and_idle_markers() {
     let (at, now): (chrono::NaiveDateTime, chrono::NaiveDateTime) =
         (r[0].get(0).unwrap(), r[0].get(1).unwrap());
     assert!((now - at).num_seconds().abs() < 60, "{at} vs {now}");
+    // And back: an LSN committed at a known time is found from around that time.
+    let r = rows(
+        &mut c,
+        "SELECT sys.fn_cdc_get_max_lsn(), sys.fn_cdc_map_lsn_to_time(sys.fn_cdc_get_max_lsn())",
+    )
+    .await;
+    let (lsn, at): (Vec<u8>, chrono::NaiveDateTime) = (
+        r[0].get::<&[u8], _>(0).unwrap().to_vec(),
+        r[0].get(1).unwrap(),
+    );
+    let lit = |t: chrono::NaiveDateTime| t.format("'%Y-%m-%d %H:%M:%S%.3f'").to_string();
+    let r = rows(
+        &mut c,
+        &format!(
+            "SELECT sys.fn_cdc_map_time_to_lsn('smallest greater than or equal', CAST({} AS datetime)), \
+                    sys.fn_cdc_map_time_to_lsn('largest less than or equal', CAST({} AS datetime)), \
+                    sys.fn_cdc_map_time_to_lsn('smallest greater than', CAST({} AS datetime))",
+            lit(at - chrono::Duration::seconds(1)),
+            lit(at + chrono::Duration::seconds(1)),
+            lit(at + chrono::Duration::seconds(3600))
+        ),
+    )
+    .await;
+    let first = r[0].get::<&[u8], _>(0).expect("an LSN at that time");
+    let last = r[0].get::<&[u8], _>(1).expect("an LSN up to that time");
+    assert!(
+        first <= &lsn[..] && last >= &lsn[..],
+        "{first:?} {lsn:?} {last:?}"
+    );
+    assert_eq!(
+        r[0].get::<&[u8], _>(2),
+        None,
+        "nothing committed an hour from now"
+    );
+    assert_eq!(
+        server_error(
+            &mut c,
+            "SELECT sys.fn_cdc_map_time_to_lsn('about', GETDATE())"
+        )
+        .await
+        .0,
+        22986
+    );
     // While nothing changes, the capture job's idle markers still move the max LSN forward.
     let before = rows(&mut c, "SELECT sys.fn_cdc_get_max_lsn()").await[0]
         .get::<&[u8], _>(0)

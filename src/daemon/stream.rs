@@ -719,6 +719,41 @@ async fn maybe_create_foreign_keys(
     Ok(())
 }
 
+/// The CDC position that holds every transaction committed before the call: the max LSN once
+/// the capture job has mapped a commit (or an idle marker) after that moment. When the job maps
+/// nothing (an idle database whose server writes no markers), the max LSN once it has not moved
+/// for the job's polling interval plus a second. The job reads the log every few seconds.
+async fn cdc_settled(tds: &mut Tds, deadline: Instant) -> Result<Option<Lsn>, Error> {
+    let settle = source::cdc::polling_interval(tds)
+        .await
+        .unwrap_or(Duration::from_secs(5))
+        + Duration::from_secs(1);
+    let horizon = source::cdc::commit_horizon(tds).await?;
+    let mut last = None;
+    let mut since = Instant::now();
+    loop {
+        let (max, passed) = source::cdc::capture_progress(tds, &horizon).await?;
+        if passed {
+            return Ok(max);
+        }
+        if max != last {
+            (last, since) = (max, Instant::now());
+        } else if since.elapsed() >= settle {
+            tracing::warn!(
+                settle_secs = settle.as_secs(),
+                "the cdc capture job mapped nothing after the drain began; taking its max lsn as final because it did not move for the polling interval"
+            );
+            return Ok(last);
+        }
+        if Instant::now() > deadline {
+            return Err(Error::Fatal(
+                "the CDC capture job did not catch up before the cutover timeout: is SQL Server Agent running the capture job (EXEC sys.sp_cdc_help_jobs)?".into(),
+            ));
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
 /// Applies windows until every streaming table has reached the source's position as of the call
 /// (cutover's drain). CDC waits until the max LSN stops moving (the capture job caught up).
 pub async fn drain(shared: &Shared, deadline: Instant) -> Result<(), Error> {
@@ -737,22 +772,7 @@ pub async fn drain(shared: &Shared, deadline: Instant) -> Result<(), Error> {
     };
     let mut cdc_final = None;
     if tables.iter().any(|t| matches!(t.1.kind, Kind::Cdc(_))) {
-        // The capture job reads the log every few seconds: wait for two equal readings.
-        let mut last = source::cdc::max_lsn(&mut conns.tds).await?;
-        loop {
-            tokio::time::sleep(Duration::from_secs(2)).await;
-            let now = source::cdc::max_lsn(&mut conns.tds).await?;
-            if now == last {
-                break;
-            }
-            last = now;
-            if Instant::now() > deadline {
-                return Err(Error::Fatal(
-                    "the CDC capture job did not settle before the cutover timeout".into(),
-                ));
-            }
-        }
-        cdc_final = last;
+        cdc_final = cdc_settled(&mut conns.tds, deadline).await?;
     }
     loop {
         let tables = streaming_tables(shared)?;

@@ -20,6 +20,57 @@ pub async fn max_lsn(tds: &mut Tds) -> Result<Option<Lsn>, Error> {
         .and_then(Lsn::from_slice))
 }
 
+/// A point in time on the source's clock, just after every transaction committed so far, as a
+/// T-SQL `datetime` expression for [`capture_progress`].
+pub async fn commit_horizon(tds: &mut Tds) -> Result<String, Error> {
+    let what = "read the source's clock";
+    let rows = query_rows(tds, "SELECT DATEADD(millisecond, 10, SYSDATETIME())", what).await?;
+    let now: chrono::NaiveDateTime = rows
+        .first()
+        .and_then(|r| r.try_get(0).ok().flatten())
+        .ok_or_else(|| Error::Fatal(format!("{what}: no value")))?;
+    Ok(format!(
+        "CAST(CAST('{}' AS datetime2(7)) AS datetime)",
+        now.format("%Y-%m-%d %H:%M:%S%.6f")
+    ))
+}
+
+/// The max LSN, and whether the capture job has mapped a commit (or an idle marker) at or after
+/// `horizon` ([`commit_horizon`]). The job reads the log in order, so when it has, every
+/// transaction committed before the horizon is in the change tables.
+pub async fn capture_progress(tds: &mut Tds, horizon: &str) -> Result<(Option<Lsn>, bool), Error> {
+    let rows = query_rows(
+        tds,
+        &format!(
+            "SELECT sys.fn_cdc_get_max_lsn(), \
+                    sys.fn_cdc_map_time_to_lsn('smallest greater than or equal', {horizon})"
+        ),
+        "read the CDC capture job's progress",
+    )
+    .await?;
+    let lsn = |i: usize| {
+        rows.first()
+            .and_then(|r| r.try_get::<&[u8], _>(i).ok().flatten())
+            .and_then(Lsn::from_slice)
+            .filter(|l| l.0.iter().any(|b| *b != 0))
+    };
+    Ok((lsn(0), lsn(1).is_some()))
+}
+
+/// The capture job's polling interval (`msdb.dbo.cdc_jobs`), when this login may read it.
+pub async fn polling_interval(tds: &mut Tds) -> Option<std::time::Duration> {
+    let rows = query_rows(
+        tds,
+        "SELECT pollinginterval FROM msdb.dbo.cdc_jobs \
+         WHERE database_id = DB_ID() AND job_type = N'capture'",
+        "read the CDC capture job's polling interval",
+    )
+    .await
+    .ok()?;
+    let secs: i64 = rows.first()?.try_get(0).ok().flatten()?;
+    Some(std::time::Duration::from_secs(secs.max(0) as u64))
+}
+
 /// `sys.fn_cdc_get_min_lsn(instance)`: all zeros when the instance does not exist.
 pub async fn min_lsn(tds: &mut Tds, instance: &str) -> Result<Option<Lsn>, Error> {
     let rows = query_rows(

@@ -91,6 +91,15 @@ CREATE FUNCTION _sim.cdc_decrement_lsn(l bytea) RETURNS bytea LANGUAGE sql IMMUT
 $$ SELECT substr(l, 1, 2) || int8send(('x' || encode(substr(l, 3, 8), 'hex'))::bit(64)::bigint - 1) $$;
 CREATE FUNCTION _sim.cdc_map_lsn_to_time(l bytea) RETURNS timestamp(3) LANGUAGE sql STABLE AS
 $$ SELECT tran_end_time FROM cdc.lsn_time_mapping WHERE start_lsn <= l ORDER BY start_lsn DESC LIMIT 1 $$;
+-- sys.fn_cdc_map_time_to_lsn: the LSN whose tran_end_time relates to t as asked; NULL when none.
+CREATE FUNCTION _sim.cdc_map_time_to_lsn(op text, t timestamp) RETURNS bytea LANGUAGE sql STABLE AS $$
+  SELECT CASE lower(op)
+    WHEN 'largest less than' THEN (SELECT start_lsn FROM cdc.lsn_time_mapping WHERE tran_end_time < t ORDER BY start_lsn DESC LIMIT 1)
+    WHEN 'largest less than or equal' THEN (SELECT start_lsn FROM cdc.lsn_time_mapping WHERE tran_end_time <= t ORDER BY start_lsn DESC LIMIT 1)
+    WHEN 'smallest greater than' THEN (SELECT start_lsn FROM cdc.lsn_time_mapping WHERE tran_end_time > t ORDER BY start_lsn ASC LIMIT 1)
+    WHEN 'smallest greater than or equal' THEN (SELECT start_lsn FROM cdc.lsn_time_mapping WHERE tran_end_time >= t ORDER BY start_lsn ASC LIMIT 1)
+    ELSE (SELECT NULL::bytea FROM _sim.raise(22986, 'An invalid value was specified for the relational operator argument of sys.fn_cdc_map_time_to_lsn.'))
+  END $$;
 
 -- fn_cdc_get_all_changes / get_net_changes refuse a window outside the instance's valid range
 -- with SQL Server's (famously unhelpful) error 313.

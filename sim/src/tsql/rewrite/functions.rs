@@ -271,6 +271,10 @@ impl Rewriter<'_> {
                 format!("_sim.cdc_decrement_lsn({})", a(0)),
                 Some(TsqlType::Binary(10)),
             ),
+            "fn_cdc_map_time_to_lsn" => (
+                format!("_sim.cdc_map_time_to_lsn({}, {})", a(0), a(1)),
+                Some(TsqlType::Binary(10)),
+            ),
             "fn_cdc_map_lsn_to_time" => (
                 format!("_sim.cdc_map_lsn_to_time({})", a(0)),
                 Some(TsqlType::DateTime),
