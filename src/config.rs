@@ -186,6 +186,7 @@ struct RawValidation {
     mode: Option<String>,
     sample_rows: Option<usize>,
     max_share: Option<f64>,
+    checksums: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -469,6 +470,8 @@ pub struct Config {
     pub validation_sample_rows: usize,
     /// Largest share of one connection's time a validation read may take (0 < x <= 1).
     pub validation_max_share: f64,
+    /// Who computes a full validation's checksums.
+    pub validation_checksums: Checksums,
     /// Parallel snapshot workers (each holds one source and one target connection).
     pub snapshot_workers: usize,
     /// Naming and types.
@@ -484,6 +487,16 @@ pub enum ValidationMode {
     Sample,
     /// Every row: bucketed hashes of both sides, differing buckets narrowed to keys.
     Full,
+}
+
+/// Who computes a full validation's bucket checksums.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Checksums {
+    /// Each database, where the source can (SQL Server 2019+, rendered types); otherwise the
+    /// replicator. No rows move for equal buckets.
+    Database,
+    /// The replicator, reading every row of both sides (spares the source's CPU the hashing).
+    Replicator,
 }
 
 /// Where secrets and credentials are looked up; the process environment by default.
@@ -883,6 +896,16 @@ pub fn parse(text: &str, env: &dyn Environment) -> Result<Config, ConfigError> {
             }
             Some(x) => x,
             None => 0.5,
+        },
+        validation_checksums: match raw.validation.checksums.as_deref() {
+            None | Some("database") => Checksums::Database,
+            Some("replicator") => Checksums::Replicator,
+            Some(other) => {
+                return Err(err(
+                    "validation.checksums",
+                    format!("'{other}' is not one of \"database\", \"replicator\""),
+                ))
+            }
         },
         snapshot_workers,
         mapping,

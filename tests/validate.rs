@@ -333,7 +333,7 @@ async fn full_validation_is_computed_by_both_databases_and_reads_only_differing_
     )
     .await;
     d.stop().await.unwrap();
-    let cutover = |env: &Env| {
+    let cutover_with = |env: &Env, cfg: &str| {
         replicator::cutover::run(
             env.config(cfg),
             replicator::cutover::Options {
@@ -343,6 +343,7 @@ async fn full_validation_is_computed_by_both_databases_and_reads_only_differing_
             },
         )
     };
+    let cutover = |env: &Env| cutover_with(env, cfg);
     // One changed value on the target: found by key, and only its bucket is read.
     let pg = env.pg().await;
     pg.batch_execute("UPDATE public.keyed SET v = -1 WHERE v = 1234")
@@ -364,6 +365,21 @@ async fn full_validation_is_computed_by_both_databases_and_reads_only_differing_
     assert_eq!(report.problems.len(), 2, "{:?}", report.problems);
     assert!(
         report.problems[1].contains("dbo.keyed (k='k2ü'"),
+        "{:?}",
+        report.problems
+    );
+    // With the checksums left to the replicator, the same key is found by reading every row.
+    let by_replicator = format!("{cfg}[validation]\nchecksums = \"replicator\"\n");
+    let report = cutover_with(&env, &by_replicator).await.unwrap();
+    let keyed = report
+        .tables
+        .iter()
+        .find(|t| t.source == "dbo.keyed")
+        .unwrap();
+    assert!(!report.ok && !keyed.checked_in_database);
+    assert!(keyed.rows_read >= 6000, "{}", keyed.rows_read);
+    assert!(
+        report.problems.iter().any(|p| p.contains("dbo.keyed (k='k2ü'")),
         "{:?}",
         report.problems
     );

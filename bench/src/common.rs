@@ -76,7 +76,11 @@ pub async fn start_sim_with_bench_db(backing: &str) -> (Child, u16) {
             backing,
         ])
         .env("MSSQL_SIM_SA_PASSWORD", PASSWORD)
-        .env("RUST_LOG", "warn")
+        // BENCH_SIM_LOG=mssql_sim=trace shows the statements as the simulator rewrote them.
+        .env(
+            "RUST_LOG",
+            std::env::var("BENCH_SIM_LOG").unwrap_or_else(|_| "warn".into()),
+        )
         .spawn()
         .expect("start mssql-sim (cargo build --release -p mssql-sim -p replicator -p bench)");
     let deadline = Instant::now() + Duration::from_secs(30);

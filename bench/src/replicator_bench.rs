@@ -25,6 +25,9 @@ struct Args {
     /// Rows per snapshot chunk.
     #[arg(long, default_value_t = 50_000)]
     chunk: usize,
+    /// Who computes the full validation's checksums (validation.checksums).
+    #[arg(long, default_value = "database")]
+    checksums: String,
 }
 
 #[tokio::main]
@@ -50,8 +53,8 @@ async fn main() {
         .batch_execute(&format!(
             "SET session_replication_role = replica; INSERT INTO dbo.ref SELECT i, (i * 7) % 1000000, (i % 30000)::smallint, \
              ((i % 100000) * 1.37)::numeric(18,2), 'customer name ' || i, \
-             to_char(timestamp '2020-01-01' + i * interval '1 second', 'YYYY-MM-DD HH24:MI:SS') || '.123456', \
-             CASE WHEN i % 3 = 0 THEN NULL ELSE to_char(timestamp '2021-01-01' + i * interval '1 second', 'YYYY-MM-DD HH24:MI:SS') || '.765432' END, \
+             to_char(timestamp '2020-01-01' + i * interval '1 second', 'YYYY-MM-DD HH24:MI:SS') || '.1234560', \
+             CASE WHEN i % 3 = 0 THEN NULL ELSE to_char(timestamp '2021-01-01' + i * interval '1 second', 'YYYY-MM-DD HH24:MI:SS') || '.7654320' END, \
              (i % 2)::smallint, md5(i::text)::uuid FROM generate_series(1, {}) AS i; ANALYZE dbo.ref",
             args.rows
         ))
@@ -70,10 +73,11 @@ async fn main() {
             "[source]\nhost = \"127.0.0.1\"\nport = {port}\ndatabase = \"bench\"\nuser = \"sa\"\npassword_env = \"BENCH_MSSQL_PASSWORD\"\ntls = \"disable\"\n\
              [target]\nurl = \"{target}\"\n[state]\ndir = \"{d}/state\"\n[control]\nsocket = \"{d}/control.sock\"\n\
              [replication]\nsnapshot_workers = {w}\nsnapshot_chunk_rows = {c}\n\
-             [validation]\ninterval = \"off\"\nmax_share = 1.0\n[[tables]]\nsource = \"dbo.ref\"\n",
+             [validation]\ninterval = \"off\"\nmax_share = 1.0\nchecksums = \"{k}\"\n[[tables]]\nsource = \"dbo.ref\"\n",
             d = dir.display(),
             w = args.workers,
             c = args.chunk,
+            k = args.checksums,
         ),
     )
     .unwrap();

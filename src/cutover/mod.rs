@@ -295,6 +295,7 @@ async fn finish(
             &shared.config.policies,
             &Default::default(),
             1.0,
+            shared.config.validation_checksums,
         )
         .await?;
         read.commit()

@@ -85,12 +85,14 @@ fn changed_besides_tables(old: &Config, new: &Config) -> Vec<&'static str> {
             old.validation_mode,
             old.validation_sample_rows,
             old.validation_max_share,
+            old.validation_checksums,
         ),
         &(
             new.validation_interval,
             new.validation_mode,
             new.validation_sample_rows,
             new.validation_max_share,
+            new.validation_checksums,
         ),
     ) {
         out.push("validation");

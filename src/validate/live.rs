@@ -334,6 +334,7 @@ async fn first_pass(
                 policies,
                 &skip,
                 shared.config.validation_max_share,
+                shared.config.validation_checksums,
             )
             .await?;
             let seconds = SideSeconds::of(&o);

@@ -14,7 +14,7 @@ pub mod by_key;
 pub mod live;
 pub mod pushdown;
 
-use crate::config::Policies;
+use crate::config::{Checksums, Policies};
 use crate::convert::value::to_value;
 use crate::convert::{Losses, TablePlan};
 use crate::error::{Context, Error};
@@ -378,10 +378,15 @@ pub async fn full(
     policies: &Policies,
     skip: &HashSet<KeyBytes>,
     share: f64,
+    checksums: Checksums,
 ) -> Result<Outcome, Error> {
     let mut throttle = Throttle::new(share);
     let pushed = match pushdown::queries(plan, policies) {
-        Some(q) if (skip.is_empty() || q.key_bucketable) && checksums_in_database(tds).await => {
+        Some(q)
+            if checksums == Checksums::Database
+                && (skip.is_empty() || q.key_bucketable)
+                && checksums_in_database(tds).await =>
+        {
             Some(q)
         }
         _ => None,

@@ -184,6 +184,20 @@ fn target_bytes(col: &ColumnPlan) -> String {
     }
 }
 
+/// The length of a kind's binary form when every value has the same one: its framing is then
+/// a constant, and the value is rendered once instead of twice.
+fn fixed_width(kind: &TargetKind) -> Option<u32> {
+    use TargetKind as K;
+    Some(match kind {
+        K::Bool => 1,
+        K::Int2 => 2,
+        K::Int4 | K::Float4 | K::Date => 4,
+        K::Int8 | K::Float8 | K::Time | K::Timestamp | K::TimestampTz => 8,
+        K::Uuid => 16,
+        K::Numeric(_) | K::Text | K::Varchar(_) | K::Xml | K::Bytea => return None,
+    })
+}
+
 /// Builds the table's queries, or `None` when a column is not rendered (see the module docs).
 pub fn queries(plan: &TablePlan, policies: &Policies) -> Option<Queries> {
     let mut src = Vec::new();
@@ -198,13 +212,20 @@ pub fn queries(plan: &TablePlan, policies: &Policies) -> Option<Queries> {
             .name
             .clone();
         let b = source_bytes(col, &ty, policies)?;
+        let t = target_bytes(col);
+        let (source_len, target_len) = match fixed_width(&col.kind) {
+            Some(n) => (format!("0x{n:08X}"), format!("'\\x{n:08x}'::bytea")),
+            None => (
+                format!("CAST(DATALENGTH({b}) AS binary(4))"),
+                format!("int4send(length({t}))"),
+            ),
+        };
         src.push(format!(
-            "CASE WHEN {e} IS NULL THEN 0xFFFFFFFF ELSE CAST(DATALENGTH({b}) AS binary(4)) + {b} END",
+            "CASE WHEN {e} IS NULL THEN 0xFFFFFFFF ELSE {source_len} + {b} END",
             e = col.read_expr
         ));
-        let t = target_bytes(col);
         tgt.push(format!(
-            "CASE WHEN {c} IS NULL THEN '\\xffffffff'::bytea ELSE int4send(length({t})) || {t} END",
+            "CASE WHEN {c} IS NULL THEN '\\xffffffff'::bytea ELSE {target_len} || {t} END",
             c = quote_pg(&col.target)
         ));
     }
@@ -265,21 +286,16 @@ fn empty() -> Sums {
 
 /// The source's aggregates, in the session's current transaction.
 pub async fn source_sums(tds: &mut Tds, plan: &TablePlan, q: &Queries) -> Result<Sums, Error> {
-    // No derived table: every expression is typed where it stands.
-    let bucket = format!(
-        "CAST(SUBSTRING(HASHBYTES('MD5', {}), 1, 2) AS int) % {BUCKETS}",
-        q.source_key
-    );
-    let part = |at: u8| {
-        format!(
-            "SUM(CAST(SUBSTRING(HASHBYTES('MD5', {}), {at}, 4) AS bigint))",
-            q.source_row
-        )
-    };
+    // The row hash is computed once, in a derived table; its CAST names the type for engines
+    // that type a derived table's columns from their expressions.
     let sql = format!(
-        "SELECT {bucket}, COUNT_BIG(*), {}, {} FROM {} GROUP BY {bucket}",
-        part(1),
-        part(5),
+        "SELECT b, COUNT_BIG(*), SUM(CAST(SUBSTRING(h, 1, 4) AS bigint)), \
+                SUM(CAST(SUBSTRING(h, 5, 4) AS bigint)) \
+         FROM (SELECT CAST(SUBSTRING(HASHBYTES('MD5', {}), 1, 2) AS int) % {BUCKETS} AS b, \
+                      CAST(HASHBYTES('MD5', {}) AS binary(16)) AS h FROM {}) x \
+         GROUP BY b",
+        q.source_key,
+        q.source_row,
         plan.source.name.tsql()
     );
     let what = || format!("validate: checksums of {}", plan.source.name);

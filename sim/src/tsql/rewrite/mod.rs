@@ -289,6 +289,54 @@ impl<'a> Rewriter<'a> {
             self.aliases.insert(alias, key.clone());
             self.extra_tables.insert(key, cols);
         }
+        self.type_derived_tables(stmt);
+    }
+
+    /// Derived tables (`(SELECT ...) AS x`) get their columns typed from their select lists, so
+    /// an outer expression over `x.col` is typed as SQL Server types it. Inner tables first:
+    /// the visitor meets the outer factor before its subquery, so the list is walked backwards.
+    fn type_derived_tables(&mut self, stmt: &Statement) {
+        struct Derived(Vec<(String, Vec<(String, Expr)>)>);
+        impl sqlparser::ast::Visitor for Derived {
+            type Break = ();
+            fn pre_visit_table_factor(&mut self, tf: &TableFactor) -> ControlFlow<()> {
+                if let TableFactor::Derived {
+                    subquery,
+                    alias: Some(alias),
+                    ..
+                } = tf
+                {
+                    if let SetExpr::Select(select) = subquery.body.as_ref() {
+                        let items = select
+                            .projection
+                            .iter()
+                            .filter_map(|item| match item {
+                                SelectItem::ExprWithAlias { expr, alias } => {
+                                    Some((alias.value.to_lowercase(), expr.clone()))
+                                }
+                                SelectItem::UnnamedExpr(e @ Expr::Identifier(i)) => {
+                                    Some((i.value.to_lowercase(), e.clone()))
+                                }
+                                _ => None,
+                            })
+                            .collect();
+                        self.0.push((alias.name.value.to_lowercase(), items));
+                    }
+                }
+                ControlFlow::Continue(())
+            }
+        }
+        let mut v = Derived(Vec::new());
+        let _ = sqlparser::ast::Visit::visit(stmt, &mut v);
+        for (alias, items) in v.0.into_iter().rev() {
+            let cols: TableColumns = items
+                .iter()
+                .filter_map(|(name, e)| Some((name.clone(), self.type_of(e)?)))
+                .collect();
+            let key = format!("derived:{alias}");
+            self.aliases.insert(alias, key.clone());
+            self.extra_tables.insert(key, cols);
+        }
     }
 
     fn column_type(&self, qualifier: Option<&str>, col: &str) -> Option<TsqlType> {
@@ -312,7 +360,14 @@ impl<'a> Rewriter<'a> {
                     .unwrap_or_else(|| format!("dbo.{q}"));
                 find(&key)
             }
-            None => self.aliases.values().find_map(|k| find(k)),
+            // Unqualified: a derived table's column first (the outer query's FROM names the
+            // derived table; the tables inside it are out of its scope), then any table's.
+            None => self
+                .aliases
+                .values()
+                .filter(|k| k.starts_with("derived:"))
+                .chain(self.aliases.values())
+                .find_map(|k| find(k)),
         }
     }
 
@@ -418,7 +473,8 @@ impl<'a> Rewriter<'a> {
                     BinaryOperator::Plus
                     | BinaryOperator::Minus
                     | BinaryOperator::Multiply
-                    | BinaryOperator::Divide,
+                    | BinaryOperator::Divide
+                    | BinaryOperator::Modulo,
                 right,
             } => match (self.type_of(left), self.type_of(right)) {
                 // Only when both sides agree; otherwise PostgreSQL's result type says more.
