@@ -379,7 +379,10 @@ async fn full_validation_is_computed_by_both_databases_and_reads_only_differing_
     assert!(!report.ok && !keyed.checked_in_database);
     assert!(keyed.rows_read >= 6000, "{}", keyed.rows_read);
     assert!(
-        report.problems.iter().any(|p| p.contains("dbo.keyed (k='k2ü'")),
+        report
+            .problems
+            .iter()
+            .any(|p| p.contains("dbo.keyed (k='k2ü'")),
         "{:?}",
         report.problems
     );

@@ -226,7 +226,7 @@ async fn main() {
     println!("cpu seconds               replicator {repl_cpu:.1}, mssql-sim {sim_cpu:.1}");
     println!("validate --full           {validate_secs:.2} s  ({validated})");
     println!(
-        "  of which, at once       source (mssql-sim) {:.2} s, target (PostgreSQL) {:.2} s",
+        "  each side               source (mssql-sim) {:.2} s, target (PostgreSQL) {:.2} s (in database: at once; else one after the other)",
         side_secs.0, side_secs.1
     );
     println!("postgres count+hash agg   {hash_secs:.2} s  (count(*), sum(hashtext(row::text)) on the target alone)");
