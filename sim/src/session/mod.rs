@@ -249,10 +249,8 @@ impl Session {
             .map(|d| d.as_nanos() as u64 / 100)
             .unwrap_or(0)
             + 116_444_736_000_000_000;
-        token::sspi(
-            out.buf(),
-            &tds::ntlm::challenge(&account.domain, challenge, filetime),
-        );
+        let challenge_msg = tds::ntlm::challenge(&account.domain, challenge, filetime);
+        token::sspi(out.buf(), &challenge_msg);
         out.end_message().await?;
         let Some(msg) = tds::read_message(rd).await? else {
             return Ok(false);
@@ -265,7 +263,12 @@ impl Session {
                 msg.ty
             )));
         }
-        match tds::ntlm::verify(&msg.data, &challenge, &account) {
+        let exchange = tds::ntlm::Exchange {
+            negotiate: &l.sspi_data,
+            challenge: &challenge_msg,
+            server_challenge: &challenge,
+        };
+        match tds::ntlm::verify(&msg.data, &exchange, &account) {
             Ok(()) => Ok(true),
             Err(why) => {
                 // The reason stays in the server's log, as SQL Server's error log keeps it.

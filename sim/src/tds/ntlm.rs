@@ -4,8 +4,9 @@
 //! one configured domain user.
 //!
 //! Contract: only NTLMv2 responses are accepted (LM and NTLMv1 are refused, as a hardened domain
-//! does). The message integrity code (MIC) is not checked: that needs the exported session key,
-//! which only matters for signing, and the simulator signs nothing.
+//! does). When the client says it sent a message integrity code (MsvAvFlags bit 0x2), the MIC
+//! is checked as Windows checks it: HMAC-MD5 under the exported session key (recovered from
+//! the encrypted random session key when KEY_EXCH was negotiated) over the three messages.
 
 use hmac::{Hmac, Mac};
 use md4::{Digest, Md4};
@@ -143,8 +144,84 @@ pub fn claimed(msg: &[u8]) -> String {
     format!("{}\\{}", text(28), text(36))
 }
 
-/// Verifies an AUTHENTICATE message against `account` and the challenge that was sent.
-pub fn verify(msg: &[u8], server_challenge: &[u8; 8], account: &NtlmUser) -> Result<(), String> {
+/// The messages of one NTLM exchange before the AUTHENTICATE message.
+pub struct Exchange<'a> {
+    /// The client's NEGOTIATE message.
+    pub negotiate: &'a [u8],
+    /// The CHALLENGE message the server sent.
+    pub challenge: &'a [u8],
+    /// The server challenge inside it.
+    pub server_challenge: &'a [u8; 8],
+}
+
+/// The AV pairs of an NTLMv2 client blob (after its 28-byte fixed part): id and value.
+fn av_pairs(blob: &[u8]) -> Vec<(u16, &[u8])> {
+    let mut out = Vec::new();
+    let mut at = 28;
+    while let Some(h) = blob.get(at..at + 4) {
+        let id = u16::from_le_bytes([h[0], h[1]]);
+        let len = u16::from_le_bytes([h[2], h[3]]) as usize;
+        if id == 0 {
+            break;
+        }
+        let Some(v) = blob.get(at + 4..at + 4 + len) else {
+            break;
+        };
+        out.push((id, v));
+        at += 4 + len;
+    }
+    out
+}
+
+/// Where the MIC sits in an AUTHENTICATE message (after the fields and the version).
+const MIC_AT: usize = 72;
+
+/// Checks the MIC when the client's blob announces one (MS-NLMP 3.2.5.1.2 and 3.3.2).
+fn check_mic(
+    msg: &[u8],
+    exchange: &Exchange,
+    session_base_key: &[u8; 16],
+    blob: &[u8],
+) -> Result<(), String> {
+    let has_mic = av_pairs(blob).iter().any(|(id, v)| {
+        *id == 6 && v.len() == 4 && u32::from_le_bytes([v[0], v[1], v[2], v[3]]) & 0x2 != 0
+    });
+    if !has_mic {
+        return Ok(());
+    }
+    let flags = msg
+        .get(60..64)
+        .map(|f| u32::from_le_bytes([f[0], f[1], f[2], f[3]]))
+        .ok_or("AUTHENTICATE message truncated")?;
+    // NTLMv2: the key exchange key is the session base key.
+    let mut exported = *session_base_key;
+    if flags & KEY_EXCH != 0 {
+        let encrypted = payload(msg, 52)?;
+        if encrypted.len() != 16 {
+            return Err("the encrypted random session key is not 16 bytes".into());
+        }
+        use rc4::{consts::U16, KeyInit, StreamCipher};
+        exported.copy_from_slice(encrypted);
+        rc4::Rc4::<U16>::new(session_base_key.into()).apply_keystream(&mut exported);
+    }
+    let mic = msg
+        .get(MIC_AT..MIC_AT + 16)
+        .ok_or("AUTHENTICATE message has no room for a MIC")?;
+    let mut zeroed = msg.to_vec();
+    zeroed[MIC_AT..MIC_AT + 16].fill(0);
+    let expected = hmac_md5(
+        &exported,
+        &[exchange.negotiate, exchange.challenge, &zeroed],
+    );
+    if expected.as_slice() != mic {
+        return Err("the message integrity code does not match".into());
+    }
+    Ok(())
+}
+
+/// Verifies an AUTHENTICATE message against `account` and the exchange before it: the NTLMv2
+/// response, then the MIC when the client sent one.
+pub fn verify(msg: &[u8], exchange: &Exchange, account: &NtlmUser) -> Result<(), String> {
     if msg.len() < 64 || &msg[..8] != SIGNATURE || msg[8..12] != 3u32.to_le_bytes() {
         return Err("not an NTLM AUTHENTICATE message".into());
     }
@@ -160,11 +237,11 @@ pub fn verify(msg: &[u8], server_challenge: &[u8; 8], account: &NtlmUser) -> Res
     let (proof, blob) = nt.split_at(16);
     // The client hashes the domain as it typed it and the user upper-cased.
     let key = ntowf_v2(&account.password, &user, &domain);
-    let expected = hmac_md5(&key, &[server_challenge, blob]);
+    let expected = hmac_md5(&key, &[exchange.server_challenge, blob]);
     if expected.as_slice() != proof {
         return Err("wrong password".into());
     }
-    Ok(())
+    check_mic(msg, exchange, &hmac_md5(&key, &[proof]), blob)
 }
 
 #[cfg(test)]
@@ -191,5 +268,68 @@ mod tests {
         assert_eq!(&c[24..32], &[1, 2, 3, 4, 5, 6, 7, 8]);
         let name_len = u16::from_le_bytes([c[12], c[13]]) as usize;
         assert_eq!(crate::tds::login::utf16le(&c[56..56 + name_len]), "CORP");
+    }
+
+    /// One exchange recorded from tiberius (the `sspi` crate's NTLM, which sends a MIC), for
+    /// `CORP\alice` / `W1ndows-Pass`.
+    fn recorded() -> (Vec<u8>, Vec<u8>, Vec<u8>) {
+        let hex = |parts: &[&str]| -> Vec<u8> {
+            let s: String = parts.concat();
+            (0..s.len())
+                .step_by(2)
+                .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
+                .collect()
+        };
+        let negotiate = hex(&[
+            "4e544c4d5353500001000000b78208e2000000002800000000000000280000000a0063450000000f",
+        ]);
+        let challenge = hex(&[
+        "4e544c4d53535000020000000800080038000000058289e24da2fd3e50af5af800000000000000006c006c00",
+        "400000000a0063450000000f43004f00520050000200080043004f0052005000010012004d00530053005100",
+        "4c002d00530049004d000400140063006f00720070002e006c006f00630061006c0003001e006d0073007300",
+        "71006c002d00730069006d002e006c006f00630061006c0007000800f15a413ec27cdd0100000000",
+        ]);
+        let authenticate = hex(&[
+        "4e544c4d5353500003000000180018006a000000a400a4008200000008000800580000000a000a0060000000",
+        "000000006a0000001000100026010000359288e20a0063450000000f37a8123ac26414a2e097eec90785ad90",
+        "43004f005200500061006c00690063006500f74153ff8757f4d30c62bd6015de96decc2c4813c64aa5819bd0",
+        "091393d7dcdada603a6b6b7557d20101000000000000f15a413ec27cdd01cc2c4813c64aa581000000000200",
+        "080043004f0052005000010012004d005300530051004c002d00530049004d000400140063006f0072007000",
+        "2e006c006f00630061006c0003001e006d007300730071006c002d00730069006d002e006c006f0063006100",
+        "6c0007000800f15a413ec27cdd01060004000200000000000000000000006b41cc122552cad86b7aa169bc1a",
+        "2fb4",
+        ]);
+        (negotiate, challenge, authenticate)
+    }
+
+    #[test]
+    fn a_real_clients_mic_is_checked() {
+        let (negotiate, challenge, authenticate) = recorded();
+        let server_challenge: [u8; 8] = challenge[24..32].try_into().unwrap();
+        let account = NtlmUser::parse("CORP\\alice", "W1ndows-Pass".into()).unwrap();
+        let check = |neg: &[u8], auth: &[u8]| {
+            verify(
+                auth,
+                &Exchange {
+                    negotiate: neg,
+                    challenge: &challenge,
+                    server_challenge: &server_challenge,
+                },
+                &account,
+            )
+        };
+        assert_eq!(check(&negotiate, &authenticate), Ok(()));
+        // A changed MIC, or a NEGOTIATE message altered on the way (a downgrade), is refused
+        // although the NTLMv2 response itself is right.
+        let mut bad_mic = authenticate.clone();
+        bad_mic[MIC_AT] ^= 1;
+        let mut bad_negotiate = negotiate.clone();
+        bad_negotiate[12] ^= 0x10;
+        for (neg, auth) in [(&negotiate, &bad_mic), (&bad_negotiate, &authenticate)] {
+            assert_eq!(
+                check(neg, auth),
+                Err("the message integrity code does not match".to_string())
+            );
+        }
     }
 }
