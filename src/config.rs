@@ -1097,6 +1097,12 @@ source = "dbo.*"
             .key,
             "metrics.listen"
         );
+        let checksums = e(
+            &format!("{MINIMAL}\n[validation]\nchecksums = \"daemon\"\n"),
+            &ok_env,
+        );
+        assert_eq!(checksums.key, "validation.checksums");
+        assert!(checksums.message.contains("'daemon'"), "{checksums}");
         // Type errors found by the TOML parser name the key too.
         assert_eq!(
             e(
