@@ -2,7 +2,6 @@
 //! and the source write fence.
 
 use crate::common::*;
-use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -14,32 +13,11 @@ async fn status_while_running_then_cutover_reports_and_stops_the_daemon() {
     exec(&mut c, "INSERT INTO dbo.a (v) VALUES (N'x'), (N'y'), (N'z'); INSERT INTO dbo.b VALUES (1, 1), (2, 3)").await;
     let cfg = env
         .config_file("[replication]\npoll_interval = \"50ms\"\n[[tables]]\nsource = \"dbo.*\"\n");
-    let log = std::fs::File::create(env.dir.join("daemon.log")).unwrap();
-    let mut daemon = replicator_command()
-        .arg("--config")
-        .arg(&cfg)
-        .arg("run")
-        .env("TEST_MSSQL_PASSWORD", SA_PASSWORD)
-        .stdout(Stdio::null())
-        .stderr(log)
-        .spawn()
-        .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let s = status_json(&cfg);
-        if s["daemon"]["running"] == true
-            && s["tables"]
-                .as_array()
-                .is_some_and(|t| t.len() == 2 && t.iter().all(|t| t["state"] == "streaming"))
-        {
-            assert_eq!(s["tables"][0]["source"], "dbo.a");
-            assert_eq!(s["tables"][0]["rows_copied"], 3);
-            assert_eq!(s["tables"][0]["snapshot_percent"], 100.0);
-            break;
-        }
-        assert!(Instant::now() < deadline, "never streaming: {s}");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    let mut daemon = spawn_daemon(&env, &cfg);
+    let s = wait_all_streaming(&cfg, 2).await;
+    assert_eq!(s["tables"][0]["source"], "dbo.a");
+    assert_eq!(s["tables"][0]["rows_copied"], 3);
+    assert_eq!(s["tables"][0]["snapshot_percent"], 100.0);
     exec(
         &mut c,
         "INSERT INTO dbo.a (v) VALUES (N'after'); INSERT INTO dbo.b VALUES (3, 4)",
@@ -346,28 +324,8 @@ async fn fence_source_refuses_writes_from_the_drain_on_and_a_failed_cutover_lift
     .await;
     let cfg = env
         .config_file("[replication]\npoll_interval = \"50ms\"\n[[tables]]\nsource = \"dbo.*\"\n");
-    let log = std::fs::File::create(env.dir.join("daemon.log")).unwrap();
-    let mut daemon = replicator_command()
-        .arg("--config")
-        .arg(&cfg)
-        .arg("run")
-        .env("TEST_MSSQL_PASSWORD", SA_PASSWORD)
-        .stdout(Stdio::null())
-        .stderr(log)
-        .spawn()
-        .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let s = status_json(&cfg);
-        if s["tables"]
-            .as_array()
-            .is_some_and(|t| t.len() == 2 && t.iter().all(|t| t["state"] == "streaming"))
-        {
-            break;
-        }
-        assert!(Instant::now() < deadline, "never streaming: {s}");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    let mut daemon = spawn_daemon(&env, &cfg);
+    wait_all_streaming(&cfg, 2).await;
     // A damaged target row makes the first cutover fail: the fence must come off again.
     let pg = env.pg().await;
     pg.execute("UPDATE public.a SET v = 'damaged' WHERE id = 1", &[])

@@ -481,3 +481,34 @@ pub fn status_json(config: &std::path::Path) -> serde_json::Value {
     );
     serde_json::from_slice(&out.stdout).expect("status --json is JSON")
 }
+
+/// `replicator run` of the real binary in the background, its log in `<env.dir>/daemon.log`.
+pub fn spawn_daemon(env: &Env, config: &std::path::Path) -> std::process::Child {
+    let log = std::fs::File::create(env.dir.join("daemon.log")).unwrap();
+    replicator_command()
+        .arg("--config")
+        .arg(config)
+        .arg("run")
+        .stdout(std::process::Stdio::null())
+        .stderr(log)
+        .spawn()
+        .expect("the daemon starts")
+}
+
+/// Waits (60 s at most) until `status --json` shows `tables` tables, all streaming, and
+/// returns that status.
+pub async fn wait_all_streaming(config: &std::path::Path, tables: usize) -> serde_json::Value {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let s = status_json(config);
+        if s["daemon"]["running"] == true
+            && s["tables"]
+                .as_array()
+                .is_some_and(|t| t.len() == tables && t.iter().all(|t| t["state"] == "streaming"))
+        {
+            return s;
+        }
+        assert!(Instant::now() < deadline, "never streaming: {s}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
