@@ -187,6 +187,7 @@ struct RawValidation {
     sample_rows: Option<usize>,
     max_share: Option<f64>,
     checksums: Option<String>,
+    chunk_rows: Option<i64>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -472,6 +473,8 @@ pub struct Config {
     pub validation_max_share: f64,
     /// Who computes a full validation's checksums.
     pub validation_checksums: Checksums,
+    /// Rows per aggregate statement of a paced database-side full validation.
+    pub validation_chunk_rows: i64,
     /// Parallel snapshot workers (each holds one source and one target connection).
     pub snapshot_workers: usize,
     /// Naming and types.
@@ -906,6 +909,11 @@ pub fn parse(text: &str, env: &dyn Environment) -> Result<Config, ConfigError> {
                     format!("'{other}' is not one of \"database\", \"replicator\""),
                 ))
             }
+        },
+        validation_chunk_rows: match raw.validation.chunk_rows {
+            Some(n) if n < 1 => return Err(err("validation.chunk_rows", "must be at least 1")),
+            Some(n) => n,
+            None => 100_000,
         },
         snapshot_workers,
         mapping,

@@ -294,8 +294,7 @@ async fn finish(
             plan,
             &shared.config.policies,
             &Default::default(),
-            1.0,
-            shared.config.validation_checksums,
+            crate::validate::FullOptions::configured(&shared.config, 1.0),
         )
         .await?;
         read.commit()

@@ -86,6 +86,7 @@ fn changed_besides_tables(old: &Config, new: &Config) -> Vec<&'static str> {
             old.validation_sample_rows,
             old.validation_max_share,
             old.validation_checksums,
+            old.validation_chunk_rows,
         ),
         &(
             new.validation_interval,
@@ -93,6 +94,7 @@ fn changed_besides_tables(old: &Config, new: &Config) -> Vec<&'static str> {
             new.validation_sample_rows,
             new.validation_max_share,
             new.validation_checksums,
+            new.validation_chunk_rows,
         ),
     ) {
         out.push("validation");

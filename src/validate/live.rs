@@ -333,8 +333,7 @@ async fn first_pass(
                 plan,
                 policies,
                 &skip,
-                shared.config.validation_max_share,
-                shared.config.validation_checksums,
+                super::FullOptions::configured(&shared.config, shared.config.validation_max_share),
             )
             .await?;
             let seconds = SideSeconds::of(&o);

@@ -368,6 +368,28 @@ fn describe_key(plan: &TablePlan, fields: &[&[u8]]) -> String {
     format!("({})", parts.join(", "))
 }
 
+/// How a full validation runs.
+#[derive(Debug, Clone, Copy)]
+pub struct FullOptions {
+    /// Largest busy share of each connection (1.0: not paced).
+    pub share: f64,
+    /// Who computes the checksums.
+    pub checksums: Checksums,
+    /// Rows per aggregate statement when database-side checksums are paced.
+    pub chunk_rows: i64,
+}
+
+impl FullOptions {
+    /// The configured validation, at `share`.
+    pub fn configured(config: &crate::config::Config, share: f64) -> FullOptions {
+        FullOptions {
+            share,
+            checksums: config.validation_checksums,
+            chunk_rows: config.validation_chunk_rows,
+        }
+    }
+}
+
 /// Compares every row of one table except the `skip` keys (rows changing meanwhile), reading
 /// the source in the session's current transaction and the target in `pg`'s. Exact when both
 /// sides are at the same position for every other key.
@@ -377,13 +399,12 @@ pub async fn full(
     plan: &TablePlan,
     policies: &Policies,
     skip: &HashSet<KeyBytes>,
-    share: f64,
-    checksums: Checksums,
+    how: FullOptions,
 ) -> Result<Outcome, Error> {
-    let mut throttle = Throttle::new(share);
+    let mut throttle = Throttle::new(how.share);
     let pushed = match pushdown::queries(plan, policies) {
         Some(q)
-            if checksums == Checksums::Database
+            if how.checksums == Checksums::Database
                 && (skip.is_empty() || q.key_bucketable)
                 && checksums_in_database(tds).await =>
         {
@@ -392,7 +413,7 @@ pub async fn full(
         _ => None,
     };
     if let Some(q) = pushed {
-        return full_in_database(tds, pg, plan, policies, skip, &q, &mut throttle).await;
+        return full_in_database(tds, pg, plan, policies, skip, &q, how).await;
     }
     let started = std::time::Instant::now();
     let src = source_side(tds, plan, policies, None, skip, &mut throttle, None).await?;
@@ -468,18 +489,21 @@ async fn full_in_database(
     policies: &Policies,
     skip: &HashSet<KeyBytes>,
     q: &pushdown::Queries,
-    throttle: &mut Throttle,
+    how: FullOptions,
 ) -> Result<Outcome, Error> {
+    let throttle = &mut Throttle::new(how.share);
+    // Paced: each side aggregates piece by piece and sleeps in between (its own throttle).
+    let paced = (how.share < 1.0).then_some(how.chunk_rows);
     // Both databases aggregate at once; each side's time is kept.
     let timed = |started: std::time::Instant| started.elapsed().as_secs_f64();
     let started = std::time::Instant::now();
     let (src, tgt) = tokio::join!(
         async {
-            let s = pushdown::source_sums(tds, plan, q).await;
+            let s = pushdown::source_sums(tds, plan, q, paced, how.share).await;
             (s, timed(started))
         },
         async {
-            let t = pushdown::target_sums(pg, plan, q).await;
+            let t = pushdown::target_sums(pg, plan, q, paced, how.share).await;
             (t, timed(started))
         }
     );

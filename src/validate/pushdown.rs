@@ -28,6 +28,7 @@ use crate::config::{NulPolicy, Policies};
 use crate::convert::{ColumnPlan, TablePlan, TargetKind};
 use crate::error::{Context, Error};
 use crate::model::{quote_pg, tsql_literal};
+use crate::source::read::{keyset_predicate, Bound};
 use crate::source::Tds;
 use futures_util::TryStreamExt;
 use md5::{Digest, Md5};
@@ -284,61 +285,144 @@ fn empty() -> Sums {
     }
 }
 
-/// The source's aggregates, in the session's current transaction.
-pub async fn source_sums(tds: &mut Tds, plan: &TablePlan, q: &Queries) -> Result<Sums, Error> {
-    // The row hash is computed once, in a derived table; its CAST names the type for engines
-    // that type a derived table's columns from their expressions.
-    let sql = format!(
-        "SELECT b, COUNT_BIG(*), SUM(CAST(SUBSTRING(h, 1, 4) AS bigint)), \
-                SUM(CAST(SUBSTRING(h, 5, 4) AS bigint)) \
-         FROM (SELECT CAST(SUBSTRING(HASHBYTES('MD5', {}), 1, 2) AS int) % {BUCKETS} AS b, \
-                      CAST(HASHBYTES('MD5', {}) AS binary(16)) AS h FROM {}) x \
-         GROUP BY b",
-        q.source_key,
-        q.source_row,
-        plan.source.name.tsql()
-    );
+/// Adds one piece's rows `(bucket, count, sum1, sum2)` into `sums`.
+fn add(sums: &mut Sums, b: i64, n: i64, s1: i64, s2: i64) {
+    let b = (b.max(0) as usize) % BUCKETS;
+    let e = &mut sums.buckets[b];
+    sums.rows += n;
+    *e = (e.0 + n, e.1.wrapping_add(s1), e.2.wrapping_add(s2));
+}
+
+/// The source's aggregates, in the session's current transaction. `paced`: about that many rows
+/// per statement (key ranges SQL Server computes), with sleeps between them that keep the
+/// session busy at most `share` of the time.
+pub async fn source_sums(
+    tds: &mut Tds,
+    plan: &TablePlan,
+    q: &Queries,
+    paced: Option<i64>,
+    share: f64,
+) -> Result<Sums, Error> {
+    let ranges = match paced {
+        Some(rows) if plan.source.estimated_rows > rows => {
+            let parts = (plan.source.estimated_rows / rows.max(1) + 1) as usize;
+            crate::daemon::snapshot::split(tds, plan, parts).await?
+        }
+        _ => vec![(None, None)],
+    };
     let what = || format!("validate: checksums of {}", plan.source.name);
+    let nkey = plan.key.len();
+    let mut throttle = super::Throttle::new(share);
     let mut sums = empty();
-    let mut stream = tds.simple_query(sql).await.context(what)?.into_row_stream();
-    while let Some(row) = stream.try_next().await.context(what)? {
-        let b: i32 = row.try_get(0).context(what)?.unwrap_or(0);
-        let n: i64 = row.try_get(1).context(what)?.unwrap_or(0);
-        let s1: i64 = row.try_get(2).context(what)?.unwrap_or(0);
-        let s2: i64 = row.try_get(3).context(what)?.unwrap_or(0);
-        let b = (b.max(0) as usize) % BUCKETS;
-        sums.rows += n;
-        sums.buckets[b] = (n, s1, s2);
+    for (lower, upper) in &ranges {
+        let mut preds = Vec::new();
+        if lower.is_some() {
+            preds.push(keyset_predicate(plan, Bound::Greater, 1));
+        }
+        if upper.is_some() {
+            let first = if lower.is_some() { 1 + nkey } else { 1 };
+            preds.push(keyset_predicate(plan, Bound::AtMost, first));
+        }
+        let filter = match preds.is_empty() {
+            true => String::new(),
+            false => format!(" WHERE {}", preds.join(" AND ")),
+        };
+        // The row hash is computed once, in a derived table; its CAST names the type for
+        // engines that type a derived table's columns from their expressions.
+        let sql = format!(
+            "SELECT b, COUNT_BIG(*), SUM(CAST(SUBSTRING(h, 1, 4) AS bigint)), \
+                    SUM(CAST(SUBSTRING(h, 5, 4) AS bigint)) \
+             FROM (SELECT CAST(SUBSTRING(HASHBYTES('MD5', {}), 1, 2) AS int) % {BUCKETS} AS b, \
+                          CAST(HASHBYTES('MD5', {}) AS binary(16)) AS h FROM {}{filter}) x \
+             GROUP BY b",
+            q.source_key,
+            q.source_row,
+            plan.source.name.tsql()
+        );
+        let mut query = tiberius::Query::new(sql);
+        for k in lower.iter().chain(upper.iter()).flatten() {
+            query.bind(k.to_cell());
+        }
+        let mut stream = query.query(tds).await.context(what)?.into_row_stream();
+        while let Some(row) = stream.try_next().await.context(what)? {
+            let b: i32 = row.try_get(0).context(what)?.unwrap_or(0);
+            let n: i64 = row.try_get(1).context(what)?.unwrap_or(0);
+            let s1: i64 = row.try_get(2).context(what)?.unwrap_or(0);
+            let s2: i64 = row.try_get(3).context(what)?.unwrap_or(0);
+            add(&mut sums, b.into(), n, s1, s2);
+        }
+        throttle.pace().await;
     }
     Ok(sums)
 }
 
-/// The target's aggregates, in `pg`'s transaction.
+/// The target's pieces for a paced aggregate: page ranges (TID range scans, PostgreSQL 14 and
+/// later, read only their pages), the last one open-ended. One piece otherwise. Every row the
+/// transaction sees is in exactly one piece: the table's pages only grow while it runs.
+pub async fn target_pieces(
+    pg: &tokio_postgres::Transaction<'_>,
+    plan: &TablePlan,
+    paced: Option<i64>,
+) -> Result<Vec<String>, Error> {
+    let Some(rows) = paced else {
+        return Ok(vec![String::new()]);
+    };
+    let r = pg
+        .query_one(
+            "SELECT current_setting('server_version_num')::int, \
+                    pg_relation_size($1::text::regclass) / current_setting('block_size')::bigint",
+            &[&plan.target.sql()],
+        )
+        .await
+        .context(|| format!("validate: size of {}", plan.target))?;
+    let (version, pages): (i32, i64) = (r.get(0), r.get(1));
+    let per_piece = (pages * rows / plan.source.estimated_rows.max(1)).max(1);
+    if version < 140_000 || pages <= per_piece {
+        return Ok(vec![String::new()]);
+    }
+    let mut pieces = Vec::new();
+    let mut at = 0;
+    while at + per_piece < pages {
+        pieces.push(format!(
+            " WHERE ctid >= '({at},0)'::tid AND ctid < '({},0)'::tid",
+            at + per_piece
+        ));
+        at += per_piece;
+    }
+    pieces.push(format!(" WHERE ctid >= '({at},0)'::tid"));
+    Ok(pieces)
+}
+
+/// The target's aggregates, in `pg`'s transaction; `paced` and `share` as for [`source_sums`].
 pub async fn target_sums(
     pg: &tokio_postgres::Transaction<'_>,
     plan: &TablePlan,
     q: &Queries,
+    paced: Option<i64>,
+    share: f64,
 ) -> Result<Sums, Error> {
-    let sql = format!(
-        "SELECT b, count(*)::bigint, sum(('x' || substr(h, 1, 8))::bit(32)::bigint)::bigint, \
-                sum(('x' || substr(h, 9, 8))::bit(32)::bigint)::bigint \
-         FROM (SELECT ('x' || substr(md5({}), 1, 4))::bit(16)::int % {BUCKETS} AS b, md5({}) AS h FROM {}) x \
-         GROUP BY b",
-        q.target_key,
-        q.target_row,
-        plan.target.sql()
-    );
-    let rows = pg
-        .query(&sql, &[])
-        .await
-        .context(|| format!("validate: checksums of {}", plan.target))?;
+    let mut throttle = super::Throttle::new(share);
     let mut sums = empty();
-    for r in rows {
-        let b: i32 = r.get(0);
-        let n: i64 = r.get(1);
-        let b = (b.max(0) as usize) % BUCKETS;
-        sums.rows += n;
-        sums.buckets[b] = (n, r.get(2), r.get(3));
+    for filter in target_pieces(pg, plan, paced).await? {
+        let sql = format!(
+            "SELECT b, count(*)::bigint, sum(('x' || substr(h, 1, 8))::bit(32)::bigint)::bigint, \
+                    sum(('x' || substr(h, 9, 8))::bit(32)::bigint)::bigint \
+             FROM (SELECT ('x' || substr(md5({}), 1, 4))::bit(16)::int % {BUCKETS} AS b, md5({}) AS h \
+                   FROM {}{filter}) x \
+             GROUP BY b",
+            q.target_key,
+            q.target_row,
+            plan.target.sql()
+        );
+        let rows = pg
+            .query(&sql, &[])
+            .await
+            .context(|| format!("validate: checksums of {}", plan.target))?;
+        for r in rows {
+            let b: i32 = r.get(0);
+            add(&mut sums, b.into(), r.get(1), r.get(2), r.get(3));
+        }
+        throttle.pace().await;
     }
     Ok(sums)
 }

@@ -637,6 +637,15 @@ impl<'a> Rewriter<'a> {
                 format!("rpad(({inner})::text, greatest({n}, length(({inner})::text)))")
             }
             (t, Some(style)) if t.is_string() => format!("_sim.convert_text(({inner}), {style})"),
+            // From text (a literal or a bound parameter) or another datetime2: the canonical
+            // text datetime2 is stored as, all seven digits kept, so it compares with columns.
+            (TsqlType::DateTime2(n), None)
+                if src_ty.is_none()
+                    || matches!(src_ty, Some(TsqlType::DateTime2(_)))
+                    || src_ty.as_ref().is_some_and(|t| t.is_string()) =>
+            {
+                format!("_sim.norm_dt2(({inner})::text, {n})")
+            }
             (TsqlType::DateTime2(_), _) => format!("_sim.to_datetime2({inner})"),
             (TsqlType::DateTimeOffset(_), _) => format!("_sim.to_datetimeoffset({inner})"),
             (TsqlType::Time(_), _) => format!("_sim.to_time({inner})"),

@@ -149,3 +149,24 @@ fn window_orderings_follow_sql_server_order() {
     );
     assert!(s.contains("OVER (ORDER BY _sim.guid_key(g))"), "{s}");
 }
+
+#[test]
+fn derived_table_columns_are_typed_and_inner_columns_keep_theirs() {
+    let mut ctx = Context::default();
+    ctx.tables.insert(
+        "dbo.keyed".into(),
+        vec![
+            ("k".into(), TsqlType::VarChar(Len::N(20))),
+            ("d".into(), TsqlType::DateTime2(7)),
+            ("v".into(), TsqlType::Int),
+        ],
+    );
+    let s = rw(
+        "SELECT b, SUM(CAST(SUBSTRING(h, 1, 4) AS bigint)) FROM (SELECT v % 16 AS b, \
+         CAST(HASHBYTES('MD5', CAST(v AS binary(4))) AS binary(16)) AS h FROM [dbo].[keyed] \
+         WHERE [d] <= CAST('2024-02-29 12:00:00.1244020' AS datetime2(7))) x GROUP BY b",
+        &ctx,
+    );
+    assert!(s.contains("_sim.binary_to_bigint"), "{s}");
+    assert!(!s.contains("\"d\" <= _sim.to_datetime2"), "{s}");
+}
