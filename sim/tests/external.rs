@@ -1,8 +1,7 @@
 //! Clients nobody here wrote: FreeTDS `tsql` and python-tds. `.ci/run` installs both.
 
 use crate::common::*;
-use std::io::Write;
-use std::process::{Command, Stdio};
+use std::process::Command;
 
 /// Runs a python-tds script; it must print `marker` (the script asserts on its own).
 async fn run_python(script: String, marker: &'static str) {
@@ -30,35 +29,12 @@ async fn freetds_tsql_creates_inserts_and_reads() {
         "CREATE TABLE dbo.ft (id int PRIMARY KEY, name nvarchar(20), price decimal(10,2))\ngo\n\
                   INSERT INTO dbo.ft VALUES (1, N'caf\u{e9}', 12.50), (2, NULL, -1.25)\ngo\n\
                   SELECT id, name, price FROM dbo.ft ORDER BY id\ngo\n";
-    let out = tokio::task::spawn_blocking(move || {
-        let mut child = Command::new("tsql")
-            .args([
-                "-H",
-                "127.0.0.1",
-                "-p",
-                &port,
-                "-U",
-                "sa",
-                "-P",
-                SA_PASSWORD,
-            ])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect(
-                "FreeTDS tsql must be installed (apt-get install freetds-bin; .ci/run does it)",
-            );
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(script.as_bytes())
-            .unwrap();
-        child.wait_with_output().unwrap()
-    })
-    .await
-    .unwrap();
+    let out = run_tsql(
+        vec!["-H".into(), "127.0.0.1".into(), "-p".into(), port],
+        vec![],
+        script.to_string(),
+    )
+    .await;
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
         stdout.contains("1\tcafé\t12.50"),

@@ -2,33 +2,19 @@
 //! NTLMv2 check of one configured domain user.
 
 use crate::common::*;
-use mssql_sim::server::{start, SimConfig, SimServer};
+use mssql_sim::server::SimServer;
 use mssql_sim::tds::ntlm::NtlmUser;
-use tiberius::{AuthMethod, Client, Config, EncryptionLevel};
-use tokio::net::TcpStream;
-use tokio_util::compat::TokioAsyncWriteCompatExt;
+use tiberius::AuthMethod;
 
 async fn ntlm_sim(hint: &str) -> SimServer {
-    let backing = testkit::fresh_database(hint).await;
-    start(
-        SimConfig {
-            ntlm: Some(NtlmUser::parse("CORP\\alice", "W1ndows-Pass".into()).unwrap()),
-            ..SimConfig::new(backing, SA_PASSWORD)
-        },
-        "127.0.0.1:0".parse().unwrap(),
-    )
-    .await
-    .expect("simulator starts")
+    let account = NtlmUser::parse("CORP\\alice", "W1ndows-Pass".into()).unwrap();
+    sim_configured(hint, |c| c.ntlm = Some(account)).await.0
 }
 
 async fn connect_windows(s: &SimServer, user: &str, password: &str) -> tiberius::Result<Tds> {
-    let mut c = Config::new();
-    c.host("127.0.0.1");
-    c.port(s.addr.port());
+    let mut c = config(s, SA_PASSWORD, None);
     c.authentication(AuthMethod::windows(user, password));
-    c.encryption(EncryptionLevel::NotSupported);
-    let tcp = TcpStream::connect(("127.0.0.1", s.addr.port())).await?;
-    Client::connect(c, tcp.compat_write()).await
+    connect_config(c).await
 }
 
 #[tokio::test]
@@ -37,15 +23,8 @@ async fn the_configured_domain_user_logs_in_and_others_are_refused() {
     let mut c = connect_windows(&s, "CORP\\alice", "W1ndows-Pass")
         .await
         .expect("NTLM login of the configured user");
-    let v = c
-        .simple_query("SELECT 6 * 7")
-        .await
-        .unwrap()
-        .into_row()
-        .await
-        .unwrap()
-        .unwrap();
-    assert_eq!(v.get::<i32, _>(0), Some(42));
+    let v = rows(&mut c, "SELECT 6 * 7").await;
+    assert_eq!(v[0].get::<i32, _>(0), Some(42));
     // Case does not matter in Windows account names.
     connect_windows(&s, "corp\\ALICE", "W1ndows-Pass")
         .await

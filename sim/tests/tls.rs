@@ -2,31 +2,19 @@
 //! a certificate; refusals when the client cannot or will not trust it.
 
 use crate::common::*;
-use mssql_sim::server::{start, SimConfig, SimServer, SimTls};
-use std::io::Write;
-use std::process::{Command, Stdio};
+use mssql_sim::server::{SimServer, SimTls};
 use testkit::certs::TestCerts;
-use tiberius::{AuthMethod, Client, Config, EncryptionLevel};
-use tokio::net::TcpStream;
-use tokio_util::compat::TokioAsyncWriteCompatExt;
+use tiberius::EncryptionLevel;
 
 async fn tls_sim(hint: &str, required: bool) -> (SimServer, TestCerts, std::path::PathBuf) {
     let dir = std::env::temp_dir().join(format!("sim-tls-{hint}-{}", std::process::id()));
     let certs = TestCerts::generate(&dir, "sim").unwrap();
-    let backing = testkit::fresh_database(hint).await;
-    let server = start(
-        SimConfig {
-            tls: Some(SimTls {
-                cert_pem: certs.cert_pem.clone(),
-                key_pem: certs.key_pem.clone(),
-                required,
-            }),
-            ..SimConfig::new(backing, SA_PASSWORD)
-        },
-        "127.0.0.1:0".parse().unwrap(),
-    )
-    .await
-    .expect("simulator starts");
+    let tls = SimTls {
+        cert_pem: certs.cert_pem.clone(),
+        key_pem: certs.key_pem.clone(),
+        required,
+    };
+    let (server, _) = sim_configured(hint, |c| c.tls = Some(tls)).await;
     (server, certs, dir)
 }
 
@@ -35,16 +23,14 @@ async fn connect_tls(
     level: EncryptionLevel,
     ca: Option<&std::path::Path>,
 ) -> tiberius::Result<Tds> {
-    let mut c = Config::new();
+    let mut c = config(server, SA_PASSWORD, None);
+    // The test certificate names localhost.
     c.host("localhost");
-    c.port(server.addr.port());
-    c.authentication(AuthMethod::sql_server("sa", SA_PASSWORD));
     c.encryption(level);
     if let Some(ca) = ca {
         c.trust_cert_ca(ca.display().to_string());
     }
-    let tcp = TcpStream::connect(("127.0.0.1", server.addr.port())).await?;
-    Client::connect(c, tcp.compat_write()).await
+    connect_config(c).await
 }
 
 #[tokio::test]
@@ -92,15 +78,8 @@ async fn without_required_tls_a_plaintext_client_is_still_served() {
     let mut c = connect_tls(&s, EncryptionLevel::NotSupported, None)
         .await
         .expect("plaintext client");
-    let v = c
-        .simple_query("SELECT 41 + 1")
-        .await
-        .unwrap()
-        .into_row()
-        .await
-        .unwrap()
-        .unwrap();
-    assert_eq!(v.get::<i32, _>(0), Some(42));
+    let v = rows(&mut c, "SELECT 41 + 1").await;
+    assert_eq!(v[0].get::<i32, _>(0), Some(42));
 }
 
 #[tokio::test]
@@ -119,36 +98,21 @@ async fn freetds_tsql_connects_over_tls_and_checks_the_certificate() {
         ),
     )
     .unwrap();
-    let run = |server: &'static str| {
-        let conf = conf.clone();
-        tokio::task::spawn_blocking(move || {
-            let mut child = Command::new("tsql")
-                .args(["-S", server, "-U", "sa", "-P", SA_PASSWORD])
-                .env("FREETDSCONF", &conf)
-                .stdin(Stdio::piped())
-                .stdout(Stdio::piped())
-                .stderr(Stdio::piped())
-                .spawn()
-                .expect(
-                    "FreeTDS tsql must be installed (apt-get install freetds-bin; .ci/run does it)",
-                );
-            child
-                .stdin
-                .take()
-                .unwrap()
-                .write_all(b"SELECT N'over ' + N'tls'\ngo\n")
-                .unwrap();
-            child.wait_with_output().unwrap()
-        })
+    let run = |server: &str| {
+        run_tsql(
+            vec!["-S".into(), server.into()],
+            vec![("FREETDSCONF".into(), conf.display().to_string())],
+            "SELECT N'over ' + N'tls'\ngo\n".into(),
+        )
     };
-    let out = run("simtls").await.unwrap();
+    let out = run("simtls").await;
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
         stdout.contains("over tls"),
         "tsql output:\n{stdout}\n{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let out = run("wrongca").await.unwrap();
+    let out = run("wrongca").await;
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
         !stdout.contains("over tls"),

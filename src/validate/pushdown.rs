@@ -250,22 +250,30 @@ pub fn queries(plan: &TablePlan, policies: &Policies) -> Option<Queries> {
 }
 
 impl Queries {
+    /// A row's bucket on the source ([`bucket_of`] in T-SQL).
+    fn source_bucket(&self) -> String {
+        format!(
+            "CAST(SUBSTRING(HASHBYTES('MD5', {}), 1, 2) AS int) % {BUCKETS}",
+            self.source_key
+        )
+    }
+
+    /// A row's bucket on the target ([`bucket_of`] in SQL).
+    fn target_bucket(&self) -> String {
+        format!(
+            "('x' || substr(md5({}), 1, 4))::bit(16)::int % {BUCKETS}",
+            self.target_key
+        )
+    }
+
     /// `WHERE` condition selecting `buckets` on the source.
     pub fn source_filter(&self, buckets: &HashSet<usize>) -> String {
-        format!(
-            "CAST(SUBSTRING(HASHBYTES('MD5', {}), 1, 2) AS int) % {BUCKETS} IN ({})",
-            self.source_key,
-            list(buckets)
-        )
+        format!("{} IN ({})", self.source_bucket(), list(buckets))
     }
 
     /// `WHERE` condition selecting `buckets` on the target.
     pub fn target_filter(&self, buckets: &HashSet<usize>) -> String {
-        format!(
-            "('x' || substr(md5({}), 1, 4))::bit(16)::int % {BUCKETS} IN ({})",
-            self.target_key,
-            list(buckets)
-        )
+        format!("{} IN ({})", self.target_bucket(), list(buckets))
     }
 }
 
@@ -332,10 +340,10 @@ pub async fn source_sums(
         let sql = format!(
             "SELECT b, COUNT_BIG(*), SUM(CAST(SUBSTRING(h, 1, 4) AS bigint)), \
                     SUM(CAST(SUBSTRING(h, 5, 4) AS bigint)) \
-             FROM (SELECT CAST(SUBSTRING(HASHBYTES('MD5', {}), 1, 2) AS int) % {BUCKETS} AS b, \
-                          CAST(HASHBYTES('MD5', {}) AS binary(16)) AS h FROM {}{filter}) x \
+             FROM (SELECT {} AS b, CAST(HASHBYTES('MD5', {}) AS binary(16)) AS h \
+                   FROM {}{filter}) x \
              GROUP BY b",
-            q.source_key,
+            q.source_bucket(),
             q.source_row,
             plan.source.name.tsql()
         );
@@ -407,10 +415,9 @@ pub async fn target_sums(
         let sql = format!(
             "SELECT b, count(*)::bigint, sum(('x' || substr(h, 1, 8))::bit(32)::bigint)::bigint, \
                     sum(('x' || substr(h, 9, 8))::bit(32)::bigint)::bigint \
-             FROM (SELECT ('x' || substr(md5({}), 1, 4))::bit(16)::int % {BUCKETS} AS b, md5({}) AS h \
-                   FROM {}{filter}) x \
+             FROM (SELECT {} AS b, md5({}) AS h FROM {}{filter}) x \
              GROUP BY b",
-            q.target_key,
+            q.target_bucket(),
             q.target_row,
             plan.target.sql()
         );

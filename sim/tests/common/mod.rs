@@ -13,18 +13,22 @@ pub type Tds = Client<Compat<TcpStream>>;
 /// A simulator on a fresh backing database, and that database's name (to reach the PostgreSQL
 /// databases the simulator creates beside it, via `mssql_sim::server::pg_name_for`).
 pub async fn sim_with_backing(hint: &str) -> (SimServer, String) {
+    sim_configured(hint, |_| {}).await
+}
+
+/// As [`sim_with_backing`], with the configuration adjusted by `tweak` (TLS, NTLM).
+pub async fn sim_configured(hint: &str, tweak: impl FnOnce(&mut SimConfig)) -> (SimServer, String) {
     let backing = testkit::fresh_database(hint).await;
     let name = backing.rsplit('/').next().unwrap_or_default().to_string();
-    let server = start(
-        SimConfig {
-            ct_cleanup_interval: std::time::Duration::from_millis(200),
-            cdc_polling_interval: std::time::Duration::from_millis(100),
-            ..SimConfig::new(backing, SA_PASSWORD)
-        },
-        "127.0.0.1:0".parse().unwrap(),
-    )
-    .await
-    .expect("simulator starts");
+    let mut config = SimConfig {
+        ct_cleanup_interval: std::time::Duration::from_millis(200),
+        cdc_polling_interval: std::time::Duration::from_millis(100),
+        ..SimConfig::new(backing, SA_PASSWORD)
+    };
+    tweak(&mut config);
+    let server = start(config, "127.0.0.1:0".parse().unwrap())
+        .await
+        .expect("simulator starts");
     (server, name)
 }
 
@@ -50,7 +54,11 @@ pub async fn connect_with(
     password: &str,
     database: Option<&str>,
 ) -> tiberius::Result<Tds> {
-    let cfg = config(server, password, database);
+    connect_config(config(server, password, database)).await
+}
+
+/// A client for `cfg`, over TCP to its address.
+pub async fn connect_config(cfg: Config) -> tiberius::Result<Tds> {
     let tcp = TcpStream::connect(cfg.get_addr()).await?;
     tcp.set_nodelay(true)?;
     Client::connect(cfg, tcp.compat_write()).await
@@ -98,4 +106,36 @@ pub async fn server_error(c: &mut Tds, sql: &str) -> (u32, String) {
 /// The SQL Server error number of a failed batch.
 pub async fn error_number(c: &mut Tds, sql: &str) -> u32 {
     server_error(c, sql).await.0
+}
+
+/// Runs FreeTDS `tsql` as `sa` with `args` (server selection) and `env`, feeding it `script`;
+/// its output once it exits.
+pub async fn run_tsql(
+    args: Vec<String>,
+    env: Vec<(String, String)>,
+    script: String,
+) -> std::process::Output {
+    use std::io::Write;
+    tokio::task::spawn_blocking(move || {
+        let mut child = std::process::Command::new("tsql")
+            .args(&args)
+            .args(["-U", "sa", "-P", SA_PASSWORD])
+            .envs(env)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect(
+                "FreeTDS tsql must be installed (apt-get install freetds-bin; .ci/run does it)",
+            );
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(script.as_bytes())
+            .unwrap();
+        child.wait_with_output().unwrap()
+    })
+    .await
+    .unwrap()
 }
