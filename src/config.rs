@@ -1111,6 +1111,14 @@ source = "dbo.*"
         );
         assert_eq!(checksums.key, "validation.checksums");
         assert!(checksums.message.contains("'daemon'"), "{checksums}");
+        assert_eq!(
+            e(
+                &format!("{MINIMAL}\n[validation]\nchunk_rows = 0\n"),
+                &ok_env
+            )
+            .key,
+            "validation.chunk_rows"
+        );
         // Type errors found by the TOML parser name the key too.
         assert_eq!(
             e(

@@ -118,6 +118,11 @@ fn pg_certificate_refused(e: &tokio_postgres::Error) -> bool {
     false
 }
 
+/// The hint for a server certificate that does not verify.
+const CERTIFICATE_HINT: &str = "the server's certificate was refused: set source.ca_file / \
+     target.ca_file to the CA that signed it (or, for SQL Server only, \
+     source.trust_server_certificate = true)";
+
 impl Error {
     /// Retry, stop the table, or stop the daemon. The only place that decides it.
     pub fn kind(&self) -> ErrorKind {
@@ -185,14 +190,14 @@ impl Error {
             {
                 Some("check the user in target.url and target.password_env/password_file".into())
             }
-                        Error::Source {
+            Error::Source {
                 source: tiberius::error::Error::Tls(_),
                 ..
             }
             | Error::Target { .. }
                 if self.kind() == ErrorKind::Fatal && self.to_string().contains("certificate") =>
             {
-                Some("the server's certificate was refused: set source.ca_file / target.ca_file to the CA that signed it (or, for SQL Server only, source.trust_server_certificate = true)".into())
+                Some(CERTIFICATE_HINT.into())
             }
             Error::Source { .. } if self.kind() == ErrorKind::Transient => {
                 Some("is SQL Server reachable from here? retrying with backoff".into())
