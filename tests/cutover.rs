@@ -419,13 +419,10 @@ async fn fence_source_refuses_writes_from_the_drain_on_and_a_failed_cutover_lift
     exec(&mut c, "INSERT INTO dbo.a (v) VALUES (N'again')").await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn cdc_cutover_waits_for_a_capture_job_on_sql_servers_default_polling() {
-    // The capture job reads the log every 5 s, as SQL Server Agent's does by default.
-    let env = Env::with_sim("slowcdc", |c| {
-        c.cdc_polling_interval = Duration::from_secs(5)
-    })
-    .await;
+/// A CDC table streamed once and the daemon stopped, on a simulator whose capture job reads the
+/// log every 5 s (SQL Server Agent's default); returns once the job has just run.
+async fn slow_capture(hint: &str) -> (Env, Tds, &'static str) {
+    let env = Env::with_sim(hint, |c| c.cdc_polling_interval = Duration::from_secs(5)).await;
     let mut c = env.tds().await;
     exec(&mut c, "EXEC sys.sp_cdc_enable_db").await;
     exec(
@@ -444,8 +441,7 @@ async fn cdc_cutover_waits_for_a_capture_job_on_sql_servers_default_polling() {
     )
     .await;
     d.stop().await.unwrap();
-    // Right after the capture job ran (a probe row reached the change table), rows are
-    // committed and the application stops: the job reads them only about 5 s later.
+    // A probe row reaching the change table shows the job just ran.
     exec(&mut c, "INSERT INTO dbo.c VALUES (2, 0)").await;
     eventually("the capture job ran", Duration::from_secs(30), || {
         let env = &env;
@@ -456,9 +452,15 @@ async fn cdc_cutover_waits_for_a_capture_job_on_sql_servers_default_polling() {
         }
     })
     .await;
+    (env, c, cfg)
+}
+
+/// Commits 20 rows the capture job has not read yet (the application then stops), cuts over,
+/// and requires all 22 rows on the target.
+async fn commit_then_cut_over(env: &Env, c: &mut Tds, cfg: &str) {
     let values: Vec<String> = (3..=22).map(|i| format!("({i}, {i})")).collect();
     exec(
-        &mut c,
+        c,
         &format!("INSERT INTO dbo.c VALUES {}", values.join(", ")),
     )
     .await;
@@ -480,11 +482,34 @@ async fn cdc_cutover_waits_for_a_capture_job_on_sql_servers_default_polling() {
         "{}",
         report.render()
     );
-    let pg = env.pg().await;
-    let n: i64 = pg
+    let n: i64 = env
+        .pg()
+        .await
         .query_one("SELECT count(*) FROM public.c", &[])
         .await
         .unwrap()
         .get(0);
     assert_eq!(n, 22);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cdc_cutover_waits_for_a_capture_job_on_sql_servers_default_polling() {
+    let (env, mut c, cfg) = slow_capture("slowcdc").await;
+    commit_then_cut_over(&env, &mut c, cfg).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cdc_cutover_is_not_misled_by_a_mapping_from_before_the_clock_was_set_back() {
+    let (env, mut c, cfg) = slow_capture("clockback").await;
+    // A commit mapped an hour "ahead" of the server's clock, as when the clock is set back
+    // (daylight saving time ends): its time is after the drain's start, its LSN before it.
+    env.source_pg()
+        .await
+        .batch_execute(
+            "INSERT INTO cdc.lsn_time_mapping VALUES (_sim.cdc_next_lsn(), \
+             localtimestamp(3) + interval '1 hour', localtimestamp(3) + interval '1 hour', '\\x00'::bytea)",
+        )
+        .await
+        .unwrap();
+    commit_then_cut_over(&env, &mut c, cfg).await;
 }

@@ -729,11 +729,14 @@ async fn cdc_settled(tds: &mut Tds, deadline: Instant) -> Result<Option<Lsn>, Er
         .unwrap_or(Duration::from_secs(5))
         + Duration::from_secs(1);
     let horizon = source::cdc::commit_horizon(tds).await?;
+    // Only a mapping made after this counts: an older one with a later time (the clock set
+    // back) proves nothing about the commits before the horizon.
+    let start = source::cdc::max_lsn(tds).await?;
     let mut last = None;
     let mut since = Instant::now();
     loop {
-        let (max, passed) = source::cdc::capture_progress(tds, &horizon).await?;
-        if passed {
+        let (max, mapped) = source::cdc::capture_progress(tds, &horizon).await?;
+        if mapped.is_some_and(|m| Some(m) > start) {
             return Ok(max);
         }
         if max != last {
@@ -755,7 +758,8 @@ async fn cdc_settled(tds: &mut Tds, deadline: Instant) -> Result<Option<Lsn>, Er
 }
 
 /// Applies windows until every streaming table has reached the source's position as of the call
-/// (cutover's drain). CDC waits until the max LSN stops moving (the capture job caught up).
+/// (cutover's drain). CDC waits until the capture job has read past the drain's start
+/// ([`cdc_settled`]).
 pub async fn drain(shared: &Shared, deadline: Instant) -> Result<(), Error> {
     let tds = stream_session(shared).await?;
     let pg = connect_target(shared).await?;

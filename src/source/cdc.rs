@@ -35,10 +35,14 @@ pub async fn commit_horizon(tds: &mut Tds) -> Result<String, Error> {
     ))
 }
 
-/// The max LSN, and whether the capture job has mapped a commit (or an idle marker) at or after
-/// `horizon` ([`commit_horizon`]). The job reads the log in order, so when it has, every
-/// transaction committed before the horizon is in the change tables.
-pub async fn capture_progress(tds: &mut Tds, horizon: &str) -> Result<(Option<Lsn>, bool), Error> {
+/// The max LSN, and the first LSN the capture job mapped to a commit (or an idle marker) at or
+/// after `horizon` ([`commit_horizon`]), if any. The job reads the log in order, so once it has
+/// mapped one that is new, every transaction committed before the horizon is in the change
+/// tables.
+pub async fn capture_progress(
+    tds: &mut Tds,
+    horizon: &str,
+) -> Result<(Option<Lsn>, Option<Lsn>), Error> {
     let rows = query_rows(
         tds,
         &format!(
@@ -54,7 +58,7 @@ pub async fn capture_progress(tds: &mut Tds, horizon: &str) -> Result<(Option<Ls
             .and_then(Lsn::from_slice)
             .filter(|l| l.0.iter().any(|b| *b != 0))
     };
-    Ok((lsn(0), lsn(1).is_some()))
+    Ok((lsn(0), lsn(1)))
 }
 
 /// The capture job's polling interval (`msdb.dbo.cdc_jobs`), when this login may read it.

@@ -20,6 +20,8 @@ pub type Tds = Client<Compat<TcpStream>>;
 /// A source (simulator database), a target database and a scratch directory.
 pub struct Env {
     pub sim: SimServer,
+    /// The simulator's backing PostgreSQL database (URL).
+    pub backing: String,
     pub database: String,
     pub target_url: String,
     pub dir: PathBuf,
@@ -38,7 +40,7 @@ impl Env {
         let mut sim_config = SimConfig {
             ct_cleanup_interval: Duration::from_millis(200),
             cdc_polling_interval: Duration::from_millis(100),
-            ..SimConfig::new(backing, SA_PASSWORD)
+            ..SimConfig::new(backing.clone(), SA_PASSWORD)
         };
         tweak(&mut sim_config);
         let sim = start(sim_config, "127.0.0.1:0".parse().unwrap())
@@ -51,6 +53,7 @@ impl Env {
         std::fs::create_dir_all(&dir).unwrap();
         let env = Env {
             sim,
+            backing,
             database: "shop".into(),
             target_url,
             dir,
@@ -73,6 +76,18 @@ impl Env {
         mssql_sim::workload::connect(self.sim.addr, SA_PASSWORD, Some(&self.database))
             .await
             .unwrap()
+    }
+
+    /// A PostgreSQL session in the database that holds the source database's tables (to do
+    /// what no T-SQL can, such as setting the server's clock back).
+    pub async fn source_pg(&self) -> tokio_postgres::Client {
+        let backing = self.backing.rsplit('/').next().unwrap_or_default();
+        let url = testkit::pg().url_for(&mssql_sim::server::pg_name_for(backing, &self.database));
+        let (c, conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+            .await
+            .unwrap();
+        tokio::spawn(conn);
+        c
     }
 
     /// A session in the target database.
