@@ -491,6 +491,17 @@ async fn target_checks(config: &Config, plans: &[TablePlan], items: &mut Items) 
                     );
                 }
             }
+            // Ours, and the source changed shape since the last run: the daemon reconciles it
+            // at start-up as while streaming (a changed type then stops the table, with a hint).
+            Err(e) if progress.contains_key(&name) => items.add(
+                Level::Warn,
+                &name,
+                format!(
+                    "target {} is the replicator's and the source's shape changed since the last run ({e}): the daemon reconciles it when it starts",
+                    plan.target
+                ),
+                None,
+            ),
             Err(e) => items.add(Level::Error, &name, e.to_string(), e.hint()),
         }
     }

@@ -336,9 +336,10 @@ pub async fn run(config: Config, path: &Path) -> Result<(), Error> {
     let pub_shared = shared.clone();
     let publisher = tokio::spawn(async move {
         loop {
-            if let Ok(s) =
-                daemon::status::build(&pub_shared.store, true, Some(pub_shared.started_ms))
-            {
+            if let Ok(s) = daemon::status::build(
+                &pub_shared.store,
+                Some(&daemon::status::DaemonView::of(&pub_shared)),
+            ) {
                 let tmp = state_dir.join(format!("{STATUS_FILE}.tmp"));
                 if let Ok(text) = serde_json::to_vec_pretty(&s) {
                     if std::fs::write(&tmp, text).is_ok() {
@@ -521,7 +522,7 @@ pub async fn status(config: &Config, json: bool) -> Result<(), Error> {
 
 fn from_store_or_file(config: &Config) -> Result<daemon::status::Status, Error> {
     Ok(match Store::open(&config.state_dir) {
-        Ok(store) => daemon::status::build(&store, false, None)?,
+        Ok(store) => daemon::status::build(&store, None)?,
         Err(_) => {
             let path = config.state_dir.join(STATUS_FILE);
             let mut tries = 0;

@@ -60,7 +60,10 @@ async fn answer(shared: Arc<Shared>, stream: UnixStream) -> std::io::Result<()> 
     let req: serde_json::Value = serde_json::from_str(line.trim()).unwrap_or_default();
     let reply = match req["cmd"].as_str() {
         Some("status") => {
-            match crate::daemon::status::build(&shared.store, true, Some(shared.started_ms)) {
+            match crate::daemon::status::build(
+                &shared.store,
+                Some(&crate::daemon::status::DaemonView::of(&shared)),
+            ) {
                 Ok(s) => serde_json::to_value(s).unwrap_or_default(),
                 Err(e) => serde_json::json!({"error": e.to_string()}),
             }

@@ -173,8 +173,7 @@ pub async fn run(args: DemoArgs) -> Result<(), Error> {
         "{}",
         daemon::status::render(&daemon::status::build(
             &shared.store,
-            true,
-            Some(shared.started_ms)
+            Some(&daemon::status::DaemonView::of(&shared))
         )?)
     );
 
@@ -199,8 +198,7 @@ pub async fn run(args: DemoArgs) -> Result<(), Error> {
             "{}",
             daemon::status::render(&daemon::status::build(
                 &shared.store,
-                true,
-                Some(shared.started_ms)
+                Some(&daemon::status::DaemonView::of(&shared))
             )?)
         );
     }

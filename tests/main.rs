@@ -6,6 +6,7 @@ mod cutover;
 mod docker;
 mod kill;
 mod ops;
+mod restart;
 mod snapshot;
 mod stream;
 mod validate;

@@ -157,8 +157,7 @@ pub async fn run(config: Config, opts: Options) -> Result<Report, Error> {
             Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
         }
     };
-    let status =
-        serde_json::to_value(daemon::status::build(&store, false, None)?).unwrap_or_default();
+    let status = serde_json::to_value(daemon::status::build(&store, None)?).unwrap_or_default();
     if let Some(why) = refuse_reason(&status) {
         return Err(Error::Fatal(format!(
             "cutover refused, nothing changed: {why}"

@@ -56,6 +56,19 @@ pub struct TableRt {
     pub kind: Kind,
 }
 
+impl TableRt {
+    /// The shape the target table is written in (recorded on the target's progress row).
+    pub fn shape(&self) -> progress::Shape<'_> {
+        progress::Shape {
+            columns: &self.plan.source.columns,
+            capture_instance: match &self.kind {
+                Kind::Cdc(ci) => Some(ci.as_str()),
+                _ => None,
+            },
+        }
+    }
+}
+
 /// State shared by the daemon's tasks.
 pub struct Shared {
     /// The configuration.
@@ -86,6 +99,8 @@ pub struct Shared {
     pub reload_requested: std::sync::atomic::AtomicBool,
     /// When the streamer last went round its loop (Unix ms): the systemd watchdog's evidence.
     pub heartbeat_ms: std::sync::atomic::AtomicI64,
+    /// Tables this run has taken in: their stored state is the daemon's word (status).
+    taken_in: Mutex<std::collections::BTreeSet<String>>,
 }
 
 impl Shared {
@@ -122,6 +137,18 @@ impl Shared {
                 }
             }
         });
+    }
+
+    /// Records that this run took `name` in (its stored state is now the daemon's).
+    pub fn mark_taken_in(&self, name: &str) {
+        if let Ok(mut t) = self.taken_in.lock() {
+            t.insert(name.to_string());
+        }
+    }
+
+    /// The tables this run has taken in.
+    pub fn taken_in(&self) -> std::collections::BTreeSet<String> {
+        self.taken_in.lock().map(|t| t.clone()).unwrap_or_default()
     }
 
     /// The `[[tables]]` selectors in force.
@@ -279,6 +306,17 @@ pub async fn connect_target(shared: &Shared) -> Result<tokio_postgres::Client, E
 
 /// Decides a table's change source; an error names the T-SQL that would enable one.
 pub fn decide_kind(plan: &TablePlan, db: &source::DatabaseInfo) -> Result<Kind, Error> {
+    decide_kind_resuming(plan, db, None)
+}
+
+/// As [`decide_kind`], for a table whose position belongs to capture instance `resume_ci`: that
+/// instance is kept while it exists (the first window takes over a newer one at its start LSN,
+/// as while streaming); when it is gone, the newest is taken and the window finds the gap.
+pub fn decide_kind_resuming(
+    plan: &TablePlan,
+    db: &source::DatabaseInfo,
+    resume_ci: Option<&str>,
+) -> Result<Kind, Error> {
     let t = &plan.source;
     let enable_ct = format!(
         "ALTER DATABASE CURRENT SET CHANGE_TRACKING = ON (CHANGE_RETENTION = 2 DAYS, AUTO_CLEANUP = ON); \
@@ -286,8 +324,11 @@ pub fn decide_kind(plan: &TablePlan, db: &source::DatabaseInfo) -> Result<Kind, 
         t.name.tsql()
     );
     let ct_ok = t.change_tracking && db.ct_retention_minutes.is_some();
-    let latest_ci = t.capture_instances.last().map(|c| c.name.clone());
-    if let Some(ci) = t.capture_instances.last() {
+    let chosen = resume_ci
+        .and_then(|r| t.capture_instances.iter().find(|c| c.name == r))
+        .or(t.capture_instances.last());
+    let latest_ci = chosen.map(|c| c.name.clone());
+    if let Some(ci) = chosen {
         let missing: Vec<&str> = plan
             .columns
             .iter()
@@ -332,7 +373,7 @@ pub fn decide_kind(plan: &TablePlan, db: &source::DatabaseInfo) -> Result<Kind, 
 /// Runs the daemon until `shared.request_stop()`; returns the reason it stopped.
 pub async fn run(shared: Arc<Shared>) -> Result<(), Error> {
     let committed = prepare(&shared).await?;
-    let _ = shared.ready.send(true);
+    shared.ready.send_replace(true);
     let snapshots = tokio::spawn(run_snapshots(shared.clone(), committed));
     let streamer = tokio::spawn(stream::run(shared.clone()));
     let validator = tokio::spawn(crate::validate::live::periodic(shared.clone()));
@@ -386,9 +427,10 @@ pub async fn prepare(
     let pg = connect_target(shared).await?;
     progress::ensure(&pg, &cfg.mapping.progress_schema).await?;
     let committed = progress::load(&pg, &cfg.mapping.progress_schema).await?;
+    let mut committed = committed;
     let mut notes = Vec::new();
     for plan in plans {
-        register_table(shared, &pg, plan, &db, &committed, &mut notes).await?;
+        register_table(shared, &pg, plan, &db, &mut committed, &mut notes).await?;
     }
     for n in &notes {
         tracing::warn!(table = %n.table, note = %n.message, "schema conversion note");
@@ -402,12 +444,16 @@ pub async fn prepare(
 /// checked and refused when it holds rows the replicator did not write), its state from the
 /// target's progress (which wins over the store). A table-level problem marks that table
 /// errored; only a fatal error is returned.
+///
+/// A table with a progress record is ours, and its target table was built for the shape that
+/// record holds, not for what discovery just saw: the source may have changed while the daemon
+/// was down. See [`resume_shape`].
 pub(crate) async fn register_table(
     shared: &Arc<Shared>,
     pg: &tokio_postgres::Client,
     plan: TablePlan,
     db: &source::DatabaseInfo,
-    committed: &BTreeMap<String, progress::TableProgress>,
+    committed: &mut BTreeMap<String, progress::TableProgress>,
     notes: &mut Vec<crate::sink::ddl::Note>,
 ) -> Result<(), Error> {
     let name = plan.source.name.to_string();
@@ -416,9 +462,115 @@ pub(crate) async fn register_table(
         .table(&name)?
         .is_some_and(|r| r.state == TableState::CutOver)
     {
+        shared.mark_taken_in(&name);
         return Ok(());
     }
-    let kind = match decide_kind(&plan, db) {
+    let (plan, resume_ci) = match committed.get_mut(&name) {
+        Some(prog) => match resume_shape(shared, pg, plan, prog).await {
+            Ok(resumed) => resumed,
+            Err(e) if e.kind() == ErrorKind::Table => {
+                shared.table_failed(&name, &e);
+                shared.mark_taken_in(&name);
+                return Ok(());
+            }
+            Err(e) => return Err(e),
+        },
+        None => (plan, None),
+    };
+    let result = register_planned(shared, pg, plan, db, resume_ci, committed, notes).await;
+    shared.mark_taken_in(&name);
+    result
+}
+
+/// The plan a table with a progress record resumes with, and the capture instance its position
+/// belongs to.
+///
+/// - `streaming`: the plan of the recorded shape (the target table's), so the first window
+///   compares it with the source's columns and reconciles exactly as while streaming: an added
+///   column is added and backfilled in that window's snapshot, a dropped one kept and relaxed, a
+///   changed type stops the table with the `resync` hint. A CDC table keeps the capture instance
+///   its position belongs to, and the window takes over a newer one at its start LSN.
+/// - `snapshotting` with another shape than recorded: nothing of it streams yet, so the target
+///   table is dropped and the table copied afresh in the source's shape.
+/// - `resync`: the target table is replaced when it no longer fits.
+///
+/// A record written before shapes were recorded: the shape is derived from the target table
+/// (the source's columns whose target column exists there).
+async fn resume_shape(
+    shared: &Shared,
+    pg: &tokio_postgres::Client,
+    plan: TablePlan,
+    prog: &mut progress::TableProgress,
+) -> Result<(TablePlan, Option<String>), Error> {
+    let name = plan.source.name.to_string();
+    match prog.phase.as_str() {
+        "resync" => {
+            ddl::replace_if_other_shape(pg, &plan, prog.columns.as_deref()).await?;
+            Ok((plan, None))
+        }
+        "snapshotting" => {
+            let changed = match &prog.columns {
+                Some(stored) => !schema::compare(stored, &plan.source.columns).is_empty(),
+                None => ddl::check_existing(pg, &plan).await.is_err(),
+            };
+            if changed {
+                tracing::warn!(table = %name, "the source table changed shape while its snapshot was interrupted: copying it again in the new shape");
+                shared.store.journal(
+                    "schema_change",
+                    Some(&name),
+                    "shape changed during an interrupted snapshot; copied again",
+                )?;
+                ddl::drop_table(pg, &plan.target).await?;
+                prog.parts.clear();
+            }
+            Ok((plan, None))
+        }
+        _ => {
+            let stored = match &prog.columns {
+                Some(c) => c.clone(),
+                None => ddl::columns_present(pg, &plan).await?,
+            };
+            let resume_ci = prog.capture_instance.clone();
+            if stored == plan.source.columns {
+                return Ok((plan, resume_ci));
+            }
+            let mut source = plan.source.clone();
+            source.columns = stored;
+            let selector = shared
+                .config
+                .tables
+                .get(plan.selector)
+                .ok_or_else(|| Error::Fatal("the table's [[tables]] entry is gone".into()))?;
+            let resumed = crate::convert::plan_table(
+                &source,
+                selector,
+                plan.selector,
+                &shared.config.mapping,
+            )
+            .map_err(|m| {
+                Error::table(
+                    &name,
+                    format!("the table's recorded shape cannot be planned: {m}"),
+                    Some(&format!("run `replicator resync --table {name}`")),
+                )
+            })?;
+            tracing::info!(table = %name, "the source table changed shape while the daemon was stopped: the first window reconciles it");
+            Ok((resumed, resume_ci))
+        }
+    }
+}
+
+async fn register_planned(
+    shared: &Arc<Shared>,
+    pg: &tokio_postgres::Client,
+    plan: TablePlan,
+    db: &source::DatabaseInfo,
+    resume_ci: Option<String>,
+    committed: &BTreeMap<String, progress::TableProgress>,
+    notes: &mut Vec<crate::sink::ddl::Note>,
+) -> Result<(), Error> {
+    let name = plan.source.name.to_string();
+    let kind = match decide_kind_resuming(&plan, db, resume_ci.as_deref()) {
         Ok(k) => k,
         Err(e) => {
             shared.store.update(&name, |old| {
@@ -430,9 +582,6 @@ pub(crate) async fn register_table(
             return Ok(());
         }
     };
-    if committed.get(&name).is_some_and(|p| p.phase == "resync") {
-        ddl::replace_if_other_shape(pg, &plan).await?;
-    }
     let existed = match ddl::ensure_table(pg, &plan, notes).await {
         Ok(created) => !created,
         Err(e) if e.kind() == ErrorKind::Table => {
@@ -629,6 +778,7 @@ pub async fn snapshot_table(
                 name,
                 &rt.plan.target.to_string(),
                 &start,
+                rt.shape(),
                 &ranges,
             )
             .await?;
@@ -775,6 +925,7 @@ pub fn shared(config: Config, store: Store) -> Arc<Shared> {
         reload_requested: std::sync::atomic::AtomicBool::new(false),
         counters: Default::default(),
         deferred_fks: Mutex::new(Vec::new()),
+        taken_in: Mutex::new(Default::default()),
         started_ms: crate::state::now_ms(),
         config,
     })

@@ -126,7 +126,7 @@ pub async fn add_requested(shared: &Arc<Shared>) -> Result<(), Error> {
         }
     }
     let pg = connect_target(shared).await?;
-    let committed = progress::load(&pg, &cfg.mapping.progress_schema).await?;
+    let mut committed = progress::load(&pg, &cfg.mapping.progress_schema).await?;
     let mut notes = Vec::new();
     let mut added = Vec::new();
     for plan in plans {
@@ -134,7 +134,7 @@ pub async fn add_requested(shared: &Arc<Shared>) -> Result<(), Error> {
         if known.contains(&name) {
             continue;
         }
-        register_table(shared, &pg, plan, &db, &committed, &mut notes).await?;
+        register_table(shared, &pg, plan, &db, &mut committed, &mut notes).await?;
         shared.store.journal(
             "table_added",
             Some(&name),

@@ -75,7 +75,11 @@ async fn start(shared: &Arc<Shared>, name: &str) -> Result<(), Error> {
     let pg = connect_target(shared).await?;
     // Durable first: a crash from here on still copies the table again at the next start.
     progress::mark_resync(&pg, &cfg.mapping.progress_schema, name).await?;
-    ddl::replace_if_other_shape(&pg, &plan).await?;
+    let recorded = progress::load(&pg, &cfg.mapping.progress_schema)
+        .await?
+        .remove(name)
+        .and_then(|p| p.columns);
+    ddl::replace_if_other_shape(&pg, &plan, recorded.as_deref()).await?;
     let mut notes = Vec::new();
     ddl::ensure_table(&pg, &plan, &mut notes).await?;
     for n in &notes {

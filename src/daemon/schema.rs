@@ -93,12 +93,21 @@ pub async fn apply(
             .find(|s| s.name == c.source)
             .and_then(|s| s.default.as_deref())
             .and_then(|d| crate::sink::ddl::translate_default(d, c));
+        // The default is set after the column is added: `ADD COLUMN ... DEFAULT` would fill
+        // the existing rows with it, where SQL Server leaves a nullable column NULL (unless
+        // `WITH VALUES`, whose values the backfill then copies like any other).
         let sql = format!(
-            "ALTER TABLE {} ADD COLUMN IF NOT EXISTS {} {}{}",
-            new_plan.target.sql(),
-            quote_pg(&c.target),
-            c.kind.ddl(),
-            default.map(|d| format!(" DEFAULT {d}")).unwrap_or_default()
+            "ALTER TABLE {t} ADD COLUMN IF NOT EXISTS {col} {ty};{set_default}",
+            t = new_plan.target.sql(),
+            col = quote_pg(&c.target),
+            ty = c.kind.ddl(),
+            set_default = default
+                .map(|d| format!(
+                    " ALTER TABLE {} ALTER COLUMN {} SET DEFAULT {d};",
+                    new_plan.target.sql(),
+                    quote_pg(&c.target)
+                ))
+                .unwrap_or_default()
         );
         tx.batch_execute(&sql)
             .await

@@ -4,6 +4,7 @@
 use crate::state::{Store, TableRecord};
 use serde::Serialize;
 use serde_json::{json, Value as Json};
+use std::collections::BTreeSet;
 
 /// The status document.
 #[derive(Debug, Clone, Serialize)]
@@ -20,6 +21,50 @@ fn ms_to_rfc3339(ms: i64) -> String {
     chrono::DateTime::from_timestamp_millis(ms)
         .map(|d| d.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
         .unwrap_or_default()
+}
+
+/// What a daemon says of itself when it answers or publishes status (none: no daemon holds the
+/// store, and every state shown is the stored one).
+#[derive(Debug, Clone)]
+pub struct DaemonView {
+    /// Started (Unix ms).
+    pub started_ms: i64,
+    /// Start-up is over: both sides answered and every table was taken in.
+    pub ready: bool,
+    /// The tables this run has taken in: their stored state is the daemon's word.
+    pub taken_in: BTreeSet<String>,
+}
+
+impl DaemonView {
+    /// The running daemon's view.
+    pub fn of(shared: &super::Shared) -> DaemonView {
+        DaemonView {
+            started_ms: shared.started_ms,
+            ready: *shared.ready.borrow(),
+            taken_in: shared.taken_in(),
+        }
+    }
+
+    /// `running` once start-up is over, `starting` before.
+    pub fn label(&self) -> &'static str {
+        if self.ready {
+            "running"
+        } else {
+            "starting"
+        }
+    }
+}
+
+/// One table's status entry; `live` when a running daemon has taken the table in (its state is
+/// the daemon's word), `starting` when a daemon is starting and has not yet.
+fn table_json_as(source: &str, r: &TableRecord, live: bool, starting: bool) -> Json {
+    let mut j = table_json(source, r);
+    if starting && !live {
+        j["state"] = json!("starting");
+    }
+    j["stored_state"] = json!(r.state.label());
+    j["state_from"] = json!(if live { "daemon" } else { "store" });
+    j
 }
 
 /// One table's status entry.
@@ -72,17 +117,21 @@ pub fn table_json(source: &str, r: &TableRecord) -> Json {
     })
 }
 
-/// Builds the status from the store. `running` and `started_ms` describe the daemon.
-pub fn build(
-    store: &Store,
-    running: bool,
-    started_ms: Option<i64>,
-) -> Result<Status, crate::error::Error> {
+/// Builds the status from the store; `daemon` is the running daemon's view of itself (none when
+/// no daemon holds the store). A table's `state` is the daemon's word only for a table a running
+/// daemon has taken in; while it starts, the others show `starting` (their stored state in
+/// `stored_state`), so a script waiting for `streaming` is never answered from a previous run.
+pub fn build(store: &Store, daemon: Option<&DaemonView>) -> Result<Status, crate::error::Error> {
+    let starting = daemon.is_some_and(|d| !d.ready);
     let tables = store
         .tables()?
         .iter()
-        .map(|(k, r)| table_json(k, r))
+        .map(|(k, r)| {
+            let live = daemon.is_some_and(|d| d.taken_in.contains(k));
+            table_json_as(k, r, live, starting)
+        })
         .collect();
+    let started_ms = daemon.map(|d| d.started_ms);
     // Stored as JSON text (postcard cannot carry a free-form JSON value).
     let cutover: Option<Json> = store
         .meta::<String>("cutover")?
@@ -91,7 +140,8 @@ pub fn build(
         tables,
         cutover,
         daemon: json!({
-            "running": running,
+            "running": daemon.is_some(),
+            "state": daemon.map_or("stopped", |d| d.label()),
             "started_at": started_ms.map(ms_to_rfc3339),
             "uptime_seconds": started_ms.map(|s| ((crate::state::now_ms() - s) as f64 / 1000.0).round()),
         }),
@@ -101,16 +151,15 @@ pub fn build(
 /// Human rendering.
 pub fn render(s: &Status) -> String {
     let mut out = String::new();
-    let running = s.daemon["running"].as_bool().unwrap_or(false);
+    let state = s.daemon["state"].as_str().unwrap_or("stopped");
     out.push_str(&format!(
         "daemon: {}\n",
-        if running {
-            format!(
-                "running, up {}s",
+        match state {
+            "running" | "starting" => format!(
+                "{state}, up {}s",
                 s.daemon["uptime_seconds"].as_f64().unwrap_or(0.0)
-            )
-        } else {
-            "not running".into()
+            ),
+            _ => "not running (states below are the stored ones)".into(),
         }
     ));
     out.push_str(&format!(

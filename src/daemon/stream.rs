@@ -347,7 +347,17 @@ async fn window(
                 source::ct::age_ms(tds, oldest, upper).await?,
             );
         }
-        // The columns as of this window, for every CT table in one round trip.
+        // The columns as of this window, for every CT table in one round trip. A table's plan
+        // is the shape its target rows are written in (recorded on the target with them, so a
+        // restart resumes from it, not from what start-up discovery saw); any difference is
+        // reconciled here before its changes are staged. Why a column added at any moment (while
+        // the daemon was down, during start-up, between this read and the CHANGETABLE read)
+        // loses no value: the change query reads only the plan's columns, so no window applies a
+        // row in a shape the target lacks; the window that first sees the column adds it (no
+        // default fill) and backfills, in this same SNAPSHOT transaction, every row whose value
+        // in it is not NULL, with the position advancing to this window's upper bound; a value
+        // written after that snapshot is a change after the bound, read by a later window whose
+        // plan has the column. A column added after this read is simply seen by the next window.
         let ids: Vec<i32> = ct.iter().map(|t| t.1.plan.source.object_id).collect();
         let mut columns_now = crate::source::discover::columns_of(tds, &ids).await?;
         for (name, rt, pos) in ct {
@@ -594,6 +604,10 @@ async fn window(
                 report.changes += changes;
             }
         }
+    }
+    // A new shape is recorded with the rows written in it: a restart resumes from this shape.
+    for (name, rt) in &replans {
+        progress::record_shape(&tx, &schema, name, rt.shape()).await?;
     }
     tx.commit().await.context(|| "commit a window".into())?;
     if !replans.is_empty() {

@@ -421,23 +421,69 @@ pub async fn drop_foreign_keys_touching(
     Ok(())
 }
 
+/// The source columns an existing target table of ours was built for, as far as it shows them:
+/// every column of the plan whose target column exists there (and every column the plan leaves
+/// out). Used for progress records that predate the recorded shape.
+pub async fn columns_present(
+    pg: &Client,
+    plan: &TablePlan,
+) -> Result<Vec<crate::model::SourceColumn>, Error> {
+    let rows = pg
+        .query(
+            "SELECT a.attname FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid \
+             JOIN pg_namespace n ON n.oid = c.relnamespace \
+             WHERE n.nspname = $1 AND c.relname = $2 AND a.attnum > 0 AND NOT a.attisdropped",
+            &[&plan.target.schema, &plan.target.name],
+        )
+        .await
+        .context(|| format!("inspect {}", plan.target))?;
+    let present: Vec<String> = rows.iter().map(|r| r.get(0)).collect();
+    Ok(plan
+        .source
+        .columns
+        .iter()
+        .filter(|s| match plan.columns.iter().find(|c| c.source == s.name) {
+            Some(c) => present.contains(&c.target),
+            None => true,
+        })
+        .cloned()
+        .collect())
+}
+
+/// Drops a target table of ours (its foreign keys first) so it is created anew. Idempotent.
+pub async fn drop_table(pg: &Client, table: &PgTableName) -> Result<(), Error> {
+    let exists = pg
+        .query_opt("SELECT to_regclass($1)::text", &[&table.sql()])
+        .await
+        .context(|| format!("look up {table}"))?
+        .and_then(|r| r.get::<_, Option<String>>(0))
+        .is_some();
+    if !exists {
+        return Ok(());
+    }
+    drop_foreign_keys_touching(pg, table).await?;
+    pg.batch_execute(&format!("DROP TABLE {}", table.sql()))
+        .await
+        .context(|| format!("drop {table} to create it with the source's new shape"))?;
+    tracing::warn!(target = %table, "target table dropped to be created with the source's new shape");
+    Ok(())
+}
+
 /// For a table the replicator copies again (`resync`): when the target table's shape no longer
 /// fits the source's (a column type changed), drops it (its foreign keys first; anything else
 /// depending on it, such as a view, makes this fail with PostgreSQL's reason) so it is created
 /// anew. Only ever called for a table with a progress record, i.e. one the replicator wrote.
-pub async fn replace_if_other_shape(pg: &Client, plan: &TablePlan) -> Result<(), Error> {
-    if check_existing(pg, plan).await.is_ok() {
+/// `recorded`: the source columns the target table was built for (its progress record); a
+/// difference from the plan's (a dropped column the new plan would leave NULL under a NOT NULL
+/// constraint, say) replaces the table too.
+pub async fn replace_if_other_shape(
+    pg: &Client,
+    plan: &TablePlan,
+    recorded: Option<&[crate::model::SourceColumn]>,
+) -> Result<(), Error> {
+    let same_recorded = recorded.is_none_or(|r| r == plan.source.columns.as_slice());
+    if same_recorded && check_existing(pg, plan).await.is_ok() {
         return Ok(());
     }
-    drop_foreign_keys_touching(pg, &plan.target).await?;
-    pg.batch_execute(&format!("DROP TABLE {}", plan.target.sql()))
-        .await
-        .context(|| {
-            format!(
-                "drop {} to create it with the source's new shape",
-                plan.target
-            )
-        })?;
-    tracing::warn!(table = %plan.source.name, target = %plan.target, "target table dropped to be created with the source's new shape");
-    Ok(())
+    drop_table(pg, &plan.target).await
 }

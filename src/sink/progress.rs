@@ -3,7 +3,7 @@
 //! the embedded store.
 
 use crate::error::{Context, Error};
-use crate::model::{quote_pg, Position};
+use crate::model::{quote_pg, Position, SourceColumn};
 use crate::source::read::{decode_key, encode_key, Key};
 use std::collections::BTreeMap;
 use tokio_postgres::GenericClient;
@@ -38,6 +38,12 @@ pub struct TableProgress {
     pub position: Option<Position>,
     /// Snapshot parts.
     pub parts: Vec<Part>,
+    /// The source columns the target table was built (or last reconciled) for; none in a record
+    /// written before this was kept.
+    pub columns: Option<Vec<SourceColumn>>,
+    /// The CDC capture instance the position belongs to (none: Change Tracking, or a record
+    /// written before this was kept).
+    pub capture_instance: Option<String>,
 }
 
 /// Creates the progress schema and tables. Idempotent.
@@ -60,7 +66,9 @@ pub async fn ensure(pg: &impl GenericClient, schema: &str) -> Result<(), Error> 
             last_key bytea,
             rows_copied bigint NOT NULL DEFAULT 0,
             done boolean NOT NULL DEFAULT false,
-            PRIMARY KEY (source_table, part));"
+            PRIMARY KEY (source_table, part));
+         ALTER TABLE {s}.table_progress ADD COLUMN IF NOT EXISTS source_columns text;
+         ALTER TABLE {s}.table_progress ADD COLUMN IF NOT EXISTS capture_instance text;"
     ))
     .await
     .context(|| format!("create the progress tables in schema {schema}"))
@@ -75,7 +83,7 @@ pub async fn load(
     let mut out = BTreeMap::new();
     let rows = pg
         .query(
-            &format!("SELECT source_table, target_table, phase, start_position, stream_position FROM {s}.table_progress"),
+            &format!("SELECT source_table, target_table, phase, start_position, stream_position, source_columns, capture_instance FROM {s}.table_progress"),
             &[],
         )
         .await
@@ -83,6 +91,7 @@ pub async fn load(
     for r in rows {
         let start: Option<String> = r.get(3);
         let pos: Option<String> = r.get(4);
+        let columns: Option<String> = r.get(5);
         out.insert(
             r.get::<_, String>(0),
             TableProgress {
@@ -91,6 +100,9 @@ pub async fn load(
                 start: start.as_deref().and_then(Position::parse),
                 position: pos.as_deref().and_then(Position::parse),
                 parts: Vec::new(),
+                // Unreadable (written by a newer release?): derived from the target instead.
+                columns: columns.and_then(|c| serde_json::from_str(&c).ok()),
+                capture_instance: r.get(6),
             },
         );
     }
@@ -122,13 +134,30 @@ pub async fn load(
     Ok(out)
 }
 
-/// Records a snapshot's start: its position and parts, replacing any earlier attempt.
+/// The shape a table's target rows are written in: the source columns the target table was built
+/// for and the capture instance its positions belong to.
+#[derive(Debug, Clone, Copy)]
+pub struct Shape<'a> {
+    /// The plan's source columns.
+    pub columns: &'a [SourceColumn],
+    /// The CDC capture instance (none for Change Tracking or a table copied once).
+    pub capture_instance: Option<&'a str>,
+}
+
+impl Shape<'_> {
+    fn columns_json(&self) -> String {
+        serde_json::to_string(self.columns).unwrap_or_else(|_| "null".into())
+    }
+}
+
+/// Records a snapshot's start: its position, parts and shape, replacing any earlier attempt.
 pub async fn begin_snapshot(
     tx: &impl GenericClient,
     schema: &str,
     source: &str,
     target: &str,
     start: &Position,
+    shape: Shape<'_>,
     parts: &[(Option<Key>, Option<Key>)],
 ) -> Result<(), Error> {
     let s = quote_pg(schema);
@@ -141,12 +170,13 @@ pub async fn begin_snapshot(
     .context(ctx)?;
     tx.execute(
         &format!(
-            "INSERT INTO {s}.table_progress (source_table, target_table, phase, start_position, stream_position) \
-             VALUES ($1, $2, 'snapshotting', $3, NULL) ON CONFLICT (source_table) DO UPDATE SET \
+            "INSERT INTO {s}.table_progress (source_table, target_table, phase, start_position, stream_position, source_columns, capture_instance) \
+             VALUES ($1, $2, 'snapshotting', $3, NULL, $4, $5) ON CONFLICT (source_table) DO UPDATE SET \
              target_table = EXCLUDED.target_table, phase = 'snapshotting', start_position = EXCLUDED.start_position, \
-             stream_position = NULL, updated_at = now()"
+             stream_position = NULL, source_columns = EXCLUDED.source_columns, \
+             capture_instance = EXCLUDED.capture_instance, updated_at = now()"
         ),
-        &[&source, &target, &start.to_string()],
+        &[&source, &target, &start.to_string(), &shape.columns_json(), &shape.capture_instance],
     )
     .await
     .context(ctx)?;
@@ -225,6 +255,24 @@ pub async fn record_position(
     )
     .await
     .context(|| format!("record the position of {source}"))?;
+    Ok(())
+}
+
+/// Records a table's new shape (a schema change applied, a capture instance taken over) in the
+/// transaction that changes the target table, so the two never disagree after a crash.
+pub async fn record_shape(
+    tx: &impl GenericClient,
+    schema: &str,
+    source: &str,
+    shape: Shape<'_>,
+) -> Result<(), Error> {
+    let s = quote_pg(schema);
+    tx.execute(
+        &format!("UPDATE {s}.table_progress SET source_columns = $2, capture_instance = $3, updated_at = now() WHERE source_table = $1"),
+        &[&source, &shape.columns_json(), &shape.capture_instance],
+    )
+    .await
+    .context(|| format!("record the shape of {source}"))?;
     Ok(())
 }
 

@@ -516,7 +516,9 @@ pub async fn wait_all_streaming(config: &std::path::Path, tables: usize) -> serd
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         let s = status_json(config);
-        if s["daemon"]["running"] == true
+        // `running` (not `starting`): a daemon still taking its tables in would show the states
+        // of its previous run.
+        if s["daemon"]["state"] == "running"
             && s["tables"]
                 .as_array()
                 .is_some_and(|t| t.len() == tables && t.iter().all(|t| t["state"] == "streaming"))
@@ -526,4 +528,38 @@ pub async fn wait_all_streaming(config: &std::path::Path, tables: usize) -> serd
         assert!(Instant::now() < deadline, "never streaming: {s}");
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
+}
+
+/// Stops the real binary with SIGTERM and waits (30 s at most) for exit 0.
+pub async fn stop_daemon(child: &mut std::process::Child) {
+    // SAFETY: a plain kill(2) on our own child's pid.
+    unsafe {
+        libc::kill(child.id() as i32, libc::SIGTERM);
+    }
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let code = loop {
+        if let Some(code) = child.try_wait().unwrap() {
+            break code;
+        }
+        assert!(Instant::now() < deadline, "no exit within 30 s of SIGTERM");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert!(code.success(), "SIGTERM exits 0, got {code}");
+}
+
+/// SIGKILLs the real binary and reaps it.
+pub fn kill_daemon(child: &mut std::process::Child) {
+    child.kill().unwrap();
+    child.wait().unwrap();
+}
+
+/// Configuration text with the source's port replaced by `port` (a [`Proxy`] in between).
+pub fn config_via(env: &Env, port: u16, extra: &str) -> PathBuf {
+    let text = env.config_text(extra).replace(
+        &format!("port = {}\n", env.sim.addr.port()),
+        &format!("port = {port}\n"),
+    );
+    let path = env.dir.join("replicator-via-proxy.toml");
+    std::fs::write(&path, text).unwrap();
+    path
 }
