@@ -207,7 +207,11 @@ async fn source_checks(config: &Config, tds: &mut Tds, items: &mut Items) -> Vec
             }
         };
         total_rows += t.estimated_rows;
-        match decide_kind(&plan, &db) {
+        let kind = decide_kind(&plan, &db);
+        if matches!(kind, Ok(crate::daemon::Kind::Cdc(_))) {
+            cdc_columns(tds, &plan, items).await;
+        }
+        match kind {
             Ok(k) => items.add(
                 Level::Ok,
                 &name,
@@ -291,6 +295,71 @@ fn lossy_columns(config: &Config, plan: &TablePlan, items: &mut Items) {
             );
         }
     }
+}
+
+/// What a CDC table's change rows do not carry: computed columns (NULL in every change row) and
+/// LOB values over `max text repl size` (SQL Server refuses the write, error 7139).
+async fn cdc_columns(tds: &mut Tds, plan: &TablePlan, items: &mut Items) {
+    let name = plan.source.name.to_string();
+    for c in &plan.source.columns {
+        match (&c.computed, c.deterministic) {
+            (Some(_), Some(false)) => items.add(
+                Level::Warn,
+                &name,
+                format!("column {} is computed with a non-deterministic definition: CDC change rows hold NULL for it, so each change takes its value from the source row as read when the change is applied (it depends on when it is read; validation may report it)", c.name),
+                None,
+            ),
+            (Some(def), _) => items.add(
+                Level::Ok,
+                &name,
+                format!("column {} is computed: CDC change rows hold NULL for it, so changes compute it from its definition {def} over the change row", c.name),
+                None,
+            ),
+            _ => {}
+        }
+    }
+    let lobs: Vec<&str> = plan
+        .source
+        .columns
+        .iter()
+        .filter(|c| c.computed.is_none())
+        .filter(|c| {
+            matches!(
+                c.source_type.name.as_str(),
+                "text" | "ntext" | "image" | "xml"
+            ) || (c.source_type.max_length == -1
+                && matches!(
+                    c.source_type.name.as_str(),
+                    "varchar" | "nvarchar" | "varbinary"
+                ))
+        })
+        .map(|c| c.name.as_str())
+        .collect();
+    if lobs.is_empty() {
+        return;
+    }
+    let limit = crate::source::query_rows(
+        tds,
+        "SELECT CAST(value_in_use AS int) FROM sys.configurations WHERE name = N'max text repl size (B)'",
+        "read max text repl size",
+    )
+    .await
+    .ok()
+    .and_then(|r| r.first().and_then(|r| r.try_get::<i32, _>(0).ok().flatten()));
+    let limit = match limit {
+        Some(-1) => return,
+        Some(n) => format!("{n} bytes"),
+        None => "65,536 bytes by default".into(),
+    };
+    items.add(
+        Level::Warn,
+        &name,
+        format!(
+            "LOB column(s) {} on a CDC table: SQL Server refuses a write of a longer value than max text repl size ({limit}) with error 7139",
+            lobs.join(", ")
+        ),
+        Some("EXEC sp_configure 'max text repl size', -1; RECONFIGURE (no limit), if the application writes larger values".into()),
+    );
 }
 
 /// SELECT and VIEW CHANGE TRACKING on the table, asked of SQL Server.

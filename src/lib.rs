@@ -1,6 +1,6 @@
 //! `replicator`: migrates a live SQL Server database into PostgreSQL with almost no downtime.
 //!
-//! One module per component of `../shared/DESIGN.md`: [`config`], [`source`], [`model`],
+//! One module per component of docs/design.md: [`config`], [`source`], [`model`],
 //! [`convert`], [`sink`], [`state`], [`daemon`], [`cli`]; plus [`error`] (retry-or-stop in one
 //! place) and [`tls`].
 

@@ -166,8 +166,13 @@ pub struct SourceColumn {
     pub nullable: bool,
     /// An IDENTITY column.
     pub identity: bool,
-    /// A computed column (copied as a plain column).
+    /// A computed column's definition as SQL Server prints it (`([qty]*[price])`); copied as a
+    /// plain column holding its values.
     pub computed: Option<String>,
+    /// For a computed column: whether SQL Server says its definition is deterministic
+    /// (`COLUMNPROPERTY(..., 'IsDeterministic')`); none when it did not say.
+    #[serde(default)]
+    pub deterministic: Option<bool>,
     /// The default's definition, as SQL Server prints it (`(getdate())`).
     pub default: Option<String>,
 }

@@ -1,5 +1,6 @@
 //! Integration tests: the replicator against the simulator (TCP) and a throwaway PostgreSQL.
 
+mod cdc_nulls;
 mod common;
 mod connect;
 mod cutover;

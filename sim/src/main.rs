@@ -53,6 +53,22 @@ enum Command {
         #[arg(long, env = "MSSQL_SIM_SA_PASSWORD", hide_env_values = true)]
         sa_password: String,
     },
+    /// Run T-SQL script files batch by batch (split on GO lines, as sqlcmd does); failures are
+    /// printed with their line numbers, and the exit code is 1 when a batch failed.
+    Script {
+        /// Simulator (or SQL Server) address.
+        #[arg(long, default_value = "127.0.0.1:14330")]
+        server: std::net::SocketAddr,
+        /// Database to start in (created when missing); scripts may CREATE and USE their own.
+        #[arg(long)]
+        database: Option<String>,
+        /// Password of `sa` (or set MSSQL_SIM_SA_PASSWORD).
+        #[arg(long, env = "MSSQL_SIM_SA_PASSWORD", hide_env_values = true)]
+        sa_password: String,
+        /// Script files (UTF-8, or UTF-16 with a byte order mark).
+        #[arg(required = true)]
+        files: Vec<std::path::PathBuf>,
+    },
     /// Serve TDS clients.
     Serve {
         /// Address to listen on.
@@ -152,6 +168,32 @@ async fn main() {
                 Err(e) => {
                     eprintln!("mssql-sim load: {e}");
                     std::process::exit(1);
+                }
+            }
+        }
+        Command::Script {
+            server,
+            database,
+            sa_password,
+            files,
+        } => {
+            match mssql_sim::script::run(server, &sa_password, database.as_deref(), &files).await {
+                Ok(report) => {
+                    for f in &report.failures {
+                        println!("{}:{}: {}", f.file, f.line, f.error);
+                    }
+                    println!(
+                        "{} batches, {} failed",
+                        report.batches,
+                        report.failures.len()
+                    );
+                    if !report.failures.is_empty() {
+                        std::process::exit(1);
+                    }
+                }
+                Err(e) => {
+                    eprintln!("mssql-sim script: {e}");
+                    std::process::exit(2);
                 }
             }
         }

@@ -516,3 +516,132 @@ async fn column_lists_time_mapping_and_idle_markers() {
         tokio::time::sleep(std::time::Duration::from_millis(200)).await;
     }
 }
+
+/// What SQL Server leaves NULL in a change table (the cdc.<capture_instance>_CT page): computed
+/// columns always; text, ntext and image in deletes and update before-images; the (max) types in
+/// before-images unless they changed. The after-images carry every stored value. Also the
+/// 'max text repl size' limit (error 7139) and the update-mask functions.
+#[tokio::test]
+async fn change_tables_hold_null_where_sql_server_stores_none() {
+    let s = sim("cdc_nulls").await;
+    let mut c = connect(&s).await;
+    exec(
+        &mut c,
+        "CREATE DATABASE shop; USE shop; EXEC sys.sp_cdc_enable_db",
+    )
+    .await;
+    exec(
+        &mut c,
+        "CREATE TABLE dbo.doc (id int NOT NULL PRIMARY KEY, qty int NOT NULL, price decimal(9,2) NOT NULL, \
+           total AS qty * price PERSISTED, label AS (N'#' + CAST(id AS nvarchar(10))), \
+           body nvarchar(max) NULL, blob varbinary(max) NULL, old_text ntext NULL, pic image NULL)",
+    )
+    .await;
+    // The computed columns: typed from their expression, computed, with SQL Server's definition.
+    let r = rows(&mut c, "SELECT name, TYPE_NAME(system_type_id), is_persisted, definition, COLUMNPROPERTY(object_id, name, 'IsDeterministic') FROM sys.computed_columns ORDER BY column_id").await;
+    let got: Vec<(String, String, bool, String, i32)> = r
+        .iter()
+        .map(|r| {
+            (
+                r.get::<&str, _>(0).unwrap().into(),
+                r.get::<&str, _>(1).unwrap().into(),
+                r.get::<bool, _>(2).unwrap(),
+                r.get::<&str, _>(3).unwrap().into(),
+                r.get::<i32, _>(4).unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(got[0].0, "total");
+    assert_eq!(
+        (got[0].1.as_str(), got[0].2, got[0].4),
+        ("decimal", true, 1)
+    );
+    assert!(
+        got[0].3.contains("[qty]") && got[0].3.contains("[price]"),
+        "{got:?}"
+    );
+    assert_eq!(
+        (got[1].0.as_str(), got[1].1.as_str(), got[1].2),
+        ("label", "nvarchar", false)
+    );
+    exec(&mut c, "EXEC sys.sp_cdc_enable_table @source_schema = N'dbo', @source_name = N'doc', @role_name = NULL").await;
+    let r = rows(&mut c, "SELECT column_name FROM cdc.captured_columns WHERE is_computed = 1 ORDER BY column_ordinal").await;
+    assert_eq!(r.len(), 2);
+    exec(&mut c, "INSERT INTO dbo.doc (id, qty, price, body, blob, old_text, pic) VALUES (1, 2, 1.50, N'body', 0x0102, N'old', 0x0A0B)").await;
+    let r = rows(&mut c, "SELECT total, label FROM dbo.doc").await;
+    assert_eq!(r[0].get::<&str, _>(1), Some("#1"));
+    // An update touching qty and body only, then one setting blob to NULL, then a delete.
+    exec(
+        &mut c,
+        "UPDATE dbo.doc SET qty = 3, body = N'body 2' WHERE id = 1",
+    )
+    .await;
+    exec(&mut c, "UPDATE dbo.doc SET blob = NULL WHERE id = 1").await;
+    exec(&mut c, "DELETE FROM dbo.doc WHERE id = 1").await;
+    exec(&mut c, "EXEC sys.sp_cdc_scan").await;
+    let r = rows(
+        &mut c,
+        "SELECT __$operation, total, label, body, blob, old_text, pic, qty, \
+           sys.fn_cdc_has_column_changed(N'dbo_doc', N'body', __$update_mask), \
+           sys.fn_cdc_is_bit_set(sys.fn_cdc_get_column_ordinal(N'dbo_doc', N'blob'), __$update_mask) \
+         FROM cdc.dbo_doc_CT ORDER BY __$start_lsn, __$seqval, __$operation",
+    )
+    .await;
+    let null = |r: &tiberius::Row, i: usize| {
+        r.try_get::<&str, _>(i).ok().flatten().is_none()
+            && r.try_get::<&[u8], _>(i).ok().flatten().is_none()
+            && r.try_get::<rust_decimal::Decimal, _>(i)
+                .ok()
+                .flatten()
+                .is_none()
+    };
+    let ops: Vec<i32> = r.iter().map(|r| r.get::<i32, _>(0).unwrap()).collect();
+    assert_eq!(ops, [2, 3, 4, 3, 4, 1]);
+    for row in &r {
+        assert!(
+            null(row, 1) && null(row, 2),
+            "computed columns are NULL in every change row"
+        );
+    }
+    // Insert: every stored value.
+    assert_eq!(r[0].get::<&str, _>(3), Some("body"));
+    assert_eq!(r[0].get::<&[u8], _>(6), Some(&[0x0A, 0x0B][..]));
+    // First update: before-image keeps the changed (max) column, drops the unchanged ones and the
+    // legacy LOBs; the after-image holds every value.
+    assert_eq!(r[1].get::<&str, _>(3), Some("body"));
+    assert!(null(&r[1], 4) && null(&r[1], 5) && null(&r[1], 6));
+    assert_eq!(r[2].get::<&str, _>(3), Some("body 2"));
+    assert_eq!(r[2].get::<&[u8], _>(4), Some(&[1, 2][..]));
+    assert_eq!(r[2].get::<&str, _>(5), Some("old"));
+    assert_eq!(r[2].get::<bool, _>(8), Some(true));
+    // Second update: blob changed (to NULL on purpose), body did not.
+    assert!(
+        null(&r[3], 3),
+        "unchanged (max) column is NULL in the before-image"
+    );
+    assert_eq!(r[3].get::<&[u8], _>(4), Some(&[1, 2][..]));
+    assert!(null(&r[4], 4));
+    assert_eq!(r[4].get::<&str, _>(3), Some("body 2"));
+    assert_eq!(
+        (r[4].get::<bool, _>(8), r[4].get::<bool, _>(9)),
+        (Some(false), Some(true))
+    );
+    // Delete: the (max) types hold their value, the legacy LOBs do not.
+    assert_eq!(r[5].get::<&str, _>(3), Some("body 2"));
+    assert!(null(&r[5], 5) && null(&r[5], 6));
+    // max text repl size: 65,536 bytes by default, error 7139 beyond; -1 lifts it.
+    let (n, msg) = server_error(&mut c, "INSERT INTO dbo.doc (id, qty, price, body) VALUES (2, 1, 1, REPLICATE(CAST(N'x' AS nvarchar(max)), 32769))").await;
+    assert_eq!(n, 7139, "{msg}");
+    assert!(msg.contains("65538") && msg.contains("65536"), "{msg}");
+    exec(&mut c, "INSERT INTO dbo.doc (id, qty, price, body) VALUES (2, 1, 1, REPLICATE(CAST(N'x' AS nvarchar(max)), 32768))").await;
+    exec(
+        &mut c,
+        "EXEC sp_configure 'max text repl size', -1; RECONFIGURE",
+    )
+    .await;
+    exec(&mut c, "INSERT INTO dbo.doc (id, qty, price, body) VALUES (3, 1, 1, REPLICATE(CAST(N'y' AS nvarchar(max)), 40000))").await;
+    assert_eq!(
+        rows(&mut c, "SELECT COUNT(*) FROM dbo.doc").await[0].get::<i32, _>(0),
+        Some(2)
+    );
+}

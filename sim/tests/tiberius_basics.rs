@@ -332,6 +332,21 @@ async fn alter_table_keeps_the_catalog_in_step() {
     .await;
     exec(&mut c, "INSERT INTO dbo.a (id, old_col) VALUES (1, N'x')").await;
     exec(&mut c, "ALTER TABLE dbo.a ADD [Added At] datetime2(2) NULL, flag bit NOT NULL CONSTRAINT DF_a_flag DEFAULT 1").await;
+    // A nullable column with a default leaves existing rows NULL (no WITH VALUES); new rows
+    // get the default; a NOT NULL one fills them.
+    exec(
+        &mut c,
+        "CREATE TABLE dbo.b (id int PRIMARY KEY); INSERT INTO dbo.b VALUES (1)",
+    )
+    .await;
+    exec(&mut c, "ALTER TABLE dbo.b ADD tier int NULL CONSTRAINT DF_b_tier DEFAULT 7, flag bit NOT NULL CONSTRAINT DF_b_flag DEFAULT 1").await;
+    exec(&mut c, "INSERT INTO dbo.b (id) VALUES (2)").await;
+    let r = rows(&mut c, "SELECT id, tier, flag FROM dbo.b ORDER BY id").await;
+    let got: Vec<(i32, Option<i32>, Option<bool>)> = r
+        .iter()
+        .map(|r| (r.get(0).unwrap(), r.get(1), r.get(2)))
+        .collect();
+    assert_eq!(got, vec![(1, None, Some(true)), (2, Some(7), Some(true))]);
     exec(&mut c, "ALTER TABLE dbo.a DROP COLUMN old_col").await;
     exec(
         &mut c,

@@ -199,6 +199,12 @@ pub struct ColumnPlan {
     pub source_decl: String,
     /// A configured expression replaces the column's value.
     pub expression: bool,
+    /// How a CDC change row gives the value, where not as `read_expr`: SQL Server stores NULL for
+    /// every computed column in a change table, so a deterministic one is computed from its own
+    /// definition over the change row's captured columns (its value at the change's position),
+    /// a non-deterministic one read from the source row as it is now (alias `__ct` is the
+    /// change table).
+    pub change_expr: Option<String>,
 }
 
 /// How one table is migrated: names, columns, key.
@@ -335,9 +341,8 @@ pub fn plan_table(
                 c.name
             ));
         }
-        let col = quote_tsql(&c.name);
         let ty = c.source_type.name.as_str();
-        let read_expr = match &s.expression {
+        let read_of = |col: &str| match &s.expression {
             Some(e) => format!("({e})"),
             None => match ty {
                 "money" => format!("CAST({col} AS decimal(19,4))"),
@@ -350,8 +355,29 @@ pub fn plan_table(
                     format!("{col}.STAsBinary()")
                 }
                 "geography" | "geometry" => format!("{col}.STAsText()"),
-                _ => col.clone(),
+                _ => col.to_string(),
             },
+        };
+        let col = quote_tsql(&c.name);
+        let read_expr = read_of(&col);
+        let change_expr = match (&c.computed, &s.expression) {
+            (Some(def), None) if c.deterministic != Some(false) => Some(read_of(&format!(
+                "CAST({def} AS {})",
+                c.source_type.declaration()
+            ))),
+            (Some(_), None) => {
+                let keys: Vec<String> = key_names
+                    .iter()
+                    .map(|k| format!("__src.{k} = __ct.{k}", k = quote_tsql(k)))
+                    .collect();
+                Some(format!(
+                    "(SELECT {} FROM {} AS __src WHERE {})",
+                    read_of(&format!("__src.{col}")),
+                    tname.tsql(),
+                    keys.join(" AND ")
+                ))
+            }
+            _ => None,
         };
         let utf16_expr = match (&s.expression, ty) {
             (None, "nchar" | "nvarchar" | "sysname") if c.source_type.max_length > 0 => Some(
@@ -384,6 +410,7 @@ pub fn plan_table(
             identity: c.identity,
             source_decl: c.source_type.declaration(),
             expression: s.expression.is_some(),
+            change_expr,
         });
     }
     let mut key = Vec::new();

@@ -16,6 +16,7 @@ fn col(kind: TargetKind, utf16: bool) -> ColumnPlan {
         identity: false,
         source_decl: "x".into(),
         expression: false,
+        change_expr: None,
     }
 }
 
@@ -167,6 +168,7 @@ fn table(cols: &[(&str, &str, i16)], pk: &[&str]) -> SourceTable {
                 nullable: true,
                 identity: false,
                 computed: None,
+                deterministic: None,
                 default: None,
             })
             .collect(),
@@ -291,4 +293,49 @@ fn identifier_case_schema_map_and_type_overrides() {
         e.contains("tables[2].columns.Nope") && e.contains("no column Nope"),
         "{e}"
     );
+}
+
+#[test]
+fn computed_columns_are_read_from_their_definition_in_change_rows() {
+    let sel = crate::config::TableSelector {
+        source: "dbo.*".into(),
+        ..Default::default()
+    };
+    let m = crate::config::Mapping::default();
+    let mut t = table(
+        &[
+            ("id", "int", 4),
+            ("qty", "int", 4),
+            ("m2", "money", 8),
+            ("age", "int", 4),
+        ],
+        &["id"],
+    );
+    t.columns[2].computed = Some("([qty]*(2))".into());
+    t.columns[2].deterministic = Some(true);
+    t.columns[3].computed = Some("(datediff(year,[born],getdate()))".into());
+    t.columns[3].deterministic = Some(false);
+    let p = plan_table(&t, &sel, 0, &m).unwrap();
+    assert_eq!(p.columns[1].change_expr, None);
+    // Deterministic: the definition over the change row, with the column's own conversion.
+    assert_eq!(
+        p.columns[2].change_expr.as_deref(),
+        Some("CAST(CAST(([qty]*(2)) AS money) AS decimal(19,4))")
+    );
+    // Not deterministic: the source row as it is when the change is read.
+    assert_eq!(
+        p.columns[3].change_expr.as_deref(),
+        Some("(SELECT __src.[age] FROM [dbo].[T x] AS __src WHERE __src.[id] = __ct.[id])")
+    );
+    // A configured expression wins over the definition.
+    let mut sel2 = sel.clone();
+    sel2.columns.insert(
+        "m2".into(),
+        crate::config::ColumnSettings {
+            expression: Some("[qty] * 3".into()),
+            ..Default::default()
+        },
+    );
+    let p = plan_table(&t, &sel2, 0, &m).unwrap();
+    assert_eq!(p.columns[2].change_expr, None);
 }

@@ -169,19 +169,37 @@ pub enum Range {
 }
 
 /// The window query for one capture instance. Columns: `__$start_lsn`, `__$operation`, then
-/// every planned column. Update before-images (operation 3) are skipped; the after-image carries
-/// the row. Rows come in SQL Server's documented order.
+/// every planned column. Rows come in SQL Server's documented order.
+///
+/// What a change table does not hold (the `cdc.<capture_instance>_CT` page) is never read from
+/// it: update before-images (operation 3, where LOB columns are NULL unless they changed) are
+/// skipped and deletes (1, where text/ntext/image are NULL) give only their key; inserts (2) and
+/// after-images (4) hold every stored value, LOBs included, so a NULL there is a stored NULL.
+/// Computed columns, always NULL in a change table, come from [`ColumnPlan::change_expr`].
+///
+/// [`ColumnPlan::change_expr`]: crate::convert::ColumnPlan::change_expr
 pub fn changes_sql(plan: &TablePlan, instance: &str, range: Range) -> String {
     let (lo, hi) = match range {
         Range::UpTo => (">", "<="),
         Range::Before => (">", "<"),
         Range::From => (">=", "<="),
     };
+    let columns: Vec<String> = plan
+        .columns
+        .iter()
+        .enumerate()
+        .map(|(i, c)| {
+            format!(
+                "{} AS [c{i}]",
+                c.change_expr.as_ref().unwrap_or(&c.read_expr)
+            )
+        })
+        .collect();
     format!(
-        "SELECT [__$start_lsn], [__$operation], {} FROM cdc.{} \
-         WHERE [__$start_lsn] {lo} @P1 AND [__$start_lsn] {hi} @P2 AND [__$operation] <> 3 \
-         ORDER BY [__$start_lsn], [__$command_id], [__$seqval], [__$operation]",
-        plan.select_list(false),
+        "SELECT __ct.[__$start_lsn], __ct.[__$operation], {} FROM cdc.{} AS __ct \
+         WHERE __ct.[__$start_lsn] {lo} @P1 AND __ct.[__$start_lsn] {hi} @P2 AND __ct.[__$operation] <> 3 \
+         ORDER BY __ct.[__$start_lsn], __ct.[__$command_id], __ct.[__$seqval], __ct.[__$operation]",
+        columns.join(", "),
         quote_tsql(&format!("{instance}_CT"))
     )
 }

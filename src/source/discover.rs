@@ -41,7 +41,8 @@ const TABLES: &str = "SELECT t.object_id, s.name, t.name, \
 
 const COLUMNS: &str = "SELECT c.object_id, c.name, COALESCE(bt.name, ty.name), CAST(c.max_length AS int), \
   CAST(c.precision AS int), CAST(c.scale AS int), c.is_nullable, c.is_identity, c.is_computed, \
-  CAST(dc.definition AS nvarchar(4000)), CAST(cc.definition AS nvarchar(4000)) \
+  CAST(dc.definition AS nvarchar(4000)), CAST(cc.definition AS nvarchar(4000)), \
+  CAST(COLUMNPROPERTY(c.object_id, c.name, 'IsDeterministic') AS int) \
   FROM sys.columns c JOIN sys.tables t ON t.object_id = c.object_id \
   JOIN sys.types ty ON ty.user_type_id = c.user_type_id \
   LEFT JOIN sys.types bt ON ty.is_user_defined = 1 AND bt.user_type_id = c.system_type_id \
@@ -92,6 +93,10 @@ fn column(r: &Row) -> SourceColumn {
             None
         },
         default: os(r, 9),
+        deterministic: match (flag(r, 8), r.try_get::<i32, _>(11).ok().flatten()) {
+            (true, Some(d)) => Some(d == 1),
+            _ => None,
+        },
     }
 }
 

@@ -31,8 +31,18 @@ CREATE CONSTRAINT TRIGGER cdc_commit AFTER INSERT ON _sim.cdc_tx DEFERRABLE INIT
 
 -- Capture triggers: TG_ARGV = the primary key column names (may be empty).
 CREATE FUNCTION _sim.cdc_capture_rows() RETURNS trigger LANGUAGE plpgsql AS $$
-DECLARE pk text[] := TG_ARGV; st bigint := nextval('_sim.cdc_stmt_seq');
+DECLARE pk text[] := TG_ARGV; st bigint := nextval('_sim.cdc_stmt_seq'); lim int; big bigint;
 BEGIN
+  -- 'max text repl size': the largest LOB value one INSERT or UPDATE may write into a captured
+  -- column (error 7139; -1 is no limit).
+  lim := (SELECT max_text_repl_size FROM _sim.cdc_state);
+  IF TG_OP <> 'DELETE' AND lim >= 0 AND EXISTS (SELECT 1 FROM _sim.cdc_lob_columns(TG_RELID)) THEN
+    SELECT max(_sim.cdc_lob_bytes(c.type, e.value)) INTO big
+      FROM new_rows n CROSS JOIN LATERAL jsonb_each(to_jsonb(n)) e JOIN _sim.cdc_lob_columns(TG_RELID) c ON c.column_name = e.key;
+    IF big > lim THEN
+      PERFORM _sim.raise(7139, format('Length of LOB data (%s) to be replicated exceeds configured maximum %s. Use the stored procedure sp_configure to increase the configured maximum value for max text repl size option, which defaults to 65536. A configured value of -1 indicates no limit, other that the limit imposed by the data type.', big, lim));
+    END IF;
+  END IF;
   INSERT INTO _sim.cdc_tx (xid) VALUES (pg_current_xact_id()) ON CONFLICT DO NOTHING;
   IF TG_OP = 'INSERT' THEN
     INSERT INTO _sim.cdc_log (xid, table_oid, stmt, op, row) SELECT pg_current_xact_id(), TG_RELID, st, 2, to_jsonb(n) FROM new_rows n;
@@ -60,6 +70,18 @@ BEGIN
   END IF;
   RETURN NULL;
 END $$;
+
+-- The LOB columns of a table (PostgreSQL names) with their declared types.
+CREATE FUNCTION _sim.cdc_lob_columns(t oid) RETURNS TABLE (column_name text, type text) LANGUAGE sql STABLE AS $$
+  SELECT a.attname::text, c.type FROM _sim.columns c JOIN pg_attribute a ON a.attrelid = c.table_oid AND a.attnum = c.attnum
+   WHERE c.table_oid = t AND c.type IN ('text', 'ntext', 'image', 'varchar(max)', 'nvarchar(max)', 'varbinary(max)', 'xml') $$;
+
+-- DATALENGTH of a LOB value in its row's JSON form (bytea as \x hex, national text as UTF-16).
+CREATE FUNCTION _sim.cdc_lob_bytes(type text, v jsonb) RETURNS bigint LANGUAGE sql IMMUTABLE AS $$
+  SELECT CASE WHEN v IS NULL OR jsonb_typeof(v) = 'null' THEN 0
+    WHEN type IN ('image', 'varbinary(max)') THEN (length(v #>> '{}') - 2) / 2
+    WHEN type IN ('ntext', 'nvarchar(max)', 'xml') THEN 2 * char_length(v #>> '{}')
+    ELSE octet_length(v #>> '{}') END $$;
 
 CREATE FUNCTION _sim.cdc_refuse_truncate() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
@@ -125,20 +147,30 @@ BEGIN
     END IF;
     RETURN 0;
   END IF;
+  -- What SQL Server does not store in a change table (the cdc.<capture_instance>_CT page):
+  -- computed columns are always NULL; text, ntext and image are NULL in deletes (1) and update
+  -- before-images (3); the (max) types (and xml) are NULL in before-images unless the column
+  -- changed.
   FOR ci IN SELECT c.capture_instance, c.source_object_id, c.object_id, c.start_lsn,
-                   (SELECT count(*) FROM cdc.captured_columns cc WHERE cc.object_id = c.object_id) AS ncols
+                   (SELECT count(*) FROM cdc.captured_columns cc WHERE cc.object_id = c.object_id) AS ncols,
+                   ARRAY(SELECT lower(cc.column_name) FROM cdc.captured_columns cc WHERE cc.object_id = c.object_id AND cc.is_computed) AS computed,
+                   ARRAY(SELECT l.column_name FROM _sim.cdc_lob_columns(c.source_object_id::oid) l WHERE l.type IN ('text', 'ntext', 'image')) AS legacy_lobs,
+                   ARRAY(SELECT l.column_name FROM _sim.cdc_lob_columns(c.source_object_id::oid) l WHERE l.type NOT IN ('text', 'ntext', 'image')) AS max_lobs
             FROM cdc.change_tables c LOOP
     EXECUTE format(
       'INSERT INTO %1$s SELECT r.* FROM ('
       '  SELECT l.*, t.lsn, dense_rank() OVER (PARTITION BY l.xid ORDER BY l.stmt) AS cmd FROM _sim.cdc_log l JOIN _sim.cdc_tx t ON t.xid = l.xid'
       '  WHERE l.table_oid = $1 AND t.lsn > $2 AND t.lsn <= $3 AND t.lsn > $6) l, '
-      'LATERAL jsonb_populate_record(NULL::%1$s, l.row || jsonb_build_object(''__$start_lsn'', l.lsn, ''__$seqval'', ''\x0000''::bytea || int8send(CASE WHEN l.op = 4 THEN l.seq - 1 ELSE l.seq END), '
+      'LATERAL jsonb_populate_record(NULL::%1$s, (l.row - $7 '
+      '  - (CASE WHEN l.op IN (1, 3) THEN $8 ELSE ''{}''::text[] END) '
+      '  - (CASE WHEN l.op = 3 THEN ARRAY(SELECT x FROM unnest($9) x WHERE x <> ALL (COALESCE(l.changed, ''{}''))) ELSE ''{}''::text[] END)) '
+      '|| jsonb_build_object(''__$start_lsn'', l.lsn, ''__$seqval'', ''\x0000''::bytea || int8send(CASE WHEN l.op = 4 THEN l.seq - 1 ELSE l.seq END), '
       '''__$operation'', l.op, ''__$command_id'', l.cmd, ''__$update_mask'', '
       '_sim.cdc_mask(CASE WHEN l.op IN (3, 4) THEN ARRAY(SELECT cc.column_ordinal FROM _sim.cdc_columns_by_name($4) cc WHERE cc.column_name = ANY (l.changed)) '
       'ELSE ARRAY(SELECT generate_series(1, $5::int)) END, $5::int))) r '
       'ORDER BY l.lsn, l.seq',
       ci.object_id::regclass)
-    USING ci.source_object_id::oid, last, hi, ci.object_id, ci.ncols, ci.start_lsn;
+    USING ci.source_object_id::oid, last, hi, ci.object_id, ci.ncols, ci.start_lsn, ci.computed, ci.legacy_lobs, ci.max_lobs;
     GET DIAGNOSTICS k = ROW_COUNT;
     n := n + k;
   END LOOP;
@@ -238,8 +270,8 @@ BEGIN
   INSERT INTO cdc.change_tables (object_id, source_object_id, capture_instance, start_lsn, supports_net_changes, role_name, index_name)
   VALUES (ct_oid::int, src::int, ci, COALESCE(_sim.cdc_max_lsn(), _sim.cdc_next_lsn()), net, role, _sim.nm(
       (SELECT conindid FROM pg_constraint WHERE conrelid = src AND contype = 'p'), pk_name::name));
-  INSERT INTO cdc.captured_columns (object_id, column_name, column_id, column_type, column_ordinal)
-  SELECT ct_oid::int, sc.name, sc.attnum, split_part(sc.type, '(', 1), row_number() OVER (ORDER BY sc.attnum)
+  INSERT INTO cdc.captured_columns (object_id, column_name, column_id, column_type, column_ordinal, is_computed)
+  SELECT ct_oid::int, sc.name, sc.attnum, split_part(sc.type, '(', 1), row_number() OVER (ORDER BY sc.attnum), a.attgenerated <> ''
     FROM _sim.columns sc JOIN pg_attribute a ON a.attrelid = sc.table_oid AND a.attnum = sc.attnum AND NOT a.attisdropped
    WHERE sc.table_oid = src AND (columns IS NULL OR lower(sc.name) = ANY (SELECT lower(btrim(c)) FROM unnest(columns) c));
   INSERT INTO cdc.index_columns SELECT ct_oid::int, c, n::smallint, (SELECT attnum FROM pg_attribute WHERE attrelid = src AND attname = c)
@@ -296,6 +328,9 @@ END $$;
 -- The cleanup job: changes older than the retention (sys.sp_cdc_change_job @retention, in
 -- minutes; 3 days by default) are removed and each instance's minimum LSN raised.
 ALTER TABLE _sim.cdc_state ADD COLUMN retention_minutes int NOT NULL DEFAULT 4320;
+-- sp_configure 'max text repl size' (bytes; -1: no limit). Server-wide in SQL Server, per
+-- database here.
+ALTER TABLE _sim.cdc_state ADD COLUMN max_text_repl_size int NOT NULL DEFAULT 65536;
 CREATE FUNCTION _sim.cdc_auto_cleanup() RETURNS void LANGUAGE plpgsql AS $$
 DECLARE lwm bytea; r record;
 BEGIN
@@ -310,3 +345,10 @@ BEGIN
     PERFORM _sim.cdc_cleanup(r.capture_instance, lwm);
   END LOOP;
 END $$;
+
+-- sys.configurations: the one option the simulator keeps (sp_configure 'max text repl size').
+CREATE VIEW sys.configurations AS
+  SELECT 1162 AS configuration_id, 'max text repl size (B)'::varchar(35) AS name, max_text_repl_size AS value,
+         -1 AS minimum, 2147483647 AS maximum, max_text_repl_size AS value_in_use,
+         'Maximum size of a text field in replication.'::varchar(255) AS description, true AS is_dynamic, false AS is_advanced
+  FROM _sim.cdc_state;

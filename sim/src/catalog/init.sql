@@ -19,6 +19,7 @@ CREATE TABLE _sim.columns (
     system_type_id int, user_type_id int, max_length int, precision int, scale int,
     is_identity boolean NOT NULL DEFAULT false, seed numeric, increment numeric,
     default_object_id int, default_name text, default_definition text,
+    computed_definition text, is_persisted boolean,
     PRIMARY KEY (table_oid, attnum));
 CREATE TABLE _sim.indexes (index_oid oid PRIMARY KEY, table_oid oid NOT NULL, index_id int NOT NULL, clustered boolean NOT NULL);
 CREATE TABLE _sim.tables (oid oid PRIMARY KEY, create_date timestamp NOT NULL DEFAULT localtimestamp(3), modify_date timestamp NOT NULL DEFAULT localtimestamp(3));
@@ -129,6 +130,8 @@ CREATE FUNCTION _sim.columnproperty(t int, col text, prop text) RETURNS int LANG
     WHEN 'isidentity' THEN c.is_identity::int
     WHEN 'allowsnull' THEN (NOT a.attnotnull)::int
     WHEN 'iscomputed' THEN (a.attgenerated <> '')::int
+    -- PostgreSQL accepts only immutable expressions for the computed columns it keeps.
+    WHEN 'isdeterministic' THEN CASE WHEN a.attgenerated <> '' THEN 1 END
     WHEN 'columnid' THEN a.attnum::int
     WHEN 'precision' THEN c.precision
     WHEN 'scale' THEN c.scale
@@ -721,8 +724,10 @@ CREATE VIEW sys.default_constraints AS
 
 CREATE VIEW sys.computed_columns AS
   SELECT c.object_id, c.name, c.column_id, c.system_type_id, c.user_type_id, c.max_length, c.precision, c.scale, c.is_nullable,
-         pg_get_expr(d.adbin, d.adrelid)::varchar(4000) AS definition, true AS is_persisted
-  FROM sys.columns c JOIN pg_attrdef d ON d.adrelid = c.object_id::oid AND d.adnum = c.column_id WHERE c.is_computed;
+         COALESCE(sc.computed_definition, pg_get_expr(d.adbin, d.adrelid))::varchar(4000) AS definition,
+         COALESCE(sc.is_persisted, true) AS is_persisted
+  FROM sys.columns c JOIN pg_attrdef d ON d.adrelid = c.object_id::oid AND d.adnum = c.column_id
+  LEFT JOIN _sim.columns sc ON sc.table_oid = c.object_id::oid AND sc.attnum = c.column_id WHERE c.is_computed;
 
 CREATE VIEW sys.partitions AS
   SELECT (c.oid::bigint * 1000 + COALESCE(si.index_id, 0)) AS partition_id, c.oid::int AS object_id, COALESCE(si.index_id, 0) AS index_id,

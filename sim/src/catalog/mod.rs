@@ -6,7 +6,7 @@
 //! constraints in `_sim.names`. PostgreSQL objects are named in lower case.
 
 use crate::error::SqlError;
-use crate::tsql::rewrite::{to_pg_text, Context, Rewriter};
+use crate::tsql::rewrite::{to_pg_text, Context, Rewriter, TableColumns};
 use crate::types::TsqlType;
 use crate::value::pg_quote;
 use sqlparser::ast::{
@@ -116,6 +116,10 @@ struct KeyDef {
 #[derive(Default)]
 struct ColumnSql {
     def: String,
+    /// For a nullable column with a default: the definition without the default, and the
+    /// default (ALTER TABLE ... ADD leaves existing rows NULL then, as SQL Server does without
+    /// WITH VALUES).
+    nullable_with_default: Option<(String, String)>,
     constraints: Vec<String>,
     keys: Vec<KeyDef>,
     catalog: Vec<String>,
@@ -144,12 +148,112 @@ fn fk_sql(name: &str, cols: &[String], fk: &sqlparser::ast::ForeignKeyConstraint
     )
 }
 
+/// A computed column's expression (`AS expr`): its T-SQL type, its PostgreSQL text over the
+/// table's columns, and its T-SQL definition as `sys.computed_columns` shows it.
+struct Computed {
+    ty: TsqlType,
+    pg: String,
+    definition: String,
+    persisted: bool,
+}
+
+/// Types and rewrites a computed column's expression over `siblings` (the table's other columns),
+/// by rewriting `SELECT expr FROM table` as any query.
+fn computed(
+    col: &ColumnDef,
+    schema: &str,
+    table: &str,
+    siblings: &TableColumns,
+) -> Result<Option<Computed>, SqlError> {
+    let Some((expr, persisted)) = col.options.iter().find_map(|o| match &o.option {
+        ColumnOption::Generated {
+            generation_expr: Some(e),
+            generation_expr_mode,
+            ..
+        } => Some((
+            e.clone(),
+            matches!(
+                generation_expr_mode,
+                Some(sqlparser::ast::GeneratedExpressionMode::Stored)
+            ),
+        )),
+        _ => None,
+    }) else {
+        return Ok(None);
+    };
+    let orig = &col.name.value;
+    let mut bracketed = expr.clone();
+    let _ = sqlparser::ast::visit_expressions_mut(&mut bracketed, |e| {
+        if let Expr::Identifier(i) = e {
+            i.quote_style = Some('[');
+        }
+        std::ops::ControlFlow::<()>::Continue(())
+    });
+    let definition = format!("({bracketed})");
+    let sql = format!(
+        "SELECT {expr} FROM [{}].[{}]",
+        schema.replace(']', "]]"),
+        table.replace(']', "]]")
+    );
+    let bad = |m: String| {
+        SqlError::new(
+            4936,
+            16,
+            format!("Computed column '{orig}' in table '{table}': {m}"),
+        )
+    };
+    let mut stmts =
+        sqlparser::parser::Parser::parse_sql(&sqlparser::dialect::MsSqlDialect {}, &sql)
+            .map_err(|e| bad(e.to_string()))?;
+    let mut stmt = stmts.pop().ok_or_else(|| bad("no expression".into()))?;
+    let mut ctx = Context::default();
+    ctx.tables.insert(
+        format!("{}.{}", schema.to_lowercase(), table.to_lowercase()),
+        siblings.clone(),
+    );
+    let mut rw = Rewriter::new(&ctx);
+    let types = rw.rewrite(&mut stmt);
+    if let Some(err) = rw.error {
+        return Err(SqlError::new(err.number, 16, err.message));
+    }
+    let ty = types
+        .column(0, 1)
+        .ok_or_else(|| bad("the simulator cannot tell the expression's type".into()))?;
+    let sqlparser::ast::Statement::Query(q) = &stmt else {
+        return Err(bad("not an expression".into()));
+    };
+    let sqlparser::ast::SetExpr::Select(sel) = q.body.as_ref() else {
+        return Err(bad("not an expression".into()));
+    };
+    let item = match sel.projection.first() {
+        Some(sqlparser::ast::SelectItem::UnnamedExpr(e)) => e.to_string(),
+        _ => return Err(bad("not an expression".into())),
+    };
+    let pg = to_pg_text(&item).map_err(|e| SqlError::new(e.number, 16, e.message))?;
+    Ok(Some(Computed {
+        ty,
+        pg,
+        definition,
+        persisted,
+    }))
+}
+
 /// The definition of one column (type, identity, nullability, default, range check) and its
 /// catalog row. `in_pk`: the column is part of a table-level primary key (so NOT NULL).
-fn column_sql(col: &ColumnDef, table: &str, reg: &str, in_pk: bool) -> Result<ColumnSql, SqlError> {
+/// `computed`: its expression, for a computed column.
+fn column_sql(
+    col: &ColumnDef,
+    table: &str,
+    reg: &str,
+    in_pk: bool,
+    computed: Option<&Computed>,
+) -> Result<ColumnSql, SqlError> {
     let orig = col.name.value.clone();
-    let ty = TsqlType::parse(&col.data_type.to_string())
-        .map_err(|e| SqlError::new(2715, 16, format!("Column '{orig}': {}", e.0)))?;
+    let ty = match computed {
+        Some(c) => c.ty.clone(),
+        None => TsqlType::parse(&col.data_type.to_string())
+            .map_err(|e| SqlError::new(2715, 16, format!("Column '{orig}': {}", e.0)))?,
+    };
     let mut out = ColumnSql::default();
     let mut nullable = !in_pk;
     let mut identity: Option<(String, String)> = None;
@@ -204,6 +308,12 @@ fn column_sql(col: &ColumnDef, table: &str, reg: &str, in_pk: bool) -> Result<Co
         }
     }
     let mut def = format!("{} {}", pg_ident(&orig), ty.pg_storage());
+    if let Some(c) = computed {
+        // PostgreSQL keeps every computed column (SQL Server computes a non-persisted one on
+        // read; the values are the same for a deterministic expression, the only kind
+        // PostgreSQL accepts here).
+        def.push_str(&format!(" GENERATED ALWAYS AS ({}) STORED", c.pg));
+    }
     if let Some((seed, incr)) = &identity {
         def.push_str(&format!(
             " GENERATED BY DEFAULT AS IDENTITY (START WITH {seed} INCREMENT BY {incr}"
@@ -218,7 +328,11 @@ fn column_sql(col: &ColumnDef, table: &str, reg: &str, in_pk: bool) -> Result<Co
     }
     let mut default_cols = ("NULL".to_string(), "NULL".to_string(), "NULL".to_string());
     if let Some((name, e)) = &default {
-        def.push_str(&format!(" DEFAULT {}", rewrite_default(e)?));
+        let d = rewrite_default(e)?;
+        if nullable {
+            out.nullable_with_default = Some((String::new(), d.clone()));
+        }
+        def.push_str(&format!(" DEFAULT {d}"));
         let dname = name
             .clone()
             .unwrap_or_else(|| auto_name("DF", &format!("{table}__{orig}")));
@@ -238,11 +352,18 @@ fn column_sql(col: &ColumnDef, table: &str, reg: &str, in_pk: bool) -> Result<Co
         def.push(' ');
         def.push_str(&c);
     }
+    if let Some((bare, d)) = &mut out.nullable_with_default {
+        *bare = def.replacen(&format!(" DEFAULT {d}"), "", 1);
+    }
     out.def = def;
     let (seed, incr) = identity.clone().unwrap_or(("NULL".into(), "NULL".into()));
+    let (computed_definition, persisted) = match computed {
+        Some(c) => (pg_quote(&c.definition), c.persisted.to_string()),
+        None => ("NULL".into(), "NULL".into()),
+    };
     out.catalog.push(format!(
-        "INSERT INTO _sim.columns (table_oid, attnum, name, type, system_type_id, user_type_id, max_length, precision, scale, is_identity, seed, increment, default_object_id, default_name, default_definition) \
-         SELECT {reg}, a.attnum, {}, {}, {}, {}, {}, {}, {}, {}, {seed}, {incr}, {}, {}, {} FROM pg_attribute a WHERE a.attrelid = {reg} AND a.attname = {}",
+        "INSERT INTO _sim.columns (table_oid, attnum, name, type, system_type_id, user_type_id, max_length, precision, scale, is_identity, seed, increment, default_object_id, default_name, default_definition, computed_definition, is_persisted) \
+         SELECT {reg}, a.attnum, {}, {}, {}, {}, {}, {}, {}, {}, {seed}, {incr}, {}, {}, {}, {computed_definition}, {persisted} FROM pg_attribute a WHERE a.attrelid = {reg} AND a.attname = {}",
         pg_quote(&orig),
         pg_quote(&ty.to_string()),
         ty.system_type_id(),
@@ -359,12 +480,23 @@ pub fn create_table_sql(ct: &CreateTable) -> Result<String, SqlError> {
     let mut constraints = Vec::new();
     let mut keys = Vec::new();
     let mut catalog = Vec::new();
+    // The declared columns' types, for computed columns' expressions.
+    let siblings: TableColumns = ct
+        .columns
+        .iter()
+        .filter_map(|c| {
+            let ty = TsqlType::parse(&c.data_type.to_string()).ok()?;
+            Some((c.name.value.to_lowercase(), ty))
+        })
+        .collect();
     for col in &ct.columns {
+        let comp = computed(col, &schema, &table, &siblings)?;
         let c = column_sql(
             col,
             &table,
             &reg,
             pk_cols.contains(&col.name.value.to_lowercase()),
+            comp.as_ref(),
         )?;
         defs.push(c.def);
         constraints.extend(c.constraints);
@@ -411,8 +543,22 @@ pub fn alter_table_sql(at: &sqlparser::ast::AlterTable) -> Result<String, SqlErr
     for op in &at.operations {
         match op {
             Op::AddColumn { column_def, .. } => {
-                let c = column_sql(column_def, &table, &reg, false)?;
-                sql.push_str(&format!("ALTER TABLE {qualified} ADD COLUMN {};\n", c.def));
+                if column_def.data_type.to_string() == crate::tsql::parse::COMPUTED_TYPE {
+                    return Err(SqlError::new(
+                        40000,
+                        16,
+                        "Adding a computed column with ALTER TABLE is not supported by the simulator; declare it in CREATE TABLE.".into(),
+                    ));
+                }
+                let c = column_sql(column_def, &table, &reg, false, None)?;
+                match &c.nullable_with_default {
+                    // Existing rows stay NULL (SQL Server fills them only WITH VALUES).
+                    Some((bare, default)) => sql.push_str(&format!(
+                        "ALTER TABLE {qualified} ADD COLUMN {bare}; ALTER TABLE {qualified} ALTER COLUMN {} SET DEFAULT {default};\n",
+                        pg_ident(&column_def.name.value)
+                    )),
+                    _ => sql.push_str(&format!("ALTER TABLE {qualified} ADD COLUMN {};\n", c.def)),
+                }
                 for k in &c.keys {
                     let (def, rows) = key_sql(k, &reg);
                     sql.push_str(&format!("ALTER TABLE {qualified} ADD {def};\n"));

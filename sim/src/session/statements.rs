@@ -654,6 +654,23 @@ impl Session {
                 };
                 self.seed(rows, out, mode).await
             }
+            // The one server option the simulator keeps: 'max text repl size' (per database).
+            "sp_configure" => {
+                let option = text_arg(args, "@configname", 0)?.unwrap_or_default();
+                if !option.eq_ignore_ascii_case("max text repl size")
+                    && !option.eq_ignore_ascii_case("max text repl size (B)")
+                {
+                    return Err(SqlError::new(15123, 16, format!("The configuration option '{option}' does not exist, or it may be an advanced option.")));
+                }
+                match arg(args, "@configvalue", 1) {
+                    Some(Value::Int(v)) if *v >= -1 && *v <= i32::MAX as i64 => self
+                        .run_ddl(format!("UPDATE _sim.cdc_state SET max_text_repl_size = {v}"))
+                        .await
+                        .map(|_| ()),
+                    None => Ok(()),
+                    Some(other) => Err(SqlError::new(15129, 16, format!("'{other:?}' is not a valid value for configuration option 'max text repl size'."))),
+                }
+            }
             // One capture pass now (SQL Server's sys.sp_cdc_scan), instead of waiting for the job.
             "sp_cdc_scan" => self
                 .run_ddl("SELECT CASE WHEN to_regclass('cdc.change_tables') IS NOT NULL THEN _sim.cdc_capture() END".into())

@@ -207,7 +207,153 @@ fn pre_pass(tokens: Vec<TokenWithSpan>) -> Vec<TokenWithSpan> {
         out.push(t);
         i += 1;
     }
-    repeat_add_in_alter_table(insert_statement_breaks(out))
+    computed_columns(repeat_add_in_alter_table(insert_statement_breaks(out)))
+}
+
+/// The placeholder type a computed column gets from [`computed_columns`]; the catalog replaces
+/// it with the expression's type.
+pub const COMPUTED_TYPE: &str = "__computed";
+
+/// T-SQL computed columns (`name AS expr [PERSISTED]`) have no type, which sqlparser requires:
+/// each becomes `name __computed GENERATED ALWAYS AS (expr) [STORED]` (STORED for PERSISTED), in
+/// a CREATE TABLE column list and after ALTER TABLE ... ADD.
+fn computed_columns(tokens: Vec<TokenWithSpan>) -> Vec<TokenWithSpan> {
+    let sig: Vec<usize> = (0..tokens.len())
+        .filter(|&k| !matches!(tokens[k].token, Token::Whitespace(_)))
+        .collect();
+    // Positions (in `sig`) where a column definition may start.
+    let mut starts = std::collections::HashSet::new();
+    let mut k = 0;
+    while k < sig.len() {
+        let tok = |j: usize| sig.get(j).map(|&x| &tokens[x].token);
+        let is = |j: usize, w: &str| tok(j).is_some_and(|t| word_is(t, w));
+        if is(k, "CREATE") && is(k + 1, "TABLE") {
+            // Skip the name to the column list's parenthesis.
+            let mut j = k + 2;
+            while tok(j).is_some_and(|t| *t != Token::LParen && *t != Token::SemiColon) {
+                j += 1;
+            }
+            if tok(j) == Some(&Token::LParen) {
+                let mut depth = 0;
+                while let Some(t) = tok(j) {
+                    match t {
+                        Token::LParen => {
+                            depth += 1;
+                            if depth == 1 {
+                                starts.insert(j + 1);
+                            }
+                        }
+                        Token::RParen => {
+                            depth -= 1;
+                            if depth == 0 {
+                                break;
+                            }
+                        }
+                        Token::Comma if depth == 1 => {
+                            starts.insert(j + 1);
+                        }
+                        _ => {}
+                    }
+                    j += 1;
+                }
+            }
+            k = j;
+        } else if is(k, "ADD") {
+            starts.insert(k + 1);
+        }
+        k += 1;
+    }
+    let mut out = Vec::with_capacity(tokens.len() + 8);
+    let mut i = 0; // index into `sig`
+    let mut copied = 0; // tokens[..copied] are in `out`
+    while i < sig.len() {
+        let computed = starts.contains(&i)
+            && matches!(tokens[sig[i]].token, Token::Word(_))
+            && sig
+                .get(i + 1)
+                .is_some_and(|&x| word_is(&tokens[x].token, "AS"));
+        if !computed {
+            i += 1;
+            continue;
+        }
+        // Copy up to and including the column name, then the placeholder type.
+        out.extend(tokens[copied..=sig[i]].iter().cloned());
+        let span = tokens[sig[i]].span;
+        let word = |w: &str| TokenWithSpan::new(Token::make_word(w, None), span);
+        let space = || {
+            TokenWithSpan::new(
+                Token::Whitespace(sqlparser::tokenizer::Whitespace::Space),
+                span,
+            )
+        };
+        for t in [
+            space(),
+            word(COMPUTED_TYPE),
+            space(),
+            word("GENERATED"),
+            space(),
+            word("ALWAYS"),
+            space(),
+            word("AS"),
+            space(),
+        ] {
+            out.push(t);
+        }
+        out.push(TokenWithSpan::new(Token::LParen, span));
+        // The expression: up to a top-level comma or closing parenthesis, or a word that starts
+        // the column's options.
+        let mut j = i + 2;
+        let mut depth = 0;
+        let mut end_expr = sig.get(j).copied().unwrap_or(tokens.len());
+        while let Some(&x) = sig.get(j) {
+            let t = &tokens[x].token;
+            let stop = match t {
+                Token::LParen => {
+                    depth += 1;
+                    false
+                }
+                Token::RParen if depth == 0 => true,
+                Token::RParen => {
+                    depth -= 1;
+                    false
+                }
+                Token::Comma | Token::SemiColon if depth == 0 => true,
+                _ if depth == 0 => [
+                    "PERSISTED",
+                    "CONSTRAINT",
+                    "PRIMARY",
+                    "UNIQUE",
+                    "FOREIGN",
+                    "REFERENCES",
+                    "CHECK",
+                ]
+                .iter()
+                .any(|w| word_is(t, w)),
+                _ => false,
+            };
+            if stop {
+                end_expr = x;
+                break;
+            }
+            j += 1;
+            end_expr = tokens.len();
+        }
+        out.extend(tokens[sig[i + 1] + 1..end_expr].iter().cloned());
+        out.push(TokenWithSpan::new(Token::RParen, span));
+        copied = end_expr;
+        i = j;
+        if sig
+            .get(j)
+            .is_some_and(|&x| word_is(&tokens[x].token, "PERSISTED"))
+        {
+            out.push(space());
+            out.push(word("STORED"));
+            copied = sig[j] + 1;
+            i = j + 1;
+        }
+    }
+    out.extend(tokens[copied..].iter().cloned());
+    out
 }
 
 /// T-SQL lists several columns after one ADD (`ALTER TABLE t ADD a int, b int`); sqlparser wants
@@ -496,6 +642,14 @@ fn parse_one(p: &mut Parser<'_>) -> Result<Stmt, ParserError> {
         "USE" => {
             p.next_token();
             Ok(Stmt::Use(ident_text(p)?))
+        }
+        // RECONFIGURE [WITH OVERRIDE]: sp_configure's values take effect at once here.
+        "RECONFIGURE" => {
+            p.next_token();
+            if p.parse_keyword(Keyword::WITH) {
+                p.next_token();
+            }
+            Ok(Stmt::SetOption("RECONFIGURE".into()))
         }
         "CREATE" if peek_word(p, 1, "DATABASE") => {
             p.next_token();

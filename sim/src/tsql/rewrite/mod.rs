@@ -67,6 +67,81 @@ pub struct Context {
     pub locking_reads: bool,
 }
 
+fn op_of(e: &Expr) -> Option<&BinaryOperator> {
+    match e {
+        Expr::BinaryOp { op, .. } => Some(op),
+        _ => None,
+    }
+}
+
+/// SQL Server's result type of arithmetic on two different numeric types: the type of higher
+/// precedence (float > real > decimal > money > smallmoney > bigint > int > smallint > tinyint),
+/// and for decimals the documented precision and scale ("Precision, scale, and length"), capped
+/// at 38 digits keeping at least 6 of scale. `None` for anything else.
+fn arithmetic_type(op: Option<&BinaryOperator>, l: &TsqlType, r: &TsqlType) -> Option<TsqlType> {
+    use TsqlType::*;
+    let rank = |t: &TsqlType| match t {
+        Bit => Some(0),
+        TinyInt => Some(1),
+        SmallInt => Some(2),
+        Int => Some(3),
+        BigInt => Some(4),
+        SmallMoney => Some(5),
+        Money => Some(6),
+        Decimal { .. } => Some(7),
+        Real => Some(8),
+        Float => Some(9),
+        _ => None,
+    };
+    let (rl, rr) = (rank(l)?, rank(r)?);
+    let high = if rl >= rr { l } else { r };
+    if !matches!(high, Decimal { .. }) {
+        return Some(high.clone());
+    }
+    let ps = |t: &TsqlType| -> (i32, i32) {
+        match t {
+            Decimal {
+                precision, scale, ..
+            } => (*precision as i32, *scale as i32),
+            Bit => (1, 0),
+            TinyInt => (3, 0),
+            SmallInt => (5, 0),
+            Int => (10, 0),
+            BigInt => (19, 0),
+            Money => (19, 4),
+            _ => (10, 4),
+        }
+    };
+    let ((p1, s1), (p2, s2)) = (ps(l), ps(r));
+    let (p, s) = match op? {
+        BinaryOperator::Plus | BinaryOperator::Minus => {
+            let s = s1.max(s2);
+            (s + (p1 - s1).max(p2 - s2) + 1, s)
+        }
+        BinaryOperator::Multiply => (p1 + p2 + 1, s1 + s2),
+        BinaryOperator::Divide => {
+            let s = 6.max(s1 + p2 + 1);
+            (p1 - s1 + s2 + s, s)
+        }
+        BinaryOperator::Modulo => {
+            let s = s1.max(s2);
+            ((p1 - s1).min(p2 - s2) + s, s)
+        }
+        _ => return None,
+    };
+    let (p, s) = if p > 38 {
+        (38, (s - (p - 38)).max(s.min(6)))
+    } else {
+        (p, s)
+    };
+    Some(Decimal {
+        precision: p.clamp(1, 38) as u8,
+        scale: s.clamp(0, 38) as u8,
+        numeric: matches!(l, Decimal { numeric: true, .. })
+            || matches!(r, Decimal { numeric: true, .. }),
+    })
+}
+
 /// The lower-cased `schema.table` key of an object name (database part ignored).
 pub fn table_key(name: &ObjectName) -> String {
     let parts: Vec<String> = name
@@ -477,8 +552,8 @@ impl<'a> Rewriter<'a> {
                     | BinaryOperator::Modulo,
                 right,
             } => match (self.type_of(left), self.type_of(right)) {
-                // Only when both sides agree; otherwise PostgreSQL's result type says more.
                 (Some(l), Some(r)) if l == r => Some(l),
+                (Some(l), Some(r)) => arithmetic_type(op_of(e), &l, &r),
                 _ => None,
             },
             _ => None,
