@@ -6,6 +6,7 @@ mod common;
 mod external;
 mod ntlm;
 mod protocol;
+mod realdata;
 mod tiberius_basics;
 mod tiberius_types;
 mod tls;

@@ -648,6 +648,11 @@ CREATE VIEW sys.triggers AS
   FROM pg_trigger g JOIN _sim.tables t ON t.oid = g.tgrelid
   WHERE NOT g.tgisinternal AND g.tgname NOT LIKE '\_sim\_%';
 
+CREATE TABLE _sim.modules (object_id int PRIMARY KEY DEFAULT nextval('_sim.object_ids'), schema_name text NOT NULL, name text NOT NULL,
+    type text NOT NULL, definition text NOT NULL, create_date timestamp NOT NULL DEFAULT localtimestamp(3),
+    modify_date timestamp NOT NULL DEFAULT localtimestamp(3));
+CREATE UNIQUE INDEX ON _sim.modules (lower(schema_name), lower(name));
+
 CREATE VIEW sys.objects AS
   SELECT name, object_id, principal_id, schema_id, parent_object_id, type, type_desc, create_date, modify_date, is_ms_shipped, false AS is_published, false AS is_schema_published FROM sys.tables
   UNION ALL
@@ -663,7 +668,18 @@ CREATE VIEW sys.objects AS
   UNION ALL
   SELECT tr.name, tr.object_id, NULL::int, _sim.schema_id_of(cl.relnamespace), tr.parent_id, tr.type, tr.type_desc,
          tr.create_date, tr.modify_date, false, false, false
-  FROM sys.triggers tr JOIN pg_class cl ON cl.oid = tr.parent_id;
+  FROM sys.triggers tr JOIN pg_class cl ON cl.oid = tr.parent_id
+  UNION ALL
+  SELECT m.name::varchar(128), m.object_id, NULL::int, _sim.schema_id_of(to_regnamespace(lower(m.schema_name))::oid), 0,
+         (CASE m.type WHEN 'P' THEN 'P ' ELSE 'FN' END)::char(2),
+         (CASE m.type WHEN 'P' THEN 'SQL_STORED_PROCEDURE' ELSE 'SQL_SCALAR_FUNCTION' END)::varchar(60),
+         m.create_date, m.modify_date, false, false, false
+  FROM _sim.modules m
+  UNION ALL
+  SELECT _sim.nm(v.oid, v.relname)::varchar(128), v.oid::int, NULL::int, _sim.schema_id_of(v.relnamespace), 0, 'V '::char(2),
+         'VIEW'::varchar(60), localtimestamp(3)::timestamp, localtimestamp(3)::timestamp, false, false, false
+  FROM pg_class v JOIN pg_namespace n ON n.oid = v.relnamespace
+  WHERE v.relkind = 'v' AND n.nspname NOT IN ('sys', 'information_schema', 'pg_catalog', '_sim', 'cdc');
 
 CREATE VIEW sys.indexes AS
   SELECT i.indrelid::int AS object_id, _sim.nm(ic.oid, ic.relname) AS name, si.index_id,
@@ -811,3 +827,82 @@ CREATE OPERATOR dbo.= (LEFTARG = boolean, RIGHTARG = integer, FUNCTION = _sim.bo
 CREATE OPERATOR dbo.<> (LEFTARG = boolean, RIGHTARG = integer, FUNCTION = _sim.bool_ne_int, COMMUTATOR = OPERATOR(dbo.<>), NEGATOR = OPERATOR(dbo.=));
 CREATE OPERATOR dbo.= (LEFTARG = integer, RIGHTARG = boolean, FUNCTION = _sim.int_eq_bool, COMMUTATOR = OPERATOR(dbo.=), NEGATOR = OPERATOR(dbo.<>));
 CREATE OPERATOR dbo.<> (LEFTARG = integer, RIGHTARG = boolean, FUNCTION = _sim.int_ne_bool, COMMUTATOR = OPERATOR(dbo.<>), NEGATOR = OPERATOR(dbo.=));
+
+-- SQL Server 2000's compatibility views, as old scripts test them (IF EXISTS (SELECT * FROM
+-- sysobjects WHERE id = object_id('...') AND sysstat & 0xf = 4)).
+CREATE VIEW sys.sysdatabases AS
+  SELECT name::varchar(128) AS name, database_id::smallint AS dbid, NULL::bytea AS sid, 0::smallint AS mode, 0 AS status, 0 AS status2,
+         create_date AS crdate, create_date AS reserved, 0 AS category, 160::smallint AS cmptlevel, NULL::varchar(260) AS filename, 611::smallint AS version
+  FROM sys.databases;
+CREATE VIEW sys.sysobjects AS
+  SELECT o.name::varchar(128) AS name, o.object_id AS id, rtrim(o.type)::char(2) AS xtype, o.schema_id::smallint AS uid, 0::smallint AS info, 0 AS status,
+         0 AS base_schema_ver, 0 AS replinfo, o.parent_object_id AS parent_obj, o.create_date AS crdate, 0::smallint AS ftcatid, 0 AS schema_ver,
+         0 AS stats_schema_ver, rtrim(o.type)::char(2) AS type, 0::smallint AS userstat,
+         (CASE rtrim(o.type) WHEN 'U' THEN 3 WHEN 'V' THEN 2 WHEN 'P' THEN 4 WHEN 'TR' THEN 8 ELSE 0 END)::smallint AS sysstat,
+         0::smallint AS indexdel, o.modify_date AS refdate, 0 AS version, 0 AS deltrig, 0 AS instrig, 0 AS updtrig, 0 AS seltrig, 0 AS category, 0::smallint AS cache
+  FROM sys.objects o;
+CREATE VIEW sys.syscolumns AS
+  SELECT c.name::varchar(128) AS name, c.object_id AS id, c.system_type_id::smallint AS xtype, 0::smallint AS typestat, c.user_type_id::smallint AS xusertype,
+         c.max_length::smallint AS length, c.column_id::smallint AS colid, c.column_id::smallint AS colorder, c.precision::smallint AS xprec,
+         c.scale::smallint AS xscale, c.is_nullable::int AS isnullable, c.is_computed::int AS iscomputed
+  FROM sys.columns c;
+CREATE VIEW sys.sysindexes AS
+  SELECT i.object_id AS id, i.index_id::smallint AS indid, i.name::varchar(128) AS name, 0 AS status, 0::bigint AS rows, 0::bigint AS rowcnt
+  FROM sys.indexes i;
+CREATE VIEW sys.systypes AS
+  SELECT name, system_type_id::smallint AS xtype, user_type_id::smallint AS xusertype, max_length AS length, precision AS prec, scale
+  FROM sys.types;
+
+-- ALTER TABLE t {CHECK | NOCHECK} CONSTRAINT {ALL | names}: a foreign key not checked has its
+-- constraint triggers disabled (on both tables); CHECK constraints stay enforced (PostgreSQL
+-- cannot switch one off).
+CREATE FUNCTION _sim.fk_checking(t oid, enable boolean, names text[]) RETURNS void LANGUAGE plpgsql AS $$
+DECLARE r record;
+BEGIN
+  FOR r IN SELECT tg.tgrelid::regclass AS rel, tg.tgname FROM pg_trigger tg JOIN pg_constraint k ON k.oid = tg.tgconstraint
+            WHERE k.conrelid = t AND k.contype = 'f' AND (names IS NULL OR lower(k.conname) = ANY (names)) LOOP
+    EXECUTE format('ALTER TABLE %s %s TRIGGER %I', r.rel, CASE WHEN enable THEN 'ENABLE' ELSE 'DISABLE' END, r.tgname);
+  END LOOP;
+END $$;
+
+-- Procedures and functions: their text for catalog readers (sys.sql_modules, sys.procedures,
+-- sys.objects); the simulator runs no procedural bodies.
+
+CREATE FUNCTION _sim.create_module(sch text, nm text, ty text, def text, or_alter boolean) RETURNS void LANGUAGE plpgsql AS $$
+BEGIN
+  IF EXISTS (SELECT 1 FROM _sim.modules WHERE lower(schema_name) = lower(sch) AND lower(name) = lower(nm)) THEN
+    IF NOT or_alter THEN
+      PERFORM _sim.raise(2714, format('There is already an object named ''%s'' in the database.', nm));
+    END IF;
+    UPDATE _sim.modules SET definition = def, modify_date = localtimestamp(3) WHERE lower(schema_name) = lower(sch) AND lower(name) = lower(nm);
+    RETURN;
+  END IF;
+  INSERT INTO _sim.modules (schema_name, name, type, definition) VALUES (sch, nm, ty, def);
+END $$;
+CREATE FUNCTION _sim.drop_module(sch text, nm text, ty text, if_exists boolean) RETURNS void LANGUAGE plpgsql AS $$
+BEGIN
+  DELETE FROM _sim.modules WHERE lower(schema_name) = lower(sch) AND lower(name) = lower(nm) AND type = ty;
+  IF NOT FOUND AND NOT if_exists THEN
+    PERFORM _sim.raise(3701, format('Cannot drop the %s ''%s'', because it does not exist or you do not have permission.',
+      CASE ty WHEN 'P' THEN 'procedure' ELSE 'function' END, nm));
+  END IF;
+END $$;
+CREATE VIEW sys.sql_modules AS
+  SELECT object_id, definition::varchar AS definition, true AS uses_ansi_nulls, true AS uses_quoted_identifier, false AS is_schema_bound
+  FROM _sim.modules;
+CREATE VIEW sys.procedures AS
+  SELECT name::varchar(128) AS name, object_id, NULL::int AS principal_id, _sim.schema_id_of(to_regnamespace(lower(schema_name))::oid) AS schema_id,
+         0 AS parent_object_id, 'P '::char(2) AS type, 'SQL_STORED_PROCEDURE'::varchar(60) AS type_desc, create_date, modify_date,
+         false AS is_ms_shipped
+  FROM _sim.modules WHERE type = 'P';
+
+-- OBJECT_ID finds procedures and functions too.
+CREATE OR REPLACE FUNCTION _sim.object_id(s text) RETURNS int LANGUAGE plpgsql STABLE AS $$
+DECLARE p text[] := _sim.parse_name(s); n int := array_length(p, 1); r int;
+BEGIN
+  r := _sim.regclass_of(s)::int;
+  IF r IS NOT NULL OR n IS NULL THEN RETURN r; END IF;
+  RETURN (SELECT m.object_id FROM _sim.modules m WHERE lower(m.name) = lower(p[n])
+            AND lower(m.schema_name) = lower(CASE WHEN n > 1 AND p[n-1] <> '' THEN p[n-1] ELSE 'dbo' END));
+END $$;
+CREATE OR REPLACE FUNCTION _sim.object_id(s text, t text) RETURNS int LANGUAGE sql STABLE AS $$ SELECT _sim.object_id(s) $$;

@@ -655,6 +655,18 @@ fn name_row_constraint(reg: &str, name: &str) -> String {
     )
 }
 
+/// The PostgreSQL name of an index: SQL Server's index names are per table, PostgreSQL's per
+/// schema, so the table's name leads (a hash keeps it within 63 bytes); `_sim.names` keeps the
+/// name as written.
+pub fn index_pg_name(table: &str, index: &str) -> String {
+    let full = format!("{}${}", table.to_lowercase(), index.to_lowercase());
+    if full.len() <= 63 {
+        return full;
+    }
+    let head: String = full.chars().take(40).collect();
+    format!("{head}${}", &short_hash(&full)[..16])
+}
+
 fn short_hash(s: &str) -> String {
     let mut h: u64 = 0xcbf29ce484222325;
     for b in s.bytes() {

@@ -20,6 +20,7 @@ use crate::tsql::parse::Isolation;
 use crate::tsql::rewrite::Context;
 use crate::types::TsqlType;
 use crate::value::{pg_quote, Value};
+use futures_util::FutureExt;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
@@ -411,7 +412,14 @@ impl Session {
             }
             tds::PT_SQL_BATCH => {
                 let sql = parse_sql_batch(&msg.data)?;
-                self.exec_batch(&sql, Mode::Batch, out).await?;
+                // A panic while executing becomes an error reply; the session stays usable.
+                let ran = std::panic::AssertUnwindSafe(self.exec_batch(&sql, Mode::Batch, out))
+                    .catch_unwind()
+                    .await;
+                match ran {
+                    Ok(r) => r?,
+                    Err(_) => self.internal_failure(out).await,
+                }
                 self.finish_request(out).await
             }
             tds::PT_RPC => {
@@ -427,7 +435,14 @@ impl Session {
                         return self.finish_request(out).await;
                     }
                 };
-                self.exec_rpc(&req.proc_name, req.params, out).await?;
+                let ran =
+                    std::panic::AssertUnwindSafe(self.exec_rpc(&req.proc_name, req.params, out))
+                        .catch_unwind()
+                        .await;
+                match ran {
+                    Ok(r) => r?,
+                    Err(_) => self.internal_failure(out).await,
+                }
                 self.finish_request(out).await
             }
             tds::PT_TRANSACTION_MANAGER => {
@@ -447,6 +462,28 @@ impl Session {
                 out.end_message().await
             }
         }
+    }
+
+    /// After a panic in a request: the client gets an error (the reply so far is dropped) and
+    /// an open transaction is rolled back, as SQL Server does on a severe error.
+    async fn internal_failure<W: AsyncWrite + Unpin + Send>(&mut self, out: &mut PacketWriter<W>) {
+        out.buf().clear();
+        if self.pg_txn_open {
+            if let Some(c) = &self.pg {
+                let _ = c.batch_execute("ROLLBACK").await;
+            }
+        }
+        self.pg_txn_open = false;
+        self.trancount = 0;
+        self.send_error(
+            out,
+            &SqlError::new(
+                50000,
+                16,
+                "The simulator failed internally on this request; the session goes on (any open transaction was rolled back).".into(),
+            ),
+        );
+        token::done(out.buf(), TOKEN_DONE, DONE_ERROR, 0, 0);
     }
 
     /// Ends the reply; acknowledges an attention that arrived during the request.

@@ -249,6 +249,46 @@ impl Session {
                 self.shared.drop_database(name).await?;
                 Ok(none)
             }
+            Stmt::CreateModule {
+                kind,
+                name,
+                or_alter,
+                text,
+            } => {
+                let (_, schema, module) = pg_table(name);
+                self.run_ddl(format!(
+                    "SELECT _sim.create_module({}, {}, {}, {}, {or_alter})",
+                    pg_quote(&schema),
+                    pg_quote(&module),
+                    pg_quote(kind),
+                    pg_quote(text)
+                ))
+                .await?;
+                Ok(none)
+            }
+            Stmt::ConstraintChecking {
+                table,
+                enable,
+                names,
+            } => {
+                let (qualified, _, _) = crate::catalog::pg_table(table);
+                let names = match names {
+                    None => "NULL".to_string(),
+                    Some(n) => format!(
+                        "ARRAY[{}]::text[]",
+                        n.iter()
+                            .map(|x| crate::value::pg_quote(&x.to_lowercase()))
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ),
+                };
+                self.run_ddl(format!(
+                    "SELECT _sim.fk_checking({}::regclass, {enable}, {names})",
+                    crate::value::pg_quote(&qualified)
+                ))
+                .await?;
+                Ok(none)
+            }
             Stmt::AlterDatabase(name, words) => {
                 let db = if name.is_empty() {
                     self.database.clone()
@@ -348,7 +388,8 @@ impl Session {
                 columns,
                 include,
             } => {
-                let (qualified, _, _) = pg_table(table);
+                let (qualified, _, table_name) = pg_table(table);
+                let pg_name = catalog::index_pg_name(&table_name, name);
                 let cols: Vec<String> = columns
                     .iter()
                     .map(|(c, desc)| {
@@ -377,12 +418,12 @@ impl Session {
                      INSERT INTO _sim.indexes SELECT {schema_reg}::regclass, {}::regclass, (SELECT COALESCE(max(index_id), 1) + 1 FROM _sim.indexes WHERE table_oid = {}::regclass), {clustered}; \
                      INSERT INTO _sim.names VALUES ({schema_reg}::regclass, {}) ON CONFLICT (oid) DO UPDATE SET name = excluded.name",
                     if *unique { "UNIQUE " } else { "" },
-                    catalog::pg_ident(name),
+                    catalog::pg_ident(&pg_name),
                     cols.join(", "),
                     pg_quote(&qualified),
                     pg_quote(&qualified),
                     pg_quote(name),
-                    schema_reg = pg_quote(&format!("{schema}.{}", catalog::pg_ident(name))),
+                    schema_reg = pg_quote(&format!("{schema}.{}", catalog::pg_ident(&pg_name))),
                 );
                 self.run_ddl(sql).await
             }
@@ -676,7 +717,20 @@ impl Session {
                 .run_ddl("SELECT CASE WHEN to_regclass('cdc.change_tables') IS NOT NULL THEN _sim.cdc_capture() END".into())
                 .await
                 .map(|_| ()),
-            _ => Err(SqlError::new(2812, 16, format!("Could not find stored procedure '{name}'."))),
+            _ => {
+                // A procedure a script created: kept for catalog readers, not run.
+                let known = self
+                    .pg()?
+                    .query_opt("SELECT 1 FROM _sim.modules WHERE lower(name) = lower($1) AND type = 'P'", &[&name])
+                    .await
+                    .ok()
+                    .flatten()
+                    .is_some();
+                if known {
+                    return Err(SqlError::new(40000, 16, format!("Procedure '{name}' exists, but the simulator runs no procedure bodies (its text is in sys.sql_modules).")));
+                }
+                Err(SqlError::new(2812, 16, format!("Could not find stored procedure '{name}'.")))
+            }
         }
     }
 
@@ -785,6 +839,35 @@ impl Session {
                     pg_quote(&name),
                     pg_quote(&name.to_lowercase())
                 );
+                return self.run_ddl(sql).await;
+            }
+            Statement::DropProcedure {
+                proc_desc,
+                if_exists,
+                ..
+            } => {
+                let mut sql = String::new();
+                for d in proc_desc {
+                    let (_, schema, name) = pg_table(&d.name);
+                    sql.push_str(&format!(
+                        "SELECT _sim.drop_module({}, {}, 'P', {if_exists}); ",
+                        pg_quote(&schema),
+                        pg_quote(&name)
+                    ));
+                }
+                return self.run_ddl(sql).await;
+            }
+            Statement::DropFunction(df) => {
+                let mut sql = String::new();
+                for d in &df.func_desc {
+                    let (_, schema, name) = pg_table(&d.name);
+                    sql.push_str(&format!(
+                        "SELECT _sim.drop_module({}, {}, 'FN', {}); ",
+                        pg_quote(&schema),
+                        pg_quote(&name),
+                        df.if_exists
+                    ));
+                }
                 return self.run_ddl(sql).await;
             }
             Statement::Drop {

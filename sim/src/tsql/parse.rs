@@ -116,6 +116,22 @@ pub enum Stmt {
         names: Vec<ObjectName>,
         if_exists: bool,
     },
+    /// ALTER TABLE t [WITH CHECK | WITH NOCHECK] {CHECK | NOCHECK} CONSTRAINT {ALL | name, ...}:
+    /// foreign keys checked or not from now on (`names` none: all).
+    ConstraintChecking {
+        table: ObjectName,
+        enable: bool,
+        names: Option<Vec<String>>,
+    },
+    /// CREATE [OR ALTER] PROCEDURE | FUNCTION: the whole batch is the module. Its text is kept
+    /// for catalog readers; the simulator runs no procedural bodies.
+    CreateModule {
+        /// `P` or `FN`.
+        kind: &'static str,
+        name: ObjectName,
+        or_alter: bool,
+        text: String,
+    },
     /// RAISERROR / THROW: message, severity, state.
     Raise {
         message: Expr,
@@ -207,7 +223,88 @@ fn pre_pass(tokens: Vec<TokenWithSpan>) -> Vec<TokenWithSpan> {
         out.push(t);
         i += 1;
     }
-    computed_columns(repeat_add_in_alter_table(insert_statement_breaks(out)))
+    insert_into(computed_columns(repeat_add_in_alter_table(
+        insert_statement_breaks(without_filegroups(out)),
+    )))
+}
+
+/// Storage clauses have no meaning here: `ON [PRIMARY]` and `TEXTIMAGE_ON [PRIMARY]` after a
+/// closing parenthesis (a table's column list, an index's, a constraint's WITH options) are
+/// dropped.
+fn without_filegroups(tokens: Vec<TokenWithSpan>) -> Vec<TokenWithSpan> {
+    let mut out: Vec<TokenWithSpan> = Vec::with_capacity(tokens.len());
+    let mut i = 0;
+    while i < tokens.len() {
+        let t = &tokens[i];
+        let is_on = word_is(&t.token, "ON") || word_is(&t.token, "TEXTIMAGE_ON");
+        if is_on {
+            let prev = out
+                .iter()
+                .rev()
+                .find(|x| !matches!(x.token, Token::Whitespace(_)));
+            let next =
+                (i + 1..tokens.len()).find(|&k| !matches!(tokens[k].token, Token::Whitespace(_)));
+            let fg = next.is_some_and(|k| matches!(&tokens[k].token, Token::Word(w) if w.value.eq_ignore_ascii_case("PRIMARY")));
+            if fg && prev.is_some_and(|p| p.token == Token::RParen) {
+                i = next.map_or(tokens.len(), |k| k + 1);
+                continue;
+            }
+        }
+        out.push(t.clone());
+        i += 1;
+    }
+    out
+}
+
+/// T-SQL's INTO is optional (`INSERT t VALUES ...`, `INSERT "Order Details" (...) ...`);
+/// sqlparser wants it. Added after an INSERT that starts a statement and is followed by a name
+/// (not in a trigger's `FOR INSERT, UPDATE`).
+fn insert_into(tokens: Vec<TokenWithSpan>) -> Vec<TokenWithSpan> {
+    let sig: Vec<usize> = (0..tokens.len())
+        .filter(|&k| !matches!(tokens[k].token, Token::Whitespace(_)))
+        .collect();
+    let mut add_after = std::collections::HashSet::new();
+    for (n, &k) in sig.iter().enumerate() {
+        if !word_is(&tokens[k].token, "INSERT") {
+            continue;
+        }
+        let prev = n.checked_sub(1).map(|p| &tokens[sig[p]].token);
+        let in_trigger = prev.is_some_and(|t| {
+            *t == Token::Comma
+                || ["FOR", "AFTER", "OF", "INSTEAD"]
+                    .iter()
+                    .any(|w| word_is(t, w))
+        });
+        let next_is_name = sig.get(n + 1).is_some_and(|&x| match &tokens[x].token {
+            Token::Word(w) if w.quote_style.is_some() => true,
+            Token::Word(w) => ![
+                "INTO", "AS", "UPDATE", "DELETE", "NOT", "ON", "INSERT", "EXEC", "EXECUTE",
+                "SELECT", "VALUES", "DEFAULT",
+            ]
+            .iter()
+            .any(|k| w.value.eq_ignore_ascii_case(k)),
+            _ => false,
+        });
+        if !in_trigger && next_is_name {
+            add_after.insert(k);
+        }
+    }
+    if add_after.is_empty() {
+        return tokens;
+    }
+    let mut out = Vec::with_capacity(tokens.len() + 2 * add_after.len());
+    for (k, t) in tokens.into_iter().enumerate() {
+        let span = t.span;
+        out.push(t);
+        if add_after.contains(&k) {
+            out.push(TokenWithSpan::new(
+                Token::Whitespace(sqlparser::tokenizer::Whitespace::Space),
+                span,
+            ));
+            out.push(TokenWithSpan::new(Token::make_keyword("INTO"), span));
+        }
+    }
+    out
 }
 
 /// The placeholder type a computed column gets from [`computed_columns`]; the catalog replaces
@@ -474,7 +571,25 @@ fn name_token_text(t: &Token) -> String {
 }
 
 /// Parses a whole batch into statements.
+///
+/// Never panics: a panic inside the parser (sqlparser asserts on some inputs) becomes error 102
+/// like any other batch that cannot be parsed.
 pub fn parse_batch(sql: &str) -> Result<Vec<Stmt>, SyntaxError> {
+    std::panic::catch_unwind(|| parse_batch_inner(sql)).unwrap_or_else(|panic| {
+        let what = panic
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| panic.downcast_ref::<String>().cloned())
+            .unwrap_or_default();
+        Err(SyntaxError {
+            near: "the batch".into(),
+            detail: format!("the parser gave up: {what}"),
+            line: 1,
+        })
+    })
+}
+
+fn parse_batch_inner(sql: &str) -> Result<Vec<Stmt>, SyntaxError> {
     let dialect = MsSqlDialect {};
     let tokens = Tokenizer::new(&dialect, sql)
         .tokenize_with_location()
@@ -483,6 +598,9 @@ pub fn parse_batch(sql: &str) -> Result<Vec<Stmt>, SyntaxError> {
             detail: e.to_string(),
             line: e.location.line,
         })?;
+    if let Some(m) = create_module(sql, &tokens)? {
+        return Ok(vec![m]);
+    }
     let tokens = pre_pass(tokens);
     let mut p = Parser::new(&dialect).with_tokens_with_locations(tokens);
     let mut out = Vec::new();
@@ -499,6 +617,37 @@ pub fn parse_batch(sql: &str) -> Result<Vec<Stmt>, SyntaxError> {
         out.push(s);
     }
     Ok(out)
+}
+
+/// A batch that starts with CREATE [OR ALTER] PROC[EDURE] | FUNCTION (which SQL Server requires
+/// to be the first statement of its batch): the module, its name and its text.
+fn create_module(sql: &str, tokens: &[TokenWithSpan]) -> Result<Option<Stmt>, SyntaxError> {
+    let sig: Vec<&TokenWithSpan> = tokens
+        .iter()
+        .filter(|t| !matches!(t.token, Token::Whitespace(_)))
+        .collect();
+    let w = |i: usize, s: &str| sig.get(i).is_some_and(|t| word_is(&t.token, s));
+    if !w(0, "CREATE") {
+        return Ok(None);
+    }
+    let or_alter = w(1, "OR") && w(2, "ALTER");
+    let at = if or_alter { 3 } else { 1 };
+    let kind = if w(at, "PROC") || w(at, "PROCEDURE") {
+        "P"
+    } else if w(at, "FUNCTION") {
+        "FN"
+    } else {
+        return Ok(None);
+    };
+    let rest: Vec<TokenWithSpan> = sig[at + 1..].iter().map(|t| (*t).clone()).collect();
+    let mut p = Parser::new(&MsSqlDialect {}).with_tokens_with_locations(rest);
+    let name = p.parse_object_name(false).map_err(|e| syntax(&p, e))?;
+    Ok(Some(Stmt::CreateModule {
+        kind,
+        name,
+        or_alter,
+        text: sql.trim().to_string(),
+    }))
 }
 
 fn ident_text(p: &mut Parser<'_>) -> Result<String, ParserError> {
@@ -699,8 +848,12 @@ fn parse_one(p: &mut Parser<'_>) -> Result<Stmt, ParserError> {
             if p.parse_keyword(Keyword::SET) {
                 words.push("SET".to_string());
             }
+            // `WITH ROLLBACK IMMEDIATE | AFTER n SECONDS` ends an option list: not a ROLLBACK.
             while !matches!(p.peek_token().token, Token::EOF | Token::SemiColon)
-                && !starts_statement(&p.peek_token().token)
+                && (!starts_statement(&p.peek_token().token)
+                    || words.last().is_some_and(|w| w.eq_ignore_ascii_case("WITH"))
+                    || (word_is(&p.peek_token().token, "WITH")
+                        && (peek_word(p, 1, "ROLLBACK") || peek_word(p, 1, "NO_WAIT"))))
             {
                 words.push(p.next_token().token.to_string());
             }
@@ -933,7 +1086,49 @@ fn parse_set(p: &mut Parser<'_>) -> Result<Stmt, ParserError> {
 }
 
 fn parse_alter_table(p: &mut Parser<'_>) -> Result<Stmt, ParserError> {
-    let start = p.index();
+    // Look past the table name (word, then `.word`...) without consuming anything: the forms
+    // sqlparser knows go to it untouched (rewinding a sqlparser Parser is not exact).
+    let mut k = 2;
+    while p.peek_nth_token(k + 1).token == Token::Period {
+        k += 2;
+    }
+    let after = k + 1;
+    let word_at = |p: &Parser<'_>, n: usize, w: &str| word_is(&p.peek_nth_token(n).token, w);
+    // [WITH CHECK | WITH NOCHECK] {CHECK | NOCHECK} CONSTRAINT
+    let mut c = after;
+    if word_at(p, c, "WITH") && (word_at(p, c + 1, "CHECK") || word_at(p, c + 1, "NOCHECK")) {
+        c += 2;
+    }
+    if (word_at(p, c, "CHECK") || word_at(p, c, "NOCHECK")) && word_at(p, c + 1, "CONSTRAINT") {
+        p.next_token();
+        p.next_token();
+        let table = p.parse_object_name(false)?;
+        if p.parse_keyword(Keyword::WITH) {
+            p.next_token();
+        }
+        let enable = word_is(&p.next_token().token, "CHECK");
+        p.next_token(); // CONSTRAINT
+        let names = if p.parse_keyword(Keyword::ALL) {
+            None
+        } else {
+            let mut names = vec![ident_text(p)?];
+            while p.consume_token(&Token::Comma) {
+                names.push(ident_text(p)?);
+            }
+            Some(names)
+        };
+        return Ok(Stmt::ConstraintChecking {
+            table,
+            enable,
+            names,
+        });
+    }
+    let special = (word_at(p, after, "ALTER") && word_at(p, after + 1, "COLUMN"))
+        || ((word_at(p, after, "ENABLE") || word_at(p, after, "DISABLE"))
+            && word_at(p, after + 1, "CHANGE_TRACKING"));
+    if !special {
+        return Ok(Stmt::Sql(Box::new(p.parse_statement()?)));
+    }
     p.next_token();
     p.next_token();
     let table = p.parse_object_name(false)?;
@@ -978,11 +1173,9 @@ fn parse_alter_table(p: &mut Parser<'_>) -> Result<Stmt, ParserError> {
             track_columns,
         });
     }
-    // Everything else (ADD, DROP COLUMN, ADD CONSTRAINT ...) goes to sqlparser.
-    while p.index() > start {
-        p.prev_token();
-    }
-    Ok(Stmt::Sql(Box::new(p.parse_statement()?)))
+    Err(ParserError::ParserError(
+        "expected ALTER COLUMN or ENABLE/DISABLE CHANGE_TRACKING".into(),
+    ))
 }
 
 /// `CREATE [OR ALTER] TRIGGER name ON table {AFTER | FOR} INSERT, UPDATE, DELETE AS [BEGIN]

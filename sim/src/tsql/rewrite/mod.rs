@@ -67,6 +67,51 @@ pub struct Context {
     pub locking_reads: bool,
 }
 
+/// SQL Server 2000's compatibility views, found from any schema (`dbo.sysobjects`, `sysobjects`).
+const COMPAT_VIEWS: &[&str] = &[
+    "sysobjects",
+    "sysdatabases",
+    "syscolumns",
+    "sysindexes",
+    "systypes",
+];
+
+/// Object names as PostgreSQL knows them: the compatibility views live in `sys`; a database part
+/// is dropped where it names the current database or a catalog view (each database holds the
+/// whole server's `sys.databases`).
+fn normalize_relations(stmt: &mut Statement, current: &str) {
+    let _ = sqlparser::ast::visit_relations_mut(stmt, |name| {
+        let n = name.0.len();
+        let last = name.0[n - 1]
+            .as_ident()
+            .map(|i| i.value.to_lowercase())
+            .unwrap_or_default();
+        let compat = COMPAT_VIEWS.contains(&last.as_str());
+        let schema = (n >= 2)
+            .then(|| name.0[n - 2].as_ident().map(|i| i.value.to_lowercase()))
+            .flatten();
+        if compat
+            && schema
+                .as_deref()
+                .is_none_or(|s| s == "dbo" || s == "sys" || s.is_empty())
+        {
+            *name = ObjectName::from(vec![Ident::new("sys"), Ident::new(last)]);
+            return ControlFlow::<()>::Continue(());
+        }
+        if n == 3 {
+            let db = name.0[0]
+                .as_ident()
+                .map(|i| i.value.clone())
+                .unwrap_or_default();
+            let catalog = matches!(schema.as_deref(), Some("sys" | "information_schema"));
+            if catalog || db.eq_ignore_ascii_case(current) {
+                name.0.remove(0);
+            }
+        }
+        ControlFlow::<()>::Continue(())
+    });
+}
+
 fn op_of(e: &Expr) -> Option<&BinaryOperator> {
     match e {
         Expr::BinaryOp { op, .. } => Some(op),
@@ -273,6 +318,7 @@ impl<'a> Rewriter<'a> {
     /// Rewrites a statement in place and returns the result column types it could infer
     /// (for the top-level SELECT list; `None` entries fall back to the PostgreSQL type).
     pub fn rewrite(&mut self, stmt: &mut Statement) -> SelectTypes {
+        normalize_relations(stmt, &self.ctx.database);
         self.collect_aliases(stmt);
         let lock_rows = self.ctx.locking_reads && can_lock_rows(stmt);
         let _ = stmt.visit(self);
@@ -982,6 +1028,28 @@ impl VisitorMut for Rewriter<'_> {
     type Break = ();
 
     fn post_visit_expr(&mut self, e: &mut Expr) -> ControlFlow<()> {
+        // A binary literal in a bitwise operation is an integer (`sysstat & 0xf`).
+        if let Expr::BinaryOp {
+            left,
+            op: BinaryOperator::BitwiseAnd | BinaryOperator::BitwiseOr | BinaryOperator::BitwiseXor,
+            right,
+        } = e
+        {
+            for side in [left, right] {
+                if let Expr::Value(v) = side.as_mut() {
+                    let hex = match &v.value {
+                        AstValue::Number(n, _) => {
+                            n.strip_prefix("0x").or_else(|| n.strip_prefix("0X"))
+                        }
+                        AstValue::HexStringLiteral(h) => Some(h.as_str()),
+                        _ => None,
+                    };
+                    if let Some(v) = hex.and_then(|h| i64::from_str_radix(h, 16).ok()) {
+                        **side = Expr::value(AstValue::Number(v.to_string(), false));
+                    }
+                }
+            }
+        }
         self.post_expr(e);
         ControlFlow::Continue(())
     }
@@ -1111,13 +1179,20 @@ pub fn to_pg_text(printed: &str) -> Result<String, RewriteError> {
             Token::SingleQuotedString(s) | Token::NationalStringLiteral(s) => {
                 out.push_str(&pg_quote(&s))
             }
+            // An odd number of hex digits is padded on the left, as SQL Server reads 0xABC.
             Token::HexStringLiteral(h) => {
                 out.push_str("'\\x");
+                if h.len() % 2 == 1 {
+                    out.push('0');
+                }
                 out.push_str(&h);
                 out.push_str("'::bytea");
             }
             Token::Number(n, _) if n.starts_with("0x") || n.starts_with("0X") => {
                 out.push_str("'\\x");
+                if n.len() % 2 == 1 {
+                    out.push('0');
+                }
                 out.push_str(&n[2..]);
                 out.push_str("'::bytea");
             }
