@@ -7,6 +7,7 @@ mod cutover;
 mod docker;
 mod kill;
 mod ops;
+mod realdata;
 mod restart;
 mod snapshot;
 mod stream;

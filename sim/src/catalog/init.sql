@@ -906,3 +906,17 @@ BEGIN
             AND lower(m.schema_name) = lower(CASE WHEN n > 1 AND p[n-1] <> '' THEN p[n-1] ELSE 'dbo' END));
 END $$;
 CREATE OR REPLACE FUNCTION _sim.object_id(s text, t text) RETURNS int LANGUAGE sql STABLE AS $$ SELECT _sim.object_id(s) $$;
+
+-- After explicit values under SET IDENTITY_INSERT ON: the identity continues after the largest.
+CREATE FUNCTION _sim.identity_catch_up(t regclass) RETURNS void LANGUAGE plpgsql AS $$
+DECLARE col text; seq text; m numeric; last numeric; called boolean;
+BEGIN
+  SELECT a.attname INTO col FROM pg_attribute a WHERE a.attrelid = t AND a.attidentity <> '' AND NOT a.attisdropped;
+  IF col IS NULL THEN RETURN; END IF;
+  seq := pg_get_serial_sequence(t::text, col);
+  EXECUTE format('SELECT max(%I) FROM %s', col, t) INTO m;
+  EXECUTE format('SELECT last_value, is_called FROM %s', seq) INTO last, called;
+  IF m IS NOT NULL AND (NOT called OR m > last) THEN
+    PERFORM setval(seq, m::bigint, true);
+  END IF;
+END $$;

@@ -67,6 +67,8 @@ pub struct Session {
     rowcount: i64,
     /// The table (PostgreSQL name) this session last inserted an identity value into.
     identity_table: Option<String>,
+    /// The table with SET IDENTITY_INSERT ON in this session (PostgreSQL name).
+    pub(super) identity_insert: Option<String>,
     /// Declared columns of tables by key, valid while `cache_generation` equals DDL_GENERATION.
     table_cache: HashMap<String, Option<crate::catalog::TableInfo>>,
     /// Declared result columns by (table oid, attnum), same validity.
@@ -113,6 +115,7 @@ impl Session {
             xact_abort: false,
             rowcount: 0,
             identity_table: None,
+            identity_insert: None,
             table_cache: HashMap::new(),
             result_cache: Arc::new(std::sync::Mutex::new(ResultCache::default())),
             cache_generation: 0,

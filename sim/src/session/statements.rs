@@ -171,7 +171,12 @@ impl Session {
                 self.xact_abort = *on;
                 Ok(none)
             }
-            Stmt::SetIdentityInsert(..) | Stmt::SetOption(_) => Ok(none),
+            Stmt::SetIdentityInsert(t, on) => {
+                let (q, _, _) = pg_table(t);
+                self.identity_insert = on.then_some(q);
+                Ok(none)
+            }
+            Stmt::SetOption(_) => Ok(none),
             Stmt::Declare(vars) => {
                 for (name, dt, init) in vars {
                     let ty = TsqlType::parse(&dt.to_string())
@@ -922,6 +927,16 @@ impl Session {
         if is_dml {
             let rows = self.exec_dml(&sql).await?;
             if let Some(t) = insert_table {
+                // Explicit values under IDENTITY_INSERT move the identity past them, as SQL
+                // Server does (PostgreSQL's sequence would not move).
+                let (q, _, _) = pg_table(&t);
+                if self.identity_insert.as_deref() == Some(q.as_str()) {
+                    self.exec_dml(&format!(
+                        "SELECT _sim.identity_catch_up({}::regclass)",
+                        pg_quote(&q)
+                    ))
+                    .await?;
+                }
                 self.note_identity_insert(&t);
             }
             return Ok(Done { rows: Some(rows) });

@@ -213,6 +213,23 @@ fn pre_pass(tokens: Vec<TokenWithSpan>) -> Vec<TokenWithSpan> {
                 }
             }
         }
+        // Money literals: `$12.50` tokenizes as a placeholder (sometimes `$12` and `.50`).
+        if let Token::Placeholder(ph) = &t.token {
+            let digits = ph.get(1..).unwrap_or("");
+            let numeric = digits.parse::<f64>().is_ok() && !digits.contains(['e', 'E', '+', '-']);
+            if ph.starts_with('$') && numeric {
+                let mut n = digits.to_string();
+                if let Some(Token::Number(frac, _)) = tokens.get(i + 1).map(|x| &x.token) {
+                    if frac.starts_with('.') {
+                        n.push_str(frac);
+                        i += 1;
+                    }
+                }
+                out.push(TokenWithSpan::new(Token::Number(n, false), t.span));
+                i += 1;
+                continue;
+            }
+        }
         let mut t = t.clone();
         // [a]]b] prints unescaped through sqlparser; "a]b" prints escaped and means the same.
         if let Token::Word(w) = &mut t.token {
