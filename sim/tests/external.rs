@@ -118,3 +118,73 @@ with pytds.connect(server='127.0.0.1', port={port}, user='sa', password='{pw}', 
     );
     run_python(script, "ct sync ok").await;
 }
+
+/// pgloader 3.6 (Debian's package, over FreeTDS) migrates a database from the simulator with its
+/// default settings: its catalog queries are answered and every row arrives. FreeTDS is told to
+/// speak TDS 7.4 in UTF-8 (its defaults make pgloader 3.6 fail on any SQL Server: pgloader issue
+/// 1068). `.ci/run` installs pgloader.
+#[tokio::test]
+async fn pgloader_migrates_a_database_from_the_simulator() {
+    let s = sim("pgloader").await;
+    let chinook = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../testdata/chinook/Chinook_SqlServer.sql");
+    let report = mssql_sim::script::run(s.addr, SA_PASSWORD, None, &[chinook])
+        .await
+        .unwrap();
+    assert!(report.failures.is_empty(), "{:?}", report.failures);
+    let target = testkit::fresh_database("pgloader_target").await;
+    let dir = std::env::temp_dir().join(format!("pgloader-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let conf = dir.join("freetds.conf");
+    std::fs::write(
+        &conf,
+        "[global]\n\ttds version = 7.4\n\tclient charset = UTF-8\n",
+    )
+    .unwrap();
+    let source = format!(
+        "mssql://sa:{SA_PASSWORD}@127.0.0.1:{}/Chinook",
+        s.addr.port()
+    );
+    let out = tokio::task::spawn_blocking({
+        let (dir, target) = (dir.clone(), target.clone());
+        move || {
+            Command::new("pgloader")
+                .args(["--no-ssl-cert-verification", &source, &target])
+                .env("FREETDSCONF", &conf)
+                .current_dir(&dir)
+                .output()
+        }
+    })
+    .await
+    .unwrap()
+    .expect("pgloader must be installed (apt-get install pgloader; .ci/run does it)");
+    let log = format!(
+        "{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "pgloader failed:\n{log}");
+    let (pg, conn) = tokio_postgres::connect(&target, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    for (table, n) in [
+        ("dbo.track", 3503i64),
+        ("dbo.playlisttrack", 8715),
+        ("dbo.invoiceline", 2240),
+        ("dbo.artist", 275),
+    ] {
+        let got: i64 = pg
+            .query_one(&format!("SELECT count(*) FROM {table}"), &[])
+            .await
+            .unwrap_or_else(|e| panic!("{table}: {e}\n{log}"))
+            .get(0);
+        assert_eq!(got, n, "{table}");
+    }
+    let name: String = pg
+        .query_one("SELECT name FROM dbo.artist WHERE artistid = 1", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(name, "AC/DC");
+}

@@ -804,6 +804,17 @@ CREATE VIEW _sim_is.key_column_usage AS
   JOIN _sim.columns sc ON sc.table_oid = k.conrelid AND sc.attnum = x.attnum
   WHERE k.contype IN ('p', 'u', 'f');
 
+CREATE VIEW _sim_is.referential_constraints AS
+  SELECT current_setting('sim.database', true)::varchar(128) AS constraint_catalog, s.name AS constraint_schema, _sim.nm(k.oid, k.conname) AS constraint_name,
+         current_setting('sim.database', true)::varchar(128) AS unique_constraint_catalog, us.name AS unique_constraint_schema,
+         _sim.nm(u.oid, u.conname) AS unique_constraint_name, 'SIMPLE'::varchar(7) AS match_option,
+         (CASE k.confupdtype WHEN 'c' THEN 'CASCADE' WHEN 'n' THEN 'SET NULL' WHEN 'd' THEN 'SET DEFAULT' ELSE 'NO ACTION' END)::varchar(11) AS update_rule,
+         (CASE k.confdeltype WHEN 'c' THEN 'CASCADE' WHEN 'n' THEN 'SET NULL' WHEN 'd' THEN 'SET DEFAULT' ELSE 'NO ACTION' END)::varchar(11) AS delete_rule
+  FROM pg_constraint k JOIN sys.tables t ON t.object_id = k.conrelid::int JOIN sys.schemas s ON s.schema_id = t.schema_id
+  JOIN pg_constraint u ON u.conindid = k.conindid AND u.conrelid = k.confrelid AND u.contype IN ('p', 'u')
+  JOIN sys.tables ut ON ut.object_id = u.conrelid::int JOIN sys.schemas us ON us.schema_id = ut.schema_id
+  WHERE k.contype = 'f';
+
 -- Declared types of the views' columns, so results from sys.* and INFORMATION_SCHEMA carry
 -- SQL Server's types and (for INFORMATION_SCHEMA) upper-case names.
 INSERT INTO _sim.columns (table_oid, attnum, name, type)

@@ -1163,8 +1163,19 @@ pub fn to_pg_text(printed: &str) -> Result<String, RewriteError> {
             message: format!("Incorrect syntax near '{}'.", e.message),
         })?;
     let mut out = String::with_capacity(printed.len() + 16);
+    let mut prev_sig: Option<Token> = None;
     for t in tokens {
+        let after_as = matches!(&prev_sig, Some(Token::Word(w)) if w.quote_style.is_none() && w.value.eq_ignore_ascii_case("AS"));
+        if !matches!(t, Token::Whitespace(_)) {
+            prev_sig = Some(t.clone());
+        }
         match t {
+            // `expr AS 'name'`: T-SQL allows a string as a column alias.
+            Token::SingleQuotedString(s) if after_as => {
+                out.push('"');
+                out.push_str(&s.to_lowercase().replace('"', "\"\""));
+                out.push('"');
+            }
             Token::Word(w) => {
                 let needs_quote =
                     w.quote_style.is_some() || !w.value.is_ascii() || w.value.starts_with('#');
