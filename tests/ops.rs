@@ -295,7 +295,18 @@ async fn systemd_notify_watchdog_and_sighup_reload() {
         s.read_to_string(&mut body).unwrap();
         body
     };
-    let m = scrape("/metrics");
+    // The store (which the metrics read) advances right after the window's target commit that
+    // wait_equal saw: wait for it.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let m = loop {
+        let m = scrape("/metrics");
+        if m.contains("replicator_changes_applied_total{table=\"dbo.b\"} 1")
+            || Instant::now() > deadline
+        {
+            break m;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
     assert!(
         m.contains("replicator_table_state{table=\"dbo.b\",state=\"streaming\"} 1"),
         "{m}"

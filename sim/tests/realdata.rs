@@ -145,3 +145,63 @@ async fn statements_cut_anywhere_get_an_answer_and_the_session_goes_on() {
     }
     assert!(sent > 100, "{sent} cut batches");
 }
+
+/// What pubs needs first: alias types (sp_addtype and CREATE TYPE ... FROM) in columns and in
+/// sys.types, `PRIMARY KEY CLUSTERED` on a column, CHECKs with LIKE classes, CHECKPOINT.
+#[tokio::test]
+async fn alias_types_clustered_keys_and_like_classes() {
+    let s = sim("alias_types").await;
+    let mut c = connect(&s).await;
+    exec(&mut c, "CREATE DATABASE p; USE p").await;
+    exec(&mut c, "EXEC sp_addtype id, 'varchar(11)', 'NOT NULL'").await;
+    exec(
+        &mut c,
+        "CREATE TYPE dbo.note FROM nvarchar(40) NULL; CHECKPOINT",
+    )
+    .await;
+    exec(
+        &mut c,
+        "CREATE TABLE authors (au_id id CHECK (au_id LIKE '[0-9][0-9][0-9]-[0-9][0-9]-[0-9][0-9][0-9][0-9]') \
+           CONSTRAINT UPKCL_auidind PRIMARY KEY CLUSTERED, remark note, zip char(5) NULL CHECK (zip LIKE '[0-9][0-9][0-9][0-9][0-9]'))",
+    )
+    .await;
+    exec(
+        &mut c,
+        "INSERT authors VALUES ('409-56-7008', NULL, '94705')",
+    )
+    .await;
+    assert_eq!(
+        error_number(
+            &mut c,
+            "INSERT authors VALUES ('40-956-7008', NULL, '94705')"
+        )
+        .await,
+        547
+    );
+    assert_eq!(
+        error_number(
+            &mut c,
+            "INSERT authors VALUES ('409-56-7009', NULL, '9470X')"
+        )
+        .await,
+        547
+    );
+    let r = rows(&mut c, "SELECT ty.name, ty.is_user_defined, TYPE_NAME(ty.system_type_id), c.max_length, c.is_nullable \
+                          FROM sys.columns c JOIN sys.types ty ON ty.user_type_id = c.user_type_id \
+                          WHERE c.object_id = OBJECT_ID('authors') ORDER BY c.column_id").await;
+    let got: Vec<(String, bool, String, i16, bool)> = r
+        .iter()
+        .map(|r| {
+            (
+                r.get::<&str, _>(0).unwrap().into(),
+                r.get::<bool, _>(1).unwrap(),
+                r.get::<&str, _>(2).unwrap().into(),
+                r.get::<i16, _>(3).unwrap(),
+                r.get::<bool, _>(4).unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(got[0], ("id".into(), true, "varchar".into(), 11, false));
+    assert_eq!(got[1], ("note".into(), true, "nvarchar".into(), 80, true));
+    assert_eq!(got[2].0, "char");
+}

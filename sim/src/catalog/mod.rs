@@ -148,6 +148,9 @@ fn fk_sql(name: &str, cols: &[String], fk: &sqlparser::ast::ForeignKeyConstraint
     )
 }
 
+/// Alias types by lower-cased name: (base type, nullable, user_type_id).
+pub type AliasTypes = HashMap<String, (String, bool, i32)>;
+
 /// A computed column's expression (`AS expr`): its T-SQL type, its PostgreSQL text over the
 /// table's columns, and its T-SQL definition as `sys.computed_columns` shows it.
 struct Computed {
@@ -247,15 +250,26 @@ fn column_sql(
     reg: &str,
     in_pk: bool,
     computed: Option<&Computed>,
+    aliases: &AliasTypes,
 ) -> Result<ColumnSql, SqlError> {
     let orig = col.name.value.clone();
-    let ty = match computed {
-        Some(c) => c.ty.clone(),
-        None => TsqlType::parse(&col.data_type.to_string())
+    let declared = col.data_type.to_string();
+    let alias = aliases.get(
+        &declared
+            .trim_matches(|c| c == '"' || c == '[' || c == ']')
+            .to_lowercase(),
+    );
+    let ty = match (computed, alias) {
+        (Some(c), _) => c.ty.clone(),
+        (None, Some((base, _, _))) => TsqlType::parse(base)
+            .map_err(|e| SqlError::new(2715, 16, format!("Column '{orig}': {}", e.0)))?,
+        (None, None) => TsqlType::parse(&declared)
             .map_err(|e| SqlError::new(2715, 16, format!("Column '{orig}': {}", e.0)))?,
     };
+    let user_type_id = alias.map_or(ty.user_type_id() as i64, |a| a.2 as i64);
     let mut out = ColumnSql::default();
-    let mut nullable = !in_pk;
+    // An alias type brings its own nullability (overridden by an explicit NULL / NOT NULL).
+    let mut nullable = !in_pk && alias.is_none_or(|a| a.1);
     let mut identity: Option<(String, String)> = None;
     let mut default: Option<(Option<String>, Expr)> = None;
     let mut checks: Vec<String> = Vec::new();
@@ -367,7 +381,7 @@ fn column_sql(
         pg_quote(&orig),
         pg_quote(&ty.to_string()),
         ty.system_type_id(),
-        ty.user_type_id(),
+        user_type_id,
         ty.max_length(),
         ty.precision(),
         ty.scale(),
@@ -456,7 +470,7 @@ fn table_constraint_sql(
 }
 
 /// Generates the PostgreSQL statements (one string, run as one transaction) for CREATE TABLE.
-pub fn create_table_sql(ct: &CreateTable) -> Result<String, SqlError> {
+pub fn create_table_sql(ct: &CreateTable, aliases: &AliasTypes) -> Result<String, SqlError> {
     let (qualified, schema, table) = pg_table(&ct.name);
     if table.starts_with('#') {
         return Err(SqlError::new(
@@ -485,7 +499,15 @@ pub fn create_table_sql(ct: &CreateTable) -> Result<String, SqlError> {
         .columns
         .iter()
         .filter_map(|c| {
-            let ty = TsqlType::parse(&c.data_type.to_string()).ok()?;
+            let declared = c.data_type.to_string();
+            let ty = TsqlType::parse(&declared).ok().or_else(|| {
+                let a = aliases.get(
+                    &declared
+                        .trim_matches(|c| c == '"' || c == '[' || c == ']')
+                        .to_lowercase(),
+                )?;
+                TsqlType::parse(&a.0).ok()
+            })?;
             Some((c.name.value.to_lowercase(), ty))
         })
         .collect();
@@ -497,6 +519,7 @@ pub fn create_table_sql(ct: &CreateTable) -> Result<String, SqlError> {
             &reg,
             pk_cols.contains(&col.name.value.to_lowercase()),
             comp.as_ref(),
+            aliases,
         )?;
         defs.push(c.def);
         constraints.extend(c.constraints);
@@ -534,7 +557,10 @@ pub fn create_table_sql(ct: &CreateTable) -> Result<String, SqlError> {
 
 /// Generates the PostgreSQL statements for ALTER TABLE: ADD columns and constraints, DROP
 /// COLUMN and DROP CONSTRAINT, keeping the catalog in step. Other forms are refused by name.
-pub fn alter_table_sql(at: &sqlparser::ast::AlterTable) -> Result<String, SqlError> {
+pub fn alter_table_sql(
+    at: &sqlparser::ast::AlterTable,
+    aliases: &AliasTypes,
+) -> Result<String, SqlError> {
     use sqlparser::ast::AlterTableOperation as Op;
     let (qualified, _, table) = pg_table(&at.name);
     let reg = format!("{}::regclass", pg_quote(&qualified));
@@ -550,7 +576,7 @@ pub fn alter_table_sql(at: &sqlparser::ast::AlterTable) -> Result<String, SqlErr
                         "Adding a computed column with ALTER TABLE is not supported by the simulator; declare it in CREATE TABLE.".into(),
                     ));
                 }
-                let c = column_sql(column_def, &table, &reg, false, None)?;
+                let c = column_sql(column_def, &table, &reg, false, None, aliases)?;
                 match &c.nullable_with_default {
                     // Existing rows stay NULL (SQL Server fills them only WITH VALUES).
                     Some((bare, default)) => sql.push_str(&format!(

@@ -254,6 +254,16 @@ impl Session {
                 self.shared.drop_database(name).await?;
                 Ok(none)
             }
+            Stmt::CreateAliasType {
+                name,
+                base,
+                nullable,
+            } => {
+                let (_, schema, type_name) = pg_table(name);
+                self.create_alias_type(&schema, &type_name, base, *nullable)
+                    .await?;
+                Ok(none)
+            }
             Stmt::CreateModule {
                 kind,
                 name,
@@ -346,7 +356,14 @@ impl Session {
                 let name = proc.to_string().to_lowercase().replace(['[', ']'], "");
                 let mut values = Vec::new();
                 for (n, e) in args {
-                    values.push((n.clone(), self.eval(e).await?.0));
+                    // A bare word is a string argument (`EXEC sp_addtype id, 'varchar(11)'`).
+                    let v = match e {
+                        sqlparser::ast::Expr::Identifier(i) if !i.value.starts_with('@') => {
+                            Value::Text(i.value.clone())
+                        }
+                        _ => self.eval(e).await?.0,
+                    };
+                    values.push((n.clone(), v));
                 }
                 let name = name
                     .trim_start_matches("sys.")
@@ -700,6 +717,14 @@ impl Session {
                 };
                 self.seed(rows, out, mode).await
             }
+            // Alias types (sp_addtype @typename, @phystype, @nulltype).
+            "sp_addtype" => {
+                let name = text_arg(args, "@typename", 0)?.ok_or_else(|| missing_arg(name, "@typename"))?;
+                let base = text_arg(args, "@phystype", 1)?.ok_or_else(|| missing_arg("sp_addtype", "@phystype"))?;
+                let nulls = text_arg(args, "@nulltype", 2)?.unwrap_or_else(|| "NULL".into());
+                let nullable = !nulls.trim().eq_ignore_ascii_case("NOT NULL");
+                self.create_alias_type("dbo", &name, &base, nullable).await
+            }
             // The one server option the simulator keeps: 'max text repl size' (per database).
             "sp_configure" => {
                 let option = text_arg(args, "@configname", 0)?.unwrap_or_default();
@@ -737,6 +762,64 @@ impl Session {
                 Err(SqlError::new(2812, 16, format!("Could not find stored procedure '{name}'.")))
             }
         }
+    }
+
+    /// Records an alias type (`sp_addtype`, `CREATE TYPE ... FROM`): a name for a base type and
+    /// its nullability, listed in `sys.types` as user-defined.
+    pub(super) async fn create_alias_type(
+        &mut self,
+        schema: &str,
+        name: &str,
+        base: &str,
+        nullable: bool,
+    ) -> Result<(), SqlError> {
+        let ty = TsqlType::parse(base).map_err(|e| {
+            SqlError::new(
+                2715,
+                16,
+                format!(
+                    "Column, parameter, or variable #1: Cannot find data type {base}. ({})",
+                    e.0
+                ),
+            )
+        })?;
+        self.run_ddl(format!(
+            "SELECT _sim.create_alias_type({}, {}, {}, {nullable}, {}, {}, {}, {})",
+            pg_quote(schema),
+            pg_quote(name),
+            pg_quote(&ty.to_string()),
+            ty.system_type_id(),
+            ty.max_length(),
+            ty.precision(),
+            ty.scale()
+        ))
+        .await
+        .map(|_| ())
+    }
+
+    /// The alias types of the current database, by lower-cased name.
+    pub(super) async fn alias_types(&self) -> Result<catalog::AliasTypes, SqlError> {
+        let rows = self
+            .pg()?
+            .query(
+                "SELECT lower(name), base, nullable, user_type_id FROM _sim.alias_types",
+                &[],
+            )
+            .await
+            .map_err(|e| SqlError::from_pg(&e))?;
+        Ok(rows
+            .iter()
+            .map(|r| {
+                (
+                    r.get::<_, String>(0),
+                    (
+                        r.get::<_, String>(1),
+                        r.get::<_, bool>(2),
+                        r.get::<_, i32>(3),
+                    ),
+                )
+            })
+            .collect())
     }
 
     /// Runs DDL (or catalog-changing SQL) as one statement; every session's catalog cache
@@ -816,14 +899,15 @@ impl Session {
     ) -> Result<Done, SqlError> {
         match stmt {
             Statement::CreateTable(ct) => {
-                let sql = catalog::create_table_sql(ct)?;
+                let aliases = self.alias_types().await?;
+                let sql = catalog::create_table_sql(ct, &aliases)?;
                 return self.run_ddl(sql).await;
             }
             Statement::AlterTable(at) => {
                 let (qualified, _, _) = pg_table(&at.name);
                 let sql = format!(
                     "{}SELECT _sim.cdc_record_ddl({}::regclass, {});",
-                    catalog::alter_table_sql(at)?,
+                    catalog::alter_table_sql(at, &self.alias_types().await?)?,
                     pg_quote(&qualified),
                     pg_quote(&stmt.to_string())
                 );

@@ -132,6 +132,12 @@ pub enum Stmt {
         or_alter: bool,
         text: String,
     },
+    /// CREATE TYPE name FROM base [NULL | NOT NULL].
+    CreateAliasType {
+        name: ObjectName,
+        base: String,
+        nullable: bool,
+    },
     /// RAISERROR / THROW: message, severity, state.
     Raise {
         message: Expr,
@@ -248,11 +254,29 @@ fn pre_pass(tokens: Vec<TokenWithSpan>) -> Vec<TokenWithSpan> {
 /// Storage clauses have no meaning here: `ON [PRIMARY]` and `TEXTIMAGE_ON [PRIMARY]` after a
 /// closing parenthesis (a table's column list, an index's, a constraint's WITH options) are
 /// dropped.
+///
+/// Also `PRIMARY KEY CLUSTERED` / `UNIQUE NONCLUSTERED` in constraints: the word is dropped
+/// (PostgreSQL has no clustered index; `CREATE ... CLUSTERED INDEX` keeps it).
 fn without_filegroups(tokens: Vec<TokenWithSpan>) -> Vec<TokenWithSpan> {
     let mut out: Vec<TokenWithSpan> = Vec::with_capacity(tokens.len());
     let mut i = 0;
     while i < tokens.len() {
         let t = &tokens[i];
+        if word_is(&t.token, "CLUSTERED") || word_is(&t.token, "NONCLUSTERED") {
+            let prev = out
+                .iter()
+                .rev()
+                .find(|x| !matches!(x.token, Token::Whitespace(_)));
+            let next =
+                (i + 1..tokens.len()).find(|&k| !matches!(tokens[k].token, Token::Whitespace(_)));
+            let in_constraint =
+                prev.is_some_and(|p| word_is(&p.token, "KEY") || word_is(&p.token, "UNIQUE"));
+            let index = next.is_some_and(|k| word_is(&tokens[k].token, "INDEX"));
+            if in_constraint && !index {
+                i += 1;
+                continue;
+            }
+        }
         let is_on = word_is(&t.token, "ON") || word_is(&t.token, "TEXTIMAGE_ON");
         if is_on {
             let prev = out
@@ -525,6 +549,7 @@ fn repeat_add_in_alter_table(tokens: Vec<TokenWithSpan>) -> Vec<TokenWithSpan> {
 /// Words that can only start a statement. T-SQL needs no `;` between statements, and sqlparser
 /// would otherwise read `SELECT 1 BEGIN TRAN` as a column alias.
 const STATEMENT_ONLY: &[&str] = &[
+    "CHECKPOINT",
     "BEGIN",
     "COMMIT",
     "ROLLBACK",
@@ -809,6 +834,14 @@ fn parse_one(p: &mut Parser<'_>) -> Result<Stmt, ParserError> {
             p.next_token();
             Ok(Stmt::Use(ident_text(p)?))
         }
+        // CHECKPOINT [duration]: nothing to flush here.
+        "CHECKPOINT" => {
+            p.next_token();
+            if matches!(p.peek_token().token, Token::Number(..)) {
+                p.next_token();
+            }
+            Ok(Stmt::SetOption("CHECKPOINT".into()))
+        }
         // RECONFIGURE [WITH OVERRIDE]: sp_configure's values take effect at once here.
         "RECONFIGURE" => {
             p.next_token();
@@ -816,6 +849,25 @@ fn parse_one(p: &mut Parser<'_>) -> Result<Stmt, ParserError> {
                 p.next_token();
             }
             Ok(Stmt::SetOption("RECONFIGURE".into()))
+        }
+        // CREATE TYPE name FROM base_type [NULL | NOT NULL]: an alias type.
+        "CREATE" if peek_word(p, 1, "TYPE") => {
+            p.next_token();
+            p.next_token();
+            let name = p.parse_object_name(false)?;
+            p.expect_keyword(Keyword::FROM)?;
+            let base = p.parse_data_type()?.to_string();
+            let nullable = if p.parse_keywords(&[Keyword::NOT, Keyword::NULL]) {
+                false
+            } else {
+                let _ = p.parse_keyword(Keyword::NULL);
+                true
+            };
+            Ok(Stmt::CreateAliasType {
+                name,
+                base,
+                nullable,
+            })
         }
         "CREATE" if peek_word(p, 1, "DATABASE") => {
             p.next_token();

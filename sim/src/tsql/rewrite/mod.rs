@@ -952,9 +952,29 @@ impl<'a> Rewriter<'a> {
                     .map(|c| format!(" ESCAPE {c}"))
                     .unwrap_or_default();
                 let not = if *negated { "NOT " } else { "" };
-                Some(raw(format!(
-                    "(({expr})::text COLLATE _sim.bin {not}ILIKE ({pattern}){esc})"
-                )))
+                let literal = match pattern.as_ref() {
+                    Expr::Value(v) => match &v.value {
+                        AstValue::SingleQuotedString(p) | AstValue::NationalStringLiteral(p) => {
+                            Some(p.clone())
+                        }
+                        _ => None,
+                    },
+                    _ => None,
+                };
+                match literal {
+                    // `[0-9]`-style classes: LIKE has none in PostgreSQL, so the pattern becomes
+                    // an anchored regular expression (case-insensitive, as the collation).
+                    Some(p) if p.contains('[') && escape_char.is_none() => {
+                        let not = if *negated { "!" } else { "" };
+                        Some(raw(format!(
+                            "(({expr})::text COLLATE _sim.bin {not}~* {})",
+                            pg_quote(&like_to_regex(&p))
+                        )))
+                    }
+                    _ => Some(raw(format!(
+                        "(({expr})::text COLLATE _sim.bin {not}ILIKE ({pattern}){esc})"
+                    ))),
+                }
             }
             _ => None,
         };
@@ -962,6 +982,55 @@ impl<'a> Rewriter<'a> {
             *e = r;
         }
     }
+}
+
+/// A T-SQL LIKE pattern as an anchored POSIX regular expression: `%` any run, `_` one
+/// character, `[abc]` / `[a-z]` / `[^a-z]` a class, everything else literal.
+fn like_to_regex(pattern: &str) -> String {
+    let mut out = String::from("^");
+    let mut chars = pattern.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '%' => out.push_str(".*"),
+            '_' => out.push('.'),
+            '[' => {
+                let mut class = String::new();
+                let mut closed = false;
+                for d in chars.by_ref() {
+                    if d == ']' {
+                        closed = true;
+                        break;
+                    }
+                    if d == '\\' {
+                        class.push('\\');
+                    }
+                    class.push(d);
+                }
+                if closed {
+                    out.push('[');
+                    out.push_str(&class);
+                    out.push(']');
+                } else {
+                    out.push_str("\\[");
+                    out.push_str(&regex_escape(&class));
+                }
+            }
+            other => out.push_str(&regex_escape(&other.to_string())),
+        }
+    }
+    out.push('$');
+    out
+}
+
+fn regex_escape(s: &str) -> String {
+    let mut out = String::new();
+    for c in s.chars() {
+        if "\\.^$|?*+()[]{}".contains(c) {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
 }
 
 /// Which text-stored temporal family a type belongs to.
@@ -1219,4 +1288,30 @@ pub fn tsql_type(dt: &DataType) -> Result<TsqlType, RewriteError> {
         number: 2715,
         message: e.0,
     })
+}
+
+#[cfg(test)]
+mod like_tests {
+    use super::like_to_regex;
+
+    #[test]
+    fn like_patterns_with_classes_become_anchored_regexes() {
+        let cases = [
+            (
+                "[0-9][0-9][0-9]-[0-9][0-9]-[0-9][0-9][0-9][0-9]",
+                "^[0-9][0-9][0-9]-[0-9][0-9]-[0-9][0-9][0-9][0-9]$",
+            ),
+            ("99[0-9][0-9]", "^99[0-9][0-9]$"),
+            (
+                "[A-Z][A-Z][A-Z][1-9][0-9][0-9][0-9][0-9][FM]",
+                "^[A-Z][A-Z][A-Z][1-9][0-9][0-9][0-9][0-9][FM]$",
+            ),
+            ("[^a-c]%x_.", "^[^a-c].*x.\\.$"),
+            ("a[b", "^a\\[b$"),
+            ("1+1(%)", "^1\\+1\\(.*\\)$"),
+        ];
+        for (like, regex) in cases {
+            assert_eq!(like_to_regex(like), regex, "{like}");
+        }
+    }
 }
