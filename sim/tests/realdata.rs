@@ -204,4 +204,23 @@ async fn alias_types_clustered_keys_and_like_classes() {
     assert_eq!(got[0], ("id".into(), true, "varchar".into(), 11, false));
     assert_eq!(got[1], ("note".into(), true, "nvarchar".into(), 80, true));
     assert_eq!(got[2].0, "char");
+    // INSERT without a column list fills neither the identity nor a computed column.
+    exec(&mut c, "CREATE TABLE jobs (job_id smallint IDENTITY(1,1) PRIMARY KEY, job_desc varchar(50) NOT NULL, \
+                  min_lvl tinyint NOT NULL, max_lvl tinyint NOT NULL, span AS max_lvl - min_lvl)").await;
+    exec(
+        &mut c,
+        "insert jobs values ('New Hire - Job not specified', 10, 10)",
+    )
+    .await;
+    exec(
+        &mut c,
+        "insert jobs values ('Chief Executive Officer', 200, 250)",
+    )
+    .await;
+    let r = rows(&mut c, "SELECT job_id, span FROM jobs ORDER BY job_id").await;
+    let got: Vec<(i16, u8)> = r
+        .iter()
+        .map(|r| (r.get::<i16, _>(0).unwrap(), r.get::<u8, _>(1).unwrap()))
+        .collect();
+    assert_eq!(got, vec![(1, 0), (2, 50)]);
 }

@@ -747,6 +747,10 @@ pub struct TableInfo {
     pub columns: Vec<(String, TsqlType)>,
     /// The table has an IDENTITY column.
     pub has_identity: bool,
+    /// The identity column (lower-cased).
+    pub identity: Option<String>,
+    /// Computed columns (lower-cased).
+    pub computed: Vec<String>,
 }
 
 /// Loads the declared columns of tables by lower-cased `schema.table` keys (absent tables are
@@ -760,7 +764,7 @@ pub async fn load_table_columns(
     }
     let rows = client
         .query(
-            "SELECT n.nspname || '.' || c.relname, lower(sc.name), sc.type, sc.is_identity FROM _sim.columns sc \
+            "SELECT n.nspname || '.' || c.relname, lower(sc.name), sc.type, sc.is_identity, sc.computed_definition IS NOT NULL FROM _sim.columns sc \
              JOIN pg_class c ON c.oid = sc.table_oid JOIN pg_namespace n ON n.oid = c.relnamespace \
              WHERE (n.nspname || '.' || c.relname) = ANY($1) ORDER BY sc.attnum",
             &[&keys],
@@ -772,8 +776,15 @@ pub async fn load_table_columns(
         let name: String = r.get(1);
         let ty: String = r.get(2);
         let identity: bool = r.get(3);
+        let computed: bool = r.get(4);
         let info = out.entry(key).or_default();
         info.has_identity |= identity;
+        if identity {
+            info.identity = Some(name.clone());
+        }
+        if computed {
+            info.computed.push(name.clone());
+        }
         if let Ok(t) = TsqlType::parse(&ty) {
             info.columns.push((name, t));
         }

@@ -981,6 +981,7 @@ impl Session {
         }
         let mut stmt = stmt.clone();
         let ctx = self.context_with_tables(&mut stmt).await?;
+        self.name_insert_columns(&mut stmt);
         map_information_schema(&mut stmt);
         let mut rw = Rewriter::new(&ctx);
         let inferred = rw.rewrite(&mut stmt);
@@ -1045,6 +1046,42 @@ impl Session {
         let (result, _) = tokio::join!(producer, forward);
         let rows = result?;
         Ok(Done { rows: Some(rows) })
+    }
+
+    /// `INSERT t VALUES (...)` without a column list fills the columns SQL Server fills: not the
+    /// identity (unless IDENTITY_INSERT is on for the table), not computed columns. PostgreSQL
+    /// would fill the first ones by position, so the list is written out.
+    fn name_insert_columns(&self, stmt: &mut Statement) {
+        let Statement::Insert(ins) = stmt else { return };
+        let sqlparser::ast::TableObject::TableName(name) = &ins.table else {
+            return;
+        };
+        if !ins.columns.is_empty() || ins.source.is_none() {
+            return;
+        }
+        let key = crate::tsql::rewrite::table_key(name);
+        let Some(Some(info)) = self.table_cache.get(&key) else {
+            return;
+        };
+        let (q, _, _) = pg_table(name);
+        let identity_insert = self.identity_insert.as_deref() == Some(q.as_str());
+        let skip = |c: &String| {
+            info.computed.contains(c) || (!identity_insert && info.identity.as_ref() == Some(c))
+        };
+        if !info.columns.iter().any(|(c, _)| skip(c)) {
+            return;
+        }
+        ins.columns = info
+            .columns
+            .iter()
+            .filter(|(c, _)| !skip(c))
+            .map(|(c, _)| {
+                sqlparser::ast::ObjectName::from(vec![sqlparser::ast::Ident::with_quote(
+                    '"',
+                    c.clone(),
+                )])
+            })
+            .collect();
     }
 
     /// After an INSERT: SCOPE_IDENTITY() now refers to this table if it has an identity column.
