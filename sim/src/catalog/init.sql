@@ -674,7 +674,7 @@ CREATE VIEW sys.objects AS
          (CASE m.type WHEN 'P' THEN 'P ' ELSE 'FN' END)::char(2),
          (CASE m.type WHEN 'P' THEN 'SQL_STORED_PROCEDURE' ELSE 'SQL_SCALAR_FUNCTION' END)::varchar(60),
          m.create_date, m.modify_date, false, false, false
-  FROM _sim.modules m
+  FROM _sim.modules m WHERE m.type <> 'TR'
   UNION ALL
   SELECT _sim.nm(v.oid, v.relname)::varchar(128), v.oid::int, NULL::int, _sim.schema_id_of(v.relnamespace), 0, 'V '::char(2),
          'VIEW'::varchar(60), localtimestamp(3)::timestamp, localtimestamp(3)::timestamp, false, false, false
@@ -906,6 +906,19 @@ CREATE VIEW sys.procedures AS
          0 AS parent_object_id, 'P '::char(2) AS type, 'SQL_STORED_PROCEDURE'::varchar(60) AS type_desc, create_date, modify_date,
          false AS is_ms_shipped
   FROM _sim.modules WHERE type = 'P';
+
+-- A trigger whose body the simulator cannot run: a disabled PostgreSQL trigger (so sys.triggers
+-- lists it with is_disabled = 1) and its text in sys.sql_modules.
+CREATE FUNCTION _sim.store_trigger(tbl regclass, trig text, original text, or_alter boolean, events text, sch text, def text)
+RETURNS void LANGUAGE plpgsql AS $$
+DECLARE id oid;
+BEGIN
+  PERFORM _sim.create_trigger(tbl, trig, original, or_alter, events, 50000, 'not run by the simulator');
+  EXECUTE format('ALTER TABLE %s DISABLE TRIGGER %I', tbl, trig);
+  SELECT oid INTO id FROM pg_trigger WHERE tgrelid = tbl AND tgname = trig;
+  DELETE FROM _sim.modules WHERE object_id = id::int;
+  INSERT INTO _sim.modules (object_id, schema_name, name, type, definition) VALUES (id::int, sch, original, 'TR', def);
+END $$;
 
 -- OBJECT_ID finds procedures and functions too.
 CREATE OR REPLACE FUNCTION _sim.object_id(s text) RETURNS int LANGUAGE plpgsql STABLE AS $$

@@ -470,12 +470,33 @@ impl Session {
                 );
                 self.run_ddl(sql).await
             }
+            Stmt::StoredTrigger {
+                name,
+                table,
+                or_alter,
+                events,
+                text,
+            } => {
+                let (qualified, schema, _) = pg_table(table);
+                let (_, _, trig) = pg_table(name);
+                let sql = format!(
+                    "SELECT _sim.store_trigger({}::regclass, {}, {}, {or_alter}, {}, {}, {})",
+                    pg_quote(&qualified),
+                    pg_quote(&trig.to_lowercase()),
+                    pg_quote(&trig),
+                    pg_quote(&events.join(" OR ")),
+                    pg_quote(&schema),
+                    pg_quote(text)
+                );
+                self.run_ddl(sql).await
+            }
             Stmt::DropTrigger { names, if_exists } => {
                 let mut sql = String::new();
                 for n in names {
                     let (_, schema, trig) = pg_table(n);
                     sql.push_str(&format!(
-                        "SELECT _sim.drop_trigger({}, {}, {}, {if_exists});",
+                        "SELECT _sim.drop_trigger({}, {}, {}, {if_exists}); \
+                         DELETE FROM _sim.modules m WHERE m.type = 'TR' AND NOT EXISTS (SELECT 1 FROM pg_trigger g WHERE g.oid = m.object_id::oid);",
                         pg_quote(&schema.to_lowercase()),
                         pg_quote(&trig.to_lowercase()),
                         pg_quote(&trig)
@@ -1053,17 +1074,18 @@ impl Session {
     /// would fill the first ones by position, so the list is written out.
     fn name_insert_columns(&self, stmt: &mut Statement) {
         let Statement::Insert(ins) = stmt else { return };
-        let sqlparser::ast::TableObject::TableName(name) = &ins.table else {
+        let sqlparser::ast::TableObject::TableName(name) = ins.table.clone() else {
             return;
         };
-        if !ins.columns.is_empty() || ins.source.is_none() {
-            return;
-        }
-        let key = crate::tsql::rewrite::table_key(name);
+        let key = crate::tsql::rewrite::table_key(&name);
         let Some(Some(info)) = self.table_cache.get(&key) else {
             return;
         };
-        let (q, _, _) = pg_table(name);
+        bit_literals(ins, info);
+        if !ins.columns.is_empty() || ins.source.is_none() {
+            return;
+        }
+        let (q, _, _) = pg_table(&name);
         let identity_insert = self.identity_insert.as_deref() == Some(q.as_str());
         let skip = |c: &String| {
             info.computed.contains(c) || (!identity_insert && info.identity.as_ref() == Some(c))
@@ -1143,4 +1165,55 @@ fn text_arg(
 
 fn missing_arg(procedure: &str, name: &str) -> SqlError {
     SqlError::new(201, 16, format!("Procedure or function '{procedure}' expects parameter '{name}', which was not supplied."))
+}
+
+/// A number inserted into a bit column is 1 when it is not 0, as SQL Server converts it (the
+/// simulator stores bit as smallint 0/1). Literal VALUES only.
+fn bit_literals(ins: &mut sqlparser::ast::Insert, info: &catalog::TableInfo) {
+    use sqlparser::ast::{Expr, SetExpr, Value as V};
+    let Some(source) = ins.source.as_mut() else {
+        return;
+    };
+    let SetExpr::Values(values) = source.body.as_mut() else {
+        return;
+    };
+    let skip = |c: &String| info.computed.contains(c) || info.identity.as_ref() == Some(c);
+    let targets: Vec<String> = if ins.columns.is_empty() {
+        info.columns
+            .iter()
+            .filter(|(c, _)| !skip(c))
+            .map(|(c, _)| c.clone())
+            .collect()
+    } else {
+        ins.columns
+            .iter()
+            .map(|c| {
+                c.to_string()
+                    .trim_matches(|x| x == '"' || x == '[' || x == ']')
+                    .to_lowercase()
+            })
+            .collect()
+    };
+    let bits: Vec<bool> = targets
+        .iter()
+        .map(|t| {
+            info.columns
+                .iter()
+                .any(|(c, ty)| c == t && *ty == TsqlType::Bit)
+        })
+        .collect();
+    if !bits.contains(&true) {
+        return;
+    }
+    for row in &mut values.rows {
+        for (e, bit) in row.iter_mut().zip(&bits) {
+            if let (true, Expr::Value(v)) = (*bit, &mut *e) {
+                if let V::Number(n, _) = &v.value {
+                    if n.parse::<f64>().is_ok_and(|x| x != 0.0) {
+                        v.value = V::Number("1".into(), false);
+                    }
+                }
+            }
+        }
+    }
 }
