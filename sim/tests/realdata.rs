@@ -261,3 +261,59 @@ async fn alias_types_clustered_keys_and_like_classes() {
         .collect();
     assert_eq!(got, vec![(1, 0), (2, 50)]);
 }
+
+/// Fidelity items the scripts and catalog readers meet: COUNT(DISTINCT), rowversion NOT NULL,
+/// default definitions as SQL Server prints them, a bare procedure name (2812), CDC in
+/// sys.tables, views with their text, extended properties.
+#[tokio::test]
+async fn catalog_fidelity_for_real_scripts() {
+    let s = sim("fidelity").await;
+    let mut c = connect(&s).await;
+    exec(
+        &mut c,
+        "CREATE DATABASE f; USE f; EXEC sys.sp_cdc_enable_db",
+    )
+    .await;
+    exec(&mut c, "CREATE TABLE g (id int PRIMARY KEY, k int, v rowversion, d nvarchar(10) DEFAULT N'x', t datetime DEFAULT getdate()); \
+                  INSERT INTO g (id, k) VALUES (1, 1), (2, 1), (3, 2)").await;
+    let r = rows(&mut c, "SELECT COUNT(DISTINCT k), COUNT(k) FROM g").await;
+    assert_eq!(
+        (r[0].get::<i32, _>(0), r[0].get::<i32, _>(1)),
+        (Some(2), Some(3))
+    );
+    let r = rows(
+        &mut c,
+        "SELECT is_nullable FROM sys.columns WHERE object_id = OBJECT_ID('g') AND name = 'v'",
+    )
+    .await;
+    assert_eq!(r[0].get::<bool, _>(0), Some(false));
+    let r = rows(&mut c, "SELECT COLUMN_DEFAULT FROM INFORMATION_SCHEMA.COLUMNS WHERE TABLE_NAME = 'g' AND COLUMN_DEFAULT IS NOT NULL ORDER BY ORDINAL_POSITION").await;
+    let defaults: Vec<&str> = r.iter().map(|r| r.get::<&str, _>(0).unwrap()).collect();
+    assert_eq!(defaults, ["(N'x')", "(getdate())"]);
+    assert_eq!(error_number(&mut c, "nosuchproc 1, 2").await, 2812);
+    exec(&mut c, "EXEC sys.sp_cdc_enable_table @source_schema = N'dbo', @source_name = N'g', @role_name = NULL").await;
+    let r = rows(
+        &mut c,
+        "SELECT is_tracked_by_cdc FROM sys.tables WHERE name = 'g'",
+    )
+    .await;
+    assert_eq!(r[0].get::<bool, _>(0), Some(true));
+    exec(
+        &mut c,
+        "CREATE VIEW [g view] AS SELECT id, k FROM g WHERE k = 1",
+    )
+    .await;
+    let r = rows(&mut c, "SELECT v.name, m.definition, iv.VIEW_DEFINITION FROM sys.views v JOIN sys.sql_modules m ON m.object_id = v.object_id \
+                          JOIN INFORMATION_SCHEMA.VIEWS iv ON iv.TABLE_NAME = v.name").await;
+    assert_eq!(r[0].get::<&str, _>(0), Some("g view"));
+    assert_eq!(
+        r[0].get::<&str, _>(1),
+        Some("CREATE VIEW [g view] AS SELECT id, k FROM g WHERE k = 1")
+    );
+    assert_eq!(r[0].get::<&str, _>(2), r[0].get::<&str, _>(1));
+    exec(&mut c, "EXEC sp_addextendedproperty @name = N'MS_Description', @value = N'The k', @level0type = N'SCHEMA', @level0name = N'dbo', \
+                  @level1type = N'TABLE', @level1name = N'g', @level2type = N'COLUMN', @level2name = N'k'").await;
+    let r = rows(&mut c, "SELECT minor_id, CAST(value AS nvarchar(100)) FROM sys.extended_properties WHERE major_id = OBJECT_ID('g') AND name = N'MS_Description'").await;
+    assert_eq!(r[0].get::<i32, _>(0), Some(2));
+    assert_eq!(r[0].get::<&str, _>(1), Some("The k"));
+}

@@ -267,8 +267,16 @@ BEGIN
     FROM pg_attribute a LEFT JOIN pg_attribute sa ON sa.attrelid = src AND sa.attname = a.attname AND NOT sa.attisdropped
     LEFT JOIN _sim.columns sc ON sc.table_oid = src AND sc.attnum = sa.attnum
    WHERE a.attrelid = ct_oid AND a.attnum > 0;
+  -- Everything committed so far is captured first (into the instances that exist), so the max
+  -- LSN reaching this instance's start means every earlier change is in the change tables, as
+  -- the capture job reads SQL Server's log in order.
+  PERFORM _sim.cdc_capture();
+  -- The instance starts at a new LSN, after every change already captured (SQL Server's start is
+  -- the LSN of the enabling transaction): a change captured before belongs to the older
+  -- instances only. (The current max LSN was used before, which made a change captured just
+  -- before the new instance share its start LSN and be read from neither.)
   INSERT INTO cdc.change_tables (object_id, source_object_id, capture_instance, start_lsn, supports_net_changes, role_name, index_name)
-  VALUES (ct_oid::int, src::int, ci, COALESCE(_sim.cdc_max_lsn(), _sim.cdc_next_lsn()), net, role, _sim.nm(
+  VALUES (ct_oid::int, src::int, ci, _sim.cdc_next_lsn(), net, role, _sim.nm(
       (SELECT conindid FROM pg_constraint WHERE conrelid = src AND contype = 'p'), pk_name::name));
   INSERT INTO cdc.captured_columns (object_id, column_name, column_id, column_type, column_ordinal, is_computed)
   SELECT ct_oid::int, sc.name, sc.attnum, split_part(sc.type, '(', 1), row_number() OVER (ORDER BY sc.attnum), a.attgenerated <> ''

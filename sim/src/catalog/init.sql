@@ -561,13 +561,20 @@ CREATE VIEW sys.schemas AS
   FROM pg_namespace n
   WHERE n.nspname NOT LIKE 'pg\_%' AND n.nspname NOT IN ('information_schema', '_sim', 'public');
 
+-- sys.tables.is_tracked_by_cdc: a capture instance exists for the table.
+CREATE FUNCTION _sim.tracked_by_cdc(t oid) RETURNS boolean LANGUAGE plpgsql STABLE AS $$
+BEGIN
+  IF to_regclass('cdc.change_tables') IS NULL THEN RETURN false; END IF;
+  RETURN EXISTS (SELECT 1 FROM cdc.change_tables WHERE source_object_id = t::int);
+END $$;
+
 CREATE VIEW sys.tables AS
   SELECT _sim.nm(c.oid, c.relname) AS name, c.oid::int AS object_id, NULL::int AS principal_id, _sim.schema_id_of(c.relnamespace) AS schema_id,
          0 AS parent_object_id, 'U '::char(2) AS type, 'USER_TABLE'::varchar(60) AS type_desc,
          t.create_date AS create_date, t.modify_date AS modify_date, false AS is_ms_shipped, false AS is_published,
          false AS is_schema_published, 0 AS lob_data_space_id, false AS is_replicated, false AS has_replication_filter,
          false AS is_merge_published, false AS is_sync_tran_subscribed, false AS has_unchecked_assembly_data,
-         0 AS text_in_row_limit, false AS large_value_types_out_of_row, false AS is_tracked_by_cdc,
+         0 AS text_in_row_limit, false AS large_value_types_out_of_row, _sim.tracked_by_cdc(c.oid) AS is_tracked_by_cdc,
          0::smallint AS lock_escalation, 'TABLE'::varchar(60) AS lock_escalation_desc, false AS is_filetable,
          false AS is_memory_optimized, 0::smallint AS durability, 'SCHEMA_AND_DATA'::varchar(60) AS durability_desc,
          0::smallint AS temporal_type, 'NON_TEMPORAL_TABLE'::varchar(60) AS temporal_type_desc, NULL::int AS history_table_id,
@@ -674,7 +681,7 @@ CREATE VIEW sys.objects AS
          (CASE m.type WHEN 'P' THEN 'P ' ELSE 'FN' END)::char(2),
          (CASE m.type WHEN 'P' THEN 'SQL_STORED_PROCEDURE' ELSE 'SQL_SCALAR_FUNCTION' END)::varchar(60),
          m.create_date, m.modify_date, false, false, false
-  FROM _sim.modules m WHERE m.type <> 'TR'
+  FROM _sim.modules m WHERE m.type NOT IN ('TR', 'V')
   UNION ALL
   SELECT _sim.nm(v.oid, v.relname)::varchar(128), v.oid::int, NULL::int, _sim.schema_id_of(v.relnamespace), 0, 'V '::char(2),
          'VIEW'::varchar(60), localtimestamp(3)::timestamp, localtimestamp(3)::timestamp, false, false, false
@@ -804,6 +811,14 @@ CREATE VIEW _sim_is.key_column_usage AS
   JOIN _sim.columns sc ON sc.table_oid = k.conrelid AND sc.attnum = x.attnum
   WHERE k.contype IN ('p', 'u', 'f');
 
+CREATE VIEW _sim_is.views AS
+  SELECT current_setting('sim.database', true)::varchar(128) AS table_catalog, _sim.nm(n.oid, n.nspname)::varchar(128) AS table_schema,
+         _sim.nm(v.oid, v.relname)::varchar(128) AS table_name,
+         (SELECT left(m.definition, 4000) FROM _sim.modules m WHERE m.object_id = v.oid::int)::varchar(4000) AS view_definition,
+         'NONE'::varchar(7) AS check_option, 'NO'::varchar(2) AS is_updatable
+  FROM pg_class v JOIN pg_namespace n ON n.oid = v.relnamespace
+  WHERE v.relkind = 'v' AND n.nspname NOT IN ('sys', 'information_schema', 'pg_catalog', '_sim', '_sim_is', 'cdc');
+
 CREATE VIEW _sim_is.referential_constraints AS
   SELECT current_setting('sim.database', true)::varchar(128) AS constraint_catalog, s.name AS constraint_schema, _sim.nm(k.oid, k.conname) AS constraint_name,
          current_setting('sim.database', true)::varchar(128) AS unique_constraint_catalog, us.name AS unique_constraint_schema,
@@ -900,7 +915,15 @@ BEGIN
 END $$;
 CREATE VIEW sys.sql_modules AS
   SELECT object_id, definition::varchar AS definition, true AS uses_ansi_nulls, true AS uses_quoted_identifier, false AS is_schema_bound
-  FROM _sim.modules;
+  FROM _sim.modules m WHERE m.type NOT IN ('V', 'TR') OR EXISTS (SELECT 1 FROM pg_class c WHERE c.oid = m.object_id::oid)
+     OR EXISTS (SELECT 1 FROM pg_trigger g WHERE g.oid = m.object_id::oid);
+CREATE VIEW sys.views AS
+  SELECT _sim.nm(v.oid, v.relname)::varchar(128) AS name, v.oid::int AS object_id, NULL::int AS principal_id,
+         _sim.schema_id_of(v.relnamespace) AS schema_id, 0 AS parent_object_id, 'V '::char(2) AS type, 'VIEW'::varchar(60) AS type_desc,
+         localtimestamp(3)::timestamp AS create_date, localtimestamp(3)::timestamp AS modify_date, false AS is_ms_shipped,
+         false AS is_published, false AS is_schema_published, false AS with_check_option
+  FROM pg_class v JOIN pg_namespace n ON n.oid = v.relnamespace
+  WHERE v.relkind = 'v' AND n.nspname NOT IN ('sys', 'information_schema', 'pg_catalog', '_sim', '_sim_is', 'cdc');
 CREATE VIEW sys.procedures AS
   SELECT name::varchar(128) AS name, object_id, NULL::int AS principal_id, _sim.schema_id_of(to_regnamespace(lower(schema_name))::oid) AS schema_id,
          0 AS parent_object_id, 'P '::char(2) AS type, 'SQL_STORED_PROCEDURE'::varchar(60) AS type_desc, create_date, modify_date,
@@ -977,3 +1000,36 @@ CREATE OR REPLACE VIEW sys.types AS
          (CASE WHEN a.system_type_id IN (167, 175, 231, 239, 35, 99) THEN 'SQL_Latin1_General_CP1_CI_AS' END)::varchar(128),
          a.nullable, true, false, 0, 0, false
   FROM _sim.alias_types a;
+
+-- sp_addextendedproperty and sys.extended_properties (MS_Description and friends).
+CREATE TABLE _sim.extended_properties (class int NOT NULL, major_id int NOT NULL, minor_id int NOT NULL, name text NOT NULL, value text,
+    PRIMARY KEY (class, major_id, minor_id, name));
+CREATE FUNCTION _sim.add_extended_property(prop text, val text, t0 text, n0 text, t1 text, n1 text, t2 text, n2 text)
+RETURNS void LANGUAGE plpgsql AS $$
+DECLARE cls int := 0; major int := 0; minor int := 0;
+BEGIN
+  IF t1 IS NOT NULL THEN
+    cls := 1;
+    major := _sim.object_id(format('[%s].[%s]', replace(COALESCE(n0, 'dbo'), ']', ']]'), replace(n1, ']', ']]')));
+    IF major IS NULL THEN
+      PERFORM _sim.raise(15135, format('Object is invalid. Extended properties are not permitted on ''%s.%s'', or the object does not exist.', n0, n1));
+    END IF;
+    IF t2 IS NOT NULL THEN
+      SELECT sc.attnum INTO minor FROM _sim.columns sc WHERE sc.table_oid = major::oid AND lower(sc.name) = lower(n2);
+      IF minor IS NULL THEN
+        PERFORM _sim.raise(15135, format('Object is invalid. Extended properties are not permitted on ''%s.%s.%s'', or the object does not exist.', n0, n1, n2));
+      END IF;
+    END IF;
+  ELSIF t0 IS NOT NULL THEN
+    cls := 3;
+    major := _sim.schema_id_of(to_regnamespace(lower(n0))::oid);
+  END IF;
+  IF EXISTS (SELECT 1 FROM _sim.extended_properties WHERE class = cls AND major_id = major AND minor_id = minor AND name = prop) THEN
+    PERFORM _sim.raise(15233, format('Property cannot be added. Property ''%s'' already exists for ''%s''.', prop, COALESCE(n2, n1, n0, 'the database')));
+  END IF;
+  INSERT INTO _sim.extended_properties VALUES (cls, major, minor, prop, val);
+END $$;
+CREATE VIEW sys.extended_properties AS
+  SELECT class::smallint AS class, (CASE class WHEN 0 THEN 'DATABASE' WHEN 1 THEN 'OBJECT_OR_COLUMN' ELSE 'SCHEMA' END)::varchar(60) AS class_desc,
+         major_id, minor_id, name::varchar(128) AS name, value::varchar(7500) AS value
+  FROM _sim.extended_properties;

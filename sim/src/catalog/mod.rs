@@ -94,6 +94,25 @@ fn rewrite_default(e: &Expr) -> Result<String, SqlError> {
     to_pg_text(&stmt_expr.to_string()).map_err(|e| SqlError::new(e.number, 16, e.message))
 }
 
+/// An expression as SQL Server prints a default's definition: names and keywords in lower case,
+/// literals as written (`N'x'`, `getdate()`).
+fn definition_text(e: &Expr) -> String {
+    let printed = e.to_string();
+    let dialect = sqlparser::dialect::MsSqlDialect {};
+    match sqlparser::tokenizer::Tokenizer::new(&dialect, &printed).tokenize() {
+        Ok(tokens) => tokens
+            .into_iter()
+            .map(|t| match t {
+                sqlparser::tokenizer::Token::Word(w) if w.quote_style.is_none() => {
+                    w.value.to_lowercase()
+                }
+                other => other.to_string(),
+            })
+            .collect(),
+        Err(_) => printed,
+    }
+}
+
 fn number(e: &Expr) -> Option<String> {
     match e {
         Expr::Value(v) => Some(v.value.to_string()),
@@ -269,7 +288,8 @@ fn column_sql(
     let user_type_id = alias.map_or(ty.user_type_id() as i64, |a| a.2 as i64);
     let mut out = ColumnSql::default();
     // An alias type brings its own nullability (overridden by an explicit NULL / NOT NULL).
-    let mut nullable = !in_pk && alias.is_none_or(|a| a.1);
+    // rowversion is NOT NULL unless declared NULL.
+    let mut nullable = !in_pk && alias.is_none_or(|a| a.1) && ty != TsqlType::RowVersion;
     let mut identity: Option<(String, String)> = None;
     let mut default: Option<(Option<String>, Expr)> = None;
     let mut checks: Vec<String> = Vec::new();
@@ -353,7 +373,7 @@ fn column_sql(
         default_cols = (
             "nextval('_sim.object_ids')".into(),
             pg_quote(&dname),
-            pg_quote(&format!("({})", e.to_string().to_lowercase())),
+            pg_quote(&format!("({})", definition_text(e))),
         );
     }
     if let Some(ck) = ty.pg_check(&pg_ident(&orig)) {

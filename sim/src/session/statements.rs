@@ -564,6 +564,24 @@ impl Session {
             }
             Stmt::If { .. } => Ok(none),
             Stmt::Sql(stmt) => self.exec_sql(stmt, out).await,
+            Stmt::CreateView(stmt, text) => {
+                let done = self.exec_sql(stmt, out).await?;
+                if let Statement::CreateView(cv) = stmt.as_ref() {
+                    let (qualified, schema, view) = pg_table(&cv.name);
+                    self.run_ddl(format!(
+                        "DELETE FROM _sim.modules WHERE object_id = to_regclass({q})::oid::int \
+                           OR (type = 'V' AND lower(schema_name) = lower({s}) AND lower(name) = lower({n})); \
+                         INSERT INTO _sim.modules (object_id, schema_name, name, type, definition) \
+                         SELECT to_regclass({q})::oid::int, {s}, {n}, 'V', {}",
+                        pg_quote(text),
+                        q = pg_quote(&qualified),
+                        s = pg_quote(&schema),
+                        n = pg_quote(&view)
+                    ))
+                    .await?;
+                }
+                Ok(done)
+            }
         }
     }
 
@@ -737,6 +755,30 @@ impl Session {
                     Some(other) => return Err(SqlError::new(8114, 16, format!("@rows must be a positive integer, not {other:?}."))),
                 };
                 self.seed(rows, out, mode).await
+            }
+            // sp_addextendedproperty @name, @value, @level0type, @level0name, @level1type,
+            // @level1name, @level2type, @level2name (sys.extended_properties).
+            "sp_addextendedproperty" => {
+                let t = |n: &str, i: usize| text_arg(args, n, i);
+                let prop = t("@name", 0)?.ok_or_else(|| missing_arg("sp_addextendedproperty", "@name"))?;
+                let value = match arg(args, "@value", 1) {
+                    None | Some(Value::Null) => "NULL".to_string(),
+                    Some(Value::Text(v)) => pg_quote(v),
+                    Some(other) => pg_quote(crate::value::pg_literal(other).trim_matches('\'')),
+                };
+                let q = |v: Option<String>| v.map(|x| pg_quote(&x)).unwrap_or_else(|| "NULL".into());
+                self.run_ddl(format!(
+                    "SELECT _sim.add_extended_property({}, {value}, {}, {}, {}, {}, {}, {})",
+                    pg_quote(&prop),
+                    q(t("@level0type", 2)?),
+                    q(t("@level0name", 3)?),
+                    q(t("@level1type", 4)?),
+                    q(t("@level1name", 5)?),
+                    q(t("@level2type", 6)?),
+                    q(t("@level2name", 7)?),
+                ))
+                .await
+                .map(|_| ())
             }
             // Alias types (sp_addtype @typename, @phystype, @nulltype).
             "sp_addtype" => {

@@ -132,6 +132,9 @@ pub enum Stmt {
         or_alter: bool,
         text: String,
     },
+    /// CREATE [OR ALTER] VIEW (alone in its batch, as SQL Server requires) and the batch's text,
+    /// kept for sys.sql_modules and INFORMATION_SCHEMA.VIEWS.
+    CreateView(Box<Statement>, String),
     /// CREATE TRIGGER with a body the simulator cannot run: stored with its text, disabled.
     StoredTrigger {
         name: ObjectName,
@@ -625,7 +628,25 @@ fn name_token_text(t: &Token) -> String {
 /// Never panics: a panic inside the parser (sqlparser asserts on some inputs) becomes error 102
 /// like any other batch that cannot be parsed.
 pub fn parse_batch(sql: &str) -> Result<Vec<Stmt>, SyntaxError> {
-    std::panic::catch_unwind(|| parse_batch_inner(sql)).unwrap_or_else(|panic| {
+    std::panic::catch_unwind(|| {
+        parse_batch_inner(sql).or_else(|e| {
+            // A batch that starts with a bare name runs that procedure (`sp_who`, `proc 1, 2`).
+            let first = Tokenizer::new(&MsSqlDialect {}, sql)
+                .tokenize()
+                .ok()
+                .and_then(|t| t.into_iter().find(|t| !matches!(t, Token::Whitespace(_))));
+            match first {
+                Some(Token::Word(w))
+                    if !starts_statement(&Token::Word(w.clone()))
+                        && w.keyword == Keyword::NoKeyword =>
+                {
+                    parse_batch_inner(&format!("EXEC {sql}")).map_err(|_| e)
+                }
+                _ => Err(e),
+            }
+        })
+    })
+    .unwrap_or_else(|panic| {
         let what = panic
             .downcast_ref::<&str>()
             .map(|s| s.to_string())
@@ -682,6 +703,11 @@ fn parse_batch_inner(sql: &str) -> Result<Vec<Stmt>, SyntaxError> {
             }]);
         }
         out.push(s);
+    }
+    if let [Stmt::Sql(stmt)] = out.as_slice() {
+        if matches!(stmt.as_ref(), Statement::CreateView(_)) {
+            return Ok(vec![Stmt::CreateView(stmt.clone(), sql.trim().to_string())]);
+        }
     }
     Ok(out)
 }

@@ -36,6 +36,20 @@ impl Rewriter<'_> {
                 .collect(),
             _ => Vec::new(),
         };
+        // COUNT(DISTINCT x), SUM(DISTINCT x)...: the qualifier travels with the arguments.
+        let args: Vec<String> = match &f.args {
+            FunctionArguments::List(l)
+                if matches!(
+                    l.duplicate_treatment,
+                    Some(sqlparser::ast::DuplicateTreatment::Distinct)
+                ) && !args.is_empty() =>
+            {
+                let mut a = args;
+                a[0] = format!("DISTINCT {}", a[0]);
+                a
+            }
+            _ => args,
+        };
         let a = |i: usize| args.get(i).cloned().unwrap_or_else(|| "NULL".into());
         let dt2 = Some(TsqlType::DateTime2(7));
         let (sql, ty): (String, Option<TsqlType>) = match name.as_str() {
