@@ -316,4 +316,19 @@ async fn catalog_fidelity_for_real_scripts() {
     let r = rows(&mut c, "SELECT minor_id, CAST(value AS nvarchar(100)) FROM sys.extended_properties WHERE major_id = OBJECT_ID('g') AND name = N'MS_Description'").await;
     assert_eq!(r[0].get::<i32, _>(0), Some(2));
     assert_eq!(r[0].get::<&str, _>(1), Some("The k"));
+    // Microsoft's initial-sync pattern: CROSS APPLY CHANGETABLE(VERSION ...).
+    exec(
+        &mut c,
+        "ALTER DATABASE f SET CHANGE_TRACKING = ON (CHANGE_RETENTION = 2 DAYS, AUTO_CLEANUP = ON)",
+    )
+    .await;
+    exec(&mut c, "ALTER TABLE g ENABLE CHANGE_TRACKING").await;
+    exec(&mut c, "UPDATE g SET k = 5 WHERE id = 2").await;
+    let r = rows(&mut c, "SELECT t.id, c.SYS_CHANGE_VERSION FROM g AS t CROSS APPLY CHANGETABLE(VERSION g, (id), (t.id)) AS c ORDER BY t.id").await;
+    let got: Vec<(i32, Option<i64>)> = r.iter().map(|r| (r.get(0).unwrap(), r.get(1))).collect();
+    assert_eq!(got.len(), 3);
+    assert!(
+        got[0].1.is_none() && got[1].1.is_some() && got[2].1.is_none(),
+        "{got:?}"
+    );
 }

@@ -1235,10 +1235,19 @@ pub fn to_pg_text(printed: &str) -> Result<String, RewriteError> {
     let mut prev_sig: Option<Token> = None;
     for t in tokens {
         let after_as = matches!(&prev_sig, Some(Token::Word(w)) if w.quote_style.is_none() && w.value.eq_ignore_ascii_case("AS"));
+        let after_cross = matches!(&prev_sig, Some(Token::Word(w)) if w.quote_style.is_none() && w.value.eq_ignore_ascii_case("CROSS"));
         if !matches!(t, Token::Whitespace(_)) {
             prev_sig = Some(t.clone());
         }
         match t {
+            // CROSS APPLY is PostgreSQL's CROSS JOIN LATERAL.
+            Token::Word(w)
+                if after_cross
+                    && w.quote_style.is_none()
+                    && w.value.eq_ignore_ascii_case("APPLY") =>
+            {
+                out.push_str("JOIN LATERAL");
+            }
             // `expr AS 'name'`: T-SQL allows a string as a column alias.
             Token::SingleQuotedString(s) if after_as => {
                 out.push('"');
