@@ -331,4 +331,34 @@ async fn catalog_fidelity_for_real_scripts() {
         got[0].1.is_none() && got[1].1.is_some() && got[2].1.is_none(),
         "{got:?}"
     );
+    // Sequences, NEXT VALUE FOR in a query and in a default, sys.sequences.
+    exec(
+        &mut c,
+        "CREATE SEQUENCE dbo.seq_a AS int START WITH 100 INCREMENT BY 5",
+    )
+    .await;
+    let r = rows(&mut c, "SELECT NEXT VALUE FOR dbo.seq_a").await;
+    assert_eq!(r[0].get::<i64, _>(0), Some(100));
+    exec(&mut c, "CREATE TABLE sq (id int NOT NULL PRIMARY KEY DEFAULT (NEXT VALUE FOR dbo.seq_a), v int); INSERT INTO sq (v) VALUES (1), (2)").await;
+    let r = rows(&mut c, "SELECT MAX(id) FROM sq").await;
+    assert_eq!(r[0].get::<i32, _>(0), Some(110));
+    let r = rows(
+        &mut c,
+        "SELECT name, CAST(current_value AS bigint), CAST(increment AS bigint) FROM sys.sequences",
+    )
+    .await;
+    assert_eq!(
+        (
+            r.len(),
+            r[0].get::<&str, _>(0),
+            r[0].get::<i64, _>(1),
+            r[0].get::<i64, _>(2)
+        ),
+        (1, Some("seq_a"), Some(110), Some(5))
+    );
+    let r = rows(&mut c, "SELECT COLUMN_DEFAULT FROM INFORMATION_SCHEMA.COLUMNS WHERE TABLE_NAME = 'sq' AND COLUMN_NAME = 'id'").await;
+    assert!(r[0]
+        .get::<&str, _>(0)
+        .unwrap()
+        .contains("NEXT VALUE FOR [dbo].[seq_a]"));
 }

@@ -1033,3 +1033,14 @@ CREATE VIEW sys.extended_properties AS
   SELECT class::smallint AS class, (CASE class WHEN 0 THEN 'DATABASE' WHEN 1 THEN 'OBJECT_OR_COLUMN' ELSE 'SCHEMA' END)::varchar(60) AS class_desc,
          major_id, minor_id, name::varchar(128) AS name, value::varchar(7500) AS value
   FROM _sim.extended_properties;
+
+-- sys.sequences (CREATE SEQUENCE runs on PostgreSQL's sequences).
+CREATE VIEW sys.sequences AS
+  SELECT _sim.nm(c.oid, c.relname)::varchar(128) AS name, c.oid::int AS object_id, _sim.schema_id_of(c.relnamespace) AS schema_id,
+         'SO'::char(2) AS type, 'SEQUENCE_OBJECT'::varchar(60) AS type_desc, s.seqstart::numeric AS start_value, s.seqincrement::numeric AS increment,
+         s.seqmin::numeric AS minimum_value, s.seqmax::numeric AS maximum_value, s.seqcycle AS is_cycling,
+         COALESCE(ps.last_value, s.seqstart)::numeric AS current_value
+  FROM pg_class c JOIN pg_sequence s ON s.seqrelid = c.oid JOIN pg_namespace n ON n.oid = c.relnamespace
+  LEFT JOIN pg_sequences ps ON ps.schemaname = n.nspname AND ps.sequencename = c.relname
+  WHERE c.relkind = 'S' AND n.nspname NOT IN ('_sim', 'pg_catalog', 'sys', 'cdc')
+    AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_class'::regclass AND d.objid = c.oid AND d.deptype IN ('a', 'i'));

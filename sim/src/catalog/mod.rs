@@ -108,6 +108,20 @@ fn definition_text(e: &Expr) -> String {
                 }
                 other => other.to_string(),
             })
+            .collect::<String>()
+            .split("next_value_for('")
+            .enumerate()
+            .map(|(i, part)| match (i, part.split_once("')")) {
+                // NEXT VALUE FOR [schema].[sequence], as SQL Server prints it.
+                (0, _) | (_, None) => part.to_string(),
+                (_, Some((name, rest))) => {
+                    let bracketed: Vec<String> = name
+                        .split('.')
+                        .map(|p| format!("[{}]", p.trim_matches(|c| c == '[' || c == ']')))
+                        .collect();
+                    format!("NEXT VALUE FOR {}{rest}", bracketed.join("."))
+                }
+            })
             .collect(),
         Err(_) => printed,
     }

@@ -230,6 +230,41 @@ fn pre_pass(tokens: Vec<TokenWithSpan>) -> Vec<TokenWithSpan> {
                 }
             }
         }
+        // NEXT VALUE FOR seq: a function call the rewriter knows, `next_value_for('seq')`.
+        if word_is(&t.token, "NEXT") {
+            let sig: Vec<usize> = (i + 1..tokens.len())
+                .filter(|&k| !matches!(tokens[k].token, Token::Whitespace(_)))
+                .take(2)
+                .collect();
+            if sig.len() == 2
+                && word_is(&tokens[sig[0]].token, "VALUE")
+                && word_is(&tokens[sig[1]].token, "FOR")
+            {
+                let mut j = sig[1] + 1;
+                while j < tokens.len() && matches!(tokens[j].token, Token::Whitespace(_)) {
+                    j += 1;
+                }
+                let mut name = String::new();
+                while j < tokens.len() {
+                    match &tokens[j].token {
+                        Token::Word(_) | Token::Period => {
+                            name.push_str(&name_token_text(&tokens[j].token))
+                        }
+                        _ => break,
+                    }
+                    j += 1;
+                }
+                out.push(TokenWithSpan::new(
+                    Token::make_word("next_value_for", None),
+                    t.span,
+                ));
+                out.push(TokenWithSpan::new(Token::LParen, t.span));
+                out.push(TokenWithSpan::new(Token::SingleQuotedString(name), t.span));
+                out.push(TokenWithSpan::new(Token::RParen, t.span));
+                i = j;
+                continue;
+            }
+        }
         // Money literals: `$12.50` tokenizes as a placeholder (sometimes `$12` and `.50`).
         if let Token::Placeholder(ph) = &t.token {
             let digits = ph.get(1..).unwrap_or("");

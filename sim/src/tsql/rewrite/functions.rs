@@ -205,6 +205,10 @@ impl Rewriter<'_> {
                 format!("count({})", args.join(", ")),
                 Some(TsqlType::BigInt),
             ),
+            "next_value_for" => (
+                format!("nextval(_sim.regclass_of({})::regclass)", a(0)),
+                Some(TsqlType::BigInt),
+            ),
             "count" => (
                 format!("count({})::int", args.join(", ")),
                 Some(TsqlType::Int),
