@@ -582,6 +582,17 @@ CREATE VIEW sys.tables AS
   FROM pg_class c JOIN _sim.tables t ON t.oid = c.oid
   WHERE c.relkind IN ('r', 'p');
 
+-- Alias types (sp_addtype, CREATE TYPE ... FROM): shown in sys.types as user-defined.
+CREATE TABLE _sim.alias_types (user_type_id int PRIMARY KEY, schema_name text NOT NULL, name text NOT NULL, base text NOT NULL,
+    nullable boolean NOT NULL, system_type_id int NOT NULL, max_length int NOT NULL, precision int NOT NULL, scale int NOT NULL);
+CREATE SEQUENCE _sim.alias_type_ids START WITH 257;
+CREATE FUNCTION _sim.create_alias_type(sch text, nm text, base text, nullable boolean, sys_id int, len int, prec int, sc int) RETURNS void LANGUAGE plpgsql AS $$
+BEGIN
+  IF EXISTS (SELECT 1 FROM _sim.alias_types WHERE lower(name) = lower(nm)) OR EXISTS (SELECT 1 FROM sys.types WHERE lower(name) = lower(nm)) THEN
+    PERFORM _sim.raise(15180, format('Cannot use the name ''%s''. The type already exists.', nm));
+  END IF;
+  INSERT INTO _sim.alias_types VALUES (nextval('_sim.alias_type_ids'), sch, nm, base, nullable, sys_id, len, prec, sc);
+END $$;
 CREATE VIEW sys.types AS
   SELECT name::varchar(128) AS name, system_type_id::smallint AS system_type_id, user_type_id, 4 AS schema_id, NULL::int AS principal_id,
          max_length::smallint AS max_length, precision::smallint AS precision, scale::smallint AS scale,
@@ -596,7 +607,13 @@ CREATE VIEW sys.types AS
     ('text',35,35,16,0,0), ('ntext',99,99,16,0,0), ('binary',173,173,8000,0,0), ('varbinary',165,165,8000,0,0), ('image',34,34,16,0,0),
     ('uniqueidentifier',36,36,16,0,0), ('xml',241,241,-1,0,0), ('timestamp',189,189,8,0,0), ('sql_variant',98,98,8016,0,0),
     ('hierarchyid',240,128,892,0,0), ('geometry',240,129,-1,0,0), ('geography',240,130,-1,0,0)
-  ) AS t(name, system_type_id, user_type_id, max_length, precision, scale);
+  ) AS t(name, system_type_id, user_type_id, max_length, precision, scale)
+  UNION ALL
+  SELECT a.name::varchar(128), a.system_type_id::smallint, a.user_type_id, _sim.schema_id_of(to_regnamespace(lower(a.schema_name))::oid), NULL::int,
+         a.max_length::smallint, a.precision::smallint, a.scale::smallint,
+         (CASE WHEN a.system_type_id IN (167, 175, 231, 239, 35, 99) THEN 'SQL_Latin1_General_CP1_CI_AS' END)::varchar(128),
+         a.nullable, true, false, 0, 0, false
+  FROM _sim.alias_types a;
 
 CREATE VIEW sys.columns AS
   SELECT c.table_oid::int AS object_id, c.name::varchar(128) AS name, a.attnum::int AS column_id,
@@ -968,38 +985,7 @@ BEGIN
   END IF;
 END $$;
 
--- Alias types (sp_addtype, CREATE TYPE ... FROM): shown in sys.types as user-defined.
-CREATE TABLE _sim.alias_types (user_type_id int PRIMARY KEY, schema_name text NOT NULL, name text NOT NULL, base text NOT NULL,
-    nullable boolean NOT NULL, system_type_id int NOT NULL, max_length int NOT NULL, precision int NOT NULL, scale int NOT NULL);
-CREATE SEQUENCE _sim.alias_type_ids START WITH 257;
-CREATE FUNCTION _sim.create_alias_type(sch text, nm text, base text, nullable boolean, sys_id int, len int, prec int, sc int) RETURNS void LANGUAGE plpgsql AS $$
-BEGIN
-  IF EXISTS (SELECT 1 FROM _sim.alias_types WHERE lower(name) = lower(nm)) OR EXISTS (SELECT 1 FROM sys.types WHERE lower(name) = lower(nm)) THEN
-    PERFORM _sim.raise(15180, format('Cannot use the name ''%s''. The type already exists.', nm));
-  END IF;
-  INSERT INTO _sim.alias_types VALUES (nextval('_sim.alias_type_ids'), sch, nm, base, nullable, sys_id, len, prec, sc);
-END $$;
-CREATE OR REPLACE VIEW sys.types AS
-  SELECT name::varchar(128) AS name, system_type_id::smallint AS system_type_id, user_type_id, 4 AS schema_id, NULL::int AS principal_id,
-         max_length::smallint AS max_length, precision::smallint AS precision, scale::smallint AS scale,
-         CASE WHEN name IN ('char','varchar','nchar','nvarchar','text','ntext','sysname','sql_variant','xml') THEN 'SQL_Latin1_General_CP1_CI_AS' END::varchar(128) AS collation_name,
-         true AS is_nullable, false AS is_user_defined, (user_type_id IN (128,129,130)) AS is_assembly_type, 0 AS default_object_id, 0 AS rule_object_id, false AS is_table_type
-  FROM (VALUES
-    ('bit',104,104,1,1,0), ('tinyint',48,48,1,3,0), ('smallint',52,52,2,5,0), ('int',56,56,4,10,0), ('bigint',127,127,8,19,0),
-    ('decimal',106,106,17,38,38), ('numeric',108,108,17,38,38), ('money',60,60,8,19,4), ('smallmoney',122,122,4,10,4),
-    ('real',59,59,4,24,0), ('float',62,62,8,53,0), ('date',40,40,3,10,0), ('time',41,41,5,16,7), ('datetime',61,61,8,23,3),
-    ('smalldatetime',58,58,4,16,0), ('datetime2',42,42,8,27,7), ('datetimeoffset',43,43,10,34,7), ('char',175,175,8000,0,0),
-    ('varchar',167,167,8000,0,0), ('nchar',239,239,8000,0,0), ('nvarchar',231,231,8000,0,0), ('sysname',231,256,256,0,0),
-    ('text',35,35,16,0,0), ('ntext',99,99,16,0,0), ('binary',173,173,8000,0,0), ('varbinary',165,165,8000,0,0), ('image',34,34,16,0,0),
-    ('uniqueidentifier',36,36,16,0,0), ('xml',241,241,-1,0,0), ('timestamp',189,189,8,0,0), ('sql_variant',98,98,8016,0,0),
-    ('hierarchyid',240,128,892,0,0), ('geometry',240,129,-1,0,0), ('geography',240,130,-1,0,0)
-  ) AS t(name, system_type_id, user_type_id, max_length, precision, scale)
-  UNION ALL
-  SELECT a.name::varchar(128), a.system_type_id::smallint, a.user_type_id, _sim.schema_id_of(to_regnamespace(lower(a.schema_name))::oid), NULL::int,
-         a.max_length::smallint, a.precision::smallint, a.scale::smallint,
-         (CASE WHEN a.system_type_id IN (167, 175, 231, 239, 35, 99) THEN 'SQL_Latin1_General_CP1_CI_AS' END)::varchar(128),
-         a.nullable, true, false, 0, 0, false
-  FROM _sim.alias_types a;
+
 
 -- sp_addextendedproperty and sys.extended_properties (MS_Description and friends).
 CREATE TABLE _sim.extended_properties (class int NOT NULL, major_id int NOT NULL, minor_id int NOT NULL, name text NOT NULL, value text,

@@ -308,34 +308,30 @@ fn without_filegroups(tokens: Vec<TokenWithSpan>) -> Vec<TokenWithSpan> {
     let mut i = 0;
     while i < tokens.len() {
         let t = &tokens[i];
-        if word_is(&t.token, "CLUSTERED") || word_is(&t.token, "NONCLUSTERED") {
-            let prev = out
-                .iter()
-                .rev()
-                .find(|x| !matches!(x.token, Token::Whitespace(_)));
-            let next =
-                (i + 1..tokens.len()).find(|&k| !matches!(tokens[k].token, Token::Whitespace(_)));
-            let in_constraint =
-                prev.is_some_and(|p| word_is(&p.token, "KEY") || word_is(&p.token, "UNIQUE"));
-            let index = next.is_some_and(|k| word_is(&tokens[k].token, "INDEX"));
-            if in_constraint && !index {
-                i += 1;
-                continue;
-            }
+        let prev = out
+            .iter()
+            .rev()
+            .find(|x| !matches!(x.token, Token::Whitespace(_)))
+            .map(|x| &x.token);
+        let next =
+            (i + 1..tokens.len()).find(|&k| !matches!(tokens[k].token, Token::Whitespace(_)));
+        let next_is = |w: &str| next.is_some_and(|k| word_is(&tokens[k].token, w));
+        let clustered = word_is(&t.token, "CLUSTERED") || word_is(&t.token, "NONCLUSTERED");
+        if clustered
+            && prev.is_some_and(|p| word_is(p, "KEY") || word_is(p, "UNIQUE"))
+            && !next_is("INDEX")
+        {
+            i += 1;
+            continue;
         }
-        let is_on = word_is(&t.token, "ON") || word_is(&t.token, "TEXTIMAGE_ON");
-        if is_on {
-            let prev = out
-                .iter()
-                .rev()
-                .find(|x| !matches!(x.token, Token::Whitespace(_)));
-            let next =
-                (i + 1..tokens.len()).find(|&k| !matches!(tokens[k].token, Token::Whitespace(_)));
-            let fg = next.is_some_and(|k| matches!(&tokens[k].token, Token::Word(w) if w.value.eq_ignore_ascii_case("PRIMARY")));
-            if fg && prev.is_some_and(|p| p.token == Token::RParen) {
-                i = next.map_or(tokens.len(), |k| k + 1);
-                continue;
-            }
+        let storage = word_is(&t.token, "ON") || word_is(&t.token, "TEXTIMAGE_ON");
+        // The filegroup may be written PRIMARY, [PRIMARY] or "PRIMARY".
+        let primary = next.is_some_and(
+            |k| matches!(&tokens[k].token, Token::Word(w) if w.value.eq_ignore_ascii_case("PRIMARY")),
+        );
+        if storage && primary && prev == Some(&Token::RParen) {
+            i = next.map_or(tokens.len(), |k| k + 1);
+            continue;
         }
         out.push(t.clone());
         i += 1;
