@@ -613,6 +613,8 @@ async fn register_planned(
             return Ok(());
         }
     }
+    // Ours from here on: only the replicator writes it until cutover.
+    crate::sink::guard::ensure(pg, &shared.config.mapping.progress_schema, &plan.target).await?;
     let state = match prog.map(|p| p.phase.as_str()) {
         Some("streaming") => TableState::CatchingUp,
         Some("snapshotting") => TableState::Snapshotting,

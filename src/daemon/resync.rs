@@ -82,6 +82,7 @@ async fn start(shared: &Arc<Shared>, name: &str) -> Result<(), Error> {
     ddl::replace_if_other_shape(&pg, &plan, recorded.as_deref()).await?;
     let mut notes = Vec::new();
     ddl::ensure_table(&pg, &plan, &mut notes).await?;
+    crate::sink::guard::ensure(&pg, &cfg.mapping.progress_schema, &plan.target).await?;
     for n in &notes {
         tracing::warn!(table = %n.table, note = %n.message, "schema conversion note");
     }

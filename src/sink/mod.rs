@@ -7,6 +7,7 @@
 pub mod apply;
 pub mod copy;
 pub mod ddl;
+pub mod guard;
 pub mod progress;
 
 use crate::config::TargetConfig;
@@ -40,6 +41,7 @@ pub async fn connect(cfg: &TargetConfig) -> Result<Client, Error> {
         .batch_execute("SET synchronous_commit = on; SET lock_timeout = '30s'; SET client_min_messages = warning")
         .await
         .context(|| "session settings".into())?;
+    guard::mark_session(&client).await?;
     Ok(client)
 }
 

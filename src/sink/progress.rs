@@ -44,6 +44,30 @@ pub struct TableProgress {
     /// The CDC capture instance the position belongs to (none: Change Tracking, or a record
     /// written before this was kept).
     pub capture_instance: Option<String>,
+    /// The last proof of equality still standing (see [`Proof`]).
+    pub proof: Option<Proof>,
+    /// Bumped by everything that writes the table's rows other than a window (a snapshot, a
+    /// repair, a schema change); a proof is recorded only under the epoch it was taken in.
+    pub proof_epoch: i64,
+}
+
+/// A full validation's result that cutover may build on: at `position` (P1), every row of the
+/// target equalled the source's, except keys changed after P1 (which the change source lists).
+/// Recorded only while nothing but windows has written the table since (the epoch), and cleared
+/// by the next snapshot, repair, schema change or capture-instance take-over, in the same
+/// transaction as that write.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Proof {
+    /// The target's committed position the comparison was made at (P1).
+    pub position: Position,
+    /// When the comparison began (Unix ms).
+    pub at_ms: i64,
+    /// Rows compared on each side (the keys changing meanwhile left out).
+    pub rows: i64,
+    /// `full` (rows read by the replicator) or `full, in database` (checksums by both).
+    pub mode: String,
+    /// The write guard's identity at P1 ([`crate::sink::guard::identity`]).
+    pub guard: String,
 }
 
 /// Creates the progress schema and tables. Idempotent.
@@ -68,7 +92,9 @@ pub async fn ensure(pg: &impl GenericClient, schema: &str) -> Result<(), Error> 
             done boolean NOT NULL DEFAULT false,
             PRIMARY KEY (source_table, part));
          ALTER TABLE {s}.table_progress ADD COLUMN IF NOT EXISTS source_columns text;
-         ALTER TABLE {s}.table_progress ADD COLUMN IF NOT EXISTS capture_instance text;"
+         ALTER TABLE {s}.table_progress ADD COLUMN IF NOT EXISTS capture_instance text;
+         ALTER TABLE {s}.table_progress ADD COLUMN IF NOT EXISTS proof text;
+         ALTER TABLE {s}.table_progress ADD COLUMN IF NOT EXISTS proof_epoch bigint NOT NULL DEFAULT 0;"
     ))
     .await
     .context(|| format!("create the progress tables in schema {schema}"))
@@ -83,7 +109,7 @@ pub async fn load(
     let mut out = BTreeMap::new();
     let rows = pg
         .query(
-            &format!("SELECT source_table, target_table, phase, start_position, stream_position, source_columns, capture_instance FROM {s}.table_progress"),
+            &format!("SELECT source_table, target_table, phase, start_position, stream_position, source_columns, capture_instance, proof, proof_epoch FROM {s}.table_progress"),
             &[],
         )
         .await
@@ -103,6 +129,11 @@ pub async fn load(
                 // Unreadable (written by a newer release?): derived from the target instead.
                 columns: columns.and_then(|c| serde_json::from_str(&c).ok()),
                 capture_instance: r.get(6),
+                // Unreadable: no proof (cutover then checks every row).
+                proof: r
+                    .get::<_, Option<String>>(7)
+                    .and_then(|p| serde_json::from_str(&p).ok()),
+                proof_epoch: r.get(8),
             },
         );
     }
@@ -174,7 +205,8 @@ pub async fn begin_snapshot(
              VALUES ($1, $2, 'snapshotting', $3, NULL, $4, $5) ON CONFLICT (source_table) DO UPDATE SET \
              target_table = EXCLUDED.target_table, phase = 'snapshotting', start_position = EXCLUDED.start_position, \
              stream_position = NULL, source_columns = EXCLUDED.source_columns, \
-             capture_instance = EXCLUDED.capture_instance, updated_at = now()"
+             capture_instance = EXCLUDED.capture_instance, proof = NULL, \
+             proof_epoch = {s}.table_progress.proof_epoch + 1, updated_at = now()"
         ),
         &[&source, &target, &start.to_string(), &shape.columns_json(), &shape.capture_instance],
     )
@@ -268,7 +300,7 @@ pub async fn record_shape(
 ) -> Result<(), Error> {
     let s = quote_pg(schema);
     tx.execute(
-        &format!("UPDATE {s}.table_progress SET source_columns = $2, capture_instance = $3, updated_at = now() WHERE source_table = $1"),
+        &format!("UPDATE {s}.table_progress SET source_columns = $2, capture_instance = $3, {INVALIDATE}, updated_at = now() WHERE source_table = $1"),
         &[&source, &shape.columns_json(), &shape.capture_instance],
     )
     .await
@@ -281,10 +313,68 @@ pub async fn record_shape(
 pub async fn mark_resync(pg: &impl GenericClient, schema: &str, source: &str) -> Result<(), Error> {
     let s = quote_pg(schema);
     pg.execute(
-        &format!("UPDATE {s}.table_progress SET phase = 'resync', updated_at = now() WHERE source_table = $1"),
+        &format!("UPDATE {s}.table_progress SET phase = 'resync', {INVALIDATE}, updated_at = now() WHERE source_table = $1"),
         &[&source],
     )
     .await
     .context(|| format!("mark {source} for resync"))?;
     Ok(())
+}
+
+/// The SET clause that drops a table's proof and moves its epoch on.
+const INVALIDATE: &str = "proof = NULL, proof_epoch = proof_epoch + 1";
+
+/// Drops a table's proof: its rows are about to be written other than by a window (a repair).
+/// Call it in the transaction that writes them.
+pub async fn invalidate_proof(
+    tx: &impl GenericClient,
+    schema: &str,
+    source: &str,
+) -> Result<(), Error> {
+    let s = quote_pg(schema);
+    tx.execute(
+        &format!("UPDATE {s}.table_progress SET {INVALIDATE} WHERE source_table = $1"),
+        &[&source],
+    )
+    .await
+    .context(|| format!("drop the equality proof of {source}"))?;
+    Ok(())
+}
+
+/// A table's proof epoch now (read in a validation's pinned transaction).
+pub async fn proof_epoch(
+    tx: &impl GenericClient,
+    schema: &str,
+    source: &str,
+) -> Result<Option<i64>, Error> {
+    let s = quote_pg(schema);
+    Ok(tx
+        .query_opt(
+            &format!("SELECT proof_epoch FROM {s}.table_progress WHERE source_table = $1"),
+            &[&source],
+        )
+        .await
+        .context(|| format!("read the proof epoch of {source}"))?
+        .map(|r| r.get(0)))
+}
+
+/// Records `proof` unless the table's epoch moved on since `epoch` (something other than a
+/// window wrote it meanwhile). Returns whether it was recorded.
+pub async fn record_proof(
+    pg: &impl GenericClient,
+    schema: &str,
+    source: &str,
+    epoch: i64,
+    proof: &Proof,
+) -> Result<bool, Error> {
+    let s = quote_pg(schema);
+    let json = serde_json::to_string(proof).unwrap_or_default();
+    let n = pg
+        .execute(
+            &format!("UPDATE {s}.table_progress SET proof = $3 WHERE source_table = $1 AND proof_epoch = $2"),
+            &[&source, &epoch, &json],
+        )
+        .await
+        .context(|| format!("record the equality proof of {source}"))?;
+    Ok(n == 1)
 }

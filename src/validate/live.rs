@@ -20,6 +20,7 @@ use crate::daemon::{connect_target, resume_position, Kind, Shared, TableRt};
 use crate::error::{Context, Error};
 use crate::model::{quote_tsql, Position, Value};
 use crate::sink::apply::Op;
+use crate::sink::{guard, progress};
 use crate::source::read::Key;
 use crate::source::{self, Tds};
 use crate::state::{TableState, ValidationRecord};
@@ -68,6 +69,9 @@ pub struct TableResult {
     /// Full mode: seconds the source and the target each took for the first comparison
     /// (in database they run at the same time), to see which side is slow.
     pub seconds: Option<SideSeconds>,
+    /// An equal full validation recorded as the table's proof of equality, which cutover
+    /// builds on instead of comparing every row inside its write window.
+    pub proven: bool,
 }
 
 /// Seconds each side took, rounded to milliseconds.
@@ -155,6 +159,7 @@ fn skipped(name: &str, mode: ValidationMode, why: &str) -> TableResult {
         in_database: false,
         rows_read: 0,
         seconds: None,
+        proven: false,
     }
 }
 
@@ -308,6 +313,9 @@ struct FirstPass {
     in_database: bool,
     rows_read: i64,
     seconds: Option<SideSeconds>,
+    /// What a proof needs from the pinned target: (P1, proof epoch, guard identity), when the
+    /// table has all three.
+    basis: Option<(Position, i64, String)>,
 }
 
 async fn first_pass(
@@ -321,6 +329,13 @@ async fn first_pass(
     let plan = &rt.plan;
     let policies = &shared.config.policies;
     let (tx, pos, _) = pin(shared, pg, name, false).await?;
+    let schema = &shared.config.mapping.progress_schema;
+    let epoch = progress::proof_epoch(&tx, schema, name).await?;
+    let guard = guard::identity(&tx, &plan.target).await?;
+    let basis = match (pos, epoch, guard) {
+        (Some(p), Some(e), Some(g)) => Some((p, e, g)),
+        _ => None,
+    };
     source::execute(tds, "BEGIN TRANSACTION", "validate: begin").await?;
     let source_at = source_position(tds, &rt.kind).await?;
     let changed = changed_since(tds, rt, &pos, shared).await?;
@@ -347,6 +362,7 @@ async fn first_pass(
                 in_database: o.in_database,
                 rows_read: o.rows_read,
                 seconds: Some(seconds),
+                basis,
             }
         }
         ValidationMode::Sample => {
@@ -371,6 +387,7 @@ async fn first_pass(
                 in_database: false,
                 rows_read: 0,
                 seconds: None,
+                basis: None,
             }
         }
     };
@@ -525,6 +542,8 @@ async fn recheck(
         }
         writer.apply(true).await?;
         delete_keys(&tx, plan, &deletes).await?;
+        // Written outside a window: an earlier proof no longer holds.
+        progress::invalidate_proof(&tx, &shared.config.mapping.progress_schema, name).await?;
     }
     source::execute(tds, "COMMIT", "validate: end").await?;
     tx.commit()
@@ -596,6 +615,7 @@ async fn table(
 ) -> Result<TableResult, Error> {
     let mut tds = crate::daemon::stream::stream_session(shared).await?;
     let mut pg = connect_target(shared).await?;
+    let started_ms = crate::state::now_ms();
     let first = first_pass(shared, &mut tds, &mut pg, name, rt, mode).await?;
     let mut result = TableResult {
         table: name.to_string(),
@@ -610,6 +630,7 @@ async fn table(
         in_database: first.in_database,
         rows_read: first.rows_read,
         seconds: first.seconds,
+        proven: false,
     };
     let mut suspects = first.suspects;
     let mut count_gap = first.count_gap;
@@ -675,6 +696,19 @@ async fn table(
         } else {
             "different".into()
         };
+    }
+    if let (ValidationMode::Full, "equal", Some((position, epoch, guard))) =
+        (mode, result.result.as_str(), first.basis)
+    {
+        let proof = progress::Proof {
+            position,
+            at_ms: started_ms,
+            rows: result.source_rows,
+            mode: if result.in_database { "full, in database" } else { "full" }.into(),
+            guard,
+        };
+        let schema = &shared.config.mapping.progress_schema;
+        result.proven = progress::record_proof(&pg, schema, name, epoch, &proof).await?;
     }
     Ok(result)
 }

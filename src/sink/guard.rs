@@ -1,0 +1,122 @@
+//! The target write guard: until cutover, a replicated target table refuses writes from every
+//! session but the replicator's, so the only writer of its rows is the replicator.
+//!
+//! Each replicated target table carries a statement-level `BEFORE INSERT OR UPDATE OR DELETE OR
+//! TRUNCATE` trigger, `replicator_guard`, enabled `ALWAYS` (it fires under
+//! `session_replication_role = replica` too). It raises unless the session set
+//! [`WRITER_SETTING`] to `on`, which every session the replicator opens does ([`mark_session`]).
+//! Being statement-level it costs one call per statement (a COPY, an apply's `INSERT ... SELECT`),
+//! never one per row.
+//!
+//! What it proves, and what not: cutover's delta check ([`crate::cutover`]) relies on "no one
+//! else wrote the table since the proof". A session can only get past the guard by declaring
+//! itself the replicator (setting [`WRITER_SETTING`]) or by altering the trigger (disable, drop,
+//! re-create), which only the table's owner can. The second is detected: [`identity`] changes
+//! whenever the trigger's catalog row is touched (a disable and re-enable included), and a proof
+//! taken under another identity is not used. The first is trusted by design; cutover's row counts
+//! still catch a row added or removed that way, and `--full-check-in-window` checks everything.
+//!
+//! Contract: [`ensure`] is idempotent and leaves an intact guard's catalog row untouched (so a
+//! proof stays usable across daemon restarts); [`remove`] is idempotent.
+
+use crate::error::{Context, Error};
+use crate::model::{quote_pg, PgTableName};
+use tokio_postgres::GenericClient;
+
+/// The session setting that marks the replicator's own sessions.
+pub const WRITER_SETTING: &str = "replicator.writer";
+
+/// The trigger's name on every replicated target table.
+pub const TRIGGER: &str = "replicator_guard";
+
+const FUNCTION: &str = "refuse_foreign_write";
+
+/// Marks a session as the replicator's: the guard lets its writes through.
+pub async fn mark_session(pg: &impl GenericClient) -> Result<(), Error> {
+    pg.batch_execute(&format!("SET {WRITER_SETTING} = 'on'"))
+        .await
+        .context(|| "mark the session as the replicator's".into())
+}
+
+/// Installs the guard on `table` (and the trigger function in the progress schema) unless an
+/// enabled one is there already. Idempotent; an intact guard is left as it is.
+pub async fn ensure(pg: &impl GenericClient, schema: &str, table: &PgTableName) -> Result<(), Error> {
+    let state: Option<String> = pg
+        .query_opt(
+            "SELECT tgenabled::text FROM pg_trigger WHERE tgrelid = $1::text::regclass AND tgname = $2",
+            &[&table.sql(), &TRIGGER],
+        )
+        .await
+        .context(|| format!("look up the write guard of {table}"))?
+        .map(|r| r.get(0));
+    if state.as_deref() == Some("A") {
+        return Ok(());
+    }
+    let s = quote_pg(schema);
+    let f = format!("{s}.{}", quote_pg(FUNCTION));
+    let function = format!(
+        "CREATE OR REPLACE FUNCTION {f}() RETURNS trigger LANGUAGE plpgsql AS $guard$
+         BEGIN
+           IF coalesce(current_setting('{WRITER_SETTING}', true), '') <> 'on' THEN
+             RAISE EXCEPTION 'table %.% is replicated from SQL Server by replicator until cutover; writes from other sessions are refused', TG_TABLE_SCHEMA, TG_TABLE_NAME
+               USING ERRCODE = 'insufficient_privilege',
+                     HINT = 'write to SQL Server until `replicator cutover` has run';
+           END IF;
+           RETURN NULL;
+         END $guard$"
+    );
+    let exists: bool = pg
+        .query_one(
+            "SELECT EXISTS (SELECT 1 FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace WHERE n.nspname = $1 AND p.proname = $2)",
+            &[&schema, &FUNCTION],
+        )
+        .await
+        .context(|| "look up the write guard function".into())?
+        .get(0);
+    if !exists {
+        pg.batch_execute(&function)
+            .await
+            .context(|| format!("create the write guard function in schema {schema}"))?;
+    }
+    let t = table.sql();
+    let trig = quote_pg(TRIGGER);
+    let sql = match state {
+        None => format!(
+            "CREATE TRIGGER {trig} BEFORE INSERT OR UPDATE OR DELETE OR TRUNCATE ON {t} \
+             FOR EACH STATEMENT EXECUTE FUNCTION {f}();
+             ALTER TABLE {t} ENABLE ALWAYS TRIGGER {trig}"
+        ),
+        Some(_) => format!("ALTER TABLE {t} ENABLE ALWAYS TRIGGER {trig}"),
+    };
+    pg.batch_execute(&sql)
+        .await
+        .context(|| format!("install the write guard on {table}"))?;
+    tracing::info!(target = %table, "write guard installed: only the replicator writes this table until cutover");
+    Ok(())
+}
+
+/// The guard's identity: its trigger's oid and the transaction that last wrote its catalog row,
+/// `None` when it is missing or not enabled `ALWAYS`. Any change to the trigger (disabled and
+/// enabled again, dropped and created again) gives another identity.
+pub async fn identity(pg: &impl GenericClient, table: &PgTableName) -> Result<Option<String>, Error> {
+    let row = pg
+        .query_opt(
+            "SELECT oid::text || ':' || xmin::text FROM pg_trigger \
+             WHERE tgrelid = to_regclass($1) AND tgname = $2 AND tgenabled = 'A'",
+            &[&table.sql(), &TRIGGER],
+        )
+        .await
+        .context(|| format!("read the write guard of {table}"))?;
+    Ok(row.map(|r| r.get(0)))
+}
+
+/// Removes the guard from `table` (at cutover: the table is the application's now). Idempotent.
+pub async fn remove(pg: &impl GenericClient, table: &PgTableName) -> Result<(), Error> {
+    pg.batch_execute(&format!(
+        "DROP TRIGGER IF EXISTS {} ON {}",
+        quote_pg(TRIGGER),
+        table.sql()
+    ))
+    .await
+    .context(|| format!("remove the write guard of {table}"))
+}
