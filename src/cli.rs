@@ -55,8 +55,11 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Finish the migration: drain, validate, sync identities, validate foreign keys, report
-    /// the measured downtime. Stop application writes first.
+    /// Finish the migration: prove every table equal while the application still writes
+    /// (or reuse a recent proof), then in a short window drain, compare only what changed
+    /// since, sync identities, validate foreign keys, report the measured downtime. With
+    /// --fence-source the source refuses writes from the window on; without it, stop
+    /// application writes first.
     Cutover {
         /// Do not ask for confirmation.
         #[arg(long)]
@@ -69,9 +72,17 @@ pub enum Command {
         keep_progress: bool,
         /// Make the source refuse writes to the replicated tables from before the drain on
         /// (a THROW trigger per table; removed again if the cutover fails; the report prints
-        /// the T-SQL that removes it).
+        /// the T-SQL that removes it). The downtime is measured from the fence.
         #[arg(long)]
         fence_source: bool,
+        /// Reuse a table's proof of equality (a full validation, by `replicator validate
+        /// --full` or an earlier cutover) made at most this long ago; older ones are made
+        /// again, before the window, while the application still writes.
+        #[arg(long, default_value = "30m", value_parser = humantime::parse_duration)]
+        validated_within: Duration,
+        /// Compare every row inside the window instead of only what changed since the proof.
+        #[arg(long)]
+        full_check_in_window: bool,
         /// Print the report as JSON.
         #[arg(long)]
         json: bool,
@@ -219,6 +230,8 @@ pub async fn main(cli: Cli) -> Result<(), Error> {
             timeout,
             keep_progress,
             fence_source,
+            validated_within,
+            full_check_in_window,
             json,
         } => {
             let config = load(&cli.config)?;
@@ -231,6 +244,8 @@ pub async fn main(cli: Cli) -> Result<(), Error> {
                     timeout,
                     keep_progress,
                     fence_source,
+                    validated_within,
+                    full_check_in_window,
                 },
             )
             .await?;

@@ -150,6 +150,7 @@ pub async fn run(args: DemoArgs) -> Result<(), Error> {
     step("replicator run: schema, snapshot, then Change Tracking");
     let store = Store::open(&cfg.state_dir)?;
     let shared = daemon::shared(cfg.clone(), store);
+    crate::control::serve(shared.clone(), &cfg.control_socket).await?;
     let task = tokio::spawn(daemon::run(shared.clone()));
     let t = Instant::now();
     loop {
@@ -208,19 +209,17 @@ pub async fn run(args: DemoArgs) -> Result<(), Error> {
         .map_err(Error::Fatal)?;
     println!("workload made {} changes", report.values().sum::<u64>());
 
-    step("replicator cutover --fence-source (the source refuses writes to the replicated tables from now on)");
-    shared.request_stop();
+    step("replicator cutover --fence-source: every table proven equal while the daemon streams, then the source fenced and only what changed since checked");
+    // Cutover talks to the running daemon: it proves each table equal while replication runs,
+    // then asks the daemon to stop and takes its store.
+    let cutover = tokio::spawn(crate::cutover::run(cfg, {
+        let mut o = crate::cutover::Options::new(true);
+        o.timeout = Duration::from_secs(120);
+        o
+    }));
     task.await.map_err(|e| Error::Fatal(e.to_string()))??;
     drop(shared);
-    let cut = crate::cutover::run(
-        cfg,
-        crate::cutover::Options {
-            timeout: Duration::from_secs(120),
-            keep_progress: false,
-            fence_source: true,
-        },
-    )
-    .await?;
+    let cut = cutover.await.map_err(|e| Error::Fatal(e.to_string()))??;
     print!("{}", cut.render());
 
     step("cleaning up");

@@ -33,7 +33,18 @@ async fn status_while_running_then_cutover_reports_and_stops_the_daemon() {
     let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(report["ok"], true);
     assert!(report["downtime_seconds"].as_f64().unwrap() > 0.0);
-    assert_eq!(report["foreign_keys_validated"], 1);
+    // The foreign key was validated before the window (the daemon still streaming) or in it.
+    assert_eq!(
+        report["foreign_keys_validated_before"].as_i64().unwrap()
+            + report["foreign_keys_validated"].as_i64().unwrap(),
+        1,
+        "{report}"
+    );
+    // Each table was proven equal while the daemon streamed, and only its delta checked after.
+    for t in report["tables"].as_array().unwrap() {
+        assert_eq!(t["check"], "delta", "{report}");
+        assert!(t["proof"]["validated_at"].is_string(), "{report}");
+    }
     let a = report["tables"]
         .as_array()
         .unwrap()
@@ -174,7 +185,7 @@ async fn cutover_finds_every_difference_names_its_key_and_cuts_nothing_over() {
     // Damage the target: a changed value, a deleted row, an extra row, a changed NUL-policy value.
     let pg = env.pg().await;
     pg.batch_execute(
-        "UPDATE public.t SET n = 0 WHERE id = 17; DELETE FROM public.t WHERE id = 250; INSERT INTO public.t VALUES (9999, 'extra', 1); \
+        "SET replicator.writer = 'on'; UPDATE public.t SET n = 0 WHERE id = 17; DELETE FROM public.t WHERE id = 250; INSERT INTO public.t VALUES (9999, 'extra', 1); \
          UPDATE public.s SET v = 'x y' WHERE k = 'a'",
     )
     .await
@@ -326,11 +337,15 @@ async fn fence_source_refuses_writes_from_the_drain_on_and_a_failed_cutover_lift
         .config_file("[replication]\npoll_interval = \"50ms\"\n[[tables]]\nsource = \"dbo.*\"\n");
     let mut daemon = spawn_daemon(&env, &cfg);
     wait_all_streaming(&cfg, 2).await;
-    // A damaged target row makes the first cutover fail: the fence must come off again.
+    // A damaged target row makes the first cutover fail: the fence must come off again. (Damaged
+    // as only the replicator could, and checked row by row inside the window: a proof made
+    // before it would repair it.)
     let pg = env.pg().await;
-    pg.execute("UPDATE public.a SET v = 'damaged' WHERE id = 1", &[])
-        .await
-        .unwrap();
+    pg.batch_execute(
+        "SET replicator.writer = 'on'; UPDATE public.a SET v = 'damaged' WHERE id = 1",
+    )
+    .await
+    .unwrap();
     let writer = Writer::start(env.tds().await);
     writer
         .wait("commits before the cutover", |ok, _| ok >= 20)
@@ -342,6 +357,7 @@ async fn fence_source_refuses_writes_from_the_drain_on_and_a_failed_cutover_lift
             "--yes",
             "--json",
             "--fence-source",
+            "--full-check-in-window",
             "--timeout",
             "60s",
         ],
@@ -367,7 +383,7 @@ async fn fence_source_refuses_writes_from_the_drain_on_and_a_failed_cutover_lift
     assert!(history.contains("source_fenced") && history.contains("source_unfenced"));
 
     // Repaired, the second cutover succeeds while the writer goes on writing.
-    pg.execute("UPDATE public.a SET v = 'x' WHERE id = 1", &[])
+    pg.batch_execute("SET replicator.writer = 'on'; UPDATE public.a SET v = 'x' WHERE id = 1")
         .await
         .unwrap();
     let out = replicator(
@@ -464,14 +480,11 @@ async fn commit_then_cut_over(env: &Env, c: &mut Tds, cfg: &str) {
         &format!("INSERT INTO dbo.c VALUES {}", values.join(", ")),
     )
     .await;
-    let report = replicator::cutover::run(
-        env.config(cfg),
-        replicator::cutover::Options {
-            timeout: Duration::from_secs(60),
-            keep_progress: false,
-            fence_source: false,
-        },
-    )
+    let report = replicator::cutover::run(env.config(cfg), {
+        let mut o = replicator::cutover::Options::new(false);
+        o.timeout = Duration::from_secs(60);
+        o
+    })
     .await
     .unwrap();
     assert!(report.ok, "{}", report.render());

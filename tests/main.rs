@@ -4,6 +4,7 @@ mod cdc_nulls;
 mod common;
 mod connect;
 mod cutover;
+mod cutover_proof;
 mod docker;
 mod kill;
 mod ops;

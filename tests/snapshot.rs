@@ -286,10 +286,10 @@ ALTER TABLE dbo.empty ENABLE CHANGE_TRACKING;"#,
     d.stop().await.unwrap();
     let report = replicator::cutover::run(
         env.config("[[tables]]\nsource = \"dbo.*\"\n[[tables]]\nsource = \"[we ird].*\"\n"),
-        replicator::cutover::Options {
-            timeout: Duration::from_secs(60),
-            keep_progress: false,
-            fence_source: true,
+        {
+            let mut o = replicator::cutover::Options::new(true);
+            o.timeout = Duration::from_secs(60);
+            o
         },
     )
     .await

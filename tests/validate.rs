@@ -112,7 +112,7 @@ async fn validation_under_load_finds_real_differences_only_and_repairs_them() {
     // (stored stripped as 'ab'), and a value on the busy table outside the keys being written.
     let pg = env.pg().await;
     pg.batch_execute(
-        "UPDATE public.cold SET name = 'tampered' WHERE id = 7; DELETE FROM public.cold WHERE id = 8; \
+        "SET replicator.writer = 'on'; UPDATE public.cold SET name = 'tampered' WHERE id = 7; DELETE FROM public.cold WHERE id = 8; \
          INSERT INTO public.cold (id, name) VALUES (9999, 'extra'); UPDATE public.cold SET name = 'a b' WHERE id = 10; \
          UPDATE public.hot SET v = -1 WHERE id = 1500;",
     )
@@ -335,19 +335,16 @@ async fn full_validation_is_computed_by_both_databases_and_reads_only_differing_
     .await;
     d.stop().await.unwrap();
     let cutover_with = |env: &Env, cfg: &str| {
-        replicator::cutover::run(
-            env.config(cfg),
-            replicator::cutover::Options {
-                timeout: Duration::from_secs(60),
-                keep_progress: false,
-                fence_source: false,
-            },
-        )
+        replicator::cutover::run(env.config(cfg), {
+            let mut o = replicator::cutover::Options::new(false);
+            o.timeout = Duration::from_secs(60);
+            o
+        })
     };
     let cutover = |env: &Env| cutover_with(env, cfg);
     // One changed value on the target: found by key, and only its bucket is read.
     let pg = env.pg().await;
-    pg.batch_execute("UPDATE public.keyed SET v = -1 WHERE v = 1234")
+    pg.batch_execute("SET replicator.writer = 'on'; UPDATE public.keyed SET v = -1 WHERE v = 1234")
         .await
         .unwrap();
     let report = cutover(&env).await.unwrap();
@@ -389,7 +386,7 @@ async fn full_validation_is_computed_by_both_databases_and_reads_only_differing_
     );
     // Repaired by hand, every type at its boundaries renders alike in both engines: no row is
     // read into the replicator.
-    pg.batch_execute("UPDATE public.keyed SET v = 1234 WHERE v = -1")
+    pg.batch_execute("SET replicator.writer = 'on'; UPDATE public.keyed SET v = 1234 WHERE v = -1")
         .await
         .unwrap();
     let report = cutover(&env).await.unwrap();
@@ -477,7 +474,7 @@ async fn paced_database_checksums_add_up_piece_by_piece_on_both_sides() {
         .unwrap());
     assert_eq!(r.result, "equal", "{r:#?}");
     assert!(r.in_database && r.rows_read == 0, "{r:#?}");
-    pg.batch_execute("UPDATE public.keyed SET v = -1 WHERE v = 1234")
+    pg.batch_execute("SET replicator.writer = 'on'; UPDATE public.keyed SET v = -1 WHERE v = 1234")
         .await
         .unwrap();
     let r = one(run(&d.shared, &req("dbo.keyed", true, false))

@@ -1,20 +1,26 @@
-//! `replicator cutover`: drain to the source's final position, validate, sync identities,
-//! validate the foreign keys, mark every table `cut_over`, and report the measured downtime.
+//! `replicator cutover`: prove every table equal while the application still writes, then
+//! inside a short write window drain to the source's final position, compare only what changed
+//! since each proof, sync identities, validate the foreign keys, mark every table `cut_over`,
+//! and report the measured downtime split into its parts.
 //!
-//! Contract: refuses with a clear reason, changing nothing, when a table is not streaming; a
-//! failed validation leaves the tables as they were (not cut over; `replicator run` resumes).
-//! The downtime is measured from the command's start to its end. With `--fence-source` the
-//! source refuses writes to the replicated tables from before the drain on ([`fence`]); a
-//! cutover that fails removes the fence again.
+//! Contract: refuses with a clear reason, changing nothing, when a table is not streaming or
+//! still differs after its repair; a failed check leaves the tables as they were (not cut over;
+//! `replicator run` resumes). With `--fence-source` the downtime is measured from raising the
+//! source fence ([`fence`]) to the end, and a cutover that fails removes the fence again;
+//! without it, from the command's start (the application was stopped before it).
 
+pub mod check;
 pub mod fence;
+pub mod prove;
+pub mod report;
 
 use crate::config::Config;
 use crate::daemon::{self, Shared};
 use crate::error::{Context, Error};
 use crate::model::quote_pg;
+use crate::sink::{guard, progress};
 use crate::state::{Store, TableState};
-use serde::Serialize;
+pub use report::{Parts, Report, TableResult};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -27,92 +33,22 @@ pub struct Options {
     pub keep_progress: bool,
     /// Make the source refuse writes to the replicated tables ([`fence`]).
     pub fence_source: bool,
+    /// A proof of equality at most this old is reused instead of validating again.
+    pub validated_within: Duration,
+    /// Compare every row inside the window, proofs or not.
+    pub full_check_in_window: bool,
 }
 
-/// One table's result.
-#[derive(Debug, Clone, Serialize)]
-pub struct TableResult {
-    /// Source table.
-    pub source: String,
-    /// Target table.
-    pub target: String,
-    /// Rows at the source.
-    pub source_rows: i64,
-    /// Rows on the target.
-    pub target_rows: i64,
-    /// `equal` or `different`.
-    pub result: String,
-    /// Identity set to continue after this value, when the table has one.
-    pub identity_synced_to: Option<i64>,
-    /// Checksums were computed by both databases (only differing buckets were read).
-    pub checked_in_database: bool,
-    /// Rows the comparison read into the replicator, both sides together.
-    pub rows_read: i64,
-}
-
-/// The cutover report.
-#[derive(Debug, Clone, Serialize)]
-pub struct Report {
-    /// All tables equal, foreign keys valid: the target is ready.
-    pub ok: bool,
-    /// Seconds from the command's start to its end (the write downtime the operator took).
-    pub downtime_seconds: f64,
-    /// Seconds spent draining the last changes.
-    pub drain_seconds: f64,
-    /// Per table.
-    pub tables: Vec<TableResult>,
-    /// Foreign keys validated.
-    pub foreign_keys_validated: usize,
-    /// Problems, each naming its table.
-    pub problems: Vec<String>,
-    /// The source write fence, with `--fence-source`.
-    pub fence: Option<fence::Fence>,
-    /// When it finished (RFC 3339).
-    pub finished_at: String,
-}
-
-impl Report {
-    /// Human rendering.
-    pub fn render(&self) -> String {
-        let mut out = format!(
-            "cutover {}: downtime {:.2} s (drain {:.2} s), {} foreign key(s) validated\n",
-            if self.ok { "complete" } else { "FAILED" },
-            self.downtime_seconds,
-            self.drain_seconds,
-            self.foreign_keys_validated
-        );
-        out.push_str(&format!(
-            "{:<34} {:<34} {:>12} {:>12}  {:<9} {}\n",
-            "SOURCE", "TARGET", "SOURCE ROWS", "TARGET ROWS", "RESULT", "IDENTITY"
-        ));
-        for t in &self.tables {
-            out.push_str(&format!(
-                "{:<34} {:<34} {:>12} {:>12}  {:<9} {}\n",
-                t.source,
-                t.target,
-                t.source_rows,
-                t.target_rows,
-                t.result,
-                t.identity_synced_to
-                    .map(|v| v.to_string())
-                    .unwrap_or_else(|| "-".into())
-            ));
+impl Options {
+    /// The defaults the command line uses.
+    pub fn new(fence_source: bool) -> Options {
+        Options {
+            timeout: Duration::from_secs(600),
+            keep_progress: false,
+            fence_source,
+            validated_within: Duration::from_secs(30 * 60),
+            full_check_in_window: false,
         }
-        for p in &self.problems {
-            out.push_str(&format!("problem: {p}\n"));
-        }
-        if let Some(f) = &self.fence {
-            if f.lowered {
-                out.push_str("the source fence was removed: the source accepts writes again\n");
-            } else {
-                out.push_str(&format!(
-                    "the source refuses writes to {} table(s); to allow them again (rolling back to SQL Server), run there:\n{}\n",
-                    f.tables.len(),
-                    f.undo_sql
-                ));
-            }
-        }
-        out
     }
 }
 
@@ -136,24 +72,39 @@ pub fn refuse_reason(status: &serde_json::Value) -> Option<String> {
     (!not.is_empty()).then(|| format!("every table must be streaming: {}", not.join(", ")))
 }
 
-/// Runs the cutover. With a daemon running (answering on the control socket), it is asked to
-/// stop first; the drain then runs here.
+/// Runs the cutover. With a daemon running (answering on the control socket), it proves the
+/// tables equal first ([`prove`]) and is then asked to stop; the drain runs here.
 pub async fn run(config: Config, opts: Options) -> Result<Report, Error> {
     let t0 = Instant::now();
     let socket = config.control_socket.clone();
+    let mut before = prove::Before::default();
     if let Some(status) = crate::control::request(&socket, "status").await {
         if let Some(why) = refuse_reason(&status) {
             return Err(Error::Fatal(format!(
                 "cutover refused, nothing changed: {why}"
             )));
         }
+        if !opts.full_check_in_window {
+            let tables: Vec<String> = status["tables"]
+                .as_array()
+                .map(|t| {
+                    t.iter()
+                        .filter_map(|t| t["source"].as_str().map(String::from))
+                        .collect()
+                })
+                .unwrap_or_default();
+            before = prove::before_window(&config, &opts, &tables).await?;
+        }
         crate::control::request(&socket, "stop").await;
+    } else if !opts.full_check_in_window {
+        before.notes.push("no daemon answered: proofs recorded earlier are used where they hold, other tables are compared in full inside the window".into());
     }
     // Wait for the daemon to let go of the store.
+    let waited = Instant::now();
     let store = loop {
         match Store::open(&config.state_dir) {
             Ok(s) => break s,
-            Err(e) if t0.elapsed() > Duration::from_secs(60) => return Err(e),
+            Err(e) if waited.elapsed() > Duration::from_secs(60) => return Err(e),
             Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
         }
     };
@@ -167,18 +118,24 @@ pub async fn run(config: Config, opts: Options) -> Result<Report, Error> {
     store.journal(
         "cutover_started",
         None,
-        "drain, validate, sync identities, validate foreign keys",
+        "drain, check what changed since each proof, sync identities, validate foreign keys",
     )?;
     let shared = daemon::shared(config, store);
     daemon::prepare(&shared).await?;
+    let window = Instant::now();
+    let mut parts = Parts::default();
     let mut fenced = match opts.fence_source {
         true => Some(raise_fence(&shared, opts.timeout).await?),
         false => None,
     };
-    let outcome = drain_and_finish(&shared, &opts, t0).await;
+    parts.fence = window.elapsed().as_secs_f64();
+    let outcome = in_window(&shared, &opts, &mut parts).await;
     let failed = outcome.as_ref().map_or(true, |r| !r.ok);
     if let (Some(f), true) = (fenced.as_mut(), failed) {
-        if let Err(e) = lower_fence(&shared, f).await {
+        let unfence = Instant::now();
+        let lowered = lower_fence(&shared, f).await;
+        parts.unfence = unfence.elapsed().as_secs_f64();
+        if let Err(e) = lowered {
             return Err(match outcome {
                 Err(first) => Error::Fatal(format!("{first}; {e}")),
                 Ok(_) => e,
@@ -187,6 +144,17 @@ pub async fn run(config: Config, opts: Options) -> Result<Report, Error> {
     }
     let mut report = outcome?;
     report.fence = fenced;
+    report.parts = parts;
+    report.downtime_seconds = match opts.fence_source {
+        true => window.elapsed().as_secs_f64(),
+        false => t0.elapsed().as_secs_f64(),
+    };
+    report.command_seconds = t0.elapsed().as_secs_f64();
+    report.prove_seconds = before.seconds;
+    report.foreign_keys_validated_before = before.foreign_keys_validated;
+    let mut notes = before.notes;
+    notes.append(&mut report.notes);
+    report.notes = notes;
     shared.store.set_meta(
         "cutover",
         &serde_json::to_string(&report).unwrap_or_default(),
@@ -203,162 +171,57 @@ pub async fn run(config: Config, opts: Options) -> Result<Report, Error> {
     Ok(report)
 }
 
-async fn drain_and_finish(
+/// The write window after the fence: drain, check each table, identities, foreign keys, and
+/// (all equal) release the tables to the application.
+async fn in_window(
     shared: &Arc<Shared>,
     opts: &Options,
-    t0: Instant,
+    parts: &mut Parts,
 ) -> Result<Report, Error> {
     tracing::info!("cutover: draining to the source's current position");
     let drain_start = Instant::now();
     daemon::stream::drain(shared, drain_start + opts.timeout).await?;
-    let drain_seconds = drain_start.elapsed().as_secs_f64();
-    tracing::info!(drain_seconds, "cutover: drained; validating every row");
-    finish(shared, opts, t0, drain_seconds).await
-}
-
-/// Fences every replicated table (see [`fence`]) and journals it.
-async fn raise_fence(shared: &Arc<Shared>, lock_wait: Duration) -> Result<fence::Fence, Error> {
-    let tables: Vec<_> = shared
-        .runtimes()?
-        .into_iter()
-        .map(|(_, rt)| (rt.plan.source.name.clone(), rt.plan.source.object_id))
-        .collect();
+    parts.drain = drain_start.elapsed().as_secs_f64();
+    tracing::info!(drain_seconds = parts.drain, "cutover: drained; checking");
     let mut tds = crate::source::connect(&shared.config.source).await?;
-    let f = fence::raise(&mut tds, &tables, lock_wait)
-        .await
-        .map_err(|e| {
-            Error::Fatal(format!(
-                "cutover refused, nothing changed: the source could not be fenced: {e}"
-            ))
-        })?;
-    tracing::info!(
-        tables = f.tables.len(),
-        "cutover: the source refuses writes to the replicated tables"
-    );
-    shared.store.journal(
-        "source_fenced",
-        None,
-        format!("{} table(s); undo: {}", f.tables.len(), f.undo_sql),
-    )?;
-    Ok(f)
-}
-
-/// Removes the fence after a failed cutover; an error names the T-SQL to run by hand.
-async fn lower_fence(shared: &Arc<Shared>, f: &mut fence::Fence) -> Result<(), Error> {
-    let lowered = match crate::source::connect(&shared.config.source).await {
-        Ok(mut tds) => fence::lower(&mut tds, f).await,
-        Err(e) => Err(e),
-    };
-    match lowered {
-        Ok(()) => {
-            tracing::info!("cutover failed: the source fence was removed, writes are accepted again");
-            shared.store.journal("source_unfenced", None, "cutover failed")?;
-            Ok(())
-        }
-        Err(e) => Err(Error::Fatal(format!(
-            "cutover failed and the source fence could not be removed ({e}); the source still refuses writes: run there\n{}",
-            f.undo_sql
-        ))),
-    }
-}
-
-async fn finish(
-    shared: &Arc<Shared>,
-    opts: &Options,
-    t0: Instant,
-    drain_seconds: f64,
-) -> Result<Report, Error> {
-    let mut tds = crate::source::connect(&shared.config.source).await?;
-    let mut pg = crate::sink::connect(&shared.config.target).await?;
-    let tables = shared.runtimes()?;
-    let mut results = Vec::new();
-    let mut problems = Vec::new();
-    // Final validation: every row and value, both sides at the same position (writes are
-    // stopped and drained).
     crate::source::execute(
         &mut tds,
         "SET TRANSACTION ISOLATION LEVEL SNAPSHOT",
         "set snapshot isolation",
     )
     .await?;
+    let mut pg = crate::sink::connect(&shared.config.target).await?;
+    let tables = shared.runtimes()?;
+    let schema = shared.config.mapping.progress_schema.clone();
+    let standing = progress::load(&pg, &schema).await?;
+    let min_valid = match tables
+        .iter()
+        .any(|t| t.1.kind == daemon::Kind::ChangeTracking)
+    {
+        true => crate::source::ct::min_valid_versions(&mut tds).await?,
+        false => Default::default(),
+    };
+    let mut results = Vec::new();
+    let mut problems = Vec::new();
     for (name, rt) in &tables {
-        let plan = &rt.plan;
-        let read = pg
-            .transaction()
-            .await
-            .context(|| "begin the final validation".into())?;
-        let outcome = crate::validate::full(
+        let basis = check::basis(&mut tds, &pg, opts, rt, standing.get(name), &min_valid).await?;
+        let mut r = check::table(
+            shared,
             &mut tds,
-            &read,
-            plan,
-            &shared.config.policies,
-            &Default::default(),
-            crate::validate::FullOptions::configured(&shared.config, 1.0),
+            &mut pg,
+            name,
+            rt,
+            basis,
+            parts,
+            &mut problems,
         )
         .await?;
-        read.commit()
-            .await
-            .context(|| "end the final validation".into())?;
-        let (source_rows, target_rows) = (outcome.source_rows, outcome.target_rows);
-        let equal = outcome.equal();
-        if !equal {
-            problems.push(format!(
-                "{name}: {source_rows} rows at the source, {target_rows} on the target, {} key(s) differ",
-                outcome.differing
-            ));
-            problems.extend(outcome.findings.iter().cloned());
-        }
-        let record = crate::state::ValidationRecord {
-            at_ms: crate::state::now_ms(),
-            result: if equal { "equal" } else { "different" }.into(),
-            mode: "full".into(),
-            findings: outcome.findings.clone(),
-            source_rows,
-            target_rows,
-        };
-        shared.store.update(name, |old| {
-            let mut r = old.unwrap_or_else(|| {
-                crate::state::TableRecord::new(plan.target.to_string(), rt.kind.label(), 0)
-            });
-            r.last_validation = Some(record);
-            r
-        })?;
-        // Identity: continue after the source's IDENT_CURRENT.
-        let mut synced = None;
-        if let Some(col) = plan.columns.iter().find(|c| c.identity) {
-            if let Some(ident) =
-                crate::source::discover::ident_current(&mut tds, &plan.source.name).await?
-            {
-                let seq: Option<String> = pg
-                    .query_one(
-                        "SELECT pg_get_serial_sequence($1, $2)",
-                        &[&plan.target.sql(), &col.target],
-                    )
-                    .await
-                    .context(|| format!("find the identity sequence of {}", plan.target))?
-                    .get(0);
-                if let Some(seq) = seq {
-                    pg.execute(
-                        "SELECT setval($1::text::regclass, $2, true)",
-                        &[&seq, &ident.max(1)],
-                    )
-                    .await
-                    .context(|| format!("sync the identity of {}", plan.target))?;
-                    synced = Some(ident);
-                }
-            }
-        }
-        results.push(TableResult {
-            source: name.clone(),
-            target: plan.target.to_string(),
-            source_rows,
-            target_rows,
-            result: if equal { "equal" } else { "different" }.into(),
-            identity_synced_to: synced,
-            checked_in_database: outcome.in_database,
-            rows_read: outcome.rows_read,
-        });
+        let t = Instant::now();
+        r.identity_synced_to = check::sync_identity(&mut tds, &pg, rt).await?;
+        parts.identities += t.elapsed().as_secs_f64();
+        results.push(r);
     }
+    let fk_start = Instant::now();
     // Foreign keys: those not created yet, then validate every NOT VALID one.
     let pending: Vec<(String, String, String)> = shared
         .deferred_fks
@@ -409,7 +272,9 @@ async fn finish(
             }
         }
     }
+    parts.foreign_keys = fk_start.elapsed().as_secs_f64();
     let ok = problems.is_empty();
+    let release = Instant::now();
     if !ok {
         // Drained and unchanged: the tables stream on when the daemon runs again.
         for (name, _) in &tables {
@@ -417,26 +282,87 @@ async fn finish(
         }
     }
     if ok {
+        // The tables are the application's now: the guards go, in one transaction with the
+        // progress schema (whose function they call).
+        let tx = pg
+            .transaction()
+            .await
+            .context(|| "begin the release".into())?;
+        for (_, rt) in &tables {
+            guard::remove(&tx, &rt.plan.target).await?;
+        }
         if !opts.keep_progress {
-            pg.batch_execute(&format!(
+            tx.batch_execute(&format!(
                 "DROP SCHEMA IF EXISTS {} CASCADE",
-                quote_pg(&shared.config.mapping.progress_schema)
+                quote_pg(&schema)
             ))
             .await
             .context(|| "drop the progress schema".into())?;
         }
+        tx.commit().await.context(|| "commit the release".into())?;
         for (name, _) in &tables {
             shared.set_state(name, TableState::CutOver)?;
         }
     }
+    parts.release = release.elapsed().as_secs_f64();
     Ok(Report {
         ok,
-        downtime_seconds: t0.elapsed().as_secs_f64(),
-        drain_seconds,
+        downtime_seconds: 0.0,
+        parts: Parts::default(),
+        command_seconds: 0.0,
+        prove_seconds: 0.0,
         tables: results,
+        foreign_keys_validated_before: 0,
         foreign_keys_validated: validated,
+        notes: Vec::new(),
         problems,
         fence: None,
         finished_at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
     })
+}
+
+/// Fences every replicated table (see [`fence`]) and journals it.
+async fn raise_fence(shared: &Arc<Shared>, lock_wait: Duration) -> Result<fence::Fence, Error> {
+    let tables: Vec<_> = shared
+        .runtimes()?
+        .into_iter()
+        .map(|(_, rt)| (rt.plan.source.name.clone(), rt.plan.source.object_id))
+        .collect();
+    let mut tds = crate::source::connect(&shared.config.source).await?;
+    let f = fence::raise(&mut tds, &tables, lock_wait)
+        .await
+        .map_err(|e| {
+            Error::Fatal(format!(
+                "cutover refused, nothing changed: the source could not be fenced: {e}"
+            ))
+        })?;
+    tracing::info!(
+        tables = f.tables.len(),
+        "cutover: the source refuses writes to the replicated tables"
+    );
+    shared.store.journal(
+        "source_fenced",
+        None,
+        format!("{} table(s); undo: {}", f.tables.len(), f.undo_sql),
+    )?;
+    Ok(f)
+}
+
+/// Removes the fence after a failed cutover; an error names the T-SQL to run by hand.
+async fn lower_fence(shared: &Arc<Shared>, f: &mut fence::Fence) -> Result<(), Error> {
+    let lowered = match crate::source::connect(&shared.config.source).await {
+        Ok(mut tds) => fence::lower(&mut tds, f).await,
+        Err(e) => Err(e),
+    };
+    match lowered {
+        Ok(()) => {
+            tracing::info!("cutover failed: the source fence was removed, writes are accepted again");
+            shared.store.journal("source_unfenced", None, "cutover failed")?;
+            Ok(())
+        }
+        Err(e) => Err(Error::Fatal(format!(
+            "cutover failed and the source fence could not be removed ({e}); the source still refuses writes: run there\n{}",
+            f.undo_sql
+        ))),
+    }
 }

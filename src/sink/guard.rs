@@ -40,7 +40,11 @@ pub async fn mark_session(pg: &impl GenericClient) -> Result<(), Error> {
 
 /// Installs the guard on `table` (and the trigger function in the progress schema) unless an
 /// enabled one is there already. Idempotent; an intact guard is left as it is.
-pub async fn ensure(pg: &impl GenericClient, schema: &str, table: &PgTableName) -> Result<(), Error> {
+pub async fn ensure(
+    pg: &impl GenericClient,
+    schema: &str,
+    table: &PgTableName,
+) -> Result<(), Error> {
     let state: Option<String> = pg
         .query_opt(
             "SELECT tgenabled::text FROM pg_trigger WHERE tgrelid = $1::text::regclass AND tgname = $2",
@@ -98,7 +102,10 @@ pub async fn ensure(pg: &impl GenericClient, schema: &str, table: &PgTableName) 
 /// The guard's identity: its trigger's oid and the transaction that last wrote its catalog row,
 /// `None` when it is missing or not enabled `ALWAYS`. Any change to the trigger (disabled and
 /// enabled again, dropped and created again) gives another identity.
-pub async fn identity(pg: &impl GenericClient, table: &PgTableName) -> Result<Option<String>, Error> {
+pub async fn identity(
+    pg: &impl GenericClient,
+    table: &PgTableName,
+) -> Result<Option<String>, Error> {
     let row = pg
         .query_opt(
             "SELECT oid::text || ':' || xmin::text FROM pg_trigger \

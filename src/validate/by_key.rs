@@ -8,8 +8,9 @@
 use crate::config::Policies;
 use crate::convert::value::to_value;
 use crate::convert::{Losses, TablePlan, TargetKind};
+use crate::daemon::Kind;
 use crate::error::{Context, Error};
-use crate::model::{quote_pg, quote_tsql, Value};
+use crate::model::{quote_pg, quote_tsql, Position, Value};
 use crate::sink::copy;
 use crate::source::read::{Key, KeyValue};
 use crate::source::Tds;
@@ -281,6 +282,82 @@ pub async fn target_rows(
             }
             out.insert(ordered.to_vec(), row_bytes.to_vec());
         }
+    }
+    Ok(out)
+}
+
+/// Keys changed after `pos` (read in the session's current transaction) as the change source
+/// lists them (CHANGETABLE, or the CDC change table), each as both sides name it. Empty without
+/// a position or a change source.
+pub async fn changed_keys(
+    tds: &mut Tds,
+    plan: &TablePlan,
+    kind: &Kind,
+    pos: &Option<Position>,
+    policies: &Policies,
+) -> Result<Vec<(KeyBytes, Key)>, Error> {
+    let q = match (kind, pos) {
+        (Kind::ChangeTracking, Some(Position::Ct(v))) => {
+            let mut q = tiberius::Query::new(crate::source::ct::changed_keys_sql(plan));
+            q.bind(*v);
+            q
+        }
+        (Kind::Cdc(ci), Some(Position::Cdc(l))) => {
+            let mut q = tiberius::Query::new(crate::source::cdc::changed_keys_sql(plan, ci));
+            q.bind(l.0.to_vec());
+            q
+        }
+        _ => return Ok(Vec::new()),
+    };
+    let name = plan.source.name.to_string();
+    let mut stream = q
+        .query(tds)
+        .await
+        .context(|| format!("validate: read the keys of {name} changed meanwhile"))?
+        .into_row_stream();
+    let mut out = Vec::new();
+    let mut losses = Losses::default();
+    while let Some(row) = stream
+        .try_next()
+        .await
+        .context(|| format!("validate: read the keys of {name} changed meanwhile"))?
+    {
+        let cells: Vec<tiberius::ColumnData<'static>> = row.into_iter().collect();
+        let key: Key = cells.iter().map(KeyValue::from_cell).collect();
+        let mut values = vec![Value::Null; plan.columns.len()];
+        for (cell, k) in cells.into_iter().zip(&plan.key) {
+            values[*k] = to_value(cell, &plan.columns[*k], policies, &mut losses)
+                .map_err(|e| Error::table(&name, format!("validate: {e}"), None))?;
+        }
+        out.push((key_bytes(plan, &values), key));
+    }
+    Ok(out)
+}
+
+/// Compares `keys` on both sides (the source in the session's current transaction, the target
+/// in `client`'s): each key that differs, with what differs. A key absent on both sides is
+/// equal.
+pub async fn compare(
+    tds: &mut Tds,
+    client: &impl tokio_postgres::GenericClient,
+    plan: &TablePlan,
+    policies: &Policies,
+    keys: &[(KeyBytes, Key)],
+) -> Result<Vec<(String, &'static str)>, Error> {
+    let source_keys: Vec<Key> = keys.iter().map(|k| k.1.clone()).collect();
+    let src = source_rows(tds, plan, policies, &source_keys).await?;
+    let bytes: Vec<KeyBytes> = keys.iter().map(|k| k.0.clone()).collect();
+    let tgt = target_rows(client, plan, &bytes).await?;
+    let mut out = Vec::new();
+    for (k, key) in keys {
+        let what = match (src.get(k), tgt.get(k)) {
+            (Some(a), Some(b)) if &a.bytes == b => continue,
+            (None, None) => continue,
+            (Some(_), Some(_)) => "values differ",
+            (Some(_), None) => "missing on the target",
+            (None, Some(_)) => "on the target only",
+        };
+        out.push((crate::source::read::key_display(plan, key), what));
     }
     Ok(out)
 }

@@ -14,17 +14,15 @@
 use super::by_key::{self, KeyBytes};
 use super::{Outcome, Suspect};
 use crate::config::ValidationMode;
-use crate::convert::value::to_value;
-use crate::convert::{Losses, TablePlan};
+use crate::convert::TablePlan;
 use crate::daemon::{connect_target, resume_position, Kind, Shared, TableRt};
 use crate::error::{Context, Error};
-use crate::model::{quote_tsql, Position, Value};
+use crate::model::{quote_tsql, Position};
 use crate::sink::apply::Op;
 use crate::sink::{guard, progress};
 use crate::source::read::Key;
 use crate::source::{self, Tds};
 use crate::state::{TableState, ValidationRecord};
-use futures_util::TryStreamExt;
 use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -218,60 +216,6 @@ async fn source_position(tds: &mut Tds, kind: &Kind) -> Result<Option<Position>,
     })
 }
 
-/// Keys changed after `pos` (in the session's current transaction), as both sides name them.
-async fn changed_since(
-    tds: &mut Tds,
-    rt: &TableRt,
-    pos: &Option<Position>,
-    shared: &Shared,
-) -> Result<Vec<(KeyBytes, Key)>, Error> {
-    let plan = &rt.plan;
-    let q = match (&rt.kind, pos) {
-        (Kind::ChangeTracking, Some(Position::Ct(v))) => {
-            let mut q = tiberius::Query::new(source::ct::changed_keys_sql(plan));
-            q.bind(*v);
-            q
-        }
-        (Kind::Cdc(ci), Some(Position::Cdc(l))) => {
-            let mut q = tiberius::Query::new(source::cdc::changed_keys_sql(plan, ci));
-            q.bind(l.0.to_vec());
-            q
-        }
-        _ => return Ok(Vec::new()),
-    };
-    let name = plan.source.name.to_string();
-    let mut stream = q
-        .query(tds)
-        .await
-        .context(|| format!("validate: read the keys of {name} changed meanwhile"))?
-        .into_row_stream();
-    let mut out = Vec::new();
-    let mut losses = Losses::default();
-    while let Some(row) = stream
-        .try_next()
-        .await
-        .context(|| format!("validate: read the keys of {name} changed meanwhile"))?
-    {
-        let cells: Vec<tiberius::ColumnData<'static>> = row.into_iter().collect();
-        let key: Key = cells
-            .iter()
-            .map(crate::source::read::KeyValue::from_cell)
-            .collect();
-        let mut values = vec![Value::Null; plan.columns.len()];
-        for (cell, k) in cells.into_iter().zip(&plan.key) {
-            values[*k] = to_value(
-                cell,
-                &plan.columns[*k],
-                &shared.config.policies,
-                &mut losses,
-            )
-            .map_err(|e| Error::table(&name, format!("validate: {e}"), None))?;
-        }
-        out.push((by_key::key_bytes(plan, &values), key));
-    }
-    Ok(out)
-}
-
 /// A pinned target: a REPEATABLE READ transaction that sees exactly the changes up to `pos`.
 /// With `hold`, the apply gate stays taken (no window runs) until the guard is dropped.
 async fn pin<'a>(
@@ -338,7 +282,8 @@ async fn first_pass(
     };
     source::execute(tds, "BEGIN TRANSACTION", "validate: begin").await?;
     let source_at = source_position(tds, &rt.kind).await?;
-    let changed = changed_since(tds, rt, &pos, shared).await?;
+    let changed =
+        by_key::changed_keys(tds, &rt.plan, &rt.kind, &pos, &shared.config.policies).await?;
     let skip: HashSet<KeyBytes> = changed.iter().map(|c| c.0.clone()).collect();
     let out = match mode {
         ValidationMode::Full => {
@@ -496,11 +441,12 @@ async fn recheck(
     let policies = &shared.config.policies;
     let (tx, pos, gate) = pin(shared, pg, name, repair).await?;
     source::execute(tds, "BEGIN TRANSACTION", "validate: begin").await?;
-    let changed: HashSet<KeyBytes> = changed_since(tds, rt, &pos, shared)
-        .await?
-        .into_iter()
-        .map(|c| c.0)
-        .collect();
+    let changed: HashSet<KeyBytes> =
+        by_key::changed_keys(tds, &rt.plan, &rt.kind, &pos, &shared.config.policies)
+            .await?
+            .into_iter()
+            .map(|c| c.0)
+            .collect();
     let (moving, still): (Vec<Suspect>, Vec<Suspect>) = suspects
         .iter()
         .cloned()
@@ -667,7 +613,9 @@ async fn table(
         if count_gap != 0 {
             let (tx, pos, _) = pin(shared, &mut pg, name, false).await?;
             source::execute(&mut tds, "BEGIN TRANSACTION", "validate: begin").await?;
-            let changed = changed_since(&mut tds, rt, &pos, shared).await?;
+            let changed =
+                by_key::changed_keys(&mut tds, &rt.plan, &rt.kind, &pos, &shared.config.policies)
+                    .await?;
             let (s, t, gap) =
                 counts(&mut tds, &tx, &rt.plan, &shared.config.policies, &changed).await?;
             source::execute(&mut tds, "COMMIT", "validate: end").await?;
@@ -704,7 +652,12 @@ async fn table(
             position,
             at_ms: started_ms,
             rows: result.source_rows,
-            mode: if result.in_database { "full, in database" } else { "full" }.into(),
+            mode: if result.in_database {
+                "full, in database"
+            } else {
+                "full"
+            }
+            .into(),
             guard,
         };
         let schema = &shared.config.mapping.progress_schema;

@@ -1,0 +1,273 @@
+//! Cutover on a proof: the target write guard, a proof made while replication runs, and the
+//! window's delta check, each shown to catch what it must (a difference planted on the target
+//! where the delta looks, one hidden by altering the guard, a row added by an impersonator) and
+//! to give no false alarm under a running writer.
+
+use crate::common::*;
+use std::time::Duration;
+
+fn report_of(out: &std::process::Output) -> serde_json::Value {
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "no JSON report ({e}): {} {}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        )
+    })
+}
+
+/// Writes to the target as only the replicator may (what an impersonating session would do).
+async fn impersonate(pg: &tokio_postgres::Client, sql: &str) {
+    pg.batch_execute(&format!(
+        "SET replicator.writer = 'on'; {sql}; RESET replicator.writer"
+    ))
+    .await
+    .unwrap_or_else(|e| panic!("{sql}: {e}"));
+}
+
+async fn value_of(pg: &tokio_postgres::Client, id: i32) -> Option<String> {
+    pg.query_opt("SELECT v FROM public.t WHERE id = $1", &[&id])
+        .await
+        .unwrap()
+        .map(|r| r.get(0))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_guard_refuses_foreign_writes_and_the_delta_check_finds_what_was_planted() {
+    let env = Env::new("proof").await;
+    let mut c = env.tds().await;
+    exec(&mut c, "CREATE TABLE dbo.t (id int NOT NULL PRIMARY KEY, v nvarchar(20) NOT NULL); ALTER TABLE dbo.t ENABLE CHANGE_TRACKING").await;
+    let values: Vec<String> = (1..=200).map(|i| format!("({i}, N'v{i}')")).collect();
+    exec(
+        &mut c,
+        &format!("INSERT INTO dbo.t VALUES {}", values.join(", ")),
+    )
+    .await;
+    let cfg = env
+        .config_file("[replication]\npoll_interval = \"50ms\"\n[[tables]]\nsource = \"dbo.t\"\n");
+    let mut daemon = spawn_daemon(&env, &cfg);
+    wait_all_streaming(&cfg, 1).await;
+
+    // Another session cannot write a replicated table, not even as a replica.
+    let pg = env.pg().await;
+    for sql in [
+        "UPDATE public.t SET v = 'x' WHERE id = 1",
+        "INSERT INTO public.t VALUES (1000, 'x')",
+        "TRUNCATE public.t",
+        "SET session_replication_role = replica; DELETE FROM public.t",
+    ] {
+        let e = pg.batch_execute(sql).await.unwrap_err();
+        let db = e.as_db_error().unwrap_or_else(|| panic!("{sql}: {e}"));
+        assert!(
+            db.message().contains("table public.t is replicated") && db.hint().is_some(),
+            "{sql}: {}",
+            db.message()
+        );
+        pg.batch_execute("RESET session_replication_role")
+            .await
+            .unwrap();
+    }
+
+    // A proof at P1, made while the daemon streams.
+    let out = replicator(&cfg, &["validate", "--full", "--json"]);
+    let v = report_of(&out);
+    assert_eq!(v[0]["result"], "equal", "{v}");
+    assert_eq!(v[0]["proven"], true, "{v}");
+
+    // Key 5 changes after P1 and is replicated; then a difference is planted on it.
+    exec(&mut c, "UPDATE dbo.t SET v = N'changed' WHERE id = 5").await;
+    eventually("id 5 replicated", Duration::from_secs(30), || {
+        let pg = &pg;
+        async move { value_of(pg, 5).await.as_deref() == Some("changed") }
+    })
+    .await;
+    impersonate(&pg, "UPDATE public.t SET v = 'planted' WHERE id = 5").await;
+    let out = replicator(
+        &cfg,
+        &["cutover", "--yes", "--json", "--validated-within", "1h"],
+    );
+    let r = report_of(&out);
+    assert!(!out.status.success(), "{r}");
+    assert_eq!(r["ok"], false);
+    let t = &r["tables"][0];
+    assert_eq!(t["check"], "delta", "the proof was reused: {r}");
+    assert_eq!(t["keys_checked"], 1, "{r}");
+    assert!(
+        r["problems"]
+            .to_string()
+            .contains("dbo.t (id=5): values differ"),
+        "{r}"
+    );
+    assert!(
+        daemon.wait().unwrap().success(),
+        "the daemon stopped cleanly"
+    );
+
+    // The guard disabled to plant a difference on a key that did not change: the proof no
+    // longer holds, every row is compared, the difference is found.
+    impersonate(&pg, "UPDATE public.t SET v = 'changed' WHERE id = 5").await;
+    pg.batch_execute(
+        "ALTER TABLE public.t DISABLE TRIGGER replicator_guard; \
+         UPDATE public.t SET v = 'hidden' WHERE id = 50; \
+         ALTER TABLE public.t ENABLE ALWAYS TRIGGER replicator_guard",
+    )
+    .await
+    .unwrap();
+    let out = replicator(
+        &cfg,
+        &["cutover", "--yes", "--json", "--validated-within", "1h"],
+    );
+    let r = report_of(&out);
+    assert_eq!(r["ok"], false, "{r}");
+    let t = &r["tables"][0];
+    assert_eq!(t["check"], "full", "{r}");
+    assert!(
+        t["why_full"].as_str().unwrap().contains("write guard"),
+        "{r}"
+    );
+    assert!(
+        r["problems"]
+            .to_string()
+            .contains("dbo.t (id=50): values differ"),
+        "{r}"
+    );
+
+    // The daemon again: cutover repairs id 50 while proving, then a row added by an
+    // impersonator after the proof (on a key the source never had) shows in the counts.
+    let mut daemon = spawn_daemon(&env, &cfg);
+    wait_all_streaming(&cfg, 1).await;
+    let out = replicator(&cfg, &["validate", "--full", "--repair", "--json"]);
+    let v = report_of(&out);
+    assert_eq!(v[0]["result"], "repaired", "{v}");
+    assert_eq!(value_of(&pg, 50).await.as_deref(), Some("v50"));
+    let out = replicator(&cfg, &["validate", "--full", "--json"]);
+    assert_eq!(report_of(&out)[0]["proven"], true);
+    impersonate(&pg, "INSERT INTO public.t VALUES (9999, 'extra')").await;
+    let out = replicator(
+        &cfg,
+        &["cutover", "--yes", "--json", "--validated-within", "1h"],
+    );
+    let r = report_of(&out);
+    assert_eq!(r["ok"], false, "{r}");
+    assert_eq!(r["tables"][0]["check"], "delta", "{r}");
+    assert_eq!(
+        (
+            r["tables"][0]["source_rows"].clone(),
+            r["tables"][0]["target_rows"].clone()
+        ),
+        (200.into(), 201.into()),
+        "{r}"
+    );
+    assert!(
+        r["problems"].to_string().contains("the counts differ"),
+        "{r}"
+    );
+    assert!(daemon.wait().unwrap().success());
+
+    // Clean again: the cutover succeeds on the delta, and the table takes writes afterwards.
+    impersonate(&pg, "DELETE FROM public.t WHERE id = 9999").await;
+    exec(&mut c, "UPDATE dbo.t SET v = N'late' WHERE id = 7").await;
+    let out = replicator(
+        &cfg,
+        &["cutover", "--yes", "--json", "--validated-within", "1h"],
+    );
+    let r = report_of(&out);
+    assert_eq!(r["ok"], true, "{r}");
+    let t = &r["tables"][0];
+    assert_eq!(
+        (t["check"].clone(), t["keys_checked"].clone()),
+        ("delta".into(), 1.into()),
+        "{r}"
+    );
+    assert_eq!(value_of(&pg, 7).await.as_deref(), Some("late"));
+    pg.batch_execute("UPDATE public.t SET v = 'app' WHERE id = 1")
+        .await
+        .unwrap();
+}
+
+/// One round: a fresh copy streaming under a running writer, a proof, a change after it, a
+/// planted difference or none, and a fenced cutover on the proof; whether it reported ok.
+async fn round(planted: bool) -> serde_json::Value {
+    let env = Env::new(if planted { "planted" } else { "clean" }).await;
+    let mut c = env.tds().await;
+    exec(&mut c, "CREATE TABLE dbo.t (id int NOT NULL PRIMARY KEY, v nvarchar(20) NOT NULL); ALTER TABLE dbo.t ENABLE CHANGE_TRACKING").await;
+    let values: Vec<String> = (1..=300).map(|i| format!("({i}, N'v{i}')")).collect();
+    exec(
+        &mut c,
+        &format!("INSERT INTO dbo.t VALUES {}", values.join(", ")),
+    )
+    .await;
+    let cfg = env
+        .config_file("[replication]\npoll_interval = \"50ms\"\n[[tables]]\nsource = \"dbo.t\"\n");
+    let mut daemon = spawn_daemon(&env, &cfg);
+    wait_all_streaming(&cfg, 1).await;
+    // The writer: updates and inserts keys above 100, until the fence refuses it.
+    let mut w = env.tds().await;
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let s = stop.clone();
+    let writer = tokio::spawn(async move {
+        let mut i = 0u32;
+        while !s.load(std::sync::atomic::Ordering::SeqCst) {
+            i += 1;
+            let sql = format!(
+                "UPDATE dbo.t SET v = N'w{i}' WHERE id = {}; INSERT INTO dbo.t VALUES ({}, N'n{i}')",
+                101 + i % 200,
+                1000 + i
+            );
+            if let Ok(q) = w.simple_query(sql).await {
+                let _ = q.into_results().await;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    });
+    let out = replicator(&cfg, &["validate", "--full", "--json"]);
+    let v = report_of(&out);
+    assert_eq!(v[0]["proven"], true, "{v}");
+    exec(&mut c, "UPDATE dbo.t SET v = N'after' WHERE id = 3").await;
+    let pg = env.pg().await;
+    eventually("id 3 replicated", Duration::from_secs(30), || {
+        let pg = &pg;
+        async move { value_of(pg, 3).await.as_deref() == Some("after") }
+    })
+    .await;
+    if planted {
+        impersonate(&pg, "UPDATE public.t SET v = 'planted' WHERE id = 3").await;
+    }
+    let out = replicator(
+        &cfg,
+        &[
+            "cutover",
+            "--yes",
+            "--json",
+            "--fence-source",
+            "--validated-within",
+            "1h",
+            "--timeout",
+            "60s",
+        ],
+    );
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    writer.await.unwrap();
+    let r = report_of(&out);
+    assert!(daemon.wait().unwrap().success());
+    assert_eq!(r["tables"][0]["check"], "delta", "{r}");
+    r
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn repeated_cutovers_under_a_writer_never_miss_a_plant_and_never_false_alarm() {
+    for planted in [true, false, true, false] {
+        let r = round(planted).await;
+        assert_eq!(r["ok"], !planted, "planted: {planted}: {r}");
+        if planted {
+            assert!(
+                r["problems"]
+                    .to_string()
+                    .contains("dbo.t (id=3): values differ"),
+                "{r}"
+            );
+        } else {
+            assert!(r["tables"][0]["keys_checked"].as_i64().unwrap() >= 1, "{r}");
+        }
+    }
+}
