@@ -410,7 +410,7 @@ async fn validate(
         let mut out = String::new();
         for r in &results {
             out.push_str(&format!(
-                "{:<40} {:<6} {:<9} source {} / target {} rows{}{}\n",
+                "{:<40} {:<6} {:<9} source {} / target {} rows{}{}{}\n",
                 r["table"].as_str().unwrap_or(""),
                 r["mode"].as_str().unwrap_or(""),
                 r["result"].as_str().unwrap_or(""),
@@ -419,6 +419,10 @@ async fn validate(
                 match r["repaired"].as_u64() {
                     Some(n) if n > 0 => format!(", {n} repaired"),
                     _ => String::new(),
+                },
+                match r["proven"].as_bool() {
+                    Some(true) => ", proof recorded (cutover checks only what changes after it)",
+                    _ => "",
                 },
                 r["note"]
                     .as_str()

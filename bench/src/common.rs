@@ -103,3 +103,32 @@ pub async fn start_sim_with_bench_db(backing: &str) -> (Child, u16) {
     .await;
     (sim, port)
 }
+
+/// Creates `dbo.ref` (Change Tracking on) in the simulator's `bench` database and fills it with
+/// `rows` rows in bulk through the backing database (values in the simulator's stored form).
+pub async fn load_ref(port: u16, backing_db: &str, rows: i64) {
+    tsql(
+        port,
+        Some("bench"),
+        "CREATE TABLE dbo.ref (id bigint NOT NULL PRIMARY KEY, a int NOT NULL, b smallint NOT NULL, amount decimal(18,2) NOT NULL, \
+         name nvarchar(100) NOT NULL, created datetime2 NOT NULL, updated datetime2 NULL, flag bit NOT NULL, g uniqueidentifier NOT NULL); \
+         ALTER TABLE dbo.ref ENABLE CHANGE_TRACKING",
+    )
+    .await;
+    // Filled in bulk through the backing database (values in the simulator's stored form).
+    let source_pg = testkit::pg().url_for(&mssql_sim::server::pg_name_for(backing_db, "bench"));
+    let direct = pg(&source_pg).await;
+    let t = Instant::now();
+    direct
+        .batch_execute(&format!(
+            "SET session_replication_role = replica; INSERT INTO dbo.ref SELECT i, (i * 7) % 1000000, (i % 30000)::smallint, \
+             ((i % 100000) * 1.37)::numeric(18,2), 'customer name ' || i, \
+             to_char(timestamp '2020-01-01' + i * interval '1 second', 'YYYY-MM-DD HH24:MI:SS') || '.1234560', \
+             CASE WHEN i % 3 = 0 THEN NULL ELSE to_char(timestamp '2021-01-01' + i * interval '1 second', 'YYYY-MM-DD HH24:MI:SS') || '.7654320' END, \
+             (i % 2)::smallint, md5(i::text)::uuid FROM generate_series(1, {}) AS i; ANALYZE dbo.ref",
+            rows
+        ))
+        .await
+        .unwrap();
+    eprintln!("source: {} rows loaded in {:.1?}", rows, t.elapsed());
+}

@@ -37,30 +37,7 @@ async fn main() {
     let backing_db = backing.rsplit('/').next().unwrap().to_string();
     let target = testkit::fresh_database("replbench_target").await;
     let (mut sim, port) = common::start_sim_with_bench_db(&backing).await;
-    tsql(
-        port,
-        Some("bench"),
-        "CREATE TABLE dbo.ref (id bigint NOT NULL PRIMARY KEY, a int NOT NULL, b smallint NOT NULL, amount decimal(18,2) NOT NULL, \
-         name nvarchar(100) NOT NULL, created datetime2 NOT NULL, updated datetime2 NULL, flag bit NOT NULL, g uniqueidentifier NOT NULL); \
-         ALTER TABLE dbo.ref ENABLE CHANGE_TRACKING",
-    )
-    .await;
-    // Filled in bulk through the backing database (values in the simulator's stored form).
-    let source_pg = testkit::pg().url_for(&mssql_sim::server::pg_name_for(&backing_db, "bench"));
-    let direct = pg(&source_pg).await;
-    let t = Instant::now();
-    direct
-        .batch_execute(&format!(
-            "SET session_replication_role = replica; INSERT INTO dbo.ref SELECT i, (i * 7) % 1000000, (i % 30000)::smallint, \
-             ((i % 100000) * 1.37)::numeric(18,2), 'customer name ' || i, \
-             to_char(timestamp '2020-01-01' + i * interval '1 second', 'YYYY-MM-DD HH24:MI:SS') || '.1234560', \
-             CASE WHEN i % 3 = 0 THEN NULL ELSE to_char(timestamp '2021-01-01' + i * interval '1 second', 'YYYY-MM-DD HH24:MI:SS') || '.7654320' END, \
-             (i % 2)::smallint, md5(i::text)::uuid FROM generate_series(1, {}) AS i; ANALYZE dbo.ref",
-            args.rows
-        ))
-        .await
-        .unwrap();
-    eprintln!("source: {} rows loaded in {:.1?}", args.rows, t.elapsed());
+    common::load_ref(port, &backing_db, args.rows).await;
 
     // The replicator.
     let dir = std::env::temp_dir().join(format!("replicator-bench-{}", std::process::id()));
