@@ -271,3 +271,67 @@ async fn repeated_cutovers_under_a_writer_never_miss_a_plant_and_never_false_ala
         }
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cdc_table_is_checked_by_its_delta_from_the_change_table() {
+    let env = Env::new("proofcdc").await;
+    let mut c = env.tds().await;
+    exec(&mut c, "EXEC sys.sp_cdc_enable_db").await;
+    exec(
+        &mut c,
+        "CREATE TABLE dbo.t (id int NOT NULL PRIMARY KEY, v nvarchar(20) NOT NULL)",
+    )
+    .await;
+    exec(&mut c, "EXEC sys.sp_cdc_enable_table @source_schema = N'dbo', @source_name = N't', @role_name = NULL").await;
+    let values: Vec<String> = (1..=100).map(|i| format!("({i}, N'v{i}')")).collect();
+    exec(
+        &mut c,
+        &format!("INSERT INTO dbo.t VALUES {}", values.join(", ")),
+    )
+    .await;
+    let cfg = env
+        .config_file("[replication]\npoll_interval = \"50ms\"\n[[tables]]\nsource = \"dbo.t\"\n");
+    let mut daemon = spawn_daemon(&env, &cfg);
+    wait_all_streaming(&cfg, 1).await;
+    let out = replicator(&cfg, &["validate", "--full", "--json"]);
+    assert_eq!(report_of(&out)[0]["proven"], true);
+    // After the proof: an update, a delete and an insert, one of them then planted on.
+    exec(&mut c, "UPDATE dbo.t SET v = N'u' WHERE id = 2; DELETE FROM dbo.t WHERE id = 3; INSERT INTO dbo.t VALUES (500, N'new')").await;
+    let pg = env.pg().await;
+    eventually("the changes replicated", Duration::from_secs(30), || {
+        let pg = &pg;
+        async move { value_of(pg, 500).await.is_some() && value_of(pg, 3).await.is_none() }
+    })
+    .await;
+    impersonate(&pg, "UPDATE public.t SET v = 'planted' WHERE id = 500").await;
+    let out = replicator(
+        &cfg,
+        &["cutover", "--yes", "--json", "--validated-within", "1h"],
+    );
+    let r = report_of(&out);
+    assert_eq!(r["ok"], false, "{r}");
+    assert_eq!(r["tables"][0]["check"], "delta", "{r}");
+    assert_eq!(r["tables"][0]["keys_checked"], 3, "{r}");
+    assert!(
+        r["problems"]
+            .to_string()
+            .contains("dbo.t (id=500): values differ"),
+        "{r}"
+    );
+    assert!(daemon.wait().unwrap().success());
+    impersonate(&pg, "UPDATE public.t SET v = 'new' WHERE id = 500").await;
+    let out = replicator(
+        &cfg,
+        &["cutover", "--yes", "--json", "--validated-within", "1h"],
+    );
+    let r = report_of(&out);
+    assert_eq!(r["ok"], true, "{r}");
+    assert_eq!(
+        (
+            r["tables"][0]["check"].clone(),
+            r["tables"][0]["source_rows"].clone()
+        ),
+        ("delta".into(), 100.into()),
+        "{r}"
+    );
+}

@@ -90,6 +90,17 @@ async fn main() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     eprintln!("snapshot: {:.1} s", t.elapsed().as_secs_f64());
+    // Streaming in the daemon's word too (caught up after the snapshot).
+    let deadline = Instant::now() + Duration::from_secs(600);
+    loop {
+        let out = replicator(&config, &["status", "--json"]);
+        let s: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
+        if s["tables"][0]["state"] == "streaming" {
+            break;
+        }
+        assert!(Instant::now() < deadline, "never streaming: {s}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
     // The proof, while the daemon streams (what cutover would run itself without one).
     let mut prove_secs = 0.0;
     if !args.full_check_in_window {

@@ -8,7 +8,7 @@
 mod common;
 
 use clap::Parser;
-use common::{cpu_secs, pg, proc_field, sibling, tsql, PASSWORD};
+use common::{cpu_secs, pg, proc_field, sibling, PASSWORD};
 use futures_util::{SinkExt, TryStreamExt};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};

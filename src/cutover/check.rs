@@ -74,18 +74,18 @@ pub async fn basis(
 }
 
 /// Checks one table at the final position: by its delta when `basis` holds a proof (falling back
-/// to every row when most rows changed since), else every row. Adds its time to `parts`.
+/// to every row when most rows changed since), else every row. Adds its time to `parts`;
+/// returns the result and the problems found, each naming the table.
 pub async fn table(
     shared: &Shared,
     tds: &mut Tds,
     pg: &mut tokio_postgres::Client,
-    name: &str,
-    rt: &TableRt,
+    (name, rt): (&str, &TableRt),
     basis: Result<Proof, String>,
     parts: &mut Parts,
-    problems: &mut Vec<String>,
-) -> Result<TableResult, Error> {
+) -> Result<(TableResult, Vec<String>), Error> {
     let started = Instant::now();
+    let mut problems = Vec::new();
     let plan = &rt.plan;
     let mut result = TableResult {
         source: name.to_string(),
@@ -207,7 +207,7 @@ pub async fn table(
     }
     record(shared, name, rt, &result)?;
     result.seconds = started.elapsed().as_secs_f64();
-    Ok(result)
+    Ok((result, problems))
 }
 
 /// Records the check as the table's last validation (shown by `status`).

@@ -205,17 +205,9 @@ async fn in_window(
     let mut problems = Vec::new();
     for (name, rt) in &tables {
         let basis = check::basis(&mut tds, &pg, opts, rt, standing.get(name), &min_valid).await?;
-        let mut r = check::table(
-            shared,
-            &mut tds,
-            &mut pg,
-            name,
-            rt,
-            basis,
-            parts,
-            &mut problems,
-        )
-        .await?;
+        let (mut r, mut found) =
+            check::table(shared, &mut tds, &mut pg, (name, rt), basis, parts).await?;
+        problems.append(&mut found);
         let t = Instant::now();
         r.identity_synced_to = check::sync_identity(&mut tds, &pg, rt).await?;
         parts.identities += t.elapsed().as_secs_f64();
