@@ -32,12 +32,12 @@ async fn value_of(pg: &tokio_postgres::Client, id: i32) -> Option<String> {
         .map(|r| r.get(0))
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_guard_refuses_foreign_writes_and_the_delta_check_finds_what_was_planted() {
-    let env = Env::new("proof").await;
+/// `dbo.t (id, v)` with Change Tracking and `rows` rows, replicated by a running daemon and
+/// streaming: the source session, the configuration file and the daemon.
+async fn streaming_table(env: &Env, rows: i32) -> (Tds, std::path::PathBuf, std::process::Child) {
     let mut c = env.tds().await;
     exec(&mut c, "CREATE TABLE dbo.t (id int NOT NULL PRIMARY KEY, v nvarchar(20) NOT NULL); ALTER TABLE dbo.t ENABLE CHANGE_TRACKING").await;
-    let values: Vec<String> = (1..=200).map(|i| format!("({i}, N'v{i}')")).collect();
+    let values: Vec<String> = (1..=rows).map(|i| format!("({i}, N'v{i}')")).collect();
     exec(
         &mut c,
         &format!("INSERT INTO dbo.t VALUES {}", values.join(", ")),
@@ -45,8 +45,15 @@ async fn the_guard_refuses_foreign_writes_and_the_delta_check_finds_what_was_pla
     .await;
     let cfg = env
         .config_file("[replication]\npoll_interval = \"50ms\"\n[[tables]]\nsource = \"dbo.t\"\n");
-    let mut daemon = spawn_daemon(&env, &cfg);
+    let daemon = spawn_daemon(env, &cfg);
     wait_all_streaming(&cfg, 1).await;
+    (c, cfg, daemon)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_guard_refuses_foreign_writes_and_the_delta_check_finds_what_was_planted() {
+    let env = Env::new("proof").await;
+    let (mut c, cfg, mut daemon) = streaming_table(&env, 200).await;
 
     // Another session cannot write a replicated table, not even as a replica.
     let pg = env.pg().await;
@@ -189,18 +196,7 @@ async fn the_guard_refuses_foreign_writes_and_the_delta_check_finds_what_was_pla
 /// planted difference or none, and a fenced cutover on the proof; whether it reported ok.
 async fn round(planted: bool) -> serde_json::Value {
     let env = Env::new(if planted { "planted" } else { "clean" }).await;
-    let mut c = env.tds().await;
-    exec(&mut c, "CREATE TABLE dbo.t (id int NOT NULL PRIMARY KEY, v nvarchar(20) NOT NULL); ALTER TABLE dbo.t ENABLE CHANGE_TRACKING").await;
-    let values: Vec<String> = (1..=300).map(|i| format!("({i}, N'v{i}')")).collect();
-    exec(
-        &mut c,
-        &format!("INSERT INTO dbo.t VALUES {}", values.join(", ")),
-    )
-    .await;
-    let cfg = env
-        .config_file("[replication]\npoll_interval = \"50ms\"\n[[tables]]\nsource = \"dbo.t\"\n");
-    let mut daemon = spawn_daemon(&env, &cfg);
-    wait_all_streaming(&cfg, 1).await;
+    let (mut c, cfg, mut daemon) = streaming_table(&env, 300).await;
     // The writer: updates and inserts keys above 100, until the fence refuses it.
     let mut w = env.tds().await;
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));

@@ -11,9 +11,9 @@
 mod common;
 
 use clap::Parser;
-use common::{pg, sibling, tsql, PASSWORD};
+use common::{pg, tsql};
 use futures_util::SinkExt;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -118,16 +118,6 @@ fn percentile(v: &mut [f64], p: f64) -> f64 {
     v[((v.len() as f64 - 1.0) * p).round() as usize]
 }
 
-fn spawn_replicator(config: &std::path::Path) -> Child {
-    Command::new(sibling("replicator"))
-        .args(["--config", &config.display().to_string(), "run"])
-        .env("BENCH_MSSQL_PASSWORD", PASSWORD)
-        .env("REPLICATOR_LOG", "warn,tiberius=error")
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("start replicator")
-}
-
 async fn wait_caught_up(
     source: &tokio_postgres::Client,
     target: &tokio_postgres::Client,
@@ -174,37 +164,15 @@ async fn main() {
         ))
         .await
         .unwrap();
-    let dir = std::env::temp_dir().join(format!("apply-bench-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    let config = dir.join("replicator.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "[source]\nhost = \"127.0.0.1\"\nport = {port}\ndatabase = \"bench\"\nuser = \"sa\"\npassword_env = \"BENCH_MSSQL_PASSWORD\"\ntls = \"disable\"\n\
-             [target]\nurl = \"{target}\"\n[state]\ndir = \"{d}/state\"\n[control]\nsocket = \"{d}/control.sock\"\n\
-             [replication]\npoll_interval = \"100ms\"\n[[tables]]\nsource = \"dbo.ev\"\n",
-            d = dir.display()
-        ),
-    )
-    .unwrap();
+    let (dir, config) = common::replicator_config(
+        "apply-bench",
+        port,
+        &target,
+        "[replication]\npoll_interval = \"100ms\"\n[[tables]]\nsource = \"dbo.ev\"\n",
+    );
     let tpg = pg(&target).await;
-    let mut repl = spawn_replicator(&config);
-    loop {
-        let streaming = tpg
-            .query_opt(
-                "SELECT 1 FROM replicator.table_progress WHERE phase = 'streaming'",
-                &[],
-            )
-            .await
-            .ok()
-            .flatten()
-            .is_some();
-        if streaming {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let mut repl = common::spawn_replicator(&config);
+    common::wait_snapshot_done(&tpg, &mut repl).await;
     wait_caught_up(&source, &tpg).await;
     let next_id = Arc::new(AtomicU64::new(args.rows as u64 + 1));
     println!(
@@ -297,7 +265,7 @@ async fn main() {
     let backlog = load.finish().await;
     let made_secs = t.elapsed().as_secs_f64();
     let t = Instant::now();
-    let mut repl = spawn_replicator(&config);
+    let mut repl = common::spawn_replicator(&config);
     let drain = {
         tokio::time::sleep(Duration::from_millis(200)).await;
         wait_caught_up(&source, &tpg).await;

@@ -2,7 +2,8 @@
 //! child process with a `bench` database (snapshot isolation and Change Tracking on).
 #![allow(dead_code)]
 
-use std::process::{Child, Command};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 /// The simulator's `sa` password in the benches.
@@ -131,4 +132,60 @@ pub async fn load_ref(port: u16, backing_db: &str, rows: i64) {
         .await
         .unwrap();
     eprintln!("source: {} rows loaded in {:.1?}", rows, t.elapsed());
+}
+
+/// Writes a replicator configuration for the simulator's `bench` database on `port` and the
+/// `target` URL into a fresh temporary directory named after `name` (its state and control
+/// socket beside it), with `extra` appended (the `[replication]`, `[validation]` and
+/// `[[tables]]` sections). Returns the directory and the configuration file.
+pub fn replicator_config(name: &str, port: u16, target: &str, extra: &str) -> (PathBuf, PathBuf) {
+    let dir = std::env::temp_dir().join(format!("{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let config = dir.join("replicator.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[source]\nhost = \"127.0.0.1\"\nport = {port}\ndatabase = \"bench\"\nuser = \"sa\"\npassword_env = \"BENCH_MSSQL_PASSWORD\"\ntls = \"disable\"\n\
+             [target]\nurl = \"{target}\"\n[state]\ndir = \"{d}/state\"\n[control]\nsocket = \"{d}/control.sock\"\n{extra}",
+            d = dir.display(),
+        ),
+    )
+    .unwrap();
+    (dir, config)
+}
+
+/// Starts the release `replicator run` on `config` (warnings on stderr).
+pub fn spawn_replicator(config: &std::path::Path) -> Child {
+    Command::new(sibling("replicator"))
+        .args(["--config", &config.display().to_string(), "run"])
+        .env("BENCH_MSSQL_PASSWORD", PASSWORD)
+        .env("REPLICATOR_LOG", "warn,tiberius=error")
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("start replicator")
+}
+
+/// Waits until the target's progress table shows a table streaming (its snapshot done);
+/// panics if the replicator exits first.
+pub async fn wait_snapshot_done(target: &tokio_postgres::Client, repl: &mut Child) {
+    loop {
+        let streaming = target
+            .query_opt(
+                "SELECT 1 FROM replicator.table_progress WHERE phase = 'streaming'",
+                &[],
+            )
+            .await
+            .ok()
+            .flatten()
+            .is_some();
+        if streaming {
+            return;
+        }
+        assert!(
+            repl.try_wait().unwrap().is_none(),
+            "replicator exited early"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }

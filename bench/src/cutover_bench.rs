@@ -10,7 +10,7 @@ mod common;
 
 use clap::Parser;
 use common::{pg, sibling, tsql, PASSWORD};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 #[derive(Parser)]
@@ -47,48 +47,16 @@ async fn main() {
     let (mut sim, port) = common::start_sim_with_bench_db(&backing).await;
     common::load_ref(port, &backing_db, args.rows).await;
 
-    let dir = std::env::temp_dir().join(format!("cutover-bench-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    let config = dir.join("replicator.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "[source]\nhost = \"127.0.0.1\"\nport = {port}\ndatabase = \"bench\"\nuser = \"sa\"\npassword_env = \"BENCH_MSSQL_PASSWORD\"\ntls = \"disable\"\n\
-             [target]\nurl = \"{target}\"\n[state]\ndir = \"{d}/state\"\n[control]\nsocket = \"{d}/control.sock\"\n\
-             [replication]\npoll_interval = \"100ms\"\n[validation]\ninterval = \"off\"\nmax_share = 1.0\n[[tables]]\nsource = \"dbo.ref\"\n",
-            d = dir.display(),
-        ),
-    )
-    .unwrap();
+    let (dir, config) = common::replicator_config(
+        "cutover-bench",
+        port,
+        &target,
+        "[replication]\npoll_interval = \"100ms\"\n[validation]\ninterval = \"off\"\nmax_share = 1.0\n[[tables]]\nsource = \"dbo.ref\"\n",
+    );
     let tpg = pg(&target).await;
     let t = Instant::now();
-    let mut repl = Command::new(sibling("replicator"))
-        .args(["--config", &config.display().to_string(), "run"])
-        .env("BENCH_MSSQL_PASSWORD", PASSWORD)
-        .env("REPLICATOR_LOG", "warn,tiberius=error")
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("start replicator");
-    loop {
-        let streaming = tpg
-            .query_opt(
-                "SELECT 1 FROM replicator.table_progress WHERE phase = 'streaming'",
-                &[],
-            )
-            .await
-            .ok()
-            .flatten()
-            .is_some();
-        if streaming {
-            break;
-        }
-        assert!(
-            repl.try_wait().unwrap().is_none(),
-            "replicator exited early"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let mut repl = common::spawn_replicator(&config);
+    common::wait_snapshot_done(&tpg, &mut repl).await;
     eprintln!("snapshot: {:.1} s", t.elapsed().as_secs_f64());
     // Streaming in the daemon's word too (caught up after the snapshot).
     let deadline = Instant::now() + Duration::from_secs(600);

@@ -10,7 +10,7 @@ mod common;
 use clap::Parser;
 use common::{cpu_secs, pg, proc_field, sibling, PASSWORD};
 use futures_util::{SinkExt, TryStreamExt};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 #[derive(Parser)]
@@ -40,33 +40,21 @@ async fn main() {
     common::load_ref(port, &backing_db, args.rows).await;
 
     // The replicator.
-    let dir = std::env::temp_dir().join(format!("replicator-bench-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    let config = dir.join("replicator.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "[source]\nhost = \"127.0.0.1\"\nport = {port}\ndatabase = \"bench\"\nuser = \"sa\"\npassword_env = \"BENCH_MSSQL_PASSWORD\"\ntls = \"disable\"\n\
-             [target]\nurl = \"{target}\"\n[state]\ndir = \"{d}/state\"\n[control]\nsocket = \"{d}/control.sock\"\n\
-             [replication]\nsnapshot_workers = {w}\nsnapshot_chunk_rows = {c}\n\
+    let (dir, config) = common::replicator_config(
+        "replicator-bench",
+        port,
+        &target,
+        &format!(
+            "[replication]\nsnapshot_workers = {w}\nsnapshot_chunk_rows = {c}\n\
              [validation]\ninterval = \"off\"\nmax_share = 1.0\nchecksums = \"{k}\"\n[[tables]]\nsource = \"dbo.ref\"\n",
-            d = dir.display(),
             w = args.workers,
             c = args.chunk,
             k = args.checksums,
         ),
-    )
-    .unwrap();
+    );
     let tpg = pg(&target).await;
     let t = Instant::now();
-    let mut repl = Command::new(sibling("replicator"))
-        .args(["--config", &config.display().to_string(), "run"])
-        .env("BENCH_MSSQL_PASSWORD", PASSWORD)
-        .env("REPLICATOR_LOG", "warn,tiberius=error")
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("start replicator");
+    let mut repl = common::spawn_replicator(&config);
     let rpid = repl.id();
     let (sim_cpu0, repl_cpu0) = (cpu_secs(sim.id()), 0.0);
     let mut peak_rss = 0u64;
