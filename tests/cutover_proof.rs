@@ -331,3 +331,52 @@ async fn a_cdc_table_is_checked_by_its_delta_from_the_change_table() {
         "{r}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_table_the_replicator_does_not_own_streams_unguarded_and_is_compared_in_full() {
+    let env = Env::new("notowner").await;
+    let mut c = env.tds().await;
+    exec(&mut c, "CREATE TABLE dbo.t (id int NOT NULL PRIMARY KEY, v nvarchar(20) NOT NULL); ALTER TABLE dbo.t ENABLE CHANGE_TRACKING; INSERT INTO dbo.t VALUES (1, N'a'), (2, N'b')").await;
+    // The replicator logs in as a role that may write public.t but does not own it.
+    let db = env.target_url.rsplit('/').next().unwrap().to_string();
+    let role = format!("{db}_repl");
+    let pg = env.pg().await;
+    pg.batch_execute(&format!(
+        "CREATE ROLE {role} LOGIN; GRANT CREATE ON DATABASE {db} TO {role}; GRANT USAGE, CREATE ON SCHEMA public TO {role}; \
+         CREATE TABLE public.t (id integer NOT NULL PRIMARY KEY, v varchar(20) NOT NULL); GRANT ALL ON public.t TO {role}"
+    ))
+    .await
+    .unwrap();
+    let url = env.target_url.replacen("postgres@", &format!("{role}@"), 1);
+    let text = env
+        .config_text("[replication]\npoll_interval = \"50ms\"\n[[tables]]\nsource = \"dbo.t\"\n")
+        .replace(&env.target_url, &url);
+    let cfg = env.dir.join("replicator.toml");
+    std::fs::write(&cfg, text).unwrap();
+    let mut daemon = spawn_daemon(&env, &cfg);
+    wait_all_streaming(&cfg, 1).await;
+    let guards: i64 = pg
+        .query_one(
+            "SELECT count(*) FROM pg_trigger WHERE tgname = 'replicator_guard'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(guards, 0, "no guard on a table the replicator does not own");
+    let out = replicator(&cfg, &["validate", "--full", "--json"]);
+    let v = report_of(&out);
+    assert_eq!(
+        (v[0]["result"].clone(), v[0]["proven"].clone()),
+        ("equal".into(), false.into()),
+        "{v}"
+    );
+    exec(&mut c, "UPDATE dbo.t SET v = N'c' WHERE id = 2").await;
+    let out = replicator(&cfg, &["cutover", "--yes", "--json"]);
+    let r = report_of(&out);
+    assert_eq!(r["ok"], true, "{r}");
+    assert_eq!(r["tables"][0]["check"], "full", "{r}");
+    assert_eq!(r["tables"][0]["source_rows"], 2, "{r}");
+    assert!(daemon.wait().unwrap().success());
+    assert_eq!(value_of(&pg, 2).await.as_deref(), Some("c"));
+}

@@ -39,7 +39,9 @@ pub async fn mark_session(pg: &impl GenericClient) -> Result<(), Error> {
 }
 
 /// Installs the guard on `table` (and the trigger function in the progress schema) unless an
-/// enabled one is there already. Idempotent; an intact guard is left as it is.
+/// enabled one is there already. Idempotent; an intact guard is left as it is. A table the
+/// replicator's role does not own is left without a guard (a warning): it never gets a proof,
+/// so cutover compares its every row.
 pub async fn ensure(
     pg: &impl GenericClient,
     schema: &str,
@@ -92,11 +94,19 @@ pub async fn ensure(
         ),
         Some(_) => format!("ALTER TABLE {t} ENABLE ALWAYS TRIGGER {trig}"),
     };
-    pg.batch_execute(&sql)
-        .await
-        .context(|| format!("install the write guard on {table}"))?;
-    tracing::info!(target = %table, "write guard installed: only the replicator writes this table until cutover");
-    Ok(())
+    match pg.batch_execute(&sql).await {
+        Ok(()) => {
+            tracing::info!(target = %table, "write guard installed: only the replicator writes this table until cutover");
+            Ok(())
+        }
+        // A table the replicator's role does not own (created beforehand by another role):
+        // replication goes on without a guard, and cutover compares its every row.
+        Err(e) if e.code() == Some(&tokio_postgres::error::SqlState::INSUFFICIENT_PRIVILEGE) => {
+            tracing::warn!(target = %table, "write guard not installed: the replicator's role does not own the table; cutover will compare every row of it inside the write window (hint: ALTER TABLE ... OWNER TO the replicator's role)");
+            Ok(())
+        }
+        Err(e) => Err(e).context(|| format!("install the write guard on {table}")),
+    }
 }
 
 /// The guard's identity: its trigger's oid and the transaction that last wrote its catalog row,
