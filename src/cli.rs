@@ -1,5 +1,5 @@
 //! The command line: `run`, `status`, `schema`, `check`, `cutover`, `validate`, `resync`,
-//! `history`, `demo`. Exit code 0 on success; otherwise one line on stderr.
+//! `history`. Exit code 0 on success; otherwise one line on stderr.
 
 use crate::config::{self, Config, ProcessEnvironment};
 use crate::daemon;
@@ -117,10 +117,13 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// A whole migration on this machine: a throwaway PostgreSQL (or --pg-url), the SQL Server
-    /// simulator with a sample database, the daemon under a live workload, status, cutover.
-    /// Needs no configuration.
-    Demo(crate::demo::DemoArgs),
+    /// The demo is its own program (the product links no simulator): `bash scripts/demo.sh`.
+    #[command(hide = true)]
+    Demo {
+        /// Ignored: said where the demo is.
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
 }
 
 /// The progress bar of `run` on an interactive terminal (absent otherwise).
@@ -225,6 +228,9 @@ pub async fn main(cli: Cli) -> Result<(), Error> {
                 Err(Error::Fatal("check found errors".into()))
             }
         }
+        Command::Demo { .. } => Err(Error::Fatal(
+            "the demo is its own program, so that this binary holds only the product: run `bash scripts/demo.sh` (or `cargo run --release -p replicator-demo -- --help`)".into(),
+        )),
         Command::Cutover {
             yes,
             timeout,
@@ -270,7 +276,6 @@ pub async fn main(cli: Cli) -> Result<(), Error> {
             validate(&config, table, full, repair, json).await
         }
         Command::Resync { table } => resync(&load(&cli.config)?, &table).await,
-        Command::Demo(args) => crate::demo::run(args).await,
     }
 }
 

@@ -11,7 +11,6 @@ pub mod control;
 pub mod convert;
 pub mod cutover;
 pub mod daemon;
-pub mod demo;
 pub mod error;
 pub mod metrics;
 pub mod model;

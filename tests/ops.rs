@@ -1,4 +1,4 @@
-//! Operating it through the real binary: the demo, the systemd unit, check, notify and SIGHUP,
+//! Operating it through the real binary: where the demo is, the systemd unit, check, notify and SIGHUP,
 //! secrets.
 
 use crate::common::*;
@@ -6,31 +6,17 @@ use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 #[test]
-fn the_demo_runs_to_completion() {
+fn the_product_binary_points_to_the_demo() {
     let out = replicator_command()
-        .args(["demo", "--rows", "300", "--seconds", "2", "--rate", "100"])
+        .args(["demo", "--rows", "300"])
         .output()
-        .expect("demo runs");
-    let stdout = String::from_utf8_lossy(&out.stdout);
+        .expect("replicator runs");
+    assert!(!out.status.success());
     assert!(
-        out.status.success(),
-        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr).contains("scripts/demo.sh"),
+        "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    for want in [
-        "snapshot done",
-        "workload made",
-        "cutover complete: downtime",
-        "dbo.orders",
-        "equal",
-        "demo finished",
-    ] {
-        assert!(
-            stdout.contains(want),
-            "{want} missing from the demo's output:\n{stdout}"
-        );
-    }
-    assert!(!stdout.contains("different"), "{stdout}");
 }
 
 #[test]

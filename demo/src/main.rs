@@ -1,33 +1,54 @@
-//! `replicator demo`: a whole migration on this machine, with nothing to configure. A throwaway
+//! `replicator-demo` (run by `scripts/demo.sh`): a whole migration on this machine, with nothing
+//! to configure. A throwaway
 //! PostgreSQL cluster (or `--pg-url`), the SQL Server simulator serving a seeded sample database
 //! over TCP, the daemon snapshotting and then streaming under a live workload, `status` along
 //! the way, and a cutover with its report. Everything is removed at the end.
 //!
 //! The daemon runs exactly as `replicator run` would, against the simulator's TCP address: no
-//! code path of it knows that the source is simulated.
+//! code path of it knows that the source is simulated. It is its own binary so that the product
+//! (`replicator`) links no simulator and no test harness.
 
-use crate::config::{self, Environment};
-use crate::daemon;
-use crate::error::Error;
-use crate::state::{Store, TableState};
+use clap::Parser;
+use replicator::config::{self, Environment};
+use replicator::daemon;
+use replicator::error::Error;
+use replicator::state::{Store, TableState};
 use std::time::{Duration, Instant};
 
-/// Options of `replicator demo`.
-#[derive(Debug, clap::Args)]
-pub struct DemoArgs {
+fn main() {
+    let args = DemoArgs::parse();
+    replicator::cli::init_logging(replicator::cli::LogFormat::Text);
+    let outcome = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Error::Fatal(format!("cannot start the runtime: {e}")))
+        .and_then(|rt| rt.block_on(run(args)));
+    if let Err(e) = outcome {
+        eprintln!("replicator-demo: {e}");
+        std::process::exit(1);
+    }
+}
+
+/// Options of the demo.
+#[derive(Debug, Parser)]
+#[command(
+    name = "replicator-demo",
+    about = "A whole migration on this machine: simulator, throwaway PostgreSQL, snapshot, live changes, cutover"
+)]
+struct DemoArgs {
     /// Use this PostgreSQL server (a superuser URL) instead of a throwaway cluster; the demo
     /// creates and drops its own databases on it.
     #[arg(long)]
-    pub pg_url: Option<String>,
+    pg_url: Option<String>,
     /// Orders in the sample database (customers, products and order lines follow).
     #[arg(long, default_value_t = 20_000)]
-    pub rows: i64,
+    rows: i64,
     /// Seconds of live workload while streaming.
     #[arg(long, default_value_t = 10)]
-    pub seconds: u64,
+    seconds: u64,
     /// Workload changes per second.
     #[arg(long, default_value_t = 300)]
-    pub rate: u32,
+    rate: u32,
 }
 
 const SA_PASSWORD: &str = "Demo_pw_1";
@@ -96,7 +117,7 @@ async fn databases(
 }
 
 /// Runs the demo to its end.
-pub async fn run(args: DemoArgs) -> Result<(), Error> {
+async fn run(args: DemoArgs) -> Result<(), Error> {
     let started = Instant::now();
     step("starting PostgreSQL and the SQL Server simulator");
     let (backing, target, admin) = databases(&args.pg_url).await?;
@@ -124,14 +145,14 @@ pub async fn run(args: DemoArgs) -> Result<(), Error> {
         "ALTER DATABASE shop SET ALLOW_SNAPSHOT_ISOLATION ON; ALTER DATABASE shop SET CHANGE_TRACKING = ON (CHANGE_RETENTION = 2 DAYS, AUTO_CLEANUP = ON);",
     );
     for t in mssql_sim::workload::seed::TABLES {
-        if let Some(name) = crate::model::TableName::parse(t) {
+        if let Some(name) = replicator::model::TableName::parse(t) {
             enable.push_str(&format!(
                 " ALTER TABLE {} ENABLE CHANGE_TRACKING;",
                 name.tsql()
             ));
         }
     }
-    crate::source::execute(&mut tds, &enable, "enable Change Tracking").await?;
+    replicator::source::execute(&mut tds, &enable, "enable Change Tracking").await?;
     println!(
         "{n} rows in {} tables; Change Tracking and snapshot isolation on",
         mssql_sim::workload::seed::TABLES.len()
@@ -150,7 +171,7 @@ pub async fn run(args: DemoArgs) -> Result<(), Error> {
     step("replicator run: schema, snapshot, then Change Tracking");
     let store = Store::open(&cfg.state_dir)?;
     let shared = daemon::shared(cfg.clone(), store);
-    crate::control::serve(shared.clone(), &cfg.control_socket).await?;
+    replicator::control::serve(shared.clone(), &cfg.control_socket).await?;
     let task = tokio::spawn(daemon::run(shared.clone()));
     let t = Instant::now();
     loop {
@@ -212,8 +233,8 @@ pub async fn run(args: DemoArgs) -> Result<(), Error> {
     step("replicator cutover --fence-source: every table proven equal while the daemon streams, then the source fenced and only what changed since checked");
     // Cutover talks to the running daemon: it proves each table equal while replication runs,
     // then asks the daemon to stop and takes its store.
-    let cutover = tokio::spawn(crate::cutover::run(cfg, {
-        let mut o = crate::cutover::Options::new(true);
+    let cutover = tokio::spawn(replicator::cutover::run(cfg, {
+        let mut o = replicator::cutover::Options::new(true);
         o.timeout = Duration::from_secs(120);
         o
     }));
