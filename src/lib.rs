@@ -12,6 +12,7 @@ pub mod convert;
 pub mod cutover;
 pub mod daemon;
 pub mod error;
+pub mod key;
 pub mod metrics;
 pub mod model;
 pub mod sink;

@@ -442,7 +442,7 @@ async fn paced_database_checksums_add_up_piece_by_piece_on_both_sides() {
     let plan = &rt.plan;
     let q = pushdown::queries(plan, &Default::default()).expect("rendered in database");
     let mut src = env.tds().await;
-    let ranges = replicator::daemon::snapshot::split(&mut src, plan, 13)
+    let ranges = replicator::source::split::key_ranges(&mut src, plan, 13)
         .await
         .unwrap();
     assert!(ranges.len() > 5, "{}", ranges.len());

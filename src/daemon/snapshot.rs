@@ -1,19 +1,27 @@
-//! The snapshot of one table: the start position recorded before the first chunk, the key
-//! space split at points SQL Server computes, and each part copied in keyset chunks, every chunk
-//! one target transaction that COPYs its rows and records its progress.
+//! The snapshot: every pending or interrupted table, parts in parallel up to
+//! `snapshot_workers`. For one table: the start position recorded before the first chunk, the
+//! key space split at points SQL Server computes ([`crate::source::split`]), and each part
+//! copied in keyset chunks, every chunk one target transaction that COPYs its rows and records
+//! its progress; a part that fails transiently is retried from its last committed key.
 
-use super::{Kind, Shared, TableRt};
+use super::{connect_source, connect_target, Kind, Shared, TableRt};
 use crate::convert::value::to_value;
-use crate::convert::{Losses, TablePlan};
+use crate::convert::Losses;
+use crate::error::{Backoff, ErrorKind};
 use crate::error::{Context, Error};
 use crate::model::{quote_pg, Position};
+use crate::sink::ddl;
 use crate::sink::{copy, progress};
-use crate::source::read::{chunk_sql, key_display, split_points_sql, Key, KeyValue};
+use crate::source::read::{chunk_sql, key_display, Key, KeyValue};
 use crate::source::{self, Tds};
+use crate::state::{TableRecord, TableState};
 use bytes::BytesMut;
 use futures_util::{SinkExt, TryStreamExt};
+use std::collections::BTreeMap;
 use std::sync::Arc;
+use std::time::Duration;
 use tiberius::Query;
+use tokio::sync::Semaphore;
 
 /// The start position of a table's change stream, read before its first chunk.
 pub async fn start_position(tds: &mut Tds, kind: &Kind) -> Result<Position, Error> {
@@ -30,50 +38,6 @@ pub async fn start_position(tds: &mut Tds, kind: &Kind) -> Result<Position, Erro
         ),
         Kind::None => Position::Ct(0),
     })
-}
-
-/// Splits the key space into about `parts` ranges at points SQL Server computes.
-pub async fn split(
-    tds: &mut Tds,
-    plan: &TablePlan,
-    parts: usize,
-) -> Result<Vec<(Option<Key>, Option<Key>)>, Error> {
-    if parts <= 1 || plan.source.estimated_rows < 2 {
-        return Ok(vec![(None, None)]);
-    }
-    let step = (plan.source.estimated_rows / parts as i64).max(1);
-    let sql = split_points_sql(plan, step);
-    let rows = tds
-        .simple_query(sql)
-        .await
-        .context(|| format!("compute split points of {}", plan.source.name))?
-        .into_first_result()
-        .await
-        .context(|| format!("compute split points of {}", plan.source.name))?;
-    let nkey = plan.key.len();
-    let mut numbered: Vec<(i64, Key)> = rows
-        .into_iter()
-        .map(|r| {
-            let cells: Vec<tiberius::ColumnData<'static>> = r.into_iter().collect();
-            let rn = match cells.get(nkey) {
-                Some(tiberius::ColumnData::I64(Some(n))) => *n,
-                Some(tiberius::ColumnData::I32(Some(n))) => *n as i64,
-                _ => 0,
-            };
-            (rn, cells[..nkey].iter().map(KeyValue::from_cell).collect())
-        })
-        .collect();
-    numbered.sort_by_key(|(rn, _)| *rn);
-    let mut points: Vec<Key> = numbered.into_iter().map(|(_, k)| k).collect();
-    points.truncate(parts.saturating_sub(1).max(1));
-    let mut out = Vec::new();
-    let mut lower: Option<Key> = None;
-    for p in points {
-        out.push((lower.take(), Some(p.clone())));
-        lower = Some(p);
-    }
-    out.push((lower, None));
-    Ok(out)
 }
 
 /// Copies one part to the end, chunk by chunk. Resumes after the last committed key.
@@ -200,4 +164,218 @@ pub async fn copy_part(
 /// the chunk is then re-read with national text as bytes.
 pub fn is_utf16_decode_failure(e: &Error) -> bool {
     matches!(e, Error::Source { source, .. } if source.to_string().contains("UTF-16"))
+}
+
+/// Snapshots every pending or interrupted table, parts in parallel up to `snapshot_workers`.
+pub(super) async fn run_snapshots(
+    shared: Arc<Shared>,
+    committed: BTreeMap<String, progress::TableProgress>,
+) -> Result<(), Error> {
+    let todo: Vec<(String, TableRt)> = {
+        let tables = shared
+            .tables
+            .lock()
+            .map_err(|_| Error::Fatal("lock".into()))?;
+        tables.iter().map(|(k, v)| (k.clone(), v.clone())).collect()
+    };
+    let sem = shared.snapshot_slots.clone();
+    let mut handles = Vec::new();
+    for (name, rt) in todo {
+        let state = shared.store.table(&name)?.map(|r| r.state);
+        if !matches!(state, Some(TableState::Pending | TableState::Snapshotting)) {
+            continue;
+        }
+        let prog = committed
+            .get(&name)
+            .filter(|p| p.phase == "snapshotting")
+            .cloned();
+        let (sh, sem) = (shared.clone(), sem.clone());
+        handles.push(tokio::spawn(async move {
+            if let Err(e) = snapshot_table(&sh, &name, &rt, prog, sem).await {
+                match e.kind() {
+                    ErrorKind::Fatal => return Err(e),
+                    _ if sh.stopping() => {}
+                    _ => sh.table_failed(&name, &e),
+                }
+            }
+            Ok(())
+        }));
+    }
+    for h in handles {
+        h.await
+            .map_err(|e| Error::Fatal(format!("a snapshot task panicked: {e}")))??;
+    }
+    Ok(())
+}
+
+/// Snapshots one table (resuming its committed parts), then marks it catching up.
+pub async fn snapshot_table(
+    shared: &Arc<Shared>,
+    name: &str,
+    rt: &TableRt,
+    prog: Option<progress::TableProgress>,
+    sem: Arc<Semaphore>,
+) -> Result<(), Error> {
+    let schema = shared.config.mapping.progress_schema.clone();
+    let parts = match prog {
+        Some(p) if !p.parts.is_empty() => p.parts,
+        _ => {
+            let _permit = sem
+                .acquire()
+                .await
+                .map_err(|_| Error::Fatal("semaphore closed".into()))?;
+            let mut tds = connect_source(shared).await?;
+            let mut pg = connect_target(shared).await?;
+            // The start position is read before the first chunk and committed with the parts.
+            let start = start_position(&mut tds, &rt.kind).await?;
+            let wanted = (rt.plan.source.estimated_rows
+                / (shared.config.snapshot_chunk_rows as i64 * 2))
+                .clamp(1, shared.config.snapshot_workers as i64) as usize;
+            let ranges = crate::source::split::key_ranges(&mut tds, &rt.plan, wanted).await?;
+            let tx = pg.transaction().await.map_err(|e| Error::Target {
+                context: "begin".into(),
+                source: e,
+            })?;
+            ddl::drop_foreign_keys_touching(&tx, &rt.plan.target).await?;
+            tx.execute(&format!("TRUNCATE {}", rt.plan.target.sql()), &[])
+                .await
+                .map_err(|e| Error::Target {
+                    context: format!("empty {} before its snapshot", rt.plan.target),
+                    source: e,
+                })?;
+            progress::begin_snapshot(
+                &tx,
+                &schema,
+                name,
+                &rt.plan.target.to_string(),
+                &start,
+                rt.shape(),
+                &ranges,
+            )
+            .await?;
+            tx.commit().await.map_err(|e| Error::Target {
+                context: "commit".into(),
+                source: e,
+            })?;
+            shared.store.update(name, |old| {
+                let mut r = old.unwrap_or_else(|| {
+                    TableRecord::new(rt.plan.target.to_string(), rt.kind.label(), 0)
+                });
+                r.state = TableState::Snapshotting;
+                r.start_position = Some(start.to_string());
+                r.rows_copied = 0;
+                r.snapshot_started_ms = Some(crate::state::now_ms());
+                r
+            })?;
+            shared.store.journal(
+                "snapshot_started",
+                Some(name),
+                format!("start position {start}, {} part(s)", ranges.len()),
+            )?;
+            tracing::info!(table = name, start = %start, parts = ranges.len(), "snapshot started");
+            ranges
+                .into_iter()
+                .enumerate()
+                .map(|(i, (lower, upper))| progress::Part {
+                    part: i as i32,
+                    lower,
+                    upper,
+                    last: None,
+                    rows: 0,
+                    done: false,
+                })
+                .collect()
+        }
+    };
+    shared.set_state(name, TableState::Snapshotting)?;
+    let mut handles = Vec::new();
+    for part in parts.into_iter().filter(|p| !p.done) {
+        let (sh, rt, sem, name) = (shared.clone(), rt.clone(), sem.clone(), name.to_string());
+        handles.push(tokio::spawn(async move {
+            let _permit = sem
+                .acquire_owned()
+                .await
+                .map_err(|_| Error::Fatal("semaphore closed".into()))?;
+            copy_part_with_retry(&sh, &name, &rt, part).await
+        }));
+    }
+    for h in handles {
+        h.await
+            .map_err(|e| Error::Fatal(format!("a snapshot task panicked: {e}")))??;
+    }
+    if shared.stopping() {
+        return Ok(());
+    }
+    let pg = connect_target(shared).await?;
+    progress::finish_snapshot(&pg, &schema, name).await?;
+    let mut notes = Vec::new();
+    let statements = ddl::index_sql(&rt.plan, shared.config.mapping.identifier_case, &mut notes);
+    ddl::run_post_load(&pg, &rt.plan.target, &statements).await?;
+    for n in notes {
+        tracing::warn!(table = %n.table, note = %n.message, "schema conversion note");
+    }
+    let rec = shared.store.update(name, |old| {
+        let mut r =
+            old.unwrap_or_else(|| TableRecord::new(rt.plan.target.to_string(), rt.kind.label(), 0));
+        r.state = TableState::CatchingUp;
+        r.position = r.start_position.clone();
+        r
+    })?;
+    shared.store.journal(
+        "snapshot_finished",
+        Some(name),
+        format!("{} rows copied", rec.rows_copied),
+    )?;
+    tracing::info!(table = name, rows = rec.rows_copied, "snapshot finished");
+    Ok(())
+}
+
+async fn copy_part_with_retry(
+    shared: &Arc<Shared>,
+    name: &str,
+    rt: &TableRt,
+    mut part: progress::Part,
+) -> Result<(), Error> {
+    let mut backoff = Backoff::new(Duration::from_secs(30));
+    let mut utf16_safe = false;
+    loop {
+        let mut tds = connect_source(shared).await?;
+        let mut pg = connect_target(shared).await?;
+        // Resume after what is committed on the target.
+        let committed = progress::load(&pg, &shared.config.mapping.progress_schema).await?;
+        if let Some(p) = committed
+            .get(name)
+            .and_then(|t| t.parts.iter().find(|p| p.part == part.part))
+        {
+            part = p.clone();
+        }
+        if part.done {
+            return Ok(());
+        }
+        source::execute(
+            &mut tds,
+            "SET TRANSACTION ISOLATION LEVEL SNAPSHOT",
+            "set snapshot isolation",
+        )
+        .await?;
+        let outcome = tokio::select! {
+            r = copy_part(shared, rt, &part, &mut tds, &mut pg, utf16_safe) => r,
+            // Stopping abandons the chunk in flight: its transaction rolls back.
+            _ = shared.sleep_or_stop(Duration::from_secs(86_400)) => return Ok(()),
+        };
+        match outcome {
+            Ok(()) => return Ok(()),
+            Err(e) if is_utf16_decode_failure(&e) && !utf16_safe => {
+                tracing::warn!(table = name, "national text the client cannot decode (lone surrogates): re-reading it as UTF-16 bytes");
+                utf16_safe = true;
+            }
+            Err(e) if e.kind() == ErrorKind::Transient && !shared.stopping() => {
+                shared.note_transient(Some(name), &e);
+                if shared.sleep_or_stop(backoff.next_delay()).await {
+                    return Ok(());
+                }
+            }
+            Err(e) => return Err(e),
+        }
+    }
 }

@@ -3,8 +3,8 @@
 //! the embedded store.
 
 use crate::error::{Context, Error};
+use crate::key::{decode_key, encode_key, Key};
 use crate::model::{quote_pg, Position, SourceColumn};
-use crate::source::read::{decode_key, encode_key, Key};
 use std::collections::BTreeMap;
 use tokio_postgres::GenericClient;
 
@@ -229,7 +229,7 @@ pub async fn record_chunk(
     schema: &str,
     source: &str,
     part: i32,
-    last: Option<&[crate::source::read::KeyValue]>,
+    last: Option<&[crate::key::KeyValue]>,
     rows: i64,
     done: bool,
 ) -> Result<(), Error> {

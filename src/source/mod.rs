@@ -7,6 +7,7 @@ pub mod cdc;
 pub mod ct;
 pub mod discover;
 pub mod read;
+pub mod split;
 
 use crate::config::{SourceAuth, SourceConfig, SourceTls};
 use crate::error::{Context, Error};

@@ -314,7 +314,7 @@ pub async fn source_sums(
     let ranges = match paced {
         Some(rows) if plan.source.estimated_rows > rows => {
             let parts = (plan.source.estimated_rows / rows.max(1) + 1) as usize;
-            crate::daemon::snapshot::split(tds, plan, parts).await?
+            crate::source::split::key_ranges(tds, plan, parts).await?
         }
         _ => vec![(None, None)],
     };
