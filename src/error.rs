@@ -123,90 +123,104 @@ const CERTIFICATE_HINT: &str = "the server's certificate was refused: set source
      target.ca_file to the CA that signed it (or, for SQL Server only, \
      source.trust_server_certificate = true)";
 
+/// SQL Server error numbers: retry, stop the table, or stop the daemon.
+fn server_error_kind(code: u32) -> ErrorKind {
+    match code {
+        // deadlock victim, snapshot update conflict, Azure throttling/failover
+        1205 | 3960 | 40613 | 40197 | 40501 | 49918 | 49919 | 49920 => ErrorKind::Transient,
+        // login failed, cannot open database
+        18456 | 18452 | 4060 => ErrorKind::Fatal,
+        _ => ErrorKind::Table,
+    }
+}
+
+/// PostgreSQL SQLSTATEs: retry, stop the table, or stop the daemon.
+fn sqlstate_kind(code: &str) -> ErrorKind {
+    let class = code.get(..2).unwrap_or("");
+    // connection exception, operator intervention (shutdown), insufficient resources,
+    // serialization failure, deadlock
+    if matches!(class, "08" | "57" | "53") || code == "40001" || code == "40P01" {
+        ErrorKind::Transient
+    // invalid authorization, database missing, insufficient privilege
+    } else if class == "28" || code == "3D000" || code == "42501" {
+        ErrorKind::Fatal
+    } else {
+        ErrorKind::Table
+    }
+}
+
+/// What to do about an error and what the operator can do about it, decided together.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Policy {
+    /// Retry, stop the table, or stop the daemon.
+    pub kind: ErrorKind,
+    /// What the operator can do, when something can be said.
+    pub hint: Option<String>,
+}
+
 impl Error {
-    /// Retry, stop the table, or stop the daemon. The only place that decides it.
-    pub fn kind(&self) -> ErrorKind {
-        match self {
+    /// Retry, stop the table, or stop the daemon, and the hint, from the error's typed parts
+    /// (driver variants, SQL Server error numbers, SQLSTATEs; never its message). The only place
+    /// that decides either.
+    pub fn policy(&self) -> Policy {
+        let (kind, hint): (ErrorKind, Option<String>) = match self {
             Error::Source { source, .. } => match source {
-                tiberius::error::Error::Server(e) => match e.code() {
-                    // deadlock victim, snapshot update conflict, Azure throttling/failover
-                    1205 | 3960 | 40613 | 40197 | 40501 | 49918 | 49919 | 49920 => {
-                        ErrorKind::Transient
-                    }
-                    // login failed, cannot open database
-                    18456 | 18452 | 4060 => ErrorKind::Fatal,
-                    _ => ErrorKind::Table,
-                },
-                // A certificate that does not verify will not verify on the next try either.
+                tiberius::error::Error::Server(e) => (
+                    server_error_kind(e.code()),
+                    (e.code() == 18456).then(|| {
+                        "check source.user and the password it is given (the password is never shown)"
+                            .into()
+                    }),
+                ),
+                // A certificate that does not verify will not verify on the next try either
+                // (tiberius gives the TLS failure as text only).
                 tiberius::error::Error::Tls(m) if m.to_lowercase().contains("certificate") => {
-                    ErrorKind::Fatal
+                    (ErrorKind::Fatal, Some(CERTIFICATE_HINT.into()))
                 }
                 tiberius::error::Error::Io { .. }
                 | tiberius::error::Error::Tls(_)
                 | tiberius::error::Error::Routing { .. }
-                | tiberius::error::Error::Protocol(_) => ErrorKind::Transient,
-                _ => ErrorKind::Table,
+                | tiberius::error::Error::Protocol(_) => (
+                    ErrorKind::Transient,
+                    Some("is SQL Server reachable from here? retrying with backoff".into()),
+                ),
+                _ => (ErrorKind::Table, None),
             },
-            Error::Target { source, .. } => match source.code() {
-                Some(code) => {
-                    let c = code.code();
-                    if c.starts_with("08")
-                        || c.starts_with("57")
-                        || c.starts_with("53")
-                        || c == "40001"
-                        || c == "40P01"
-                    {
-                        ErrorKind::Transient
-                    } else if c.starts_with("28") || c == "3D000" || c == "42501" {
-                        ErrorKind::Fatal
-                    } else {
-                        ErrorKind::Table
-                    }
-                }
-                // No SQLSTATE: a refused certificate is fatal; the connection (closed, refused,
-                // reset) is transient; anything else (a value that cannot be encoded) is not.
-                None if pg_certificate_refused(source) => ErrorKind::Fatal,
-                None if source.is_closed() || io_caused(source) => ErrorKind::Transient,
-                None => ErrorKind::Table,
-            },
-            Error::Table { .. } => ErrorKind::Table,
-            Error::Config(_) | Error::State(_) | Error::Fatal(_) => ErrorKind::Fatal,
-        }
+            Error::Target { source, .. } => {
+                let kind = match source.code() {
+                    Some(code) => sqlstate_kind(code.code()),
+                    // No SQLSTATE: a refused certificate is fatal; the connection (closed,
+                    // refused, reset) is transient; anything else (a value that cannot be
+                    // encoded) is not.
+                    None if pg_certificate_refused(source) => ErrorKind::Fatal,
+                    None if source.is_closed() || io_caused(source) => ErrorKind::Transient,
+                    None => ErrorKind::Table,
+                };
+                let hint = if source.code().is_some_and(|c| c.code().starts_with("28")) {
+                    Some("check the user in target.url and target.password_env/password_file".into())
+                } else if source.code().is_none() && pg_certificate_refused(source) {
+                    Some(CERTIFICATE_HINT.into())
+                } else if kind == ErrorKind::Transient {
+                    Some("is PostgreSQL reachable from here? retrying with backoff".into())
+                } else {
+                    None
+                };
+                (kind, hint)
+            }
+            Error::Table { hint, .. } => (ErrorKind::Table, hint.clone()),
+            Error::Config(_) | Error::State(_) | Error::Fatal(_) => (ErrorKind::Fatal, None),
+        };
+        Policy { kind, hint }
     }
 
-    /// What the operator can do, when something can be said.
+    /// Retry, stop the table, or stop the daemon ([`Error::policy`]).
+    pub fn kind(&self) -> ErrorKind {
+        self.policy().kind
+    }
+
+    /// What the operator can do, when something can be said ([`Error::policy`]).
     pub fn hint(&self) -> Option<String> {
-        match self {
-            Error::Table { hint, .. } => hint.clone(),
-            Error::Source {
-                source: tiberius::error::Error::Server(e),
-                ..
-            } if e.code() == 18456 => Some(
-                "check source.user and the password it is given (the password is never shown)"
-                    .into(),
-            ),
-            Error::Target { source, .. }
-                if source.code().is_some_and(|c| c.code().starts_with("28")) =>
-            {
-                Some("check the user in target.url and target.password_env/password_file".into())
-            }
-            Error::Source {
-                source: tiberius::error::Error::Tls(_),
-                ..
-            }
-            | Error::Target { .. }
-                if self.kind() == ErrorKind::Fatal && self.to_string().contains("certificate") =>
-            {
-                Some(CERTIFICATE_HINT.into())
-            }
-            Error::Source { .. } if self.kind() == ErrorKind::Transient => {
-                Some("is SQL Server reachable from here? retrying with backoff".into())
-            }
-            Error::Target { .. } if self.kind() == ErrorKind::Transient => {
-                Some("is PostgreSQL reachable from here? retrying with backoff".into())
-            }
-            _ => None,
-        }
+        self.policy().hint
     }
 
     /// A table error.
@@ -273,5 +287,114 @@ impl Backoff {
     /// Back to the shortest delay after a success.
     pub fn reset(&mut self) {
         self.attempt = 0;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::borrow::Cow;
+
+    #[test]
+    fn sql_server_error_numbers_decide_retry_or_stop() {
+        for (code, kind) in [
+            (1205, ErrorKind::Transient),
+            (3960, ErrorKind::Transient),
+            (40613, ErrorKind::Transient),
+            (40197, ErrorKind::Transient),
+            (40501, ErrorKind::Transient),
+            (49918, ErrorKind::Transient),
+            (49919, ErrorKind::Transient),
+            (49920, ErrorKind::Transient),
+            (18456, ErrorKind::Fatal),
+            (18452, ErrorKind::Fatal),
+            (4060, ErrorKind::Fatal),
+            (8152, ErrorKind::Table),
+            (208, ErrorKind::Table),
+        ] {
+            assert_eq!(server_error_kind(code), kind, "error {code}");
+        }
+    }
+
+    #[test]
+    fn sqlstates_decide_retry_or_stop() {
+        for (code, kind) in [
+            ("08006", ErrorKind::Transient),
+            ("08001", ErrorKind::Transient),
+            ("57P01", ErrorKind::Transient),
+            ("53300", ErrorKind::Transient),
+            ("40001", ErrorKind::Transient),
+            ("40P01", ErrorKind::Transient),
+            ("28P01", ErrorKind::Fatal),
+            ("28000", ErrorKind::Fatal),
+            ("3D000", ErrorKind::Fatal),
+            ("42501", ErrorKind::Fatal),
+            ("23505", ErrorKind::Table),
+            ("22021", ErrorKind::Table),
+            ("42P01", ErrorKind::Table),
+            ("", ErrorKind::Table),
+        ] {
+            assert_eq!(sqlstate_kind(code), kind, "SQLSTATE {code}");
+        }
+    }
+
+    #[test]
+    fn every_constructible_variant_has_its_policy() {
+        let source = |e: tiberius::error::Error| Error::Source {
+            context: "read dbo.t".into(),
+            source: e,
+        };
+        let reachable =
+            Some("is SQL Server reachable from here? retrying with backoff".to_string());
+        for (e, kind, hint) in [
+            (
+                source(tiberius::error::Error::Io {
+                    kind: std::io::ErrorKind::ConnectionReset,
+                    message: "reset".into(),
+                }),
+                ErrorKind::Transient,
+                reachable.clone(),
+            ),
+            (
+                source(tiberius::error::Error::Protocol(Cow::Borrowed(
+                    "bad packet",
+                ))),
+                ErrorKind::Transient,
+                reachable.clone(),
+            ),
+            (
+                source(tiberius::error::Error::Tls("handshake eof".into())),
+                ErrorKind::Transient,
+                reachable,
+            ),
+            (
+                source(tiberius::error::Error::Tls(
+                    "invalid peer certificate: UnknownIssuer".into(),
+                )),
+                ErrorKind::Fatal,
+                Some(CERTIFICATE_HINT.to_string()),
+            ),
+            (
+                source(tiberius::error::Error::Conversion(Cow::Borrowed(
+                    "not a number",
+                ))),
+                ErrorKind::Table,
+                None,
+            ),
+            (
+                Error::table(
+                    "dbo.t",
+                    "column c: type geography",
+                    Some("map it in [[tables]]"),
+                ),
+                ErrorKind::Table,
+                Some("map it in [[tables]]".to_string()),
+            ),
+            (Error::table("dbo.t", "gone", None), ErrorKind::Table, None),
+            (Error::State("corrupt".into()), ErrorKind::Fatal, None),
+            (Error::Fatal("stop".into()), ErrorKind::Fatal, None),
+        ] {
+            assert_eq!(e.policy(), Policy { kind, hint }, "{e}");
+        }
     }
 }
