@@ -380,3 +380,59 @@ async fn a_table_the_replicator_does_not_own_streams_unguarded_and_is_compared_i
     assert!(daemon.wait().unwrap().success());
     assert_eq!(value_of(&pg, 2).await.as_deref(), Some("c"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replaced_guard_function_voids_the_proof() {
+    let env = Env::new("guardfn").await;
+    let (_c, cfg, mut daemon) = streaming_table(&env, 50).await;
+    let out = replicator(&cfg, &["validate", "--full", "--json"]);
+    assert_eq!(report_of(&out)[0]["proven"], true);
+    // The owner makes the guard let everything through, writes, and puts it back as it was.
+    let pg = env.pg().await;
+    let body: String = pg
+        .query_one(
+            "SELECT pg_get_functiondef('replicator.refuse_foreign_write'::regproc)",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    pg.batch_execute(
+        "CREATE OR REPLACE FUNCTION replicator.refuse_foreign_write() RETURNS trigger LANGUAGE plpgsql AS $f$ BEGIN RETURN NULL; END $f$",
+    )
+    .await
+    .unwrap();
+    // No proof is recorded under a guard that guards nothing.
+    let out = replicator(&cfg, &["validate", "--full", "--json"]);
+    let v = report_of(&out);
+    assert_eq!(
+        (v[0]["result"].clone(), v[0]["proven"].clone()),
+        ("equal".into(), false.into()),
+        "{v}"
+    );
+    pg.batch_execute("UPDATE public.t SET v = 'slipped' WHERE id = 9")
+        .await
+        .unwrap();
+    pg.batch_execute(&body).await.unwrap();
+    let out = replicator(
+        &cfg,
+        &["cutover", "--yes", "--json", "--validated-within", "1h"],
+    );
+    let r = report_of(&out);
+    assert_eq!(r["ok"], false, "{r}");
+    assert_eq!(r["tables"][0]["check"], "full", "{r}");
+    assert!(
+        r["tables"][0]["why_full"]
+            .as_str()
+            .unwrap()
+            .contains("write guard"),
+        "{r}"
+    );
+    assert!(
+        r["problems"]
+            .to_string()
+            .contains("dbo.t (id=9): values differ"),
+        "{r}"
+    );
+    assert!(daemon.wait().unwrap().success());
+}

@@ -35,6 +35,7 @@ pub async fn basis(
     rt: &TableRt,
     progress: Option<&TableProgress>,
     min_valid: &HashMap<i32, i64>,
+    schema: &str,
 ) -> Result<Result<Proof, String>, Error> {
     if opts.full_check_in_window {
         return Ok(Err("--full-check-in-window".into()));
@@ -49,8 +50,12 @@ pub async fn basis(
             humantime::format_duration(opts.validated_within)
         )));
     }
-    if guard::identity(pg, &rt.plan.target).await?.as_deref() != Some(proof.guard.as_str()) {
-        return Ok(Err("the write guard was disabled, dropped or re-created since the proof: another session may have written the table".into()));
+    if guard::identity(pg, schema, &rt.plan.target)
+        .await?
+        .as_deref()
+        != Some(proof.guard.as_str())
+    {
+        return Ok(Err("the write guard was disabled, dropped, re-created or its function replaced since the proof: another session may have written the table".into()));
     }
     let kept = match (&rt.kind, &proof.position) {
         (Kind::ChangeTracking, Position::Ct(p1)) => min_valid

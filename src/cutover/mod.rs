@@ -204,7 +204,16 @@ async fn in_window(
     let mut results = Vec::new();
     let mut problems = Vec::new();
     for (name, rt) in &tables {
-        let basis = check::basis(&mut tds, &pg, opts, rt, standing.get(name), &min_valid).await?;
+        let basis = check::basis(
+            &mut tds,
+            &pg,
+            opts,
+            rt,
+            standing.get(name),
+            &min_valid,
+            &schema,
+        )
+        .await?;
         let (mut r, mut found) =
             check::table(shared, &mut tds, &mut pg, (name, rt), basis, parts).await?;
         problems.append(&mut found);

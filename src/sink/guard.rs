@@ -11,10 +11,11 @@
 //! What it proves, and what not: cutover's delta check ([`crate::cutover`]) relies on "no one
 //! else wrote the table since the proof". A session can only get past the guard by declaring
 //! itself the replicator (setting [`WRITER_SETTING`]) or by altering the trigger (disable, drop,
-//! re-create), which only the table's owner can. The second is detected: [`identity`] changes
-//! whenever the trigger's catalog row is touched (a disable and re-enable included), and a proof
-//! taken under another identity is not used. The first is trusted by design; cutover's row counts
-//! still catch a row added or removed that way, and `--full-check-in-window` checks everything.
+//! re-create, or replace its function), which only an owner can. The second is detected:
+//! [`identity`] changes whenever the trigger's or its function's catalog row is touched (a
+//! disable and re-enable included), and a proof taken under another identity is not used. The
+//! first is trusted by design; cutover's row counts still catch a row added or removed that way,
+//! and `--full-check-in-window` checks everything.
 //!
 //! Contract: [`ensure`] is idempotent and leaves an intact guard's catalog row untouched (so a
 //! proof stays usable across daemon restarts); [`remove`] is idempotent.
@@ -30,6 +31,47 @@ pub const WRITER_SETTING: &str = "replicator.writer";
 pub const TRIGGER: &str = "replicator_guard";
 
 const FUNCTION: &str = "refuse_foreign_write";
+
+/// The trigger function's body: what [`identity`] requires it to be, word for word.
+const BODY: &str = "
+BEGIN
+  IF coalesce(current_setting('replicator.writer', true), '') <> 'on' THEN
+    RAISE EXCEPTION 'table %.% is replicated from SQL Server by replicator until cutover; writes from other sessions are refused', TG_TABLE_SCHEMA, TG_TABLE_NAME
+      USING ERRCODE = 'insufficient_privilege',
+            HINT = 'write to SQL Server until `replicator cutover` has run';
+  END IF;
+  RETURN NULL;
+END
+";
+
+/// Creates the trigger function in the progress schema, or restores it when its body was
+/// changed (a warning: proofs taken under the changed one are void, see [`identity`]).
+async fn ensure_function(pg: &impl GenericClient, schema: &str) -> Result<(), Error> {
+    let body: Option<String> = pg
+        .query_opt(
+            "SELECT p.prosrc FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace WHERE n.nspname = $1 AND p.proname = $2",
+            &[&schema, &FUNCTION],
+        )
+        .await
+        .context(|| "look up the write guard function".into())?
+        .map(|r| r.get(0));
+    if body.as_deref() == Some(BODY) {
+        return Ok(());
+    }
+    if body.is_some() {
+        tracing::warn!(
+            schema,
+            "the write guard function was changed by someone else; restored"
+        );
+    }
+    pg.batch_execute(&format!(
+        "CREATE OR REPLACE FUNCTION {}.{}() RETURNS trigger LANGUAGE plpgsql AS $guard${BODY}$guard$",
+        quote_pg(schema),
+        quote_pg(FUNCTION)
+    ))
+    .await
+    .context(|| format!("create the write guard function in schema {schema}"))
+}
 
 /// Marks a session as the replicator's: the guard lets its writes through.
 pub async fn mark_session(pg: &impl GenericClient) -> Result<(), Error> {
@@ -47,6 +89,7 @@ pub async fn ensure(
     schema: &str,
     table: &PgTableName,
 ) -> Result<(), Error> {
+    ensure_function(pg, schema).await?;
     let state: Option<String> = pg
         .query_opt(
             "SELECT tgenabled::text FROM pg_trigger WHERE tgrelid = $1::text::regclass AND tgname = $2",
@@ -58,32 +101,7 @@ pub async fn ensure(
     if state.as_deref() == Some("A") {
         return Ok(());
     }
-    let s = quote_pg(schema);
-    let f = format!("{s}.{}", quote_pg(FUNCTION));
-    let function = format!(
-        "CREATE OR REPLACE FUNCTION {f}() RETURNS trigger LANGUAGE plpgsql AS $guard$
-         BEGIN
-           IF coalesce(current_setting('{WRITER_SETTING}', true), '') <> 'on' THEN
-             RAISE EXCEPTION 'table %.% is replicated from SQL Server by replicator until cutover; writes from other sessions are refused', TG_TABLE_SCHEMA, TG_TABLE_NAME
-               USING ERRCODE = 'insufficient_privilege',
-                     HINT = 'write to SQL Server until `replicator cutover` has run';
-           END IF;
-           RETURN NULL;
-         END $guard$"
-    );
-    let exists: bool = pg
-        .query_one(
-            "SELECT EXISTS (SELECT 1 FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace WHERE n.nspname = $1 AND p.proname = $2)",
-            &[&schema, &FUNCTION],
-        )
-        .await
-        .context(|| "look up the write guard function".into())?
-        .get(0);
-    if !exists {
-        pg.batch_execute(&function)
-            .await
-            .context(|| format!("create the write guard function in schema {schema}"))?;
-    }
+    let f = format!("{}.{}", quote_pg(schema), quote_pg(FUNCTION));
     let t = table.sql();
     let trig = quote_pg(TRIGGER);
     let sql = match state {
@@ -109,18 +127,23 @@ pub async fn ensure(
     }
 }
 
-/// The guard's identity: its trigger's oid and the transaction that last wrote its catalog row,
-/// `None` when it is missing or not enabled `ALWAYS`. Any change to the trigger (disabled and
-/// enabled again, dropped and created again) gives another identity.
+/// The guard's identity: the oids of its trigger and trigger function and the transactions that
+/// last wrote their catalog rows, `None` when it is missing, not enabled `ALWAYS`, or calls
+/// anything but the genuine function ([`BODY`] in `schema`). Any change
+/// to either (disabled and enabled again, dropped and created again, the function replaced)
+/// gives another identity.
 pub async fn identity(
     pg: &impl GenericClient,
+    schema: &str,
     table: &PgTableName,
 ) -> Result<Option<String>, Error> {
     let row = pg
         .query_opt(
-            "SELECT oid::text || ':' || xmin::text FROM pg_trigger \
-             WHERE tgrelid = to_regclass($1) AND tgname = $2 AND tgenabled = 'A'",
-            &[&table.sql(), &TRIGGER],
+            "SELECT t.oid::text || ':' || t.xmin::text || '/' || p.oid::text || ':' || p.xmin::text \
+             FROM pg_trigger t JOIN pg_proc p ON p.oid = t.tgfoid JOIN pg_namespace n ON n.oid = p.pronamespace \
+             WHERE t.tgrelid = to_regclass($1) AND t.tgname = $2 AND t.tgenabled = 'A' \
+             AND n.nspname = $3 AND p.proname = $4 AND p.prosrc = $5",
+            &[&table.sql(), &TRIGGER, &schema, &FUNCTION, &BODY],
         )
         .await
         .context(|| format!("read the write guard of {table}"))?;
@@ -136,4 +159,15 @@ pub async fn remove(pg: &impl GenericClient, table: &PgTableName) -> Result<(), 
     ))
     .await
     .context(|| format!("remove the write guard of {table}"))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_function_checks_the_setting_the_replicator_sets() {
+        assert!(super::BODY.contains(&format!(
+            "current_setting('{}', true)",
+            super::WRITER_SETTING
+        )));
+    }
 }

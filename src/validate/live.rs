@@ -275,7 +275,7 @@ async fn first_pass(
     let (tx, pos, _) = pin(shared, pg, name, false).await?;
     let schema = &shared.config.mapping.progress_schema;
     let epoch = progress::proof_epoch(&tx, schema, name).await?;
-    let guard = guard::identity(&tx, &plan.target).await?;
+    let guard = guard::identity(&tx, schema, &plan.target).await?;
     let basis = match (pos, epoch, guard) {
         (Some(p), Some(e), Some(g)) => Some((p, e, g)),
         _ => None,
