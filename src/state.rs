@@ -218,6 +218,17 @@ impl Store {
         v.map(|v| decode(v.value())).transpose()
     }
 
+    /// Records a table's last validation (shown by `status`); a table not seen before gets a
+    /// record with only that.
+    pub fn record_validation(&self, source: &str, rec: ValidationRecord) -> Result<(), Error> {
+        self.update(source, |old| {
+            let mut t = old.unwrap_or_else(|| TableRecord::new(String::new(), "", 0));
+            t.last_validation = Some(rec);
+            t
+        })?;
+        Ok(())
+    }
+
     /// Reads, changes and writes one table's record in one transaction. `f` gets `None` for a
     /// table not seen before and returns the record to store.
     pub fn update(

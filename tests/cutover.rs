@@ -221,6 +221,12 @@ async fn cutover_finds_every_difference_names_its_key_and_cuts_nothing_over() {
         .clone();
     assert_eq!(t["state"], "streaming");
     assert_eq!(t["last_validation"]["result"], "different");
+    assert!(
+        t["last_validation"]["findings"]
+            .to_string()
+            .contains("dbo.t (id=17): values differ"),
+        "{t}"
+    );
 }
 
 /// Inserts one row per statement into `dbo.a` (Change Tracking) and `dbo.[c x]` (CDC) until

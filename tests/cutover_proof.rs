@@ -16,6 +16,27 @@ fn report_of(out: &std::process::Output) -> serde_json::Value {
     })
 }
 
+/// `replicator validate --full --json` through the running daemon: the one table's result.
+fn validate_full(cfg: &std::path::Path) -> serde_json::Value {
+    report_of(&replicator(cfg, &["validate", "--full", "--json"]))[0].clone()
+}
+
+/// `replicator cutover --yes --json --validated-within 1h` (a recent proof is reused): its
+/// report, whose `ok` the exit code must agree with.
+fn cut_over(cfg: &std::path::Path) -> serde_json::Value {
+    let out = replicator(
+        cfg,
+        &["cutover", "--yes", "--json", "--validated-within", "1h"],
+    );
+    let r = report_of(&out);
+    assert_eq!(
+        out.status.success(),
+        r["ok"] == true,
+        "exit code vs report: {r}"
+    );
+    r
+}
+
 /// Writes to the target as only the replicator may (what an impersonating session would do).
 async fn impersonate(pg: &tokio_postgres::Client, sql: &str) {
     pg.batch_execute(&format!(
@@ -76,10 +97,9 @@ async fn the_guard_refuses_foreign_writes_and_the_delta_check_finds_what_was_pla
     }
 
     // A proof at P1, made while the daemon streams.
-    let out = replicator(&cfg, &["validate", "--full", "--json"]);
-    let v = report_of(&out);
-    assert_eq!(v[0]["result"], "equal", "{v}");
-    assert_eq!(v[0]["proven"], true, "{v}");
+    let v = validate_full(&cfg);
+    assert_eq!(v["result"], "equal", "{v}");
+    assert_eq!(v["proven"], true, "{v}");
 
     // Key 5 changes after P1 and is replicated; then a difference is planted on it.
     exec(&mut c, "UPDATE dbo.t SET v = N'changed' WHERE id = 5").await;
@@ -89,12 +109,7 @@ async fn the_guard_refuses_foreign_writes_and_the_delta_check_finds_what_was_pla
     })
     .await;
     impersonate(&pg, "UPDATE public.t SET v = 'planted' WHERE id = 5").await;
-    let out = replicator(
-        &cfg,
-        &["cutover", "--yes", "--json", "--validated-within", "1h"],
-    );
-    let r = report_of(&out);
-    assert!(!out.status.success(), "{r}");
+    let r = cut_over(&cfg);
     assert_eq!(r["ok"], false);
     let t = &r["tables"][0];
     assert_eq!(t["check"], "delta", "the proof was reused: {r}");
@@ -120,11 +135,7 @@ async fn the_guard_refuses_foreign_writes_and_the_delta_check_finds_what_was_pla
     )
     .await
     .unwrap();
-    let out = replicator(
-        &cfg,
-        &["cutover", "--yes", "--json", "--validated-within", "1h"],
-    );
-    let r = report_of(&out);
+    let r = cut_over(&cfg);
     assert_eq!(r["ok"], false, "{r}");
     let t = &r["tables"][0];
     assert_eq!(t["check"], "full", "{r}");
@@ -144,17 +155,12 @@ async fn the_guard_refuses_foreign_writes_and_the_delta_check_finds_what_was_pla
     let mut daemon = spawn_daemon(&env, &cfg);
     wait_all_streaming(&cfg, 1).await;
     let out = replicator(&cfg, &["validate", "--full", "--repair", "--json"]);
-    let v = report_of(&out);
-    assert_eq!(v[0]["result"], "repaired", "{v}");
+    let v = report_of(&out)[0].clone();
+    assert_eq!(v["result"], "repaired", "{v}");
     assert_eq!(value_of(&pg, 50).await.as_deref(), Some("v50"));
-    let out = replicator(&cfg, &["validate", "--full", "--json"]);
-    assert_eq!(report_of(&out)[0]["proven"], true);
+    assert_eq!(validate_full(&cfg)["proven"], true);
     impersonate(&pg, "INSERT INTO public.t VALUES (9999, 'extra')").await;
-    let out = replicator(
-        &cfg,
-        &["cutover", "--yes", "--json", "--validated-within", "1h"],
-    );
-    let r = report_of(&out);
+    let r = cut_over(&cfg);
     assert_eq!(r["ok"], false, "{r}");
     assert_eq!(r["tables"][0]["check"], "delta", "{r}");
     assert_eq!(
@@ -174,11 +180,7 @@ async fn the_guard_refuses_foreign_writes_and_the_delta_check_finds_what_was_pla
     // Clean again: the cutover succeeds on the delta, and the table takes writes afterwards.
     impersonate(&pg, "DELETE FROM public.t WHERE id = 9999").await;
     exec(&mut c, "UPDATE dbo.t SET v = N'late' WHERE id = 7").await;
-    let out = replicator(
-        &cfg,
-        &["cutover", "--yes", "--json", "--validated-within", "1h"],
-    );
-    let r = report_of(&out);
+    let r = cut_over(&cfg);
     assert_eq!(r["ok"], true, "{r}");
     let t = &r["tables"][0];
     assert_eq!(
@@ -216,9 +218,8 @@ async fn round(planted: bool) -> serde_json::Value {
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
     });
-    let out = replicator(&cfg, &["validate", "--full", "--json"]);
-    let v = report_of(&out);
-    assert_eq!(v[0]["proven"], true, "{v}");
+    let v = validate_full(&cfg);
+    assert_eq!(v["proven"], true, "{v}");
     exec(&mut c, "UPDATE dbo.t SET v = N'after' WHERE id = 3").await;
     let pg = env.pg().await;
     eventually("id 3 replicated", Duration::from_secs(30), || {
@@ -289,8 +290,7 @@ async fn a_cdc_table_is_checked_by_its_delta_from_the_change_table() {
         .config_file("[replication]\npoll_interval = \"50ms\"\n[[tables]]\nsource = \"dbo.t\"\n");
     let mut daemon = spawn_daemon(&env, &cfg);
     wait_all_streaming(&cfg, 1).await;
-    let out = replicator(&cfg, &["validate", "--full", "--json"]);
-    assert_eq!(report_of(&out)[0]["proven"], true);
+    assert_eq!(validate_full(&cfg)["proven"], true);
     // After the proof: an update, a delete and an insert, one of them then planted on.
     exec(&mut c, "UPDATE dbo.t SET v = N'u' WHERE id = 2; DELETE FROM dbo.t WHERE id = 3; INSERT INTO dbo.t VALUES (500, N'new')").await;
     let pg = env.pg().await;
@@ -300,11 +300,7 @@ async fn a_cdc_table_is_checked_by_its_delta_from_the_change_table() {
     })
     .await;
     impersonate(&pg, "UPDATE public.t SET v = 'planted' WHERE id = 500").await;
-    let out = replicator(
-        &cfg,
-        &["cutover", "--yes", "--json", "--validated-within", "1h"],
-    );
-    let r = report_of(&out);
+    let r = cut_over(&cfg);
     assert_eq!(r["ok"], false, "{r}");
     assert_eq!(r["tables"][0]["check"], "delta", "{r}");
     assert_eq!(r["tables"][0]["keys_checked"], 3, "{r}");
@@ -316,11 +312,7 @@ async fn a_cdc_table_is_checked_by_its_delta_from_the_change_table() {
     );
     assert!(daemon.wait().unwrap().success());
     impersonate(&pg, "UPDATE public.t SET v = 'new' WHERE id = 500").await;
-    let out = replicator(
-        &cfg,
-        &["cutover", "--yes", "--json", "--validated-within", "1h"],
-    );
-    let r = report_of(&out);
+    let r = cut_over(&cfg);
     assert_eq!(r["ok"], true, "{r}");
     assert_eq!(
         (
@@ -364,10 +356,9 @@ async fn a_table_the_replicator_does_not_own_streams_unguarded_and_is_compared_i
         .unwrap()
         .get(0);
     assert_eq!(guards, 0, "no guard on a table the replicator does not own");
-    let out = replicator(&cfg, &["validate", "--full", "--json"]);
-    let v = report_of(&out);
+    let v = validate_full(&cfg);
     assert_eq!(
-        (v[0]["result"].clone(), v[0]["proven"].clone()),
+        (v["result"].clone(), v["proven"].clone()),
         ("equal".into(), false.into()),
         "{v}"
     );
@@ -385,8 +376,7 @@ async fn a_table_the_replicator_does_not_own_streams_unguarded_and_is_compared_i
 async fn a_replaced_guard_function_voids_the_proof() {
     let env = Env::new("guardfn").await;
     let (_c, cfg, mut daemon) = streaming_table(&env, 50).await;
-    let out = replicator(&cfg, &["validate", "--full", "--json"]);
-    assert_eq!(report_of(&out)[0]["proven"], true);
+    assert_eq!(validate_full(&cfg)["proven"], true);
     // The owner makes the guard let everything through, writes, and puts it back as it was.
     let pg = env.pg().await;
     let body: String = pg
@@ -403,10 +393,9 @@ async fn a_replaced_guard_function_voids_the_proof() {
     .await
     .unwrap();
     // No proof is recorded under a guard that guards nothing.
-    let out = replicator(&cfg, &["validate", "--full", "--json"]);
-    let v = report_of(&out);
+    let v = validate_full(&cfg);
     assert_eq!(
-        (v[0]["result"].clone(), v[0]["proven"].clone()),
+        (v["result"].clone(), v["proven"].clone()),
         ("equal".into(), false.into()),
         "{v}"
     );
@@ -414,11 +403,7 @@ async fn a_replaced_guard_function_voids_the_proof() {
         .await
         .unwrap();
     pg.batch_execute(&body).await.unwrap();
-    let out = replicator(
-        &cfg,
-        &["cutover", "--yes", "--json", "--validated-within", "1h"],
-    );
-    let r = report_of(&out);
+    let r = cut_over(&cfg);
     assert_eq!(r["ok"], false, "{r}");
     assert_eq!(r["tables"][0]["check"], "full", "{r}");
     assert!(

@@ -172,7 +172,7 @@ async fn main() {
     );
     let tpg = pg(&target).await;
     let mut repl = common::spawn_replicator(&config);
-    common::wait_snapshot_done(&tpg, &mut repl).await;
+    common::wait_snapshot_done(&tpg, &mut repl, || {}).await;
     wait_caught_up(&source, &tpg).await;
     let next_id = Arc::new(AtomicU64::new(args.rows as u64 + 1));
     println!(

@@ -166,10 +166,16 @@ pub fn spawn_replicator(config: &std::path::Path) -> Child {
         .expect("start replicator")
 }
 
-/// Waits until the target's progress table shows a table streaming (its snapshot done);
-/// panics if the replicator exits first.
-pub async fn wait_snapshot_done(target: &tokio_postgres::Client, repl: &mut Child) {
+/// Waits until the target's progress table shows a table streaming (its snapshot done), calling
+/// `each` every 20 ms meanwhile (a reading of the replicator's memory, say); panics if the
+/// replicator exits first.
+pub async fn wait_snapshot_done(
+    target: &tokio_postgres::Client,
+    repl: &mut Child,
+    mut each: impl FnMut(),
+) {
     loop {
+        each();
         let streaming = target
             .query_opt(
                 "SELECT 1 FROM replicator.table_progress WHERE phase = 'streaming'",

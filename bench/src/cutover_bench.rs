@@ -56,7 +56,7 @@ async fn main() {
     let tpg = pg(&target).await;
     let t = Instant::now();
     let mut repl = common::spawn_replicator(&config);
-    common::wait_snapshot_done(&tpg, &mut repl).await;
+    common::wait_snapshot_done(&tpg, &mut repl, || {}).await;
     eprintln!("snapshot: {:.1} s", t.elapsed().as_secs_f64());
     // Streaming in the daemon's word too (caught up after the snapshot).
     let deadline = Instant::now() + Duration::from_secs(600);

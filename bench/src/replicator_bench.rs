@@ -58,26 +58,10 @@ async fn main() {
     let rpid = repl.id();
     let (sim_cpu0, repl_cpu0) = (cpu_secs(sim.id()), 0.0);
     let mut peak_rss = 0u64;
-    loop {
+    common::wait_snapshot_done(&tpg, &mut repl, || {
         peak_rss = peak_rss.max(proc_field(rpid, "VmHWM:").unwrap_or(0));
-        let done = tpg
-            .query_opt(
-                "SELECT 1 FROM replicator.table_progress WHERE phase = 'streaming'",
-                &[],
-            )
-            .await
-            .ok()
-            .flatten()
-            .is_some();
-        if done {
-            break;
-        }
-        assert!(
-            repl.try_wait().unwrap().is_none(),
-            "replicator exited early"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    })
+    .await;
     let secs = t.elapsed().as_secs_f64();
     peak_rss = peak_rss.max(proc_field(rpid, "VmHWM:").unwrap_or(0));
     let (sim_cpu, repl_cpu) = (cpu_secs(sim.id()) - sim_cpu0, cpu_secs(rpid) - repl_cpu0);

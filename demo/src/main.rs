@@ -64,6 +64,16 @@ impl Environment for DemoEnv {
     }
 }
 
+/// Prints `replicator status` as the running daemon sees it.
+fn print_status(shared: &daemon::Shared) -> Result<(), Error> {
+    let view = daemon::status::DaemonView::of(shared);
+    print!(
+        "{}",
+        daemon::status::render(&daemon::status::build(&shared.store, Some(&view))?)
+    );
+    Ok(())
+}
+
 fn step(msg: &str) {
     println!("\n== {msg}");
 }
@@ -191,13 +201,7 @@ async fn run(args: DemoArgs) -> Result<(), Error> {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     println!("snapshot done in {:.1} s", t.elapsed().as_secs_f64());
-    print!(
-        "{}",
-        daemon::status::render(&daemon::status::build(
-            &shared.store,
-            Some(&daemon::status::DaemonView::of(&shared))
-        )?)
-    );
+    print_status(&shared)?;
 
     step(&format!(
         "live workload: {} changes/s for {} s while the daemon streams",
@@ -216,13 +220,7 @@ async fn run(args: DemoArgs) -> Result<(), Error> {
     ));
     while !load.is_finished() {
         tokio::time::sleep(Duration::from_secs(3)).await;
-        print!(
-            "{}",
-            daemon::status::render(&daemon::status::build(
-                &shared.store,
-                Some(&daemon::status::DaemonView::of(&shared))
-            )?)
-        );
+        print_status(&shared)?;
     }
     let report = load
         .await

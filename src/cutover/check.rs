@@ -65,7 +65,8 @@ pub async fn basis(
             progress.and_then(|p| p.capture_instance.as_deref()) == Some(ci.as_str())
                 && source::cdc::min_lsn(tds, ci)
                     .await?
-                    .is_some_and(|min| min <= *p1)
+                    // All zeros: the capture instance is gone.
+                    .is_some_and(|min| min.0 != [0; 10] && min <= *p1)
         }
         _ => false,
     };
@@ -138,7 +139,9 @@ pub async fn table(
             let s: i64 = s?
                 .first()
                 .and_then(|r| r.try_get::<i64, _>(0).ok().flatten())
-                .unwrap_or(-1);
+                .ok_or_else(|| {
+                    Error::table(name, "cutover: the source returned no row count", None)
+                })?;
             let t: i64 = t
                 .context(|| format!("cutover: count the rows of {}", plan.target))?
                 .get(0);
@@ -210,32 +213,22 @@ pub async fn table(
             problems.extend(outcome.findings.iter().cloned());
         }
     }
-    record(shared, name, rt, &result)?;
+    shared.store.record_validation(
+        name,
+        crate::state::ValidationRecord {
+            at_ms: crate::state::now_ms(),
+            result: result.result.clone(),
+            mode: match result.check.as_str() {
+                "delta" => "cutover delta".into(),
+                _ => "full".into(),
+            },
+            findings: problems.iter().take(20).cloned().collect(),
+            source_rows: result.source_rows,
+            target_rows: result.target_rows,
+        },
+    )?;
     result.seconds = started.elapsed().as_secs_f64();
     Ok((result, problems))
-}
-
-/// Records the check as the table's last validation (shown by `status`).
-fn record(shared: &Shared, name: &str, rt: &TableRt, r: &TableResult) -> Result<(), Error> {
-    let record = crate::state::ValidationRecord {
-        at_ms: crate::state::now_ms(),
-        result: r.result.clone(),
-        mode: match r.check.as_str() {
-            "delta" => "cutover delta".into(),
-            _ => "full".into(),
-        },
-        findings: Vec::new(),
-        source_rows: r.source_rows,
-        target_rows: r.target_rows,
-    };
-    shared.store.update(name, |old| {
-        let mut rec = old.unwrap_or_else(|| {
-            crate::state::TableRecord::new(rt.plan.target.to_string(), rt.kind.label(), 0)
-        });
-        rec.last_validation = Some(record);
-        rec
-    })?;
-    Ok(())
 }
 
 /// Sets the target's identity sequence to continue after the source's `IDENT_CURRENT`; the

@@ -170,11 +170,7 @@ fn record(shared: &Shared, r: &TableResult) -> Result<(), Error> {
         source_rows: r.source_rows,
         target_rows: r.target_rows,
     };
-    shared.store.update(&r.table, |old| {
-        let mut t = old.unwrap_or_else(|| crate::state::TableRecord::new(String::new(), "", 0));
-        t.last_validation = Some(rec);
-        t
-    })?;
+    shared.store.record_validation(&r.table, rec)?;
     let detail = match (&r.note, r.findings.first()) {
         (Some(n), _) => n.clone(),
         (None, Some(f)) => format!("{} difference(s), first: {f}", r.findings.len()),
