@@ -110,14 +110,19 @@ pub async fn table(
     };
     let mut why_full = basis.as_ref().err().cloned();
     if let Ok(proof) = &basis {
-        source::execute(tds, "BEGIN TRANSACTION", "cutover: begin").await?;
+        source::execute(
+            tds,
+            "BEGIN TRANSACTION",
+            &format!("cutover: begin the delta check of {name}"),
+        )
+        .await?;
         let tx = pg
             .build_transaction()
             .isolation_level(tokio_postgres::IsolationLevel::RepeatableRead)
             .read_only(true)
             .start()
             .await
-            .context(|| "cutover: begin the delta check".into())?;
+            .context(|| format!("cutover: begin the delta check of {}", plan.target))?;
         let policies = &shared.config.policies;
         let keys =
             by_key::changed_keys(tds, plan, &rt.kind, &Some(proof.position), policies).await?;
@@ -133,8 +138,8 @@ pub async fn table(
             let target_sql = format!("SELECT count(*) FROM {}", plan.target.sql());
             let target_count = tx.query_one(&target_sql, &[]);
             let source_sql = format!("SELECT COUNT_BIG(*) FROM {}", plan.source.name.tsql());
-            let source_count =
-                source::query_rows(tds, &source_sql, "cutover: count the source rows");
+            let count_what = format!("cutover: count the rows of {name}");
+            let source_count = source::query_rows(tds, &source_sql, &count_what);
             let (s, t) = tokio::join!(source_count, target_count);
             let s: i64 = s?
                 .first()
@@ -172,10 +177,15 @@ pub async fn table(
                 }
             }
         }
-        source::execute(tds, "COMMIT", "cutover: end").await?;
+        source::execute(
+            tds,
+            "COMMIT",
+            &format!("cutover: end the delta check of {name}"),
+        )
+        .await?;
         tx.commit()
             .await
-            .context(|| "cutover: end the delta check".into())?;
+            .context(|| format!("cutover: end the delta check of {}", plan.target))?;
     }
     if let Some(why) = why_full {
         let full_started = Instant::now();
@@ -185,7 +195,7 @@ pub async fn table(
         let read = pg
             .transaction()
             .await
-            .context(|| "begin the final validation".into())?;
+            .context(|| format!("cutover: begin the full check of {}", plan.target))?;
         let outcome = crate::validate::full(
             tds,
             &read,
@@ -197,7 +207,7 @@ pub async fn table(
         .await?;
         read.commit()
             .await
-            .context(|| "end the final validation".into())?;
+            .context(|| format!("cutover: end the full check of {}", plan.target))?;
         parts.full_check += full_started.elapsed().as_secs_f64();
         result.source_rows = outcome.source_rows;
         result.target_rows = outcome.target_rows;
