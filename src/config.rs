@@ -177,6 +177,7 @@ struct RawReplication {
     batch_rows: Option<usize>,
     snapshot_chunk_rows: Option<usize>,
     snapshot_workers: Option<usize>,
+    snapshot_decoder: Option<SnapshotDecoder>,
 }
 
 #[derive(Debug, Deserialize, Default)]
@@ -359,6 +360,18 @@ pub enum IdentifierCase {
     Preserve,
 }
 
+/// Who decodes the snapshot's rows (`replication.snapshot_decoder`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum SnapshotDecoder {
+    /// The replicator's own: TDS rows straight into binary COPY (a table with a column type it
+    /// does not read is read through tiberius).
+    #[default]
+    Direct,
+    /// tiberius's rows, converted value by value (slower; the escape hatch).
+    Tiberius,
+}
+
 /// What to do with NUL characters in text (PostgreSQL text cannot hold them).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
 #[serde(rename_all = "lowercase")]
@@ -477,6 +490,8 @@ pub struct Config {
     pub validation_chunk_rows: i64,
     /// Parallel snapshot workers (each holds one source and one target connection).
     pub snapshot_workers: usize,
+    /// Who decodes the snapshot's rows.
+    pub snapshot_decoder: SnapshotDecoder,
     /// Naming and types.
     pub mapping: Mapping,
     /// Lossy-value and retention policies.
@@ -916,6 +931,7 @@ pub fn parse(text: &str, env: &dyn Environment) -> Result<Config, ConfigError> {
             None => 100_000,
         },
         snapshot_workers,
+        snapshot_decoder: r.snapshot_decoder.unwrap_or_default(),
         mapping,
         policies,
     })

@@ -5,6 +5,7 @@ mod common;
 mod connect;
 mod cutover;
 mod cutover_proof;
+mod decoder;
 mod docker;
 mod kill;
 mod ops;

@@ -4,7 +4,7 @@ use crate::common::*;
 use replicator::state::TableState;
 use std::time::Duration;
 
-const TYPES: &str = r#"
+pub(crate) const TYPES: &str = r#"
 CREATE TABLE dbo.types (
  id int NOT NULL PRIMARY KEY,
  t tinyint NULL, s smallint NULL, b bigint NULL, bt bit NULL,

@@ -5,6 +5,7 @@
 //! PostgreSQL cannot hold a value exactly, the configured policy applies and the loss is counted
 //! per column ([`Losses`]); nothing is dropped silently.
 
+pub mod direct;
 pub mod value;
 
 use crate::config::{ColumnSettings, IdentifierCase, Mapping, TableSelector};

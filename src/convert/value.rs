@@ -35,7 +35,7 @@ fn fail(col: &ColumnPlan, message: impl Into<String>) -> ConvertError {
 
 /// Converts one cell. Consumes it so strings and bytes move without copying.
 pub fn to_value(
-    cell: ColumnData<'static>,
+    cell: ColumnData<'_>,
     col: &ColumnPlan,
     policies: &Policies,
     losses: &mut Losses,

@@ -6,6 +6,7 @@
 //! transient error is retried with backoff and never loses data; a table error stops that
 //! table only, with a reason and a hint in `status`; a fatal error stops the daemon.
 
+pub mod chunk;
 pub mod reload;
 pub mod resync;
 pub mod schema;

@@ -4,23 +4,19 @@
 //! copied in keyset chunks, every chunk one target transaction that COPYs its rows and records
 //! its progress; a part that fails transiently is retried from its last committed key.
 
+use super::chunk::{chunk_query, read_chunk, ChunkError, Decoder, Pieces};
 use super::{connect_source, connect_target, Kind, Shared, TableRt};
-use crate::convert::value::to_value;
-use crate::convert::Losses;
 use crate::error::{Backoff, ErrorKind};
 use crate::error::{Context, Error};
 use crate::model::{quote_pg, Position};
 use crate::sink::ddl;
-use crate::sink::{copy, progress};
-use crate::source::read::{chunk_sql, key_display, Key, KeyValue};
+use crate::sink::progress;
+use crate::source::read::Key;
 use crate::source::{self, Tds};
 use crate::state::{TableRecord, TableState};
-use bytes::BytesMut;
-use futures_util::{SinkExt, TryStreamExt};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
-use tiberius::Query;
 use tokio::sync::Semaphore;
 
 /// The start position of a table's change stream, read before its first chunk.
@@ -60,22 +56,24 @@ pub async fn copy_part(
         plan.target.sql(),
         cols.join(", ")
     );
+    // National text the driver could not decode is re-read as bytes by tiberius's path only.
+    let mut decoder = if utf16_safe {
+        Decoder::Tiberius
+    } else {
+        cfg.snapshot_decoder
+    };
     loop {
         if shared.stopping() {
             return Ok(());
         }
         let started = std::time::Instant::now();
-        let sql = chunk_sql(
+        let q = chunk_query(
             plan,
-            last.is_some(),
-            part.upper.is_some(),
+            last.as_ref(),
+            part.upper.as_ref(),
             chunk_rows,
             utf16_safe,
         );
-        let mut q = Query::new(sql);
-        for k in last.iter().chain(part.upper.iter()).flatten() {
-            q.bind(k.to_cell());
-        }
         let tx = pg
             .transaction()
             .await
@@ -85,73 +83,46 @@ pub async fn copy_part(
             .await
             .context(|| format!("COPY into {}", plan.target))?;
         futures_util::pin_mut!(sink);
-        let mut stream = q
-            .query(tds)
-            .await
-            .context(|| format!("read a chunk of {source_name}"))?
-            .into_row_stream();
-        let mut buf = BytesMut::with_capacity(1 << 20);
-        copy::header(&mut buf);
-        let mut rows: i64 = 0;
-        let mut losses = Losses::default();
-        let mut chunk_last: Option<Key> = None;
-        while let Some(row) = stream
-            .try_next()
-            .await
-            .context(|| format!("read a chunk of {source_name}"))?
-        {
-            let cells: Vec<tiberius::ColumnData<'static>> = row.into_iter().collect();
-            let key: Key = plan
-                .key
-                .iter()
-                .map(|i| KeyValue::from_cell(&cells[*i]))
-                .collect();
-            copy::row_start(&mut buf, plan.columns.len());
-            for (cell, col) in cells.into_iter().zip(&plan.columns) {
-                let v = to_value(cell, col, &cfg.policies, &mut losses).map_err(|e| {
-                    Error::table(
-                        &source_name,
-                        format!("{e} at key {}", key_display(plan, &key)),
-                        Some("change the policy or the column's type in the configuration, then restart"),
-                    )
-                })?;
-                copy::field(&mut buf, &v);
+        let read = read_chunk(
+            tds,
+            q,
+            plan,
+            &cfg.policies,
+            decoder,
+            &mut Pieces::Copy(sink.as_mut()),
+        )
+        .await;
+        let read = match read {
+            Ok(r) => r,
+            Err(ChunkError::Failed(e)) => return Err(e),
+            Err(ChunkError::Unsupported(what)) => {
+                // Nothing was written: the transaction rolls back, the chunk is read again.
+                tracing::info!(table = %source_name, column_type = %what,
+                    "the snapshot's decoder does not read this table; reading it through tiberius");
+                decoder = Decoder::Tiberius;
+                continue;
             }
-            chunk_last = Some(key);
-            rows += 1;
-            if buf.len() >= 1 << 20 {
-                sink.send(buf.split().freeze())
-                    .await
-                    .context(|| format!("COPY into {}", plan.target))?;
-                // split() leaves no capacity: reserve a whole piece again, not by doubling.
-                buf.reserve(1 << 20);
-            }
-        }
-        drop(stream);
-        copy::trailer(&mut buf);
-        sink.send(buf.split().freeze())
-            .await
-            .context(|| format!("COPY into {}", plan.target))?;
+        };
         sink.as_mut()
             .finish()
             .await
             .context(|| format!("COPY into {}", plan.target))?;
-        let done = (rows as usize) < chunk_rows;
+        let done = (read.rows as usize) < chunk_rows;
         progress::record_chunk(
             &tx,
             &cfg.mapping.progress_schema,
             &source_name,
             part.part,
-            chunk_last.as_deref(),
-            rows,
+            read.last.as_deref(),
+            read.rows,
             done,
         )
         .await?;
         tx.commit()
             .await
             .context(|| format!("commit a chunk of {source_name}"))?;
-        shared.snapshot_progress(&source_name, rows, &losses, started.elapsed())?;
-        if let Some(k) = chunk_last {
+        shared.snapshot_progress(&source_name, read.rows, &read.losses, started.elapsed())?;
+        if let Some(k) = read.last {
             last = Some(k);
         }
         if done {

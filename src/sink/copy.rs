@@ -77,41 +77,49 @@ pub fn field(buf: &mut BytesMut, v: &Value) {
 }
 
 /// numeric's binary form: ndigits, weight, sign, dscale, then base-10000 digits (big-endian),
-/// without leading or trailing zero groups, as PostgreSQL writes it.
-fn numeric(buf: &mut BytesMut, mantissa: i128, scale: u8) {
-    // Decimal digits of |mantissa|, least significant first, padded at the low end so the
-    // fraction fills whole base-10000 groups.
-    let pad = (4 - scale as usize % 4) % 4;
-    let mut le: Vec<u8> = vec![0; pad];
+/// without leading or trailing zero groups, as PostgreSQL writes it. No allocation.
+pub fn numeric(buf: &mut BytesMut, mantissa: i128, scale: u8) {
+    // Base-10000 groups of |mantissa| * 10^pad, least significant first, where the padding
+    // makes the fraction fill whole groups (a u128 has at most 39 digits: 11 groups with pad).
+    let pad = (4 - scale as u32 % 4) % 4;
+    let mut groups = [0i16; 12];
+    let mut n = 0;
     let mut v = mantissa.unsigned_abs();
-    while v > 0 {
-        le.push((v % 10) as u8);
-        v /= 10;
+    // The lowest group holds the padding zeros below the last fraction digit.
+    let p = 10u128.pow(pad);
+    if v > 0 {
+        groups[0] = ((v % (10_000 / p)) * p) as i16;
+        v /= 10_000 / p;
+        n = 1;
+        while v > 0 {
+            groups[n] = (v % 10_000) as i16;
+            v /= 10_000;
+            n += 1;
+        }
     }
-    let frac_groups = (scale as usize + pad) / 4;
-    let groups: Vec<i16> = le
-        .chunks(4)
-        .map(|c| c.iter().rev().fold(0i16, |acc, d| acc * 10 + *d as i16))
-        .collect();
-    let mut weight = groups.len() as i16 - frac_groups as i16 - 1;
-    let mut be: Vec<i16> = groups.into_iter().rev().collect();
-    while be.first() == Some(&0) {
-        be.remove(0);
-        weight -= 1;
+    let frac_groups = ((scale as u32 + pad) / 4) as i16;
+    // Drop leading (most significant) and trailing zero groups.
+    let mut hi = n;
+    while hi > 0 && groups[hi - 1] == 0 {
+        hi -= 1;
     }
-    while be.last() == Some(&0) {
-        be.pop();
+    let mut lo = 0;
+    while lo < hi && groups[lo] == 0 {
+        lo += 1;
     }
-    if be.is_empty() {
-        weight = 0;
-    }
-    buf.put_i32(8 + 2 * be.len() as i32);
-    buf.put_i16(be.len() as i16);
+    let ndigits = hi - lo;
+    let weight = if ndigits == 0 {
+        0
+    } else {
+        hi as i16 - frac_groups - 1
+    };
+    buf.put_i32(8 + 2 * ndigits as i32);
+    buf.put_i16(ndigits as i16);
     buf.put_i16(weight);
     buf.put_u16(if mantissa < 0 { 0x4000 } else { 0 });
     buf.put_u16(scale as u16);
-    for g in be {
-        buf.put_i16(g);
+    for g in groups[lo..hi].iter().rev() {
+        buf.put_i16(*g);
     }
 }
 

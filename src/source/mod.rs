@@ -8,12 +8,17 @@ pub mod ct;
 pub mod discover;
 pub mod read;
 pub mod split;
+pub mod wire;
 
 use crate::config::{SourceAuth, SourceConfig, SourceTls};
 use crate::error::{Context, Error};
 use tiberius::{AuthMethod, Client, Config, EncryptionLevel};
 use tokio::net::TcpStream;
 use tokio_util::compat::{Compat, TokioAsyncWriteCompatExt};
+
+/// How long SQL Server may take to send the next part of a reply before the session is given
+/// up: a split-point scan or a large window's first row can legitimately take minutes.
+pub const COMMAND_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(600);
 
 /// A connected SQL Server session.
 pub type Tds = Client<Compat<TcpStream>>;
@@ -25,9 +30,9 @@ pub async fn connect(cfg: &SourceConfig) -> Result<Tds, Error> {
     c.port(cfg.port);
     c.database(&cfg.database);
     c.application_name("replicator");
-    // tiberius gives up on a reply after 30 s by default; a split-point scan or a large window's
-    // first row can legitimately take longer. Windows have their own bound (daemon::stream).
-    c.command_timeout(Some(std::time::Duration::from_secs(600)));
+    // tiberius gives up on a reply after 30 s by default. Windows have their own bound
+    // (daemon::stream).
+    c.command_timeout(Some(COMMAND_TIMEOUT));
     c.authentication(match cfg.auth {
         SourceAuth::Sql => AuthMethod::sql_server(&cfg.user, cfg.password.expose()),
         SourceAuth::Windows => AuthMethod::windows(&cfg.user, cfg.password.expose()),

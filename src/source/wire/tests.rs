@@ -1,0 +1,1 @@
+//! The decoder over hand-built token streams, fed in every split across packets.
