@@ -25,6 +25,15 @@ struct Args {
     /// Rows per snapshot chunk.
     #[arg(long, default_value_t = 50_000)]
     chunk: usize,
+    /// Who decodes the snapshot's rows (replication.snapshot_decoder: direct or tiberius).
+    #[arg(long, default_value = "direct")]
+    decoder: String,
+    /// Skip the full validation after the snapshot.
+    #[arg(long)]
+    skip_validation: bool,
+    /// Also time pgloader (Debian's package, over FreeTDS) copying the same table.
+    #[arg(long)]
+    pgloader: bool,
     /// Who computes the full validation's checksums (validation.checksums).
     #[arg(long, default_value = "database")]
     checksums: String,
@@ -45,10 +54,11 @@ async fn main() {
         port,
         &target,
         &format!(
-            "[replication]\nsnapshot_workers = {w}\nsnapshot_chunk_rows = {c}\n\
+            "[replication]\nsnapshot_workers = {w}\nsnapshot_chunk_rows = {c}\nsnapshot_decoder = \"{d}\"\n\
              [validation]\ninterval = \"off\"\nmax_share = 1.0\nchecksums = \"{k}\"\n[[tables]]\nsource = \"dbo.ref\"\n",
             w = args.workers,
             c = args.chunk,
+            d = args.decoder,
             k = args.checksums,
         ),
     );
@@ -57,6 +67,7 @@ async fn main() {
     let mut repl = common::spawn_replicator(&config);
     let rpid = repl.id();
     let (sim_cpu0, repl_cpu0) = (cpu_secs(sim.id()), 0.0);
+    let machine0 = common::machine_cpu_secs();
     let mut peak_rss = 0u64;
     common::wait_snapshot_done(&tpg, &mut repl, || {
         peak_rss = peak_rss.max(proc_field(rpid, "VmHWM:").unwrap_or(0));
@@ -65,10 +76,15 @@ async fn main() {
     let secs = t.elapsed().as_secs_f64();
     peak_rss = peak_rss.max(proc_field(rpid, "VmHWM:").unwrap_or(0));
     let (sim_cpu, repl_cpu) = (cpu_secs(sim.id()) - sim_cpu0, cpu_secs(rpid) - repl_cpu0);
+    let machine1 = common::machine_cpu_secs();
+    let (busy, total) = (machine1.0 - machine0.0, machine1.1 - machine0.1);
     // Full validation through the running daemon (`replicator validate --full`), once the
     // table streams.
     let deadline = Instant::now() + Duration::from_secs(120);
     let (validate_secs, validated, side_secs) = loop {
+        if args.skip_validation {
+            break (f64::NAN, "skipped".to_string(), (f64::NAN, f64::NAN));
+        }
         let t = Instant::now();
         let out = Command::new(sibling("replicator"))
             .args([
@@ -150,6 +166,11 @@ async fn main() {
     .await
     .unwrap();
     let hash_secs = t.elapsed().as_secs_f64();
+    let pgloader_secs = if args.pgloader {
+        Some(pgloader(port, &dir, args.rows).await)
+    } else {
+        None
+    };
     let _ = sim.kill();
     let _ = sim.wait();
     let _ = std::fs::remove_dir_all(&dir);
@@ -173,6 +194,22 @@ async fn main() {
         peak_rss as f64 / 1024.0
     );
     println!("cpu seconds               replicator {repl_cpu:.1}, mssql-sim {sim_cpu:.1}");
+    println!(
+        "machine during snapshot   {busy:.1} of {total:.1} CPU-s busy ({:.0} %); PostgreSQL and the rest {:.1}",
+        100.0 * busy / total,
+        busy - repl_cpu - sim_cpu
+    );
+    println!(
+        "replicator cpu / M rows   {:.2} s",
+        repl_cpu / (args.rows as f64 / 1e6)
+    );
+    if let Some(p) = pgloader_secs {
+        let prate = args.rows as f64 / p;
+        println!(
+            "pgloader                  {p:.2} s  {prate:.0} rows/s  (replicator {:.1}x)",
+            rate / prate
+        );
+    }
     println!("validate --full           {validate_secs:.2} s  ({validated})");
     println!(
         "  each side               source (mssql-sim) {:.2} s, target (PostgreSQL) {:.2} s (in database: at once; else one after the other)",
@@ -188,4 +225,39 @@ async fn main() {
         "replicator peak RSS       {:.1} MiB after validation",
         peak_rss_validate as f64 / 1024.0
     );
+}
+
+/// pgloader copying the simulator's `bench` database (its one table) into a fresh database:
+/// its wall time, checked by the row count. FreeTDS speaks TDS 7.4 in UTF-8 (pgloader issue
+/// 1068 otherwise).
+async fn pgloader(port: u16, dir: &std::path::Path, rows: i64) -> f64 {
+    let target = testkit::fresh_database("replbench_pgloader").await;
+    let conf = dir.join("freetds.conf");
+    std::fs::write(
+        &conf,
+        "[global]\n\ttds version = 7.4\n\tclient charset = UTF-8\n",
+    )
+    .unwrap();
+    let source = format!("mssql://sa:{PASSWORD}@127.0.0.1:{port}/bench");
+    let t = Instant::now();
+    let out = Command::new("pgloader")
+        .args(["--no-ssl-cert-verification", &source, &target])
+        .env("FREETDSCONF", &conf)
+        .current_dir(dir)
+        .output()
+        .expect("pgloader must be installed (apt-get install pgloader)");
+    let secs = t.elapsed().as_secs_f64();
+    assert!(
+        out.status.success(),
+        "pgloader failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let got: i64 = pg(&target)
+        .await
+        .query_one("SELECT count(*) FROM dbo.ref", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(got, rows, "pgloader copied every row");
+    secs
 }

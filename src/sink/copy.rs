@@ -150,4 +150,67 @@ mod tests {
         // 0.0001 scale 4: ndigits 1, weight -1, digit 1
         assert_eq!(enc(1, 4), [0, 0, 0, 10, 0, 1, 255, 255, 0, 0, 0, 4, 0, 1]);
     }
+
+    /// The encoder before it was made allocation-free: the reference for every mantissa.
+    fn reference(mantissa: i128, scale: u8) -> Vec<u8> {
+        let pad = (4 - scale as usize % 4) % 4;
+        let mut le: Vec<u8> = vec![0; pad];
+        let mut v = mantissa.unsigned_abs();
+        while v > 0 {
+            le.push((v % 10) as u8);
+            v /= 10;
+        }
+        let frac_groups = (scale as usize + pad) / 4;
+        let groups: Vec<i16> = le
+            .chunks(4)
+            .map(|c| c.iter().rev().fold(0i16, |acc, d| acc * 10 + *d as i16))
+            .collect();
+        let mut weight = groups.len() as i16 - frac_groups as i16 - 1;
+        let mut be: Vec<i16> = groups.into_iter().rev().collect();
+        while be.first() == Some(&0) {
+            be.remove(0);
+            weight -= 1;
+        }
+        while be.last() == Some(&0) {
+            be.pop();
+        }
+        if be.is_empty() {
+            weight = 0;
+        }
+        let mut b = BytesMut::new();
+        b.put_i32(8 + 2 * be.len() as i32);
+        b.put_i16(be.len() as i16);
+        b.put_i16(weight);
+        b.put_u16(if mantissa < 0 { 0x4000 } else { 0 });
+        b.put_u16(scale as u16);
+        for g in be {
+            b.put_i16(g);
+        }
+        b.to_vec()
+    }
+
+    #[test]
+    fn numerics_encode_as_the_reference_does() {
+        let mut mantissas = vec![0i128, 1, -1, 9999, 10000, 10001, i128::MAX, i128::MIN + 1];
+        let mut x: i128 = 7;
+        for _ in 0..2000 {
+            // Digits of every length, with runs of zeros in the middle and at the end.
+            x = x
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            let digits = (x.unsigned_abs() % 39) as u32;
+            let m = x % 10i128.pow(digits.max(1));
+            let zeros = 10i128.pow(if x % 3 == 0 {
+                x.unsigned_abs() as u32 % 8
+            } else {
+                0
+            });
+            mantissas.push(m.checked_mul(zeros).unwrap_or(m));
+        }
+        for m in mantissas {
+            for scale in [0u8, 1, 2, 3, 4, 5, 8, 12, 20, 37, 38] {
+                assert_eq!(enc(m, scale), reference(m, scale), "{m} scale {scale}");
+            }
+        }
+    }
 }

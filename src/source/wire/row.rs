@@ -263,6 +263,14 @@ fn utf16(b: &[u8], out: &mut String, lossy_ok: bool, col: &WireColumn) -> Result
     if !b.len().is_multiple_of(2) {
         return Err(bad(col, "UTF-16 text of an odd length"));
     }
+    // ASCII, most text: every high byte zero, every low byte below 0x80.
+    if b.chunks_exact(2).all(|c| c[1] == 0 && c[0] < 0x80) {
+        let mut v = std::mem::take(out).into_bytes();
+        v.clear();
+        v.extend(b.iter().step_by(2));
+        *out = String::from_utf8(v).map_err(|_| bad(col, "invalid text"))?;
+        return Ok(false);
+    }
     out.clear();
     out.reserve(b.len() / 2);
     let units = b.chunks_exact(2).map(|c| u16::from_le_bytes([c[0], c[1]]));
