@@ -6,6 +6,7 @@
 //! per column ([`Losses`]); nothing is dropped silently.
 
 pub mod direct;
+pub mod transcode;
 pub mod value;
 
 use crate::config::{ColumnSettings, IdentifierCase, Mapping, TableSelector};

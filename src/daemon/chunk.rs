@@ -10,13 +10,13 @@
 
 use crate::config::Policies;
 use crate::convert::value::to_value;
-use crate::convert::{direct, LossKind, Losses, TablePlan};
+use crate::convert::{direct, transcode, LossKind, Losses, TablePlan};
 use crate::error::{Context, Error};
 use crate::sink::copy;
 use crate::source::read::{chunk_sql, key_display, Key, KeyValue};
 use crate::source::wire::{RawRows, Timed, WireError};
 use crate::source::Tds;
-use bytes::{Bytes, BytesMut};
+use bytes::{BufMut, Bytes, BytesMut};
 use futures_util::{SinkExt, TryStreamExt};
 use std::pin::Pin;
 use tiberius::{ColumnData, Query};
@@ -176,6 +176,13 @@ async fn direct_rows(
             )),
         ));
     }
+    // The hottest plain cases go from the bytes straight to the field.
+    let fast: Vec<Option<transcode::Transcode>> = rows
+        .columns()
+        .iter()
+        .zip(&plan.columns)
+        .map(|(w, c)| transcode::plan(w.ty, c))
+        .collect();
     let mut read = ChunkRead::default();
     let mut key: Key = Vec::with_capacity(plan.key.len());
     while rows.next_row().await.map_err(|e| wire_error(plan, e))? {
@@ -186,6 +193,16 @@ async fn direct_rows(
         }
         copy::row_start(buf, plan.columns.len());
         for (i, col) in plan.columns.iter().enumerate() {
+            if let Some(t) = fast[i] {
+                match rows.raw(i) {
+                    Some(None) if !col.not_null => {
+                        buf.put_i32(-1);
+                        continue;
+                    }
+                    Some(Some(b)) if transcode::write(t, b, buf) => continue,
+                    _ => {}
+                }
+            }
             let (cell, lossy) = rows.cell(i).map_err(|e| wire_error(plan, e))?;
             if lossy {
                 read.losses

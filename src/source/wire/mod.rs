@@ -134,6 +134,22 @@ impl<P: Payloads> RawRows<P> {
         }
     }
 
+    /// Value `i` of the current row as bytes, when they lie in one piece: `Some(None)` for
+    /// NULL, `None` for a value in several PLP chunks (read it with [`RawRows::cell`]).
+    #[inline]
+    pub fn raw(&self, i: usize) -> Option<Option<&[u8]>> {
+        match self.spans[i] {
+            Span::Null => Some(None),
+            Span::Bytes(s, e) => Some(Some(&self.buf[s..e])),
+            Span::Chunks(s, e) if s == e => Some(Some(&[])),
+            Span::Chunks(s, e) => {
+                let b = &self.buf[s..e];
+                let first = u32::from_le_bytes([b[0], b[1], b[2], b[3]]) as usize;
+                (4 + first == b.len()).then(|| Some(&b[4..]))
+            }
+        }
+    }
+
     /// Value `i` of the current row. The flag says lone surrogates were replaced by U+FFFD.
     pub fn cell(&mut self, i: usize) -> Result<(ColumnData<'_>, bool), WireError> {
         row::cell(&self.buf, &self.cols[i], self.spans[i], &mut self.scratch)

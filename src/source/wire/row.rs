@@ -101,6 +101,7 @@ fn value_bytes<'s>(buf: &'s [u8], span: Span, joined: &'s mut Vec<u8>) -> &'s [u
     match span {
         Span::Null => &[],
         Span::Bytes(s, e) => &buf[s..e],
+        Span::Chunks(s, e) if s == e => &[],
         Span::Chunks(s, e) => {
             // One chunk (the usual case for small values) is borrowed as it is.
             let first = u32::from_le_bytes([buf[s], buf[s + 1], buf[s + 2], buf[s + 3]]) as usize;
