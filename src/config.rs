@@ -474,8 +474,11 @@ pub struct Config {
     pub poll_interval: Duration,
     /// Most changes applied in one target transaction (split only at source transactions).
     pub batch_rows: usize,
-    /// Rows per snapshot chunk.
+    /// Rows per snapshot chunk: the first chunk's when not set (then each next chunk aims at
+    /// 16 MiB of COPY data), every chunk's when set.
     pub snapshot_chunk_rows: usize,
+    /// Whether `replication.snapshot_chunk_rows` was set.
+    pub snapshot_chunk_rows_set: bool,
     /// How often to validate while streaming (`None`: never, `interval = "off"`).
     pub validation_interval: Option<Duration>,
     /// What periodic validation does.
@@ -779,7 +782,14 @@ pub fn parse(text: &str, env: &dyn Environment) -> Result<Config, ConfigError> {
     if snapshot_chunk_rows == 0 {
         return Err(err("replication.snapshot_chunk_rows", "must be at least 1"));
     }
-    let snapshot_workers = r.snapshot_workers.unwrap_or(4);
+    // One more worker than the machine has cores (a worker waits on one database or the other
+    // part of the time), at least 2, at most 8.
+    let snapshot_workers = r.snapshot_workers.unwrap_or_else(|| {
+        std::thread::available_parallelism()
+            .map(|n| n.get() + 1)
+            .unwrap_or(4)
+            .clamp(2, 8)
+    });
     if snapshot_workers == 0 || snapshot_workers > 64 {
         return Err(err("replication.snapshot_workers", "must be 1-64"));
     }
@@ -931,6 +941,7 @@ pub fn parse(text: &str, env: &dyn Environment) -> Result<Config, ConfigError> {
             None => 100_000,
         },
         snapshot_workers,
+        snapshot_chunk_rows_set: r.snapshot_chunk_rows.is_some(),
         snapshot_decoder: r.snapshot_decoder.unwrap_or_default(),
         mapping,
         policies,
@@ -1209,6 +1220,37 @@ source = "dbo.*"
         let c = load(&path, &env(&[("MSSQL_PASSWORD", "x")])).unwrap();
         assert_eq!(c.tables[0].exclude.len(), 2);
         assert_eq!(c.snapshot_chunk_rows, 50_000);
+        assert!(!c.snapshot_chunk_rows_set);
+        assert!((2..=8).contains(&c.snapshot_workers));
+        assert_eq!(c.snapshot_decoder, SnapshotDecoder::Direct);
+        let tiberius = parse(
+            &format!(
+                "{}\n",
+                text_with(
+                    &std::fs::read_to_string(&path).unwrap(),
+                    "snapshot_decoder = \"direct\"",
+                    "snapshot_decoder = \"tiberius\""
+                )
+            ),
+            &env(&[("MSSQL_PASSWORD", "x")]),
+        )
+        .unwrap();
+        assert_eq!(tiberius.snapshot_decoder, SnapshotDecoder::Tiberius);
+        let bad = parse(
+            &text_with(
+                &std::fs::read_to_string(&path).unwrap(),
+                "snapshot_decoder = \"direct\"",
+                "snapshot_decoder = \"fast\"",
+            ),
+            &env(&[("MSSQL_PASSWORD", "x")]),
+        )
+        .unwrap_err();
+        assert_eq!(bad.key, "replication.snapshot_decoder");
+    }
+
+    fn text_with(text: &str, from: &str, to: &str) -> String {
+        assert!(text.contains(from), "{from}");
+        text.replace(from, to)
     }
 
     #[test]

@@ -27,22 +27,44 @@ const PIECE: usize = 1 << 20;
 /// How a chunk's rows are decoded (`replication.snapshot_decoder`).
 pub use crate::config::SnapshotDecoder as Decoder;
 
-/// Where a chunk's COPY pieces go.
-pub enum Pieces<'a> {
+/// Where a chunk's COPY pieces go, counting their bytes.
+pub struct Pieces<'a> {
+    to: PieceSink<'a>,
+    sent: usize,
+}
+
+enum PieceSink<'a> {
     /// A COPY in progress.
     Copy(Pin<&'a mut tokio_postgres::CopyInSink<Bytes>>),
     /// Memory (the differential tests).
     Collect(&'a mut Vec<u8>),
 }
 
-impl Pieces<'_> {
+impl<'a> Pieces<'a> {
+    /// Into a COPY in progress.
+    pub fn copy(sink: Pin<&'a mut tokio_postgres::CopyInSink<Bytes>>) -> Self {
+        Pieces {
+            to: PieceSink::Copy(sink),
+            sent: 0,
+        }
+    }
+
+    /// Into memory.
+    pub fn collect(v: &'a mut Vec<u8>) -> Self {
+        Pieces {
+            to: PieceSink::Collect(v),
+            sent: 0,
+        }
+    }
+
     async fn send(&mut self, piece: Bytes, plan: &TablePlan) -> Result<(), Error> {
-        match self {
-            Pieces::Copy(sink) => sink
+        self.sent += piece.len();
+        match &mut self.to {
+            PieceSink::Copy(sink) => sink
                 .send(piece)
                 .await
                 .context(|| format!("COPY into {}", plan.target)),
-            Pieces::Collect(v) => {
+            PieceSink::Collect(v) => {
                 v.extend_from_slice(&piece);
                 Ok(())
             }
@@ -55,6 +77,8 @@ impl Pieces<'_> {
 pub struct ChunkRead {
     /// Rows read.
     pub rows: i64,
+    /// COPY bytes written (header and trailer included).
+    pub bytes: usize,
     /// The last row's key.
     pub last: Option<Key>,
     /// Policy-driven changes.
@@ -109,6 +133,8 @@ pub async fn read_chunk(
     };
     copy::trailer(&mut buf);
     pieces.send(buf.split().freeze(), plan).await?;
+    let mut read = read;
+    read.bytes = pieces.sent;
     Ok(read)
 }
 
@@ -272,7 +298,7 @@ pub async fn copy_stream(
         plan,
         policies,
         decoder,
-        &mut Pieces::Collect(&mut out),
+        &mut Pieces::collect(&mut out),
     )
     .await
     {
@@ -283,5 +309,32 @@ pub async fn copy_stream(
             format!("not read by the snapshot's decoder: {what}"),
             None,
         )),
+    }
+}
+
+/// The COPY bytes a snapshot chunk aims at when `replication.snapshot_chunk_rows` is not set.
+pub const CHUNK_BYTES: usize = 16 << 20;
+
+/// Rows for the next chunk, from what the last one gave: about [`CHUNK_BYTES`] of COPY data,
+/// between 1,000 and 500,000 rows. Narrow rows make fewer, larger chunks (fewer round trips and
+/// commits); wide rows smaller ones (shorter transactions, less to redo after a crash).
+pub fn next_chunk_rows(bytes: usize, rows: i64) -> usize {
+    if rows <= 0 {
+        return 50_000;
+    }
+    let per_row = (bytes / rows as usize).max(1);
+    (CHUNK_BYTES / per_row).clamp(1_000, 500_000)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::next_chunk_rows;
+
+    #[test]
+    fn chunks_aim_at_sixteen_mebibytes_within_bounds() {
+        assert_eq!(next_chunk_rows(50_000 * 60, 50_000), (16 << 20) / 60);
+        assert_eq!(next_chunk_rows(50_000 * 8, 50_000), 500_000);
+        assert_eq!(next_chunk_rows(1_000 * 100_000, 1_000), 1_000);
+        assert_eq!(next_chunk_rows(19, 0), 50_000);
     }
 }

@@ -47,7 +47,9 @@ pub async fn copy_part(
 ) -> Result<(), Error> {
     let plan = &rt.plan;
     let cfg = &shared.config;
-    let chunk_rows = cfg.snapshot_chunk_rows;
+    // The first chunk's size is configured (or the default); without a configured size the
+    // next ones aim at a size in bytes (`chunk::next_chunk_rows`).
+    let mut chunk_rows = cfg.snapshot_chunk_rows;
     let mut last: Option<Key> = part.last.clone().or_else(|| part.lower.clone());
     let source_name = plan.source.name.to_string();
     let cols: Vec<String> = plan.columns.iter().map(|c| quote_pg(&c.target)).collect();
@@ -89,7 +91,7 @@ pub async fn copy_part(
             plan,
             &cfg.policies,
             decoder,
-            &mut Pieces::Copy(sink.as_mut()),
+            &mut Pieces::copy(sink.as_mut()),
         )
         .await;
         let read = match read {
@@ -127,6 +129,9 @@ pub async fn copy_part(
         }
         if done {
             return Ok(());
+        }
+        if !cfg.snapshot_chunk_rows_set {
+            chunk_rows = super::chunk::next_chunk_rows(read.bytes, read.rows);
         }
     }
 }
