@@ -104,27 +104,68 @@ fn varied_rows(n: i64) -> Vec<String> {
                 .take((i % 13) as usize)
                 .copied()
                 .collect();
-            format!(
-                "({id}, {t}, {s}, {b}, {bt}, {m}, {d}, {n}, {r}, {f}, '{dt}', '{d2}', '{da}', '{tm}', '{dto}', {vc}, N'{nvc}', {vb}, NEWID())",
-                id = 1000 + i,
-                t = null((i % 256).to_string()),
-                s = null((sign * (i * 97 % 32768)).to_string()),
-                b = null((sign as i128 * mag).to_string()),
-                bt = null((i % 2).to_string()),
-                m = null(format!("{}.{:04}", sign * i * 1013, i % 10000)),
-                d = null(format!("{}{}.{:05}", if sign < 0 { "-" } else { "" }, mag % 10i128.pow(13), i % 100000)),
-                n = null(format!("{}.{:02}", sign * i, i % 100)),
-                r = null(format!("{}.25", sign * i)),
-                f = null(format!("{}E{}", sign as f64 * 1.5 * i as f64, i % 300 - 150)),
-                dt = format!("{}-{:02}-{:02} {:02}:{:02}:{:02}.{:03}", 1753 + i % 8000, 1 + i % 12, 1 + i % 28, i % 24, i % 60, (i * 7) % 60, (i * 3) % 1000),
-                d2 = format!("{:04}-{:02}-{:02} {:02}:{:02}:{:02}.{:06}0", 1 + i % 9999, 1 + i % 12, 1 + i % 28, i % 24, i % 60, i % 60, (i * 37) % 1_000_000),
-                da = format!("{:04}-{:02}-{:02}", 1 + (i * 31) % 9999, 1 + i % 12, 1 + i % 28),
-                tm = format!("{:02}:{:02}:{:02}.{:06}0", i % 24, (i * 7) % 60, (i * 11) % 60, (i * 13) % 1_000_000),
-                dto = format!("2001-02-03 04:05:06.{:06}0 {}{:02}:{:02}", i % 1_000_000, if sign < 0 { "-" } else { "+" }, i % 14, (i * 15) % 60),
-                vc = null(format!("'{}'", "xyz".repeat((i % 4) as usize))),
-                nvc = text.replace('\'', "''"),
-                vb = null(format!("0x{}", "AB01".repeat((i % 5) as usize))),
-            )
+            let neg = if sign < 0 { "-" } else { "" };
+            let values = [
+                (1000 + i).to_string(),
+                null((i % 256).to_string()),
+                null((sign * (i * 97 % 32768)).to_string()),
+                null((sign as i128 * mag).to_string()),
+                null((i % 2).to_string()),
+                null(format!("{}.{:04}", sign * i * 1013, i % 10000)),
+                null(format!("{neg}{}.{:05}", mag % 10i128.pow(13), i % 100000)),
+                null(format!("{}.{:02}", sign * i, i % 100)),
+                null(format!("{}.25", sign * i)),
+                null(format!(
+                    "{}E{}",
+                    sign as f64 * 1.5 * i as f64,
+                    i % 300 - 150
+                )),
+                format!(
+                    "'{}-{:02}-{:02} {:02}:{:02}:{:02}.{:03}'",
+                    1753 + i % 8000,
+                    1 + i % 12,
+                    1 + i % 28,
+                    i % 24,
+                    i % 60,
+                    (i * 7) % 60,
+                    (i * 3) % 1000
+                ),
+                format!(
+                    "'{:04}-{:02}-{:02} {:02}:{:02}:{:02}.{:06}0'",
+                    1 + i % 9999,
+                    1 + i % 12,
+                    1 + i % 28,
+                    i % 24,
+                    i % 60,
+                    i % 60,
+                    (i * 37) % 1_000_000
+                ),
+                format!(
+                    "'{:04}-{:02}-{:02}'",
+                    1 + (i * 31) % 9999,
+                    1 + i % 12,
+                    1 + i % 28
+                ),
+                format!(
+                    "'{:02}:{:02}:{:02}.{:06}0'",
+                    i % 24,
+                    (i * 7) % 60,
+                    (i * 11) % 60,
+                    (i * 13) % 1_000_000
+                ),
+                format!(
+                    "'2001-02-03 04:05:06.{:06}0 {}{:02}:{:02}'",
+                    i % 1_000_000,
+                    if sign < 0 { "-" } else { "+" },
+                    i % 14,
+                    (i * 15) % 60
+                ),
+                null(format!("'{}'", "xyz".repeat((i % 4) as usize))),
+                format!("N'{}'", text.replace('\'', "''")),
+                null(format!("0x{}", "AB01".repeat((i % 5) as usize))),
+                "NEWID()".to_string(),
+            ];
+            format!("({})", values.join(", "))
         })
         .collect()
 }

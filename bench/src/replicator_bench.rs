@@ -19,12 +19,12 @@ struct Args {
     /// Rows in the reference table.
     #[arg(long, default_value_t = 1_000_000)]
     rows: i64,
-    /// Snapshot workers (replication.snapshot_workers).
-    #[arg(long, default_value_t = 2)]
-    workers: usize,
-    /// Rows per snapshot chunk.
-    #[arg(long, default_value_t = 50_000)]
-    chunk: usize,
+    /// Snapshot workers (replication.snapshot_workers; default: the replicator's own default).
+    #[arg(long)]
+    workers: Option<usize>,
+    /// Rows per snapshot chunk (replication.snapshot_chunk_rows; default: sized by bytes).
+    #[arg(long)]
+    chunk: Option<usize>,
     /// Who decodes the snapshot's rows (replication.snapshot_decoder: direct or tiberius).
     #[arg(long, default_value = "direct")]
     decoder: String,
@@ -54,10 +54,16 @@ async fn main() {
         port,
         &target,
         &format!(
-            "[replication]\nsnapshot_workers = {w}\nsnapshot_chunk_rows = {c}\nsnapshot_decoder = \"{d}\"\n\
+            "[replication]\n{w}{c}snapshot_decoder = \"{d}\"\n\
              [validation]\ninterval = \"off\"\nmax_share = 1.0\nchecksums = \"{k}\"\n[[tables]]\nsource = \"dbo.ref\"\n",
-            w = args.workers,
-            c = args.chunk,
+            w = args
+                .workers
+                .map(|w| format!("snapshot_workers = {w}\n"))
+                .unwrap_or_default(),
+            c = args
+                .chunk
+                .map(|c| format!("snapshot_chunk_rows = {c}\n"))
+                .unwrap_or_default(),
             d = args.decoder,
             k = args.checksums,
         ),
@@ -180,9 +186,13 @@ async fn main() {
     let limit = args.rows as f64 / copy_secs;
     println!("rows                      {}", args.rows);
     println!(
-        "snapshot workers          {} (chunk {} rows)",
-        args.workers, args.chunk
+        "snapshot workers          {} (chunk {})",
+        args.workers
+            .map_or("default".to_string(), |w| w.to_string()),
+        args.chunk
+            .map_or("sized by bytes".to_string(), |c| format!("{c} rows"))
     );
+    println!("decoder                   {}", args.decoder);
     println!(
         "replicator snapshot       {secs:.2} s  {rate:.0} rows/s  {:.1} MB/s (binary COPY bytes)",
         mb / secs

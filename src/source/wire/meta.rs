@@ -250,7 +250,7 @@ fn type_info(c: &mut Cur<'_>) -> Result<WireType, Stop> {
             WireType::ByteLen(B::Decimal(scale))
         }
         0x28 => WireType::ByteLen(B::Date),
-        0x29 | 0x2A | 0x2B => {
+        0x29..=0x2B => {
             let scale = c.u8()?;
             if scale > 7 {
                 return Err(malformed("time scale out of range"));

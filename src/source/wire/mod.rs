@@ -202,7 +202,7 @@ fn token(c: &mut Cur<'_>, cols: &[WireColumn], spans: &mut Vec<Span>) -> Result<
         }
         0x81 => Token::Meta(meta::colmetadata(c)?),
         // DONE, DONEPROC, DONEINPROC: status, command, row count.
-        0xFD | 0xFE | 0xFF => {
+        0xFD..=0xFF => {
             c.take(12)?;
             Token::Skip
         }
