@@ -321,15 +321,20 @@ pub fn cell<'s>(
                 (ColumnData::String(Some(Cow::Borrowed(s))), false)
             } else {
                 let enc = collation.encoding().map_err(WireError::Driver)?;
-                let s = enc
-                    .decode_without_bom_handling_and_without_replacement(b)
-                    .ok_or_else(|| {
-                        WireError::Driver(tiberius::error::Error::Encoding(
-                            "invalid sequence".into(),
-                        ))
-                    })?;
+                // Decoded into the reused scratch string: no allocation once it has grown.
+                let invalid = || {
+                    WireError::Driver(tiberius::error::Error::Encoding("invalid sequence".into()))
+                };
+                let mut decoder = enc.new_decoder_without_bom_handling();
+                let room = decoder
+                    .max_utf8_buffer_length_without_replacement(b.len())
+                    .ok_or_else(invalid)?;
                 text.clear();
-                text.push_str(&s);
+                text.reserve(room);
+                let (result, _) = decoder.decode_to_string_without_replacement(b, text, true);
+                if result != encoding_rs::DecoderResult::InputEmpty {
+                    return Err(invalid());
+                }
                 (
                     ColumnData::String(Some(Cow::Borrowed(text.as_str()))),
                     false,
