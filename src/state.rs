@@ -175,10 +175,18 @@ fn st<E: std::fmt::Display>(what: &'static str) -> impl Fn(E) -> Error {
     move |e| Error::State(format!("{what}: {e}"))
 }
 
-/// The store.
+/// The store (cheap to clone: clones share the one open database).
+#[derive(Clone)]
 pub struct Store {
-    db: Database,
+    db: std::sync::Arc<Database>,
 }
+
+/// One table a committed window moved: its new position, and the rest of its record's changes.
+pub type WindowUpdate = (
+    String,
+    crate::model::Position,
+    Box<dyn FnOnce(&mut TableRecord) + Send>,
+);
 
 impl Store {
     /// Opens (creating the directory and file if missing). Fails while another process holds it.
@@ -195,7 +203,9 @@ impl Store {
             w.open_table(META).map_err(st("open meta"))?;
         }
         w.commit().map_err(st("commit"))?;
-        Ok(Store { db })
+        Ok(Store {
+            db: std::sync::Arc::new(db),
+        })
     }
 
     /// All table records, by source name.
@@ -275,6 +285,69 @@ impl Store {
             rec
         })?;
         Ok(())
+    }
+
+    /// Follows a committed window in one store transaction (one fsync per window, whatever the
+    /// number of tables): each updated table's position advances (never backwards) and its
+    /// record changes; a table in `updates` or `caught_up` that was catching up is streaming from
+    /// now on. Returns the tables that started streaming. Blocking: call it off the async
+    /// workers.
+    pub fn advance_window(
+        &self,
+        updates: Vec<WindowUpdate>,
+        caught_up: &[String],
+    ) -> Result<Vec<String>, Error> {
+        let w = self.db.begin_write().map_err(st("begin"))?;
+        let mut streaming = Vec::new();
+        {
+            let mut t = w.open_table(TABLES).map_err(st("open tables"))?;
+            let read =
+                |t: &redb::Table<&str, &[u8]>, name: &str| -> Result<Option<TableRecord>, Error> {
+                    t.get(name)
+                        .map_err(st("read"))?
+                        .map(|v| decode::<TableRecord>(v.value()))
+                        .transpose()
+                };
+            let mut to_stream = |rec: &mut TableRecord, name: &str| {
+                if rec.state == TableState::CatchingUp {
+                    rec.state = TableState::Streaming;
+                    rec.last_error = None;
+                    streaming.push(name.to_string());
+                }
+            };
+            let mut done: Vec<String> = Vec::new();
+            for (name, position, f) in updates {
+                let mut rec =
+                    read(&t, &name)?.unwrap_or_else(|| TableRecord::new(String::new(), "", 0));
+                let older = rec
+                    .position
+                    .as_deref()
+                    .and_then(crate::model::Position::parse)
+                    .is_some_and(|p| p > position);
+                if !older {
+                    rec.position = Some(position.to_string());
+                }
+                f(&mut rec);
+                to_stream(&mut rec, &name);
+                rec.updated_ms = now_ms();
+                t.insert(name.as_str(), encode(&rec)?.as_slice())
+                    .map_err(st("write"))?;
+                done.push(name);
+            }
+            for name in caught_up.iter().filter(|n| !done.contains(n)) {
+                let Some(mut rec) = read(&t, name)? else {
+                    continue;
+                };
+                if rec.state == TableState::CatchingUp {
+                    to_stream(&mut rec, name);
+                    rec.updated_ms = now_ms();
+                    t.insert(name.as_str(), encode(&rec)?.as_slice())
+                        .map_err(st("write"))?;
+                }
+            }
+        }
+        w.commit().map_err(st("commit"))?;
+        Ok(streaming)
     }
 
     /// Appends to the audit journal.
@@ -371,6 +444,57 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("version 9"));
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn a_window_advances_every_table_at_once_never_backwards() {
+        let dir = std::env::temp_dir().join(format!("replicator-window-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let s = Store::open(&dir).expect("open");
+        for (name, state) in [
+            ("dbo.a", TableState::CatchingUp),
+            ("dbo.b", TableState::Streaming),
+            ("dbo.c", TableState::CatchingUp),
+            ("dbo.d", TableState::Errored),
+        ] {
+            s.update(name, |_| {
+                let mut r = TableRecord::new(name.replace("dbo", "public"), "change_tracking", 0);
+                r.state = state;
+                r.position = Some("ct:5".into());
+                r
+            })
+            .unwrap();
+        }
+        let updates: Vec<WindowUpdate> = vec![
+            (
+                "dbo.a".into(),
+                Position::Ct(9),
+                Box::new(|r: &mut TableRecord| r.changes_applied += 3),
+            ),
+            // Older than the stored position: the position stays, the counters move.
+            (
+                "dbo.b".into(),
+                Position::Ct(4),
+                Box::new(|r: &mut TableRecord| r.changes_applied += 1),
+            ),
+        ];
+        let caught_up = ["dbo.a", "dbo.b", "dbo.c", "dbo.d"].map(String::from);
+        let streaming = s.advance_window(updates, &caught_up).unwrap();
+        assert_eq!(streaming, ["dbo.a", "dbo.c"]);
+        let rec = |n: &str| s.table(n).unwrap().unwrap();
+        assert_eq!(rec("dbo.a").position.as_deref(), Some("ct:9"));
+        assert_eq!(rec("dbo.a").changes_applied, 3);
+        assert_eq!(rec("dbo.b").position.as_deref(), Some("ct:5"));
+        assert_eq!(rec("dbo.b").changes_applied, 1);
+        assert_eq!(rec("dbo.c").state, TableState::Streaming);
+        // An errored table is not revived by a window.
+        assert_eq!(rec("dbo.d").state, TableState::Errored);
+        // A clone shares the open database.
+        assert_eq!(
+            s.clone().table("dbo.a").unwrap().unwrap().changes_applied,
+            3
+        );
         let _ = std::fs::remove_dir_all(&dir);
     }
 }

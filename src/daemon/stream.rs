@@ -285,30 +285,23 @@ struct Advance {
     losses: Losses,
 }
 
-/// Reconciles a table's columns with the source's; returns the (possibly new) runtime and the
-/// columns to backfill.
-async fn reconcile(
-    shared: &Shared,
-    now: Vec<crate::model::SourceColumn>,
-    tx: &tokio_postgres::Transaction<'_>,
-    name: &str,
-    rt: &TableRt,
-    replans: &mut Vec<(String, TableRt)>,
-) -> Result<(TableRt, Vec<String>), Error> {
-    let diff = super::schema::compare(&rt.plan.source.columns, &now);
-    if diff.is_empty() {
-        return Ok((rt.clone(), Vec::new()));
-    }
-    let (plan, added) = super::schema::apply(shared, tx, name, rt, now, &diff).await?;
-    let new_rt = TableRt {
-        plan,
-        kind: rt.kind.clone(),
-    };
-    replans.push((name.to_string(), new_rt.clone()));
-    Ok((new_rt, added))
+/// A window while it is read: its target transaction and staging, and what it gathers.
+struct Building<'w, 'c> {
+    shared: &'w Shared,
+    tx: &'w tokio_postgres::Transaction<'c>,
+    stages: &'w mut Stages,
+    policies: &'w Policies,
+    schema: &'w str,
+    /// The source commit time of the oldest change read, on our clock: lag is measured from it.
+    oldest_change: Option<Instant>,
+    report: WindowReport,
+    advanced: Vec<Advance>,
+    replans: Vec<(String, TableRt)>,
 }
 
-/// Reads and applies one window for every streaming table.
+/// Reads and applies one window for every streaming table: CT tables in one SNAPSHOT
+/// transaction, CDC tables up to one upper LSN, all in one target transaction with every
+/// table's new position and shape; then the embedded store advances in one transaction.
 async fn window(
     shared: &Shared,
     c: &mut Conns,
@@ -316,295 +309,35 @@ async fn window(
 ) -> Result<WindowReport, Error> {
     let schema = shared.config.mapping.progress_schema.clone();
     let policies = shared.config.policies.clone();
-    // The source commit time of the oldest change read, on our clock: lag is measured from it.
-    let mut oldest_change: Option<Instant> = None;
-    let mut report = WindowReport::default();
-    let mut advanced: Vec<Advance> = Vec::new();
-    let mut replans: Vec<(String, TableRt)> = Vec::new();
     let Conns { tds, pg, stages } = c;
     let tx = pg.transaction().await.context(|| "begin a window".into())?;
     stages.begin();
-    // Change Tracking: one SNAPSHOT transaction for every CT table.
-    let ct: Vec<&(String, TableRt, Position)> = tables
-        .iter()
-        .filter(|t| t.1.kind == Kind::ChangeTracking)
-        .collect();
-    if !ct.is_empty() {
-        let upper = source::ct::begin_window(tds).await?.ok_or_else(|| {
-            Error::Fatal("Change Tracking was disabled on the source database".into())
-        })?;
-        let min_valid = source::ct::min_valid_versions(tds).await?;
-        let oldest = ct
+    let mut b = Building {
+        shared,
+        tx: &tx,
+        stages,
+        policies: &policies,
+        schema: &schema,
+        oldest_change: None,
+        report: WindowReport::default(),
+        advanced: Vec::new(),
+        replans: Vec::new(),
+    };
+    let of_kind = |cdc: bool| -> Vec<&(String, TableRt, Position)> {
+        tables
             .iter()
-            .filter_map(|t| match t.2 {
-                Position::Ct(v) if v < upper => Some(v),
-                _ => None,
-            })
-            .min();
-        if let Some(oldest) = oldest {
-            note_age(
-                &mut oldest_change,
-                source::ct::age_ms(tds, oldest, upper).await?,
-            );
-        }
-        // The columns as of this window, for every CT table in one round trip. A table's plan
-        // is the shape its target rows are written in (recorded on the target with them, so a
-        // restart resumes from it, not from what start-up discovery saw); any difference is
-        // reconciled here before its changes are staged. Why a column added at any moment (while
-        // the daemon was down, during start-up, between this read and the CHANGETABLE read)
-        // loses no value: the change query reads only the plan's columns, so no window applies a
-        // row in a shape the target lacks; the window that first sees the column adds it (no
-        // default fill) and backfills, in this same SNAPSHOT transaction, every row whose value
-        // in it is not NULL, with the position advancing to this window's upper bound; a value
-        // written after that snapshot is a change after the bound, read by a later window whose
-        // plan has the column. A column added after this read is simply seen by the next window.
-        let ids: Vec<i32> = ct.iter().map(|t| t.1.plan.source.object_id).collect();
-        let mut columns_now = crate::source::discover::columns_of(tds, &ids).await?;
-        for (name, rt, pos) in ct {
-            let Position::Ct(last) = *pos else { continue };
-            if last >= upper {
-                continue;
-            }
-            match min_valid.get(&rt.plan.source.object_id) {
-                None => {
-                    report.lost.push((
-                        name.clone(),
-                        "Change Tracking is no longer enabled on the table".into(),
-                    ));
-                    continue;
-                }
-                Some(mv) if last < *mv => {
-                    report.lost.push((name.clone(), format!(
-                        "changes after version {last} are gone (min valid version {mv}: retention cleanup or TRUNCATE)"
-                    )));
-                    continue;
-                }
-                _ => {}
-            }
-            let now = columns_now
-                .remove(&rt.plan.source.object_id)
-                .unwrap_or_default();
-            let (rt, added) = reconcile(shared, now, &tx, name, rt, &mut replans).await?;
-            let plan = &rt.plan;
-            let mut writer = stages.writer(&tx, plan);
-            let mut losses = Losses::default();
-            if !added.is_empty() {
-                let sql = format!(
-                    "SELECT {} FROM {} WHERE {}",
-                    plan.select_list(false),
-                    plan.source.name.tsql(),
-                    super::schema::backfill_filter(&added)
-                );
-                stage_rows(
-                    tds,
-                    Query::new(sql),
-                    name,
-                    plan,
-                    &policies,
-                    Layout::Rows,
-                    &mut writer,
-                    &mut losses,
-                )
-                .await?;
-            }
-            let mut q = Query::new(source::ct::changes_sql(plan, false));
-            q.bind(last);
-            q.bind(upper);
-            stage_rows(
-                tds,
-                q,
-                name,
-                plan,
-                &policies,
-                Layout::Ct,
-                &mut writer,
-                &mut losses,
-            )
-            .await?;
-            let (d, u) = writer.apply(!added.is_empty()).await?;
-            let position = Position::Ct(upper);
-            progress::record_position(&tx, &schema, name, &position).await?;
-            advanced.push(Advance {
-                name: name.clone(),
-                position,
-                changes: d + u,
-                losses,
-            });
-            report.changes += d + u;
-        }
-        source::ct::end_window(tds).await?;
-    }
-    // CDC: (last, upper] per capture instance, upper the max LSN or an earlier source
-    // transaction boundary when the window is big; a newer instance takes over from its start.
-    let cdc: Vec<&(String, TableRt, Position)> = tables
-        .iter()
-        .filter(|t| matches!(t.1.kind, Kind::Cdc(_)))
-        .collect();
-    if !cdc.is_empty() {
-        if let Some(max) = source::cdc::max_lsn(tds).await? {
-            let instances = source::cdc::instances(tds).await?;
-            let behind: Vec<(&str, Lsn)> = cdc
-                .iter()
-                .filter_map(|(_, rt, pos)| match (pos, &rt.kind) {
-                    (Position::Cdc(l), Kind::Cdc(ci)) if *l < max => Some((ci.as_str(), *l)),
-                    _ => None,
-                })
-                .collect();
-            let upper =
-                source::cdc::window_end(tds, &behind, max, shared.config.batch_rows).await?;
-            report.more = upper < max;
-            if let Some(oldest) = behind.iter().map(|b| b.1).min() {
-                note_age(
-                    &mut oldest_change,
-                    source::cdc::age_ms(tds, oldest, upper).await?,
-                );
-            }
-            for (name, rt, pos) in cdc {
-                let (Position::Cdc(last), Kind::Cdc(ci)) = (*pos, &rt.kind) else {
-                    continue;
-                };
-                if last >= upper {
-                    continue;
-                }
-                // All zeros (or nothing): the instance is gone.
-                let min = source::cdc::min_lsn(tds, ci)
-                    .await?
-                    .filter(|m| *m != Lsn([0; 10]));
-                match min {
-                    None => {
-                        report.lost.push((
-                            name.clone(),
-                            format!("capture instance {ci} no longer exists"),
-                        ));
-                        continue;
-                    }
-                    Some(m) if last != Lsn([0; 10]) && last < m && !adjacent(&last, &m) => {
-                        report.lost.push((name.clone(), format!(
-                            "changes after LSN {last} are gone (capture instance {ci} starts at {m})"
-                        )));
-                        continue;
-                    }
-                    _ => {}
-                }
-                let newer = instances
-                    .get(&rt.plan.source.object_id)
-                    .and_then(|list| list.last())
-                    .filter(|(n, start)| n != ci && *start <= upper)
-                    .cloned();
-                let mut losses = Losses::default();
-                let mut changes = 0;
-                match newer {
-                    None => {
-                        let read = CdcRead {
-                            instance: ci,
-                            range: source::cdc::Range::UpTo,
-                            from: last,
-                            to: upper,
-                        };
-                        let mut writer = stages.writer(&tx, &rt.plan);
-                        stage_cdc(
-                            tds,
-                            &read,
-                            name,
-                            &rt.plan,
-                            &policies,
-                            &mut writer,
-                            &mut losses,
-                        )
-                        .await?;
-                        let (d, u) = writer.apply(true).await?;
-                        changes += d + u;
-                    }
-                    Some((new_ci, new_start)) => {
-                        // The old instance up to the new one's start, with the old shape;
-                        // then the new shape, its backfill and the new instance.
-                        let read = CdcRead {
-                            instance: ci,
-                            range: source::cdc::Range::Before,
-                            from: last,
-                            to: new_start,
-                        };
-                        let mut writer = stages.writer(&tx, &rt.plan);
-                        stage_cdc(
-                            tds,
-                            &read,
-                            name,
-                            &rt.plan,
-                            &policies,
-                            &mut writer,
-                            &mut losses,
-                        )
-                        .await?;
-                        let (d, u) = writer.apply(true).await?;
-                        changes += d + u;
-                        let id = rt.plan.source.object_id;
-                        let now = crate::source::discover::columns_of(tds, &[id])
-                            .await?
-                            .remove(&id)
-                            .unwrap_or_default();
-                        let (mut switched, added) =
-                            reconcile(shared, now, &tx, name, rt, &mut replans).await?;
-                        switched.kind = Kind::Cdc(new_ci.clone());
-                        let mut writer = stages.writer(&tx, &switched.plan);
-                        if !added.is_empty() {
-                            let sql = format!(
-                                "SELECT {} FROM {} WHERE {}",
-                                switched.plan.select_list(false),
-                                switched.plan.source.name.tsql(),
-                                super::schema::backfill_filter(&added)
-                            );
-                            stage_rows(
-                                tds,
-                                Query::new(sql),
-                                name,
-                                &switched.plan,
-                                &policies,
-                                Layout::Rows,
-                                &mut writer,
-                                &mut losses,
-                            )
-                            .await?;
-                        }
-                        let read = CdcRead {
-                            instance: &new_ci,
-                            range: source::cdc::Range::From,
-                            from: new_start,
-                            to: upper,
-                        };
-                        stage_cdc(
-                            tds,
-                            &read,
-                            name,
-                            &switched.plan,
-                            &policies,
-                            &mut writer,
-                            &mut losses,
-                        )
-                        .await?;
-                        let (d, u) = writer.apply(true).await?;
-                        changes += d + u;
-                        shared.store.journal(
-                            "capture_instance_switch",
-                            Some(name),
-                            format!("from {ci} to {new_ci} at {new_start}"),
-                        )?;
-                        tracing::info!(table = %name, from = %ci, to = %new_ci, "switched to the newer capture instance");
-                        replans.retain(|(n, _)| n != name);
-                        replans.push((name.clone(), switched));
-                    }
-                }
-                let position = Position::Cdc(upper);
-                progress::record_position(&tx, &schema, name, &position).await?;
-                advanced.push(Advance {
-                    name: name.clone(),
-                    position,
-                    changes,
-                    losses,
-                });
-                report.changes += changes;
-            }
-        }
-    }
+            .filter(|t| matches!(t.1.kind, Kind::Cdc(_)) == cdc && t.1.kind != Kind::None)
+            .collect()
+    };
+    b.ct(tds, &of_kind(false)).await?;
+    b.cdc(tds, &of_kind(true)).await?;
+    let Building {
+        oldest_change,
+        report,
+        advanced,
+        replans,
+        ..
+    } = b;
     // A new shape is recorded with the rows written in it: a restart resumes from this shape.
     for (name, rt) in &replans {
         progress::record_shape(&tx, &schema, name, rt.shape()).await?;
@@ -623,28 +356,387 @@ async fn window(
         Some(t) if report.changes > 0 => t.elapsed().as_secs_f64(),
         _ => 0.0,
     };
-    for a in advanced {
-        shared
-            .store
-            .advance_position(&a.name, &a.position, |r: &mut TableRecord| {
-                r.changes_applied += a.changes;
-                r.lag_seconds = lag;
-                r.source_position = Some(a.position.to_string());
-                if r.state == TableState::CatchingUp {
-                    r.state = TableState::Streaming;
-                }
-                super::merge_losses(r, &a.losses);
-            })?;
-    }
-    // Tables with nothing new are caught up too.
-    for (name, _, _) in tables {
-        if let Some(rec) = shared.store.table(name)? {
-            if rec.state == TableState::CatchingUp && !report.lost.iter().any(|(t, _)| t == name) {
-                shared.set_state(name, TableState::Streaming)?;
-            }
-        }
-    }
+    advance_store(shared, tables, &report, advanced, lag).await?;
     Ok(report)
+}
+
+/// The embedded store follows the committed window: every advanced table's position, counters
+/// and losses, and the catching-up tables that are now streaming, in one store transaction run
+/// off the async workers.
+async fn advance_store(
+    shared: &Shared,
+    tables: &[(String, TableRt, Position)],
+    report: &WindowReport,
+    advanced: Vec<Advance>,
+    lag: f64,
+) -> Result<(), Error> {
+    let lost: Vec<&str> = report.lost.iter().map(|(t, _)| t.as_str()).collect();
+    // Tables with nothing new are caught up too (unless their history is lost).
+    let caught_up: Vec<String> = tables
+        .iter()
+        .map(|t| t.0.clone())
+        .filter(|n| !lost.contains(&n.as_str()))
+        .collect();
+    let store = shared.store.clone();
+    let updates: Vec<crate::state::WindowUpdate> = advanced
+        .into_iter()
+        .map(|a| {
+            let f: Box<dyn FnOnce(&mut TableRecord) + Send> =
+                Box::new(move |r: &mut TableRecord| {
+                    r.changes_applied += a.changes;
+                    r.lag_seconds = lag;
+                    r.source_position = Some(a.position.to_string());
+                    super::merge_losses(r, &a.losses);
+                });
+            (a.name, a.position, f)
+        })
+        .collect();
+    let streaming = tokio::task::spawn_blocking(move || store.advance_window(updates, &caught_up))
+        .await
+        .map_err(|e| Error::Fatal(format!("the store's update panicked: {e}")))??;
+    for name in streaming {
+        tracing::info!(table = %name, "caught up: streaming");
+    }
+    Ok(())
+}
+
+impl Building<'_, '_> {
+    /// Records a table's new position in the window's transaction, and what it applied.
+    async fn advanced(
+        &mut self,
+        name: &str,
+        position: Position,
+        changes: u64,
+        losses: Losses,
+    ) -> Result<(), Error> {
+        progress::record_position(self.tx, self.schema, name, &position).await?;
+        self.advanced.push(Advance {
+            name: name.to_string(),
+            position,
+            changes,
+            losses,
+        });
+        self.report.changes += changes;
+        Ok(())
+    }
+
+    /// Change Tracking: one SNAPSHOT transaction for every CT table.
+    async fn ct(
+        &mut self,
+        tds: &mut Tds,
+        ct: &[&(String, TableRt, Position)],
+    ) -> Result<(), Error> {
+        if ct.is_empty() {
+            return Ok(());
+        }
+        let upper = source::ct::begin_window(tds).await?.ok_or_else(|| {
+            Error::Fatal("Change Tracking was disabled on the source database".into())
+        })?;
+        let min_valid = source::ct::min_valid_versions(tds).await?;
+        let oldest = ct
+            .iter()
+            .filter_map(|t| match t.2 {
+                Position::Ct(v) if v < upper => Some(v),
+                _ => None,
+            })
+            .min();
+        if let Some(oldest) = oldest {
+            note_age(
+                &mut self.oldest_change,
+                source::ct::age_ms(tds, oldest, upper).await?,
+            );
+        }
+        // The columns as of this window, for every CT table in one round trip. A table's plan
+        // is the shape its target rows are written in (recorded on the target with them, so a
+        // restart resumes from it, not from what start-up discovery saw); any difference is
+        // reconciled here before its changes are staged. Why a column added at any moment (while
+        // the daemon was down, during start-up, between this read and the CHANGETABLE read)
+        // loses no value: the change query reads only the plan's columns, so no window applies a
+        // row in a shape the target lacks; the window that first sees the column adds it (no
+        // default fill) and backfills, in this same SNAPSHOT transaction, every row whose value
+        // in it is not NULL, with the position advancing to this window's upper bound; a value
+        // written after that snapshot is a change after the bound, read by a later window whose
+        // plan has the column. A column added after this read is simply seen by the next window.
+        let ids: Vec<i32> = ct.iter().map(|t| t.1.plan.source.object_id).collect();
+        let mut columns_now = crate::source::discover::columns_of(tds, &ids).await?;
+        for (name, rt, pos) in ct.iter().map(|t| (&t.0, &t.1, &t.2)) {
+            let Position::Ct(last) = *pos else { continue };
+            if last >= upper {
+                continue;
+            }
+            match min_valid.get(&rt.plan.source.object_id) {
+                None => {
+                    self.report.lost.push((
+                        name.clone(),
+                        "Change Tracking is no longer enabled on the table".into(),
+                    ));
+                    continue;
+                }
+                Some(mv) if last < *mv => {
+                    self.report.lost.push((name.clone(), format!(
+                        "changes after version {last} are gone (min valid version {mv}: retention cleanup or TRUNCATE)"
+                    )));
+                    continue;
+                }
+                _ => {}
+            }
+            let now = columns_now
+                .remove(&rt.plan.source.object_id)
+                .unwrap_or_default();
+            let (rt, added) = self.reconcile(now, name, rt).await?;
+            let plan = &rt.plan;
+            let mut writer = self.stages.writer(self.tx, plan);
+            let mut losses = Losses::default();
+            backfill(
+                tds,
+                name,
+                plan,
+                &added,
+                self.policies,
+                &mut writer,
+                &mut losses,
+            )
+            .await?;
+            let mut q = Query::new(source::ct::changes_sql(plan, false));
+            q.bind(last);
+            q.bind(upper);
+            stage_rows(
+                tds,
+                q,
+                name,
+                plan,
+                self.policies,
+                Layout::Ct,
+                &mut writer,
+                &mut losses,
+            )
+            .await?;
+            let (d, u) = writer.apply(!added.is_empty()).await?;
+            self.advanced(name, Position::Ct(upper), d + u, losses)
+                .await?;
+        }
+        source::ct::end_window(tds).await
+    }
+
+    /// CDC: (last, upper] per capture instance, upper the max LSN or an earlier source
+    /// transaction boundary when the window is big.
+    async fn cdc(
+        &mut self,
+        tds: &mut Tds,
+        cdc: &[&(String, TableRt, Position)],
+    ) -> Result<(), Error> {
+        if cdc.is_empty() {
+            return Ok(());
+        }
+        let Some(max) = source::cdc::max_lsn(tds).await? else {
+            return Ok(());
+        };
+        let instances = source::cdc::instances(tds).await?;
+        let behind: Vec<(&str, Lsn)> = cdc
+            .iter()
+            .filter_map(|t| match (&t.2, &t.1.kind) {
+                (Position::Cdc(l), Kind::Cdc(ci)) if *l < max => Some((ci.as_str(), *l)),
+                _ => None,
+            })
+            .collect();
+        let upper =
+            source::cdc::window_end(tds, &behind, max, self.shared.config.batch_rows).await?;
+        self.report.more = upper < max;
+        if let Some(oldest) = behind.iter().map(|b| b.1).min() {
+            note_age(
+                &mut self.oldest_change,
+                source::cdc::age_ms(tds, oldest, upper).await?,
+            );
+        }
+        for (name, rt, pos) in cdc.iter().map(|t| (&t.0, &t.1, &t.2)) {
+            let (Position::Cdc(last), Kind::Cdc(ci)) = (*pos, &rt.kind) else {
+                continue;
+            };
+            if last >= upper {
+                continue;
+            }
+            // All zeros (or nothing): the instance is gone.
+            let min = source::cdc::min_lsn(tds, ci)
+                .await?
+                .filter(|m| *m != Lsn([0; 10]));
+            match min {
+                None => {
+                    self.report.lost.push((
+                        name.clone(),
+                        format!("capture instance {ci} no longer exists"),
+                    ));
+                    continue;
+                }
+                Some(m) if last != Lsn([0; 10]) && last < m && !adjacent(&last, &m) => {
+                    self.report.lost.push((
+                        name.clone(),
+                        format!(
+                        "changes after LSN {last} are gone (capture instance {ci} starts at {m})"
+                    ),
+                    ));
+                    continue;
+                }
+                _ => {}
+            }
+            // A newer instance takes over from its start.
+            let newer = instances
+                .get(&rt.plan.source.object_id)
+                .and_then(|list| list.last())
+                .filter(|(n, start)| n != ci && *start <= upper)
+                .cloned();
+            let mut losses = Losses::default();
+            let changes = match newer {
+                None => {
+                    let read = CdcRead {
+                        instance: ci,
+                        range: source::cdc::Range::UpTo,
+                        from: last,
+                        to: upper,
+                    };
+                    self.cdc_read(tds, &read, name, &rt.plan, &[], &mut losses)
+                        .await?
+                }
+                Some((new_ci, new_start)) => {
+                    self.take_over(
+                        tds,
+                        name,
+                        rt,
+                        (ci, last),
+                        (&new_ci, new_start),
+                        upper,
+                        &mut losses,
+                    )
+                    .await?
+                }
+            };
+            self.advanced(name, Position::Cdc(upper), changes, losses)
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// Stages one CDC read (after a backfill of `added` columns, if any) and applies it;
+    /// returns the rows applied.
+    async fn cdc_read(
+        &mut self,
+        tds: &mut Tds,
+        read: &CdcRead<'_>,
+        name: &str,
+        plan: &TablePlan,
+        added: &[String],
+        losses: &mut Losses,
+    ) -> Result<u64, Error> {
+        let mut writer = self.stages.writer(self.tx, plan);
+        backfill(tds, name, plan, added, self.policies, &mut writer, losses).await?;
+        stage_cdc(tds, read, name, plan, self.policies, &mut writer, losses).await?;
+        let (d, u) = writer.apply(true).await?;
+        Ok(d + u)
+    }
+
+    /// A newer capture instance takes over: the old instance up to the new one's start, with
+    /// the old shape; then the new shape, its backfill and the new instance up to `upper`.
+    #[allow(clippy::too_many_arguments)]
+    async fn take_over(
+        &mut self,
+        tds: &mut Tds,
+        name: &str,
+        rt: &TableRt,
+        (ci, last): (&str, Lsn),
+        (new_ci, new_start): (&str, Lsn),
+        upper: Lsn,
+        losses: &mut Losses,
+    ) -> Result<u64, Error> {
+        let before = CdcRead {
+            instance: ci,
+            range: source::cdc::Range::Before,
+            from: last,
+            to: new_start,
+        };
+        let mut changes = self
+            .cdc_read(tds, &before, name, &rt.plan, &[], losses)
+            .await?;
+        let id = rt.plan.source.object_id;
+        let now = crate::source::discover::columns_of(tds, &[id])
+            .await?
+            .remove(&id)
+            .unwrap_or_default();
+        let (mut switched, added) = self.reconcile(now, name, rt).await?;
+        switched.kind = Kind::Cdc(new_ci.to_string());
+        let from = CdcRead {
+            instance: new_ci,
+            range: source::cdc::Range::From,
+            from: new_start,
+            to: upper,
+        };
+        changes += self
+            .cdc_read(tds, &from, name, &switched.plan, &added, losses)
+            .await?;
+        self.shared.store.journal(
+            "capture_instance_switch",
+            Some(name),
+            format!("from {ci} to {new_ci} at {new_start}"),
+        )?;
+        tracing::info!(table = %name, from = %ci, to = %new_ci, "switched to the newer capture instance");
+        self.replans.retain(|(n, _)| n != name);
+        self.replans.push((name.to_string(), switched));
+        Ok(changes)
+    }
+
+    /// Reconciles a table's columns with the source's; returns the (possibly new) runtime and
+    /// the columns to backfill.
+    async fn reconcile(
+        &mut self,
+        now: Vec<crate::model::SourceColumn>,
+        name: &str,
+        rt: &TableRt,
+    ) -> Result<(TableRt, Vec<String>), Error> {
+        let diff = super::schema::compare(&rt.plan.source.columns, &now);
+        if diff.is_empty() {
+            return Ok((rt.clone(), Vec::new()));
+        }
+        let (plan, added) =
+            super::schema::apply(self.shared, self.tx, name, rt, now, &diff).await?;
+        let new_rt = TableRt {
+            plan,
+            kind: rt.kind.clone(),
+        };
+        self.replans.push((name.to_string(), new_rt.clone()));
+        Ok((new_rt, added))
+    }
+}
+
+/// Stages every current row whose value in one of the `added` columns is not NULL (a column
+/// added to the source: its values arrive with the window that first sees it). Nothing when no
+/// column was added.
+async fn backfill(
+    tds: &mut Tds,
+    name: &str,
+    plan: &TablePlan,
+    added: &[String],
+    policies: &Policies,
+    writer: &mut StageWriter<'_, '_>,
+    losses: &mut Losses,
+) -> Result<(), Error> {
+    if added.is_empty() {
+        return Ok(());
+    }
+    let sql = format!(
+        "SELECT {} FROM {} WHERE {}",
+        plan.select_list(false),
+        plan.source.name.tsql(),
+        super::schema::backfill_filter(added)
+    );
+    stage_rows(
+        tds,
+        Query::new(sql),
+        name,
+        plan,
+        policies,
+        Layout::Rows,
+        writer,
+        losses,
+    )
+    .await
 }
 
 /// Moves `oldest` back to a change that was `age_ms` old when the source answered.
