@@ -724,3 +724,6 @@ pub fn shared(config: Config, store: Store) -> Arc<Shared> {
 pub fn resume_position(rec: &TableRecord) -> Option<Position> {
     rec.position.as_deref().and_then(Position::parse)
 }
+
+#[cfg(test)]
+mod tests;
