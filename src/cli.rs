@@ -526,11 +526,8 @@ fn systemd_notify(shared: std::sync::Arc<daemon::Shared>) {
 pub async fn status(config: &Config, json: bool) -> Result<(), Error> {
     let live = crate::control::request(&config.control_socket, "status").await;
     let status = match live.filter(|v| v.get("tables").is_some()) {
-        Some(v) => daemon::status::Status {
-            tables: v["tables"].as_array().cloned().unwrap_or_default(),
-            cutover: v.get("cutover").cloned().filter(|c| !c.is_null()),
-            daemon: v["daemon"].clone(),
-        },
+        Some(v) => serde_json::from_value(v)
+            .map_err(|e| Error::Fatal(format!("the daemon's status could not be read: {e}")))?,
         None => from_store_or_file(config)?,
     };
     if json {
@@ -553,13 +550,8 @@ fn from_store_or_file(config: &Config) -> Result<daemon::status::Status, Error> 
             loop {
                 match std::fs::read(&path) {
                     Ok(b) => {
-                        let v: serde_json::Value = serde_json::from_slice(&b)
+                        break serde_json::from_slice(&b)
                             .map_err(|e| Error::Fatal(format!("{}: {e}", path.display())))?;
-                        break daemon::status::Status {
-                            tables: v["tables"].as_array().cloned().unwrap_or_default(),
-                            cutover: v.get("cutover").cloned().filter(|c| !c.is_null()),
-                            daemon: v["daemon"].clone(),
-                        };
                     }
                     // The daemon is starting: its first status comes within a second.
                     Err(_) if tries < 50 => {

@@ -2,19 +2,112 @@
 //! in docs/status.md and stable: fields are added, never renamed.
 
 use crate::state::{Store, TableRecord};
-use serde::Serialize;
-use serde_json::{json, Value as Json};
+use serde::{Deserialize, Serialize};
+use serde_json::Value as Json;
 use std::collections::BTreeSet;
 
-/// The status document.
-#[derive(Debug, Clone, Serialize)]
+/// The status document (docs/status.md; a test holds the two together).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Status {
     /// Per table.
-    pub tables: Vec<Json>,
-    /// The cutover record, once cut over.
+    pub tables: Vec<TableStatus>,
+    /// The cutover's report, once cut over (its own document).
     pub cutover: Option<Json>,
     /// About the daemon.
-    pub daemon: Json,
+    pub daemon: DaemonStatus,
+}
+
+/// One table.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TableStatus {
+    /// `schema.table` at the source.
+    pub source: String,
+    /// `schema.table` at the target.
+    pub target: String,
+    /// The state shown (the daemon's word, the stored one, or `starting`; see `state_from`).
+    pub state: String,
+    /// `change_tracking`, `cdc` or `none`.
+    pub change_source: String,
+    /// Snapshot rows committed on the target.
+    pub rows_copied: i64,
+    /// The source's estimate.
+    pub rows_estimated: i64,
+    /// `rows_copied / rows_estimated`, capped at 100, one decimal.
+    pub snapshot_percent: f64,
+    /// The position read before the first chunk.
+    pub start_position: Option<String>,
+    /// Changes are applied up to and including this position.
+    pub position: Option<String>,
+    /// Seconds from the oldest change of the last window with changes to its commit.
+    pub lag_seconds: f64,
+    /// Change Tracking versions behind the newest seen (none for CDC).
+    pub lag_versions: Option<i64>,
+    /// Rows deleted or upserted by windows since the snapshot.
+    pub changes_applied: u64,
+    /// The last validation.
+    pub last_validation: Option<ValidationStatus>,
+    /// Why the table stopped, or the last transient error.
+    pub last_error: Option<ErrorStatus>,
+    /// Values a policy changed, per column and kind.
+    pub lossy_conversions: Vec<LossStatus>,
+    /// When the record last changed (RFC 3339).
+    pub updated_at: String,
+    /// The state in the checkpoint store.
+    pub stored_state: String,
+    /// `daemon` or `store`: whose word `state` is.
+    pub state_from: String,
+}
+
+/// A table's last validation.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ValidationStatus {
+    /// When (RFC 3339).
+    pub at: String,
+    /// `equal`, `different`, `repaired` or `skipped`.
+    pub result: String,
+    /// `sample`, `full` or `cutover delta`.
+    pub mode: String,
+    /// Rows counted at the source.
+    pub source_rows: i64,
+    /// Rows counted at the target.
+    pub target_rows: i64,
+    /// What differed (keys, never values).
+    pub findings: Vec<String>,
+}
+
+/// A table's last error.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ErrorStatus {
+    /// What is wrong.
+    pub message: String,
+    /// What to do about it.
+    pub hint: Option<String>,
+    /// When (RFC 3339).
+    pub at: String,
+}
+
+/// Values a policy changed in one column.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LossStatus {
+    /// Target column.
+    pub column: String,
+    /// `nul_stripped`, `nul_replaced`, `sub_microsecond_truncated`, `lone_surrogate_replaced`.
+    pub kind: String,
+    /// How many values.
+    pub count: u64,
+}
+
+/// The daemon.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DaemonStatus {
+    /// A daemon holds the store.
+    pub running: bool,
+    /// `running`, `starting` or `stopped`.
+    pub state: String,
+    /// When it started (RFC 3339), while it runs.
+    pub started_at: Option<String>,
+    /// Seconds since, while it runs.
+    pub uptime_seconds: Option<f64>,
 }
 
 fn ms_to_rfc3339(ms: i64) -> String {
@@ -57,18 +150,7 @@ impl DaemonView {
 
 /// One table's status entry; `live` when a running daemon has taken the table in (its state is
 /// the daemon's word), `starting` when a daemon is starting and has not yet.
-fn table_json_as(source: &str, r: &TableRecord, live: bool, starting: bool) -> Json {
-    let mut j = table_json(source, r);
-    if starting && !live {
-        j["state"] = json!("starting");
-    }
-    j["stored_state"] = json!(r.state.label());
-    j["state_from"] = json!(if live { "daemon" } else { "store" });
-    j
-}
-
-/// One table's status entry.
-pub fn table_json(source: &str, r: &TableRecord) -> Json {
+fn table_status(source: &str, r: &TableRecord, live: bool, starting: bool) -> TableStatus {
     let pct = if r.rows_estimated > 0 {
         ((r.rows_copied as f64 / r.rows_estimated as f64) * 100.0).min(100.0)
     } else if r.rows_copied > 0
@@ -92,29 +174,49 @@ pub fn table_json(source: &str, r: &TableRecord) -> Json {
         (Some(a), Some(b)) => a.versions_behind(&b),
         _ => None,
     };
-    json!({
-        "source": source,
-        "target": r.target,
-        "state": r.state.label(),
-        "change_source": r.change_source,
-        "rows_copied": r.rows_copied,
-        "rows_estimated": r.rows_estimated,
-        "snapshot_percent": (pct * 10.0).round() / 10.0,
-        "start_position": r.start_position,
-        "position": r.position,
-        "lag_seconds": r.lag_seconds,
-        "lag_versions": lag_versions,
-        "changes_applied": r.changes_applied,
-        "last_validation": r.last_validation.as_ref().map(|v| json!({
-            "at": ms_to_rfc3339(v.at_ms), "result": v.result, "mode": v.mode,
-            "source_rows": v.source_rows, "target_rows": v.target_rows, "findings": v.findings,
-        })),
-        "last_error": r.last_error.as_ref().map(|e| json!({
-            "message": e.message, "hint": e.hint, "at": ms_to_rfc3339(e.at_ms),
-        })),
-        "lossy_conversions": r.losses.iter().map(|(c, k, n)| json!({"column": c, "kind": k, "count": n})).collect::<Vec<_>>(),
-        "updated_at": ms_to_rfc3339(r.updated_ms),
-    })
+    TableStatus {
+        source: source.to_string(),
+        target: r.target.clone(),
+        state: if starting && !live {
+            "starting".into()
+        } else {
+            r.state.label().into()
+        },
+        change_source: r.change_source.clone(),
+        rows_copied: r.rows_copied,
+        rows_estimated: r.rows_estimated,
+        snapshot_percent: (pct * 10.0).round() / 10.0,
+        start_position: r.start_position.clone(),
+        position: r.position.clone(),
+        lag_seconds: r.lag_seconds,
+        lag_versions,
+        changes_applied: r.changes_applied,
+        last_validation: r.last_validation.as_ref().map(|v| ValidationStatus {
+            at: ms_to_rfc3339(v.at_ms),
+            result: v.result.clone(),
+            mode: v.mode.clone(),
+            source_rows: v.source_rows,
+            target_rows: v.target_rows,
+            findings: v.findings.clone(),
+        }),
+        last_error: r.last_error.as_ref().map(|e| ErrorStatus {
+            message: e.message.clone(),
+            hint: e.hint.clone(),
+            at: ms_to_rfc3339(e.at_ms),
+        }),
+        lossy_conversions: r
+            .losses
+            .iter()
+            .map(|(c, k, n)| LossStatus {
+                column: c.clone(),
+                kind: k.clone(),
+                count: *n,
+            })
+            .collect(),
+        updated_at: ms_to_rfc3339(r.updated_ms),
+        stored_state: r.state.label().into(),
+        state_from: if live { "daemon" } else { "store" }.into(),
+    }
 }
 
 /// Builds the status from the store; `daemon` is the running daemon's view of itself (none when
@@ -128,7 +230,7 @@ pub fn build(store: &Store, daemon: Option<&DaemonView>) -> Result<Status, crate
         .iter()
         .map(|(k, r)| {
             let live = daemon.is_some_and(|d| d.taken_in.contains(k));
-            table_json_as(k, r, live, starting)
+            table_status(k, r, live, starting)
         })
         .collect();
     let started_ms = daemon.map(|d| d.started_ms);
@@ -139,26 +241,25 @@ pub fn build(store: &Store, daemon: Option<&DaemonView>) -> Result<Status, crate
     Ok(Status {
         tables,
         cutover,
-        daemon: json!({
-            "running": daemon.is_some(),
-            "state": daemon.map_or("stopped", |d| d.label()),
-            "started_at": started_ms.map(ms_to_rfc3339),
-            "uptime_seconds": started_ms.map(|s| ((crate::state::now_ms() - s) as f64 / 1000.0).round()),
-        }),
+        daemon: DaemonStatus {
+            running: daemon.is_some(),
+            state: daemon.map_or("stopped", |d| d.label()).into(),
+            started_at: started_ms.map(ms_to_rfc3339),
+            uptime_seconds: started_ms
+                .map(|s| ((crate::state::now_ms() - s) as f64 / 1000.0).round()),
+        },
     })
 }
 
 /// Human rendering.
 pub fn render(s: &Status) -> String {
     let mut out = String::new();
-    let state = s.daemon["state"].as_str().unwrap_or("stopped");
+    let state = s.daemon.state.as_str();
     out.push_str(&format!(
         "daemon: {}\n",
         match state {
-            "running" | "starting" => format!(
-                "{state}, up {}s",
-                s.daemon["uptime_seconds"].as_f64().unwrap_or(0.0)
-            ),
+            "running" | "starting" =>
+                format!("{state}, up {}s", s.daemon.uptime_seconds.unwrap_or(0.0)),
             _ => "not running (states below are the stored ones)".into(),
         }
     ));
@@ -169,32 +270,133 @@ pub fn render(s: &Status) -> String {
     for t in &s.tables {
         out.push_str(&format!(
             "{:<32} {:<13} {:>12} {:>7} {:>9.3} {:>10}  {} {}\n",
-            t["source"].as_str().unwrap_or(""),
-            t["state"].as_str().unwrap_or(""),
-            t["rows_copied"],
-            t["snapshot_percent"],
-            t["lag_seconds"].as_f64().unwrap_or(0.0),
-            t["changes_applied"],
-            t["change_source"].as_str().unwrap_or(""),
-            t["position"].as_str().unwrap_or("-"),
+            t.source,
+            t.state,
+            t.rows_copied,
+            t.snapshot_percent,
+            t.lag_seconds,
+            t.changes_applied,
+            t.change_source,
+            t.position.as_deref().unwrap_or("-"),
         ));
-        if let Some(e) = t["last_error"].as_object() {
-            out.push_str(&format!(
-                "    error: {}\n",
-                e["message"].as_str().unwrap_or("")
-            ));
-            if let Some(h) = e["hint"].as_str() {
+        if let Some(e) = &t.last_error {
+            out.push_str(&format!("    error: {}\n", e.message));
+            if let Some(h) = &e.hint {
                 out.push_str(&format!("    hint:  {h}\n"));
             }
         }
-        for l in t["lossy_conversions"].as_array().into_iter().flatten() {
+        for l in &t.lossy_conversions {
             out.push_str(&format!(
                 "    lossy: {} {} x{}\n",
-                l["column"].as_str().unwrap_or(""),
-                l["kind"].as_str().unwrap_or(""),
-                l["count"]
+                l.column, l.kind, l.count
             ));
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::state::{ErrorRecord, TableState, ValidationRecord};
+    use std::collections::BTreeSet;
+
+    fn doc() -> String {
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/status.md"))
+            .expect("docs/status.md")
+    }
+
+    fn keys(v: &Json) -> BTreeSet<String> {
+        v.as_object()
+            .map(|o| o.keys().cloned().collect())
+            .unwrap_or_default()
+    }
+
+    /// The `{a, b, c}` a row of the field table gives for `field`.
+    fn documented_members(doc: &str, field: &str) -> BTreeSet<String> {
+        let row = doc
+            .lines()
+            .find(|l| l.starts_with(&format!("| `{field}` |")))
+            .unwrap_or_else(|| panic!("docs/status.md has no row for {field}"));
+        let inner = row.split("`{").nth(1).and_then(|r| r.split("}`").next());
+        inner
+            .unwrap_or_else(|| panic!("the row for {field} lists no members"))
+            .split(',')
+            .map(|k| k.trim().to_string())
+            .collect()
+    }
+
+    #[test]
+    fn the_documented_example_is_what_status_writes() {
+        let doc = doc();
+        let example = doc
+            .split("```json")
+            .nth(1)
+            .and_then(|r| r.split("```").next())
+            .expect("a json example");
+        let documented: Json = serde_json::from_str(example).expect("the example is JSON");
+        // The example reads as a status and writes back the same document.
+        let parsed: Status = serde_json::from_value(documented.clone()).expect("reads as Status");
+        assert_eq!(serde_json::to_value(&parsed).unwrap(), documented);
+
+        // What the daemon writes for a table with every member set has the example's fields,
+        // and its nested members are the ones the field table lists.
+        let dir = std::env::temp_dir().join(format!("replicator-status-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let store = Store::open(&dir).unwrap();
+        store
+            .update("dbo.orders", |_| {
+                let mut r = TableRecord::new("public.orders".into(), "change_tracking", 10);
+                r.state = TableState::Errored;
+                r.losses = vec![("created".into(), "nul_stripped".into(), 2)];
+                r.last_error = Some(ErrorRecord {
+                    message: "m".into(),
+                    hint: Some("h".into()),
+                    at_ms: 1,
+                });
+                r.last_validation = Some(ValidationRecord {
+                    at_ms: 1,
+                    result: "equal".into(),
+                    mode: "full".into(),
+                    findings: vec![],
+                    source_rows: 1,
+                    target_rows: 1,
+                });
+                r
+            })
+            .unwrap();
+        let view = DaemonView {
+            started_ms: 1,
+            ready: true,
+            taken_in: ["dbo.orders".to_string()].into(),
+        };
+        let written = serde_json::to_value(build(&store, Some(&view)).unwrap()).unwrap();
+        assert_eq!(keys(&written), keys(&documented));
+        assert_eq!(keys(&written["daemon"]), keys(&documented["daemon"]));
+        let (t, d) = (&written["tables"][0], &documented["tables"][0]);
+        assert_eq!(keys(t), keys(d));
+        assert_eq!(
+            keys(&t["lossy_conversions"][0]),
+            keys(&d["lossy_conversions"][0])
+        );
+        assert_eq!(
+            keys(&t["last_validation"]),
+            documented_members(&doc, "last_validation")
+        );
+        assert_eq!(
+            keys(&t["last_error"]),
+            documented_members(&doc, "last_error")
+        );
+        // Every field of a table has its row in the field table.
+        for k in keys(t) {
+            let listed = doc.lines().any(|l| {
+                l.starts_with('|')
+                    && l.split('|')
+                        .nth(1)
+                        .is_some_and(|c| c.contains(&format!("`{k}`")))
+            });
+            assert!(listed, "docs/status.md does not describe `{k}`");
+        }
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 }
