@@ -393,11 +393,14 @@ async fn validate(
     repair: bool,
     json: bool,
 ) -> Result<(), Error> {
-    let req =
-        serde_json::json!({"cmd": "validate", "table": table, "full": full, "repair": repair});
+    let req = crate::control::Request::Validate(crate::validate::live::Request {
+        table,
+        full,
+        repair,
+    });
     let answer = crate::control::send(
         &config.control_socket,
-        req,
+        &req,
         Duration::from_secs(24 * 3600),
     )
     .await
@@ -448,9 +451,11 @@ async fn validate(
 
 /// `resync`: through the running daemon, or marked for the next start when it is stopped.
 async fn resync(config: &Config, table: &str) -> Result<(), Error> {
-    let req = serde_json::json!({"cmd": "resync", "table": table});
+    let req = crate::control::Request::Resync {
+        table: table.to_string(),
+    };
     if let Some(answer) =
-        crate::control::send(&config.control_socket, req, Duration::from_secs(10)).await
+        crate::control::send(&config.control_socket, &req, Duration::from_secs(10)).await
     {
         if let Some(e) = answer["error"].as_str() {
             return Err(Error::Fatal(e.to_string()));
@@ -524,7 +529,8 @@ fn systemd_notify(shared: std::sync::Arc<daemon::Shared>) {
 
 /// `status`: from the store when the daemon is stopped, from its published status otherwise.
 pub async fn status(config: &Config, json: bool) -> Result<(), Error> {
-    let live = crate::control::request(&config.control_socket, "status").await;
+    let live =
+        crate::control::request(&config.control_socket, &crate::control::Request::Status).await;
     let status = match live.filter(|v| v.get("tables").is_some()) {
         Some(v) => serde_json::from_value(v)
             .map_err(|e| Error::Fatal(format!("the daemon's status could not be read: {e}")))?,

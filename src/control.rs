@@ -8,10 +8,59 @@
 
 use crate::daemon::Shared;
 use crate::error::Error;
+use serde::{Deserialize, Serialize};
 use std::path::Path;
 use std::sync::Arc;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{UnixListener, UnixStream};
+
+/// A request line.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "cmd", rename_all = "snake_case")]
+pub enum Request {
+    /// The status document.
+    Status,
+    /// Stop cleanly.
+    Stop,
+    /// Copy a table again.
+    Resync {
+        /// `schema.table` as status prints it.
+        table: String,
+    },
+    /// Validate now.
+    Validate(crate::validate::live::Request),
+}
+
+/// An answer line.
+#[derive(Debug, Clone, Serialize)]
+#[serde(untagged)]
+pub enum Reply {
+    /// The status document.
+    Status(Box<crate::daemon::status::Status>),
+    /// Done.
+    Ok {
+        /// Always true.
+        ok: bool,
+    },
+    /// A validation's results.
+    Results {
+        /// One per table.
+        results: Vec<crate::validate::live::TableResult>,
+    },
+    /// Why the request failed.
+    Error {
+        /// The reason.
+        error: String,
+    },
+}
+
+impl Reply {
+    fn error(e: impl std::fmt::Display) -> Reply {
+        Reply::Error {
+            error: e.to_string(),
+        }
+    }
+}
 
 /// Serves the socket until the daemon stops. A stale socket file is replaced.
 pub async fn serve(shared: Arc<Shared>, path: &Path) -> Result<(), Error> {
@@ -57,62 +106,48 @@ async fn answer(shared: Arc<Shared>, stream: UnixStream) -> std::io::Result<()> 
     let (r, mut w) = stream.into_split();
     let mut line = String::new();
     BufReader::new(r).read_line(&mut line).await?;
-    let req: serde_json::Value = serde_json::from_str(line.trim()).unwrap_or_default();
-    let reply = match req["cmd"].as_str() {
-        Some("status") => {
-            match crate::daemon::status::build(
-                &shared.store,
-                Some(&crate::daemon::status::DaemonView::of(&shared)),
-            ) {
-                Ok(s) => serde_json::to_value(s).unwrap_or_default(),
-                Err(e) => serde_json::json!({"error": e.to_string()}),
-            }
-        }
-        Some("stop") => {
-            shared.request_stop();
-            serde_json::json!({"ok": true})
-        }
-        Some("resync") => match req["table"].as_str() {
-            Some(t) => match crate::daemon::resync::request(&shared, t) {
-                Ok(()) => serde_json::json!({"ok": true}),
-                Err(e) => serde_json::json!({"error": e.to_string()}),
-            },
-            None => serde_json::json!({"error": "resync needs a table"}),
+    let reply = match serde_json::from_str::<Request>(line.trim()) {
+        Err(e) => Reply::error(format!(
+            "bad request ({e}); known: status, stop, resync, validate"
+        )),
+        Ok(Request::Status) => match crate::daemon::status::build(
+            &shared.store,
+            Some(&crate::daemon::status::DaemonView::of(&shared)),
+        ) {
+            Ok(s) => Reply::Status(Box::new(s)),
+            Err(e) => Reply::error(e),
         },
-        Some("validate") => {
-            let parsed: Result<crate::validate::live::Request, _> =
-                serde_json::from_value(req.clone());
-            match parsed {
-                Ok(r) => match crate::validate::live::run(&shared, &r).await {
-                    Ok(results) => serde_json::json!({"results": results}),
-                    Err(e) => serde_json::json!({"error": e.to_string()}),
-                },
-                Err(e) => serde_json::json!({"error": format!("bad validate request: {e}")}),
-            }
+        Ok(Request::Stop) => {
+            shared.request_stop();
+            Reply::Ok { ok: true }
         }
-        _ => serde_json::json!({"error": "unknown request; known: status, stop, resync, validate"}),
+        Ok(Request::Resync { table }) => match crate::daemon::resync::request(&shared, &table) {
+            Ok(()) => Reply::Ok { ok: true },
+            Err(e) => Reply::error(e),
+        },
+        Ok(Request::Validate(r)) => match crate::validate::live::run(&shared, &r).await {
+            Ok(results) => Reply::Results { results },
+            Err(e) => Reply::error(e),
+        },
     };
+    let reply = serde_json::to_string(&reply).unwrap_or_default();
     w.write_all(format!("{reply}\n").as_bytes()).await?;
     w.shutdown().await
 }
 
-/// Sends one request to a running daemon; `None` when no daemon answers.
-pub async fn request(path: &Path, cmd: &str) -> Option<serde_json::Value> {
-    send(
-        path,
-        serde_json::json!({"cmd": cmd}),
-        std::time::Duration::from_secs(10),
-    )
-    .await
+/// Sends one request to a running daemon, waiting up to 10 s; `None` when no daemon answers.
+pub async fn request(path: &Path, req: &Request) -> Option<serde_json::Value> {
+    send(path, req, std::time::Duration::from_secs(10)).await
 }
 
 /// Sends a request document and waits up to `wait` for the answer; `None` when no daemon
 /// answers.
 pub async fn send(
     path: &Path,
-    req: serde_json::Value,
+    req: &Request,
     wait: std::time::Duration,
 ) -> Option<serde_json::Value> {
+    let req = serde_json::to_string(req).ok()?;
     let stream = tokio::time::timeout(std::time::Duration::from_secs(2), UnixStream::connect(path))
         .await
         .ok()?
@@ -125,4 +160,36 @@ pub async fn send(
         .ok()?
         .ok()?;
     serde_json::from_str(line.trim()).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Request;
+
+    #[test]
+    fn requests_are_the_documented_lines() {
+        let cases = [
+            (Request::Status, r#"{"cmd":"status"}"#),
+            (Request::Stop, r#"{"cmd":"stop"}"#),
+            (
+                Request::Resync {
+                    table: "dbo.t".into(),
+                },
+                r#"{"cmd":"resync","table":"dbo.t"}"#,
+            ),
+        ];
+        for (req, line) in cases {
+            assert_eq!(serde_json::to_string(&req).unwrap(), line);
+            assert_eq!(serde_json::from_str::<Request>(line).unwrap(), req);
+        }
+        let v: Request =
+            serde_json::from_str(r#"{"cmd":"validate","table":null,"full":true,"repair":false}"#)
+                .unwrap();
+        match v {
+            Request::Validate(r) => assert!(r.full && !r.repair && r.table.is_none()),
+            other => panic!("{other:?}"),
+        }
+        assert!(serde_json::from_str::<Request>(r#"{"cmd":"explode"}"#).is_err());
+        assert!(serde_json::from_str::<Request>(r#"{"cmd":"resync"}"#).is_err());
+    }
 }

@@ -78,7 +78,7 @@ pub async fn run(config: Config, opts: Options) -> Result<Report, Error> {
     let t0 = Instant::now();
     let socket = config.control_socket.clone();
     let mut before = prove::Before::default();
-    if let Some(status) = crate::control::request(&socket, "status").await {
+    if let Some(status) = crate::control::request(&socket, &crate::control::Request::Status).await {
         if let Some(why) = refuse_reason(&status) {
             return Err(Error::Fatal(format!(
                 "cutover refused, nothing changed: {why}"
@@ -95,7 +95,7 @@ pub async fn run(config: Config, opts: Options) -> Result<Report, Error> {
                 .unwrap_or_default();
             before = prove::before_window(&config, &opts, &tables).await?;
         }
-        crate::control::request(&socket, "stop").await;
+        crate::control::request(&socket, &crate::control::Request::Stop).await;
     } else if !opts.full_check_in_window {
         before.notes.push("no daemon answered: proofs recorded earlier are used where they hold, other tables are compared in full inside the window".into());
     }

@@ -79,7 +79,11 @@ pub async fn before_window(
             let t = Instant::now();
             let answer = crate::control::send(
                 &config.control_socket,
-                serde_json::json!({"cmd": "validate", "table": table, "full": true, "repair": true}),
+                &crate::control::Request::Validate(crate::validate::live::Request {
+                    table: Some(table.to_string()),
+                    full: true,
+                    repair: true,
+                }),
                 VALIDATE_WAIT,
             )
             .await
