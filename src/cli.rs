@@ -7,6 +7,7 @@ use crate::error::Error;
 use crate::state::Store;
 use clap::{Parser, Subcommand, ValueEnum};
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 /// Migrates a live SQL Server database into PostgreSQL with almost no downtime.
@@ -175,7 +176,7 @@ fn progress_bar(shared: std::sync::Arc<daemon::Shared>) {
         .progress_chars("=> "),
     );
     let bar = BAR.get_or_init(|| bar).clone();
-    tokio::spawn(async move {
+    shared.clone().tasks.spawn(async move {
         loop {
             if let Ok(tables) = shared.store.tables() {
                 let total: i64 = tables
@@ -291,98 +292,63 @@ fn print_report<T: serde::Serialize>(report: &T, json: bool, human: impl FnOnce(
     }
 }
 
-const STATUS_FILE: &str = "status.json";
-
 /// The daemon: until SIGTERM or SIGINT; the in-flight chunk or window finishes or is abandoned
-/// (the target's transaction rolls back), state is persisted, exit 0.
+/// (the target's transaction rolls back), state is persisted, exit 0. The first SIGTERM/SIGINT
+/// asks for a clean stop, a second one exits at once; SIGHUP reads the configuration again.
 pub async fn run(config: Config, path: &Path) -> Result<(), Error> {
-    // A `status` or `history` reader may hold the store for an instant: retry briefly.
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    let store = loop {
-        match Store::open(&config.state_dir) {
-            Ok(s) => break s,
-            Err(_) if std::time::Instant::now() < deadline => {
-                tokio::time::sleep(Duration::from_millis(100)).await
-            }
-            Err(e) => {
-                return Err(Error::Fatal(format!(
-                    "{e} (is another replicator running with state.dir {}?)",
-                    config.state_dir.display()
-                )))
-            }
-        }
-    };
-    let state_dir = config.state_dir.clone();
-    let shared = daemon::shared(config, store);
-    shared.store.journal(
-        "daemon_started",
-        None,
-        format!("version {}", env!("CARGO_PKG_VERSION")),
-    )?;
-    // Signals: the first SIGTERM/SIGINT asks for a clean stop, a second one exits at once;
-    // SIGHUP reads the configuration again.
-    let sig_shared = shared.clone();
-    let config_path = path.to_path_buf();
-    let mut signals = signal_hook_tokio::Signals::new([
+    let shutdown = tokio_util::sync::CancellationToken::new();
+    let running: Arc<OnceLock<Arc<daemon::Shared>>> = Arc::new(OnceLock::new());
+    let signals = signal_hook_tokio::Signals::new([
         signal_hook::consts::SIGTERM,
         signal_hook::consts::SIGINT,
         signal_hook::consts::SIGHUP,
     ])
     .map_err(|e| Error::Fatal(format!("cannot install signal handlers: {e}")))?;
-    tokio::spawn(async move {
-        use futures_util::StreamExt;
-        let mut seen = 0;
-        while let Some(sig) = signals.next().await {
-            if sig == signal_hook::consts::SIGHUP {
-                tracing::info!("sighup: reading the configuration again");
-                daemon::reload::on_sighup(&sig_shared, &config_path);
-                continue;
-            }
-            seen += 1;
-            tracing::info!(signal = sig, "stopping");
-            sig_shared.request_stop();
-            if seen > 1 {
-                std::process::exit(130);
-            }
-        }
-    });
-    progress_bar(shared.clone());
-    systemd_notify(shared.clone());
-    if let Some(addr) = shared.config.metrics_listen {
-        crate::metrics::serve(shared.clone(), addr)?;
-    }
-    crate::control::serve(shared.clone(), &shared.config.control_socket).await?;
-    // Status for readers while the store is held: a file replaced atomically every second.
-    let pub_shared = shared.clone();
-    let publisher = tokio::spawn(async move {
-        loop {
-            if let Ok(s) = daemon::status::build(
-                &pub_shared.store,
-                Some(&daemon::status::DaemonView::of(&pub_shared)),
-            ) {
-                let tmp = state_dir.join(format!("{STATUS_FILE}.tmp"));
-                if let Ok(text) = serde_json::to_vec_pretty(&s) {
-                    if std::fs::write(&tmp, text).is_ok() {
-                        let _ = std::fs::rename(&tmp, state_dir.join(STATUS_FILE));
-                    }
-                }
-            }
-            if pub_shared.sleep_or_stop(Duration::from_secs(1)).await {
-                break;
-            }
-        }
-    });
-    let result = daemon::run(shared.clone()).await;
-    shared.request_stop();
-    let _ = publisher.await;
-    let _ = std::fs::remove_file(shared.config.state_dir.join(STATUS_FILE));
-    match &result {
-        Ok(()) => shared.store.journal("daemon_stopped", None, "clean stop")?,
-        Err(e) => shared
-            .store
-            .journal("daemon_stopped", None, e.to_string())?,
-    }
+    let listener = tokio::spawn(listen(
+        signals,
+        shutdown.clone(),
+        running.clone(),
+        path.to_path_buf(),
+    ));
+    let result = daemon::serve::serve(config, shutdown, |shared| {
+        let _ = running.set(shared.clone());
+        progress_bar(shared.clone());
+    })
+    .await;
+    // The listener outlives the daemon's tasks, so a second signal can always end a slow stop.
+    listener.abort();
+    let _ = listener.await;
     result
+}
+
+/// Signals until the daemon is done: SIGTERM/SIGINT cancel `shutdown` (a second one exits at
+/// once), SIGHUP reloads the configuration of the running daemon.
+async fn listen(
+    mut signals: signal_hook_tokio::Signals,
+    shutdown: tokio_util::sync::CancellationToken,
+    running: Arc<OnceLock<Arc<daemon::Shared>>>,
+    config_path: std::path::PathBuf,
+) {
+    use futures_util::StreamExt;
+    let mut seen = 0;
+    while let Some(sig) = signals.next().await {
+        if sig == signal_hook::consts::SIGHUP {
+            match running.get() {
+                Some(shared) => {
+                    tracing::info!("sighup: reading the configuration again");
+                    daemon::reload::on_sighup(shared, &config_path);
+                }
+                None => tracing::warn!("sighup before start-up took the tables in: ignored"),
+            }
+            continue;
+        }
+        seen += 1;
+        tracing::info!(signal = sig, "stopping");
+        shutdown.cancel();
+        if seen > 1 {
+            std::process::exit(130);
+        }
+    }
 }
 
 /// `validate`: asks the running daemon, prints each table's result.
@@ -473,60 +439,6 @@ async fn resync(config: &Config, table: &str) -> Result<(), Error> {
     Ok(())
 }
 
-/// systemd (`Type=notify`): READY=1 once start-up connected to both sides and took every table
-/// in; then, when the unit sets `WatchdogSec=`, WATCHDOG=1 at half that period for as long as
-/// the streamer keeps going round its loop (a stuck daemon is restarted by systemd), with a
-/// one-line STATUS. Does nothing outside systemd.
-fn systemd_notify(shared: std::sync::Arc<daemon::Shared>) {
-    if std::env::var_os("NOTIFY_SOCKET").is_none() {
-        return;
-    }
-    tokio::spawn(async move {
-        let mut ready = shared.ready.subscribe();
-        while !*ready.borrow_and_update() {
-            if ready.changed().await.is_err() {
-                return;
-            }
-        }
-        let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Ready]);
-        tracing::info!("told systemd the daemon is ready");
-        let mut usec = 0u64;
-        let watchdog = sd_notify::watchdog_enabled(false, &mut usec);
-        let every = if watchdog {
-            Duration::from_micros(usec / 2)
-        } else {
-            Duration::from_secs(5)
-        };
-        loop {
-            if shared.sleep_or_stop(every).await {
-                let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Stopping]);
-                return;
-            }
-            let summary = shared
-                .store
-                .tables()
-                .map(|t| {
-                    let streaming = t
-                        .iter()
-                        .filter(|(_, r)| r.state == crate::state::TableState::Streaming)
-                        .count();
-                    format!("{streaming}/{} tables streaming", t.len())
-                })
-                .unwrap_or_default();
-            let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Status(&summary)]);
-            let beat = shared
-                .heartbeat_ms
-                .load(std::sync::atomic::Ordering::Relaxed);
-            let fresh = crate::state::now_ms() - beat
-                < (usec as i64 / 1000).max(1000)
-                    + daemon::stream::WINDOW_TIMEOUT.as_millis() as i64;
-            if watchdog && fresh {
-                let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Watchdog]);
-            }
-        }
-    });
-}
-
 /// `status`: from the store when the daemon is stopped, from its published status otherwise.
 pub async fn status(config: &Config, json: bool) -> Result<(), Error> {
     let live =
@@ -551,7 +463,7 @@ fn from_store_or_file(config: &Config) -> Result<daemon::status::Status, Error> 
     Ok(match Store::open(&config.state_dir) {
         Ok(store) => daemon::status::build(&store, None)?,
         Err(_) => {
-            let path = config.state_dir.join(STATUS_FILE);
+            let path = config.state_dir.join(daemon::serve::STATUS_FILE);
             let mut tries = 0;
             loop {
                 match std::fs::read(&path) {

@@ -84,17 +84,16 @@ pub async fn serve(shared: Arc<Shared>, path: &Path) -> Result<(), Error> {
         })?;
     }
     let path = path.to_path_buf();
-    tokio::spawn(async move {
+    shared.clone().tasks.spawn(async move {
         loop {
-            let stop = shared.sleep_or_stop(std::time::Duration::from_secs(3600));
             tokio::select! {
                 accepted = listener.accept() => {
                     if let Ok((stream, _)) = accepted {
                         let sh = shared.clone();
-                        tokio::spawn(async move { let _ = answer(sh, stream).await; });
+                        shared.tasks.spawn(async move { let _ = answer(sh, stream).await; });
                     }
                 }
-                stopping = stop => if stopping { break },
+                _ = shared.stopped() => break,
             }
         }
         let _ = std::fs::remove_file(&path);

@@ -10,6 +10,7 @@ pub mod chunk;
 pub mod reload;
 pub mod resync;
 pub mod schema;
+pub mod serve;
 pub mod snapshot;
 pub mod status;
 pub mod stream;
@@ -25,6 +26,8 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::{watch, Semaphore};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 /// Where a table's changes come from, decided at start-up.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -76,7 +79,11 @@ pub struct Shared {
     pub config: Config,
     /// The checkpoint store.
     pub store: Store,
-    stop: watch::Sender<bool>,
+    /// Cancelled when the daemon is to stop (a signal, `stop` on the control socket, a fatal
+    /// error); every task watches it.
+    pub shutdown: CancellationToken,
+    /// Every task the daemon starts besides the tables' own (owned, awaited by [`serve::serve`]).
+    pub tasks: TaskTracker,
     /// Tables by source name.
     pub tables: Mutex<BTreeMap<String, TableRt>>,
     /// Foreign keys to create once every table streams: (target table, name, statement).
@@ -130,7 +137,7 @@ impl Shared {
     /// reload); a failure marks the table errored unless the daemon is stopping.
     pub fn spawn_snapshot(self: &Arc<Self>, name: &str, rt: TableRt) {
         let (sh, name) = (self.clone(), name.to_string());
-        tokio::spawn(async move {
+        self.tasks.spawn(async move {
             let sem = sh.snapshot_slots.clone();
             if let Err(e) = snapshot::snapshot_table(&sh, &name, &rt, None, sem).await {
                 if !sh.stopping() {
@@ -163,24 +170,25 @@ impl Shared {
 
     /// Whether shutdown was requested.
     pub fn stopping(&self) -> bool {
-        *self.stop.borrow()
+        self.shutdown.is_cancelled()
     }
 
     /// Requests shutdown (idempotent).
     pub fn request_stop(&self) {
-        let _ = self.stop.send(true);
+        self.shutdown.cancel();
     }
 
     /// Waits until shutdown is requested or `d` passes; true when stopping.
     pub async fn sleep_or_stop(&self, d: Duration) -> bool {
-        let mut rx = self.stop.subscribe();
-        if *rx.borrow() {
-            return true;
-        }
         tokio::select! {
             _ = tokio::time::sleep(d) => self.stopping(),
-            _ = rx.changed() => true,
+            _ = self.shutdown.cancelled() => true,
         }
+    }
+
+    /// Completes when shutdown is requested.
+    pub async fn stopped(&self) {
+        self.shutdown.cancelled().await
     }
 
     /// Records a committed snapshot chunk.
@@ -700,10 +708,15 @@ pub(crate) fn prepare_foreign_keys(shared: &Shared) -> Result<(), Error> {
 
 /// Builds the shared state for a run.
 pub fn shared(config: Config, store: Store) -> Arc<Shared> {
-    let (stop, _) = watch::channel(false);
+    shared_with(config, store, CancellationToken::new())
+}
+
+/// As [`shared`], stopping when `shutdown` is cancelled.
+pub fn shared_with(config: Config, store: Store, shutdown: CancellationToken) -> Arc<Shared> {
     Arc::new(Shared {
         store,
-        stop,
+        shutdown,
+        tasks: TaskTracker::new(),
         tables: Mutex::new(BTreeMap::new()),
         snapshot_slots: Arc::new(Semaphore::new(config.snapshot_workers)),
         apply_gate: tokio::sync::Mutex::new(()),

@@ -337,7 +337,7 @@ async fn copy_part_with_retry(
         let outcome = tokio::select! {
             r = copy_part(shared, rt, &part, &mut tds, &mut pg, utf16_safe) => r,
             // Stopping abandons the chunk in flight: its transaction rolls back.
-            _ = shared.sleep_or_stop(Duration::from_secs(86_400)) => return Ok(()),
+            _ = shared.stopped() => return Ok(()),
         };
         match outcome {
             Ok(()) => return Ok(()),

@@ -86,7 +86,7 @@ pub async fn run(shared: Arc<Shared>) -> Result<(), Error> {
         let began = Instant::now();
         let outcome = tokio::select! {
             r = tokio::time::timeout(WINDOW_TIMEOUT, window(&shared, c, &tables)) => r.unwrap_or_else(|_| Err(stalled("a change window"))),
-            _ = shared.sleep_or_stop(Duration::from_secs(86_400)) => return Ok(()),
+            _ = shared.stopped() => return Ok(()),
         };
         drop(gate);
         shared
