@@ -113,8 +113,10 @@ fn systemd_notify(shared: &Arc<Shared>) {
     shared.clone().tasks.spawn(async move {
         let mut ready = shared.ready.subscribe();
         while !*ready.borrow_and_update() {
-            if ready.changed().await.is_err() {
-                return;
+            // A start-up that never finishes (a fatal error, a stop) ends this task too.
+            tokio::select! {
+                changed = ready.changed() => if changed.is_err() { return },
+                _ = shared.stopped() => return,
             }
         }
         let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Ready]);
