@@ -53,6 +53,18 @@ pub enum Error {
     /// The checkpoint store.
     #[error("state store: {0}")]
     State(String),
+    /// A part of the daemon's own state can no longer be used (a lock poisoned by a task that
+    /// panicked while holding it, a closed semaphore): stop rather than go on unsure.
+    #[error("internal: the daemon's {0} can no longer be used (a task panicked holding it)")]
+    Poisoned(&'static str),
+    /// One of the daemon's tasks panicked.
+    #[error("internal: a {what} task panicked: {message}")]
+    Panicked {
+        /// Which task.
+        what: &'static str,
+        /// The panic, as the runtime reports it.
+        message: String,
+    },
     /// Anything else that must stop the daemon.
     #[error("{0}")]
     Fatal(String),
@@ -208,7 +220,11 @@ impl Error {
                 (kind, hint)
             }
             Error::Table { hint, .. } => (ErrorKind::Table, hint.clone()),
-            Error::Config(_) | Error::State(_) | Error::Fatal(_) => (ErrorKind::Fatal, None),
+            Error::Config(_)
+            | Error::State(_)
+            | Error::Poisoned(_)
+            | Error::Panicked { .. }
+            | Error::Fatal(_) => (ErrorKind::Fatal, None),
         };
         Policy { kind, hint }
     }
@@ -221,6 +237,14 @@ impl Error {
     /// What the operator can do, when something can be said ([`Error::policy`]).
     pub fn hint(&self) -> Option<String> {
         self.policy().hint
+    }
+
+    /// A task that panicked (`e` from awaiting its handle).
+    pub fn panicked(what: &'static str, e: impl fmt::Display) -> Error {
+        Error::Panicked {
+            what,
+            message: e.to_string(),
+        }
     }
 
     /// A table error.
@@ -393,6 +417,8 @@ mod tests {
             (Error::table("dbo.t", "gone", None), ErrorKind::Table, None),
             (Error::State("corrupt".into()), ErrorKind::Fatal, None),
             (Error::Fatal("stop".into()), ErrorKind::Fatal, None),
+            (Error::Poisoned("tables"), ErrorKind::Fatal, None),
+            (Error::panicked("snapshot", "boom"), ErrorKind::Fatal, None),
         ] {
             assert_eq!(e.policy(), Policy { kind, hint }, "{e}");
         }

@@ -227,7 +227,7 @@ async fn in_window(
     let pending: Vec<(String, String, String)> = shared
         .deferred_fks
         .lock()
-        .map_err(|_| Error::Fatal("lock".into()))?
+        .map_err(|_| Error::Poisoned("deferred_fks"))?
         .clone();
     for (_, _, sql) in &pending {
         if let Err(e) = pg.batch_execute(sql).await {

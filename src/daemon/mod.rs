@@ -117,7 +117,7 @@ impl Shared {
         Ok(self
             .tables
             .lock()
-            .map_err(|_| Error::Fatal("lock".into()))?
+            .map_err(|_| Error::Poisoned("tables"))?
             .iter()
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect())
@@ -128,7 +128,7 @@ impl Shared {
         Ok(self
             .tables
             .lock()
-            .map_err(|_| Error::Fatal("lock".into()))?
+            .map_err(|_| Error::Poisoned("tables"))?
             .get(name)
             .cloned())
     }
@@ -164,7 +164,7 @@ impl Shared {
         Ok(self
             .selectors
             .lock()
-            .map_err(|_| Error::Fatal("lock".into()))?
+            .map_err(|_| Error::Poisoned("selectors"))?
             .clone())
     }
 
@@ -397,7 +397,7 @@ pub async fn run(shared: Arc<Shared>) -> Result<(), Error> {
                 shared.request_stop();
                 return Err(e);
             }
-            Err(e) => return Err(Error::Fatal(format!("a task panicked: {e}"))),
+            Err(e) => return Err(Error::panicked("table", e)),
         }
     }
     Ok(())
@@ -655,7 +655,7 @@ async fn register_planned(
     shared
         .tables
         .lock()
-        .map_err(|_| Error::Fatal("lock".into()))?
+        .map_err(|_| Error::Poisoned("tables"))?
         .insert(
             name,
             TableRt {
@@ -671,7 +671,7 @@ pub(crate) fn prepare_foreign_keys(shared: &Shared) -> Result<(), Error> {
     let tables = shared
         .tables
         .lock()
-        .map_err(|_| Error::Fatal("lock".into()))?;
+        .map_err(|_| Error::Poisoned("tables"))?;
     let lookup = |n: &TableName| {
         tables.values().find(|t| &t.plan.source.name == n).map(|t| {
             (
@@ -702,7 +702,7 @@ pub(crate) fn prepare_foreign_keys(shared: &Shared) -> Result<(), Error> {
     *shared
         .deferred_fks
         .lock()
-        .map_err(|_| Error::Fatal("lock".into()))? = fks;
+        .map_err(|_| Error::Poisoned("deferred_fks"))? = fks;
     Ok(())
 }
 

@@ -27,7 +27,7 @@ pub fn request(shared: &Shared, name: &str) -> Result<(), Error> {
     shared
         .resync_requests
         .lock()
-        .map_err(|_| Error::Fatal("lock".into()))?
+        .map_err(|_| Error::Poisoned("resync_requests"))?
         .push(name.to_string());
     Ok(())
 }
@@ -38,7 +38,7 @@ pub async fn start_requested(shared: &Arc<Shared>) -> Result<(), Error> {
         &mut *shared
             .resync_requests
             .lock()
-            .map_err(|_| Error::Fatal("lock".into()))?,
+            .map_err(|_| Error::Poisoned("resync_requests"))?,
     );
     for name in todo {
         match start(shared, &name).await {
@@ -107,7 +107,7 @@ async fn start(shared: &Arc<Shared>, name: &str) -> Result<(), Error> {
     shared
         .tables
         .lock()
-        .map_err(|_| Error::Fatal("lock".into()))?
+        .map_err(|_| Error::Poisoned("tables"))?
         .insert(name.to_string(), rt.clone());
     super::prepare_foreign_keys(shared)?;
     shared.spawn_snapshot(name, rt);

@@ -151,7 +151,7 @@ pub(super) async fn run_snapshots(
         let tables = shared
             .tables
             .lock()
-            .map_err(|_| Error::Fatal("lock".into()))?;
+            .map_err(|_| Error::Poisoned("tables"))?;
         tables.iter().map(|(k, v)| (k.clone(), v.clone())).collect()
     };
     let sem = shared.snapshot_slots.clone();
@@ -178,8 +178,7 @@ pub(super) async fn run_snapshots(
         }));
     }
     for h in handles {
-        h.await
-            .map_err(|e| Error::Fatal(format!("a snapshot task panicked: {e}")))??;
+        h.await.map_err(|e| Error::panicked("snapshot", e))??;
     }
     Ok(())
 }
@@ -199,7 +198,7 @@ pub async fn snapshot_table(
             let _permit = sem
                 .acquire()
                 .await
-                .map_err(|_| Error::Fatal("semaphore closed".into()))?;
+                .map_err(|_| Error::Poisoned("snapshot slots"))?;
             let mut tds = connect_source(shared).await?;
             let mut pg = connect_target(shared).await?;
             // The start position is read before the first chunk and committed with the parts.
@@ -271,13 +270,12 @@ pub async fn snapshot_table(
             let _permit = sem
                 .acquire_owned()
                 .await
-                .map_err(|_| Error::Fatal("semaphore closed".into()))?;
+                .map_err(|_| Error::Poisoned("snapshot slots"))?;
             copy_part_with_retry(&sh, &name, &rt, part).await
         }));
     }
     for h in handles {
-        h.await
-            .map_err(|e| Error::Fatal(format!("a snapshot task panicked: {e}")))??;
+        h.await.map_err(|e| Error::panicked("snapshot", e))??;
     }
     if shared.stopping() {
         return Ok(());

@@ -150,7 +150,7 @@ fn streaming_tables(shared: &Shared) -> Result<Vec<(String, TableRt, Position)>,
     let tables = shared
         .tables
         .lock()
-        .map_err(|_| Error::Fatal("lock".into()))?
+        .map_err(|_| Error::Poisoned("tables"))?
         .clone();
     let mut out = Vec::new();
     for (name, rt) in tables {
@@ -347,7 +347,7 @@ async fn window(
         let mut t = shared
             .tables
             .lock()
-            .map_err(|_| Error::Fatal("lock".into()))?;
+            .map_err(|_| Error::Poisoned("tables"))?;
         for (name, rt) in replans {
             t.insert(name, rt);
         }
@@ -393,7 +393,7 @@ async fn advance_store(
         .collect();
     let streaming = tokio::task::spawn_blocking(move || store.advance_window(updates, &caught_up))
         .await
-        .map_err(|e| Error::Fatal(format!("the store's update panicked: {e}")))??;
+        .map_err(|e| Error::panicked("state store", e))??;
     for name in streaming {
         tracing::info!(table = %name, "caught up: streaming");
     }
@@ -793,7 +793,7 @@ async fn maybe_create_foreign_keys(
     let pending: Vec<(String, String, String)> = shared
         .deferred_fks
         .lock()
-        .map_err(|_| Error::Fatal("lock".into()))?
+        .map_err(|_| Error::Poisoned("deferred_fks"))?
         .clone();
     if pending.is_empty() {
         return Ok(());
@@ -820,7 +820,7 @@ async fn maybe_create_foreign_keys(
     shared
         .deferred_fks
         .lock()
-        .map_err(|_| Error::Fatal("lock".into()))?
+        .map_err(|_| Error::Poisoned("deferred_fks"))?
         .clear();
     Ok(())
 }
