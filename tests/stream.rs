@@ -35,10 +35,7 @@ async fn ct_changes_arrive_whole_transactions_at_a_time() {
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let stop_r = stop.clone();
     let reader = tokio::spawn(async move {
-        let (mut r, conn) = tokio_postgres::connect(&reader_url, tokio_postgres::NoTls)
-            .await
-            .unwrap();
-        tokio::spawn(conn);
+        let mut r = testkit::connect(&reader_url).await;
         let mut checks = 0u64;
         while !stop_r.load(std::sync::atomic::Ordering::SeqCst) {
             let tx = r
@@ -607,10 +604,7 @@ async fn a_big_cdc_backlog_is_applied_in_windows_cut_at_transaction_boundaries()
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let stop_r = stop.clone();
     let reader = tokio::spawn(async move {
-        let (r, conn) = tokio_postgres::connect(&reader_url, tokio_postgres::NoTls)
-            .await
-            .unwrap();
-        tokio::spawn(conn);
+        let r = testkit::connect(&reader_url).await;
         let mut seen = std::collections::BTreeSet::new();
         while !stop_r.load(std::sync::atomic::Ordering::SeqCst) {
             let row = r

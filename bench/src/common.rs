@@ -49,10 +49,7 @@ pub fn machine_cpu_secs() -> (f64, f64) {
 
 /// A PostgreSQL session.
 pub async fn pg(url: &str) -> tokio_postgres::Client {
-    let (c, conn) = tokio_postgres::connect(url, tokio_postgres::NoTls)
-        .await
-        .expect("connect to postgres");
-    tokio::spawn(conn);
+    let c = testkit::connect(url).await;
     c
 }
 

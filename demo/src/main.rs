@@ -237,6 +237,9 @@ async fn run(args: DemoArgs) -> Result<(), Error> {
         o
     }));
     task.await.map_err(|e| Error::Fatal(e.to_string()))??;
+    // Every task the daemon started ends before its store is let go (cutover takes it next).
+    shared.tasks.close();
+    let _ = tokio::time::timeout(Duration::from_secs(30), shared.tasks.wait()).await;
     drop(shared);
     let cut = cutover.await.map_err(|e| Error::Fatal(e.to_string()))??;
     print!("{}", cut.render());

@@ -329,10 +329,7 @@ async fn ddl_history_retention_cleanup_and_disable() {
         .unwrap()
         .to_vec();
     let pg_url = testkit::pg().url_for(&mssql_sim::server::pg_name_for(&backing_db, "shop"));
-    let (pg, conn) = tokio_postgres::connect(&pg_url, tokio_postgres::NoTls)
-        .await
-        .unwrap();
-    tokio::spawn(conn);
+    let pg = testkit::connect(&pg_url).await;
     // Age everything captured so far by two hours, then make one fresh change.
     pg.batch_execute("UPDATE cdc.lsn_time_mapping SET tran_begin_time = tran_begin_time - interval '2 hours', tran_end_time = tran_end_time - interval '2 hours'").await.unwrap();
     exec(&mut c, "UPDATE dbo.orders SET status = N'c' WHERE id = 1").await;

@@ -313,10 +313,7 @@ async fn background_cleanup_honours_the_retention() {
     exec(&mut c, "INSERT INTO dbo.t VALUES (1, N'a'); INSERT INTO dbo.t VALUES (2, N'b'); INSERT INTO dbo.t VALUES (3, N'c')").await;
     // Changes within the retention survive the cleanup task (which runs every 200 ms here).
     let backing = testkit::pg().url_for(&mssql_sim::server::pg_name_for(&backing_db, "shop"));
-    let (pg, conn) = tokio_postgres::connect(&backing, tokio_postgres::NoTls)
-        .await
-        .unwrap();
-    tokio::spawn(conn);
+    let pg = testkit::connect(&backing).await;
     // Age the first two commits past the retention, as if 11 minutes had passed.
     pg.batch_execute("UPDATE _sim.ct_tx SET commit_time = commit_time - interval '11 minutes' WHERE version <= 2").await.unwrap();
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);

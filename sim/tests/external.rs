@@ -164,10 +164,7 @@ async fn pgloader_migrates_a_database_from_the_simulator() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(out.status.success(), "pgloader failed:\n{log}");
-    let (pg, conn) = tokio_postgres::connect(&target, tokio_postgres::NoTls)
-        .await
-        .unwrap();
-    tokio::spawn(conn);
+    let pg = testkit::connect(&target).await;
     for (table, n) in [
         ("dbo.track", 3503i64),
         ("dbo.playlisttrack", 8715),

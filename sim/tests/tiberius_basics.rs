@@ -484,10 +484,7 @@ async fn read_committed_waits_for_writers_unless_rcsi_is_on() {
     let s = sim("rc").await;
     let mut writer = connect(&s).await;
     let mut reader = connect(&s).await;
-    let (admin, conn) = tokio_postgres::connect(&testkit::pg().admin_url, tokio_postgres::NoTls)
-        .await
-        .unwrap();
-    tokio::spawn(conn);
+    let admin = testkit::connect(&testkit::pg().admin_url).await;
     exec(&mut writer, "CREATE TABLE acct (id int PRIMARY KEY, bal int NOT NULL); INSERT INTO acct VALUES (1, 100), (2, 200)").await;
     exec(
         &mut writer,

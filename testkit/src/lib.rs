@@ -57,6 +57,16 @@ pub fn pg() -> &'static PgServer {
     })
 }
 
+/// A session to `url` (no TLS), its connection driven in the background. Panics naming the
+/// URL when it cannot connect (a test or bench harness has nothing better to do).
+pub async fn connect(url: &str) -> tokio_postgres::Client {
+    let (client, conn) = tokio_postgres::connect(url, tokio_postgres::NoTls)
+        .await
+        .unwrap_or_else(|e| panic!("connect to postgres at {url}: {e}"));
+    tokio::spawn(conn);
+    client
+}
+
 /// Creates a new empty database named after `hint` and returns its URL (superuser, no password).
 pub async fn fresh_database(hint: &str) -> String {
     let server = pg();

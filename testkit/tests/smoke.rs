@@ -3,10 +3,7 @@ async fn fresh_databases_are_distinct_and_usable() {
     let a = testkit::fresh_database("a").await;
     let b = testkit::fresh_database("b").await;
     assert_ne!(a, b);
-    let (client, conn) = tokio_postgres::connect(&a, tokio_postgres::NoTls)
-        .await
-        .unwrap();
-    tokio::spawn(conn);
+    let client = testkit::connect(&a).await;
     let row = client
         .query_one("SELECT current_database()", &[])
         .await

@@ -83,19 +83,13 @@ impl Env {
     pub async fn source_pg(&self) -> tokio_postgres::Client {
         let backing = self.backing.rsplit('/').next().unwrap_or_default();
         let url = testkit::pg().url_for(&mssql_sim::server::pg_name_for(backing, &self.database));
-        let (c, conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
-            .await
-            .unwrap();
-        tokio::spawn(conn);
+        let c = testkit::connect(&url).await;
         c
     }
 
     /// A session in the target database.
     pub async fn pg(&self) -> tokio_postgres::Client {
-        let (c, conn) = tokio_postgres::connect(&self.target_url, tokio_postgres::NoTls)
-            .await
-            .unwrap();
-        tokio::spawn(conn);
+        let c = testkit::connect(&self.target_url).await;
         c
     }
 
@@ -221,12 +215,19 @@ impl Daemon {
         }
     }
 
+    /// Stops the daemon and waits for every task it started (a re-snapshot in flight holds
+    /// the store, which the next start in this process opens again).
     pub async fn stop(self) -> Result<(), replicator::error::Error> {
         self.shared.request_stop();
-        tokio::time::timeout(Duration::from_secs(30), self.task)
+        let result = tokio::time::timeout(Duration::from_secs(30), self.task)
             .await
             .expect("daemon stops within 30 s")
-            .expect("daemon task")
+            .expect("daemon task");
+        self.shared.tasks.close();
+        tokio::time::timeout(Duration::from_secs(30), self.shared.tasks.wait())
+            .await
+            .expect("the daemon's tasks end within 30 s");
+        result
     }
 }
 
