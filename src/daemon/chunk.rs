@@ -5,7 +5,8 @@
 //! reference the differential tests compare against).
 //!
 //! Contract: both decoders give the same bytes, the same losses and the same errors for the
-//! same rows; the chunk's last key is taken from the rows read; COPY pieces are at most about
+//! same rows (except that a value whose bytes are invalid for its type is named with its column
+//! and key by the direct decoder, where tiberius's rows give only the driver's message); the chunk's last key is taken from the rows read; COPY pieces are at most about
 //! 1 MiB, so memory does not grow with the chunk.
 
 use crate::config::Policies;
@@ -172,6 +173,25 @@ fn wire_error(plan: &TablePlan, e: WireError) -> ChunkError {
             format!("the snapshot's decoder could not read SQL Server's response: {m}"),
             Some("set replication.snapshot_decoder = \"tiberius\" and restart, and report this"),
         )),
+        WireError::Value(m) => ChunkError::Failed(Error::table(&plan.source.name, m, None)),
+    }
+}
+
+/// A value of column `i` that could not be read, named with its column and the row's key.
+fn cell_error(plan: &TablePlan, i: usize, key: &[KeyValue], e: WireError) -> ChunkError {
+    let col = &plan.columns[i];
+    let at = format!("column {} at key {}", col.target, key_display(plan, key));
+    match e {
+        WireError::Value(m) => ChunkError::Failed(Error::table(
+            &plan.source.name,
+            format!("{at}: {m}"),
+            Some(&format!(
+                "set columns.{}.type = \"bytea\" to copy its bytes as they are, or correct the value at the source",
+                col.source
+            )),
+        )),
+        WireError::Malformed(m) => wire_error(plan, WireError::Malformed(format!("{at}: {m}"))),
+        other => wire_error(plan, other),
     }
 }
 
@@ -229,7 +249,7 @@ async fn direct_rows(
                     _ => {}
                 }
             }
-            let (cell, lossy) = rows.cell(i).map_err(|e| wire_error(plan, e))?;
+            let (cell, lossy) = rows.cell(i).map_err(|e| cell_error(plan, i, &key, e))?;
             if lossy {
                 read.losses
                     .add(&col.target, LossKind::LoneSurrogateReplaced);

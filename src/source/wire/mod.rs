@@ -30,6 +30,10 @@ pub enum WireError {
     /// The bytes are not a valid token stream.
     #[error("malformed response: {0}")]
     Malformed(String),
+    /// A well-framed value that is not what its type says (bytes invalid in the column's code
+    /// page, xml that is not UTF-16): the data's problem, named with its column by the caller.
+    #[error("{0}")]
+    Value(String),
     /// A result column this reader does not decode (the caller falls back to tiberius).
     #[error("not read by the snapshot's decoder: {0}")]
     Unsupported(String),

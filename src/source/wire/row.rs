@@ -283,7 +283,11 @@ fn utf16(b: &[u8], out: &mut String, lossy_ok: bool, col: &WireColumn) -> Result
                 out.push(char::REPLACEMENT_CHARACTER);
                 lossy = true;
             }
-            Err(_) => return Err(bad(col, "xml that is not valid UTF-16")),
+            Err(_) => {
+                return Err(WireError::Value(
+                    "xml that is not valid UTF-16 (SQL Server should never send it)".into(),
+                ))
+            }
         }
     }
     Ok(lossy)
@@ -320,10 +324,17 @@ pub fn cell<'s>(
                 let s = std::str::from_utf8(b).map_err(|_| bad(col, "invalid text"))?;
                 (ColumnData::String(Some(Cow::Borrowed(s))), false)
             } else {
-                let enc = collation.encoding().map_err(WireError::Driver)?;
+                let enc = collation.encoding().map_err(|e| {
+                    WireError::Value(format!(
+                        "text in a collation without a known code page ({e})"
+                    ))
+                })?;
                 // Decoded into the reused scratch string: no allocation once it has grown.
                 let invalid = || {
-                    WireError::Driver(tiberius::error::Error::Encoding("invalid sequence".into()))
+                    WireError::Value(format!(
+                        "bytes that are not valid {} text (the column's code page)",
+                        enc.name()
+                    ))
                 };
                 let mut decoder = enc.new_decoder_without_bom_handling();
                 let room = decoder

@@ -308,3 +308,19 @@ async fn a_response_cut_short_or_garbled_is_an_error_not_an_end() {
         Err(WireError::Malformed(m)) if m.contains("0x42")
     ));
 }
+
+#[tokio::test]
+async fn bytes_invalid_in_the_columns_code_page_are_a_value_error_not_a_stream_error() {
+    // Japanese_CI_AS (LCID 0x0411, no sort id): Shift_JIS. 0x82 is a lead byte without its trail.
+    let mut b = vec![0x81];
+    b.extend(1u16.to_le_bytes());
+    col(&mut b, &[0xA7, 20, 0, 0x11, 0x04, 0xD0, 0x00, 0x00], "v");
+    b.push(0xD1);
+    b.extend(2u16.to_le_bytes());
+    b.extend([b'a', 0x82]);
+    b.extend(done());
+    match decode(vec![b]).await {
+        Err(WireError::Value(m)) => assert!(m.contains("Shift_JIS"), "{m}"),
+        other => panic!("{other:?}"),
+    }
+}
