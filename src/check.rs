@@ -6,7 +6,7 @@
 
 use crate::config::{Config, NulPolicy, SubMicrosecondPolicy};
 use crate::convert::{plan_table, TablePlan};
-use crate::daemon::decide_kind;
+use crate::daemon::decide_change_source;
 use crate::source::{self, Tds};
 use serde::Serialize;
 
@@ -207,8 +207,8 @@ async fn source_checks(config: &Config, tds: &mut Tds, items: &mut Items) -> Vec
             }
         };
         total_rows += t.estimated_rows;
-        let kind = decide_kind(&plan, &db);
-        if matches!(kind, Ok(crate::daemon::Kind::Cdc(_))) {
+        let kind = decide_change_source(&plan, &db);
+        if matches!(kind, Ok(crate::model::ChangeSource::Cdc(_))) {
             cdc_columns(tds, &plan, items).await;
         }
         match kind {

@@ -134,7 +134,7 @@ struct RawTable {
     #[serde(default)]
     exclude: Vec<String>,
     key: Option<Vec<String>>,
-    change_source: Option<ChangeSource>,
+    change_source: Option<ChangeSourceChoice>,
     #[serde(default)]
     columns: std::collections::BTreeMap<String, RawColumn>,
 }
@@ -266,7 +266,7 @@ pub struct TableSelector {
     /// Key columns for tables without a primary key (source names).
     pub key: Option<Vec<String>>,
     /// Where changes come from.
-    pub change_source: ChangeSource,
+    pub change_source: ChangeSourceChoice,
     /// Per-column settings, by source column name.
     pub columns: std::collections::BTreeMap<String, ColumnSettings>,
 }
@@ -337,7 +337,7 @@ pub struct ColumnSettings {
 /// Where a table's changes come from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize, Default)]
 #[serde(rename_all = "snake_case")]
-pub enum ChangeSource {
+pub enum ChangeSourceChoice {
     /// CDC when a capture instance exists, else Change Tracking.
     #[default]
     Auto,

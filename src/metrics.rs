@@ -115,7 +115,7 @@ pub fn render(shared: &Shared) -> String {
         let d = r
             .last_validation
             .as_ref()
-            .is_some_and(|v| v.result == "different");
+            .is_some_and(|v| v.result == crate::model::Verdict::Different);
         let _ = writeln!(
             out,
             "{VALIDATION_DIFFERENT}{{table=\"{}\"}} {}",

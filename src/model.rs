@@ -310,6 +310,69 @@ impl fmt::Display for Lsn {
     }
 }
 
+/// Where a table's changes come from, decided at start-up from the user's choice
+/// ([`crate::config::ChangeSourceChoice`]) and what the source has enabled. Stored typed in the
+/// checkpoint store; [`ChangeSource::label`] is what `status` prints.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum ChangeSource {
+    /// Change Tracking.
+    ChangeTracking,
+    /// CDC, through this capture instance.
+    Cdc(String),
+    /// Copied once and validated at cutover; no stream (`change_source = "none"`).
+    CopiedOnce,
+}
+
+impl ChangeSource {
+    /// The label `status` prints (`change_tracking`, `cdc`, `none`).
+    pub fn label(&self) -> &'static str {
+        match self {
+            ChangeSource::ChangeTracking => "change_tracking",
+            ChangeSource::Cdc(_) => "cdc",
+            ChangeSource::CopiedOnce => "none",
+        }
+    }
+
+    /// The CDC capture instance, for a CDC table.
+    pub fn capture_instance(&self) -> Option<&str> {
+        match self {
+            ChangeSource::Cdc(ci) => Some(ci),
+            _ => None,
+        }
+    }
+
+    /// True for a table that streams (Change Tracking or CDC).
+    pub fn streams(&self) -> bool {
+        !matches!(self, ChangeSource::CopiedOnce)
+    }
+}
+
+/// A validation's outcome for one table (serialised as `equal`, `different`, `repaired`,
+/// `skipped`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Verdict {
+    /// Every compared row is the same on both sides.
+    Equal,
+    /// A difference was confirmed (and not repaired).
+    Different,
+    /// Differences were found and every one was rewritten from the source.
+    Repaired,
+    /// Not compared (the note says why).
+    Skipped,
+}
+
+impl fmt::Display for Verdict {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Verdict::Equal => "equal",
+            Verdict::Different => "different",
+            Verdict::Repaired => "repaired",
+            Verdict::Skipped => "skipped",
+        })
+    }
+}
+
 /// Where a table's change stream stands: a CT version or a CDC LSN.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum Position {

@@ -271,7 +271,13 @@ async fn cdc_changes_are_applied_in_lsn_order() {
         Duration::from_secs(60),
     )
     .await;
-    assert_eq!(d.table("dbo.items").unwrap().change_source, "cdc");
+    assert_eq!(
+        d.table("dbo.items")
+            .unwrap()
+            .change_source
+            .map(|c| c.label()),
+        Some("cdc")
+    );
     exec(
         &mut c,
         "INSERT INTO dbo.items VALUES (3, N'three', 3, 922337203685477.5807)",
@@ -529,6 +535,11 @@ async fn cdc_switches_to_a_newer_capture_instance() {
         .into_iter()
         .any(|e| e.event == "capture_instance_switch");
     assert!(switched);
+    // The store records the instance the position now belongs to.
+    assert_eq!(
+        d.table("dbo.items").unwrap().change_source,
+        Some(replicator::model::ChangeSource::Cdc("dbo_items_v2".into()))
+    );
     d.stop().await.unwrap();
 }
 

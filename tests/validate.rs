@@ -2,6 +2,7 @@
 //! load, repaired on request; resync of a table whose type changed; periodic validation.
 
 use crate::common::*;
+use replicator::model::Verdict;
 use replicator::state::TableState;
 use replicator::validate::live::{run, Request, TableResult};
 use replicator::validate::pushdown;
@@ -94,7 +95,7 @@ async fn validation_under_load_finds_real_differences_only_and_repairs_them() {
     let mut changing = 0;
     for full in [true, false, true, false, true] {
         let r = one(run(&d.shared, &req("dbo.hot", full, false)).await.unwrap());
-        assert_eq!(r.result, "equal", "under load: {r:#?}");
+        assert_eq!(r.result, Verdict::Equal, "under load: {r:#?}");
         assert!(r.findings.is_empty(), "{r:#?}");
         assert!(r.source_rows >= 1900, "{r:#?}");
         // Full mode says how long each side took; a sample has no such pass.
@@ -119,7 +120,7 @@ async fn validation_under_load_finds_real_differences_only_and_repairs_them() {
     .await
     .unwrap();
     let r = one(run(&d.shared, &req("dbo.cold", true, false)).await.unwrap());
-    assert_eq!(r.result, "different", "{r:#?}");
+    assert_eq!(r.result, Verdict::Different, "{r:#?}");
     let mut found = r.findings.clone();
     found.sort();
     assert_eq!(
@@ -141,13 +142,13 @@ async fn validation_under_load_finds_real_differences_only_and_repairs_them() {
     // The record shows in status.
     let rec = d.table("dbo.cold").unwrap();
     let v = rec.last_validation.unwrap();
-    assert_eq!((v.result.as_str(), v.mode.as_str()), ("different", "full"));
+    assert_eq!((v.result, v.mode.as_str()), (Verdict::Different, "full"));
     // Repair, still under load, then nothing differs.
     for t in ["dbo.cold", "dbo.hot"] {
         let r = one(run(&d.shared, &req(t, true, true)).await.unwrap());
-        assert_eq!(r.result, "repaired", "{r:#?}");
+        assert_eq!(r.result, Verdict::Repaired, "{r:#?}");
         let r = one(run(&d.shared, &req(t, true, false)).await.unwrap());
-        assert_eq!(r.result, "equal", "after repair: {r:#?}");
+        assert_eq!(r.result, Verdict::Equal, "after repair: {r:#?}");
     }
     stop.store(true, Ordering::SeqCst);
     let txns = writer.await.unwrap();
@@ -203,7 +204,7 @@ async fn resync_copies_a_table_again_after_a_type_change_and_periodic_validation
     d.wait_until("a periodic validation", Duration::from_secs(30), |d| {
         d.table("dbo.r")
             .and_then(|r| r.last_validation)
-            .is_some_and(|v| v.result == "equal" && v.mode == "sample")
+            .is_some_and(|v| v.result == Verdict::Equal && v.mode == "sample")
     })
     .await;
     exec(&mut c, "ALTER TABLE dbo.r ALTER COLUMN amount bigint NULL; UPDATE dbo.r SET amount = 5000000000 WHERE id = 1").await;
@@ -472,7 +473,7 @@ async fn paced_database_checksums_add_up_piece_by_piece_on_both_sides() {
     let r = one(run(&d.shared, &req("dbo.keyed", true, false))
         .await
         .unwrap());
-    assert_eq!(r.result, "equal", "{r:#?}");
+    assert_eq!(r.result, Verdict::Equal, "{r:#?}");
     assert!(r.in_database && r.rows_read == 0, "{r:#?}");
     pg.batch_execute("SET replicator.writer = 'on'; UPDATE public.keyed SET v = -1 WHERE v = 1234")
         .await
@@ -480,7 +481,7 @@ async fn paced_database_checksums_add_up_piece_by_piece_on_both_sides() {
     let r = one(run(&d.shared, &req("dbo.keyed", true, false))
         .await
         .unwrap());
-    assert_eq!(r.result, "different", "{r:#?}");
+    assert_eq!(r.result, Verdict::Different, "{r:#?}");
     assert!(r.rows_read > 0 && r.rows_read < 100, "{r:#?}");
     assert!(r.findings.iter().any(|f| f.contains("k='k2ü'")), "{r:#?}");
     d.stop().await.unwrap();

@@ -221,7 +221,7 @@ pub struct TablePlan {
     /// Indexes into `columns` of the key, in key order.
     pub key: Vec<usize>,
     /// Where changes come from.
-    pub change_source: crate::config::ChangeSource,
+    pub change_source: crate::config::ChangeSourceChoice,
     /// Index of the `[[tables]]` entry that selected the table.
     pub selector: usize,
 }

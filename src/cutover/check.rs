@@ -14,9 +14,10 @@
 
 use super::report::{Parts, ProofSummary, TableResult};
 use super::Options;
-use crate::daemon::{Kind, Shared, TableRt};
+use crate::daemon::{Shared, TableRt};
 use crate::error::{Context, Error};
 use crate::model::Position;
+use crate::model::{ChangeSource, Verdict};
 use crate::sink::guard;
 use crate::sink::progress::{Proof, TableProgress};
 use crate::source::{self, Tds};
@@ -58,10 +59,10 @@ pub async fn basis(
         return Ok(Err("the write guard was disabled, dropped, re-created or its function replaced since the proof: another session may have written the table".into()));
     }
     let kept = match (&rt.kind, &proof.position) {
-        (Kind::ChangeTracking, Position::Ct(p1)) => min_valid
+        (ChangeSource::ChangeTracking, Position::Ct(p1)) => min_valid
             .get(&rt.plan.source.object_id)
             .is_some_and(|mv| mv <= p1),
-        (Kind::Cdc(ci), Position::Cdc(p1)) => {
+        (ChangeSource::Cdc(ci), Position::Cdc(p1)) => {
             progress.and_then(|p| p.capture_instance.as_deref()) == Some(ci.as_str())
                 && source::cdc::min_lsn(tds, ci)
                     .await?
@@ -98,7 +99,7 @@ pub async fn table(
         target: plan.target.to_string(),
         source_rows: 0,
         target_rows: 0,
-        result: "equal".into(),
+        result: Verdict::Equal,
         check: "delta".into(),
         why_full: None,
         proof: None,
@@ -163,7 +164,7 @@ pub async fn table(
                 mode: proof.mode.clone(),
             });
             if !differ.is_empty() || s != t {
-                result.result = "different".into();
+                result.result = Verdict::Different;
                 problems.push(format!(
                     "{name}: {s} rows at the source, {t} on the target, {} of the {} key(s) changed since the proof differ",
                     differ.len(),
@@ -215,7 +216,7 @@ pub async fn table(
         result.checked_in_database = outcome.in_database;
         result.rows_read = outcome.rows_read;
         if !outcome.equal() {
-            result.result = "different".into();
+            result.result = Verdict::Different;
             problems.push(format!(
                 "{name}: {} rows at the source, {} on the target, {} key(s) differ",
                 outcome.source_rows, outcome.target_rows, outcome.differing
@@ -227,7 +228,7 @@ pub async fn table(
         name,
         crate::state::ValidationRecord {
             at_ms: crate::state::now_ms(),
-            result: result.result.clone(),
+            result: result.result,
             mode: match result.check.as_str() {
                 "delta" => "cutover delta".into(),
                 _ => "full".into(),

@@ -196,7 +196,7 @@ async fn in_window(
     let standing = progress::load(&pg, &schema).await?;
     let min_valid = match tables
         .iter()
-        .any(|t| t.1.kind == daemon::Kind::ChangeTracking)
+        .any(|t| t.1.kind == crate::model::ChangeSource::ChangeTracking)
     {
         true => crate::source::ct::min_valid_versions(&mut tds).await?,
         false => Default::default(),

@@ -16,7 +16,7 @@ pub struct TableResult {
     /// Rows on the target (counted inside the window).
     pub target_rows: i64,
     /// `equal` or `different`.
-    pub result: String,
+    pub result: crate::model::Verdict,
     /// What ran inside the window: `delta` (the keys changed since the proof, value by value,
     /// and both row counts) or `full` (every row).
     pub check: String,

@@ -15,10 +15,10 @@ pub mod snapshot;
 pub mod status;
 pub mod stream;
 
-use crate::config::{ChangeSource, Config};
+use crate::config::{ChangeSourceChoice, Config};
 use crate::convert::{plan_tables, Losses, TablePlan};
 use crate::error::{Backoff, Error, ErrorKind};
-use crate::model::{Position, TableName};
+use crate::model::{ChangeSource, Position, TableName};
 use crate::sink::{self, ddl, progress};
 use crate::source::{self, Tds};
 use crate::state::{ErrorRecord, Store, TableRecord, TableState};
@@ -29,35 +29,13 @@ use tokio::sync::{watch, Semaphore};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-/// Where a table's changes come from, decided at start-up.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Kind {
-    /// Change Tracking.
-    ChangeTracking,
-    /// CDC, through this capture instance.
-    Cdc(String),
-    /// Copied once.
-    None,
-}
-
-impl Kind {
-    /// The label status prints.
-    pub fn label(&self) -> &'static str {
-        match self {
-            Kind::ChangeTracking => "change_tracking",
-            Kind::Cdc(_) => "cdc",
-            Kind::None => "none",
-        }
-    }
-}
-
 /// One table at run time.
 #[derive(Debug, Clone)]
 pub struct TableRt {
     /// How it is migrated.
     pub plan: Arc<TablePlan>,
     /// Change source.
-    pub kind: Kind,
+    pub kind: ChangeSource,
 }
 
 impl TableRt {
@@ -65,10 +43,7 @@ impl TableRt {
     pub fn shape(&self) -> progress::Shape<'_> {
         progress::Shape {
             columns: &self.plan.source.columns,
-            capture_instance: match &self.kind {
-                Kind::Cdc(ci) => Some(ci.as_str()),
-                _ => None,
-            },
+            capture_instance: self.kind.capture_instance(),
         }
     }
 }
@@ -200,7 +175,7 @@ impl Shared {
         took: Duration,
     ) -> Result<(), Error> {
         let rec = self.store.update(table, |old| {
-            let mut r = old.unwrap_or_else(|| TableRecord::new(String::new(), "", 0));
+            let mut r = old.unwrap_or_else(TableRecord::unknown);
             r.rows_copied += rows;
             merge_losses(&mut r, losses);
             r
@@ -221,7 +196,7 @@ impl Shared {
     /// Sets a table's state (clearing its error unless `errored`).
     pub fn set_state(&self, table: &str, state: TableState) -> Result<(), Error> {
         self.store.update(table, |old| {
-            let mut r = old.unwrap_or_else(|| TableRecord::new(String::new(), "", 0));
+            let mut r = old.unwrap_or_else(TableRecord::unknown);
             r.state = state;
             if state != TableState::Errored {
                 r.last_error = None;
@@ -235,7 +210,7 @@ impl Shared {
     pub fn table_failed(&self, table: &str, e: &Error) {
         tracing::error!(table, error = %e, hint = e.hint().unwrap_or_default(), "table stopped");
         let _ = self.store.update(table, |old| {
-            let mut r = old.unwrap_or_else(|| TableRecord::new(String::new(), "", 0));
+            let mut r = old.unwrap_or_else(TableRecord::unknown);
             r.state = TableState::Errored;
             r.last_error = Some(ErrorRecord {
                 message: e.to_string(),
@@ -256,7 +231,7 @@ impl Shared {
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         if let Some(t) = table {
             let _ = self.store.update(t, |old| {
-                let mut r = old.unwrap_or_else(|| TableRecord::new(String::new(), "", 0));
+                let mut r = old.unwrap_or_else(TableRecord::unknown);
                 r.last_error = Some(ErrorRecord {
                     message: e.to_string(),
                     hint: e.hint(),
@@ -314,18 +289,21 @@ pub async fn connect_target(shared: &Shared) -> Result<tokio_postgres::Client, E
 }
 
 /// Decides a table's change source; an error names the T-SQL that would enable one.
-pub fn decide_kind(plan: &TablePlan, db: &source::DatabaseInfo) -> Result<Kind, Error> {
-    decide_kind_resuming(plan, db, None)
+pub fn decide_change_source(
+    plan: &TablePlan,
+    db: &source::DatabaseInfo,
+) -> Result<ChangeSource, Error> {
+    decide_change_source_resuming(plan, db, None)
 }
 
-/// As [`decide_kind`], for a table whose position belongs to capture instance `resume_ci`: that
+/// As [`decide_change_source`], for a table whose position belongs to capture instance `resume_ci`: that
 /// instance is kept while it exists (the first window takes over a newer one at its start LSN,
 /// as while streaming); when it is gone, the newest is taken and the window finds the gap.
-pub fn decide_kind_resuming(
+pub fn decide_change_source_resuming(
     plan: &TablePlan,
     db: &source::DatabaseInfo,
     resume_ci: Option<&str>,
-) -> Result<Kind, Error> {
+) -> Result<ChangeSource, Error> {
     let t = &plan.source;
     let enable_ct = format!(
         "ALTER DATABASE CURRENT SET CHANGE_TRACKING = ON (CHANGE_RETENTION = 2 DAYS, AUTO_CLEANUP = ON); \
@@ -347,8 +325,8 @@ pub fn decide_kind_resuming(
             .map(|c| c.source.as_str())
             .collect();
         if !missing.is_empty()
-            && plan.change_source != ChangeSource::ChangeTracking
-            && plan.change_source != ChangeSource::None
+            && plan.change_source != ChangeSourceChoice::ChangeTracking
+            && plan.change_source != ChangeSourceChoice::None
         {
             return Err(Error::table(
                 &t.name,
@@ -358,18 +336,18 @@ pub fn decide_kind_resuming(
         }
     }
     match plan.change_source {
-        ChangeSource::None => Ok(Kind::None),
-        ChangeSource::Cdc => latest_ci.map(Kind::Cdc).ok_or_else(|| {
+        ChangeSourceChoice::None => Ok(ChangeSource::CopiedOnce),
+        ChangeSourceChoice::Cdc => latest_ci.map(ChangeSource::Cdc).ok_or_else(|| {
             Error::table(&t.name, "CDC is not enabled on the table", Some(&format!(
                 "EXEC sys.sp_cdc_enable_db; EXEC sys.sp_cdc_enable_table @source_schema = {}, @source_name = {}, @role_name = NULL",
                 crate::model::tsql_literal(&t.name.schema), crate::model::tsql_literal(&t.name.name)
             )))
         }),
-        ChangeSource::ChangeTracking if ct_ok => Ok(Kind::ChangeTracking),
-        ChangeSource::ChangeTracking => Err(Error::table(&t.name, "Change Tracking is not enabled on the table", Some(&enable_ct))),
-        ChangeSource::Auto => match latest_ci {
-            Some(ci) => Ok(Kind::Cdc(ci)),
-            None if ct_ok => Ok(Kind::ChangeTracking),
+        ChangeSourceChoice::ChangeTracking if ct_ok => Ok(ChangeSource::ChangeTracking),
+        ChangeSourceChoice::ChangeTracking => Err(Error::table(&t.name, "Change Tracking is not enabled on the table", Some(&enable_ct))),
+        ChangeSourceChoice::Auto => match latest_ci {
+            Some(ci) => Ok(ChangeSource::Cdc(ci)),
+            None if ct_ok => Ok(ChangeSource::ChangeTracking),
             None => Err(Error::table(
                 &t.name,
                 "neither Change Tracking nor CDC is enabled on the table",
@@ -512,12 +490,12 @@ async fn resume_shape(
     prog: &mut progress::TableProgress,
 ) -> Result<(TablePlan, Option<String>), Error> {
     let name = plan.source.name.to_string();
-    match prog.phase.as_str() {
-        "resync" => {
+    match prog.phase {
+        progress::Phase::Resync => {
             ddl::replace_if_other_shape(pg, &plan, prog.columns.as_deref()).await?;
             Ok((plan, None))
         }
-        "snapshotting" => {
+        progress::Phase::Snapshotting => {
             let changed = match &prog.columns {
                 Some(stored) => !schema::compare(stored, &plan.source.columns).is_empty(),
                 None => ddl::check_existing(pg, &plan).await.is_err(),
@@ -534,7 +512,7 @@ async fn resume_shape(
             }
             Ok((plan, None))
         }
-        _ => {
+        progress::Phase::Streaming => {
             let stored = match &prog.columns {
                 Some(c) => c.clone(),
                 None => ddl::columns_present(pg, &plan).await?,
@@ -579,12 +557,12 @@ async fn register_planned(
     notes: &mut Vec<crate::sink::ddl::Note>,
 ) -> Result<(), Error> {
     let name = plan.source.name.to_string();
-    let kind = match decide_kind_resuming(&plan, db, resume_ci.as_deref()) {
+    let kind = match decide_change_source_resuming(&plan, db, resume_ci.as_deref()) {
         Ok(k) => k,
         Err(e) => {
             shared.store.update(&name, |old| {
                 old.unwrap_or_else(|| {
-                    TableRecord::new(plan.target.to_string(), "", plan.source.estimated_rows)
+                    TableRecord::new(plan.target.to_string(), None, plan.source.estimated_rows)
                 })
             })?;
             shared.table_failed(&name, &e);
@@ -598,7 +576,7 @@ async fn register_planned(
                 old.unwrap_or_else(|| {
                     TableRecord::new(
                         plan.target.to_string(),
-                        kind.label(),
+                        Some(kind.clone()),
                         plan.source.estimated_rows,
                     )
                 })
@@ -624,22 +602,23 @@ async fn register_planned(
     }
     // Ours from here on: only the replicator writes it until cutover.
     crate::sink::guard::ensure(pg, &shared.config.mapping.progress_schema, &plan.target).await?;
-    let state = match prog.map(|p| p.phase.as_str()) {
-        Some("streaming") => TableState::CatchingUp,
-        Some("snapshotting") => TableState::Snapshotting,
-        _ => TableState::Pending,
+    let state = match prog.map(|p| p.phase) {
+        Some(progress::Phase::Streaming) => TableState::CatchingUp,
+        Some(progress::Phase::Snapshotting) => TableState::Snapshotting,
+        Some(progress::Phase::Resync) | None => TableState::Pending,
     };
     let est = plan.source.estimated_rows;
     let target = plan.target.to_string();
     let rows_done: i64 = prog
         .map(|p| p.parts.iter().map(|x| x.rows).sum())
         .unwrap_or(0);
-    let position = prog.and_then(|p| p.position).map(|p| p.to_string());
-    let start = prog.and_then(|p| p.start).map(|p| p.to_string());
+    let position = prog.and_then(|p| p.position);
+    let start = prog.and_then(|p| p.start);
     shared.store.update(&name, |old| {
-        let mut r = old.unwrap_or_else(|| TableRecord::new(target.clone(), kind.label(), est));
+        let mut r =
+            old.unwrap_or_else(|| TableRecord::new(target.clone(), Some(kind.clone()), est));
         r.target = target.clone();
-        r.change_source = kind.label().into();
+        r.change_source = Some(kind.clone());
         r.rows_estimated = est.max(r.rows_copied);
         r.state = if r.state == TableState::CutOver {
             TableState::CutOver
@@ -647,8 +626,8 @@ async fn register_planned(
             state
         };
         r.rows_copied = rows_done;
-        r.position = position.clone();
-        r.start_position = start.clone();
+        r.position = position;
+        r.start_position = start;
         r.last_error = None;
         r
     })?;
@@ -735,7 +714,7 @@ pub fn shared_with(config: Config, store: Store, shutdown: CancellationToken) ->
 
 /// The position a table's stream resumes from (what the target committed).
 pub fn resume_position(rec: &TableRecord) -> Option<Position> {
-    rec.position.as_deref().and_then(Position::parse)
+    rec.position
 }
 
 #[cfg(test)]

@@ -6,7 +6,7 @@
 //! the table meanwhile. Offline (daemon stopped), [`mark`] records the request on the target and
 //! in the store, and the next start copies it.
 
-use super::{connect_source, connect_target, decide_kind, Shared, TableRt};
+use super::{connect_source, connect_target, decide_change_source, Shared, TableRt};
 use crate::convert::plan_tables;
 use crate::error::Error;
 use crate::sink::{ddl, progress};
@@ -71,7 +71,7 @@ async fn start(shared: &Arc<Shared>, name: &str) -> Result<(), Error> {
                 Some("check [[tables]] and the source"),
             )
         })?;
-    let kind = decide_kind(&plan, &db)?;
+    let kind = decide_change_source(&plan, &db)?;
     let pg = connect_target(shared).await?;
     // Durable first: a crash from here on still copies the table again at the next start.
     progress::mark_resync(&pg, &cfg.mapping.progress_schema, name).await?;
@@ -92,11 +92,11 @@ async fn start(shared: &Arc<Shared>, name: &str) -> Result<(), Error> {
     tracing::info!(table = name, "resync: copying the table again");
     shared.store.update(name, |old| {
         let mut r = old.unwrap_or_else(|| {
-            crate::state::TableRecord::new(plan.target.to_string(), kind.label(), 0)
+            crate::state::TableRecord::new(plan.target.to_string(), Some(kind.clone()), 0)
         });
         r.state = TableState::Pending;
         r.last_error = None;
-        r.change_source = kind.label().into();
+        r.change_source = Some(kind.clone());
         r.target = plan.target.to_string();
         r
     })?;
@@ -138,7 +138,7 @@ pub async fn mark(
         "requested while stopped: copied again at the next start",
     )?;
     store.update(name, |old| {
-        let mut r = old.unwrap_or_else(|| crate::state::TableRecord::new(String::new(), "", 0));
+        let mut r = old.unwrap_or_else(crate::state::TableRecord::unknown);
         r.state = TableState::Pending;
         r.last_error = None;
         r

@@ -5,9 +5,10 @@
 //! its progress; a part that fails transiently is retried from its last committed key.
 
 use super::chunk::{chunk_query, read_chunk, ChunkError, Decoder, Pieces};
-use super::{connect_source, connect_target, Kind, Shared, TableRt};
+use super::{connect_source, connect_target, Shared, TableRt};
 use crate::error::{Backoff, ErrorKind};
 use crate::error::{Context, Error};
+use crate::model::ChangeSource;
 use crate::model::{quote_pg, Position};
 use crate::sink::ddl;
 use crate::sink::progress;
@@ -20,19 +21,19 @@ use std::time::Duration;
 use tokio::sync::Semaphore;
 
 /// The start position of a table's change stream, read before its first chunk.
-pub async fn start_position(tds: &mut Tds, kind: &Kind) -> Result<Position, Error> {
+pub async fn start_position(tds: &mut Tds, kind: &ChangeSource) -> Result<Position, Error> {
     Ok(match kind {
-        Kind::ChangeTracking => {
+        ChangeSource::ChangeTracking => {
             Position::Ct(source::ct::current_version(tds).await?.ok_or_else(|| {
                 Error::Fatal("Change Tracking is not enabled for the source database".into())
             })?)
         }
-        Kind::Cdc(_) => Position::Cdc(
+        ChangeSource::Cdc(_) => Position::Cdc(
             source::cdc::max_lsn(tds)
                 .await?
                 .unwrap_or(crate::model::Lsn([0; 10])),
         ),
-        Kind::None => Position::Ct(0),
+        ChangeSource::CopiedOnce => Position::Ct(0),
     })
 }
 
@@ -163,7 +164,7 @@ pub(super) async fn run_snapshots(
         }
         let prog = committed
             .get(&name)
-            .filter(|p| p.phase == "snapshotting")
+            .filter(|p| p.phase == progress::Phase::Snapshotting)
             .cloned();
         let (sh, sem) = (shared.clone(), sem.clone());
         handles.push(tokio::spawn(async move {
@@ -234,10 +235,10 @@ pub async fn snapshot_table(
             })?;
             shared.store.update(name, |old| {
                 let mut r = old.unwrap_or_else(|| {
-                    TableRecord::new(rt.plan.target.to_string(), rt.kind.label(), 0)
+                    TableRecord::new(rt.plan.target.to_string(), Some(rt.kind.clone()), 0)
                 });
                 r.state = TableState::Snapshotting;
-                r.start_position = Some(start.to_string());
+                r.start_position = Some(start);
                 r.rows_copied = 0;
                 r.snapshot_started_ms = Some(crate::state::now_ms());
                 r
@@ -289,10 +290,11 @@ pub async fn snapshot_table(
         tracing::warn!(table = %n.table, note = %n.message, "schema conversion note");
     }
     let rec = shared.store.update(name, |old| {
-        let mut r =
-            old.unwrap_or_else(|| TableRecord::new(rt.plan.target.to_string(), rt.kind.label(), 0));
+        let mut r = old.unwrap_or_else(|| {
+            TableRecord::new(rt.plan.target.to_string(), Some(rt.kind.clone()), 0)
+        });
         r.state = TableState::CatchingUp;
-        r.position = r.start_position.clone();
+        r.position = r.start_position;
         r
     })?;
     shared.store.journal(

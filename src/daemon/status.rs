@@ -163,14 +163,7 @@ fn table_status(source: &str, r: &TableRecord, live: bool, starting: bool) -> Ta
     } else {
         0.0
     };
-    let lag_versions = match (
-        r.position
-            .as_deref()
-            .and_then(crate::model::Position::parse),
-        r.source_position
-            .as_deref()
-            .and_then(crate::model::Position::parse),
-    ) {
+    let lag_versions = match (r.position, r.source_position) {
         (Some(a), Some(b)) => a.versions_behind(&b),
         _ => None,
     };
@@ -182,18 +175,18 @@ fn table_status(source: &str, r: &TableRecord, live: bool, starting: bool) -> Ta
         } else {
             r.state.label().into()
         },
-        change_source: r.change_source.clone(),
+        change_source: r.change_source.as_ref().map_or("", |c| c.label()).into(),
         rows_copied: r.rows_copied,
         rows_estimated: r.rows_estimated,
         snapshot_percent: (pct * 10.0).round() / 10.0,
-        start_position: r.start_position.clone(),
-        position: r.position.clone(),
+        start_position: r.start_position.map(|p| p.to_string()),
+        position: r.position.map(|p| p.to_string()),
         lag_seconds: r.lag_seconds,
         lag_versions,
         changes_applied: r.changes_applied,
         last_validation: r.last_validation.as_ref().map(|v| ValidationStatus {
             at: ms_to_rfc3339(v.at_ms),
-            result: v.result.clone(),
+            result: v.result.to_string(),
             mode: v.mode.clone(),
             source_rows: v.source_rows,
             target_rows: v.target_rows,
@@ -346,7 +339,11 @@ mod tests {
         let store = Store::open(&dir).unwrap();
         store
             .update("dbo.orders", |_| {
-                let mut r = TableRecord::new("public.orders".into(), "change_tracking", 10);
+                let mut r = TableRecord::new(
+                    "public.orders".into(),
+                    Some(crate::model::ChangeSource::ChangeTracking),
+                    10,
+                );
                 r.state = TableState::Errored;
                 r.losses = vec![("created".into(), "nul_stripped".into(), 2)];
                 r.last_error = Some(ErrorRecord {
@@ -356,7 +353,7 @@ mod tests {
                 });
                 r.last_validation = Some(ValidationRecord {
                     at_ms: 1,
-                    result: "equal".into(),
+                    result: crate::model::Verdict::Equal,
                     mode: "full".into(),
                     findings: vec![],
                     source_rows: 1,

@@ -5,12 +5,13 @@
 //! together, then the embedded store advances (never backwards). Retention loss is detected
 //! before reading and handled by policy; it is never skipped.
 
-use super::{connect_source, connect_target, Kind, Shared, TableRt};
+use super::{connect_source, connect_target, Shared, TableRt};
 use crate::config::Policies;
 use crate::config::RetentionPolicy;
 use crate::convert::value::to_value;
 use crate::convert::{Losses, TablePlan};
 use crate::error::{Backoff, Context, Error, ErrorKind};
+use crate::model::ChangeSource;
 use crate::model::{Lsn, Position, Value};
 use crate::sink::apply::{Op, StageWriter, Stages};
 use crate::sink::progress;
@@ -154,7 +155,7 @@ fn streaming_tables(shared: &Shared) -> Result<Vec<(String, TableRt, Position)>,
         .clone();
     let mut out = Vec::new();
     for (name, rt) in tables {
-        if rt.kind == Kind::None {
+        if rt.kind == ChangeSource::CopiedOnce {
             continue;
         }
         let Some(rec) = shared.store.table(&name)? else {
@@ -326,7 +327,10 @@ async fn window(
     let of_kind = |cdc: bool| -> Vec<&(String, TableRt, Position)> {
         tables
             .iter()
-            .filter(|t| matches!(t.1.kind, Kind::Cdc(_)) == cdc && t.1.kind != Kind::None)
+            .filter(|t| {
+                matches!(t.1.kind, ChangeSource::Cdc(_)) == cdc
+                    && t.1.kind != ChangeSource::CopiedOnce
+            })
             .collect()
     };
     b.ct(tds, &of_kind(false)).await?;
@@ -343,6 +347,10 @@ async fn window(
         progress::record_shape(&tx, &schema, name, rt.shape()).await?;
     }
     tx.commit().await.context(|| "commit a window".into())?;
+    let sources: Vec<(String, ChangeSource)> = replans
+        .iter()
+        .map(|(n, rt)| (n.clone(), rt.kind.clone()))
+        .collect();
     if !replans.is_empty() {
         let mut t = shared
             .tables
@@ -356,18 +364,19 @@ async fn window(
         Some(t) if report.changes > 0 => t.elapsed().as_secs_f64(),
         _ => 0.0,
     };
-    advance_store(shared, tables, &report, advanced, lag).await?;
+    advance_store(shared, tables, &report, (advanced, sources), lag).await?;
     Ok(report)
 }
 
 /// The embedded store follows the committed window: every advanced table's position, counters
-/// and losses, and the catching-up tables that are now streaming, in one store transaction run
+/// and losses, the change source of a table that took over a capture instance, and the
+/// catching-up tables that are now streaming, in one store transaction run
 /// off the async workers.
 async fn advance_store(
     shared: &Shared,
     tables: &[(String, TableRt, Position)],
     report: &WindowReport,
-    advanced: Vec<Advance>,
+    (advanced, mut sources): (Vec<Advance>, Vec<(String, ChangeSource)>),
     lag: f64,
 ) -> Result<(), Error> {
     let lost: Vec<&str> = report.lost.iter().map(|(t, _)| t.as_str()).collect();
@@ -378,19 +387,35 @@ async fn advance_store(
         .filter(|n| !lost.contains(&n.as_str()))
         .collect();
     let store = shared.store.clone();
-    let updates: Vec<crate::state::WindowUpdate> = advanced
+    let mut source_of = |name: &str| {
+        let i = sources.iter().position(|(n, _)| n == name)?;
+        Some(sources.swap_remove(i).1)
+    };
+    let mut updates: Vec<crate::state::WindowUpdate> = advanced
         .into_iter()
         .map(|a| {
+            let source = source_of(&a.name);
             let f: Box<dyn FnOnce(&mut TableRecord) + Send> =
                 Box::new(move |r: &mut TableRecord| {
                     r.changes_applied += a.changes;
                     r.lag_seconds = lag;
-                    r.source_position = Some(a.position.to_string());
+                    r.source_position = Some(a.position);
                     super::merge_losses(r, &a.losses);
+                    if source.is_some() {
+                        r.change_source = source;
+                    }
                 });
             (a.name, a.position, f)
         })
         .collect();
+    // A take-over that moved no position still records its new capture instance.
+    for (name, source) in sources {
+        if let Some((_, _, at)) = tables.iter().find(|t| t.0 == name) {
+            let f: Box<dyn FnOnce(&mut TableRecord) + Send> =
+                Box::new(move |r: &mut TableRecord| r.change_source = Some(source));
+            updates.push((name, *at, f));
+        }
+    }
     let streaming = tokio::task::spawn_blocking(move || store.advance_window(updates, &caught_up))
         .await
         .map_err(|e| Error::panicked("state store", e))??;
@@ -535,7 +560,7 @@ impl Building<'_, '_> {
         let behind: Vec<(&str, Lsn)> = cdc
             .iter()
             .filter_map(|t| match (&t.2, &t.1.kind) {
-                (Position::Cdc(l), Kind::Cdc(ci)) if *l < max => Some((ci.as_str(), *l)),
+                (Position::Cdc(l), ChangeSource::Cdc(ci)) if *l < max => Some((ci.as_str(), *l)),
                 _ => None,
             })
             .collect();
@@ -549,7 +574,7 @@ impl Building<'_, '_> {
             );
         }
         for (name, rt, pos) in cdc.iter().map(|t| (&t.0, &t.1, &t.2)) {
-            let (Position::Cdc(last), Kind::Cdc(ci)) = (*pos, &rt.kind) else {
+            let (Position::Cdc(last), ChangeSource::Cdc(ci)) = (*pos, &rt.kind) else {
                 continue;
             };
             if last >= upper {
@@ -661,7 +686,7 @@ impl Building<'_, '_> {
             .remove(&id)
             .unwrap_or_default();
         let (mut switched, added) = self.reconcile(now, name, rt).await?;
-        switched.kind = Kind::Cdc(new_ci.to_string());
+        switched.kind = ChangeSource::Cdc(new_ci.to_string());
         let from = CdcRead {
             instance: new_ci,
             range: source::cdc::Range::From,
@@ -875,13 +900,19 @@ pub async fn drain(shared: &Shared, deadline: Instant) -> Result<(), Error> {
         stages: Stages::default(),
     };
     let tables = streaming_tables(shared)?;
-    let ct_final = if tables.iter().any(|t| t.1.kind == Kind::ChangeTracking) {
+    let ct_final = if tables
+        .iter()
+        .any(|t| t.1.kind == ChangeSource::ChangeTracking)
+    {
         source::ct::current_version(&mut conns.tds).await?
     } else {
         None
     };
     let mut cdc_final = None;
-    if tables.iter().any(|t| matches!(t.1.kind, Kind::Cdc(_))) {
+    if tables
+        .iter()
+        .any(|t| matches!(t.1.kind, ChangeSource::Cdc(_)))
+    {
         cdc_final = cdc_settled(&mut conns.tds, deadline).await?;
     }
     loop {

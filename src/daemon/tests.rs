@@ -1,8 +1,9 @@
 //! The choice of a table's change source, case by case.
 
-use super::{decide_kind, decide_kind_resuming, Kind};
-use crate::config::{ChangeSource, Mapping, TableSelector};
+use super::{decide_change_source, decide_change_source_resuming};
+use crate::config::{ChangeSourceChoice, Mapping, TableSelector};
 use crate::convert::plan_table;
+use crate::model::ChangeSource;
 use crate::model::{CaptureInstance, SourceColumn, SourceTable, SourceType, TableName};
 use crate::source::DatabaseInfo;
 
@@ -56,11 +57,11 @@ fn db(ct: bool) -> DatabaseInfo {
 
 /// The kind chosen, or the start of the error's message and a word its hint must hold.
 fn decide(
-    source: ChangeSource,
+    source: ChangeSourceChoice,
     t: &SourceTable,
     db: &DatabaseInfo,
     resume: Option<&str>,
-) -> Result<Kind, (String, String)> {
+) -> Result<ChangeSource, (String, String)> {
     let sel = TableSelector {
         source: "dbo.t".into(),
         change_source: source,
@@ -68,24 +69,24 @@ fn decide(
     };
     let plan = plan_table(t, &sel, 0, &Mapping::default()).expect("plan");
     let r = match resume {
-        None => decide_kind(&plan, db),
-        Some(ci) => decide_kind_resuming(&plan, db, Some(ci)),
+        None => decide_change_source(&plan, db),
+        Some(ci) => decide_change_source_resuming(&plan, db, Some(ci)),
     };
     r.map_err(|e| (e.to_string(), e.hint().unwrap_or_default()))
 }
 
 #[test]
 fn each_change_source_is_chosen_or_refused_with_the_t_sql_that_enables_it() {
-    use ChangeSource as S;
+    use ChangeSourceChoice as S;
     let all: &[&str] = &["id", "b"];
-    let cdc = |name| Kind::Cdc(String::from(name));
-    let ok: Vec<(S, SourceTable, DatabaseInfo, Option<&str>, Kind)> = vec![
+    let cdc = |name| ChangeSource::Cdc(String::from(name));
+    let ok: Vec<(S, SourceTable, DatabaseInfo, Option<&str>, ChangeSource)> = vec![
         (
             S::Auto,
             table(true, &[]),
             db(true),
             None,
-            Kind::ChangeTracking,
+            ChangeSource::ChangeTracking,
         ),
         (
             S::Auto,
@@ -121,7 +122,7 @@ fn each_change_source_is_chosen_or_refused_with_the_t_sql_that_enables_it() {
             table(true, &[("dbo_t", &["id"])]),
             db(true),
             None,
-            Kind::ChangeTracking,
+            ChangeSource::ChangeTracking,
         ),
         (
             S::Cdc,
@@ -130,13 +131,19 @@ fn each_change_source_is_chosen_or_refused_with_the_t_sql_that_enables_it() {
             None,
             cdc("dbo_t"),
         ),
-        (S::None, table(false, &[]), db(false), None, Kind::None),
+        (
+            S::None,
+            table(false, &[]),
+            db(false),
+            None,
+            ChangeSource::CopiedOnce,
+        ),
         (
             S::None,
             table(false, &[("dbo_t", &["id"])]),
             db(false),
             None,
-            Kind::None,
+            ChangeSource::CopiedOnce,
         ),
     ];
     for (i, (source, t, d, resume, want)) in ok.into_iter().enumerate() {

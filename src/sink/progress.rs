@@ -25,11 +25,40 @@ pub struct Part {
     pub done: bool,
 }
 
+/// Where a table stands on the target (the `phase` column of the progress table).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Phase {
+    /// The snapshot is being copied (its parts say how far).
+    Snapshotting,
+    /// The snapshot is done; windows apply changes from `stream_position`.
+    Streaming,
+    /// `replicator resync` asked for a new copy; the next start-up takes it.
+    Resync,
+}
+
+impl Phase {
+    /// The text stored in the progress table.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Phase::Snapshotting => "snapshotting",
+            Phase::Streaming => "streaming",
+            Phase::Resync => "resync",
+        }
+    }
+
+    /// Reads the stored text; `None` for a phase this release does not know.
+    pub fn parse(s: &str) -> Option<Phase> {
+        [Phase::Snapshotting, Phase::Streaming, Phase::Resync]
+            .into_iter()
+            .find(|p| p.as_str() == s)
+    }
+}
+
 /// One table's committed progress on the target.
 #[derive(Debug, Clone, PartialEq)]
 pub struct TableProgress {
-    /// `snapshotting` or `streaming`.
-    pub phase: String,
+    /// Where it stands.
+    pub phase: Phase,
     /// Target table (`schema.table`).
     pub target: String,
     /// Position read before the first chunk.
@@ -118,11 +147,20 @@ pub async fn load(
         let start: Option<String> = r.get(3);
         let pos: Option<String> = r.get(4);
         let columns: Option<String> = r.get(5);
+        let source: String = r.get(0);
+        let phase: String = r.get(2);
+        let phase = Phase::parse(&phase).ok_or_else(|| {
+            Error::table(
+                &source,
+                format!("the target's progress table records phase {phase:?}, which this release does not know"),
+                Some("run the replicator release that wrote it, or `replicator resync` the table"),
+            )
+        })?;
         out.insert(
-            r.get::<_, String>(0),
+            source,
             TableProgress {
                 target: r.get(1),
-                phase: r.get(2),
+                phase,
                 start: start.as_deref().and_then(Position::parse),
                 position: pos.as_deref().and_then(Position::parse),
                 parts: Vec::new(),
@@ -377,4 +415,23 @@ pub async fn record_proof(
         .await
         .context(|| format!("record the equality proof of {source}"))?;
     Ok(n == 1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Phase;
+
+    #[test]
+    fn phases_read_back_what_is_stored_and_refuse_the_unknown() {
+        for p in [Phase::Snapshotting, Phase::Streaming, Phase::Resync] {
+            assert_eq!(Phase::parse(p.as_str()), Some(p));
+        }
+        // The statements that write a phase spell it as `as_str` does.
+        let src = include_str!("progress.rs");
+        for written in ["'snapshotting'", "'streaming'", "'resync'"] {
+            assert!(src.contains(&format!("phase = {written}")), "{written}");
+        }
+        assert_eq!(Phase::parse("copying"), None);
+        assert_eq!(Phase::parse("Streaming"), None);
+    }
 }

@@ -8,8 +8,8 @@
 use crate::config::Policies;
 use crate::convert::value::to_value;
 use crate::convert::{Losses, TablePlan, TargetKind};
-use crate::daemon::Kind;
 use crate::error::{Context, Error};
+use crate::model::ChangeSource;
 use crate::model::{quote_pg, quote_tsql, Position, Value};
 use crate::sink::copy;
 use crate::source::read::{Key, KeyValue};
@@ -292,17 +292,17 @@ pub async fn target_rows(
 pub async fn changed_keys(
     tds: &mut Tds,
     plan: &TablePlan,
-    kind: &Kind,
+    kind: &ChangeSource,
     pos: &Option<Position>,
     policies: &Policies,
 ) -> Result<Vec<(KeyBytes, Key)>, Error> {
     let q = match (kind, pos) {
-        (Kind::ChangeTracking, Some(Position::Ct(v))) => {
+        (ChangeSource::ChangeTracking, Some(Position::Ct(v))) => {
             let mut q = tiberius::Query::new(crate::source::ct::changed_keys_sql(plan));
             q.bind(*v);
             q
         }
-        (Kind::Cdc(ci), Some(Position::Cdc(l))) => {
+        (ChangeSource::Cdc(ci), Some(Position::Cdc(l))) => {
             let mut q = tiberius::Query::new(crate::source::cdc::changed_keys_sql(plan, ci));
             q.bind(l.0.to_vec());
             q

@@ -15,9 +15,10 @@ use super::by_key::{self, KeyBytes};
 use super::{Outcome, Suspect};
 use crate::config::ValidationMode;
 use crate::convert::TablePlan;
-use crate::daemon::{connect_target, resume_position, Kind, Shared, TableRt};
+use crate::daemon::{connect_target, resume_position, Shared, TableRt};
 use crate::error::{Context, Error};
 use crate::model::{quote_tsql, Position};
+use crate::model::{ChangeSource, Verdict};
 use crate::sink::apply::Op;
 use crate::sink::{guard, progress};
 use crate::source::read::Key;
@@ -46,8 +47,8 @@ pub struct TableResult {
     pub table: String,
     /// `sample` or `full`.
     pub mode: String,
-    /// `equal`, `different`, `repaired` or `skipped`.
-    pub result: String,
+    /// The outcome.
+    pub result: Verdict,
     /// Rows compared on the source side (full), or the source's row count (sample).
     pub source_rows: i64,
     /// The same on the target side.
@@ -147,7 +148,7 @@ fn skipped(name: &str, mode: ValidationMode, why: &str) -> TableResult {
     TableResult {
         table: name.to_string(),
         mode: mode_label(mode).into(),
-        result: "skipped".into(),
+        result: Verdict::Skipped,
         source_rows: 0,
         target_rows: 0,
         findings: Vec::new(),
@@ -164,7 +165,7 @@ fn skipped(name: &str, mode: ValidationMode, why: &str) -> TableResult {
 fn record(shared: &Shared, r: &TableResult) -> Result<(), Error> {
     let rec = ValidationRecord {
         at_ms: crate::state::now_ms(),
-        result: r.result.clone(),
+        result: r.result,
         mode: r.mode.clone(),
         findings: r.findings.clone(),
         source_rows: r.source_rows,
@@ -181,7 +182,7 @@ fn record(shared: &Shared, r: &TableResult) -> Result<(), Error> {
         Some(&r.table),
         format!("{} {}: {detail}", r.mode, r.result),
     )?;
-    if r.result == "different" {
+    if r.result == Verdict::Different {
         tracing::error!(table = %r.table, findings = r.findings.len(), "validation found differences");
     } else {
         tracing::info!(table = %r.table, result = %r.result, mode = %r.mode, "validated");
@@ -204,11 +205,11 @@ fn reached(now: &Option<Position>, goal: &Option<Position>) -> bool {
 }
 
 /// The source's newest position for this table's change source.
-async fn source_position(tds: &mut Tds, kind: &Kind) -> Result<Option<Position>, Error> {
+async fn source_position(tds: &mut Tds, kind: &ChangeSource) -> Result<Option<Position>, Error> {
     Ok(match kind {
-        Kind::ChangeTracking => source::ct::current_version(tds).await?.map(Position::Ct),
-        Kind::Cdc(_) => source::cdc::max_lsn(tds).await?.map(Position::Cdc),
-        Kind::None => None,
+        ChangeSource::ChangeTracking => source::ct::current_version(tds).await?.map(Position::Ct),
+        ChangeSource::Cdc(_) => source::cdc::max_lsn(tds).await?.map(Position::Cdc),
+        ChangeSource::CopiedOnce => None,
     })
 }
 
@@ -562,7 +563,7 @@ async fn table(
     let mut result = TableResult {
         table: name.to_string(),
         mode: mode_label(mode).into(),
-        result: "equal".into(),
+        result: Verdict::Equal,
         source_rows: first.source_rows,
         target_rows: first.target_rows,
         findings: Vec::new(),
@@ -578,7 +579,7 @@ async fn table(
     let mut count_gap = first.count_gap;
     let mut goal = first.source_at;
     // CDC needs a second confirmation: its capture job may not have seen a change yet.
-    let rounds = if matches!(rt.kind, Kind::Cdc(_)) {
+    let rounds = if matches!(rt.kind, ChangeSource::Cdc(_)) {
         2
     } else {
         1
@@ -589,7 +590,7 @@ async fn table(
             break;
         }
         if !caught_up(shared, name, &goal, Duration::from_secs(120)).await {
-            result.result = "skipped".into();
+            result.result = Verdict::Skipped;
             result.note = Some("replication did not catch up with the validated position within 2 minutes; validate again later".into());
             return Ok(result);
         }
@@ -636,13 +637,13 @@ async fn table(
     }
     if !result.findings.is_empty() {
         result.result = if repair && result.repaired == confirmed.len() && count_gap == 0 {
-            "repaired".into()
+            Verdict::Repaired
         } else {
-            "different".into()
+            Verdict::Different
         };
     }
-    if let (ValidationMode::Full, "equal", Some((position, epoch, guard))) =
-        (mode, result.result.as_str(), first.basis)
+    if let (ValidationMode::Full, Verdict::Equal, Some((position, epoch, guard))) =
+        (mode, result.result, first.basis)
     {
         let proof = progress::Proof {
             position,

@@ -5,6 +5,7 @@
 //! moves backwards ([`Store::advance_position`]); the target's progress tables win on start-up.
 
 use crate::error::Error;
+use crate::model::{ChangeSource, Position, Verdict};
 use redb::{Database, ReadableTable, TableDefinition};
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
 use std::path::Path;
@@ -12,7 +13,13 @@ use std::path::Path;
 const TABLES: TableDefinition<&str, &[u8]> = TableDefinition::new("tables");
 const JOURNAL: TableDefinition<u64, &[u8]> = TableDefinition::new("journal");
 const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
+/// The version tag of journal entries and meta values (their layout has not changed).
 const RECORD_VERSION: u8 = 1;
+/// The version tag of [`TableRecord`]s: 2 holds positions, the change source and the verdict
+/// typed; 1 held them as text ([`v1`] reads it and [`Store::open`] upgrades it).
+const TABLE_RECORD_VERSION: u8 = 2;
+
+mod v1;
 
 /// Where a table is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -62,8 +69,8 @@ pub struct ErrorRecord {
 pub struct ValidationRecord {
     /// When (Unix ms).
     pub at_ms: i64,
-    /// `equal`, `different` or `skipped`.
-    pub result: String,
+    /// The outcome.
+    pub result: Verdict,
     /// Mode: `counts+sample` or `full`.
     pub mode: String,
     /// Findings (key and what differs), at most a few.
@@ -81,18 +88,18 @@ pub struct TableRecord {
     pub target: String,
     /// Lifecycle state.
     pub state: TableState,
-    /// `change_tracking`, `cdc` or `none`.
-    pub change_source: String,
+    /// Where its changes come from (none: not decided yet, e.g. a record made by a validation).
+    pub change_source: Option<ChangeSource>,
     /// Rows copied by the snapshot.
     pub rows_copied: i64,
     /// Estimated rows at the source.
     pub rows_estimated: i64,
     /// Position read before the snapshot.
-    pub start_position: Option<String>,
+    pub start_position: Option<Position>,
     /// Changes applied up to here.
-    pub position: Option<String>,
+    pub position: Option<Position>,
     /// Source's newest position when last looked.
-    pub source_position: Option<String>,
+    pub source_position: Option<Position>,
     /// Seconds between the newest applied source commit and its apply.
     pub lag_seconds: f64,
     /// Changes applied since the snapshot.
@@ -111,11 +118,15 @@ pub struct TableRecord {
 
 impl TableRecord {
     /// A fresh record for a newly selected table.
-    pub fn new(target: String, change_source: &str, rows_estimated: i64) -> TableRecord {
+    pub fn new(
+        target: String,
+        change_source: Option<ChangeSource>,
+        rows_estimated: i64,
+    ) -> TableRecord {
         TableRecord {
             target,
             state: TableState::Pending,
-            change_source: change_source.into(),
+            change_source,
             rows_copied: 0,
             rows_estimated,
             start_position: None,
@@ -128,6 +139,21 @@ impl TableRecord {
             losses: Vec::new(),
             snapshot_started_ms: None,
             updated_ms: now_ms(),
+        }
+    }
+}
+
+impl TableRecord {
+    /// A record for a table known only by name so far (a validation of a table the daemon has
+    /// not taken in): no target, no change source.
+    pub fn unknown() -> TableRecord {
+        TableRecord::new(String::new(), None, 0)
+    }
+
+    /// Moves the applied position forward; never backwards (an older one is ignored).
+    pub fn advance(&mut self, position: Position) {
+        if !self.position.is_some_and(|p| p > position) {
+            self.position = Some(position);
         }
     }
 }
@@ -153,21 +179,42 @@ pub fn now_ms() -> i64 {
         .unwrap_or(0)
 }
 
-fn encode<T: Serialize>(v: &T) -> Result<Vec<u8>, Error> {
-    let mut out = vec![RECORD_VERSION];
+fn encode_as<T: Serialize>(version: u8, v: &T) -> Result<Vec<u8>, Error> {
+    let mut out = vec![version];
     out.extend(postcard::to_stdvec(v).map_err(|e| Error::State(format!("encode: {e}")))?);
     Ok(out)
 }
 
-fn decode<T: DeserializeOwned>(b: &[u8]) -> Result<T, Error> {
+fn encode<T: Serialize>(v: &T) -> Result<Vec<u8>, Error> {
+    encode_as(RECORD_VERSION, v)
+}
+
+fn encode_table(rec: &TableRecord) -> Result<Vec<u8>, Error> {
+    encode_as(TABLE_RECORD_VERSION, rec)
+}
+
+fn payload<'a>(b: &'a [u8], reads: &[u8]) -> Result<(u8, &'a [u8]), Error> {
     match b.split_first() {
-        Some((&RECORD_VERSION, rest)) => {
-            postcard::from_bytes(rest).map_err(|e| Error::State(format!("decode: {e}")))
-        }
+        Some((v, rest)) if reads.contains(v) => Ok((*v, rest)),
         Some((v, _)) => Err(Error::State(format!(
-            "record version {v} is not one this build reads ({RECORD_VERSION}); use the replicator version that wrote it"
+            "record version {v} is not one this build reads ({reads:?}); use the replicator version that wrote it"
         ))),
         None => Err(Error::State("empty record".into())),
+    }
+}
+
+fn decode<T: DeserializeOwned>(b: &[u8]) -> Result<T, Error> {
+    let (_, rest) = payload(b, &[RECORD_VERSION])?;
+    postcard::from_bytes(rest).map_err(|e| Error::State(format!("decode: {e}")))
+}
+
+/// A table record of either version (a version 1 record is upgraded on the way).
+fn decode_table(b: &[u8]) -> Result<TableRecord, Error> {
+    match payload(b, &[1, TABLE_RECORD_VERSION])? {
+        (1, rest) => postcard::from_bytes::<v1::TableRecord>(rest)
+            .map(v1::TableRecord::upgrade)
+            .map_err(|e| Error::State(format!("decode a version 1 table record: {e}"))),
+        (_, rest) => postcard::from_bytes(rest).map_err(|e| Error::State(format!("decode: {e}"))),
     }
 }
 
@@ -182,11 +229,7 @@ pub struct Store {
 }
 
 /// One table a committed window moved: its new position, and the rest of its record's changes.
-pub type WindowUpdate = (
-    String,
-    crate::model::Position,
-    Box<dyn FnOnce(&mut TableRecord) + Send>,
-);
+pub type WindowUpdate = (String, Position, Box<dyn FnOnce(&mut TableRecord) + Send>);
 
 impl Store {
     /// Opens (creating the directory and file if missing). Fails while another process holds it.
@@ -203,9 +246,42 @@ impl Store {
             w.open_table(META).map_err(st("open meta"))?;
         }
         w.commit().map_err(st("commit"))?;
-        Ok(Store {
+        let store = Store {
             db: std::sync::Arc::new(db),
-        })
+        };
+        store.upgrade()?;
+        Ok(store)
+    }
+
+    /// Rewrites every table record of an older version in the current one, in one transaction
+    /// (idempotent; nothing to do in a store this version wrote).
+    fn upgrade(&self) -> Result<(), Error> {
+        let w = self.db.begin_write().map_err(st("begin"))?;
+        let mut upgraded = 0;
+        {
+            let mut t = w.open_table(TABLES).map_err(st("open tables"))?;
+            let mut old = Vec::new();
+            for item in t.iter().map_err(st("iterate"))? {
+                let (k, v) = item.map_err(st("read"))?;
+                if v.value().first() != Some(&TABLE_RECORD_VERSION) {
+                    old.push((k.value().to_string(), decode_table(v.value())?));
+                }
+            }
+            for (name, rec) in old {
+                t.insert(name.as_str(), encode_table(&rec)?.as_slice())
+                    .map_err(st("write"))?;
+                upgraded += 1;
+            }
+        }
+        w.commit().map_err(st("commit"))?;
+        if upgraded > 0 {
+            tracing::info!(
+                tables = upgraded,
+                version = TABLE_RECORD_VERSION,
+                "upgraded the checkpoint store's table records"
+            );
+        }
+        Ok(())
     }
 
     /// All table records, by source name.
@@ -215,7 +291,7 @@ impl Store {
         let mut out = Vec::new();
         for item in t.iter().map_err(st("iterate"))? {
             let (k, v) = item.map_err(st("read"))?;
-            out.push((k.value().to_string(), decode(v.value())?));
+            out.push((k.value().to_string(), decode_table(v.value())?));
         }
         Ok(out)
     }
@@ -225,14 +301,14 @@ impl Store {
         let r = self.db.begin_read().map_err(st("begin read"))?;
         let t = r.open_table(TABLES).map_err(st("open tables"))?;
         let v = t.get(source).map_err(st("read"))?;
-        v.map(|v| decode(v.value())).transpose()
+        v.map(|v| decode_table(v.value())).transpose()
     }
 
     /// Records a table's last validation (shown by `status`); a table not seen before gets a
     /// record with only that.
     pub fn record_validation(&self, source: &str, rec: ValidationRecord) -> Result<(), Error> {
         self.update(source, |old| {
-            let mut t = old.unwrap_or_else(|| TableRecord::new(String::new(), "", 0));
+            let mut t = old.unwrap_or_else(TableRecord::unknown);
             t.last_validation = Some(rec);
             t
         })?;
@@ -252,11 +328,11 @@ impl Store {
             let old = t
                 .get(source)
                 .map_err(st("read"))?
-                .map(|v| decode::<TableRecord>(v.value()))
+                .map(|v| decode_table(v.value()))
                 .transpose()?;
             let mut rec = f(old);
             rec.updated_ms = now_ms();
-            t.insert(source, encode(&rec)?.as_slice())
+            t.insert(source, encode_table(&rec)?.as_slice())
                 .map_err(st("write"))?;
             rec
         };
@@ -268,19 +344,12 @@ impl Store {
     pub fn advance_position(
         &self,
         source: &str,
-        position: &crate::model::Position,
+        position: &Position,
         f: impl FnOnce(&mut TableRecord),
     ) -> Result<(), Error> {
         self.update(source, |old| {
-            let mut rec = old.unwrap_or_else(|| TableRecord::new(String::new(), "", 0));
-            let older = rec
-                .position
-                .as_deref()
-                .and_then(crate::model::Position::parse)
-                .is_some_and(|p| p > *position);
-            if !older {
-                rec.position = Some(position.to_string());
-            }
+            let mut rec = old.unwrap_or_else(TableRecord::unknown);
+            rec.advance(*position);
             f(&mut rec);
             rec
         })?;
@@ -305,7 +374,7 @@ impl Store {
                 |t: &redb::Table<&str, &[u8]>, name: &str| -> Result<Option<TableRecord>, Error> {
                     t.get(name)
                         .map_err(st("read"))?
-                        .map(|v| decode::<TableRecord>(v.value()))
+                        .map(|v| decode_table(v.value()))
                         .transpose()
                 };
             let mut to_stream = |rec: &mut TableRecord, name: &str| {
@@ -317,20 +386,12 @@ impl Store {
             };
             let mut done: Vec<String> = Vec::new();
             for (name, position, f) in updates {
-                let mut rec =
-                    read(&t, &name)?.unwrap_or_else(|| TableRecord::new(String::new(), "", 0));
-                let older = rec
-                    .position
-                    .as_deref()
-                    .and_then(crate::model::Position::parse)
-                    .is_some_and(|p| p > position);
-                if !older {
-                    rec.position = Some(position.to_string());
-                }
+                let mut rec = read(&t, &name)?.unwrap_or_else(TableRecord::unknown);
+                rec.advance(position);
                 f(&mut rec);
                 to_stream(&mut rec, &name);
                 rec.updated_ms = now_ms();
-                t.insert(name.as_str(), encode(&rec)?.as_slice())
+                t.insert(name.as_str(), encode_table(&rec)?.as_slice())
                     .map_err(st("write"))?;
                 done.push(name);
             }
@@ -341,7 +402,7 @@ impl Store {
                 if rec.state == TableState::CatchingUp {
                     to_stream(&mut rec, name);
                     rec.updated_ms = now_ms();
-                    t.insert(name.as_str(), encode(&rec)?.as_slice())
+                    t.insert(name.as_str(), encode_table(&rec)?.as_slice())
                         .map_err(st("write"))?;
                 }
             }
@@ -412,7 +473,7 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::Position;
+    use crate::model::Lsn;
 
     #[test]
     fn records_survive_reopen_and_positions_never_move_back() {
@@ -421,7 +482,7 @@ mod tests {
         {
             let s = Store::open(&dir).expect("open");
             s.update("dbo.t", |_| {
-                TableRecord::new("public.t".into(), "change_tracking", 10)
+                TableRecord::new("public.t".into(), Some(ChangeSource::ChangeTracking), 10)
             })
             .unwrap();
             s.advance_position("dbo.t", &Position::Ct(10), |_| {})
@@ -433,14 +494,14 @@ mod tests {
         }
         let s = Store::open(&dir).expect("reopen");
         let rec = s.table("dbo.t").unwrap().expect("record");
-        assert_eq!(rec.position.as_deref(), Some("ct:10"));
+        assert_eq!(rec.position, Some(Position::Ct(10)));
         assert_eq!(rec.target, "public.t");
         let h = s.history().unwrap();
         assert_eq!(
             h.iter().map(|e| e.event.as_str()).collect::<Vec<_>>(),
             ["snapshot_started", "snapshot_finished"]
         );
-        assert!(decode::<TableRecord>(&[9, 1, 2])
+        assert!(decode_table(&[9, 1, 2])
             .unwrap_err()
             .to_string()
             .contains("version 9"));
@@ -459,9 +520,13 @@ mod tests {
             ("dbo.d", TableState::Errored),
         ] {
             s.update(name, |_| {
-                let mut r = TableRecord::new(name.replace("dbo", "public"), "change_tracking", 0);
+                let mut r = TableRecord::new(
+                    name.replace("dbo", "public"),
+                    Some(ChangeSource::ChangeTracking),
+                    0,
+                );
                 r.state = state;
-                r.position = Some("ct:5".into());
+                r.position = Some(Position::Ct(5));
                 r
             })
             .unwrap();
@@ -483,9 +548,9 @@ mod tests {
         let streaming = s.advance_window(updates, &caught_up).unwrap();
         assert_eq!(streaming, ["dbo.a", "dbo.c"]);
         let rec = |n: &str| s.table(n).unwrap().unwrap();
-        assert_eq!(rec("dbo.a").position.as_deref(), Some("ct:9"));
+        assert_eq!(rec("dbo.a").position, Some(Position::Ct(9)));
         assert_eq!(rec("dbo.a").changes_applied, 3);
-        assert_eq!(rec("dbo.b").position.as_deref(), Some("ct:5"));
+        assert_eq!(rec("dbo.b").position, Some(Position::Ct(5)));
         assert_eq!(rec("dbo.b").changes_applied, 1);
         assert_eq!(rec("dbo.c").state, TableState::Streaming);
         // An errored table is not revived by a window.
@@ -494,6 +559,93 @@ mod tests {
         assert_eq!(
             s.clone().table("dbo.a").unwrap().unwrap().changes_applied,
             3
+        );
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// `tests/fixtures/store-v1.redb` was written by the release before records were typed
+    /// (version 1): four tables (Change Tracking streaming with a validation and a loss, CDC
+    /// catching up, copied-once errored, pending), two journal entries and a meta value.
+    #[test]
+    fn a_store_written_by_the_previous_release_is_read_and_upgraded() {
+        let dir = std::env::temp_dir().join(format!("replicator-upgrade-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/store-v1.redb");
+        std::fs::copy(&fixture, dir.join("replicator.redb")).expect("copy the fixture");
+        let raw_versions = |s: &Store| -> Vec<u8> {
+            let r = s.db.begin_read().unwrap();
+            let t = r.open_table(TABLES).unwrap();
+            t.iter().unwrap().map(|i| i.unwrap().1.value()[0]).collect()
+        };
+        let check = |s: &Store| {
+            let orders = s.table("dbo.Orders").unwrap().expect("dbo.Orders");
+            assert_eq!(orders.target, "public.orders");
+            assert_eq!(orders.state, TableState::Streaming);
+            assert_eq!(orders.change_source, Some(ChangeSource::ChangeTracking));
+            assert_eq!(orders.start_position, Some(Position::Ct(17)));
+            assert_eq!(orders.position, Some(Position::Ct(42)));
+            assert_eq!(orders.source_position, Some(Position::Ct(42)));
+            assert_eq!((orders.rows_copied, orders.changes_applied), (830, 25));
+            assert_eq!(orders.lag_seconds, 0.25);
+            assert_eq!(
+                orders.losses,
+                [("notes".to_string(), "nul_stripped".to_string(), 2)]
+            );
+            let v = orders.last_validation.expect("validation");
+            assert_eq!((v.result, v.mode.as_str()), (Verdict::Equal, "full"));
+            assert_eq!((v.source_rows, v.target_rows), (830, 830));
+            let details = s.table("sales.[Order Details]").unwrap().expect("cdc");
+            assert_eq!(details.state, TableState::CatchingUp);
+            assert_eq!(
+                details.change_source,
+                Some(ChangeSource::Cdc(String::new()))
+            );
+            let lsn = |b: [u8; 10]| Some(Position::Cdc(Lsn(b)));
+            assert_eq!(
+                details.start_position,
+                lsn([0, 0, 0, 0x2a, 0, 0, 0, 0x10, 0, 3])
+            );
+            assert_eq!(details.position, lsn([0, 0, 0, 0x2b, 0, 0, 0, 0x20, 0, 1]));
+            let shippers = s.table("dbo.Shippers").unwrap().expect("errored");
+            assert_eq!(shippers.state, TableState::Errored);
+            assert_eq!(shippers.change_source, Some(ChangeSource::CopiedOnce));
+            let e = shippers.last_error.expect("error");
+            assert_eq!(
+                (e.message.as_str(), e.hint.as_deref()),
+                ("table dbo.Shippers: boom", Some("fix it"))
+            );
+            let pending = s.table("dbo.Pending").unwrap().expect("pending");
+            assert_eq!(
+                (pending.state, pending.position),
+                (TableState::Pending, None)
+            );
+            assert_eq!(s.tables().unwrap().len(), 4);
+            let events: Vec<_> = s.history().unwrap().into_iter().map(|e| e.event).collect();
+            assert_eq!(events, ["snapshot_started", "cutover"]);
+            assert_eq!(
+                s.meta::<String>("cutover").unwrap().as_deref(),
+                Some("2026-12-06T00:00:00Z")
+            );
+        };
+        {
+            let s = Store::open(&dir).expect("open the version 1 store");
+            assert_eq!(
+                raw_versions(&s),
+                [TABLE_RECORD_VERSION; 4],
+                "upgraded on open"
+            );
+            check(&s);
+            // It keeps working as a current store: positions still never move back.
+            s.advance_position("dbo.Orders", &Position::Ct(40), |_| {})
+                .unwrap();
+            s.advance_position("dbo.Orders", &Position::Ct(43), |_| {})
+                .unwrap();
+        }
+        let s = Store::open(&dir).expect("reopen");
+        assert_eq!(
+            s.table("dbo.Orders").unwrap().unwrap().position,
+            Some(Position::Ct(43))
         );
         let _ = std::fs::remove_dir_all(&dir);
     }
