@@ -176,7 +176,7 @@ fn progress_bar(shared: std::sync::Arc<daemon::Shared>) {
         .progress_chars("=> "),
     );
     let bar = BAR.get_or_init(|| bar).clone();
-    shared.clone().tasks.spawn(async move {
+    shared.clone().lifecycle.tasks.spawn(async move {
         loop {
             if let Ok(tables) = shared.store.tables() {
                 let total: i64 = tables
@@ -310,7 +310,7 @@ pub async fn run(config: Config, path: &Path) -> Result<(), Error> {
         running.clone(),
         path.to_path_buf(),
     ));
-    let result = daemon::serve::serve(config, shutdown, |shared| {
+    let result = crate::serve::serve(config, shutdown, |shared| {
         let _ = running.set(shared.clone());
         progress_bar(shared.clone());
     })
@@ -359,7 +359,7 @@ async fn validate(
     repair: bool,
     json: bool,
 ) -> Result<(), Error> {
-    let req = crate::control::Request::Validate(crate::validate::live::Request {
+    let req = crate::control::Request::Validate(crate::daemon::validation::Request {
         table,
         full,
         repair,
@@ -463,7 +463,7 @@ fn from_store_or_file(config: &Config) -> Result<daemon::status::Status, Error> 
     Ok(match Store::open(&config.state_dir) {
         Ok(store) => daemon::status::build(&store, None)?,
         Err(_) => {
-            let path = config.state_dir.join(daemon::serve::STATUS_FILE);
+            let path = config.state_dir.join(crate::serve::STATUS_FILE);
             let mut tries = 0;
             loop {
                 match std::fs::read(&path) {

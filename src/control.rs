@@ -28,7 +28,7 @@ pub enum Request {
         table: String,
     },
     /// Validate now.
-    Validate(crate::validate::live::Request),
+    Validate(crate::daemon::validation::Request),
 }
 
 /// An answer line.
@@ -45,7 +45,7 @@ pub enum Reply {
     /// A validation's results.
     Results {
         /// One per table.
-        results: Vec<crate::validate::live::TableResult>,
+        results: Vec<crate::daemon::validation::TableResult>,
     },
     /// Why the request failed.
     Error {
@@ -84,16 +84,16 @@ pub async fn serve(shared: Arc<Shared>, path: &Path) -> Result<(), Error> {
         })?;
     }
     let path = path.to_path_buf();
-    shared.clone().tasks.spawn(async move {
+    shared.clone().lifecycle.tasks.spawn(async move {
         loop {
             tokio::select! {
                 accepted = listener.accept() => {
                     if let Ok((stream, _)) = accepted {
                         let sh = shared.clone();
-                        shared.tasks.spawn(async move { let _ = answer(sh, stream).await; });
+                        shared.lifecycle.tasks.spawn(async move { let _ = answer(sh, stream).await; });
                     }
                 }
-                _ = shared.stopped() => break,
+                _ = shared.lifecycle.stopped() => break,
             }
         }
         let _ = std::fs::remove_file(&path);
@@ -124,7 +124,7 @@ async fn answer(shared: Arc<Shared>, stream: UnixStream) -> std::io::Result<()> 
             Ok(()) => Reply::Ok { ok: true },
             Err(e) => Reply::error(e),
         },
-        Ok(Request::Validate(r)) => match crate::validate::live::run(&shared, &r).await {
+        Ok(Request::Validate(r)) => match crate::daemon::validation::run(&shared, &r).await {
             Ok(results) => Reply::Results { results },
             Err(e) => Reply::error(e),
         },

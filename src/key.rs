@@ -129,7 +129,7 @@ impl KeyValue {
                 .hyphenated()
                 .to_string()
                 .to_uppercase(),
-            KeyValue::Numeric(v, s) => crate::convert::value::render_decimal(*v, *s),
+            KeyValue::Numeric(v, s) => crate::model::render_decimal(*v, *s),
             KeyValue::I64(v) => v.to_string(),
             KeyValue::I32(v) => v.to_string(),
             KeyValue::I16(v) => v.to_string(),

@@ -15,6 +15,7 @@ pub mod error;
 pub mod key;
 pub mod metrics;
 pub mod model;
+pub mod serve;
 pub mod sink;
 pub mod source;
 pub mod state;

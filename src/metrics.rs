@@ -4,7 +4,7 @@
 //! Contract: labels are low-cardinality (table and state names); no row values; the listener
 //! answers GET /metrics and nothing else.
 
-use crate::daemon::Shared;
+use crate::state::Store;
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -55,13 +55,13 @@ type PerTable = (
     fn(&crate::state::TableRecord) -> f64,
 );
 
-/// The exposition text.
-pub fn render(shared: &Shared) -> String {
+/// The exposition text: per-table figures from the store, the daemon's counters.
+pub fn render(store: &Store, counters: &Counters) -> String {
     let mut out = String::new();
     let head = |out: &mut String, name: &str, kind: &str, help: &str| {
         let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
     };
-    let tables = shared.store.tables().unwrap_or_default();
+    let tables = store.tables().unwrap_or_default();
     let per_table: [PerTable; 4] = [
         (
             ROWS_COPIED,
@@ -134,7 +134,7 @@ pub fn render(shared: &Shared) -> String {
         .filter(|(_, r)| r.state == crate::state::TableState::Errored)
         .count();
     let _ = writeln!(out, "{TABLES_ERRORED} {errored}");
-    let c = &shared.counters;
+    let c = counters;
     head(&mut out, WINDOWS, "counter", "change windows applied");
     let _ = writeln!(out, "{WINDOWS} {}", c.windows.load(Ordering::Relaxed));
     head(
@@ -162,14 +162,19 @@ pub fn render(shared: &Shared) -> String {
     out
 }
 
-/// Serves `/metrics` on `addr` (tiny_http, on its own thread) until the daemon stops.
-pub fn serve(shared: Arc<Shared>, addr: std::net::SocketAddr) -> Result<(), crate::error::Error> {
+/// Serves `/metrics` on `addr` (tiny_http, on its own thread) until `stop` is cancelled.
+pub fn serve(
+    store: Store,
+    counters: Arc<Counters>,
+    stop: tokio_util::sync::CancellationToken,
+    addr: std::net::SocketAddr,
+) -> Result<(), crate::error::Error> {
     let server = tiny_http::Server::http(addr).map_err(|e| {
         crate::error::Error::Fatal(format!("metrics.listen: cannot listen on {addr}: {e}"))
     })?;
     tracing::info!(%addr, "metrics listener on /metrics");
     std::thread::spawn(move || loop {
-        if shared.stopping() {
+        if stop.is_cancelled() {
             return;
         }
         let Ok(Some(req)) = server.recv_timeout(std::time::Duration::from_millis(500)) else {
@@ -177,7 +182,7 @@ pub fn serve(shared: Arc<Shared>, addr: std::net::SocketAddr) -> Result<(), crat
         };
         let ok = req.method() == &tiny_http::Method::Get && req.url() == "/metrics";
         let resp = if ok {
-            tiny_http::Response::from_string(render(&shared)).with_header(
+            tiny_http::Response::from_string(render(&store, &counters)).with_header(
                 tiny_http::Header::from_bytes(
                     &b"Content-Type"[..],
                     &b"text/plain; version=0.0.4"[..],

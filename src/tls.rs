@@ -12,7 +12,7 @@
 //! A failed check is an error naming the host; nothing is ever downgraded to plaintext except
 //! by `prefer` when the server offers no TLS at all.
 
-use crate::config::TargetConfig;
+use crate::config::{PgSslMode, TargetConfig};
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::client::WebPkiServerVerifier;
 use rustls::crypto::CryptoProvider;
@@ -20,113 +20,11 @@ use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::{CertificateError, DigitallySignedStruct, RootCertStore, SignatureScheme};
 use std::future::Future;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::pin::Pin;
 use std::sync::Arc;
 use tokio_postgres::config::SslMode;
 use tokio_postgres::{Client, NoTls};
-
-/// libpq's `sslmode` values that the replicator honours.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum PgSslMode {
-    /// Plaintext only.
-    Disable,
-    /// TLS when offered.
-    #[default]
-    Prefer,
-    /// TLS, certificate not checked (unless a CA is given).
-    Require,
-    /// TLS, certificate chains to the CA.
-    VerifyCa,
-    /// TLS, certificate chains to the CA and names the host.
-    VerifyFull,
-}
-
-impl PgSslMode {
-    fn parse(s: &str) -> Result<PgSslMode, String> {
-        Ok(match s {
-            "disable" => PgSslMode::Disable,
-            "prefer" => PgSslMode::Prefer,
-            "require" => PgSslMode::Require,
-            "verify-ca" => PgSslMode::VerifyCa,
-            "verify-full" => PgSslMode::VerifyFull,
-            "allow" => {
-                return Err(
-                    "sslmode=allow is not supported: use prefer, require, verify-ca or verify-full"
-                        .into(),
-                )
-            }
-            other => {
-                return Err(format!(
-                "sslmode={other} is not one of disable, prefer, require, verify-ca, verify-full"
-            ))
-            }
-        })
-    }
-}
-
-/// `target.url` without `sslmode` and `sslrootcert` (tokio-postgres knows neither verify mode),
-/// and the two values. Works on URLs and on `key=value` connection strings.
-pub fn split_ssl_options(url: &str) -> Result<(String, PgSslMode, Option<PathBuf>), String> {
-    let mut mode = None;
-    let mut rootcert = None;
-    let mut take = |key: &str, value: String| -> Result<bool, String> {
-        match key {
-            "sslmode" => mode = Some(PgSslMode::parse(&value)?),
-            "sslrootcert" => rootcert = Some(PathBuf::from(value)),
-            _ => return Ok(false),
-        }
-        Ok(true)
-    };
-    let cleaned = if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-        match url.split_once('?') {
-            None => url.to_string(),
-            Some((base, query)) => {
-                let mut kept = Vec::new();
-                for pair in query.split('&').filter(|p| !p.is_empty()) {
-                    let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-                    if !take(k, percent_decode(v))? {
-                        kept.push(pair);
-                    }
-                }
-                if kept.is_empty() {
-                    base.to_string()
-                } else {
-                    format!("{base}?{}", kept.join("&"))
-                }
-            }
-        }
-    } else {
-        let mut kept = Vec::new();
-        for part in url.split_whitespace() {
-            let (k, v) = part.split_once('=').unwrap_or((part, ""));
-            if !take(k.trim(), v.trim_matches('\'').to_string())? {
-                kept.push(part);
-            }
-        }
-        kept.join(" ")
-    };
-    Ok((cleaned, mode.unwrap_or_default(), rootcert))
-}
-
-fn percent_decode(s: &str) -> String {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    let hex = |c: u8| (c as char).to_digit(16);
-    while i < b.len() {
-        if b[i] == b'%' && i + 2 < b.len() {
-            if let (Some(h), Some(l)) = (hex(b[i + 1]), hex(b[i + 2])) {
-                out.push((h * 16 + l) as u8);
-                i += 3;
-                continue;
-            }
-        }
-        out.push(b[i]);
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
 
 /// The connection task of a client, whichever transport it uses.
 pub type ConnectionTask = Pin<Box<dyn Future<Output = ()> + Send + 'static>>;
@@ -321,34 +219,5 @@ impl ServerCertVerifier for EncryptOnly {
     }
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
         self.0.signature_verification_algorithms.supported_schemes()
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn sslmode_and_rootcert_leave_the_url_and_others_stay() {
-        let (u, m, r) = split_ssl_options(
-            "postgres://u@h:5/db?application_name=x&sslmode=verify-full&sslrootcert=%2Fetc%2Fca.pem",
-        )
-        .unwrap();
-        assert_eq!(u, "postgres://u@h:5/db?application_name=x");
-        assert_eq!(m, PgSslMode::VerifyFull);
-        assert_eq!(r, Some(PathBuf::from("/etc/ca.pem")));
-        let (u, m, r) = split_ssl_options("host=h user=u sslmode=verify-ca dbname=d").unwrap();
-        assert_eq!(
-            (u.as_str(), m, r),
-            ("host=h user=u dbname=d", PgSslMode::VerifyCa, None)
-        );
-        let (u, m, _) = split_ssl_options("postgres://u@h/db").unwrap();
-        assert_eq!((u.as_str(), m), ("postgres://u@h/db", PgSslMode::Prefer));
-        assert!(split_ssl_options("postgres://u@h/db?sslmode=allow")
-            .unwrap_err()
-            .contains("allow"));
-        assert!(split_ssl_options("postgres://u@h/db?sslmode=bogus")
-            .unwrap_err()
-            .contains("bogus"));
     }
 }

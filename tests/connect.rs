@@ -133,7 +133,7 @@ async fn replication_runs_over_verified_tls_on_both_sides_and_wrong_cas_are_refu
     // by a server that only takes TLS: nothing is silently downgraded.
     let mut no_ca = good.target.clone();
     no_ca.ca_file = None;
-    no_ca.ssl_mode = replicator::tls::PgSslMode::Require;
+    no_ca.ssl_mode = replicator::config::PgSslMode::Require;
     let c2 = replicator::sink::connect(&no_ca).await.unwrap();
     let ssl: bool = c2
         .query_one(
@@ -144,7 +144,7 @@ async fn replication_runs_over_verified_tls_on_both_sides_and_wrong_cas_are_refu
         .unwrap()
         .get(0);
     assert!(ssl);
-    no_ca.ssl_mode = replicator::tls::PgSslMode::Disable;
+    no_ca.ssl_mode = replicator::config::PgSslMode::Disable;
     assert!(replicator::sink::connect(&no_ca).await.is_err());
 }
 

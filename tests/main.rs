@@ -8,6 +8,7 @@ mod cutover_proof;
 mod decoder;
 mod docker;
 mod kill;
+mod layers;
 mod ops;
 mod realdata;
 mod restart;

@@ -2,9 +2,9 @@
 //! load, repaired on request; resync of a table whose type changed; periodic validation.
 
 use crate::common::*;
+use replicator::daemon::validation::{run, Request, TableResult};
 use replicator::model::Verdict;
 use replicator::state::TableState;
-use replicator::validate::live::{run, Request, TableResult};
 use replicator::validate::pushdown;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -434,6 +434,7 @@ async fn paced_database_checksums_add_up_piece_by_piece_on_both_sides() {
     // datetime2 key; page ranges on the target), and the pieces add up to the whole.
     let rt = d
         .shared
+        .registry
         .runtimes()
         .unwrap()
         .into_iter()

@@ -238,8 +238,8 @@ async fn run(args: DemoArgs) -> Result<(), Error> {
     }));
     task.await.map_err(|e| Error::Fatal(e.to_string()))??;
     // Every task the daemon started ends before its store is let go (cutover takes it next).
-    shared.tasks.close();
-    let _ = tokio::time::timeout(Duration::from_secs(30), shared.tasks.wait()).await;
+    shared.lifecycle.tasks.close();
+    let _ = tokio::time::timeout(Duration::from_secs(30), shared.lifecycle.tasks.wait()).await;
     drop(shared);
     let cut = cutover.await.map_err(|e| Error::Fatal(e.to_string()))??;
     print!("{}", cut.render());

@@ -6,6 +6,7 @@
 
 pub mod catalog;
 pub mod error;
+pub mod instance;
 pub mod script;
 pub mod server;
 pub mod session;

@@ -7,6 +7,10 @@
 
 use std::fmt;
 
+/// The collation every string column reports: SQL_Latin1_General_CP1_CI_AS (LCID 0x0409,
+/// case-insensitive, accent-sensitive, sort id 52).
+pub const COLLATION: [u8; 5] = [0x09, 0x04, 0xD0, 0x00, 0x34];
+
 /// Length of a string or binary type: a count, or `max`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Len {
@@ -434,7 +438,6 @@ impl TsqlType {
 
     /// Appends the TDS TYPE_INFO of a result column of this type.
     pub fn write_type_info(&self, buf: &mut Vec<u8>) {
-        use crate::tds::token::COLLATION;
         match self {
             TsqlType::Bit => buf.extend_from_slice(&[0x68, 1]),
             TsqlType::TinyInt => buf.extend_from_slice(&[0x26, 1]),

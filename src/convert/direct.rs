@@ -4,13 +4,13 @@
 //! temporal value without digits below a microsecond.
 //!
 //! Contract: when [`encode`] returns true it wrote exactly the bytes `to_value` then
-//! [`crate::sink::copy::field`] would have written (the differential tests hold this); when it
+//! [`crate::convert::copy::field`] would have written (the differential tests hold this); when it
 //! returns false it wrote nothing, and the caller takes the general path, which applies the
 //! policies, counts the losses and names the errors.
 
+use super::copy;
 use super::value::{DAYS_0001_TO_2000, DAYS_1900_TO_2000, US_PER_DAY};
 use super::{ColumnPlan, TargetKind as K};
-use crate::sink::copy;
 use bytes::{BufMut, BytesMut};
 use tiberius::ColumnData as C;
 

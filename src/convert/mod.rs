@@ -5,8 +5,8 @@
 //! PostgreSQL cannot hold a value exactly, the configured policy applies and the loss is counted
 //! per column ([`Losses`]); nothing is dropped silently.
 
+pub mod copy;
 pub mod direct;
-pub mod transcode;
 pub mod value;
 
 use crate::config::{ColumnSettings, IdentifierCase, Mapping, TableSelector};
@@ -14,128 +14,7 @@ use crate::model::{quote_tsql, PgTableName, SourceColumn, SourceTable};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap};
 
-/// The PostgreSQL type a column becomes; decides the COPY encoding.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub enum TargetKind {
-    /// boolean
-    Bool,
-    /// smallint
-    Int2,
-    /// integer
-    Int4,
-    /// bigint
-    Int8,
-    /// real
-    Float4,
-    /// double precision
-    Float8,
-    /// numeric(p,s), or unconstrained numeric
-    Numeric(Option<(u8, u8)>),
-    /// text
-    Text,
-    /// varchar(n)
-    Varchar(u32),
-    /// bytea
-    Bytea,
-    /// uuid
-    Uuid,
-    /// date
-    Date,
-    /// time (microseconds)
-    Time,
-    /// timestamp (microseconds)
-    Timestamp,
-    /// timestamptz (microseconds)
-    TimestampTz,
-    /// xml
-    Xml,
-}
-
-impl TargetKind {
-    /// The type as PostgreSQL DDL spells it.
-    pub fn ddl(&self) -> String {
-        match self {
-            TargetKind::Bool => "boolean".into(),
-            TargetKind::Int2 => "smallint".into(),
-            TargetKind::Int4 => "integer".into(),
-            TargetKind::Int8 => "bigint".into(),
-            TargetKind::Float4 => "real".into(),
-            TargetKind::Float8 => "double precision".into(),
-            TargetKind::Numeric(Some((p, s))) => format!("numeric({p},{s})"),
-            TargetKind::Numeric(None) => "numeric".into(),
-            TargetKind::Text => "text".into(),
-            TargetKind::Varchar(n) => format!("character varying({n})"),
-            TargetKind::Bytea => "bytea".into(),
-            TargetKind::Uuid => "uuid".into(),
-            TargetKind::Date => "date".into(),
-            TargetKind::Time => "time without time zone".into(),
-            TargetKind::Timestamp => "timestamp without time zone".into(),
-            TargetKind::TimestampTz => "timestamp with time zone".into(),
-            TargetKind::Xml => "xml".into(),
-        }
-    }
-
-    /// Parses a type override (`"text"`, `"varchar(200)"`, `"numeric(20,4)"`, `"bytea"`...);
-    /// the error lists what is accepted.
-    pub fn parse(s: &str) -> Result<TargetKind, String> {
-        let t = s.trim().to_lowercase();
-        let t = t.split_whitespace().collect::<Vec<_>>().join(" ");
-        let args = |prefix: &str| -> Option<Vec<u32>> {
-            let rest = t.strip_prefix(prefix)?.trim();
-            let inner = rest.strip_prefix('(')?.strip_suffix(')')?;
-            inner.split(',').map(|x| x.trim().parse().ok()).collect()
-        };
-        Ok(match t.as_str() {
-            "boolean" | "bool" => TargetKind::Bool,
-            "smallint" | "int2" => TargetKind::Int2,
-            "integer" | "int" | "int4" => TargetKind::Int4,
-            "bigint" | "int8" => TargetKind::Int8,
-            "real" | "float4" => TargetKind::Float4,
-            "double precision" | "float8" => TargetKind::Float8,
-            "numeric" | "decimal" => TargetKind::Numeric(None),
-            "text" => TargetKind::Text,
-            "bytea" => TargetKind::Bytea,
-            "uuid" => TargetKind::Uuid,
-            "date" => TargetKind::Date,
-            "time" | "time without time zone" => TargetKind::Time,
-            "timestamp" | "timestamp without time zone" => TargetKind::Timestamp,
-            "timestamptz" | "timestamp with time zone" => TargetKind::TimestampTz,
-            "xml" => TargetKind::Xml,
-            _ => {
-                if let Some(a) = args("numeric").or_else(|| args("decimal")) {
-                    match a.as_slice() {
-                        [p, s] if (1..=1000).contains(p) && s <= p => {
-                            TargetKind::Numeric(Some((*p as u8, *s as u8)))
-                        }
-                        [p] if (1..=1000).contains(p) => TargetKind::Numeric(Some((*p as u8, 0))),
-                        _ => {
-                            return Err(format!("'{s}': numeric(p,s) needs 1 <= p and 0 <= s <= p"))
-                        }
-                    }
-                } else if let Some(a) = args("varchar").or_else(|| args("character varying")) {
-                    match a.as_slice() {
-                        [n] if *n >= 1 && *n <= 10_485_760 => TargetKind::Varchar(*n),
-                        _ => return Err(format!("'{s}': varchar(n) needs 1 <= n <= 10485760")),
-                    }
-                } else {
-                    return Err(format!(
-                        "'{s}' is not a supported target type; use one of boolean, smallint, integer, bigint, real, \
-                         double precision, numeric[(p,s)], text, varchar(n), bytea, uuid, date, time, timestamp, \
-                         timestamptz, xml"
-                    ));
-                }
-            }
-        })
-    }
-
-    /// Holds text (NUL policy applies).
-    pub fn is_text(&self) -> bool {
-        matches!(
-            self,
-            TargetKind::Text | TargetKind::Varchar(_) | TargetKind::Xml
-        )
-    }
-}
+pub use crate::model::TargetKind;
 
 /// The default target type of a SQL Server type; `Err` names why there is none.
 pub fn default_kind(c: &SourceColumn) -> Result<TargetKind, String> {

@@ -421,28 +421,7 @@ fn rescale(mantissa: i128, from: u8, to: u8) -> Option<i128> {
     }
 }
 
-/// A decimal's exact text (`-12.3400` keeps its scale).
-pub fn render_decimal(mantissa: i128, scale: u8) -> String {
-    let neg = mantissa < 0;
-    let digits = mantissa.unsigned_abs().to_string();
-    let scale = scale as usize;
-    let body = if scale == 0 {
-        digits
-    } else if digits.len() > scale {
-        format!(
-            "{}.{}",
-            &digits[..digits.len() - scale],
-            &digits[digits.len() - scale..]
-        )
-    } else {
-        format!("0.{}{}", "0".repeat(scale - digits.len()), digits)
-    };
-    if neg {
-        format!("-{body}")
-    } else {
-        body
-    }
-}
+pub use crate::model::render_decimal;
 
 /// `YYYY-MM-DD` of days since 2000-01-01.
 pub fn render_date(days_since_2000: i64) -> String {

@@ -191,7 +191,7 @@ async fn in_window(
     )
     .await?;
     let mut pg = crate::sink::connect(&shared.config.target).await?;
-    let tables = shared.runtimes()?;
+    let tables = shared.registry.runtimes()?;
     let schema = shared.config.mapping.progress_schema.clone();
     let standing = progress::load(&pg, &schema).await?;
     let min_valid = match tables
@@ -224,11 +224,7 @@ async fn in_window(
     }
     let fk_start = Instant::now();
     // Foreign keys: those not created yet, then validate every NOT VALID one.
-    let pending: Vec<(String, String, String)> = shared
-        .deferred_fks
-        .lock()
-        .map_err(|_| Error::Poisoned("deferred_fks"))?
-        .clone();
+    let pending = shared.registry.deferred_foreign_keys()?;
     for (_, _, sql) in &pending {
         if let Err(e) = pg.batch_execute(sql).await {
             if e.code().is_none_or(|c| c.code() != "42710") {
@@ -325,6 +321,7 @@ async fn in_window(
 /// Fences every replicated table (see [`fence`]) and journals it.
 async fn raise_fence(shared: &Arc<Shared>, lock_wait: Duration) -> Result<fence::Fence, Error> {
     let tables: Vec<_> = shared
+        .registry
         .runtimes()?
         .into_iter()
         .map(|(_, rt)| (rt.plan.source.name.clone(), rt.plan.source.object_id))

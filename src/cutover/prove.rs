@@ -79,7 +79,7 @@ pub async fn before_window(
             let t = Instant::now();
             let answer = crate::control::send(
                 &config.control_socket,
-                &crate::control::Request::Validate(crate::validate::live::Request {
+                &crate::control::Request::Validate(crate::daemon::validation::Request {
                     table: Some(table.to_string()),
                     full: true,
                     repair: true,

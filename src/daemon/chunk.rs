@@ -10,11 +10,12 @@
 //! 1 MiB, so memory does not grow with the chunk.
 
 use crate::config::Policies;
+use crate::convert::copy;
 use crate::convert::value::to_value;
-use crate::convert::{direct, transcode, LossKind, Losses, TablePlan};
+use crate::convert::{direct, LossKind, Losses, TablePlan};
 use crate::error::{Context, Error};
-use crate::sink::copy;
 use crate::source::read::{chunk_sql, key_display, Key, KeyValue};
+use crate::source::wire::transcode;
 use crate::source::wire::{RawRows, Timed, WireError};
 use crate::source::Tds;
 use bytes::{BufMut, Bytes, BytesMut};

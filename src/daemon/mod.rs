@@ -7,13 +7,15 @@
 //! table only, with a reason and a hint in `status`; a fatal error stops the daemon.
 
 pub mod chunk;
+pub mod lifecycle;
+pub mod registry;
 pub mod reload;
 pub mod resync;
 pub mod schema;
-pub mod serve;
 pub mod snapshot;
 pub mod status;
 pub mod stream;
+pub mod validation;
 
 use crate::config::{ChangeSourceChoice, Config};
 use crate::convert::{plan_tables, Losses, TablePlan};
@@ -22,12 +24,13 @@ use crate::model::{ChangeSource, Position, TableName};
 use crate::sink::{self, ddl, progress};
 use crate::source::{self, Tds};
 use crate::state::{ErrorRecord, Store, TableRecord, TableState};
+pub use lifecycle::Lifecycle;
+pub use registry::{Registry, Requests};
 use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::{watch, Semaphore};
+use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
-use tokio_util::task::TaskTracker;
 
 /// One table at run time.
 #[derive(Debug, Clone)]
@@ -48,71 +51,34 @@ impl TableRt {
     }
 }
 
-/// State shared by the daemon's tasks.
+/// State shared by the daemon's tasks: the configuration, the store and the counters, and three
+/// narrow handles ([`Lifecycle`], [`Registry`], [`Requests`]) that say what a task touches.
 pub struct Shared {
     /// The configuration.
     pub config: Config,
     /// The checkpoint store.
     pub store: Store,
-    /// Cancelled when the daemon is to stop (a signal, `stop` on the control socket, a fatal
-    /// error); every task watches it.
-    pub shutdown: CancellationToken,
-    /// Every task the daemon starts besides the tables' own (owned, awaited by [`serve::serve`]).
-    pub tasks: TaskTracker,
-    /// Tables by source name.
-    pub tables: Mutex<BTreeMap<String, TableRt>>,
-    /// Foreign keys to create once every table streams: (target table, name, statement).
-    pub deferred_fks: Mutex<Vec<(String, String, String)>>,
-    /// Started (Unix ms).
-    pub started_ms: i64,
+    /// Counters for `/metrics`.
+    pub counters: Arc<crate::metrics::Counters>,
+    /// Stop, owned tasks, readiness, heartbeat.
+    pub lifecycle: Lifecycle,
+    /// The run's tables, selectors, foreign keys to come.
+    pub registry: Registry,
+    /// Resyncs and reloads asked for, taken between windows.
+    pub requests: Requests,
     /// Snapshot worker slots (each holds a source and a target connection).
     pub snapshot_slots: Arc<Semaphore>,
     /// Held while a window applies: whoever holds it sees the target at committed positions
     /// that do not move (validation pins its snapshot and repairs under it).
     pub apply_gate: tokio::sync::Mutex<()>,
-    /// Tables to copy again (`replicator resync`), taken by the streamer between windows.
-    pub resync_requests: Mutex<Vec<String>>,
-    /// The `[[tables]]` selectors in force (SIGHUP may add to them).
-    pub selectors: Mutex<Vec<crate::config::TableSelector>>,
-    /// Set once start-up connected to both sides and took every table in (systemd's READY).
-    pub ready: watch::Sender<bool>,
-    /// Counters for `/metrics`.
-    pub counters: crate::metrics::Counters,
-    /// SIGHUP added table selectors: the streamer takes the new tables in between windows.
-    pub reload_requested: std::sync::atomic::AtomicBool,
-    /// When the streamer last went round its loop (Unix ms): the systemd watchdog's evidence.
-    pub heartbeat_ms: std::sync::atomic::AtomicI64,
-    /// Tables this run has taken in: their stored state is the daemon's word (status).
-    taken_in: Mutex<std::collections::BTreeSet<String>>,
 }
 
 impl Shared {
-    /// Every table taken into the run, with its plan and change source (a copy).
-    pub fn runtimes(&self) -> Result<Vec<(String, TableRt)>, Error> {
-        Ok(self
-            .tables
-            .lock()
-            .map_err(|_| Error::Poisoned("tables"))?
-            .iter()
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect())
-    }
-
-    /// One table's plan and change source (a copy).
-    pub fn runtime(&self, name: &str) -> Result<Option<TableRt>, Error> {
-        Ok(self
-            .tables
-            .lock()
-            .map_err(|_| Error::Poisoned("tables"))?
-            .get(name)
-            .cloned())
-    }
-
     /// Copies `name` afresh in the background (a re-snapshot, a resync, a table added by a
     /// reload); a failure marks the table errored unless the daemon is stopping.
     pub fn spawn_snapshot(self: &Arc<Self>, name: &str, rt: TableRt) {
         let (sh, name) = (self.clone(), name.to_string());
-        self.tasks.spawn(async move {
+        self.lifecycle.tasks.spawn(async move {
             let sem = sh.snapshot_slots.clone();
             if let Err(e) = snapshot::snapshot_table(&sh, &name, &rt, None, sem).await {
                 if !sh.stopping() {
@@ -122,48 +88,19 @@ impl Shared {
         });
     }
 
-    /// Records that this run took `name` in (its stored state is now the daemon's).
-    pub fn mark_taken_in(&self, name: &str) {
-        if let Ok(mut t) = self.taken_in.lock() {
-            t.insert(name.to_string());
-        }
-    }
-
-    /// The tables this run has taken in.
-    pub fn taken_in(&self) -> std::collections::BTreeSet<String> {
-        self.taken_in.lock().map(|t| t.clone()).unwrap_or_default()
-    }
-
-    /// The `[[tables]]` selectors in force.
-    pub fn selectors(&self) -> Result<Vec<crate::config::TableSelector>, Error> {
-        Ok(self
-            .selectors
-            .lock()
-            .map_err(|_| Error::Poisoned("selectors"))?
-            .clone())
-    }
-
-    /// Whether shutdown was requested.
+    /// Whether shutdown was requested ([`Lifecycle::stopping`]).
     pub fn stopping(&self) -> bool {
-        self.shutdown.is_cancelled()
+        self.lifecycle.stopping()
     }
 
-    /// Requests shutdown (idempotent).
+    /// Requests shutdown, idempotent ([`Lifecycle::request_stop`]).
     pub fn request_stop(&self) {
-        self.shutdown.cancel();
+        self.lifecycle.request_stop()
     }
 
     /// Waits until shutdown is requested or `d` passes; true when stopping.
     pub async fn sleep_or_stop(&self, d: Duration) -> bool {
-        tokio::select! {
-            _ = tokio::time::sleep(d) => self.stopping(),
-            _ = self.shutdown.cancelled() => true,
-        }
-    }
-
-    /// Completes when shutdown is requested.
-    pub async fn stopped(&self) {
-        self.shutdown.cancelled().await
+        self.lifecycle.sleep_or_stop(d).await
     }
 
     /// Records a committed snapshot chunk.
@@ -220,7 +157,7 @@ impl Shared {
             r
         });
         let _ = self.store.journal("error", Some(table), e.to_string());
-        self.tables.lock().map(|mut t| t.remove(table)).ok();
+        self.registry.remove(table);
     }
 
     /// Records a transient error in status without changing the table's state.
@@ -360,10 +297,10 @@ pub fn decide_change_source_resuming(
 /// Runs the daemon until `shared.request_stop()`; returns the reason it stopped.
 pub async fn run(shared: Arc<Shared>) -> Result<(), Error> {
     let committed = prepare(&shared).await?;
-    shared.ready.send_replace(true);
+    shared.lifecycle.ready.send_replace(true);
     let snapshots = tokio::spawn(snapshot::run_snapshots(shared.clone(), committed));
     let streamer = tokio::spawn(stream::run(shared.clone()));
-    let validator = tokio::spawn(crate::validate::live::periodic(shared.clone()));
+    let validator = tokio::spawn(crate::daemon::validation::periodic(shared.clone()));
     let (a, b) = tokio::join!(snapshots, streamer);
     // A validation in flight only reads (or repairs in its own transaction): abandon it.
     validator.abort();
@@ -404,7 +341,7 @@ pub async fn prepare(
         )));
     }
     let discovered = source::discover::discover(&mut tds, db.cdc_enabled).await?;
-    let selectors = shared.selectors()?;
+    let selectors = shared.registry.selectors()?;
     let plans = plan_tables(&discovered, &selectors, &cfg.mapping).map_err(Error::Fatal)?;
     if plans.is_empty() {
         return Err(Error::Fatal(
@@ -449,7 +386,7 @@ pub(crate) async fn register_table(
         .table(&name)?
         .is_some_and(|r| r.state == TableState::CutOver)
     {
-        shared.mark_taken_in(&name);
+        shared.registry.mark_taken_in(&name);
         return Ok(());
     }
     let (plan, resume_ci) = match committed.get_mut(&name) {
@@ -457,7 +394,7 @@ pub(crate) async fn register_table(
             Ok(resumed) => resumed,
             Err(e) if e.kind() == ErrorKind::Table => {
                 shared.table_failed(&name, &e);
-                shared.mark_taken_in(&name);
+                shared.registry.mark_taken_in(&name);
                 return Ok(());
             }
             Err(e) => return Err(e),
@@ -465,7 +402,7 @@ pub(crate) async fn register_table(
         None => (plan, None),
     };
     let result = register_planned(shared, pg, plan, db, resume_ci, committed, notes).await;
-    shared.mark_taken_in(&name);
+    shared.registry.mark_taken_in(&name);
     result
 }
 
@@ -631,41 +568,37 @@ async fn register_planned(
         r.last_error = None;
         r
     })?;
-    shared
-        .tables
-        .lock()
-        .map_err(|_| Error::Poisoned("tables"))?
-        .insert(
-            name,
-            TableRt {
-                plan: Arc::new(plan),
-                kind,
-            },
-        );
-    Ok(())
+    shared.registry.insert(
+        name,
+        TableRt {
+            plan: Arc::new(plan),
+            kind,
+        },
+    )
 }
 
 /// Computes the foreign keys to create once every table streams.
 pub(crate) fn prepare_foreign_keys(shared: &Shared) -> Result<(), Error> {
-    let tables = shared
-        .tables
-        .lock()
-        .map_err(|_| Error::Poisoned("tables"))?;
+    let tables = shared.registry.runtimes()?;
     let lookup = |n: &TableName| {
-        tables.values().find(|t| &t.plan.source.name == n).map(|t| {
-            (
-                t.plan.target.clone(),
-                t.plan
-                    .columns
-                    .iter()
-                    .map(|c| (c.source.clone(), c.target.clone()))
-                    .collect(),
-            )
-        })
+        tables
+            .iter()
+            .map(|(_, t)| t)
+            .find(|t| &t.plan.source.name == n)
+            .map(|t| {
+                (
+                    t.plan.target.clone(),
+                    t.plan
+                        .columns
+                        .iter()
+                        .map(|c| (c.source.clone(), c.target.clone()))
+                        .collect(),
+                )
+            })
     };
     let mut notes = Vec::new();
     let mut fks = Vec::new();
-    for t in tables.values() {
+    for (_, t) in &tables {
         for (name, sql) in ddl::foreign_key_sql(
             &t.plan,
             &lookup,
@@ -678,10 +611,7 @@ pub(crate) fn prepare_foreign_keys(shared: &Shared) -> Result<(), Error> {
     for n in notes {
         tracing::warn!(table = %n.table, note = %n.message, "schema conversion note");
     }
-    *shared
-        .deferred_fks
-        .lock()
-        .map_err(|_| Error::Poisoned("deferred_fks"))? = fks;
+    shared.registry.set_deferred_foreign_keys(fks)?;
     Ok(())
 }
 
@@ -694,20 +624,12 @@ pub fn shared(config: Config, store: Store) -> Arc<Shared> {
 pub fn shared_with(config: Config, store: Store, shutdown: CancellationToken) -> Arc<Shared> {
     Arc::new(Shared {
         store,
-        shutdown,
-        tasks: TaskTracker::new(),
-        tables: Mutex::new(BTreeMap::new()),
+        counters: Default::default(),
+        lifecycle: Lifecycle::new(shutdown),
+        registry: Registry::new(config.tables.clone()),
+        requests: Requests::default(),
         snapshot_slots: Arc::new(Semaphore::new(config.snapshot_workers)),
         apply_gate: tokio::sync::Mutex::new(()),
-        resync_requests: Mutex::new(Vec::new()),
-        selectors: Mutex::new(config.tables.clone()),
-        ready: watch::channel(false).0,
-        heartbeat_ms: std::sync::atomic::AtomicI64::new(crate::state::now_ms()),
-        reload_requested: std::sync::atomic::AtomicBool::new(false),
-        counters: Default::default(),
-        deferred_fks: Mutex::new(Vec::new()),
-        taken_in: Mutex::new(Default::default()),
-        started_ms: crate::state::now_ms(),
         config,
     })
 }

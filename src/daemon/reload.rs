@@ -13,7 +13,6 @@ use crate::sink::progress;
 use crate::source;
 use crate::state::TableState;
 use std::path::Path;
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 /// Reads the file again and takes what can be taken; never fails the daemon.
@@ -32,15 +31,18 @@ pub fn on_sighup(shared: &Shared, path: &Path) {
             "reload: these settings need a restart; ignored"
         );
     }
-    let Ok(mut selectors) = shared.selectors.lock() else {
-        return;
-    };
-    if *selectors == new.tables {
-        tracing::info!("reload: no table selection changed");
-        return;
+    match shared.registry.replace_selectors(&new.tables) {
+        Ok(true) => {}
+        Ok(false) => {
+            tracing::info!("reload: no table selection changed");
+            return;
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "reload: the table selection could not be changed");
+            return;
+        }
     }
-    *selectors = new.tables.clone();
-    shared.reload_requested.store(true, Ordering::SeqCst);
+    shared.requests.reload();
     tracing::info!("reload: table selection changed; new tables are taken in");
 }
 
@@ -104,7 +106,7 @@ fn changed_besides_tables(old: &Config, new: &Config) -> Vec<&'static str> {
 
 /// Takes in the tables a reload newly selected (called by the streamer between windows).
 pub async fn add_requested(shared: &Arc<Shared>) -> Result<(), Error> {
-    if !shared.reload_requested.swap(false, Ordering::SeqCst) {
+    if !shared.requests.take_reload() {
         return Ok(());
     }
     let cfg = &shared.config;
@@ -112,14 +114,19 @@ pub async fn add_requested(shared: &Arc<Shared>) -> Result<(), Error> {
     let db = source::database_info(&mut tds).await?;
     let discovered = source::discover::discover(&mut tds, db.cdc_enabled).await?;
     drop(tds);
-    let plans = match plan_tables(&discovered, &shared.selectors()?, &cfg.mapping) {
+    let plans = match plan_tables(&discovered, &shared.registry.selectors()?, &cfg.mapping) {
         Ok(p) => p,
         Err(e) => {
             tracing::warn!(error = %e, "reload: the new table selection cannot be planned; nothing added");
             return Ok(());
         }
     };
-    let known: Vec<String> = shared.runtimes()?.into_iter().map(|(n, _)| n).collect();
+    let known: Vec<String> = shared
+        .registry
+        .runtimes()?
+        .into_iter()
+        .map(|(n, _)| n)
+        .collect();
     for name in &known {
         if !plans.iter().any(|p| &p.source.name.to_string() == name) {
             tracing::warn!(table = %name, "reload: no longer selected; it streams until the next restart");
@@ -147,7 +154,7 @@ pub async fn add_requested(shared: &Arc<Shared>) -> Result<(), Error> {
     }
     super::prepare_foreign_keys(shared)?;
     for name in added {
-        let rt = shared.runtime(&name)?;
+        let rt = shared.registry.runtime(&name)?;
         let state = shared.store.table(&name)?.map(|r| r.state);
         if let (Some(rt), Some(TableState::Pending | TableState::Snapshotting)) = (rt, state) {
             tracing::info!(table = %name, "reload: copying the new table");

@@ -24,22 +24,12 @@ pub fn request(shared: &Shared, name: &str) -> Result<(), Error> {
             names.join(", ")
         )));
     }
-    shared
-        .resync_requests
-        .lock()
-        .map_err(|_| Error::Poisoned("resync_requests"))?
-        .push(name.to_string());
-    Ok(())
+    shared.requests.resync(name)
 }
 
 /// Starts the requested resyncs (called by the streamer between windows).
 pub async fn start_requested(shared: &Arc<Shared>) -> Result<(), Error> {
-    let todo: Vec<String> = std::mem::take(
-        &mut *shared
-            .resync_requests
-            .lock()
-            .map_err(|_| Error::Poisoned("resync_requests"))?,
-    );
+    let todo: Vec<String> = shared.requests.take_resyncs()?;
     for name in todo {
         match start(shared, &name).await {
             Ok(()) => {}
@@ -60,7 +50,7 @@ async fn start(shared: &Arc<Shared>, name: &str) -> Result<(), Error> {
     let mut tds = connect_source(shared).await?;
     let db = source::database_info(&mut tds).await?;
     let discovered = source::discover::discover(&mut tds, db.cdc_enabled).await?;
-    let plan = plan_tables(&discovered, &shared.selectors()?, &cfg.mapping)
+    let plan = plan_tables(&discovered, &shared.registry.selectors()?, &cfg.mapping)
         .map_err(Error::Fatal)?
         .into_iter()
         .find(|p| p.source.name.to_string() == name)
@@ -104,11 +94,7 @@ async fn start(shared: &Arc<Shared>, name: &str) -> Result<(), Error> {
         plan: Arc::new(plan),
         kind,
     };
-    shared
-        .tables
-        .lock()
-        .map_err(|_| Error::Poisoned("tables"))?
-        .insert(name.to_string(), rt.clone());
+    shared.registry.insert(name.to_string(), rt.clone())?;
     super::prepare_foreign_keys(shared)?;
     shared.spawn_snapshot(name, rt);
     Ok(())

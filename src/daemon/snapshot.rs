@@ -148,13 +148,7 @@ pub(super) async fn run_snapshots(
     shared: Arc<Shared>,
     committed: BTreeMap<String, progress::TableProgress>,
 ) -> Result<(), Error> {
-    let todo: Vec<(String, TableRt)> = {
-        let tables = shared
-            .tables
-            .lock()
-            .map_err(|_| Error::Poisoned("tables"))?;
-        tables.iter().map(|(k, v)| (k.clone(), v.clone())).collect()
-    };
+    let todo: Vec<(String, TableRt)> = shared.registry.runtimes()?;
     let sem = shared.snapshot_slots.clone();
     let mut handles = Vec::new();
     for (name, rt) in todo {
@@ -337,7 +331,7 @@ async fn copy_part_with_retry(
         let outcome = tokio::select! {
             r = copy_part(shared, rt, &part, &mut tds, &mut pg, utf16_safe) => r,
             // Stopping abandons the chunk in flight: its transaction rolls back.
-            _ = shared.stopped() => return Ok(()),
+            _ = shared.lifecycle.stopped() => return Ok(()),
         };
         match outcome {
             Ok(()) => return Ok(()),

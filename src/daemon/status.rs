@@ -132,9 +132,9 @@ impl DaemonView {
     /// The running daemon's view.
     pub fn of(shared: &super::Shared) -> DaemonView {
         DaemonView {
-            started_ms: shared.started_ms,
-            ready: *shared.ready.borrow(),
-            taken_in: shared.taken_in(),
+            started_ms: shared.lifecycle.started_ms,
+            ready: shared.lifecycle.is_ready(),
+            taken_in: shared.registry.taken_in(),
         }
     }
 

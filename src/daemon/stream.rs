@@ -50,9 +50,7 @@ pub async fn run(shared: Arc<Shared>) -> Result<(), Error> {
         if shared.stopping() {
             return Ok(());
         }
-        shared
-            .heartbeat_ms
-            .store(crate::state::now_ms(), std::sync::atomic::Ordering::Relaxed);
+        shared.lifecycle.beat();
         super::resync::start_requested(&shared).await?;
         if let Err(e) = super::reload::add_requested(&shared).await {
             if e.kind() == ErrorKind::Fatal {
@@ -60,9 +58,7 @@ pub async fn run(shared: Arc<Shared>) -> Result<(), Error> {
             }
             // Taken in again at the next turn; replication goes on meanwhile.
             shared.note_transient(None, &e);
-            shared
-                .reload_requested
-                .store(true, std::sync::atomic::Ordering::SeqCst);
+            shared.requests.reload();
         }
         let tables = streaming_tables(&shared)?;
         if tables.is_empty() {
@@ -87,7 +83,7 @@ pub async fn run(shared: Arc<Shared>) -> Result<(), Error> {
         let began = Instant::now();
         let outcome = tokio::select! {
             r = tokio::time::timeout(WINDOW_TIMEOUT, window(&shared, c, &tables)) => r.unwrap_or_else(|_| Err(stalled("a change window"))),
-            _ = shared.stopped() => return Ok(()),
+            _ = shared.lifecycle.stopped() => return Ok(()),
         };
         drop(gate);
         shared
@@ -148,11 +144,7 @@ pub async fn run(shared: Arc<Shared>) -> Result<(), Error> {
 }
 
 fn streaming_tables(shared: &Shared) -> Result<Vec<(String, TableRt, Position)>, Error> {
-    let tables = shared
-        .tables
-        .lock()
-        .map_err(|_| Error::Poisoned("tables"))?
-        .clone();
+    let tables = shared.registry.runtimes()?;
     let mut out = Vec::new();
     for (name, rt) in tables {
         if rt.kind == ChangeSource::CopiedOnce {
@@ -351,14 +343,8 @@ async fn window(
         .iter()
         .map(|(n, rt)| (n.clone(), rt.kind.clone()))
         .collect();
-    if !replans.is_empty() {
-        let mut t = shared
-            .tables
-            .lock()
-            .map_err(|_| Error::Poisoned("tables"))?;
-        for (name, rt) in replans {
-            t.insert(name, rt);
-        }
+    for (name, rt) in replans {
+        shared.registry.insert(name, rt)?;
     }
     let lag = match oldest_change {
         Some(t) if report.changes > 0 => t.elapsed().as_secs_f64(),
@@ -802,7 +788,7 @@ async fn history_lost(shared: &Arc<Shared>, name: &str, why: &str) -> Result<(),
                 .journal("resnapshot", Some(name), why.to_string())?;
             super::prepare_foreign_keys(shared)?;
             shared.set_state(name, TableState::Pending)?;
-            if let Some(rt) = shared.runtime(name)? {
+            if let Some(rt) = shared.registry.runtime(name)? {
                 shared.spawn_snapshot(name, rt);
             }
         }
@@ -815,15 +801,11 @@ async fn maybe_create_foreign_keys(
     shared: &Shared,
     pg: &tokio_postgres::Client,
 ) -> Result<(), Error> {
-    let pending: Vec<(String, String, String)> = shared
-        .deferred_fks
-        .lock()
-        .map_err(|_| Error::Poisoned("deferred_fks"))?
-        .clone();
+    let pending = shared.registry.deferred_foreign_keys()?;
     if pending.is_empty() {
         return Ok(());
     }
-    for (n, _) in &shared.runtimes()? {
+    for (n, _) in &shared.registry.runtimes()? {
         match shared.store.table(n)?.map(|r| r.state) {
             Some(TableState::Streaming) => {}
             _ => return Ok(()),
@@ -842,11 +824,7 @@ async fn maybe_create_foreign_keys(
             }
         }
     }
-    shared
-        .deferred_fks
-        .lock()
-        .map_err(|_| Error::Poisoned("deferred_fks"))?
-        .clear();
+    shared.registry.set_deferred_foreign_keys(Vec::new())?;
     Ok(())
 }
 

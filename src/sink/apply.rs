@@ -7,7 +7,7 @@
 //! Contract: the last change per key wins (collapsed by PostgreSQL from the staged order);
 //! applying the same window twice gives the same result (idempotent); never row by row.
 
-use super::copy;
+use crate::convert::copy;
 use crate::convert::TablePlan;
 use crate::error::{Context, Error};
 use crate::model::{quote_pg, Value};

@@ -5,7 +5,6 @@
 //! progress is written in the same transaction as its rows.
 
 pub mod apply;
-pub mod copy;
 pub mod ddl;
 pub mod guard;
 pub mod progress;

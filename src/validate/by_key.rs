@@ -6,12 +6,12 @@
 //! form PostgreSQL sent (compared by PostgreSQL).
 
 use crate::config::Policies;
+use crate::convert::copy;
 use crate::convert::value::to_value;
 use crate::convert::{Losses, TablePlan, TargetKind};
 use crate::error::{Context, Error};
 use crate::model::ChangeSource;
 use crate::model::{quote_pg, quote_tsql, Position, Value};
-use crate::sink::copy;
 use crate::source::read::{Key, KeyValue};
 use crate::source::Tds;
 use bytes::BytesMut;

@@ -2,7 +2,7 @@
 //!
 //! Every row is reduced to the bytes of PostgreSQL's binary form of its target values: on the
 //! target that is what `COPY ... TO STDOUT (FORMAT binary)` sends; on the source, the converter's
-//! values encoded by [`crate::sink::copy`]. Rows are grouped into buckets by a hash of the key
+//! values encoded by [`crate::convert::copy`]. Rows are grouped into buckets by a hash of the key
 //! bytes (never by key ranges, whose order differs between the engines), and each bucket keeps
 //! a count and a sum of row hashes; a bucket that differs is read again to name its keys.
 //!
@@ -11,15 +11,14 @@
 //! reached (cutover: writes stopped and drained).
 
 pub mod by_key;
-pub mod live;
 pub mod pushdown;
 
 use crate::config::{Checksums, Policies};
+use crate::convert::copy;
 use crate::convert::value::to_value;
 use crate::convert::{Losses, TablePlan};
 use crate::error::{Context, Error};
 use crate::model::quote_pg;
-use crate::sink::copy;
 use crate::source::read::{key_display, Key, KeyValue};
 use crate::source::Tds;
 use by_key::KeyBytes;

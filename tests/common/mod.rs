@@ -223,8 +223,8 @@ impl Daemon {
             .await
             .expect("daemon stops within 30 s")
             .expect("daemon task");
-        self.shared.tasks.close();
-        tokio::time::timeout(Duration::from_secs(30), self.shared.tasks.wait())
+        self.shared.lifecycle.tasks.close();
+        tokio::time::timeout(Duration::from_secs(30), self.shared.lifecycle.tasks.wait())
             .await
             .expect("the daemon's tasks end within 30 s");
         result

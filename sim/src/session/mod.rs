@@ -12,7 +12,7 @@ mod statements;
 mod transactions;
 
 use crate::error::SqlError;
-use crate::server::Shared;
+use crate::instance::Shared;
 use crate::tds::rpc::{parse_rpc, parse_sql_batch};
 use crate::tds::token::{self, DONE_ATTN, DONE_ERROR, TOKEN_DONE};
 use crate::tds::{self, login, PacketWriter};

@@ -1,7 +1,6 @@
 //! Token encoders for server replies (MS-TDS 2.2.7). Each function appends one token to `buf`.
 
-/// SQL_Latin1_General_CP1_CI_AS: LCID 0x0409, case-insensitive, accent-sensitive, sort id 52.
-pub const COLLATION: [u8; 5] = [0x09, 0x04, 0xD0, 0x00, 0x34];
+pub use crate::types::COLLATION;
 
 /// DONE status: more results follow.
 pub const DONE_MORE: u16 = 0x0001;

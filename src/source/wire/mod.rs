@@ -12,6 +12,7 @@
 
 pub mod meta;
 pub mod row;
+pub mod transcode;
 
 use bytes::{Buf, BytesMut};
 use meta::{Cur, Stop, WireColumn};

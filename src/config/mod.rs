@@ -7,6 +7,9 @@
 //!   when the configuration is loaded, kept in [`Secret`] (whose `Debug` and `Display` print
 //!   `<redacted>`), and never appear in an error. A password inside `target.url` is refused.
 
+mod pg_url;
+
+pub use pg_url::{split_ssl_options, PgSslMode};
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -253,7 +256,7 @@ pub struct TargetConfig {
     /// CA certificate for verify-ca / verify-full (`target.ca_file`, or `sslrootcert` in the URL).
     pub ca_file: Option<PathBuf>,
     /// `sslmode` from the URL (libpq's values; `prefer` when absent).
-    pub ssl_mode: crate::tls::PgSslMode,
+    pub ssl_mode: PgSslMode,
 }
 
 /// Which source tables to migrate: a `schema.table` name or pattern (`*`, `?`) and exclusions.
@@ -328,7 +331,7 @@ pub struct ColumnSettings {
     pub rename: Option<String>,
     /// Leave the column out.
     pub exclude: bool,
-    /// Target type override (see [`crate::convert::TargetKind::parse`]).
+    /// Target type override (see [`crate::model::TargetKind::parse`]).
     pub target_type: Option<String>,
     /// A T-SQL expression the source evaluates instead of the column (masking, business rules).
     pub expression: Option<String>,
@@ -685,8 +688,8 @@ pub fn parse(text: &str, env: &dyn Environment) -> Result<Config, ConfigError> {
     .ok_or_else(|| err("source.password_env", "a password is required"))?;
     let t = raw.target;
     let (clean_url, ssl_mode, rootcert) =
-        crate::tls::split_ssl_options(&t.url).map_err(|e| err("target.url", e))?;
-    if ssl_mode == crate::tls::PgSslMode::Disable && t.ca_file.is_some() {
+        split_ssl_options(&t.url).map_err(|e| err("target.url", e))?;
+    if ssl_mode == PgSslMode::Disable && t.ca_file.is_some() {
         return Err(err("target.ca_file", "has no meaning with sslmode=disable"));
     }
     let url: tokio_postgres::Config = clean_url.parse().map_err(|e| {
@@ -742,7 +745,7 @@ pub fn parse(text: &str, env: &dyn Environment) -> Result<Config, ConfigError> {
                 }
             }
             if let Some(t) = &c.target_type {
-                crate::convert::TargetKind::parse(t).map_err(|m| err(format!("{key}.type"), m))?;
+                crate::model::TargetKind::parse(t).map_err(|m| err(format!("{key}.type"), m))?;
             }
             if let Some(e) = &c.expression {
                 if e.trim().is_empty() {
@@ -811,7 +814,7 @@ pub fn parse(text: &str, env: &dyn Environment) -> Result<Config, ConfigError> {
         mapping.progress_schema = p;
     }
     for (ty, target) in m.types {
-        crate::convert::TargetKind::parse(&target)
+        crate::model::TargetKind::parse(&target)
             .map_err(|msg| err(format!("mapping.types.{ty}"), msg))?;
         mapping.types.insert(ty.to_lowercase(), target);
     }

@@ -3,9 +3,9 @@
 
 use super::*;
 use crate::config::Policies;
+use crate::convert::copy;
 use crate::convert::value::to_value;
 use crate::convert::{direct, Losses};
-use crate::sink::copy;
 use crate::source::wire::meta::WireColumn;
 use crate::source::wire::row::{cell, Scratch, Span};
 

@@ -3,9 +3,12 @@
 //! Contract: source-side names are kept exactly as SQL Server spells them; quoting happens only
 //! through [`quote_tsql`] and [`quote_pg`], never by string pasting.
 
+mod target_kind;
+
 use serde::{Deserialize, Serialize};
 use std::cmp::Ordering;
 use std::fmt;
+pub use target_kind::TargetKind;
 
 /// A source table's two-part name, as SQL Server spells it.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -439,6 +442,29 @@ pub struct Change {
     pub key: Vec<Value>,
     /// The whole row in target column order, or `None` for a delete.
     pub row: Option<Vec<Value>>,
+}
+
+/// A decimal's exact text (`-12.3400` keeps its scale).
+pub fn render_decimal(mantissa: i128, scale: u8) -> String {
+    let neg = mantissa < 0;
+    let digits = mantissa.unsigned_abs().to_string();
+    let scale = scale as usize;
+    let body = if scale == 0 {
+        digits
+    } else if digits.len() > scale {
+        format!(
+            "{}.{}",
+            &digits[..digits.len() - scale],
+            &digits[digits.len() - scale..]
+        )
+    } else {
+        format!("0.{}{}", "0".repeat(scale - digits.len()), digits)
+    };
+    if neg {
+        format!("-{body}")
+    } else {
+        body
+    }
 }
 
 #[cfg(test)]

@@ -1,14 +1,14 @@
 //! The hottest plain cases without even a borrowed value: a column's wire type and target type
 //! decide once per chunk ([`plan`]) how its TDS bytes become its binary COPY field ([`write`]).
 //!
-//! Contract: what [`write`] writes is what [`super::direct::encode`] (and so `to_value` then
+//! Contract: what [`write`] writes is what [`crate::convert::direct::encode`] (and so `to_value` then
 //! `copy::field`) writes for the same value; when it returns false it wrote nothing and the
 //! caller takes the general path (NUL characters, lone surrogates, text that may not fit,
 //! digits below a microsecond, a value out of the target's range).
 
-use super::value::{DAYS_0001_TO_2000, US_PER_DAY};
-use super::{ColumnPlan, TargetKind as K};
-use crate::source::wire::meta::{ByteLenType as B, Chars, FixedType as F, WireType};
+use super::meta::{ByteLenType as B, Chars, FixedType as F, WireType};
+use crate::convert::value::{DAYS_0001_TO_2000, US_PER_DAY};
+use crate::convert::{ColumnPlan, TargetKind as K};
 use bytes::{BufMut, BytesMut};
 
 /// How one column's bytes become its COPY field.

@@ -11,11 +11,9 @@
 //! Contract: findings name the table and key; `repair` rewrites a confirmed key from the source
 //! while no window runs, so the fix and the stream never race; nothing else is written.
 
-use super::by_key::{self, KeyBytes};
-use super::{Outcome, Suspect};
+use super::{connect_target, resume_position, Shared, TableRt};
 use crate::config::ValidationMode;
 use crate::convert::TablePlan;
-use crate::daemon::{connect_target, resume_position, Shared, TableRt};
 use crate::error::{Context, Error};
 use crate::model::{quote_tsql, Position};
 use crate::model::{ChangeSource, Verdict};
@@ -24,6 +22,8 @@ use crate::sink::{guard, progress};
 use crate::source::read::Key;
 use crate::source::{self, Tds};
 use crate::state::{TableState, ValidationRecord};
+use crate::validate::by_key::{self, KeyBytes};
+use crate::validate::{Outcome, Suspect};
 use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -95,7 +95,7 @@ impl SideSeconds {
 /// Validates the requested tables one after the other; each result is recorded in the store
 /// (shown by `status`) and the journal.
 pub async fn run(shared: &Arc<Shared>, req: &Request) -> Result<Vec<TableResult>, Error> {
-    let tables = shared.runtimes()?;
+    let tables = shared.registry.runtimes()?;
     if let Some(t) = &req.table {
         if !tables.iter().any(|(n, _)| n == t) {
             let known: Vec<&str> = tables.iter().map(|(n, _)| n.as_str()).collect();
@@ -284,13 +284,16 @@ async fn first_pass(
     let skip: HashSet<KeyBytes> = changed.iter().map(|c| c.0.clone()).collect();
     let out = match mode {
         ValidationMode::Full => {
-            let o: Outcome = super::full(
+            let o: Outcome = crate::validate::full(
                 tds,
                 &tx,
                 plan,
                 policies,
                 &skip,
-                super::FullOptions::configured(&shared.config, shared.config.validation_max_share),
+                crate::validate::FullOptions::configured(
+                    &shared.config,
+                    shared.config.validation_max_share,
+                ),
             )
             .await?;
             let seconds = SideSeconds::of(&o);

@@ -3,8 +3,8 @@
 //! task owned by the daemon's [`TaskTracker`](tokio_util::task::TaskTracker) and awaited at the
 //! end. `cli.rs` turns signals into the `shutdown` token and calls [`serve`].
 
-use super::Shared;
 use crate::config::Config;
+use crate::daemon::{self, Shared};
 use crate::error::Error;
 use crate::state::Store;
 use std::sync::Arc;
@@ -43,7 +43,7 @@ pub async fn serve(
             }
         }
     };
-    let shared = super::shared_with(config, store, shutdown);
+    let shared = daemon::shared_with(config, store, shutdown);
     shared.store.journal(
         "daemon_started",
         None,
@@ -52,19 +52,24 @@ pub async fn serve(
     attach(&shared);
     systemd_notify(&shared);
     if let Some(addr) = shared.config.metrics_listen {
-        crate::metrics::serve(shared.clone(), addr)?;
+        crate::metrics::serve(
+            shared.store.clone(),
+            shared.counters.clone(),
+            shared.lifecycle.shutdown.clone(),
+            addr,
+        )?;
     }
     crate::control::serve(shared.clone(), &shared.config.control_socket).await?;
     publish_status(&shared);
-    let result = super::run(shared.clone()).await;
+    let result = daemon::run(shared.clone()).await;
     shared.request_stop();
-    shared.tasks.close();
-    if tokio::time::timeout(TASKS_GRACE, shared.tasks.wait())
+    shared.lifecycle.tasks.close();
+    if tokio::time::timeout(TASKS_GRACE, shared.lifecycle.tasks.wait())
         .await
         .is_err()
     {
         tracing::warn!(
-            tasks = shared.tasks.len(),
+            tasks = shared.lifecycle.tasks.len(),
             "tasks still running after the daemon stopped: leaving them"
         );
     }
@@ -82,11 +87,12 @@ pub async fn serve(
 fn publish_status(shared: &Arc<Shared>) {
     let shared = shared.clone();
     let state_dir = shared.config.state_dir.clone();
-    shared.clone().tasks.spawn(async move {
+    shared.clone().lifecycle.tasks.spawn(async move {
         loop {
-            if let Ok(s) =
-                super::status::build(&shared.store, Some(&super::status::DaemonView::of(&shared)))
-            {
+            if let Ok(s) = daemon::status::build(
+                &shared.store,
+                Some(&daemon::status::DaemonView::of(&shared)),
+            ) {
                 let tmp = state_dir.join(format!("{STATUS_FILE}.tmp"));
                 if let Ok(text) = serde_json::to_vec_pretty(&s) {
                     if std::fs::write(&tmp, text).is_ok() {
@@ -110,13 +116,13 @@ fn systemd_notify(shared: &Arc<Shared>) {
         return;
     }
     let shared = shared.clone();
-    shared.clone().tasks.spawn(async move {
-        let mut ready = shared.ready.subscribe();
+    shared.clone().lifecycle.tasks.spawn(async move {
+        let mut ready = shared.lifecycle.ready.subscribe();
         while !*ready.borrow_and_update() {
             // A start-up that never finishes (a fatal error, a stop) ends this task too.
             tokio::select! {
                 changed = ready.changed() => if changed.is_err() { return },
-                _ = shared.stopped() => return,
+                _ = shared.lifecycle.stopped() => return,
             }
         }
         let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Ready]);
@@ -145,11 +151,10 @@ fn systemd_notify(shared: &Arc<Shared>) {
                 })
                 .unwrap_or_default();
             let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Status(&summary)]);
-            let beat = shared
-                .heartbeat_ms
-                .load(std::sync::atomic::Ordering::Relaxed);
+            let beat = shared.lifecycle.last_beat_ms();
             let fresh = crate::state::now_ms() - beat
-                < (usec as i64 / 1000).max(1000) + super::stream::WINDOW_TIMEOUT.as_millis() as i64;
+                < (usec as i64 / 1000).max(1000)
+                    + daemon::stream::WINDOW_TIMEOUT.as_millis() as i64;
             if watchdog && fresh {
                 let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Watchdog]);
             }
