@@ -49,8 +49,7 @@ pub fn machine_cpu_secs() -> (f64, f64) {
 
 /// A PostgreSQL session.
 pub async fn pg(url: &str) -> tokio_postgres::Client {
-    let c = testkit::connect(url).await;
-    c
+    testkit::connect(url).await
 }
 
 /// A binary next to this one (release builds of mssql-sim and replicator).
@@ -66,12 +65,7 @@ pub async fn tsql(port: u16, db: Option<&str>, sql: &str) {
         mssql_sim::workload::connect(format!("127.0.0.1:{port}").parse().unwrap(), PASSWORD, db)
             .await
             .expect("login");
-    c.simple_query(sql)
-        .await
-        .unwrap()
-        .into_results()
-        .await
-        .unwrap();
+    testkit::exec(&mut c, sql).await;
 }
 
 /// Starts the release simulator on a free port over `backing`, waits until it listens, and

@@ -645,137 +645,9 @@ pub fn parse(text: &str, env: &dyn Environment) -> Result<Config, ConfigError> {
             .unwrap_or_else(|| "configuration".into());
         err(key, msg)
     })?;
-    let s = raw.source;
-    if s.host.trim().is_empty() {
-        return Err(err("source.host", "must not be empty"));
-    }
-    if s.port == 0 {
-        return Err(err("source.port", "must be 1-65535"));
-    }
-    if s.database.trim().is_empty() {
-        return Err(err("source.database", "must not be empty"));
-    }
-    if s.user.trim().is_empty() {
-        return Err(err("source.user", "must not be empty"));
-    }
-    if s.auth == SourceAuth::Windows
-        && !s
-            .user
-            .split_once('\\')
-            .is_some_and(|(d, u)| !d.is_empty() && !u.is_empty())
-    {
-        return Err(err(
-            "source.user",
-            "with auth = \"windows\" must be DOMAIN\\user (in TOML: 'CORP\\alice' or \"CORP\\\\alice\")",
-        ));
-    }
-    if s.tls == SourceTls::Disable && (s.trust_server_certificate || s.ca_file.is_some()) {
-        return Err(err(
-            "source.trust_server_certificate",
-            "has no meaning with tls = \"disable\"",
-        ));
-    }
-    let source_password = read_secret(
-        "source",
-        RawSecretRef {
-            password_env: s.password_env,
-            password_file: s.password_file,
-            password_credential: s.password_credential,
-        },
-        env,
-        true,
-    )?
-    .ok_or_else(|| err("source.password_env", "a password is required"))?;
-    let t = raw.target;
-    let (clean_url, ssl_mode, rootcert) =
-        split_ssl_options(&t.url).map_err(|e| err("target.url", e))?;
-    if ssl_mode == PgSslMode::Disable && t.ca_file.is_some() {
-        return Err(err("target.ca_file", "has no meaning with sslmode=disable"));
-    }
-    let url: tokio_postgres::Config = clean_url.parse().map_err(|e| {
-        err(
-            "target.url",
-            format!("not a PostgreSQL URL or connection string: {e}"),
-        )
-    })?;
-    if url.get_password().is_some() {
-        return Err(err("target.url", "must not contain a password: use target.password_env, password_file or password_credential"));
-    }
-    let target_password = read_secret(
-        "target",
-        RawSecretRef {
-            password_env: t.password_env,
-            password_file: t.password_file,
-            password_credential: t.password_credential,
-        },
-        env,
-        false,
-    )?;
-    if raw.tables.is_empty() {
-        return Err(err(
-            "tables",
-            "name at least one table or pattern, e.g. [[tables]] source = \"dbo.*\"",
-        ));
-    }
-    let mut tables = Vec::new();
-    for (i, tsel) in raw.tables.into_iter().enumerate() {
-        validate_pattern(&format!("tables[{i}].source"), &tsel.source)?;
-        for (j, x) in tsel.exclude.iter().enumerate() {
-            validate_pattern(&format!("tables[{i}].exclude[{j}]"), x)?;
-        }
-        if let Some(key) = &tsel.key {
-            if key.is_empty() || key.iter().any(|k| k.is_empty()) {
-                return Err(err(
-                    format!("tables[{i}].key"),
-                    "list the key's column names",
-                ));
-            }
-        }
-        let mut columns = std::collections::BTreeMap::new();
-        for (name, c) in tsel.columns {
-            let key = format!("tables[{i}].columns.{name}");
-            if c.exclude
-                && (c.rename.is_some() || c.target_type.is_some() || c.expression.is_some())
-            {
-                return Err(err(key, "an excluded column takes no other setting"));
-            }
-            if let Some(r) = &c.rename {
-                if r.is_empty() {
-                    return Err(err(format!("{key}.rename"), "must not be empty"));
-                }
-            }
-            if let Some(t) = &c.target_type {
-                crate::model::TargetKind::parse(t).map_err(|m| err(format!("{key}.type"), m))?;
-            }
-            if let Some(e) = &c.expression {
-                if e.trim().is_empty() {
-                    return Err(err(format!("{key}.expression"), "must not be empty"));
-                }
-                if c.target_type.is_none() {
-                    return Err(err(
-                        format!("{key}.type"),
-                        "an expression needs the target type it yields, e.g. type = \"bytea\"",
-                    ));
-                }
-            }
-            columns.insert(
-                name,
-                ColumnSettings {
-                    rename: c.rename,
-                    exclude: c.exclude,
-                    target_type: c.target_type,
-                    expression: c.expression,
-                },
-            );
-        }
-        tables.push(TableSelector {
-            source: tsel.source,
-            exclude: tsel.exclude,
-            key: tsel.key,
-            change_source: tsel.change_source.unwrap_or_default(),
-            columns,
-        });
-    }
+    let source = source_section(raw.source, env)?;
+    let target = target_section(raw.target, env)?;
+    let tables = tables_section(raw.tables)?;
     let r = raw.replication;
     let batch_rows = r.batch_rows.unwrap_or(10_000);
     if batch_rows == 0 {
@@ -796,93 +668,16 @@ pub fn parse(text: &str, env: &dyn Environment) -> Result<Config, ConfigError> {
     if snapshot_workers == 0 || snapshot_workers > 64 {
         return Err(err("replication.snapshot_workers", "must be 1-64"));
     }
-    let m = raw.mapping;
-    let mut mapping = Mapping::default();
-    for (from, to) in m.schemas {
-        if to.is_empty() {
-            return Err(err(format!("mapping.schemas.{from}"), "must not be empty"));
-        }
-        mapping.schemas.insert(from, to);
-    }
-    if let Some(c) = m.identifier_case {
-        mapping.identifier_case = c;
-    }
-    if let Some(p) = m.progress_schema {
-        if p.is_empty() {
-            return Err(err("mapping.progress_schema", "must not be empty"));
-        }
-        mapping.progress_schema = p;
-    }
-    for (ty, target) in m.types {
-        crate::model::TargetKind::parse(&target)
-            .map_err(|msg| err(format!("mapping.types.{ty}"), msg))?;
-        mapping.types.insert(ty.to_lowercase(), target);
-    }
-    let p = raw.policies;
-    let mut policies = Policies::default();
-    if let Some(n) = p.nul_characters {
-        policies.nul_characters = n;
-    }
-    if let Some(r) = p.nul_replacement {
-        if r.contains('\0') {
-            return Err(err(
-                "policies.nul_replacement",
-                "must not itself contain NUL",
-            ));
-        }
-        policies.nul_replacement = r;
-    } else if policies.nul_characters == NulPolicy::Replace {
-        return Err(err(
-            "policies.nul_replacement",
-            "nul_characters = \"replace\" needs a replacement, e.g. \"\\uFFFD\" or \" \"",
-        ));
-    }
-    if let Some(s) = p.sub_microsecond {
-        policies.sub_microsecond = s;
-    }
-    if let Some(r) = p.retention_loss {
-        policies.retention_loss = r;
-    }
+    let mapping = mapping_section(raw.mapping)?;
+    let policies = policies_section(raw.policies)?;
     Ok(Config {
-        source: SourceConfig {
-            host: s.host,
-            port: s.port,
-            database: s.database,
-            user: s.user,
-            password: source_password,
-            auth: s.auth,
-            tls: s.tls,
-            trust_server_certificate: s.trust_server_certificate,
-            ca_file: s.ca_file,
-        },
-        target: TargetConfig {
-            url: clean_url,
-            password: target_password,
-            ca_file: t.ca_file.or(rootcert),
-            ssl_mode,
-        },
+        source,
+        target,
         state_dir: raw
             .state
             .dir
             .unwrap_or_else(|| PathBuf::from("/var/lib/replicator")),
-        metrics_listen: match raw.metrics.listen.as_deref() {
-            None => None,
-            Some(a) => {
-                let addr: std::net::SocketAddr = a.parse().map_err(|_| {
-                    err(
-                        "metrics.listen",
-                        format!("'{a}' is not an address like \"127.0.0.1:9187\""),
-                    )
-                })?;
-                if !addr.ip().is_loopback() {
-                    return Err(err(
-                        "metrics.listen",
-                        format!("{addr} is not a loopback address: the listener is for a local scraper (put a proxy with TLS and auth in front for remote ones)"),
-                    ));
-                }
-                Some(addr)
-            }
-        },
+        metrics_listen: metrics_listen(raw.metrics.listen.as_deref())?,
         control_socket: raw
             .control
             .socket
@@ -948,6 +743,242 @@ pub fn parse(text: &str, env: &dyn Environment) -> Result<Config, ConfigError> {
         snapshot_decoder: r.snapshot_decoder.unwrap_or_default(),
         mapping,
         policies,
+    })
+}
+
+/// `[source]`: every key checked, the password resolved.
+fn source_section(s: RawSource, env: &dyn Environment) -> Result<SourceConfig, ConfigError> {
+    if s.host.trim().is_empty() {
+        return Err(err("source.host", "must not be empty"));
+    }
+    if s.port == 0 {
+        return Err(err("source.port", "must be 1-65535"));
+    }
+    if s.database.trim().is_empty() {
+        return Err(err("source.database", "must not be empty"));
+    }
+    if s.user.trim().is_empty() {
+        return Err(err("source.user", "must not be empty"));
+    }
+    if s.auth == SourceAuth::Windows
+        && !s
+            .user
+            .split_once('\\')
+            .is_some_and(|(d, u)| !d.is_empty() && !u.is_empty())
+    {
+        return Err(err(
+            "source.user",
+            "with auth = \"windows\" must be DOMAIN\\user (in TOML: 'CORP\\alice' or \"CORP\\\\alice\")",
+        ));
+    }
+    if s.tls == SourceTls::Disable && (s.trust_server_certificate || s.ca_file.is_some()) {
+        return Err(err(
+            "source.trust_server_certificate",
+            "has no meaning with tls = \"disable\"",
+        ));
+    }
+    let source_password = read_secret(
+        "source",
+        RawSecretRef {
+            password_env: s.password_env,
+            password_file: s.password_file,
+            password_credential: s.password_credential,
+        },
+        env,
+        true,
+    )?
+    .ok_or_else(|| err("source.password_env", "a password is required"))?;
+    Ok(SourceConfig {
+        host: s.host,
+        port: s.port,
+        database: s.database,
+        user: s.user,
+        password: source_password,
+        auth: s.auth,
+        tls: s.tls,
+        trust_server_certificate: s.trust_server_certificate,
+        ca_file: s.ca_file,
+    })
+}
+
+/// `[target]`: the URL without its TLS options, which become settings; the password resolved.
+fn target_section(t: RawTarget, env: &dyn Environment) -> Result<TargetConfig, ConfigError> {
+    let (clean_url, ssl_mode, rootcert) =
+        split_ssl_options(&t.url).map_err(|e| err("target.url", e))?;
+    if ssl_mode == PgSslMode::Disable && t.ca_file.is_some() {
+        return Err(err("target.ca_file", "has no meaning with sslmode=disable"));
+    }
+    let url: tokio_postgres::Config = clean_url.parse().map_err(|e| {
+        err(
+            "target.url",
+            format!("not a PostgreSQL URL or connection string: {e}"),
+        )
+    })?;
+    if url.get_password().is_some() {
+        return Err(err("target.url", "must not contain a password: use target.password_env, password_file or password_credential"));
+    }
+    let target_password = read_secret(
+        "target",
+        RawSecretRef {
+            password_env: t.password_env,
+            password_file: t.password_file,
+            password_credential: t.password_credential,
+        },
+        env,
+        false,
+    )?;
+    Ok(TargetConfig {
+        url: clean_url,
+        password: target_password,
+        ca_file: t.ca_file.or(rootcert),
+        ssl_mode,
+    })
+}
+
+/// `[[tables]]`: at least one; every pattern, key and column setting checked.
+fn tables_section(raw: Vec<RawTable>) -> Result<Vec<TableSelector>, ConfigError> {
+    if raw.is_empty() {
+        return Err(err(
+            "tables",
+            "name at least one table or pattern, e.g. [[tables]] source = \"dbo.*\"",
+        ));
+    }
+    let mut tables = Vec::new();
+    for (i, tsel) in raw.into_iter().enumerate() {
+        validate_pattern(&format!("tables[{i}].source"), &tsel.source)?;
+        for (j, x) in tsel.exclude.iter().enumerate() {
+            validate_pattern(&format!("tables[{i}].exclude[{j}]"), x)?;
+        }
+        if let Some(key) = &tsel.key {
+            if key.is_empty() || key.iter().any(|k| k.is_empty()) {
+                return Err(err(
+                    format!("tables[{i}].key"),
+                    "list the key's column names",
+                ));
+            }
+        }
+        let mut columns = std::collections::BTreeMap::new();
+        for (name, c) in tsel.columns {
+            let key = format!("tables[{i}].columns.{name}");
+            if c.exclude
+                && (c.rename.is_some() || c.target_type.is_some() || c.expression.is_some())
+            {
+                return Err(err(key, "an excluded column takes no other setting"));
+            }
+            if let Some(r) = &c.rename {
+                if r.is_empty() {
+                    return Err(err(format!("{key}.rename"), "must not be empty"));
+                }
+            }
+            if let Some(t) = &c.target_type {
+                crate::model::TargetKind::parse(t).map_err(|m| err(format!("{key}.type"), m))?;
+            }
+            if let Some(e) = &c.expression {
+                if e.trim().is_empty() {
+                    return Err(err(format!("{key}.expression"), "must not be empty"));
+                }
+                if c.target_type.is_none() {
+                    return Err(err(
+                        format!("{key}.type"),
+                        "an expression needs the target type it yields, e.g. type = \"bytea\"",
+                    ));
+                }
+            }
+            columns.insert(
+                name,
+                ColumnSettings {
+                    rename: c.rename,
+                    exclude: c.exclude,
+                    target_type: c.target_type,
+                    expression: c.expression,
+                },
+            );
+        }
+        tables.push(TableSelector {
+            source: tsel.source,
+            exclude: tsel.exclude,
+            key: tsel.key,
+            change_source: tsel.change_source.unwrap_or_default(),
+            columns,
+        });
+    }
+    Ok(tables)
+}
+
+/// `[mapping]`: schema renames, identifier case, the progress schema, type overrides.
+fn mapping_section(m: RawMapping) -> Result<Mapping, ConfigError> {
+    let mut mapping = Mapping::default();
+    for (from, to) in m.schemas {
+        if to.is_empty() {
+            return Err(err(format!("mapping.schemas.{from}"), "must not be empty"));
+        }
+        mapping.schemas.insert(from, to);
+    }
+    if let Some(c) = m.identifier_case {
+        mapping.identifier_case = c;
+    }
+    if let Some(p) = m.progress_schema {
+        if p.is_empty() {
+            return Err(err("mapping.progress_schema", "must not be empty"));
+        }
+        mapping.progress_schema = p;
+    }
+    for (ty, target) in m.types {
+        crate::model::TargetKind::parse(&target)
+            .map_err(|msg| err(format!("mapping.types.{ty}"), msg))?;
+        mapping.types.insert(ty.to_lowercase(), target);
+    }
+    Ok(mapping)
+}
+
+/// `[policies]`: what happens to values PostgreSQL cannot hold exactly.
+fn policies_section(p: RawPolicies) -> Result<Policies, ConfigError> {
+    let mut policies = Policies::default();
+    if let Some(n) = p.nul_characters {
+        policies.nul_characters = n;
+    }
+    if let Some(r) = p.nul_replacement {
+        if r.contains('\0') {
+            return Err(err(
+                "policies.nul_replacement",
+                "must not itself contain NUL",
+            ));
+        }
+        policies.nul_replacement = r;
+    } else if policies.nul_characters == NulPolicy::Replace {
+        return Err(err(
+            "policies.nul_replacement",
+            "nul_characters = \"replace\" needs a replacement, e.g. \"\\uFFFD\" or \" \"",
+        ));
+    }
+    if let Some(s) = p.sub_microsecond {
+        policies.sub_microsecond = s;
+    }
+    if let Some(r) = p.retention_loss {
+        policies.retention_loss = r;
+    }
+    Ok(policies)
+}
+
+/// `metrics.listen`: a loopback address, or none.
+fn metrics_listen(listen: Option<&str>) -> Result<Option<std::net::SocketAddr>, ConfigError> {
+    Ok(match listen {
+        None => None,
+        Some(a) => {
+            let addr: std::net::SocketAddr = a.parse().map_err(|_| {
+                err(
+                    "metrics.listen",
+                    format!("'{a}' is not an address like \"127.0.0.1:9187\""),
+                )
+            })?;
+            if !addr.ip().is_loopback() {
+                return Err(err(
+                        "metrics.listen",
+                        format!("{addr} is not a loopback address: the listener is for a local scraper (put a proxy with TLS and auth in front for remote ones)"),
+                    ));
+            }
+            Some(addr)
+        }
     })
 }
 

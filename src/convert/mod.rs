@@ -7,6 +7,7 @@
 
 pub mod copy;
 pub mod direct;
+pub mod expr;
 pub mod value;
 
 use crate::config::{ColumnSettings, IdentifierCase, Mapping, TableSelector};

@@ -418,3 +418,18 @@ fn wait_ready(url: &str, dir: &Path) -> Result<(), String> {
         std::thread::sleep(Duration::from_millis(50));
     }
 }
+
+/// Runs a T-SQL batch to completion on any SQL Server session (the simulator's or another),
+/// panicking with the SQL and the server's message on error: the tests' and benches' one way to
+/// set up a source.
+pub async fn exec<S>(c: &mut tiberius::Client<S>, sql: &str)
+where
+    S: futures_util::AsyncRead + futures_util::AsyncWrite + Unpin + Send,
+{
+    c.simple_query(sql)
+        .await
+        .unwrap_or_else(|e| panic!("{sql}: {e}"))
+        .into_results()
+        .await
+        .unwrap_or_else(|e| panic!("{sql}: {e}"));
+}

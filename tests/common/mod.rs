@@ -149,15 +149,7 @@ impl Environment for TestEnv {
     }
 }
 
-/// Runs a batch to completion, panicking with the SQL on error.
-pub async fn exec(c: &mut Tds, sql: &str) {
-    c.simple_query(sql)
-        .await
-        .unwrap_or_else(|e| panic!("{sql}: {e}"))
-        .into_results()
-        .await
-        .unwrap_or_else(|e| panic!("{sql}: {e}"));
-}
+pub use testkit::exec;
 
 /// The daemon running in this process.
 pub struct Daemon {

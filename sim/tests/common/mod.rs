@@ -80,15 +80,7 @@ pub async fn rows(c: &mut Tds, sql: &str) -> Vec<tiberius::Row> {
         .unwrap_or_else(|e| panic!("{sql}: {e}"))
 }
 
-/// Runs a batch to completion.
-pub async fn exec(c: &mut Tds, sql: &str) {
-    c.simple_query(sql)
-        .await
-        .unwrap_or_else(|e| panic!("{sql}: {e}"))
-        .into_results()
-        .await
-        .unwrap_or_else(|e| panic!("{sql}: {e}"));
-}
+pub use testkit::exec;
 
 /// The SQL Server error (number, message) of a failed batch.
 pub async fn server_error(c: &mut Tds, sql: &str) -> (u32, String) {
