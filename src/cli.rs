@@ -513,6 +513,10 @@ pub async fn schema(config: Config) -> Result<(), Error> {
             out.push_str(&s);
             out.push_str(";\n");
         }
+        for (_, s) in crate::sink::ddl::check_sql(p, config.mapping.identifier_case, &mut notes) {
+            out.push_str(&s);
+            out.push_str(";\n");
+        }
     }
     out.push_str("\n-- once every table streams (validated at cutover)\n");
     let lookup = |n: &crate::model::TableName| {

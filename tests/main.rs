@@ -12,6 +12,7 @@ mod layers;
 mod ops;
 mod realdata;
 mod restart;
+mod schema;
 mod snapshot;
 mod stream;
 mod validate;

@@ -344,3 +344,56 @@ async fn min_max_of_binary_and_uniqueidentifier() {
         Some("00000000-0000-0000-0000-000000000001".into())
     );
 }
+
+#[tokio::test]
+async fn check_constraints_keep_their_t_sql_text() {
+    let s = sim("checks").await;
+    let mut c = connect(&s).await;
+    exec(
+        &mut c,
+        "CREATE TABLE dbo.p (id int PRIMARY KEY, qty int NOT NULL CHECK (qty >= 0), \
+         code varchar(8) CONSTRAINT CK_p_code CHECK (code LIKE '[0-9][0-9]%'), \
+         born date NULL, CONSTRAINT CK_p_born CHECK ([born] < '20500101' OR born IS NULL))",
+    )
+    .await;
+    exec(
+        &mut c,
+        "ALTER TABLE dbo.p ADD CONSTRAINT CK_p_both CHECK (qty < 1000 AND id > 0)",
+    )
+    .await;
+    let got: Vec<(String, i32, String, bool)> = rows(
+        &mut c,
+        "SELECT k.name, k.parent_column_id, k.definition, k.is_disabled FROM sys.check_constraints k \
+         WHERE k.parent_object_id = OBJECT_ID('dbo.p') ORDER BY k.name",
+    )
+    .await
+    .iter()
+    .map(|r| {
+        (
+            r.get::<&str, _>(0).unwrap().to_string(),
+            r.get::<i32, _>(1).unwrap(),
+            r.get::<&str, _>(2).unwrap().to_string(),
+            r.get::<bool, _>(3).unwrap(),
+        )
+    })
+    .collect();
+    assert_eq!(got.len(), 4, "{got:?}");
+    let by = |n: &str| {
+        got.iter()
+            .find(|g| g.0 == n)
+            .unwrap_or_else(|| panic!("{n}: {got:?}"))
+    };
+    assert_eq!(by("CK_p_code").2, "(code LIKE '[0-9][0-9]%')");
+    assert_eq!(by("CK_p_born").2, "([born] < '20500101' OR born IS NULL)");
+    assert_eq!(by("CK_p_both").2, "(qty < 1000 AND id > 0)");
+    let auto = got
+        .iter()
+        .find(|g| g.0.starts_with("CK__"))
+        .expect("the unnamed one");
+    assert_eq!(auto.2, "(qty >= 0)");
+    assert!(auto.1 > 0 && !auto.3);
+    // They are enforced, as SQL Server enforces them (547: the CHECK constraint conflict).
+    let n = error_number(&mut c, "INSERT INTO dbo.p VALUES (1, -1, '12', NULL)").await;
+    assert_eq!(n, 547);
+    exec(&mut c, "INSERT INTO dbo.p VALUES (1, 1, '12x', '20240101')").await;
+}

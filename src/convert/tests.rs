@@ -179,6 +179,8 @@ fn table(cols: &[(&str, &str, i16)], pk: &[&str]) -> SourceTable {
         change_tracking: true,
         capture_instances: vec![],
         estimated_rows: 0,
+        checks: Vec::new(),
+        case_sensitive_columns: Vec::new(),
     }
 }
 
@@ -338,4 +340,87 @@ fn computed_columns_are_read_from_their_definition_in_change_rows() {
     );
     let p = plan_table(&t, &sel2, 0, &m).unwrap();
     assert_eq!(p.columns[2].change_expr, None);
+}
+
+#[test]
+fn filtered_indexes_checks_and_defaults_go_through_the_expression_translator() {
+    use crate::model::{SourceCheck, SourceIndex};
+    use crate::sink::ddl;
+    let sel = crate::config::TableSelector {
+        source: "dbo.*".into(),
+        ..Default::default()
+    };
+    let m = crate::config::Mapping::default();
+    let mut t = table(
+        &[
+            ("Id", "int", 4),
+            ("Code", "varchar", 10),
+            ("Done", "bit", 1),
+        ],
+        &["Id"],
+    );
+    t.case_sensitive_columns = vec!["code".into()];
+    t.columns[1].default = Some("(upper(N'x'))".into());
+    t.columns[2].default = Some("(user_name())".into());
+    t.indexes = vec![
+        SourceIndex {
+            name: "IX_open".into(),
+            columns: vec![("Code".into(), false)],
+            include: vec!["Done".into()],
+            unique: true,
+            unique_constraint: false,
+            filter: Some("([Done]=(0))".into()),
+        },
+        SourceIndex {
+            name: "IX_odd".into(),
+            columns: vec![("Code".into(), false)],
+            include: vec![],
+            unique: false,
+            unique_constraint: false,
+            filter: Some("([Code]>'M')".into()),
+        },
+    ];
+    let check = |name: &str, definition: &str, disabled: bool, not_trusted: bool| SourceCheck {
+        name: name.into(),
+        definition: definition.into(),
+        disabled,
+        not_trusted,
+    };
+    t.checks = vec![
+        check("CK_Code", "([Code] like '[A-Z]%')", false, false),
+        check("CK_Off", "([Id]>(0))", true, false),
+        check("CK_Old", "([Id]>(0))", false, true),
+        check("CK_Func", "([dbo].[ok]([Id])=(1))", false, false),
+    ];
+    let p = plan_table(&t, &sel, 0, &m).unwrap();
+    let mut notes = Vec::new();
+    let create = ddl::create_table_sql(&p, &mut notes);
+    assert!(
+        create.contains("\"code\" character varying(10) DEFAULT (upper('x'))"),
+        "{create}"
+    );
+    assert!(!create.contains("user_name"), "{create}");
+    let ix = ddl::index_sql(&p, m.identifier_case, &mut notes);
+    assert_eq!(
+        ix,
+        ["CREATE UNIQUE INDEX \"t x_ix_open\" ON \"public\".\"t x\" (\"code\") INCLUDE (\"done\") WHERE (\"done\" = false)"]
+    );
+    let checks = ddl::check_sql(&p, m.identifier_case, &mut notes);
+    assert_eq!(
+        checks,
+        [(
+            "ck_code".to_string(),
+            "ALTER TABLE \"public\".\"t x\" ADD CONSTRAINT \"ck_code\" CHECK ((\"code\" SIMILAR TO '[A-Z]%')) NOT VALID".to_string()
+        )]
+    );
+    let said: Vec<&str> = notes.iter().map(|n| n.message.as_str()).collect();
+    for expected in [
+        "default (user_name()) of column Done has no faithful translation (`user_name()`: function user_name",
+        "filtered index IX_odd is not created: its filter ([Code]>'M') has no faithful translation",
+        "check constraint CK_Off ([Id]>(0)) is not created: it is disabled at the source",
+        "check constraint CK_Old ([Id]>(0)) is not created: it is not trusted",
+        "check constraint CK_Func ([dbo].[ok]([Id])=(1)) is not created: it has no faithful translation (`[dbo].[ok]([Id])`: function dbo.ok has no translation)",
+    ] {
+        assert!(said.iter().any(|s| s.starts_with(expected)), "{expected}\n{said:#?}");
+    }
 }

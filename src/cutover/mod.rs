@@ -242,13 +242,18 @@ async fn in_window(
         for (_, rt) in &tables {
             let rows = pg
                 .query(
-                    "SELECT conname::text FROM pg_constraint WHERE conrelid = $1::text::regclass AND contype = 'f' AND NOT convalidated",
+                    "SELECT conname::text, contype::text FROM pg_constraint WHERE conrelid = $1::text::regclass AND contype IN ('f', 'c') AND NOT convalidated",
                     &[&rt.plan.target.sql()],
                 )
                 .await
-                .context(|| format!("list foreign keys of {}", rt.plan.target))?;
+                .context(|| format!("list the constraints to validate of {}", rt.plan.target))?;
             for r in rows {
                 let con: String = r.get(0);
+                let what = if r.get::<_, String>(1) == "c" {
+                    "check constraint"
+                } else {
+                    "foreign key"
+                };
                 match pg
                     .batch_execute(&format!(
                         "ALTER TABLE {} VALIDATE CONSTRAINT {}",
@@ -259,7 +264,7 @@ async fn in_window(
                 {
                     Ok(()) => validated += 1,
                     Err(e) => problems.push(format!(
-                        "{}: foreign key {con} does not hold: {}",
+                        "{}: {what} {con} does not hold: {}",
                         rt.plan.target,
                         e.as_db_error()
                             .map(|d| d.message().to_string())

@@ -128,23 +128,24 @@ pub async fn before_window(
             }
         }
     }
-    out.foreign_keys_validated = validate_foreign_keys(&pg, &mut out.notes).await?;
+    out.foreign_keys_validated = validate_constraints(&pg, &mut out.notes).await?;
     out.seconds = started.elapsed().as_secs_f64();
     Ok(out)
 }
 
-/// Validates the replicated tables' `NOT VALID` foreign keys now, while the application writes
+/// Validates the replicated tables' `NOT VALID` foreign keys and check constraints now, while the application writes
 /// (a scan of each referencing table, which must not be inside the window). One that does not
 /// hold yet (its rows in flight) is left for the window, where it is validated again.
-async fn validate_foreign_keys(
+async fn validate_constraints(
     pg: &tokio_postgres::Client,
     notes: &mut Vec<String>,
 ) -> Result<usize, Error> {
     let rows = pg
         .query(
-            "SELECT n.nspname::text, c.relname::text, k.conname::text FROM pg_constraint k \
+            "SELECT n.nspname::text, c.relname::text, k.conname::text, \
+             CASE k.contype WHEN 'c' THEN 'check constraint' ELSE 'foreign key' END FROM pg_constraint k \
              JOIN pg_class c ON c.oid = k.conrelid JOIN pg_namespace n ON n.oid = c.relnamespace \
-             WHERE k.contype = 'f' AND NOT k.convalidated \
+             WHERE k.contype IN ('f', 'c') AND NOT k.convalidated \
              AND EXISTS (SELECT 1 FROM pg_trigger g WHERE g.tgrelid = c.oid AND g.tgname = $1)",
             &[&crate::sink::guard::TRIGGER],
         )
@@ -152,7 +153,8 @@ async fn validate_foreign_keys(
         .context(|| "list the foreign keys not validated yet".into())?;
     let mut validated = 0;
     for r in rows {
-        let (schema, table, con): (String, String, String) = (r.get(0), r.get(1), r.get(2));
+        let (schema, table, con, what): (String, String, String, String) =
+            (r.get(0), r.get(1), r.get(2), r.get(3));
         let t = Instant::now();
         match pg
             .batch_execute(&format!(
@@ -166,12 +168,12 @@ async fn validate_foreign_keys(
             Ok(()) => {
                 validated += 1;
                 eprintln!(
-                    "cutover: {schema}.{table}: foreign key {con} validated ({:.1} s)",
+                    "cutover: {schema}.{table}: {what} {con} validated ({:.1} s)",
                     t.elapsed().as_secs_f64()
                 );
             }
             Err(e) => notes.push(format!(
-                "{schema}.{table}: foreign key {con} did not hold before the window ({}); validated again inside it",
+                "{schema}.{table}: {what} {con} did not hold before the window ({}); validated again inside it",
                 e.as_db_error()
                     .map(|d| d.message().to_string())
                     .unwrap_or(e.to_string())

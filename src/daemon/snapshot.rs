@@ -278,8 +278,11 @@ pub async fn snapshot_table(
     let pg = connect_target(shared).await?;
     progress::finish_snapshot(&pg, &schema, name).await?;
     let mut notes = Vec::new();
-    let statements = ddl::index_sql(&rt.plan, shared.config.mapping.identifier_case, &mut notes);
+    let case = shared.config.mapping.identifier_case;
+    let statements = ddl::index_sql(&rt.plan, case, &mut notes);
     ddl::run_post_load(&pg, &rt.plan.target, &statements).await?;
+    let checks = ddl::check_sql(&rt.plan, case, &mut notes);
+    notes.extend(ddl::run_checks(&pg, &rt.plan, &checks).await);
     for n in notes {
         tracing::warn!(table = %n.table, note = %n.message, "schema conversion note");
     }

@@ -43,6 +43,8 @@ fn table(ct: bool, instances: &[(&str, &[&str])]) -> SourceTable {
             })
             .collect(),
         estimated_rows: 0,
+        checks: Vec::new(),
+        case_sensitive_columns: Vec::new(),
     }
 }
 

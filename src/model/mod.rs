@@ -248,6 +248,26 @@ pub struct SourceTable {
     pub capture_instances: Vec<CaptureInstance>,
     /// Estimated rows (`sys.partitions`).
     pub estimated_rows: i64,
+    /// CHECK constraints.
+    #[serde(default)]
+    pub checks: Vec<SourceCheck>,
+    /// Columns whose collation is case-sensitive or binary (`_CS_`, `_BIN`); every other string
+    /// column compares case-insensitively, as SQL Server's usual collations do.
+    #[serde(default)]
+    pub case_sensitive_columns: Vec<String>,
+}
+
+/// A CHECK constraint as SQL Server keeps it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SourceCheck {
+    /// Constraint name.
+    pub name: String,
+    /// Its expression as SQL Server prints it (`([Qty]>=(0))`).
+    pub definition: String,
+    /// Disabled (`NOCHECK`): SQL Server does not enforce it.
+    pub disabled: bool,
+    /// Not trusted (added or re-enabled `WITH NOCHECK`): rows from before may break it.
+    pub not_trusted: bool,
 }
 
 /// A value on its way to PostgreSQL. Temporal values count from PostgreSQL's epoch

@@ -5,7 +5,7 @@
 //! is ever dropped or altered to make it fit.
 
 use crate::config::IdentifierCase;
-use crate::convert::{target_identifier, ColumnPlan, TablePlan, TargetKind};
+use crate::convert::{expr, target_identifier, ColumnPlan, TablePlan, TargetKind};
 use crate::error::{Context, Error};
 use crate::model::{quote_pg, PgTableName, TableName};
 use tokio_postgres::Client;
@@ -96,6 +96,7 @@ fn balanced(s: &str) -> bool {
 
 /// `CREATE TABLE` with the key, identity and translated defaults; notes what was not carried.
 pub fn create_table_sql(plan: &TablePlan, notes: &mut Vec<Note>) -> String {
+    let scope = expr::Scope::of_plan(plan);
     let mut cols = Vec::new();
     for c in &plan.columns {
         let mut def = format!("{} {}", quote_pg(&c.target), c.kind.ddl());
@@ -121,15 +122,19 @@ pub fn create_table_sql(plan: &TablePlan, notes: &mut Vec<Note>) -> String {
         let source_col = plan.source.columns.iter().find(|s| s.name == c.source);
         if let Some(d) = source_col.and_then(|s| s.default.as_ref()) {
             if !c.identity {
-                match translate_default(d, c) {
-                    Some(t) => {
+                let translated = match translate_default(d, c) {
+                    Some(t) => Ok(t),
+                    None => expr::translate_value(d, &scope, c.kind),
+                };
+                match translated {
+                    Ok(t) => {
                         def.push_str(" DEFAULT ");
                         def.push_str(&t);
                     }
-                    None => notes.push(Note {
+                    Err(why) => notes.push(Note {
                         table: plan.source.name.to_string(),
                         message: format!(
-                            "default {d} of column {} has no faithful translation; left out",
+                            "default {d} of column {} has no faithful translation ({why}); left out",
                             c.source
                         ),
                     }),
@@ -160,6 +165,75 @@ pub fn create_table_sql(plan: &TablePlan, notes: &mut Vec<Note>) -> String {
     )
 }
 
+/// The source's CHECK constraints, translated, as `NOT VALID` constraints created after the
+/// table's snapshot (they hold for every row written from then on; cutover validates them
+/// against every row). A constraint that does not translate, is disabled, or is not trusted at
+/// the source is left out with a note giving its text and the reason. Returns (name, statement).
+pub fn check_sql(
+    plan: &TablePlan,
+    case: IdentifierCase,
+    notes: &mut Vec<Note>,
+) -> Vec<(String, String)> {
+    let scope = expr::Scope::of_plan(plan);
+    let mut out = Vec::new();
+    for ck in &plan.source.checks {
+        let mut note = |why: String| {
+            notes.push(Note {
+                table: plan.source.name.to_string(),
+                message: format!(
+                    "check constraint {} {} is not created: {why}",
+                    ck.name, ck.definition
+                ),
+            })
+        };
+        if ck.disabled {
+            note("it is disabled at the source".into());
+            continue;
+        }
+        if ck.not_trusted {
+            note("it is not trusted at the source (rows from before may break it)".into());
+            continue;
+        }
+        match expr::translate_condition(&ck.definition, &scope) {
+            Ok(cond) => {
+                let name = pg_name(&target_identifier(&ck.name, case));
+                out.push((
+                    name.clone(),
+                    format!(
+                        "ALTER TABLE {} ADD CONSTRAINT {} CHECK ({cond}) NOT VALID",
+                        plan.target.sql(),
+                        quote_pg(&name)
+                    ),
+                ));
+            }
+            Err(why) => note(format!("it has no faithful translation ({why})")),
+        }
+    }
+    out
+}
+
+/// Creates the translated CHECK constraints ([`check_sql`]); one PostgreSQL refuses is logged
+/// and journaled by the caller through the returned notes, not an error of the table.
+pub async fn run_checks(pg: &Client, plan: &TablePlan, checks: &[(String, String)]) -> Vec<Note> {
+    let mut notes = Vec::new();
+    for (name, sql) in checks {
+        match pg.batch_execute(sql).await {
+            Ok(()) => {}
+            Err(e) if e.code().is_some_and(|c| c.code() == "42710") => {}
+            Err(e) => notes.push(Note {
+                table: plan.source.name.to_string(),
+                message: format!(
+                    "check constraint {name} is not created: PostgreSQL refused it: {}",
+                    e.as_db_error()
+                        .map(|d| d.message().to_string())
+                        .unwrap_or(e.to_string())
+                ),
+            }),
+        }
+    }
+    notes
+}
+
 /// PostgreSQL truncates names to 63 bytes; do it on a character boundary ourselves.
 fn pg_name(s: &str) -> String {
     let mut out = String::new();
@@ -176,6 +250,7 @@ fn pg_name(s: &str) -> String {
 /// become `DEFERRABLE INITIALLY DEFERRED` constraints where PostgreSQL allows it, so a window
 /// that swaps unique values between rows applies in one transaction.
 pub fn index_sql(plan: &TablePlan, case: IdentifierCase, notes: &mut Vec<Note>) -> Vec<String> {
+    let scope = expr::Scope::of_plan(plan);
     let mut out = Vec::new();
     let col = |name: &str| {
         plan.columns
@@ -189,16 +264,22 @@ pub fn index_sql(plan: &TablePlan, case: IdentifierCase, notes: &mut Vec<Note>) 
             plan.target.name,
             target_identifier(&ix.name, case)
         ));
-        if ix.filter.is_some() {
-            notes.push(Note {
-                table: plan.source.name.to_string(),
-                message: format!(
-                    "filtered index {} is not created (its T-SQL filter is not translated)",
-                    ix.name
-                ),
-            });
-            continue;
-        }
+        let filter = match &ix.filter {
+            None => String::new(),
+            Some(f) => match expr::translate_condition(f, &scope) {
+                Ok(w) => format!(" WHERE {w}"),
+                Err(why) => {
+                    notes.push(Note {
+                        table: plan.source.name.to_string(),
+                        message: format!(
+                            "filtered index {} is not created: its filter {f} has no faithful translation ({why})",
+                            ix.name
+                        ),
+                    });
+                    continue;
+                }
+            },
+        };
         let keys: Option<Vec<String>> = ix
             .columns
             .iter()
@@ -218,7 +299,7 @@ pub fn index_sql(plan: &TablePlan, case: IdentifierCase, notes: &mut Vec<Note>) 
             format!(" INCLUDE ({})", include.join(", "))
         };
         let any_desc = ix.columns.iter().any(|(_, d)| *d);
-        if ix.unique && !any_desc {
+        if ix.unique && !any_desc && filter.is_empty() {
             out.push(format!(
                 "ALTER TABLE {} ADD CONSTRAINT {} UNIQUE ({}){inc} DEFERRABLE INITIALLY DEFERRED",
                 plan.target.sql(),
@@ -227,7 +308,7 @@ pub fn index_sql(plan: &TablePlan, case: IdentifierCase, notes: &mut Vec<Note>) 
             ));
         } else {
             out.push(format!(
-                "CREATE {}INDEX {} ON {} ({}){inc}",
+                "CREATE {}INDEX {} ON {} ({}){inc}{filter}",
                 if ix.unique { "UNIQUE " } else { "" },
                 quote_pg(&name),
                 plan.target.sql(),

@@ -4,8 +4,8 @@
 use super::{query_rows, Tds};
 use crate::error::Error;
 use crate::model::{
-    CaptureInstance, Lsn, SourceColumn, SourceForeignKey, SourceIndex, SourceTable, SourceType,
-    TableName,
+    CaptureInstance, Lsn, SourceCheck, SourceColumn, SourceForeignKey, SourceIndex, SourceTable,
+    SourceType, TableName,
 };
 use std::collections::BTreeMap;
 use tiberius::Row;
@@ -116,6 +116,15 @@ const FOREIGN_KEYS: &str = "SELECT fk.parent_object_id, fk.object_id, fk.name, r
   JOIN sys.tables rt ON rt.object_id = fk.referenced_object_id JOIN sys.schemas rs ON rs.schema_id = rt.schema_id \
   ORDER BY fk.parent_object_id, fk.object_id, fkc.constraint_column_id";
 
+const CHECKS: &str = "SELECT k.parent_object_id, k.name, CAST(k.definition AS nvarchar(4000)), \
+  CAST(k.is_disabled AS int), CAST(k.is_not_trusted AS int) \
+  FROM sys.check_constraints k JOIN sys.tables t ON t.object_id = k.parent_object_id \
+  WHERE t.is_ms_shipped = 0 ORDER BY k.parent_object_id, k.name";
+
+const CASE_SENSITIVE: &str = "SELECT c.object_id, c.name FROM sys.columns c \
+  JOIN sys.tables t ON t.object_id = c.object_id \
+  WHERE t.is_ms_shipped = 0 AND (c.collation_name LIKE '%[_]CS[_]%' OR c.collation_name LIKE '%[_]BIN%')";
+
 const IDENTITY: &str =
     "SELECT ic.object_id, CAST(ic.last_value AS bigint) FROM sys.identity_columns ic \
   JOIN sys.tables t ON t.object_id = ic.object_id WHERE t.is_ms_shipped = 0";
@@ -147,6 +156,8 @@ pub async fn discover(tds: &mut Tds, cdc_enabled: bool) -> Result<Vec<SourceTabl
                 change_tracking: flag(&r, 4),
                 capture_instances: Vec::new(),
                 estimated_rows: int(&r, 3),
+                checks: Vec::new(),
+                case_sensitive_columns: Vec::new(),
             },
         );
     }
@@ -212,6 +223,21 @@ pub async fn discover(tds: &mut Tds, cdc_enabled: bool) -> Result<Vec<SourceTabl
         if let Some(fk) = t.foreign_keys.last_mut() {
             fk.columns.push(s(&r, 5));
             fk.ref_columns.push(s(&r, 6));
+        }
+    }
+    for r in query_rows(tds, CHECKS, "discover check constraints").await? {
+        if let Some(t) = tables.get_mut(&(int(&r, 0) as i32)) {
+            t.checks.push(SourceCheck {
+                name: s(&r, 1),
+                definition: s(&r, 2),
+                disabled: int(&r, 3) != 0,
+                not_trusted: int(&r, 4) != 0,
+            });
+        }
+    }
+    for r in query_rows(tds, CASE_SENSITIVE, "discover column collations").await? {
+        if let Some(t) = tables.get_mut(&(int(&r, 0) as i32)) {
+            t.case_sensitive_columns.push(s(&r, 1));
         }
     }
     for r in query_rows(tds, IDENTITY, "discover identity values").await? {

@@ -743,6 +743,18 @@ CREATE VIEW sys.foreign_keys AS
          false AS is_system_named
   FROM pg_constraint k LEFT JOIN _sim.indexes ri ON ri.index_oid = k.conindid WHERE k.contype = 'f';
 
+-- CHECK constraints; the definition is the T-SQL text kept as the constraint's comment. The
+-- simulator's own range checks (_sim_*) are not SQL Server constraints.
+CREATE VIEW sys.check_constraints AS
+  SELECT _sim.nm(k.oid, k.conname) AS name, k.oid::int AS object_id, NULL::int AS principal_id, _sim.schema_id_of(k.connamespace) AS schema_id,
+         k.conrelid::int AS parent_object_id, 'C '::char(2) AS type, 'CHECK_CONSTRAINT'::varchar(60) AS type_desc,
+         false AS is_disabled, false AS is_not_for_replication, (NOT k.convalidated) AS is_not_trusted,
+         (CASE WHEN array_length(k.conkey, 1) = 1 THEN k.conkey[1] ELSE 0 END)::int AS parent_column_id,
+         COALESCE(obj_description(k.oid, 'pg_constraint'), '(' || pg_get_expr(k.conbin, k.conrelid) || ')')::varchar(4000) AS definition,
+         false AS uses_database_collation, false AS is_system_named
+  FROM pg_constraint k JOIN _sim.tables t ON t.oid = k.conrelid
+  WHERE k.contype = 'c' AND k.conname NOT LIKE '\_sim\_%';
+
 CREATE VIEW sys.foreign_key_columns AS
   SELECT k.oid::int AS constraint_object_id, x.n::int AS constraint_column_id, k.conrelid::int AS parent_object_id,
          x.parent::int AS parent_column_id, k.confrelid::int AS referenced_object_id, x.ref::int AS referenced_column_id

@@ -344,7 +344,14 @@ fn column_sql(
                 });
             }
             ColumnOption::Check(ck) => {
-                checks.push(format!("CHECK ({})", rewrite_default(&ck.expr)?))
+                let name = constraint_name(&opt.name, "CK", table);
+                checks.push(format!(
+                    "CONSTRAINT {} CHECK ({})",
+                    pg_ident(&name),
+                    rewrite_default(&ck.expr)?
+                ));
+                out.catalog.push(name_row_constraint(reg, &name));
+                out.catalog.push(check_text(reg, &name, &ck.expr));
             }
             ColumnOption::ForeignKey(fk) => {
                 let name = constraint_name(&opt.name, "FK", table);
@@ -491,6 +498,7 @@ fn table_constraint_sql(
                 rewrite_default(&ck.expr)?
             ));
             out.catalog.push(name_row_constraint(reg, &name));
+            out.catalog.push(check_text(reg, &name, &ck.expr));
         }
         other => {
             return Err(SqlError::new(
@@ -705,6 +713,31 @@ fn fk_actions(fk: &sqlparser::ast::ForeignKeyConstraint) -> String {
         s.push_str(&format!(" ON UPDATE {a}"));
     }
     s
+}
+
+/// Keeps a CHECK constraint's T-SQL text (what `sys.check_constraints.definition` shows, in
+/// parentheses as SQL Server prints it) as the PostgreSQL constraint's comment.
+fn check_text(reg: &str, name: &str, e: &Expr) -> String {
+    let printed = e.to_string();
+    let dialect = sqlparser::dialect::MsSqlDialect {};
+    // Quoted names as SQL Server prints them: in brackets.
+    let text = match sqlparser::tokenizer::Tokenizer::new(&dialect, &printed).tokenize() {
+        Ok(tokens) => tokens
+            .into_iter()
+            .map(|t| match t {
+                sqlparser::tokenizer::Token::Word(w) if w.quote_style == Some('"') => {
+                    format!("[{}]", w.value.replace(']', "]]"))
+                }
+                other => other.to_string(),
+            })
+            .collect::<String>(),
+        Err(_) => printed,
+    };
+    format!(
+        "DO $c$ BEGIN EXECUTE format('COMMENT ON CONSTRAINT %I ON %s IS %L', {}, {reg}, {}); END $c$",
+        pg_quote(&name.to_lowercase()),
+        pg_quote(&format!("({text})"))
+    )
 }
 
 fn name_row_constraint(reg: &str, name: &str) -> String {

@@ -59,9 +59,12 @@ pub(super) fn call(t: &Translator<'_>, e: &Expr, f: &Function) -> Result<Sql, Re
     if f.over.is_some() || f.filter.is_some() || !f.within_group.is_empty() {
         return refuse(e, "window and aggregate clauses have no translation here");
     }
-    let name = f.name.to_string().to_ascii_lowercase();
-    let name = name.trim_matches(|c| c == '[' || c == ']');
-    call_named(t, e, name, &args(e, f)?)
+    let name = f
+        .name
+        .to_string()
+        .replace(['[', ']'], "")
+        .to_ascii_lowercase();
+    call_named(t, e, &name, &args(e, f)?)
 }
 
 /// A built-in function by its lower-case name, with its arguments (sqlparser reads some calls,

@@ -49,6 +49,37 @@ pub struct Scope {
     pub default_case_insensitive: bool,
 }
 
+impl Scope {
+    /// The columns of a planned table (an excluded column is not in scope: an expression that
+    /// names it is refused). String columns compare case-insensitively unless discovery found a
+    /// case-sensitive or binary collation; constants take the usual case-insensitive default.
+    pub fn of_plan(plan: &super::TablePlan) -> Scope {
+        let columns = plan
+            .columns
+            .iter()
+            .filter(|c| !c.expression)
+            .map(|c| {
+                let source = plan.source.columns.iter().find(|s| s.name == c.source);
+                ExprColumn {
+                    source: c.source.clone(),
+                    target: c.target.clone(),
+                    kind: c.kind,
+                    national: source.is_some_and(|s| s.source_type.name.starts_with('n')),
+                    case_insensitive: !plan
+                        .source
+                        .case_sensitive_columns
+                        .iter()
+                        .any(|n| n.eq_ignore_ascii_case(&c.source)),
+                }
+            })
+            .collect();
+        Scope {
+            columns,
+            default_case_insensitive: true,
+        }
+    }
+}
+
 /// Why an expression was not translated: the node and the reason.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Refusal {
@@ -156,6 +187,38 @@ fn sql(text: impl Into<String>, ty: Ty) -> Sql {
 pub fn translate(tsql: &str, scope: &Scope) -> Result<String, Refusal> {
     let expr = parse(tsql)?;
     Ok(Translator { scope }.expr(&expr)?.text)
+}
+
+/// Translates a condition (a CHECK constraint, an index filter): refused unless it is one.
+pub fn translate_condition(tsql: &str, scope: &Scope) -> Result<String, Refusal> {
+    let expr = parse(tsql)?;
+    let s = Translator { scope }.expr(&expr)?;
+    if s.ty != Ty::Predicate {
+        return refuse(tsql, "not a condition");
+    }
+    Ok(s.text)
+}
+
+/// Translates a value for a column of type `kind` (a default, a computed column): refused
+/// when the value's type is not the column's (PostgreSQL would convert it by its own rules).
+pub fn translate_value(tsql: &str, scope: &Scope, kind: TargetKind) -> Result<String, Refusal> {
+    let expr = parse(tsql)?;
+    let s = Translator { scope }.expr(&expr)?;
+    let want = Ty::of_kind(kind, false, false);
+    let fits = match (s.ty, want) {
+        (Ty::Null, _) => true,
+        (Ty::Str { .. }, Ty::Str { .. }) => true,
+        (Ty::Int, Ty::Int | Ty::Decimal | Ty::Float) => true,
+        (Ty::Decimal, Ty::Decimal | Ty::Float) => true,
+        (a, b) => a == b,
+    };
+    if !fits {
+        return refuse(
+            tsql,
+            format!("its value is not of the column's type ({})", kind.ddl()),
+        );
+    }
+    Ok(s.text)
 }
 
 fn parse(tsql: &str) -> Result<Expr, Refusal> {

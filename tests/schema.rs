@@ -1,0 +1,165 @@
+//! Schema conversion of what real databases hold: CHECK constraints translated and created
+//! `NOT VALID` after the snapshot, enforced on the target, validated at cutover; the
+//! untranslatable left out and named; defaults the expression translator carries.
+
+use crate::common::*;
+use std::time::Duration;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn check_constraints_are_translated_enforced_and_validated_at_cutover() {
+    let env = Env::new("checks").await;
+    let mut c = env.tds().await;
+    exec(
+        &mut c,
+        "CREATE TABLE dbo.prod (id int NOT NULL PRIMARY KEY, \
+           qty int NOT NULL CHECK (qty >= 0), \
+           code varchar(10) NOT NULL CONSTRAINT CK_code CHECK (code LIKE '[A-Z][0-9]%'), \
+           price money NOT NULL, \
+           name nvarchar(40) NOT NULL CONSTRAINT CK_name CHECK (name <> N''), \
+           discontinued bit NOT NULL DEFAULT (0), \
+           created datetime2 NULL DEFAULT (dateadd(day, (1), sysdatetime())), \
+           CONSTRAINT CK_price CHECK (price >= 0 AND price < 100000), \
+           CONSTRAINT CK_disc CHECK (discontinued = 0 OR qty = 0), \
+           CONSTRAINT CK_untranslated CHECK (CAST(price AS int) >= 0)); \
+         ALTER TABLE dbo.prod ENABLE CHANGE_TRACKING",
+    )
+    .await;
+    exec(
+        &mut c,
+        "INSERT INTO dbo.prod (id, qty, code, price, name, discontinued) VALUES \
+           (1, 5, 'A1', 9.5, N'one', 0), (2, 0, 'b2x', 0, N'two', 1)",
+    )
+    .await;
+    let d = Daemon::start(
+        env.config("[replication]\npoll_interval = \"50ms\"\n[[tables]]\nsource = \"dbo.prod\"\n"),
+    );
+    d.wait_state(
+        &["dbo.prod"],
+        replicator::state::TableState::Streaming,
+        Duration::from_secs(60),
+    )
+    .await;
+    let pg = env.pg().await;
+    let checks: Vec<(String, bool)> = pg
+        .query(
+            "SELECT conname::text, convalidated FROM pg_constraint \
+             WHERE conrelid = 'public.prod'::regclass AND contype = 'c' ORDER BY 1",
+            &[],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect();
+    let names: Vec<&str> = checks.iter().map(|(n, _)| n.as_str()).collect();
+    assert_eq!(names.len(), 5, "{checks:?}");
+    for n in ["ck_code", "ck_disc", "ck_name", "ck_price"] {
+        assert!(names.contains(&n), "{n}: {checks:?}");
+    }
+    assert!(
+        names.iter().any(|n| n.starts_with("ck__prod")),
+        "{checks:?}"
+    );
+    assert!(!names.contains(&"ck_untranslated"), "{checks:?}");
+    assert!(
+        checks.iter().all(|(_, valid)| !valid),
+        "NOT VALID: {checks:?}"
+    );
+    // The translated default.
+    let default: Option<String> = pg
+        .query_one(
+            "SELECT column_default::text FROM information_schema.columns \
+             WHERE table_schema = 'public' AND table_name = 'prod' AND column_name = 'created'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert!(
+        default.as_deref().is_some_and(|d| d.contains("interval")),
+        "{default:?}"
+    );
+    // Enforced on the target as at the source: case-insensitively for the LIKE class, bit
+    // against 0, money's bounds.
+    let try_insert = |code: &'static str, qty: i32, disc: bool, price: &'static str| {
+        let pg = &pg;
+        async move {
+            pg.batch_execute("BEGIN; SET LOCAL replicator.writer = 'on'")
+                .await
+                .unwrap();
+            let r = pg
+                .execute(
+                    &format!(
+                        "INSERT INTO public.prod (id, qty, code, price, name, discontinued) \
+                         VALUES (99, $1, $2, {price}, 'n', $3)"
+                    ),
+                    &[&qty, &code, &disc],
+                )
+                .await;
+            pg.batch_execute("ROLLBACK").await.unwrap();
+            r.map(|_| ()).map_err(|e| {
+                e.as_db_error().map(|d| {
+                    (
+                        d.code().code().to_string(),
+                        d.constraint().map(str::to_string),
+                    )
+                })
+            })
+        }
+    };
+    assert_eq!(try_insert("a1zz", 1, false, "1").await, Ok(()));
+    assert_eq!(
+        try_insert("xx", 1, false, "1").await,
+        Err(Some(("23514".into(), Some("ck_code".into()))))
+    );
+    assert_eq!(
+        try_insert("A1", 1, true, "1").await,
+        Err(Some(("23514".into(), Some("ck_disc".into()))))
+    );
+    assert_eq!(
+        try_insert("A1", 0, false, "100000").await,
+        Err(Some(("23514".into(), Some("ck_price".into()))))
+    );
+    assert!(try_insert("A1", -1, false, "1").await.is_err());
+    // Changes stream through the constraints.
+    exec(
+        &mut c,
+        "INSERT INTO dbo.prod (id, qty, code, price, name, discontinued) VALUES (3, 0, 'C3', 1, N'three', 1); \
+         UPDATE dbo.prod SET qty = 7 WHERE id = 1",
+    )
+    .await;
+    wait_equal(
+        &mut c,
+        &pg,
+        "SELECT id, qty, code FROM dbo.prod",
+        "public.prod",
+        &["id", "qty", "code"],
+        Duration::from_secs(30),
+    )
+    .await;
+    d.stop().await.unwrap();
+    // Cutover validates them against every row.
+    let cfg = env.config_file(
+        "[replication]\npoll_interval = \"50ms\"\n[[tables]]\nsource = \"dbo.prod\"\n",
+    );
+    let mut daemon = spawn_daemon(&env, &cfg);
+    wait_all_streaming(&cfg, 1).await;
+    let out = replicator(&cfg, &["cutover", "--yes", "--json", "--timeout", "60s"]);
+    assert!(
+        out.status.success(),
+        "cutover: {} {}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let _ = daemon.wait();
+    let unvalidated: i64 = pg
+        .query_one(
+            "SELECT count(*) FROM pg_constraint WHERE conrelid = 'public.prod'::regclass \
+             AND contype = 'c' AND NOT convalidated",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(unvalidated, 0);
+}
