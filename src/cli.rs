@@ -45,8 +45,15 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Print the target DDL without running it.
-    Schema,
+    /// Print the target DDL without running it. With --report DIR, write the assessment instead:
+    /// report.md and report.json (object by object: migrated, translated and how, or to port
+    /// by hand and why) and by_hand/*.sql (the text of every view, procedure, function and
+    /// trigger).
+    Schema {
+        /// Write the assessment report into this folder (created if missing).
+        #[arg(long, value_name = "DIR")]
+        report: Option<std::path::PathBuf>,
+    },
     /// Preflight: connectivity, versions, snapshot isolation, CT/CDC per table (with the T-SQL
     /// that enables them), retention, permissions, keys, lossy columns, target permissions and
     /// existing tables, and what is not migrated (views, procedures, functions, triggers).
@@ -219,7 +226,21 @@ pub async fn main(cli: Cli) -> Result<(), Error> {
     match cli.command {
         Command::Run => run(load(&cli.config)?, &cli.config).await,
         Command::Status { json } => status(&load(&cli.config)?, json).await,
-        Command::Schema => schema(load(&cli.config)?).await,
+        Command::Schema { report } => {
+            let config = load(&cli.config)?;
+            if let Some(dir) = report {
+                let r = crate::assess::run(&config, &dir).await?;
+                eprintln!(
+                    "assessment: {} migrated, {} translated, {} to port by hand; see {}",
+                    r.totals.migrated,
+                    r.totals.translated,
+                    r.totals.by_hand,
+                    dir.join("report.md").display()
+                );
+                return Ok(());
+            }
+            schema(config).await
+        }
         Command::Check { json } => {
             let report = crate::check::run(&load(&cli.config)?).await;
             print_report(&report, json, || report.render());
@@ -541,9 +562,13 @@ pub async fn schema(config: Config) -> Result<(), Error> {
             out.push_str(";\n");
         }
     }
-    if !notes.is_empty() {
-        out.push_str("\n-- not carried over faithfully:\n");
-        for n in notes {
+    let by_hand: Vec<_> = notes
+        .iter()
+        .filter(|n| n.fate == crate::sink::ddl::Fate::ByHand)
+        .collect();
+    if !by_hand.is_empty() {
+        out.push_str("\n-- not carried over (to port by hand):\n");
+        for n in by_hand {
             out.push_str(&format!("--   {}: {}\n", n.table, n.message));
         }
     }

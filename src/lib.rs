@@ -4,6 +4,7 @@
 //! [`convert`], [`sink`], [`state`], [`daemon`], [`cli`]; plus [`error`] (retry-or-stop in one
 //! place) and [`tls`].
 
+pub mod assess;
 pub mod check;
 pub mod cli;
 pub mod config;

@@ -44,6 +44,45 @@ async fn track_everything(env: &Env) {
     }
 }
 
+/// `replicator schema --report` over `config`: the report (report.json), after checking that
+/// report.md starts with the same totals and that every file it names holds the object's text.
+fn assess(env: &Env, config: &std::path::Path) -> serde_json::Value {
+    let dir = env.dir.join("assessment");
+    let out = replicator(config, &["schema", "--report", dir.to_str().unwrap()]);
+    assert!(
+        out.status.success(),
+        "schema --report: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("report.json")).unwrap()).unwrap();
+    let t = &report["totals"];
+    let md = std::fs::read_to_string(dir.join("report.md")).unwrap();
+    let line = format!(
+        "| {} | {} | {} |",
+        t["migrated"], t["translated"], t["by_hand"]
+    );
+    assert!(md.contains(&line), "{line}\n{md}");
+    for o in report["objects"].as_array().unwrap() {
+        if let Some(f) = o["file"].as_str() {
+            let text = std::fs::read_to_string(dir.join(f)).unwrap();
+            assert!(text.to_lowercase().contains("create"), "{f}: {text}");
+        }
+    }
+    eprintln!("{}: totals {t}", env.database);
+    report
+}
+
+/// The objects of `report` with this fate whose object starts with `kind`.
+fn count(report: &serde_json::Value, kind: &str, fate: &str) -> usize {
+    report["objects"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|o| o["fate"] == fate && o["object"].as_str().unwrap().starts_with(kind))
+        .count()
+}
+
 /// Migrates the environment's database with the real binary: streams, applies `changes`, cuts
 /// over; every table must be equal.
 async fn migrate(env: &Env, tables: usize, changes: &[&str]) -> serde_json::Value {
@@ -121,6 +160,12 @@ async fn northwind_migrates_with_every_row_equal() {
     let env = Env::new("northwind").await;
     load(&env, Some("shop"), "northwind/instnwnd.sql").await;
     track_everything(&env).await;
+    let cfg = env.config_file("[[tables]]\nsource = \"dbo.*\"\n");
+    let assessed = assess(&env, &cfg);
+    assert_eq!(count(&assessed, "table", "migrated"), 13, "{assessed:#}");
+    assert_eq!(count(&assessed, "check constraint", "translated"), 8);
+    assert_eq!(count(&assessed, "view", "by_hand"), 16);
+    assert_eq!(count(&assessed, "procedure", "by_hand"), 7);
     let report = migrate(
         &env,
         13,
@@ -161,6 +206,10 @@ async fn chinook_migrates_with_every_row_equal() {
     load(&env, None, "chinook/Chinook_SqlServer.sql").await;
     env.database = "Chinook".into();
     track_everything(&env).await;
+    let cfg = env.config_file("[[tables]]\nsource = \"dbo.*\"\n");
+    let assessed = assess(&env, &cfg);
+    assert_eq!(count(&assessed, "table", "migrated"), 11, "{assessed:#}");
+    assert_eq!(assessed["totals"]["by_hand"], 0, "{assessed:#}");
     migrate(
         &env,
         11,
@@ -202,6 +251,10 @@ async fn pubs_keyed_tables_migrate_with_every_row_equal() {
     ));
     assert!(cfg.exists());
     let all = env.config_file("[[tables]]\nsource = \"dbo.*\"\n");
+    let assessed = assess(&env, &all);
+    assert_eq!(count(&assessed, "table", "migrated"), 9, "{assessed:#}");
+    assert_eq!(count(&assessed, "table", "by_hand"), 2, "{assessed:#}");
+    assert_eq!(count(&assessed, "check constraint", "translated"), 6);
     let out = replicator(&all, &["check"]);
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(

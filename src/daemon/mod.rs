@@ -357,7 +357,7 @@ pub async fn prepare(
         register_table(shared, &pg, plan, &db, &mut committed, &mut notes).await?;
     }
     for n in &notes {
-        tracing::warn!(table = %n.table, note = %n.message, "schema conversion note");
+        n.log();
     }
     prepare_foreign_keys(shared)?;
     drop(tds);
@@ -609,7 +609,7 @@ pub(crate) fn prepare_foreign_keys(shared: &Shared) -> Result<(), Error> {
         }
     }
     for n in notes {
-        tracing::warn!(table = %n.table, note = %n.message, "schema conversion note");
+        n.log();
     }
     shared.registry.set_deferred_foreign_keys(fks)?;
     Ok(())

@@ -150,7 +150,7 @@ pub async fn add_requested(shared: &Arc<Shared>) -> Result<(), Error> {
         added.push(name);
     }
     for n in &notes {
-        tracing::warn!(table = %n.table, note = %n.message, "schema conversion note");
+        n.log();
     }
     super::prepare_foreign_keys(shared)?;
     for name in added {

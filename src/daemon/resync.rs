@@ -74,7 +74,7 @@ async fn start(shared: &Arc<Shared>, name: &str) -> Result<(), Error> {
     ddl::ensure_table(&pg, &plan, &mut notes).await?;
     crate::sink::guard::ensure(&pg, &cfg.mapping.progress_schema, &plan.target).await?;
     for n in &notes {
-        tracing::warn!(table = %n.table, note = %n.message, "schema conversion note");
+        n.log();
     }
     shared
         .store

@@ -284,7 +284,7 @@ pub async fn snapshot_table(
     let checks = ddl::check_sql(&rt.plan, case, &mut notes);
     notes.extend(ddl::run_checks(&pg, &rt.plan, &checks).await);
     for n in notes {
-        tracing::warn!(table = %n.table, note = %n.message, "schema conversion note");
+        n.log();
     }
     let rec = shared.store.update(name, |old| {
         let mut r = old.unwrap_or_else(|| {

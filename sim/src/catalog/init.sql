@@ -703,7 +703,7 @@ CREATE VIEW sys.objects AS
   SELECT _sim.nm(v.oid, v.relname)::varchar(128), v.oid::int, NULL::int, _sim.schema_id_of(v.relnamespace), 0, 'V '::char(2),
          'VIEW'::varchar(60), localtimestamp(3)::timestamp, localtimestamp(3)::timestamp, false, false, false
   FROM pg_class v JOIN pg_namespace n ON n.oid = v.relnamespace
-  WHERE v.relkind = 'v' AND n.nspname NOT IN ('sys', 'information_schema', 'pg_catalog', '_sim', 'cdc');
+  WHERE v.relkind = 'v' AND n.nspname NOT IN ('sys', 'information_schema', 'pg_catalog', '_sim', '_sim_is', 'cdc');
 
 CREATE VIEW sys.indexes AS
   SELECT i.indrelid::int AS object_id, _sim.nm(ic.oid, ic.relname) AS name, si.index_id,
