@@ -201,6 +201,12 @@ pub fn build(
         for ck in &p.source.checks {
             add(format!("check constraint {}", ck.name), String::new());
         }
+        for (column, _) in &p.source.descriptions {
+            match column {
+                None => add("description".into(), "COMMENT ON TABLE".into()),
+                Some(c) => add(format!("description of {c}"), "COMMENT ON COLUMN".into()),
+            }
+        }
     }
     let known: Vec<String> = tables
         .iter()

@@ -534,6 +534,10 @@ pub async fn schema(config: Config) -> Result<(), Error> {
             out.push_str(&s);
             out.push_str(";\n");
         }
+        for s in crate::sink::ddl::comment_sql(p) {
+            out.push_str(&s);
+            out.push_str(";\n");
+        }
         for (_, s) in crate::sink::ddl::check_sql(p, config.mapping.identifier_case, &mut notes) {
             out.push_str(&s);
             out.push_str(";\n");

@@ -1,6 +1,7 @@
 //! Schema conversion of what real databases hold: CHECK constraints translated and created
 //! `NOT VALID` after the snapshot, enforced on the target, validated at cutover; the
-//! untranslatable left out and named; defaults the expression translator carries.
+//! untranslatable left out and named; defaults the expression translator carries;
+//! descriptions as comments.
 
 use crate::common::*;
 use std::time::Duration;
@@ -28,6 +29,15 @@ async fn check_constraints_are_translated_enforced_and_validated_at_cutover() {
         &mut c,
         "INSERT INTO dbo.prod (id, qty, code, price, name, discontinued) VALUES \
            (1, 5, 'A1', 9.5, N'one', 0), (2, 0, 'b2x', 0, N'two', 1)",
+    )
+    .await;
+    exec(
+        &mut c,
+        "EXEC sys.sp_addextendedproperty @name = N'MS_Description', @value = N'What we sell; it''s all here', \
+           @level0type = N'SCHEMA', @level0name = N'dbo', @level1type = N'TABLE', @level1name = N'prod'; \
+         EXEC sys.sp_addextendedproperty @name = N'MS_Description', @value = N'Units in stock', \
+           @level0type = N'SCHEMA', @level0name = N'dbo', @level1type = N'TABLE', @level1name = N'prod', \
+           @level2type = N'COLUMN', @level2name = N'qty'",
     )
     .await;
     let d = Daemon::start(
@@ -65,6 +75,22 @@ async fn check_constraints_are_translated_enforced_and_validated_at_cutover() {
         checks.iter().all(|(_, valid)| !valid),
         "NOT VALID: {checks:?}"
     );
+    // Descriptions become comments.
+    let (table_comment, column_comment): (Option<String>, Option<String>) = pg
+        .query_one(
+            "SELECT obj_description('public.prod'::regclass, 'pg_class'), \
+                    col_description('public.prod'::regclass, (SELECT attnum FROM pg_attribute \
+                      WHERE attrelid = 'public.prod'::regclass AND attname = 'qty'))",
+            &[],
+        )
+        .await
+        .map(|r| (r.get(0), r.get(1)))
+        .unwrap();
+    assert_eq!(
+        table_comment.as_deref(),
+        Some("What we sell; it's all here")
+    );
+    assert_eq!(column_comment.as_deref(), Some("Units in stock"));
     // The translated default.
     let default: Option<String> = pg
         .query_one(

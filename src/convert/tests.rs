@@ -181,6 +181,7 @@ fn table(cols: &[(&str, &str, i16)], pk: &[&str]) -> SourceTable {
         estimated_rows: 0,
         checks: Vec::new(),
         case_sensitive_columns: Vec::new(),
+        descriptions: Vec::new(),
     }
 }
 

@@ -279,7 +279,8 @@ pub async fn snapshot_table(
     progress::finish_snapshot(&pg, &schema, name).await?;
     let mut notes = Vec::new();
     let case = shared.config.mapping.identifier_case;
-    let statements = ddl::index_sql(&rt.plan, case, &mut notes);
+    let mut statements = ddl::index_sql(&rt.plan, case, &mut notes);
+    statements.extend(ddl::comment_sql(&rt.plan));
     ddl::run_post_load(&pg, &rt.plan.target, &statements).await?;
     let checks = ddl::check_sql(&rt.plan, case, &mut notes);
     notes.extend(ddl::run_checks(&pg, &rt.plan, &checks).await);

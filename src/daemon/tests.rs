@@ -45,6 +45,7 @@ fn table(ct: bool, instances: &[(&str, &[&str])]) -> SourceTable {
         estimated_rows: 0,
         checks: Vec::new(),
         case_sensitive_columns: Vec::new(),
+        descriptions: Vec::new(),
     }
 }
 

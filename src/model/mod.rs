@@ -255,6 +255,10 @@ pub struct SourceTable {
     /// column compares case-insensitively, as SQL Server's usual collations do.
     #[serde(default)]
     pub case_sensitive_columns: Vec<String>,
+    /// Descriptions (`MS_Description` extended properties): the table's under `None`, a
+    /// column's under its name.
+    #[serde(default)]
+    pub descriptions: Vec<(Option<String>, String)>,
 }
 
 /// A CHECK constraint as SQL Server keeps it.

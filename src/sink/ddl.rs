@@ -279,6 +279,35 @@ pub fn check_sql(
     out
 }
 
+/// `COMMENT ON` the table and its columns from their descriptions (`MS_Description`);
+/// idempotent. A description of an excluded column is left out.
+pub fn comment_sql(plan: &TablePlan) -> Vec<String> {
+    let literal = |s: &str| format!("'{}'", s.replace('\'', "''"));
+    plan.source
+        .descriptions
+        .iter()
+        .filter_map(|(column, text)| match column {
+            None => Some(format!(
+                "COMMENT ON TABLE {} IS {}",
+                plan.target.sql(),
+                literal(text)
+            )),
+            Some(c) => plan
+                .columns
+                .iter()
+                .find(|p| p.source.eq_ignore_ascii_case(c) && !p.expression)
+                .map(|p| {
+                    format!(
+                        "COMMENT ON COLUMN {}.{} IS {}",
+                        plan.target.sql(),
+                        quote_pg(&p.target),
+                        literal(text)
+                    )
+                }),
+        })
+        .collect()
+}
+
 /// Creates the translated CHECK constraints ([`check_sql`]); one PostgreSQL refuses is logged
 /// and journaled by the caller through the returned notes, not an error of the table.
 pub async fn run_checks(pg: &Client, plan: &TablePlan, checks: &[(String, String)]) -> Vec<Note> {

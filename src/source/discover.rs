@@ -125,6 +125,12 @@ const CASE_SENSITIVE: &str = "SELECT c.object_id, c.name FROM sys.columns c \
   JOIN sys.tables t ON t.object_id = c.object_id \
   WHERE t.is_ms_shipped = 0 AND (c.collation_name LIKE '%[_]CS[_]%' OR c.collation_name LIKE '%[_]BIN%')";
 
+const DESCRIPTIONS: &str = "SELECT ep.major_id, c.name, CAST(ep.value AS nvarchar(4000)) \
+  FROM sys.extended_properties ep JOIN sys.tables t ON t.object_id = ep.major_id \
+  LEFT JOIN sys.columns c ON c.object_id = ep.major_id AND c.column_id = ep.minor_id \
+  WHERE ep.class = 1 AND ep.name = N'MS_Description' AND t.is_ms_shipped = 0 \
+  ORDER BY ep.major_id, ep.minor_id";
+
 const IDENTITY: &str =
     "SELECT ic.object_id, CAST(ic.last_value AS bigint) FROM sys.identity_columns ic \
   JOIN sys.tables t ON t.object_id = ic.object_id WHERE t.is_ms_shipped = 0";
@@ -158,6 +164,7 @@ pub async fn discover(tds: &mut Tds, cdc_enabled: bool) -> Result<Vec<SourceTabl
                 estimated_rows: int(&r, 3),
                 checks: Vec::new(),
                 case_sensitive_columns: Vec::new(),
+                descriptions: Vec::new(),
             },
         );
     }
@@ -238,6 +245,11 @@ pub async fn discover(tds: &mut Tds, cdc_enabled: bool) -> Result<Vec<SourceTabl
     for r in query_rows(tds, CASE_SENSITIVE, "discover column collations").await? {
         if let Some(t) = tables.get_mut(&(int(&r, 0) as i32)) {
             t.case_sensitive_columns.push(s(&r, 1));
+        }
+    }
+    for r in query_rows(tds, DESCRIPTIONS, "discover descriptions (MS_Description)").await? {
+        if let Some(t) = tables.get_mut(&(int(&r, 0) as i32)) {
+            t.descriptions.push((os(&r, 1), s(&r, 2)));
         }
     }
     for r in query_rows(tds, IDENTITY, "discover identity values").await? {
