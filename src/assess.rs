@@ -208,6 +208,22 @@ pub fn build(
             }
         }
     }
+    // Whatever else the DDL said something about (a column's type, for one).
+    for n in &notes {
+        if !objects
+            .iter()
+            .any(|o| o.table == n.table && o.object == n.object)
+        {
+            objects.push(ObjectFate {
+                table: n.table.clone(),
+                object: n.object.clone(),
+                fate: n.fate,
+                detail: n.message.clone(),
+                file: None,
+                depends_on: Vec::new(),
+            });
+        }
+    }
     let known: Vec<String> = tables
         .iter()
         .map(|t| t.name.name.clone())

@@ -189,3 +189,59 @@ async fn check_constraints_are_translated_enforced_and_validated_at_cutover() {
         .get(0);
     assert_eq!(unvalidated, 0);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sql_variant_and_hierarchyid_columns_arrive_as_text_without_configuration() {
+    let env = Env::new("variant").await;
+    let mut c = env.tds().await;
+    exec(
+        &mut c,
+        "CREATE TABLE dbo.org (id int NOT NULL PRIMARY KEY, node hierarchyid NULL, attr sql_variant NULL); \
+         ALTER TABLE dbo.org ENABLE CHANGE_TRACKING; \
+         INSERT INTO dbo.org VALUES (1, '/', N'root'), (2, '/1/', 42), (3, '/1/2/', NULL), (4, NULL, N'x')",
+    )
+    .await;
+    let d = Daemon::start(
+        env.config("[replication]\npoll_interval = \"50ms\"\n[[tables]]\nsource = \"dbo.org\"\n"),
+    );
+    d.wait_state(
+        &["dbo.org"],
+        replicator::state::TableState::Streaming,
+        Duration::from_secs(60),
+    )
+    .await;
+    exec(
+        &mut c,
+        "INSERT INTO dbo.org VALUES (5, '/1/3/', N'new'); UPDATE dbo.org SET node = '/2/' WHERE id = 4",
+    )
+    .await;
+    let pg = env.pg().await;
+    wait_equal(
+        &mut c,
+        &pg,
+        "SELECT id, CAST(node AS nvarchar(4000)), CAST(attr AS nvarchar(4000)) FROM dbo.org",
+        "public.org",
+        &["id", "node", "attr"],
+        Duration::from_secs(30),
+    )
+    .await;
+    let types: Vec<String> = pg
+        .query(
+            "SELECT data_type::text FROM information_schema.columns WHERE table_name = 'org' \
+             AND column_name IN ('node', 'attr') ORDER BY column_name",
+            &[],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(types, ["text", "text"]);
+    let node: Option<String> = pg
+        .query_one("SELECT node FROM public.org WHERE id = 3", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(node.as_deref(), Some("/1/2/"));
+    d.stop().await.unwrap();
+}

@@ -44,6 +44,9 @@ pub fn default_kind(c: &SourceColumn) -> Result<TargetKind, String> {
         "binary" | "varbinary" | "image" | "timestamp" | "rowversion" => TargetKind::Bytea,
         "uniqueidentifier" => TargetKind::Uuid,
         "xml" => TargetKind::Xml,
+        // The value as SQL Server converts it to text (read with CAST ... AS nvarchar(4000)):
+        // a hierarchyid's path (`/1/3/`), a sql_variant's value (its base type is not kept).
+        "sql_variant" | "hierarchyid" => TargetKind::Text,
         other => {
             return Err(format!(
                 "type {other} has no faithful PostgreSQL type; choose one explicitly with \

@@ -197,6 +197,25 @@ pub fn create_table_sql(plan: &TablePlan, notes: &mut Vec<Note>) -> String {
                 }
             }
         }
+        if let Some(t) = source_col
+            .map(|s| s.source_type.name.as_str())
+            .filter(|t| matches!(*t, "sql_variant" | "hierarchyid") && !c.expression)
+        {
+            notes.push(Note::translated(
+                plan,
+                format!("column {}", c.source),
+                format!(
+                    "{t} column {} becomes {}: the value as SQL Server converts it to nvarchar{}",
+                    c.source,
+                    c.kind.ddl(),
+                    if t == "sql_variant" {
+                        " (its base type is not kept)"
+                    } else {
+                        " (the path, /1/3/)"
+                    }
+                ),
+            ));
+        }
         if let Some(Some(expr)) = source_col.map(|s| &s.computed) {
             notes.push(Note::translated(
                 plan,
