@@ -525,6 +525,10 @@ pub async fn schema(config: Config) -> Result<(), Error> {
             "CREATE SCHEMA IF NOT EXISTS {};\n",
             crate::model::quote_pg(&p.target.schema)
         ));
+        for d in crate::sink::ddl::domain_sql(p) {
+            out.push_str(&d);
+            out.push_str(";\n");
+        }
         out.push_str(&crate::sink::ddl::create_table_sql(p, &mut notes));
         out.push_str(";\n\n");
     }

@@ -279,4 +279,36 @@ async fn pubs_keyed_tables_migrate_with_every_row_equal() {
     // authors (au_id, zip), publishers (pub_id), jobs (min_lvl, max_lvl), employee (emp_id):
     // LIKE classes, IN lists, bounds.
     assert_eq!(report["checks_carried"], 6);
+    // The alias types (sp_addtype id, tid, empid) are domains over their base type's mapping.
+    let pg = env.pg().await;
+    let domains: Vec<(String, String, String)> = pg
+        .query(
+            "SELECT table_name::text, column_name::text, domain_name::text || ' ' || data_type::text \
+             FROM information_schema.columns WHERE table_schema = 'public' AND domain_name IS NOT NULL \
+             ORDER BY 1, 2",
+            &[],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| (r.get(0), r.get(1), r.get(2)))
+        .collect();
+    let has =
+        |t: &str, c: &str, d: &str| domains.iter().any(|(a, b, x)| a == t && b == c && x == d);
+    assert!(
+        has("authors", "au_id", "id character varying"),
+        "{domains:?}"
+    );
+    assert!(
+        has("titles", "title_id", "tid character varying"),
+        "{domains:?}"
+    );
+    assert!(
+        has("employee", "emp_id", "empid character varying"),
+        "{domains:?}"
+    );
+    assert!(
+        has("titleauthor", "au_id", "id character varying"),
+        "{domains:?}"
+    );
 }

@@ -162,6 +162,7 @@ struct RawMapping {
     progress_schema: Option<String>,
     #[serde(default)]
     types: std::collections::BTreeMap<String, String>,
+    alias_types: Option<AliasTypes>,
 }
 
 #[derive(Debug, Deserialize, Default)]
@@ -445,6 +446,19 @@ pub struct Mapping {
     pub progress_schema: String,
     /// Type overrides by SQL Server type name (`datetime2 = "text"`).
     pub types: std::collections::BTreeMap<String, String>,
+    /// What a column of an alias type (`sp_addtype`, `CREATE TYPE ... FROM`) becomes.
+    pub alias_types: AliasTypes,
+}
+
+/// What a column of an alias type becomes (`mapping.alias_types`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum AliasTypes {
+    /// A PostgreSQL domain of the same name over the base type's mapping.
+    #[default]
+    Domain,
+    /// The base type's mapping.
+    Base,
 }
 
 impl Default for Mapping {
@@ -454,6 +468,7 @@ impl Default for Mapping {
             identifier_case: IdentifierCase::Lower,
             progress_schema: "replicator".into(),
             types: Default::default(),
+            alias_types: AliasTypes::Domain,
         }
     }
 }
@@ -927,6 +942,9 @@ fn mapping_section(m: RawMapping) -> Result<Mapping, ConfigError> {
         crate::model::TargetKind::parse(&target)
             .map_err(|msg| err(format!("mapping.types.{ty}"), msg))?;
         mapping.types.insert(ty.to_lowercase(), target);
+    }
+    if let Some(a) = m.alias_types {
+        mapping.alias_types = a;
     }
     Ok(mapping)
 }

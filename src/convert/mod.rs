@@ -90,6 +90,20 @@ pub struct ColumnPlan {
     /// a non-deterministic one read from the source row as it is now (alias `__ct` is the
     /// change table).
     pub change_expr: Option<String>,
+    /// The PostgreSQL domain the column is declared with (a column of a SQL Server alias type,
+    /// under `mapping.alias_types = "domain"`); its base is `kind`.
+    #[serde(default)]
+    pub domain: Option<PgTableName>,
+}
+
+impl ColumnPlan {
+    /// The type the column is declared with: its domain, or `kind`.
+    pub fn declared_type(&self) -> String {
+        match &self.domain {
+            Some(d) => d.sql(),
+            None => self.kind.ddl(),
+        }
+    }
 }
 
 /// How one table is migrated: names, columns, key.
@@ -296,6 +310,20 @@ pub fn plan_table(
             source_decl: c.source_type.declaration(),
             expression: s.expression.is_some(),
             change_expr,
+            domain: match table.alias_columns.iter().find(|(n, _)| *n == c.name) {
+                Some((_, alias))
+                    if mapping.alias_types == crate::config::AliasTypes::Domain
+                        && s.target_type.is_none()
+                        && s.expression.is_none()
+                        && !mapping.types.contains_key(&c.source_type.name) =>
+                {
+                    Some(PgTableName {
+                        schema: target_schema(&alias.schema, mapping),
+                        name: target_identifier(&alias.name, mapping.identifier_case),
+                    })
+                }
+                _ => None,
+            },
         });
     }
     let mut key = Vec::new();

@@ -17,6 +17,7 @@ fn col(kind: TargetKind, utf16: bool) -> ColumnPlan {
         source_decl: "x".into(),
         expression: false,
         change_expr: None,
+        domain: None,
     }
 }
 
@@ -182,6 +183,7 @@ fn table(cols: &[(&str, &str, i16)], pk: &[&str]) -> SourceTable {
         checks: Vec::new(),
         case_sensitive_columns: Vec::new(),
         descriptions: Vec::new(),
+        alias_columns: Vec::new(),
     }
 }
 
@@ -424,4 +426,58 @@ fn filtered_indexes_checks_and_defaults_go_through_the_expression_translator() {
     ] {
         assert!(said.iter().any(|s| s.starts_with(expected)), "{expected}\n{said:#?}");
     }
+}
+
+#[test]
+fn alias_typed_columns_are_declared_with_a_domain_unless_configured_otherwise() {
+    let sel = crate::config::TableSelector {
+        source: "dbo.*".into(),
+        ..Default::default()
+    };
+    let mut t = table(&[("Id", "varchar", 11), ("N", "int", 4)], &["Id"]);
+    t.alias_columns = vec![(
+        "Id".into(),
+        crate::model::TableName {
+            schema: "dbo".into(),
+            name: "EmpId".into(),
+        },
+    )];
+    let m = crate::config::Mapping::default();
+    let p = plan_table(&t, &sel, 0, &m).unwrap();
+    assert_eq!(p.columns[0].declared_type(), "\"public\".\"empid\"");
+    assert_eq!(p.columns[1].declared_type(), "integer");
+    assert_eq!(
+        crate::sink::ddl::domain_sql(&p),
+        ["CREATE SCHEMA IF NOT EXISTS \"public\"; DO $d$ BEGIN CREATE DOMAIN \"public\".\"empid\" AS character varying(11); EXCEPTION WHEN duplicate_object THEN NULL; END $d$"]
+    );
+    let mut notes = Vec::new();
+    let create = crate::sink::ddl::create_table_sql(&p, &mut notes);
+    assert!(create.contains("\"id\" \"public\".\"empid\""), "{create}");
+    assert!(
+        notes[0]
+            .message
+            .contains("alias type dbo.EmpId is declared with domain public.empid"),
+        "{notes:?}"
+    );
+    // The base type instead, when configured; and a type override wins over the domain.
+    let base = crate::config::Mapping {
+        alias_types: crate::config::AliasTypes::Base,
+        ..Default::default()
+    };
+    assert_eq!(
+        plan_table(&t, &sel, 0, &base).unwrap().columns[0].domain,
+        None
+    );
+    let mut typed = sel.clone();
+    typed.columns.insert(
+        "Id".into(),
+        crate::config::ColumnSettings {
+            target_type: Some("text".into()),
+            ..Default::default()
+        },
+    );
+    assert_eq!(
+        plan_table(&t, &typed, 0, &m).unwrap().columns[0].domain,
+        None
+    );
 }

@@ -46,6 +46,7 @@ fn table(ct: bool, instances: &[(&str, &[&str])]) -> SourceTable {
         checks: Vec::new(),
         case_sensitive_columns: Vec::new(),
         descriptions: Vec::new(),
+        alias_columns: Vec::new(),
     }
 }
 

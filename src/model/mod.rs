@@ -259,6 +259,10 @@ pub struct SourceTable {
     /// column's under its name.
     #[serde(default)]
     pub descriptions: Vec<(Option<String>, String)>,
+    /// Columns of an alias type (`sp_addtype`, `CREATE TYPE ... FROM`): the column and the
+    /// type's two-part name.
+    #[serde(default)]
+    pub alias_columns: Vec<(String, TableName)>,
 }
 
 /// A CHECK constraint as SQL Server keeps it.

@@ -146,7 +146,7 @@ pub fn create_table_sql(plan: &TablePlan, notes: &mut Vec<Note>) -> String {
     let scope = expr::Scope::of_plan(plan);
     let mut cols = Vec::new();
     for c in &plan.columns {
-        let mut def = format!("{} {}", quote_pg(&c.target), c.kind.ddl());
+        let mut def = format!("{} {}", quote_pg(&c.target), c.declared_type());
         let int_kind = matches!(
             c.kind,
             TargetKind::Int2 | TargetKind::Int4 | TargetKind::Int8
@@ -196,6 +196,23 @@ pub fn create_table_sql(plan: &TablePlan, notes: &mut Vec<Note>) -> String {
                     )),
                 }
             }
+        }
+        if let (Some(d), Some((_, alias))) = (
+            &c.domain,
+            plan.source
+                .alias_columns
+                .iter()
+                .find(|(n, _)| *n == c.source),
+        ) {
+            notes.push(Note::translated(
+                plan,
+                format!("column {}", c.source),
+                format!(
+                    "column {} of alias type {alias} is declared with domain {d} over {}",
+                    c.source,
+                    c.kind.ddl()
+                ),
+            ));
         }
         if let Some(t) = source_col
             .map(|s| s.source_type.name.as_str())
@@ -348,6 +365,27 @@ pub async fn run_checks(pg: &Client, plan: &TablePlan, checks: &[(String, String
         }
     }
     notes
+}
+
+/// The domains the table's columns are declared with (SQL Server alias types), created before
+/// the table: idempotent (an existing domain is kept; `ensure_table`'s check of an existing
+/// table compares base types).
+pub fn domain_sql(plan: &TablePlan) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for c in &plan.columns {
+        let Some(d) = &c.domain else { continue };
+        let sql = format!(
+            "CREATE SCHEMA IF NOT EXISTS {}; DO $d$ BEGIN CREATE DOMAIN {} AS {}; \
+             EXCEPTION WHEN duplicate_object THEN NULL; END $d$",
+            quote_pg(&d.schema),
+            d.sql(),
+            c.kind.ddl()
+        );
+        if !out.contains(&sql) {
+            out.push(sql);
+        }
+    }
+    out
 }
 
 /// PostgreSQL truncates names to 63 bytes; do it on a character boundary ourselves.
@@ -530,8 +568,10 @@ pub fn foreign_key_sql(
 pub async fn check_existing(pg: &Client, plan: &TablePlan) -> Result<bool, Error> {
     let rows = pg
         .query(
-            "SELECT a.attname, format_type(a.atttypid, a.atttypmod), a.attnotnull \
-             FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid JOIN pg_namespace n ON n.oid = c.relnamespace \
+            "SELECT a.attname, CASE WHEN t.typtype = 'd' THEN format_type(t.typbasetype, t.typtypmod) \
+             ELSE format_type(a.atttypid, a.atttypmod) END, a.attnotnull \
+             FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid \
+             JOIN pg_class c ON c.oid = a.attrelid JOIN pg_namespace n ON n.oid = c.relnamespace \
              WHERE n.nspname = $1 AND c.relname = $2 AND a.attnum > 0 AND NOT a.attisdropped ORDER BY a.attnum",
             &[&plan.target.schema, &plan.target.name],
         )
@@ -579,11 +619,13 @@ pub async fn ensure_table(
     if check_existing(pg, plan).await? {
         return Ok(false);
     }
-    let sql = format!(
+    let mut statements = domain_sql(plan);
+    statements.push(format!(
         "CREATE SCHEMA IF NOT EXISTS {};\n{}",
         quote_pg(&plan.target.schema),
         create_table_sql(plan, notes)
-    );
+    ));
+    let sql = statements.join(";\n");
     pg.batch_execute(&sql)
         .await
         .context(|| format!("create {}", plan.target))?;

@@ -131,6 +131,11 @@ const DESCRIPTIONS: &str = "SELECT ep.major_id, c.name, CAST(ep.value AS nvarcha
   WHERE ep.class = 1 AND ep.name = N'MS_Description' AND t.is_ms_shipped = 0 \
   ORDER BY ep.major_id, ep.minor_id";
 
+const ALIAS_COLUMNS: &str = "SELECT c.object_id, c.name, s.name, ty.name FROM sys.columns c \
+  JOIN sys.tables t ON t.object_id = c.object_id JOIN sys.types ty ON ty.user_type_id = c.user_type_id \
+  JOIN sys.schemas s ON s.schema_id = ty.schema_id \
+  WHERE t.is_ms_shipped = 0 AND ty.is_user_defined = 1 AND ty.is_assembly_type = 0 AND ty.is_table_type = 0";
+
 const IDENTITY: &str =
     "SELECT ic.object_id, CAST(ic.last_value AS bigint) FROM sys.identity_columns ic \
   JOIN sys.tables t ON t.object_id = ic.object_id WHERE t.is_ms_shipped = 0";
@@ -165,6 +170,7 @@ pub async fn discover(tds: &mut Tds, cdc_enabled: bool) -> Result<Vec<SourceTabl
                 checks: Vec::new(),
                 case_sensitive_columns: Vec::new(),
                 descriptions: Vec::new(),
+                alias_columns: Vec::new(),
             },
         );
     }
@@ -250,6 +256,17 @@ pub async fn discover(tds: &mut Tds, cdc_enabled: bool) -> Result<Vec<SourceTabl
     for r in query_rows(tds, DESCRIPTIONS, "discover descriptions (MS_Description)").await? {
         if let Some(t) = tables.get_mut(&(int(&r, 0) as i32)) {
             t.descriptions.push((os(&r, 1), s(&r, 2)));
+        }
+    }
+    for r in query_rows(tds, ALIAS_COLUMNS, "discover alias-typed columns").await? {
+        if let Some(t) = tables.get_mut(&(int(&r, 0) as i32)) {
+            t.alias_columns.push((
+                s(&r, 1),
+                TableName {
+                    schema: s(&r, 2),
+                    name: s(&r, 3),
+                },
+            ));
         }
     }
     for r in query_rows(tds, IDENTITY, "discover identity values").await? {

@@ -22,6 +22,7 @@ fn column(kind: K, not_null: bool) -> ColumnPlan {
         source_decl: "x".into(),
         expression: false,
         change_expr: None,
+        domain: None,
     }
 }
 
