@@ -449,6 +449,15 @@ pub(super) fn convert(
     let Some(st) = source_type(&type_name) else {
         return refuse(e, format!("type {type_name} is not known"));
     };
+    if matches!(st.name.as_str(), "sql_variant" | "hierarchyid" | "xml") {
+        return refuse(
+            e,
+            format!(
+                "a cast to {} has no counterpart in PostgreSQL's types",
+                st.name
+            ),
+        );
+    }
     let national = matches!(st.name.as_str(), "nchar" | "nvarchar");
     let column = SourceColumn {
         name: String::new(),
