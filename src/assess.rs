@@ -105,6 +105,7 @@ pub fn build(
     config: &Config,
     database: &str,
     tables: &[SourceTable],
+    sequences: &[Result<crate::model::SourceSequence, String>],
     modules: &[Module],
 ) -> Report {
     let case = config.mapping.identifier_case;
@@ -207,6 +208,32 @@ pub fn build(
                 Some(c) => add(format!("description of {c}"), "COMMENT ON COLUMN".into()),
             }
         }
+    }
+    let usable: Vec<_> = sequences
+        .iter()
+        .filter_map(|q| q.as_ref().ok())
+        .cloned()
+        .collect();
+    for q in ddl::sequences_for(&usable, &plans) {
+        let t = crate::convert::sequence_target(&q.name, &config.mapping);
+        objects.push(ObjectFate {
+            table: q.name.to_string(),
+            object: format!("sequence {}", q.name),
+            fate: Fate::Migrated,
+            detail: format!("becomes {t}, set after the source's last value at cutover"),
+            file: None,
+            depends_on: Vec::new(),
+        });
+    }
+    for why in sequences.iter().filter_map(|q| q.as_ref().err()) {
+        objects.push(ObjectFate {
+            table: String::new(),
+            object: "sequence".into(),
+            fate: Fate::ByHand,
+            detail: why.clone(),
+            file: None,
+            depends_on: Vec::new(),
+        });
     }
     // Whatever else the DDL said something about (a column's type, for one).
     for n in &notes {
@@ -358,7 +385,14 @@ pub async fn run(config: &Config, dir: &Path) -> Result<Report, Error> {
     let db = source::database_info(&mut tds).await?;
     let tables = source::discover::discover(&mut tds, db.cdc_enabled).await?;
     let modules = modules(&mut tds).await?;
-    let report = build(config, &config.source.database, &tables, &modules);
+    let sequences = source::discover::sequences(&mut tds).await?;
+    let report = build(
+        config,
+        &config.source.database,
+        &tables,
+        &sequences,
+        &modules,
+    );
     report.write(dir, &modules)?;
     Ok(report)
 }

@@ -519,6 +519,15 @@ pub async fn schema(config: Config) -> Result<(), Error> {
         .map_err(Error::Fatal)?;
     let mut notes = Vec::new();
     let mut out = String::new();
+    let sequences: Vec<_> = crate::source::discover::sequences(&mut tds)
+        .await?
+        .into_iter()
+        .filter_map(Result::ok)
+        .collect();
+    for q in crate::sink::ddl::sequences_for(&sequences, &plans) {
+        out.push_str(&crate::sink::ddl::sequence_sql(q, &config.mapping));
+        out.push_str(";\n");
+    }
     for p in &plans {
         out.push_str(&format!("-- {} -> {}\n", p.source.name, p.target));
         out.push_str(&format!(

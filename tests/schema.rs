@@ -245,3 +245,80 @@ async fn sql_variant_and_hierarchyid_columns_arrive_as_text_without_configuratio
     assert_eq!(node.as_deref(), Some("/1/2/"));
     d.stop().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sequences_and_their_defaults_are_carried_and_continue_after_the_source_at_cutover() {
+    let env = Env::new("sequences").await;
+    let mut c = env.tds().await;
+    exec(
+        &mut c,
+        "CREATE SEQUENCE dbo.ticket_no AS bigint START WITH 1000 INCREMENT BY 10; \
+         CREATE SEQUENCE dbo.unused AS int START WITH 5 INCREMENT BY 1 MINVALUE 1 MAXVALUE 100 CYCLE; \
+         CREATE TABLE dbo.ticket (id int NOT NULL PRIMARY KEY, \
+           no bigint NOT NULL CONSTRAINT df_ticket_no DEFAULT (NEXT VALUE FOR dbo.ticket_no), v nvarchar(10) NULL); \
+         ALTER TABLE dbo.ticket ENABLE CHANGE_TRACKING; \
+         INSERT INTO dbo.ticket (id, v) VALUES (1, N'a'), (2, N'b')",
+    )
+    .await;
+    let cfg = env.config_file(
+        "[replication]\npoll_interval = \"50ms\"\n[[tables]]\nsource = \"dbo.ticket\"\n",
+    );
+    let mut daemon = spawn_daemon(&env, &cfg);
+    wait_all_streaming(&cfg, 1).await;
+    let pg = env.pg().await;
+    let params: Vec<(String, i64, i64, i64, bool)> = pg
+        .query(
+            "SELECT sequencename::text, start_value, increment_by, max_value, cycle FROM pg_sequences \
+             WHERE schemaname = 'public' ORDER BY 1",
+            &[],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| (r.get(0), r.get(1), r.get(2), r.get(3), r.get(4)))
+        .collect();
+    assert_eq!(
+        params,
+        [
+            ("ticket_no".to_string(), 1000, 10, i64::MAX, false),
+            ("unused".to_string(), 5, 1, 100, true)
+        ]
+    );
+    let default: String = pg
+        .query_one(
+            "SELECT column_default::text FROM information_schema.columns \
+             WHERE table_name = 'ticket' AND column_name = 'no'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert!(default.contains("nextval('ticket_no'"), "{default}");
+    exec(&mut c, "INSERT INTO dbo.ticket (id, v) VALUES (3, N'c')").await;
+    let out = replicator(&cfg, &["cutover", "--yes", "--json", "--timeout", "60s"]);
+    assert!(
+        out.status.success(),
+        "cutover: {} {}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let _ = daemon.wait();
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(
+        report["sequences_synced"]
+            .as_array()
+            .unwrap()
+            .contains(&serde_json::json!(["public.ticket_no", 1020])),
+        "{report}"
+    );
+    // The application's next row on PostgreSQL takes the number after the source's last.
+    let no: i64 = pg
+        .query_one(
+            "INSERT INTO public.ticket (id, v) VALUES (4, 'd') RETURNING no",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(no, 1030);
+}

@@ -11,7 +11,7 @@ pub mod expr;
 pub mod value;
 
 use crate::config::{ColumnSettings, IdentifierCase, Mapping, TableSelector};
-use crate::model::{quote_tsql, PgTableName, SourceColumn, SourceTable};
+use crate::model::{quote_tsql, PgTableName, SourceColumn, SourceTable, TableName};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap};
 
@@ -94,6 +94,9 @@ pub struct ColumnPlan {
     /// under `mapping.alias_types = "domain"`); its base is `kind`.
     #[serde(default)]
     pub domain: Option<PgTableName>,
+    /// The target sequence a `NEXT VALUE FOR` default draws from.
+    #[serde(default)]
+    pub default_sequence: Option<PgTableName>,
 }
 
 impl ColumnPlan {
@@ -324,6 +327,11 @@ pub fn plan_table(
                 }
                 _ => None,
             },
+            default_sequence: c
+                .default
+                .as_deref()
+                .and_then(next_value_for)
+                .map(|seq| sequence_target(&seq, mapping)),
         });
     }
     let mut key = Vec::new();
@@ -351,6 +359,41 @@ pub fn plan_table(
         change_source: selector.change_source,
         selector: selector_index,
     })
+}
+
+/// The sequence a `NEXT VALUE FOR [schema].[seq]` default names (outer parentheses allowed).
+pub fn next_value_for(default: &str) -> Option<TableName> {
+    let mut d = default.trim();
+    while let Some(inner) = d.strip_prefix('(').and_then(|x| x.strip_suffix(')')) {
+        d = inner.trim();
+    }
+    let words: Vec<&str> = d.splitn(4, char::is_whitespace).collect();
+    match words.as_slice() {
+        [n, v, f, name]
+            if n.eq_ignore_ascii_case("next")
+                && v.eq_ignore_ascii_case("value")
+                && f.eq_ignore_ascii_case("for") =>
+        {
+            TableName::parse(name.trim()).or_else(|| {
+                Some(TableName {
+                    schema: "dbo".into(),
+                    name: name
+                        .trim()
+                        .trim_matches(|c| c == '[' || c == ']')
+                        .to_string(),
+                })
+            })
+        }
+        _ => None,
+    }
+}
+
+/// Where a source sequence lives on the target (schema mapping and identifier case applied).
+pub fn sequence_target(seq: &TableName, mapping: &Mapping) -> PgTableName {
+    PgTableName {
+        schema: target_schema(&seq.schema, mapping),
+        name: target_identifier(&seq.name, mapping.identifier_case),
+    }
 }
 
 /// Plans every selected table; the first selector that matches a table decides its settings.

@@ -18,6 +18,7 @@ fn col(kind: TargetKind, utf16: bool) -> ColumnPlan {
         expression: false,
         change_expr: None,
         domain: None,
+        default_sequence: None,
     }
 }
 

@@ -273,3 +273,32 @@ pub async fn sync_identity(
     .context(|| format!("sync the identity of {}", plan.target))?;
     Ok(Some(ident))
 }
+
+/// Sets each carried sequence ([`crate::sink::ddl::sequences_for`]) after the source's last
+/// value, read inside the window: the next value PostgreSQL hands out is one the source never
+/// did (a sequence never used at the source skips its start value once: a gap, never a
+/// duplicate). Returns (target, value) for each.
+pub async fn sync_sequences(
+    tds: &mut Tds,
+    pg: &tokio_postgres::Client,
+    plans: &[crate::convert::TablePlan],
+    mapping: &crate::config::Mapping,
+) -> Result<Vec<(String, i64)>, Error> {
+    let all: Vec<_> = crate::source::discover::sequences(tds)
+        .await?
+        .into_iter()
+        .filter_map(Result::ok)
+        .collect();
+    let mut out = Vec::new();
+    for q in crate::sink::ddl::sequences_for(&all, plans) {
+        let t = crate::convert::sequence_target(&q.name, mapping);
+        pg.execute(
+            "SELECT setval($1::text::regclass, $2, true)",
+            &[&t.sql(), &q.current],
+        )
+        .await
+        .context(|| format!("set sequence {t} after the source's {}", q.current))?;
+        out.push((t.to_string(), q.current));
+    }
+    Ok(out)
+}

@@ -222,6 +222,12 @@ async fn in_window(
         parts.identities += t.elapsed().as_secs_f64();
         results.push(r);
     }
+    let t = Instant::now();
+    let plans: Vec<crate::convert::TablePlan> =
+        tables.iter().map(|(_, rt)| (*rt.plan).clone()).collect();
+    let sequences_synced =
+        check::sync_sequences(&mut tds, &pg, &plans, &shared.config.mapping).await?;
+    parts.identities += t.elapsed().as_secs_f64();
     let fk_start = Instant::now();
     // Foreign keys: those not created yet, then validate every NOT VALID one.
     let pending = shared.registry.deferred_foreign_keys()?;
@@ -316,6 +322,7 @@ async fn in_window(
         tables: results,
         foreign_keys_validated_before: 0,
         foreign_keys_validated: validated,
+        sequences_synced,
         notes: Vec::new(),
         problems,
         fence: None,

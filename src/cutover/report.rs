@@ -92,6 +92,8 @@ pub struct Report {
     pub foreign_keys_validated_before: usize,
     /// Foreign keys created or validated inside the window.
     pub foreign_keys_validated: usize,
+    /// Sequences set after the source's last value inside the window: (target, value).
+    pub sequences_synced: Vec<(String, i64)>,
     /// Notes on what ran where and why.
     pub notes: Vec<String>,
     /// Problems, each naming its table.
@@ -124,6 +126,9 @@ impl Report {
             "command {:.2} s, of which proving equality before the window {:.2} s; foreign keys validated: {} before the window, {} inside it\n",
             self.command_seconds, self.prove_seconds, self.foreign_keys_validated_before, self.foreign_keys_validated
         ));
+        for (seq, value) in &self.sequences_synced {
+            out.push_str(&format!("sequence {seq} continues after {value}\n"));
+        }
         out.push_str(&format!(
             "{:<30} {:<30} {:>11} {:>11}  {:<9} {:<6} {:>9}  {:<8} {}\n",
             "SOURCE",

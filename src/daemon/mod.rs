@@ -19,7 +19,7 @@ pub mod validation;
 
 use crate::config::{ChangeSourceChoice, Config};
 use crate::convert::{plan_tables, Losses, TablePlan};
-use crate::error::{Backoff, Error, ErrorKind};
+use crate::error::{Backoff, Context, Error, ErrorKind};
 use crate::model::{ChangeSource, Position, TableName};
 use crate::sink::{self, ddl, progress};
 use crate::source::{self, Tds};
@@ -350,6 +350,7 @@ pub async fn prepare(
     }
     let pg = connect_target(shared).await?;
     progress::ensure(&pg, &cfg.mapping.progress_schema).await?;
+    create_sequences(&mut tds, &pg, &plans, &cfg.mapping).await?;
     let committed = progress::load(&pg, &cfg.mapping.progress_schema).await?;
     let mut committed = committed;
     let mut notes = Vec::new();
@@ -362,6 +363,31 @@ pub async fn prepare(
     prepare_foreign_keys(shared)?;
     drop(tds);
     Ok(committed)
+}
+
+/// Creates the sequences the migrated tables' schemas hold or their defaults draw from
+/// (idempotent), before the tables whose defaults name them. One PostgreSQL cannot hold (a
+/// decimal sequence beyond bigint) is logged and left out; cutover sets each after the source's
+/// last value.
+async fn create_sequences(
+    tds: &mut Tds,
+    pg: &tokio_postgres::Client,
+    plans: &[TablePlan],
+    mapping: &crate::config::Mapping,
+) -> Result<(), Error> {
+    let mut usable = Vec::new();
+    for q in source::discover::sequences(tds).await? {
+        match q {
+            Ok(q) => usable.push(q),
+            Err(why) => tracing::warn!(note = %why, "schema conversion note"),
+        }
+    }
+    for q in ddl::sequences_for(&usable, plans) {
+        pg.batch_execute(&ddl::sequence_sql(q, mapping))
+            .await
+            .context(|| format!("create sequence {}", q.name))?;
+    }
+    Ok(())
 }
 
 /// Takes one planned table into the run: its change source, its target table (created, or

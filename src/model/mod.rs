@@ -265,6 +265,25 @@ pub struct SourceTable {
     pub alias_columns: Vec<(String, TableName)>,
 }
 
+/// A sequence object (`CREATE SEQUENCE`), as `sys.sequences` describes it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SourceSequence {
+    /// Two-part name.
+    pub name: TableName,
+    /// `START WITH`.
+    pub start: i64,
+    /// `INCREMENT BY`.
+    pub increment: i64,
+    /// `MINVALUE`.
+    pub min: i64,
+    /// `MAXVALUE`.
+    pub max: i64,
+    /// `CYCLE`.
+    pub cycle: bool,
+    /// The value it last handed out (its start value when it never did).
+    pub current: i64,
+}
+
 /// A CHECK constraint as SQL Server keeps it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SourceCheck {

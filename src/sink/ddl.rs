@@ -171,15 +171,26 @@ pub fn create_table_sql(plan: &TablePlan, notes: &mut Vec<Note>) -> String {
         if let Some(d) = source_col.and_then(|s| s.default.as_ref()) {
             if !c.identity {
                 let object = format!("column default of {}", c.source);
-                let translated = match translate_default(d, c) {
-                    Some(t) => Ok(t),
-                    None => expr::translate_value(d, &scope, c.kind).inspect(|t| {
+                let translated = match (&c.default_sequence, translate_default(d, c)) {
+                    (Some(seq), _) => {
+                        let t = format!("nextval({})", crate::convert::expr::literal(&seq.sql()));
                         notes.push(Note::translated(
                             plan,
                             object.clone(),
                             format!("default {d} of column {} becomes DEFAULT {t}", c.source),
-                        ))
-                    }),
+                        ));
+                        Ok(t)
+                    }
+                    (None, t) => match t {
+                        Some(t) => Ok(t),
+                        None => expr::translate_value(d, &scope, c.kind).inspect(|t| {
+                            notes.push(Note::translated(
+                                plan,
+                                object.clone(),
+                                format!("default {d} of column {} becomes DEFAULT {t}", c.source),
+                            ))
+                        }),
+                    },
                 };
                 match translated {
                     Ok(t) => {
@@ -386,6 +397,44 @@ pub fn domain_sql(plan: &TablePlan) -> Vec<String> {
         }
     }
     out
+}
+
+/// The sequences to carry: those in a schema of a migrated table, and those a migrated
+/// column's default draws from.
+pub fn sequences_for<'a>(
+    all: &'a [crate::model::SourceSequence],
+    plans: &[TablePlan],
+) -> Vec<&'a crate::model::SourceSequence> {
+    all.iter()
+        .filter(|q| {
+            plans.iter().any(|p| {
+                p.source.name.schema.eq_ignore_ascii_case(&q.name.schema)
+                    || p.source.columns.iter().any(|c| {
+                        c.default
+                            .as_deref()
+                            .and_then(crate::convert::next_value_for)
+                            .is_some_and(|n| n == q.name)
+                    })
+            })
+        })
+        .collect()
+}
+
+/// `CREATE SEQUENCE` for a source sequence (idempotent: an existing one is kept), with its
+/// start, increment, bounds and cycling; cutover sets it after the source's last value.
+pub fn sequence_sql(q: &crate::model::SourceSequence, mapping: &crate::config::Mapping) -> String {
+    let t = crate::convert::sequence_target(&q.name, mapping);
+    format!(
+        "CREATE SCHEMA IF NOT EXISTS {}; CREATE SEQUENCE IF NOT EXISTS {} AS bigint START WITH {} \
+         INCREMENT BY {} MINVALUE {} MAXVALUE {} {}CYCLE",
+        quote_pg(&t.schema),
+        t.sql(),
+        q.start,
+        q.increment,
+        q.min,
+        q.max,
+        if q.cycle { "" } else { "NO " }
+    )
 }
 
 /// PostgreSQL truncates names to 63 bytes; do it on a character boundary ourselves.

@@ -4,8 +4,8 @@
 use super::{query_rows, Tds};
 use crate::error::Error;
 use crate::model::{
-    CaptureInstance, Lsn, SourceCheck, SourceColumn, SourceForeignKey, SourceIndex, SourceTable,
-    SourceType, TableName,
+    CaptureInstance, Lsn, SourceCheck, SourceColumn, SourceForeignKey, SourceIndex, SourceSequence,
+    SourceTable, SourceType, TableName,
 };
 use std::collections::BTreeMap;
 use tiberius::Row;
@@ -298,6 +298,43 @@ pub async fn discover(tds: &mut Tds, cdc_enabled: bool) -> Result<Vec<SourceTabl
         }
     }
     Ok(tables.into_values().collect())
+}
+
+const SEQUENCES: &str = "SELECT s.name, q.name, CAST(q.start_value AS nvarchar(40)), \
+  CAST(q.increment AS nvarchar(40)), CAST(q.minimum_value AS nvarchar(40)), \
+  CAST(q.maximum_value AS nvarchar(40)), CAST(q.is_cycling AS int), CAST(q.current_value AS nvarchar(40)) \
+  FROM sys.sequences q JOIN sys.schemas s ON s.schema_id = q.schema_id ORDER BY s.name, q.name";
+
+/// The database's sequence objects; one whose values do not fit a bigint (a decimal(38)
+/// sequence) is returned as `Err` naming it.
+pub async fn sequences(tds: &mut Tds) -> Result<Vec<Result<SourceSequence, String>>, Error> {
+    let rows = query_rows(tds, SEQUENCES, "discover sequences").await?;
+    Ok(rows
+        .iter()
+        .map(|r| {
+            let name = TableName {
+                schema: s(r, 0),
+                name: s(r, 1),
+            };
+            let n = |i: usize| s(r, i).trim().parse::<i64>().ok();
+            match (n(2), n(3), n(4), n(5), n(7)) {
+                (Some(start), Some(increment), Some(min), Some(max), Some(current)) => {
+                    Ok(SourceSequence {
+                        name,
+                        start,
+                        increment,
+                        min,
+                        max,
+                        cycle: int(r, 6) != 0,
+                        current,
+                    })
+                }
+                _ => Err(format!(
+                    "sequence {name} has values beyond PostgreSQL's bigint sequences"
+                )),
+            }
+        })
+        .collect())
 }
 
 /// `IDENT_CURRENT` of one table (`None` without an identity column).

@@ -23,6 +23,7 @@ fn column(kind: K, not_null: bool) -> ColumnPlan {
         expression: false,
         change_expr: None,
         domain: None,
+        default_sequence: None,
     }
 }
 
