@@ -163,6 +163,7 @@ struct RawMapping {
     #[serde(default)]
     types: std::collections::BTreeMap<String, String>,
     alias_types: Option<AliasTypes>,
+    computed_columns: Option<ComputedColumns>,
 }
 
 #[derive(Debug, Deserialize, Default)]
@@ -448,6 +449,20 @@ pub struct Mapping {
     pub types: std::collections::BTreeMap<String, String>,
     /// What a column of an alias type (`sp_addtype`, `CREATE TYPE ... FROM`) becomes.
     pub alias_types: AliasTypes,
+    /// What a computed column becomes.
+    pub computed_columns: ComputedColumns,
+}
+
+/// What a computed column becomes (`mapping.computed_columns`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum ComputedColumns {
+    /// `GENERATED ALWAYS AS (...) STORED` when its definition is deterministic, not part of the
+    /// key, and translates; otherwise a plain column holding the source's values.
+    #[default]
+    Generated,
+    /// Always a plain column holding the source's values.
+    Values,
 }
 
 /// What a column of an alias type becomes (`mapping.alias_types`).
@@ -469,6 +484,7 @@ impl Default for Mapping {
             progress_schema: "replicator".into(),
             types: Default::default(),
             alias_types: AliasTypes::Domain,
+            computed_columns: ComputedColumns::Generated,
         }
     }
 }
@@ -945,6 +961,9 @@ fn mapping_section(m: RawMapping) -> Result<Mapping, ConfigError> {
     }
     if let Some(a) = m.alias_types {
         mapping.alias_types = a;
+    }
+    if let Some(c) = m.computed_columns {
+        mapping.computed_columns = c;
     }
     Ok(mapping)
 }

@@ -124,9 +124,70 @@ pub struct TablePlan {
     pub change_source: crate::config::ChangeSourceChoice,
     /// Index of the `[[tables]]` entry that selected the table.
     pub selector: usize,
+    /// Computed columns PostgreSQL computes (`GENERATED ALWAYS AS (...) STORED`): declared by
+    /// the DDL, never read from the source nor written by the snapshot or the stream.
+    #[serde(default)]
+    pub generated: Vec<GeneratedColumn>,
+}
+
+/// A computed column the target computes itself.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GeneratedColumn {
+    /// Source column name.
+    pub source: String,
+    /// Target column name.
+    pub target: String,
+    /// Target type.
+    pub kind: TargetKind,
+    /// The definition, as SQL Server prints it.
+    pub definition: String,
+    /// The definition translated to PostgreSQL.
+    pub expr: String,
+    /// The plain column it would otherwise be (see [`TablePlan::keep_plain`]).
+    pub plain: ColumnPlan,
 }
 
 impl TablePlan {
+    /// Makes the generated columns `plain` names plain columns again, holding the source's
+    /// values (a target table built before they were generated, or by a release that did not
+    /// generate them, holds them as values; writing no value into such a column would lose
+    /// data). Idempotent; keeps the key's positions right.
+    pub fn keep_plain(&mut self, plain: impl Fn(&str) -> bool) {
+        let key_names: Vec<String> = self.key_columns().map(|c| c.source.clone()).collect();
+        let (back, stay): (Vec<_>, Vec<_>) = std::mem::take(&mut self.generated)
+            .into_iter()
+            .partition(|g| plain(&g.target));
+        self.generated = stay;
+        if back.is_empty() {
+            return;
+        }
+        for g in back {
+            let at = self
+                .source
+                .columns
+                .iter()
+                .position(|c| c.name == g.source)
+                .map(|src| {
+                    self.columns
+                        .iter()
+                        .position(|c| {
+                            self.source
+                                .columns
+                                .iter()
+                                .position(|s| s.name == c.source)
+                                .is_some_and(|p| p > src)
+                        })
+                        .unwrap_or(self.columns.len())
+                })
+                .unwrap_or(self.columns.len());
+            self.columns.insert(at, g.plain);
+        }
+        self.key = key_names
+            .iter()
+            .filter_map(|k| self.columns.iter().position(|c| &c.source == k))
+            .collect();
+    }
+
     /// The key's column plans.
     pub fn key_columns(&self) -> impl Iterator<Item = &ColumnPlan> {
         self.key.iter().map(|i| &self.columns[*i])
@@ -334,6 +395,7 @@ pub fn plan_table(
                 .map(|seq| sequence_target(&seq, mapping)),
         });
     }
+    let generated = generated_columns(table, &mut columns, mapping);
     let mut key = Vec::new();
     for k in &key_names {
         match columns
@@ -358,7 +420,56 @@ pub fn plan_table(
         key,
         change_source: selector.change_source,
         selector: selector_index,
+        generated,
     })
+}
+
+/// Takes out of `columns` the computed columns PostgreSQL can compute the same way: those whose
+/// definition SQL Server says is deterministic, that are not part of the key and not configured
+/// (a type, an expression), and whose definition translates to the column's type
+/// ([`expr::translate_value`]). The others stay plain columns holding the source's values.
+fn generated_columns(
+    table: &SourceTable,
+    columns: &mut Vec<ColumnPlan>,
+    mapping: &Mapping,
+) -> Vec<GeneratedColumn> {
+    if mapping.computed_columns == crate::config::ComputedColumns::Values {
+        return Vec::new();
+    }
+    let mut out = Vec::new();
+    let candidates: Vec<(String, String)> = table
+        .columns
+        .iter()
+        .filter(|c| c.deterministic == Some(true))
+        .filter_map(|c| c.computed.clone().map(|d| (c.name.clone(), d)))
+        .collect();
+    for (name, definition) in candidates {
+        let Some(i) = columns
+            .iter()
+            .position(|c| c.source == name && !c.key && !c.expression && c.domain.is_none())
+        else {
+            continue;
+        };
+        let others: Vec<ColumnPlan> = columns
+            .iter()
+            .enumerate()
+            .filter(|(j, _)| *j != i)
+            .map(|(_, c)| c.clone())
+            .collect();
+        let scope = expr::Scope::of_columns(&others, table);
+        if let Ok(pg) = expr::translate_value(&definition, &scope, columns[i].kind) {
+            let c = columns.remove(i);
+            out.push(GeneratedColumn {
+                source: c.source.clone(),
+                target: c.target.clone(),
+                kind: c.kind,
+                definition,
+                expr: pg,
+                plain: c,
+            });
+        }
+    }
+    out
 }
 
 /// The sequence a `NEXT VALUE FOR [schema].[seq]` default names (outer parentheses allowed).

@@ -307,7 +307,11 @@ fn computed_columns_are_read_from_their_definition_in_change_rows() {
         source: "dbo.*".into(),
         ..Default::default()
     };
-    let m = crate::config::Mapping::default();
+    // As values (what a computed column becomes when it is not generated).
+    let m = crate::config::Mapping {
+        computed_columns: crate::config::ComputedColumns::Values,
+        ..Default::default()
+    };
     let mut t = table(
         &[
             ("id", "int", 4),
@@ -481,4 +485,67 @@ fn alias_typed_columns_are_declared_with_a_domain_unless_configured_otherwise() 
         plan_table(&t, &typed, 0, &m).unwrap().columns[0].domain,
         None
     );
+}
+
+#[test]
+fn deterministic_computed_columns_are_generated_and_can_be_kept_plain() {
+    let sel = crate::config::TableSelector {
+        source: "dbo.*".into(),
+        ..Default::default()
+    };
+    let m = crate::config::Mapping::default();
+    let mut t = table(
+        &[
+            ("qty", "int", 4),
+            ("m2", "money", 8),
+            ("id", "int", 4),
+            ("age", "int", 4),
+            ("bad", "int", 4),
+        ],
+        &["id"],
+    );
+    t.columns[1].computed = Some("([qty]*(2))".into());
+    t.columns[1].deterministic = Some(true);
+    t.columns[3].computed = Some("(datediff(year,[born],getdate()))".into());
+    t.columns[3].deterministic = Some(false);
+    t.columns[4].computed = Some("([dbo].[f]([qty]))".into());
+    t.columns[4].deterministic = Some(true);
+    let mut p = plan_table(&t, &sel, 0, &m).unwrap();
+    let names: Vec<&str> = p.columns.iter().map(|c| c.source.as_str()).collect();
+    assert_eq!(names, ["qty", "id", "age", "bad"]);
+    assert_eq!(p.key_columns().next().unwrap().source, "id");
+    assert_eq!(p.generated.len(), 1);
+    assert_eq!(p.generated[0].expr, "(\"qty\" * (2))");
+    let mut notes = Vec::new();
+    let create = crate::sink::ddl::create_table_sql(&p, &mut notes);
+    assert!(
+        create.contains("\"m2\" numeric(19,4) GENERATED ALWAYS AS ((\"qty\" * (2))) STORED"),
+        "{create}"
+    );
+    let said: Vec<&str> = notes.iter().map(|n| n.message.as_str()).collect();
+    assert!(
+        said.iter()
+            .any(|s| s.contains("age") && s.contains("not call it deterministic")),
+        "{said:?}"
+    );
+    assert!(
+        said.iter()
+            .any(|s| s.contains("bad") && s.contains("does not translate")),
+        "{said:?}"
+    );
+    // A target that holds m2 as values keeps it so, in the source's column order, key intact.
+    p.keep_plain(|t| t == "m2");
+    let names: Vec<&str> = p.columns.iter().map(|c| c.source.as_str()).collect();
+    assert_eq!(names, ["qty", "m2", "id", "age", "bad"]);
+    assert!(p.generated.is_empty());
+    assert_eq!(p.key_columns().next().unwrap().source, "id");
+    // Configured as values: never generated.
+    let values = crate::config::Mapping {
+        computed_columns: crate::config::ComputedColumns::Values,
+        ..Default::default()
+    };
+    assert!(plan_table(&t, &sel, 0, &values)
+        .unwrap()
+        .generated
+        .is_empty());
 }

@@ -532,7 +532,13 @@ async fn register_planned(
             return Ok(());
         }
     };
-    let existed = match ddl::ensure_table(pg, &plan, notes).await {
+    let mut plan = plan;
+    let fitted = match ddl::ensure_table(pg, &plan, notes).await {
+        Ok(true) => Ok(true),
+        Ok(false) => ddl::fit_generated(pg, &mut plan).await.map(|()| false),
+        Err(e) => Err(e),
+    };
+    let existed = match fitted {
         Ok(created) => !created,
         Err(e) if e.kind() == ErrorKind::Table => {
             shared.store.update(&name, |old| {

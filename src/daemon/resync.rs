@@ -50,7 +50,7 @@ async fn start(shared: &Arc<Shared>, name: &str) -> Result<(), Error> {
     let mut tds = connect_source(shared).await?;
     let db = source::database_info(&mut tds).await?;
     let discovered = source::discover::discover(&mut tds, db.cdc_enabled).await?;
-    let plan = plan_tables(&discovered, &shared.registry.selectors()?, &cfg.mapping)
+    let mut plan = plan_tables(&discovered, &shared.registry.selectors()?, &cfg.mapping)
         .map_err(Error::Fatal)?
         .into_iter()
         .find(|p| p.source.name.to_string() == name)
@@ -71,7 +71,9 @@ async fn start(shared: &Arc<Shared>, name: &str) -> Result<(), Error> {
         .and_then(|p| p.columns);
     ddl::replace_if_other_shape(&pg, &plan, recorded.as_deref()).await?;
     let mut notes = Vec::new();
-    ddl::ensure_table(&pg, &plan, &mut notes).await?;
+    if !ddl::ensure_table(&pg, &plan, &mut notes).await? {
+        ddl::fit_generated(&pg, &mut plan).await?;
+    }
     crate::sink::guard::ensure(&pg, &cfg.mapping.progress_schema, &plan.target).await?;
     for n in &notes {
         n.log();

@@ -80,8 +80,34 @@ pub async fn apply(
         .tables
         .get(plan.selector)
         .ok_or_else(|| Error::Fatal("the table's [[tables]] entry is gone".into()))?;
-    let new_plan = plan_table(&source, selector, plan.selector, &cfg.mapping)
+    let mut new_plan = plan_table(&source, selector, plan.selector, &cfg.mapping)
         .map_err(|m| Error::table(name, m, None))?;
+    // A column the target holds as values stays one; a computed column added now is added
+    // generated (PostgreSQL computes it for the rows already there).
+    new_plan.keep_plain(|t| plan.columns.iter().any(|c| c.target == t));
+    for g in &new_plan.generated {
+        if plan.generated.iter().any(|o| o.target == g.target) {
+            continue;
+        }
+        tx.batch_execute(&format!(
+            "ALTER TABLE {} ADD COLUMN IF NOT EXISTS {} {} GENERATED ALWAYS AS ({}) STORED",
+            new_plan.target.sql(),
+            quote_pg(&g.target),
+            g.kind.ddl(),
+            g.expr
+        ))
+        .await
+        .context(|| format!("add generated column {} to {}", g.target, new_plan.target))?;
+        tracing::warn!(table = name, column = %g.source, "computed column added at the source: added to the target, generated");
+        shared.store.journal(
+            "schema_change",
+            Some(name),
+            format!(
+                "computed column {} added; generated on the target as {}",
+                g.source, g.expr
+            ),
+        )?;
+    }
     let mut added = Vec::new();
     for c in &new_plan.columns {
         if plan.columns.iter().any(|o| o.source == c.source) {

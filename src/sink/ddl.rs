@@ -244,17 +244,43 @@ pub fn create_table_sql(plan: &TablePlan, notes: &mut Vec<Note>) -> String {
                 ),
             ));
         }
-        if let Some(Some(expr)) = source_col.map(|s| &s.computed) {
+        if let Some((Some(expr), s)) = source_col.map(|s| (&s.computed, s)) {
+            let why = if c.key {
+                "it is part of the key".to_string()
+            } else if s.deterministic != Some(true) {
+                "SQL Server does not call it deterministic".to_string()
+            } else {
+                match expr::translate_value(expr, &scope, c.kind) {
+                    Err(refusal) => format!("its definition does not translate ({refusal})"),
+                    Ok(_) => "configured so".to_string(),
+                }
+            };
             notes.push(Note::translated(
                 plan,
                 format!("computed column {}", c.source),
                 format!(
-                    "computed column {} ({expr}) becomes a plain column holding the source's values",
+                    "computed column {} ({expr}) becomes a plain column holding the source's values: {why}",
                     c.source
                 ),
             ));
         }
         cols.push(def);
+    }
+    for g in &plan.generated {
+        cols.push(format!(
+            "{} {} GENERATED ALWAYS AS ({}) STORED",
+            quote_pg(&g.target),
+            g.kind.ddl(),
+            g.expr
+        ));
+        notes.push(Note::translated(
+            plan,
+            format!("computed column {}", g.source),
+            format!(
+                "computed column {} ({}) becomes GENERATED ALWAYS AS ({}) STORED",
+                g.source, g.definition, g.expr
+            ),
+        ));
     }
     let key: Vec<String> = plan.key_columns().map(|c| quote_pg(&c.target)).collect();
     cols.push(format!(
@@ -630,19 +656,24 @@ pub async fn check_existing(pg: &Client, plan: &TablePlan) -> Result<bool, Error
         return Ok(false);
     }
     let existing: Vec<(String, String)> = rows.iter().map(|r| (r.get(0), r.get(1))).collect();
-    for c in &plan.columns {
-        match existing.iter().find(|(n, _)| *n == c.target) {
+    let declared = plan
+        .columns
+        .iter()
+        .map(|c| (&c.target, &c.kind))
+        .chain(plan.generated.iter().map(|g| (&g.target, &g.kind)));
+    for (target, kind) in declared {
+        match existing.iter().find(|(n, _)| n == target) {
             None => {
                 return Err(Error::table(
                     &plan.source.name,
-                    format!("target table {} exists without column {}", plan.target, c.target),
+                    format!("target table {} exists without column {target}", plan.target),
                     Some("drop or rename the target table, or point the replicator at another schema (mapping.schemas); it is never altered to fit"),
                 ))
             }
-            Some((_, ty)) if !same_type(ty, &c.kind) => {
+            Some((_, ty)) if !same_type(ty, kind) => {
                 return Err(Error::table(
                     &plan.source.name,
-                    format!("target column {}.{} is {ty}, expected {}", plan.target, c.target, c.kind.ddl()),
+                    format!("target column {}.{target} is {ty}, expected {}", plan.target, kind.ddl()),
                     Some("drop or fix the target table, or override the type (tables[].columns.<name>.type); it is never altered to fit"),
                 ))
             }
@@ -656,6 +687,41 @@ fn same_type(existing: &str, kind: &TargetKind) -> bool {
     existing == kind.ddl()
         || (matches!(kind, TargetKind::Time) && existing == "time without time zone")
         || (matches!(kind, TargetKind::Numeric(None)) && existing == "numeric")
+}
+
+/// Fits the plan's generated columns to an existing target table: a column the table holds
+/// as a plain column stays one (written with the source's values); no column is ever written
+/// that the table generates. Call after [`ensure_table`] found the table.
+pub async fn fit_generated(pg: &Client, plan: &mut TablePlan) -> Result<(), Error> {
+    let rows = pg
+        .query(
+            "SELECT a.attname::text, a.attgenerated = 's' FROM pg_attribute a \
+             JOIN pg_class c ON c.oid = a.attrelid JOIN pg_namespace n ON n.oid = c.relnamespace \
+             WHERE n.nspname = $1 AND c.relname = $2 AND a.attnum > 0 AND NOT a.attisdropped",
+            &[&plan.target.schema, &plan.target.name],
+        )
+        .await
+        .context(|| format!("inspect the generated columns of {}", plan.target))?;
+    let generated_on_target = |name: &str| {
+        rows.iter()
+            .any(|r| r.get::<_, String>(0) == name && r.get::<_, bool>(1))
+    };
+    let plain_on_target = |name: &str| {
+        rows.iter()
+            .any(|r| r.get::<_, String>(0) == name && !r.get::<_, bool>(1))
+    };
+    plan.keep_plain(plain_on_target);
+    if let Some(c) = plan.columns.iter().find(|c| generated_on_target(&c.target)) {
+        return Err(Error::table(
+            &plan.source.name,
+            format!(
+                "target column {}.{} is generated by PostgreSQL, but this configuration writes the source's values into it",
+                plan.target, c.target
+            ),
+            Some("set mapping.computed_columns = \"generated\" again, or drop the target table and copy it afresh"),
+        ));
+    }
+    Ok(())
 }
 
 /// Creates the schema if needed and the table. Idempotent: an existing table of the same shape

@@ -54,19 +54,22 @@ impl Scope {
     /// names it is refused). String columns compare case-insensitively unless discovery found a
     /// case-sensitive or binary collation; constants take the usual case-insensitive default.
     pub fn of_plan(plan: &super::TablePlan) -> Scope {
-        let columns = plan
-            .columns
+        Scope::of_columns(&plan.columns, &plan.source)
+    }
+
+    /// As [`Scope::of_plan`], for some planned columns of `table`.
+    pub fn of_columns(columns: &[super::ColumnPlan], table: &crate::model::SourceTable) -> Scope {
+        let columns = columns
             .iter()
             .filter(|c| !c.expression)
             .map(|c| {
-                let source = plan.source.columns.iter().find(|s| s.name == c.source);
+                let source = table.columns.iter().find(|s| s.name == c.source);
                 ExprColumn {
                     source: c.source.clone(),
                     target: c.target.clone(),
                     kind: c.kind,
                     national: source.is_some_and(|s| s.source_type.name.starts_with('n')),
-                    case_insensitive: !plan
-                        .source
+                    case_insensitive: !table
                         .case_sensitive_columns
                         .iter()
                         .any(|n| n.eq_ignore_ascii_case(&c.source)),
