@@ -150,7 +150,45 @@ pub fn build(
         ddl::check_sql(p, case, &mut notes);
         ddl::foreign_key_sql(p, &lookup, case, &mut notes);
     }
-    for p in &plans {
+    objects.extend(table_objects(&plans, &notes));
+    objects.extend(sequence_objects(config, &plans, sequences));
+    // Whatever else the DDL said something about (a column's type, for one).
+    for n in &notes {
+        if !objects
+            .iter()
+            .any(|o| o.table == n.table && o.object == n.object)
+        {
+            objects.push(ObjectFate {
+                table: n.table.clone(),
+                object: n.object.clone(),
+                fate: n.fate,
+                detail: n.message.clone(),
+                file: None,
+                depends_on: Vec::new(),
+            });
+        }
+    }
+    objects.extend(module_objects(tables, modules));
+    let mut totals = Totals::default();
+    for o in &objects {
+        match o.fate {
+            Fate::Migrated => totals.migrated += 1,
+            Fate::Translated => totals.translated += 1,
+            Fate::ByHand => totals.by_hand += 1,
+        }
+    }
+    Report {
+        database: database.to_string(),
+        totals,
+        objects,
+    }
+}
+
+/// Every object of the planned tables, with the fate the DDL's notes give it (migrated when
+/// none).
+fn table_objects(plans: &[TablePlan], notes: &[Note]) -> Vec<ObjectFate> {
+    let mut objects = Vec::new();
+    for p in plans {
         let table = p.source.name.to_string();
         let mut add = |object: String, migrated: String| {
             let note = notes
@@ -209,12 +247,22 @@ pub fn build(
             }
         }
     }
+    objects
+}
+
+/// The sequences carried, and those that cannot be.
+fn sequence_objects(
+    config: &Config,
+    plans: &[TablePlan],
+    sequences: &[Result<crate::model::SourceSequence, String>],
+) -> Vec<ObjectFate> {
+    let mut objects = Vec::new();
     let usable: Vec<_> = sequences
         .iter()
         .filter_map(|q| q.as_ref().ok())
         .cloned()
         .collect();
-    for q in ddl::sequences_for(&usable, &plans) {
+    for q in ddl::sequences_for(&usable, plans) {
         let t = crate::convert::sequence_target(&q.name, &config.mapping);
         objects.push(ObjectFate {
             table: q.name.to_string(),
@@ -235,22 +283,13 @@ pub fn build(
             depends_on: Vec::new(),
         });
     }
-    // Whatever else the DDL said something about (a column's type, for one).
-    for n in &notes {
-        if !objects
-            .iter()
-            .any(|o| o.table == n.table && o.object == n.object)
-        {
-            objects.push(ObjectFate {
-                table: n.table.clone(),
-                object: n.object.clone(),
-                fate: n.fate,
-                detail: n.message.clone(),
-                file: None,
-                depends_on: Vec::new(),
-            });
-        }
-    }
+    objects
+}
+
+/// Views, procedures, functions and triggers: to port by hand, each with its file and the
+/// names it uses.
+fn module_objects(tables: &[SourceTable], modules: &[Module]) -> Vec<ObjectFate> {
+    let mut objects = Vec::new();
     let known: Vec<String> = tables
         .iter()
         .map(|t| t.name.name.clone())
@@ -270,19 +309,7 @@ pub fn build(
             depends_on: names_in(&m.definition, &known, &m.name),
         });
     }
-    let mut totals = Totals::default();
-    for o in &objects {
-        match o.fate {
-            Fate::Migrated => totals.migrated += 1,
-            Fate::Translated => totals.translated += 1,
-            Fate::ByHand => totals.by_hand += 1,
-        }
-    }
-    Report {
-        database: database.to_string(),
-        totals,
-        objects,
-    }
+    objects
 }
 
 /// A file name for an object name: letters, digits, `.`, `-` and `_` kept, the rest `_`.

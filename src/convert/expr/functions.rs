@@ -75,25 +75,59 @@ pub(super) fn call_named(
     name: &str,
     a: &[&Expr],
 ) -> Result<Sql, Refusal> {
-    let x = |i: usize| t.expr(a[i]);
-    let a = a.to_vec();
-    let str_arg = |i: usize| -> Result<Sql, Refusal> {
-        let s = x(i)?;
+    let c = Call {
+        t,
+        e,
+        a: a.to_vec(),
+    };
+    for family in [nulls_and_constants, strings, numbers, dates] {
+        if let Some(s) = family(&c, name)? {
+            return Ok(s);
+        }
+    }
+    refuse(e, format!("function {name} has no translation"))
+}
+
+/// One call being translated: its arguments, each translated on demand.
+struct Call<'t, 'e> {
+    t: &'t Translator<'t>,
+    e: &'e Expr,
+    a: Vec<&'e Expr>,
+}
+
+impl Call<'_, '_> {
+    fn x(&self, i: usize) -> Result<Sql, Refusal> {
+        self.t.expr(self.a[i])
+    }
+
+    fn str_arg(&self, i: usize) -> Result<Sql, Refusal> {
+        let s = self.x(i)?;
         if s.ty.is_str() || s.ty == Ty::Null {
             Ok(s)
         } else {
-            refuse(a[i], "a string was expected (SQL Server would convert it)")
+            refuse(
+                self.a[i],
+                "a string was expected (SQL Server would convert it)",
+            )
         }
-    };
-    let int_arg = |i: usize| -> Result<Sql, Refusal> {
-        let s = x(i)?;
+    }
+
+    fn int_arg(&self, i: usize) -> Result<Sql, Refusal> {
+        let s = self.x(i)?;
         if s.ty == Ty::Int {
             Ok(s)
         } else {
-            refuse(a[i], "an integer was expected")
+            refuse(self.a[i], "an integer was expected")
         }
-    };
-    match name {
+    }
+}
+
+/// Current time, identifiers and NULL handling.
+fn nulls_and_constants(c: &Call<'_, '_>, name: &str) -> Result<Option<Sql>, Refusal> {
+    let (e, a) = (c.e, c.a.clone());
+    let t = c.t;
+    let x = |i: usize| c.x(i);
+    let r: Result<Sql, Refusal> = match name {
         "getdate" | "sysdatetime" | "current_timestamp" => {
             want(e, &a, 0)?;
             Ok(sql("LOCALTIMESTAMP", Ty::Timestamp))
@@ -141,6 +175,18 @@ pub(super) fn call_named(
                 merge(y.ty, n.ty),
             ))
         }
+        _ => return Ok(None),
+    };
+    r.map(Some)
+}
+
+/// String functions.
+fn strings(c: &Call<'_, '_>, name: &str) -> Result<Option<Sql>, Refusal> {
+    let (e, a) = (c.e, c.a.clone());
+    let x = |i: usize| c.x(i);
+    let str_arg = |i: usize| c.str_arg(i);
+    let int_arg = |i: usize| c.int_arg(i);
+    let r: Result<Sql, Refusal> = match name {
         "len" => {
             want(e, &a, 1)?;
             let s = str_arg(0)?;
@@ -202,10 +248,10 @@ pub(super) fn call_named(
             let (s, from, to) = (str_arg(0)?, str_arg(1)?, str_arg(2)?);
             let ci = case_insensitive(&[s.ty, from.ty]);
             if !ci {
-                return Ok(sql(
+                return Ok(Some(sql(
                     format!("replace({}, {}, {})", s.text, from.text, to.text),
                     s.ty,
-                ));
+                )));
             }
             // Case-insensitive at the source: a case-insensitive regular expression of the
             // constant searched for, and a replacement with its backslashes and & escaped.
@@ -233,6 +279,18 @@ pub(super) fn call_named(
                 s.ty,
             ))
         }
+        _ => return Ok(None),
+    };
+    r.map(Some)
+}
+
+/// Number functions.
+fn numbers(c: &Call<'_, '_>, name: &str) -> Result<Option<Sql>, Refusal> {
+    let (e, a) = (c.e, c.a.clone());
+    let t = c.t;
+    let x = |i: usize| c.x(i);
+    let int_arg = |i: usize| c.int_arg(i);
+    let r: Result<Sql, Refusal> = match name {
         "abs" | "ceiling" | "floor" | "sign" | "sqrt" | "power" => {
             let n = if name == "power" { 2 } else { 1 };
             want(e, &a, n)?;
@@ -274,6 +332,17 @@ pub(super) fn call_named(
                 _ => refuse(e, "a number was expected"),
             }
         }
+        _ => return Ok(None),
+    };
+    r.map(Some)
+}
+
+/// Date functions.
+fn dates(c: &Call<'_, '_>, name: &str) -> Result<Option<Sql>, Refusal> {
+    let (e, a) = (c.e, c.a.clone());
+    let x = |i: usize| c.x(i);
+    let int_arg = |i: usize| c.int_arg(i);
+    let r: Result<Sql, Refusal> = match name {
         "year" | "month" | "day" => {
             want(e, &a, 1)?;
             let d = x(0)?;
@@ -372,8 +441,9 @@ pub(super) fn call_named(
             };
             Ok(sql(text, Ty::Int))
         }
-        _ => refuse(e, format!("function {name} has no translation")),
-    }
+        _ => return Ok(None),
+    };
+    r.map(Some)
 }
 
 /// The source type a CAST or CONVERT names (`varchar(10)`, `decimal(9,2)`, `int`).
