@@ -5,7 +5,7 @@
 //! item is an error (the daemon would stop or skip a table).
 
 use crate::config::{Config, NulPolicy, SubMicrosecondPolicy};
-use crate::convert::{plan_table, TablePlan};
+use crate::convert::{plan_table, TablePlan, TargetKind};
 use crate::daemon::decide_change_source;
 use crate::source::{self, Tds};
 use serde::Serialize;
@@ -284,15 +284,99 @@ fn lossy_columns(config: &Config, plan: &TablePlan, items: &mut Items) {
             );
         }
         if c.computed.is_some() {
-            items.add(
-                Level::Warn,
-                &name,
-                format!(
-                    "column {} is computed on SQL Server: it is copied as a plain column",
-                    c.name
+            match plan.generated.iter().find(|g| g.source == c.name) {
+                Some(g) => items.add(
+                    Level::Ok,
+                    &name,
+                    format!(
+                        "column {} is computed on SQL Server: PostgreSQL computes it as {}",
+                        c.name, g.expr
+                    ),
+                    None,
                 ),
-                None,
-            );
+                None => items.add(
+                    Level::Warn,
+                    &name,
+                    format!(
+                        "column {} is computed on SQL Server: it is copied as a plain column holding its values",
+                        c.name
+                    ),
+                    Some("`replicator schema --report DIR` says why it is not generated".into()),
+                ),
+            }
+        }
+    }
+    collation_meaning(config, plan, name, items);
+}
+
+/// Case-insensitive text under `mapping.collation`: with "binary", the unique keys whose
+/// meaning changes (SQL Server refuses 'abc' beside 'ABC', PostgreSQL would not); with
+/// "preserve", what PostgreSQL's nondeterministic collations cannot do.
+fn collation_meaning(config: &Config, plan: &TablePlan, name: String, items: &mut Items) {
+    let ci = |col: &str| {
+        plan.columns.iter().any(|c| {
+            c.source.eq_ignore_ascii_case(col)
+                && matches!(c.kind, TargetKind::Text | TargetKind::Varchar(_))
+                && !plan
+                    .source
+                    .case_sensitive_columns
+                    .iter()
+                    .any(|n| n.eq_ignore_ascii_case(col))
+        })
+    };
+    match config.mapping.collation {
+        crate::config::Collation::Binary => {
+            let key = plan
+                .key_columns()
+                .filter(|c| ci(&c.source))
+                .map(|c| c.source.clone());
+            let mut keys: Vec<String> = Vec::new();
+            let key: Vec<String> = key.collect();
+            if !key.is_empty() {
+                keys.push(format!("the primary key ({})", key.join(", ")));
+            }
+            for ix in plan.source.indexes.iter().filter(|i| i.unique) {
+                let cols: Vec<&str> = ix
+                    .columns
+                    .iter()
+                    .map(|(c, _)| c.as_str())
+                    .filter(|c| ci(c))
+                    .collect();
+                if !cols.is_empty() {
+                    keys.push(format!("unique index {} ({})", ix.name, cols.join(", ")));
+                }
+            }
+            if !keys.is_empty() {
+                items.add(
+                    Level::Warn,
+                    &name,
+                    format!(
+                        "{} compare case-insensitively on SQL Server and case-sensitively on PostgreSQL (mapping.collation = \"binary\"): after cutover, values differing only in case are distinct",
+                        keys.join(", ")
+                    ),
+                    Some("mapping.collation = \"preserve\" keeps SQL Server's meaning".into()),
+                );
+            }
+        }
+        crate::config::Collation::Preserve => {
+            let cols: Vec<&str> = plan
+                .columns
+                .iter()
+                .filter(|c| c.collate.is_some())
+                .map(|c| c.target.as_str())
+                .collect();
+            if !cols.is_empty() {
+                items.add(
+                    Level::Ok,
+                    &name,
+                    format!(
+                        "columns {} compare case-insensitively (collation {}); PostgreSQL before 18 refuses LIKE and substring search on them unless the query says COLLATE \"default\"",
+                        cols.join(", "),
+                        crate::convert::CI_COLLATION
+                    ),
+                    None,
+                );
+            }
         }
     }
 }
@@ -302,6 +386,18 @@ fn lossy_columns(config: &Config, plan: &TablePlan, items: &mut Items) {
 async fn cdc_columns(tds: &mut Tds, plan: &TablePlan, items: &mut Items) {
     let name = plan.source.name.to_string();
     for c in &plan.source.columns {
+        if let Some(g) = plan.generated.iter().find(|g| g.source == c.name) {
+            items.add(
+                Level::Ok,
+                &name,
+                format!(
+                    "column {} is computed: CDC change rows hold NULL for it, and PostgreSQL computes it itself ({})",
+                    c.name, g.expr
+                ),
+                None,
+            );
+            continue;
+        }
         match (&c.computed, c.deterministic) {
             (Some(_), Some(false)) => items.add(
                 Level::Warn,

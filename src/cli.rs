@@ -534,7 +534,10 @@ pub async fn schema(config: Config) -> Result<(), Error> {
             "CREATE SCHEMA IF NOT EXISTS {};\n",
             crate::model::quote_pg(&p.target.schema)
         ));
-        for d in crate::sink::ddl::domain_sql(p) {
+        for d in crate::sink::ddl::collation_sql(p)
+            .into_iter()
+            .chain(crate::sink::ddl::domain_sql(p))
+        {
             out.push_str(&d);
             out.push_str(";\n");
         }

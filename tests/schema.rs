@@ -345,3 +345,78 @@ async fn sequences_and_their_defaults_are_carried_and_continue_after_the_source_
         .get(0);
     assert_eq!(no, 1030);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_preserved_case_insensitive_collation_finds_abc_for_abc_and_keeps_keys_unique() {
+    let env = Env::new("collation").await;
+    let mut c = env.tds().await;
+    exec(
+        &mut c,
+        "CREATE TABLE dbo.cust (code varchar(10) NOT NULL PRIMARY KEY, \
+           name nvarchar(40) NOT NULL CONSTRAINT CK_cust_name CHECK (name LIKE N'[A-Z]%'), qty int NULL); \
+         CREATE UNIQUE INDEX UX_cust_name ON dbo.cust (name); \
+         ALTER TABLE dbo.cust ENABLE CHANGE_TRACKING; \
+         INSERT INTO dbo.cust VALUES ('ABC', N'Alpha', 1), ('xyz', N'beta', 2)",
+    )
+    .await;
+    let extra = "[mapping]\ncollation = \"preserve\"\n[replication]\npoll_interval = \"50ms\"\n[[tables]]\nsource = \"dbo.cust\"\n";
+    // check says what the choice means, and what binary would have changed.
+    let cfg = env.config_file(extra);
+    let out = replicator(&cfg, &["check"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("compare case-insensitively (collation replicator_ci_as)"), "{text}");
+    let binary = env.config_file("[[tables]]\nsource = \"dbo.cust\"\n");
+    let out = replicator(&binary, &["check"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("the primary key (code), unique index UX_cust_name (name) compare case-insensitively on SQL Server"),
+        "{text}"
+    );
+    let d = Daemon::start(env.config(extra));
+    d.wait_state(
+        &["dbo.cust"],
+        replicator::state::TableState::Streaming,
+        Duration::from_secs(60),
+    )
+    .await;
+    let pg = env.pg().await;
+    let found: i64 = pg
+        .query_one(
+            "SELECT count(*) FROM public.cust WHERE code = 'abc' AND name = 'ALPHA'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(found, 1, "'abc' finds 'ABC' as on SQL Server");
+    // The key keeps SQL Server's meaning: 'Abc' is the same key as 'ABC'.
+    pg.batch_execute("BEGIN; SET LOCAL replicator.writer = 'on'").await.unwrap();
+    let dup = pg
+        .execute("INSERT INTO public.cust VALUES ('Abc', 'Other', 3)", &[])
+        .await
+        .unwrap_err();
+    pg.batch_execute("ROLLBACK").await.unwrap();
+    assert_eq!(dup.code().map(|c| c.code()), Some("23505"), "{dup}");
+    // The CHECK with a LIKE class is created and holds (under COLLATE "default").
+    let ck: i64 = pg
+        .query_one(
+            "SELECT count(*) FROM pg_constraint WHERE conrelid = 'public.cust'::regclass AND conname = 'ck_cust_name'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(ck, 1);
+    // Changes stream, keys matched case-insensitively as at the source.
+    exec(&mut c, "UPDATE dbo.cust SET qty = 10 WHERE code = 'abc'; DELETE FROM dbo.cust WHERE code = 'XYZ'").await;
+    wait_equal(
+        &mut c,
+        &pg,
+        "SELECT code, name, qty FROM dbo.cust",
+        "public.cust",
+        &["code", "name", "qty"],
+        Duration::from_secs(30),
+    )
+    .await;
+    d.stop().await.unwrap();
+}

@@ -164,6 +164,7 @@ struct RawMapping {
     types: std::collections::BTreeMap<String, String>,
     alias_types: Option<AliasTypes>,
     computed_columns: Option<ComputedColumns>,
+    collation: Option<Collation>,
 }
 
 #[derive(Debug, Deserialize, Default)]
@@ -451,6 +452,23 @@ pub struct Mapping {
     pub alias_types: AliasTypes,
     /// What a computed column becomes.
     pub computed_columns: ComputedColumns,
+    /// How case-insensitive source text compares on the target.
+    pub collation: Collation,
+}
+
+/// How a case-insensitive source column (`_CI_` collations, SQL Server's usual) compares on
+/// the target (`mapping.collation`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Collation {
+    /// PostgreSQL's default (deterministic, case-sensitive): `'abc' = 'ABC'` is false, and a
+    /// unique key allows both.
+    #[default]
+    Binary,
+    /// A nondeterministic ICU collation, case-insensitive and accent-sensitive
+    /// (`und-u-ks-level2`), on every such column: compares as SQL Server did. PostgreSQL
+    /// before 18 refuses LIKE on these columns unless the query says `COLLATE "default"`.
+    Preserve,
 }
 
 /// What a computed column becomes (`mapping.computed_columns`).
@@ -485,6 +503,7 @@ impl Default for Mapping {
             types: Default::default(),
             alias_types: AliasTypes::Domain,
             computed_columns: ComputedColumns::Generated,
+            collation: Collation::Binary,
         }
     }
 }
@@ -964,6 +983,9 @@ fn mapping_section(m: RawMapping) -> Result<Mapping, ConfigError> {
     }
     if let Some(c) = m.computed_columns {
         mapping.computed_columns = c;
+    }
+    if let Some(c) = m.collation {
+        mapping.collation = c;
     }
     Ok(mapping)
 }

@@ -97,7 +97,15 @@ pub struct ColumnPlan {
     /// The target sequence a `NEXT VALUE FOR` default draws from.
     #[serde(default)]
     pub default_sequence: Option<PgTableName>,
+    /// The case-insensitive collation the column is declared with (`mapping.collation =
+    /// "preserve"` on a case-insensitive source column; see [`CI_COLLATION`]).
+    #[serde(default)]
+    pub collate: Option<PgTableName>,
 }
+
+/// The name of the nondeterministic ICU collation `mapping.collation = "preserve"` creates in
+/// each target schema: case-insensitive, accent-sensitive, as SQL Server's `_CI_AS`.
+pub const CI_COLLATION: &str = "replicator_ci_as";
 
 impl ColumnPlan {
     /// The type the column is declared with: its domain, or `kind`.
@@ -105,6 +113,14 @@ impl ColumnPlan {
         match &self.domain {
             Some(d) => d.sql(),
             None => self.kind.ddl(),
+        }
+    }
+
+    /// The declared type with its collation, as a column definition takes it.
+    pub fn column_type(&self) -> String {
+        match &self.collate {
+            Some(c) => format!("{} COLLATE {}", self.declared_type(), c.sql()),
+            None => self.declared_type(),
         }
     }
 }
@@ -393,6 +409,16 @@ pub fn plan_table(
                 .as_deref()
                 .and_then(next_value_for)
                 .map(|seq| sequence_target(&seq, mapping)),
+            collate: (mapping.collation == crate::config::Collation::Preserve
+                && matches!(kind, TargetKind::Text | TargetKind::Varchar(_))
+                && !table
+                    .case_sensitive_columns
+                    .iter()
+                    .any(|n| n.eq_ignore_ascii_case(&c.name)))
+            .then(|| PgTableName {
+                schema: target_schema(&tname.schema, mapping),
+                name: CI_COLLATION.into(),
+            }),
         });
     }
     let generated = generated_columns(table, &mut columns, mapping);

@@ -19,6 +19,7 @@ fn col(kind: TargetKind, utf16: bool) -> ColumnPlan {
         change_expr: None,
         domain: None,
         default_sequence: None,
+        collate: None,
     }
 }
 

@@ -126,7 +126,7 @@ pub async fn apply(
             "ALTER TABLE {t} ADD COLUMN IF NOT EXISTS {col} {ty};{set_default}",
             t = new_plan.target.sql(),
             col = quote_pg(&c.target),
-            ty = c.kind.ddl(),
+            ty = c.column_type(),
             set_default = default
                 .map(|d| format!(
                     " ALTER TABLE {} ALTER COLUMN {} SET DEFAULT {d};",

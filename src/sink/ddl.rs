@@ -146,7 +146,7 @@ pub fn create_table_sql(plan: &TablePlan, notes: &mut Vec<Note>) -> String {
     let scope = expr::Scope::of_plan(plan);
     let mut cols = Vec::new();
     for c in &plan.columns {
-        let mut def = format!("{} {}", quote_pg(&c.target), c.declared_type());
+        let mut def = format!("{} {}", quote_pg(&c.target), c.column_type());
         let int_kind = matches!(
             c.kind,
             TargetKind::Int2 | TargetKind::Int4 | TargetKind::Int8
@@ -402,6 +402,24 @@ pub async fn run_checks(pg: &Client, plan: &TablePlan, checks: &[(String, String
         }
     }
     notes
+}
+
+/// The case-insensitive collation the table's columns are declared with (`mapping.collation =
+/// "preserve"`), created before the table: idempotent.
+pub fn collation_sql(plan: &TablePlan) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for c in plan.columns.iter().filter_map(|c| c.collate.as_ref()) {
+        let sql = format!(
+            "CREATE SCHEMA IF NOT EXISTS {}; CREATE COLLATION IF NOT EXISTS {} \
+             (provider = icu, locale = 'und-u-ks-level2', deterministic = false)",
+            quote_pg(&c.schema),
+            c.sql()
+        );
+        if !out.contains(&sql) {
+            out.push(sql);
+        }
+    }
+    out
 }
 
 /// The domains the table's columns are declared with (SQL Server alias types), created before
@@ -734,7 +752,8 @@ pub async fn ensure_table(
     if check_existing(pg, plan).await? {
         return Ok(false);
     }
-    let mut statements = domain_sql(plan);
+    let mut statements = collation_sql(plan);
+    statements.extend(domain_sql(plan));
     statements.push(format!(
         "CREATE SCHEMA IF NOT EXISTS {};\n{}",
         quote_pg(&plan.target.schema),

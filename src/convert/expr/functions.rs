@@ -234,11 +234,16 @@ fn strings(c: &Call<'_, '_>, name: &str) -> Result<Option<Sql>, Refusal> {
             want(e, &a, 2)?;
             let (needle, hay) = (str_arg(0)?, str_arg(1)?);
             let ci = case_insensitive(&[hay.ty, needle.ty]);
+            let d = |t: String| c.t.scope.deterministic(t);
             Ok(sql(
                 if ci {
-                    format!("strpos(lower({}), lower({}))", hay.text, needle.text)
+                    format!(
+                        "strpos({}, {})",
+                        d(format!("lower({})", hay.text)),
+                        d(format!("lower({})", needle.text))
+                    )
                 } else {
-                    format!("strpos({}, {})", hay.text, needle.text)
+                    format!("strpos({}, {})", d(hay.text), d(needle.text))
                 },
                 Ty::Int,
             ))
@@ -247,9 +252,10 @@ fn strings(c: &Call<'_, '_>, name: &str) -> Result<Option<Sql>, Refusal> {
             want(e, &a, 3)?;
             let (s, from, to) = (str_arg(0)?, str_arg(1)?, str_arg(2)?);
             let ci = case_insensitive(&[s.ty, from.ty]);
+            let subject = c.t.scope.deterministic(s.text.clone());
             if !ci {
                 return Ok(Some(sql(
-                    format!("replace({}, {}, {})", s.text, from.text, to.text),
+                    format!("replace({subject}, {}, {})", from.text, to.text),
                     s.ty,
                 )));
             }
@@ -271,8 +277,7 @@ fn strings(c: &Call<'_, '_>, name: &str) -> Result<Option<Sql>, Refusal> {
             let rep = r.replace('\\', "\\\\").replace('&', "\\&");
             Ok(sql(
                 format!(
-                    "regexp_replace({}, {}, {}, 'gi')",
-                    s.text,
+                    "regexp_replace({subject}, {}, {}, 'gi')",
                     literal(&re),
                     literal(&rep)
                 ),

@@ -47,6 +47,10 @@ pub struct Scope {
     pub columns: Vec<ExprColumn>,
     /// The database's default collation is case-insensitive (the collation of literals).
     pub default_case_insensitive: bool,
+    /// Some column is declared with a nondeterministic collation (`mapping.collation =
+    /// "preserve"`): pattern matching and substring search, which PostgreSQL before 18 refuses
+    /// there, run under `COLLATE "default"` on the folded text.
+    pub nondeterministic: bool,
 }
 
 impl Scope {
@@ -59,6 +63,7 @@ impl Scope {
 
     /// As [`Scope::of_plan`], for some planned columns of `table`.
     pub fn of_columns(columns: &[super::ColumnPlan], table: &crate::model::SourceTable) -> Scope {
+        let nondeterministic = columns.iter().any(|c| c.collate.is_some());
         let columns = columns
             .iter()
             .filter(|c| !c.expression)
@@ -79,6 +84,16 @@ impl Scope {
         Scope {
             columns,
             default_case_insensitive: true,
+            nondeterministic,
+        }
+    }
+
+    /// `text` as pattern matching and substring search can take it (see `nondeterministic`).
+    pub(crate) fn deterministic(&self, text: String) -> String {
+        if self.nondeterministic {
+            format!("{text} COLLATE \"default\"")
+        } else {
+            text
         }
     }
 }
@@ -244,7 +259,7 @@ fn parse(tsql: &str) -> Result<Expr, Refusal> {
 }
 
 pub(crate) struct Translator<'a> {
-    scope: &'a Scope,
+    pub(crate) scope: &'a Scope,
 }
 
 impl Translator<'_> {
@@ -575,7 +590,7 @@ impl Translator<'_> {
             return Ok(sql(
                 format!(
                     "{} {not}{op} {}",
-                    x.text,
+                    self.scope.deterministic(x.text),
                     literal(&pat.replace('\\', "\\\\"))
                 ),
                 Ty::Predicate,
@@ -594,7 +609,11 @@ impl Translator<'_> {
             (x.text, similar)
         };
         Ok(sql(
-            format!("{subject} {not}SIMILAR TO {}", literal(&similar)),
+            format!(
+                "{} {not}SIMILAR TO {}",
+                self.scope.deterministic(subject),
+                literal(&similar)
+            ),
             Ty::Predicate,
         ))
     }

@@ -46,6 +46,7 @@ fn scope() -> Scope {
             col("Start", "start", TargetKind::Time, false, true),
         ],
         default_case_insensitive: true,
+        nondeterministic: false,
     }
 }
 
@@ -285,4 +286,34 @@ fn similar_to_patterns_escape_their_own_metacharacters() {
     assert_eq!(similar_pattern("a|b{2}").as_deref(), Some("a\\|b\\{2\\}"));
     assert_eq!(similar_pattern("[a\\]").as_deref(), Some("[a\\\\]"));
     assert_eq!(similar_pattern("[a"), None);
+}
+
+#[test]
+fn under_a_nondeterministic_collation_matching_runs_under_the_default_one() {
+    let s = Scope {
+        nondeterministic: true,
+        ..scope()
+    };
+    for (tsql, want) in [
+        (
+            "([Code] LIKE 'A%')",
+            "(\"code\" COLLATE \"default\" ILIKE 'A%')",
+        ),
+        (
+            "([Code] LIKE '[A-Z]%')",
+            "(lower(\"code\") COLLATE \"default\" SIMILAR TO '[a-z]%')",
+        ),
+        (
+            "(charindex('x',[Code]))",
+            "(strpos(lower(\"code\") COLLATE \"default\", lower('x') COLLATE \"default\"))",
+        ),
+        (
+            "(replace([CsCode],'a','b'))",
+            "(replace(\"cs_code\" COLLATE \"default\", 'a', 'b'))",
+        ),
+        // Equality needs nothing: the collation compares as SQL Server did.
+        ("([Code]='A')", "(lower(rtrim(\"code\")) = 'a')"),
+    ] {
+        assert_eq!(translate(tsql, &s).as_deref(), Ok(want), "{tsql}");
+    }
 }

@@ -24,6 +24,7 @@ fn column(kind: K, not_null: bool) -> ColumnPlan {
         change_expr: None,
         domain: None,
         default_sequence: None,
+        collate: None,
     }
 }
 
