@@ -571,6 +571,17 @@ async fn register_planned(
     }
     // Ours from here on: only the replicator writes it until cutover.
     crate::sink::guard::ensure(pg, &shared.config.mapping.progress_schema, &plan.target).await?;
+    if prog.is_some_and(|p| p.phase == progress::Phase::Streaming) {
+        // What a table gets after its snapshot, made again (idempotent, cheap when present):
+        // a table copied by an earlier release, or before a setting changed, gets what this
+        // one would have created.
+        let case = shared.config.mapping.identifier_case;
+        let mut statements = ddl::index_sql(&plan, case, notes);
+        statements.extend(ddl::comment_sql(&plan));
+        ddl::run_post_load(pg, &plan.target, &statements).await?;
+        let checks = ddl::check_sql(&plan, case, notes);
+        notes.extend(ddl::run_checks(pg, &plan, &checks).await);
+    }
     let state = match prog.map(|p| p.phase) {
         Some(progress::Phase::Streaming) => TableState::CatchingUp,
         Some(progress::Phase::Snapshotting) => TableState::Snapshotting,
