@@ -443,3 +443,50 @@ async fn a_preserved_case_insensitive_collation_finds_abc_for_abc_and_keeps_keys
     .await;
     d.stop().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_alias_type_whose_name_is_taken_by_another_type_stops_its_table_by_name() {
+    let env = Env::new("domain_clash").await;
+    let mut c = env.tds().await;
+    exec(
+        &mut c,
+        "CREATE TYPE dbo.code_t FROM varchar(5) NOT NULL; \
+         CREATE TABLE dbo.item (id int NOT NULL PRIMARY KEY, code code_t); \
+         CREATE TABLE dbo.other (id int NOT NULL PRIMARY KEY, code code_t); \
+         ALTER TABLE dbo.item ENABLE CHANGE_TRACKING; ALTER TABLE dbo.other ENABLE CHANGE_TRACKING; \
+         INSERT INTO dbo.item VALUES (1, 'a'); INSERT INTO dbo.other VALUES (1, 'b')",
+    )
+    .await;
+    // A table named like the alias type: its row type holds the name.
+    let pg = env.pg().await;
+    pg.batch_execute("CREATE TABLE public.code_t (x int)")
+        .await
+        .unwrap();
+    let d = Daemon::start(env.config(
+        "[replication]\npoll_interval = \"50ms\"\n[[tables]]\nsource = \"dbo.item\"\n[[tables]]\nsource = \"dbo.other\"\n",
+    ));
+    d.wait_state(
+        &["dbo.item", "dbo.other"],
+        replicator::state::TableState::Errored,
+        Duration::from_secs(60),
+    )
+    .await;
+    let e = d.table("dbo.item").unwrap().last_error.unwrap();
+    assert!(
+        e.message
+            .contains("type public.code_t exists and is not a domain (alias type of column code)"),
+        "{}",
+        e.message
+    );
+    // Nothing was created in its place.
+    let tables: i64 = pg
+        .query_one(
+            "SELECT count(*) FROM pg_class WHERE relname IN ('item', 'other') AND relkind = 'r'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(tables, 0);
+    d.stop().await.unwrap();
+}

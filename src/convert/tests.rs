@@ -452,9 +452,12 @@ fn alias_typed_columns_are_declared_with_a_domain_unless_configured_otherwise() 
     let p = plan_table(&t, &sel, 0, &m).unwrap();
     assert_eq!(p.columns[0].declared_type(), "\"public\".\"empid\"");
     assert_eq!(p.columns[1].declared_type(), "integer");
-    assert_eq!(
-        crate::sink::ddl::domain_sql(&p),
-        ["CREATE SCHEMA IF NOT EXISTS \"public\"; DO $d$ BEGIN CREATE DOMAIN \"public\".\"empid\" AS character varying(11); EXCEPTION WHEN duplicate_object THEN NULL; END $d$"]
+    let domains = crate::sink::ddl::domain_sql(&p);
+    assert_eq!(domains.len(), 1);
+    assert!(
+        domains[0].contains("CREATE DOMAIN \"public\".\"empid\" AS character varying(11)")
+            && domains[0].contains("is not a domain"),
+        "{domains:?}"
     );
     let mut notes = Vec::new();
     let create = crate::sink::ddl::create_table_sql(&p, &mut notes);

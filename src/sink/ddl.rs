@@ -429,12 +429,22 @@ pub fn domain_sql(plan: &TablePlan) -> Vec<String> {
     let mut out: Vec<String> = Vec::new();
     for c in &plan.columns {
         let Some(d) = &c.domain else { continue };
+        // A type of that name that is not a domain (a table's row type, say) is an error: the
+        // column must not silently take it.
         let sql = format!(
-            "CREATE SCHEMA IF NOT EXISTS {}; DO $d$ BEGIN CREATE DOMAIN {} AS {}; \
-             EXCEPTION WHEN duplicate_object THEN NULL; END $d$",
-            quote_pg(&d.schema),
-            d.sql(),
-            c.kind.ddl()
+            "CREATE SCHEMA IF NOT EXISTS {schema}; DO $d$ DECLARE kind \"char\"; BEGIN \
+             SELECT t.typtype INTO kind FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace \
+             WHERE n.nspname = {schema_lit} AND t.typname = {name_lit}; \
+             IF kind IS NULL THEN CREATE DOMAIN {domain} AS {base}; \
+             ELSIF kind <> 'd' THEN RAISE EXCEPTION 'type % exists and is not a domain (alias type of column %)', {domain_lit}, {column_lit}; \
+             END IF; END $d$",
+            schema = quote_pg(&d.schema),
+            schema_lit = expr::literal(&d.schema),
+            name_lit = expr::literal(&d.name),
+            domain = d.sql(),
+            domain_lit = expr::literal(&d.to_string()),
+            column_lit = expr::literal(&c.source),
+            base = c.kind.ddl()
         );
         if !out.contains(&sql) {
             out.push(sql);
