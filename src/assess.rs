@@ -168,7 +168,8 @@ pub fn build(
             });
         }
     }
-    objects.extend(module_objects(tables, modules));
+    let views = ddl::views(&plans, &view_definitions(modules), &config.mapping);
+    objects.extend(module_objects(tables, modules, &views));
     let mut totals = Totals::default();
     for o in &objects {
         match o.fate {
@@ -288,7 +289,20 @@ fn sequence_objects(
 
 /// Views, procedures, functions and triggers: to port by hand, each with its file and the
 /// names it uses.
-fn module_objects(tables: &[SourceTable], modules: &[Module]) -> Vec<ObjectFate> {
+/// The views among the modules: (name, definition).
+pub fn view_definitions(modules: &[Module]) -> Vec<(TableName, String)> {
+    modules
+        .iter()
+        .filter(|m| m.kind == "view")
+        .filter_map(|m| TableName::parse(&m.name).map(|n| (n, m.definition.clone())))
+        .collect()
+}
+
+fn module_objects(
+    tables: &[SourceTable],
+    modules: &[Module],
+    views: &[ddl::ViewOutcome],
+) -> Vec<ObjectFate> {
     let mut objects = Vec::new();
     let known: Vec<String> = tables
         .iter()
@@ -300,11 +314,26 @@ fn module_objects(tables: &[SourceTable], modules: &[Module]) -> Vec<ObjectFate>
         )
         .collect();
     for m in modules {
+        let view = views.iter().find(|v| v.source.to_string() == m.name);
+        let (fate, detail) = match view.map(|v| &v.result) {
+            Some(Ok((target, sql))) => (
+                Fate::Translated,
+                format!("becomes view {target}, created at cutover: {sql}"),
+            ),
+            Some(Err(why)) => (
+                Fate::ByHand,
+                format!("not translated: {why}; its text is in the file"),
+            ),
+            None => (
+                Fate::ByHand,
+                format!("{}s are not translated; its text is in the file", m.kind),
+            ),
+        };
         objects.push(ObjectFate {
             table: m.name.clone(),
             object: format!("{} {}", m.kind, m.name),
-            fate: Fate::ByHand,
-            detail: format!("{}s are not translated; its text is in the file", m.kind),
+            fate,
+            detail,
             file: Some(format!("by_hand/{}.sql", file_name(&m.name))),
             depends_on: names_in(&m.definition, &known, &m.name),
         });

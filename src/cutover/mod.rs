@@ -313,6 +313,12 @@ async fn in_window(
         }
     }
     parts.release = release.elapsed().as_secs_f64();
+    let mut notes = Vec::new();
+    let views_created = if ok {
+        create_views(&mut tds, &pg, &plans, &shared.config.mapping, &mut notes).await?
+    } else {
+        Vec::new()
+    };
     Ok(Report {
         ok,
         downtime_seconds: 0.0,
@@ -323,11 +329,44 @@ async fn in_window(
         foreign_keys_validated_before: 0,
         foreign_keys_validated: validated,
         sequences_synced,
-        notes: Vec::new(),
+        views_created,
+        notes,
         problems,
         fence: None,
         finished_at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
     })
+}
+
+/// Creates the source's views that translate ([`crate::sink::ddl::views`]), in dependency
+/// order, once the tables are the application's: a view PostgreSQL refuses, or one that does
+/// not translate, is a note (its text is in `schema --report`'s `by_hand/`), never a failed
+/// cutover. Returns the views created.
+async fn create_views(
+    tds: &mut crate::source::Tds,
+    pg: &tokio_postgres::Client,
+    plans: &[crate::convert::TablePlan],
+    mapping: &crate::config::Mapping,
+    notes: &mut Vec<String>,
+) -> Result<Vec<String>, Error> {
+    let modules = crate::assess::modules(tds).await?;
+    let definitions = crate::assess::view_definitions(&modules);
+    let mut created = Vec::new();
+    for v in crate::sink::ddl::views(plans, &definitions, mapping) {
+        match v.result {
+            Ok((target, sql)) => match pg.batch_execute(&sql).await {
+                Ok(()) => created.push(target.to_string()),
+                Err(e) => notes.push(format!(
+                    "view {} not created: PostgreSQL refused it: {}",
+                    v.source,
+                    e.as_db_error()
+                        .map(|d| d.message().to_string())
+                        .unwrap_or(e.to_string())
+                )),
+            },
+            Err(why) => notes.push(format!("view {} not created: {why}", v.source)),
+        }
+    }
+    Ok(created)
 }
 
 /// Fences every replicated table (see [`fence`]) and journals it.

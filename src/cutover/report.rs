@@ -94,6 +94,8 @@ pub struct Report {
     pub foreign_keys_validated: usize,
     /// Sequences set after the source's last value inside the window: (target, value).
     pub sequences_synced: Vec<(String, i64)>,
+    /// Views created on the target after the window (translated from the source's).
+    pub views_created: Vec<String>,
     /// Notes on what ran where and why.
     pub notes: Vec<String>,
     /// Problems, each naming its table.
@@ -126,6 +128,12 @@ impl Report {
             "command {:.2} s, of which proving equality before the window {:.2} s; foreign keys validated: {} before the window, {} inside it\n",
             self.command_seconds, self.prove_seconds, self.foreign_keys_validated_before, self.foreign_keys_validated
         ));
+        if !self.views_created.is_empty() {
+            out.push_str(&format!(
+                "views created: {}\n",
+                self.views_created.join(", ")
+            ));
+        }
         for (seq, value) in &self.sequences_synced {
             out.push_str(&format!("sequence {seq} continues after {value}\n"));
         }

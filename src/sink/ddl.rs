@@ -491,6 +491,97 @@ pub fn sequence_sql(q: &crate::model::SourceSequence, mapping: &crate::config::M
     )
 }
 
+/// What became of one source view.
+#[derive(Debug, Clone)]
+pub struct ViewOutcome {
+    /// The view at the source.
+    pub source: TableName,
+    /// Its name on the target and `CREATE OR REPLACE VIEW` statement, or why it does not
+    /// translate.
+    pub result: Result<(PgTableName, String), String>,
+}
+
+/// Translates the source's views (name, definition) over the migrated tables and each other,
+/// in dependency order (a view over a view that does not translate does not either).
+pub fn views(
+    plans: &[TablePlan],
+    definitions: &[(TableName, String)],
+    mapping: &crate::config::Mapping,
+) -> Vec<ViewOutcome> {
+    use crate::convert::expr::query::{translate_view, Catalog, Relation, View};
+    let same = |a: &TableName, b: &TableName| {
+        a.schema.eq_ignore_ascii_case(&b.schema) && a.name.eq_ignore_ascii_case(&b.name)
+    };
+    let target_of = |n: &TableName| PgTableName {
+        schema: crate::convert::target_schema(&n.schema, mapping),
+        name: target_identifier(&n.name, mapping.identifier_case),
+    };
+    let mut done: Vec<(View, PgTableName)> = Vec::new();
+    let mut out: Vec<ViewOutcome> = Vec::new();
+    let mut pending: Vec<&(TableName, String)> = definitions.iter().collect();
+    loop {
+        let mut progressed = false;
+        let mut still = Vec::new();
+        for d in pending {
+            let relation = |n: &TableName| -> Option<Relation> {
+                if let Some(p) = plans.iter().find(|p| same(&p.source.name, n)) {
+                    return Some(Relation {
+                        target: p.target.clone(),
+                        columns: expr::Scope::of_plan(p).columns,
+                    });
+                }
+                done.iter()
+                    .find(|(v, _)| same(&v.name, n))
+                    .map(|(v, t)| Relation {
+                        target: t.clone(),
+                        columns: v.columns.clone(),
+                    })
+            };
+            let catalog = Catalog {
+                relation: &relation,
+                case: mapping.identifier_case,
+                preserve_collation: mapping.collation == crate::config::Collation::Preserve,
+            };
+            match translate_view(&d.1, &catalog) {
+                Ok(v) => {
+                    let t = target_of(&d.0);
+                    let sql = format!("CREATE OR REPLACE VIEW {} AS {}", t.sql(), v.select);
+                    out.push(ViewOutcome {
+                        source: d.0.clone(),
+                        result: Ok((t.clone(), sql)),
+                    });
+                    done.push((v, t));
+                    progressed = true;
+                }
+                // A view over another view waits for it.
+                Err(r)
+                    if r.reason.ends_with("is not migrated (or not translated)")
+                        && definitions
+                            .iter()
+                            .any(|o| !same(&o.0, &d.0) && r.node.contains(&o.0.name)) =>
+                {
+                    still.push(d)
+                }
+                Err(r) => out.push(ViewOutcome {
+                    source: d.0.clone(),
+                    result: Err(r.to_string()),
+                }),
+            }
+        }
+        pending = still;
+        if !progressed || pending.is_empty() {
+            break;
+        }
+    }
+    for d in pending {
+        out.push(ViewOutcome {
+            source: d.0.clone(),
+            result: Err("it reads a view that does not translate".into()),
+        });
+    }
+    out
+}
+
 /// PostgreSQL truncates names to 63 bytes; do it on a character boundary ourselves.
 fn pg_name(s: &str) -> String {
     let mut out = String::new();

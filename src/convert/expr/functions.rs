@@ -64,6 +64,15 @@ pub(super) fn call(t: &Translator<'_>, e: &Expr, f: &Function) -> Result<Sql, Re
         .to_string()
         .replace(['[', ']'], "")
         .to_ascii_lowercase();
+    if name == "count" {
+        if let FunctionArguments::List(l) = &f.args {
+            if let [FunctionArg::Unnamed(FunctionArgExpr::Wildcard)] = l.args.as_slice() {
+                if l.duplicate_treatment.is_none() && l.clauses.is_empty() {
+                    return Ok(sql("count(*)", Ty::Int));
+                }
+            }
+        }
+    }
     call_named(t, e, &name, &args(e, f)?)
 }
 
@@ -80,7 +89,7 @@ pub(super) fn call_named(
         e,
         a: a.to_vec(),
     };
-    for family in [nulls_and_constants, strings, numbers, dates] {
+    for family in [nulls_and_constants, strings, numbers, dates, aggregates] {
         if let Some(s) = family(&c, name)? {
             return Ok(s);
         }
@@ -327,12 +336,18 @@ fn numbers(c: &Call<'_, '_>, name: &str) -> Result<Option<Sql>, Refusal> {
             let f = if truncate { "trunc" } else { "round" };
             match v.ty {
                 Ty::Int | Ty::Decimal => Ok(sql(format!("{f}({}, {})", v.text, n.text), v.ty)),
-                Ty::Float => Ok(sql(
+                Ty::Float | Ty::Real => Ok(sql(
                     format!(
-                        "CAST({f}(CAST({} AS numeric), {}) AS double precision)",
-                        v.text, n.text
+                        "CAST({f}(CAST({} AS numeric), {}) AS {})",
+                        v.text,
+                        n.text,
+                        if v.ty == Ty::Real {
+                            "real"
+                        } else {
+                            "double precision"
+                        }
                     ),
-                    Ty::Float,
+                    v.ty,
                 )),
                 _ => refuse(e, "a number was expected"),
             }
@@ -598,9 +613,12 @@ pub(super) fn convert(
     let allowed = match (v.ty, to) {
         (Ty::Null, _) => true,
         (a, b) if a == b && a != Ty::Decimal => true,
-        (Ty::Int | Ty::Decimal | Ty::Float, Ty::Int | Ty::Decimal | Ty::Float) => {
+        (
+            Ty::Int | Ty::Decimal | Ty::Float | Ty::Real,
+            Ty::Int | Ty::Decimal | Ty::Float | Ty::Real,
+        ) => {
             // Decimal to integer truncates in SQL Server and rounds in PostgreSQL.
-            !(matches!(v.ty, Ty::Decimal | Ty::Float) && to == Ty::Int)
+            !(matches!(v.ty, Ty::Decimal | Ty::Float | Ty::Real) && to == Ty::Int)
         }
         (Ty::Int, Ty::Bool) => true,
         (Ty::Timestamp, Ty::Date) | (Ty::Date, Ty::Timestamp) => true,
@@ -616,8 +634,51 @@ pub(super) fn convert(
             "this conversion follows SQL Server's rules, which PostgreSQL's cast does not",
         );
     }
+    if v.ty == Ty::Real && to == Ty::Decimal {
+        // PostgreSQL reads a real as 6 significant digits on its way to numeric; SQL Server
+        // converts the value itself: through double precision, which holds it exactly.
+        return Ok(sql(
+            format!(
+                "CAST(CAST({} AS double precision) AS {})",
+                v.text,
+                kind.ddl()
+            ),
+            to,
+        ));
+    }
     if v.ty == Ty::Int && to == Ty::Bool {
         return Ok(sql(format!("({} <> 0)", v.text), Ty::Bool));
     }
     Ok(sql(format!("CAST({} AS {})", v.text, kind.ddl()), to))
+}
+
+/// Aggregates (in a view's query): SQL Server's result for each, or a refusal.
+fn aggregates(c: &Call<'_, '_>, name: &str) -> Result<Option<Sql>, Refusal> {
+    let (e, a) = (c.e, c.a.clone());
+    if !matches!(name, "count" | "sum" | "avg" | "min" | "max") {
+        return Ok(None);
+    }
+    want(e, &a, 1)?;
+    let v = c.x(0)?;
+    let r = match (name, v.ty) {
+        ("count", _) => sql(format!("count({})", v.text), Ty::Int),
+        ("sum", Ty::Int | Ty::Decimal | Ty::Float | Ty::Real) => {
+            sql(format!("sum({})", v.text), v.ty)
+        }
+        // SQL Server averages integers in integer arithmetic, truncating.
+        ("avg", Ty::Int) => sql(format!("CAST(trunc(avg({})) AS integer)", v.text), Ty::Int),
+        ("avg", Ty::Float | Ty::Real) => sql(format!("avg({})", v.text), Ty::Float),
+        ("avg", Ty::Decimal) => {
+            return refuse(
+                e,
+                "the average of decimals keeps a scale SQL Server derives from the operand",
+            )
+        }
+        ("min" | "max", t) if !t.is_str() && t != Ty::Predicate => {
+            sql(format!("{name}({})", v.text), t)
+        }
+        ("min" | "max", _) => return refuse(e, "the order of strings depends on the collation"),
+        _ => return refuse(e, format!("{name} of this type has no translation")),
+    };
+    Ok(Some(r))
 }

@@ -16,6 +16,7 @@
 //! parser is the same, so nothing else is shared.
 
 mod functions;
+pub mod query;
 
 use super::TargetKind;
 use crate::model::quote_pg;
@@ -38,6 +39,9 @@ pub struct ExprColumn {
     pub national: bool,
     /// The column's collation is case-insensitive (`_CI_`), SQL Server's usual default.
     pub case_insensitive: bool,
+    /// In a query: the relation it comes from, as the T-SQL names it (its alias, or the table's
+    /// name) and as the translation does (its alias there); none in a table's own expressions.
+    pub relation: Option<(String, String)>,
 }
 
 /// What an expression may refer to.
@@ -78,6 +82,7 @@ impl Scope {
                         .case_sensitive_columns
                         .iter()
                         .any(|n| n.eq_ignore_ascii_case(&c.source)),
+                    relation: None,
                 }
             })
             .collect();
@@ -130,8 +135,10 @@ pub(crate) enum Ty {
     Int,
     /// An exact decimal.
     Decimal,
-    /// A floating-point number.
+    /// A double-precision floating-point number (`float`).
     Float,
+    /// A single-precision one (`real`): SQL Server computes in it when it ranks highest.
+    Real,
     /// `bit`, which the target holds as boolean.
     Bool,
     /// A date.
@@ -158,7 +165,8 @@ impl Ty {
             TargetKind::Bool => Ty::Bool,
             TargetKind::Int2 | TargetKind::Int4 | TargetKind::Int8 => Ty::Int,
             TargetKind::Numeric(_) => Ty::Decimal,
-            TargetKind::Float4 | TargetKind::Float8 => Ty::Float,
+            TargetKind::Float4 => Ty::Real,
+            TargetKind::Float8 => Ty::Float,
             TargetKind::Date => Ty::Date,
             TargetKind::Time => Ty::Time,
             TargetKind::Timestamp => Ty::Timestamp,
@@ -178,7 +186,7 @@ impl Ty {
     }
 
     fn is_number(self) -> bool {
-        matches!(self, Ty::Int | Ty::Decimal | Ty::Float)
+        matches!(self, Ty::Int | Ty::Decimal | Ty::Float | Ty::Real)
     }
 
     fn is_temporal(self) -> bool {
@@ -204,13 +212,22 @@ fn sql(text: impl Into<String>, ty: Ty) -> Sql {
 /// and all) to PostgreSQL; see the module's contract.
 pub fn translate(tsql: &str, scope: &Scope) -> Result<String, Refusal> {
     let expr = parse(tsql)?;
-    Ok(Translator { scope }.expr(&expr)?.text)
+    Ok(Translator {
+        scope,
+        catalog: None,
+    }
+    .expr(&expr)?
+    .text)
 }
 
 /// Translates a condition (a CHECK constraint, an index filter): refused unless it is one.
 pub fn translate_condition(tsql: &str, scope: &Scope) -> Result<String, Refusal> {
     let expr = parse(tsql)?;
-    let s = Translator { scope }.expr(&expr)?;
+    let s = Translator {
+        scope,
+        catalog: None,
+    }
+    .expr(&expr)?;
     if s.ty != Ty::Predicate {
         return refuse(tsql, "not a condition");
     }
@@ -221,13 +238,18 @@ pub fn translate_condition(tsql: &str, scope: &Scope) -> Result<String, Refusal>
 /// when the value's type is not the column's (PostgreSQL would convert it by its own rules).
 pub fn translate_value(tsql: &str, scope: &Scope, kind: TargetKind) -> Result<String, Refusal> {
     let expr = parse(tsql)?;
-    let s = Translator { scope }.expr(&expr)?;
+    let s = Translator {
+        scope,
+        catalog: None,
+    }
+    .expr(&expr)?;
     let want = Ty::of_kind(kind, false, false);
     let fits = match (s.ty, want) {
         (Ty::Null, _) => true,
         (Ty::Str { .. }, Ty::Str { .. }) => true,
-        (Ty::Int, Ty::Int | Ty::Decimal | Ty::Float) => true,
-        (Ty::Decimal, Ty::Decimal | Ty::Float) => true,
+        (Ty::Int, Ty::Int | Ty::Decimal | Ty::Float | Ty::Real) => true,
+        (Ty::Decimal, Ty::Decimal | Ty::Float | Ty::Real) => true,
+        (Ty::Real, Ty::Float) => true,
         (a, b) => a == b,
     };
     if !fits {
@@ -260,6 +282,8 @@ fn parse(tsql: &str) -> Result<Expr, Refusal> {
 
 pub(crate) struct Translator<'a> {
     pub(crate) scope: &'a Scope,
+    /// In a view's query: what its subqueries may read.
+    pub(crate) catalog: Option<&'a query::Catalog<'a>>,
 }
 
 impl Translator<'_> {
@@ -269,9 +293,9 @@ impl Translator<'_> {
                 let s = self.expr(inner)?;
                 Ok(sql(format!("({})", s.text), s.ty))
             }
-            Expr::Identifier(id) => self.column(&id.value, e),
-            Expr::CompoundIdentifier(parts) => match parts.last() {
-                Some(last) if parts.len() <= 2 => self.column(&last.value, e),
+            Expr::Identifier(id) => self.column(None, &id.value, e),
+            Expr::CompoundIdentifier(parts) => match parts.as_slice() {
+                [q, last] => self.column(Some(&q.value), &last.value, e),
                 _ => refuse(e, "a column of another table"),
             },
             Expr::Value(v) => self.value(&v.value, e),
@@ -328,8 +352,16 @@ impl Translator<'_> {
                 high,
             } => {
                 let (x, lo, hi) = (self.expr(expr)?, self.expr(low)?, self.expr(high)?);
-                if [x.ty, lo.ty, hi.ty].iter().any(|t| t.is_str()) {
-                    return refuse(e, "the order of strings depends on the collation");
+                let date_bound = |b: &Sql| {
+                    x.ty.is_temporal()
+                        && string_literal(&b.text).is_some_and(|v| unambiguous_date(&v, x.ty))
+                };
+                let strings = [&x, &lo, &hi].iter().any(|s| s.ty.is_str());
+                if strings && !(date_bound(&lo) && date_bound(&hi)) {
+                    return refuse(
+                        e,
+                        "the order of strings depends on the collation (a date's bounds must be 'YYYYMMDD' constants)",
+                    );
                 }
                 let not = if *negated { "NOT " } else { "" };
                 Ok(sql(
@@ -351,6 +383,7 @@ impl Translator<'_> {
                 ..
             } => self.case(operand.as_deref(), conditions, else_result.as_deref()),
             Expr::Function(f) => functions::call(self, e, f),
+            Expr::Subquery(q) => query::scalar_subquery(q, self),
             Expr::Substring {
                 expr,
                 substring_from: Some(from),
@@ -397,18 +430,29 @@ impl Translator<'_> {
         }
     }
 
-    fn column(&self, name: &str, e: &Expr) -> Result<Sql, Refusal> {
-        match self
+    /// A column by name, and in a query by the relation it is qualified with; ambiguous or
+    /// unknown names are refused.
+    fn column(&self, qualifier: Option<&str>, name: &str, e: &Expr) -> Result<Sql, Refusal> {
+        let found: Vec<&ExprColumn> = self
             .scope
             .columns
             .iter()
-            .find(|c| c.source.eq_ignore_ascii_case(name))
-        {
-            Some(c) => Ok(sql(
-                quote_pg(&c.target),
+            .filter(|c| c.source.eq_ignore_ascii_case(name))
+            .filter(|c| match (&c.relation, qualifier) {
+                (Some((q, _)), Some(want)) => q.eq_ignore_ascii_case(want),
+                _ => true,
+            })
+            .collect();
+        match found.as_slice() {
+            [c] => Ok(sql(
+                match &c.relation {
+                    Some((_, alias)) => format!("{}.{}", quote_pg(alias), quote_pg(&c.target)),
+                    None => quote_pg(&c.target),
+                },
                 Ty::of_kind(c.kind, c.case_insensitive, c.national),
             )),
-            None => refuse(e, format!("no column {name} in this table")),
+            [] => refuse(e, format!("no column {name} in this table")),
+            _ => refuse(e, format!("column {name} is ambiguous")),
         }
     }
 
@@ -489,7 +533,8 @@ impl Translator<'_> {
                 let ty = [l.ty, r.ty]
                     .into_iter()
                     .max_by_key(|t| match t {
-                        Ty::Float => 3,
+                        Ty::Float => 4,
+                        Ty::Real => 3,
                         Ty::Decimal => 2,
                         _ => 1,
                     })
@@ -498,6 +543,15 @@ impl Translator<'_> {
                     return refuse(
                         e,
                         "decimal division keeps a scale SQL Server derives from both operands",
+                    );
+                }
+                if ty == Ty::Real {
+                    // SQL Server rounds every step to single precision; PostgreSQL takes mixed
+                    // operands to double precision, and where a later conversion to money or
+                    // decimal rounds, one digit can differ. Not translated rather than nearly.
+                    return refuse(
+                        e,
+                        "arithmetic in real (single precision) rounds at every step in SQL Server",
                     );
                 }
                 Ok(sql(format!("{} {op} {}", l.text, r.text), ty))
@@ -678,6 +732,7 @@ pub(crate) fn merge(a: Ty, b: Ty) -> Ty {
             col: k1 || k2,
         },
         (Ty::Float, _) | (_, Ty::Float) => Ty::Float,
+        (Ty::Real, t) | (t, Ty::Real) if t.is_number() => Ty::Real,
         (Ty::Decimal, t) | (t, Ty::Decimal) if t.is_number() => Ty::Decimal,
         (t, _) => t,
     }

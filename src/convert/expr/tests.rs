@@ -9,6 +9,7 @@ fn scope() -> Scope {
         kind,
         national,
         case_insensitive: ci,
+        relation: None,
     };
     Scope {
         columns: vec![
@@ -315,5 +316,92 @@ fn under_a_nondeterministic_collation_matching_runs_under_the_default_one() {
         ("([Code]='A')", "(lower(rtrim(\"code\")) = 'a')"),
     ] {
         assert_eq!(translate(tsql, &s).as_deref(), Ok(want), "{tsql}");
+    }
+}
+
+mod views {
+    use super::super::query::{translate_view, Catalog, Relation};
+    use super::*;
+    use crate::model::{PgTableName, TableName};
+
+    fn relation(n: &TableName) -> Option<Relation> {
+        let col = |source: &str, kind: TargetKind| ExprColumn {
+            source: source.into(),
+            target: source.to_lowercase(),
+            kind,
+            national: false,
+            case_insensitive: true,
+            relation: None,
+        };
+        let (name, columns) = match n.name.to_lowercase().as_str() {
+            "orders" => (
+                "orders",
+                vec![
+                    col("OrderID", TargetKind::Int4),
+                    col("CustomerID", TargetKind::Varchar(5)),
+                    col("Freight", TargetKind::Numeric(Some((19, 4)))),
+                    col("Discount", TargetKind::Float4),
+                    col("Shipped", TargetKind::Timestamp),
+                ],
+            ),
+            "customers" => (
+                "customers",
+                vec![
+                    col("CustomerID", TargetKind::Varchar(5)),
+                    col("City", TargetKind::Varchar(15)),
+                ],
+            ),
+            _ => return None,
+        };
+        Some(Relation {
+            target: PgTableName {
+                schema: "public".into(),
+                name: name.into(),
+            },
+            columns,
+        })
+    }
+
+    fn translate(sql: &str) -> Result<String, String> {
+        let catalog = Catalog {
+            relation: &relation,
+            case: crate::config::IdentifierCase::Lower,
+            preserve_collation: false,
+        };
+        translate_view(sql, &catalog)
+            .map(|v| v.select)
+            .map_err(|r| r.to_string())
+    }
+
+    #[test]
+    fn views_translate_joins_aggregates_and_subqueries_or_say_why_not() {
+        assert_eq!(
+            translate("CREATE VIEW v AS SELECT o.OrderID, c.City AS Town FROM Orders o JOIN Customers c ON c.CustomerID = o.CustomerID WHERE o.Shipped BETWEEN '19970101' AND '19971231'").unwrap(),
+            "SELECT \"o\".\"orderid\", \"c\".\"city\" AS \"town\" FROM \"public\".\"orders\" AS \"o\" JOIN \"public\".\"customers\" AS \"c\" ON lower(rtrim(\"c\".\"customerid\")) = lower(rtrim(\"o\".\"customerid\")) WHERE \"o\".\"shipped\" BETWEEN '19970101' AND '19971231'"
+        );
+        assert_eq!(
+            translate("CREATE VIEW v AS SELECT OrderID, SUM(Freight) AS Total, COUNT(*) AS N FROM Orders GROUP BY OrderID HAVING SUM(Freight) > (SELECT AVG(OrderID) AS a FROM Orders)").unwrap(),
+            "SELECT \"Orders\".\"orderid\", sum(\"Orders\".\"freight\") AS \"total\", count(*) AS \"n\" FROM \"public\".\"orders\" AS \"Orders\" GROUP BY \"Orders\".\"orderid\" HAVING sum(\"Orders\".\"freight\") > (SELECT CAST(trunc(avg(\"Orders\".\"orderid\")) AS integer) AS \"a\" FROM \"public\".\"orders\" AS \"Orders\")"
+        );
+        assert_eq!(
+            translate("CREATE VIEW v AS SELECT TOP 100 PERCENT Customers.* FROM Customers ORDER BY City").unwrap(),
+            "SELECT \"Customers\".\"customerid\", \"Customers\".\"city\" FROM \"public\".\"customers\" AS \"Customers\""
+        );
+        for (sql, why) in [
+            ("CREATE VIEW v AS SELECT DISTINCT City FROM Customers", "DISTINCT over case-insensitive text"),
+            ("CREATE VIEW v AS SELECT City, COUNT(*) AS n FROM Customers GROUP BY City", "GROUP BY case-insensitive text"),
+            ("CREATE VIEW v AS SELECT City FROM Customers UNION SELECT CustomerID FROM Orders", "UNION removes duplicates"),
+            ("CREATE VIEW v AS SELECT City FROM Customers ORDER BY City", "ORDER BY in a view"),
+            ("CREATE VIEW v AS SELECT TOP 5 City FROM Customers", "a clause of this SELECT"),
+            ("CREATE VIEW v AS SELECT Freight * (1 - Discount) AS x FROM Orders", "single precision"),
+            ("CREATE VIEW v AS SELECT AVG(Freight) AS a FROM Orders", "average of decimals"),
+            ("CREATE VIEW v AS SELECT MAX(City) AS m FROM Customers", "order of strings"),
+            ("CREATE VIEW v AS SELECT x FROM Suppliers", "Suppliers is not migrated"),
+            ("CREATE VIEW v AS SELECT CustomerID FROM Orders o JOIN Customers c ON c.CustomerID = o.CustomerID", "ambiguous"),
+            ("CREATE VIEW v AS SELECT OrderID + 1 FROM Orders", "unnamed expression"),
+        ] {
+            let got = translate(sql);
+            assert!(got.as_ref().is_err_and(|e| e.contains(why)), "{sql}\n  want {why}\n  got {got:?}");
+        }
     }
 }
