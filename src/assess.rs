@@ -133,17 +133,7 @@ pub fn build(
         }
     }
     let mut notes: Vec<Note> = Vec::new();
-    let lookup = |n: &TableName| {
-        plans.iter().find(|p| &p.source.name == n).map(|p| {
-            (
-                p.target.clone(),
-                p.columns
-                    .iter()
-                    .map(|c| (c.source.clone(), c.target.clone()))
-                    .collect(),
-            )
-        })
-    };
+    let lookup = |n: &TableName| ddl::referenced(&plans, n);
     for p in &plans {
         ddl::create_table_sql(p, &mut notes);
         ddl::index_sql(p, case, &mut notes);

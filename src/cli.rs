@@ -560,17 +560,7 @@ pub async fn schema(config: Config) -> Result<(), Error> {
         }
     }
     out.push_str("\n-- once every table streams (validated at cutover)\n");
-    let lookup = |n: &crate::model::TableName| {
-        plans.iter().find(|p| &p.source.name == n).map(|p| {
-            (
-                p.target.clone(),
-                p.columns
-                    .iter()
-                    .map(|c| (c.source.clone(), c.target.clone()))
-                    .collect(),
-            )
-        })
-    };
+    let lookup = |n: &crate::model::TableName| crate::sink::ddl::referenced(&plans, n);
     for p in &plans {
         for (_, s) in crate::sink::ddl::foreign_key_sql(
             p,

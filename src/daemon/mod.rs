@@ -623,22 +623,7 @@ async fn register_planned(
 /// Computes the foreign keys to create once every table streams.
 pub(crate) fn prepare_foreign_keys(shared: &Shared) -> Result<(), Error> {
     let tables = shared.registry.runtimes()?;
-    let lookup = |n: &TableName| {
-        tables
-            .iter()
-            .map(|(_, t)| t)
-            .find(|t| &t.plan.source.name == n)
-            .map(|t| {
-                (
-                    t.plan.target.clone(),
-                    t.plan
-                        .columns
-                        .iter()
-                        .map(|c| (c.source.clone(), c.target.clone()))
-                        .collect(),
-                )
-            })
-    };
+    let lookup = |n: &TableName| ddl::referenced(tables.iter().map(|(_, t)| &*t.plan), n);
     let mut notes = Vec::new();
     let mut fks = Vec::new();
     for (_, t) in &tables {

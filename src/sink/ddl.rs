@@ -682,6 +682,23 @@ pub fn index_sql(plan: &TablePlan, case: IdentifierCase, notes: &mut Vec<Note>) 
 /// A referenced table's target name and its (source, target) column names.
 pub type ReferencedTable = (PgTableName, Vec<(String, String)>);
 
+/// The migrated table `name` among `plans`, as a foreign key references it: its target and its
+/// (source, target) column names.
+pub fn referenced<'a>(
+    plans: impl IntoIterator<Item = &'a TablePlan>,
+    name: &TableName,
+) -> Option<ReferencedTable> {
+    plans.into_iter().find(|p| &p.source.name == name).map(|p| {
+        (
+            p.target.clone(),
+            p.columns
+                .iter()
+                .map(|c| (c.source.clone(), c.target.clone()))
+                .collect(),
+        )
+    })
+}
+
 /// Foreign keys as `NOT VALID DEFERRABLE INITIALLY DEFERRED` (validated at cutover). Only those
 /// whose referenced table is migrated too; the others are noted.
 pub fn foreign_key_sql(
