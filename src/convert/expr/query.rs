@@ -325,6 +325,68 @@ fn select(
         scope: &scope,
         catalog: Some(catalog),
     };
+    let (items, out_cols) = projection(&s.projection, &scope, &t, catalog)?;
+    let mut text = String::from("SELECT ");
+    let distinct = matches!(s.distinct, Some(Distinct::Distinct));
+    if distinct {
+        if !catalog.preserve_collation && out_cols.iter().any(ci_text) {
+            return refuse(
+                s,
+                "DISTINCT over case-insensitive text, which a case-sensitive target collation keeps apart (mapping.collation = \"preserve\" translates it)",
+            );
+        }
+        text.push_str("DISTINCT ");
+    } else if s.distinct.is_some() {
+        return refuse(s, "DISTINCT ON has no translation");
+    }
+    text.push_str(&items.join(", "));
+    if !s.from.is_empty() {
+        text.push_str(" FROM ");
+        text.push_str(&resolve_from(&from_sql(&s.from, &t)?, &rels));
+    }
+    if let Some(w) = &s.selection {
+        let w = t.expr(w)?;
+        if w.ty != Ty::Predicate {
+            return refuse(s, "WHERE needs a condition");
+        }
+        text.push_str(&format!(" WHERE {}", w.text));
+    }
+    match &s.group_by {
+        GroupByExpr::Expressions(exprs, modifiers) if modifiers.is_empty() => {
+            if !exprs.is_empty() {
+                let mut parts = Vec::new();
+                for g in exprs {
+                    let v = t.expr(g)?;
+                    if matches!(v.ty, Ty::Str { ci: true, .. }) && !catalog.preserve_collation {
+                        return refuse(
+                            g,
+                            "GROUP BY case-insensitive text, which a case-sensitive target collation keeps apart (mapping.collation = \"preserve\" translates it)",
+                        );
+                    }
+                    parts.push(v.text);
+                }
+                text.push_str(&format!(" GROUP BY {}", parts.join(", ")));
+            }
+        }
+        _ => return refuse(s, "this GROUP BY has no translation"),
+    }
+    if let Some(h) = &s.having {
+        let h = t.expr(h)?;
+        if h.ty != Ty::Predicate {
+            return refuse(s, "HAVING needs a condition");
+        }
+        text.push_str(&format!(" HAVING {}", h.text));
+    }
+    Ok((text, out_cols))
+}
+
+/// The select list: each item in PostgreSQL (`*` and `t.*` expanded), and the output columns.
+fn projection(
+    projection: &[SelectItem],
+    scope: &Scope,
+    t: &Translator<'_>,
+    catalog: &Catalog<'_>,
+) -> Result<(Vec<String>, Vec<ExprColumn>), Refusal> {
     let mut items = Vec::new();
     let mut out_cols: Vec<ExprColumn> = Vec::new();
     let push_col = |rel_col: &ExprColumn, items: &mut Vec<String>, out: &mut Vec<ExprColumn>| {
@@ -338,7 +400,7 @@ fn select(
         c.relation = None;
         out.push(c);
     };
-    for item in &s.projection {
+    for item in projection {
         match item {
             SelectItem::Wildcard(o) if o.to_string().is_empty() => {
                 for c in &scope.columns {
@@ -403,58 +465,7 @@ fn select(
             _ => return refuse(item, "an unnamed expression or another select item"),
         }
     }
-    let mut text = String::from("SELECT ");
-    let distinct = matches!(s.distinct, Some(Distinct::Distinct));
-    if distinct {
-        if !catalog.preserve_collation && out_cols.iter().any(ci_text) {
-            return refuse(
-                s,
-                "DISTINCT over case-insensitive text, which a case-sensitive target collation keeps apart (mapping.collation = \"preserve\" translates it)",
-            );
-        }
-        text.push_str("DISTINCT ");
-    } else if s.distinct.is_some() {
-        return refuse(s, "DISTINCT ON has no translation");
-    }
-    text.push_str(&items.join(", "));
-    if !s.from.is_empty() {
-        text.push_str(" FROM ");
-        text.push_str(&resolve_from(&from_sql(&s.from, &t)?, &rels));
-    }
-    if let Some(w) = &s.selection {
-        let w = t.expr(w)?;
-        if w.ty != Ty::Predicate {
-            return refuse(s, "WHERE needs a condition");
-        }
-        text.push_str(&format!(" WHERE {}", w.text));
-    }
-    match &s.group_by {
-        GroupByExpr::Expressions(exprs, modifiers) if modifiers.is_empty() => {
-            if !exprs.is_empty() {
-                let mut parts = Vec::new();
-                for g in exprs {
-                    let v = t.expr(g)?;
-                    if matches!(v.ty, Ty::Str { ci: true, .. }) && !catalog.preserve_collation {
-                        return refuse(
-                            g,
-                            "GROUP BY case-insensitive text, which a case-sensitive target collation keeps apart (mapping.collation = \"preserve\" translates it)",
-                        );
-                    }
-                    parts.push(v.text);
-                }
-                text.push_str(&format!(" GROUP BY {}", parts.join(", ")));
-            }
-        }
-        _ => return refuse(s, "this GROUP BY has no translation"),
-    }
-    if let Some(h) = &s.having {
-        let h = t.expr(h)?;
-        if h.ty != Ty::Predicate {
-            return refuse(s, "HAVING needs a condition");
-        }
-        text.push_str(&format!(" HAVING {}", h.text));
-    }
-    Ok((text, out_cols))
+    Ok((items, out_cols))
 }
 
 /// Puts each relation's target name where `from_sql` left its qualifier in braces.
