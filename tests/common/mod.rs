@@ -159,7 +159,19 @@ pub struct Daemon {
 
 impl Daemon {
     pub fn start(config: Config) -> Daemon {
-        let store = replicator::state::Store::open(&config.state_dir).expect("state store");
+        // As `serve` does: a store write of the previous run that a stop abandoned (a window's
+        // store transaction runs on a blocking thread and finishes on its own) may hold the
+        // file for an instant.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let store = loop {
+            match replicator::state::Store::open(&config.state_dir) {
+                Ok(s) => break s,
+                Err(_) if Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(50))
+                }
+                Err(e) => panic!("state store: {e}"),
+            }
+        };
         let shared = replicator::daemon::shared(config, store);
         let task = tokio::spawn(replicator::daemon::run(shared.clone()));
         Daemon { shared, task }
