@@ -402,7 +402,12 @@ async fn advance_store(
             updates.push((name, *at, f));
         }
     }
-    let streaming = tokio::task::spawn_blocking(move || store.advance_window(updates, &caught_up))
+    // On the tracker: a stop that drops this window mid-write still waits for the store
+    // transaction to end before the daemon counts as stopped.
+    let streaming = shared
+        .lifecycle
+        .tasks
+        .spawn_blocking(move || store.advance_window(updates, &caught_up))
         .await
         .map_err(|e| Error::panicked("state store", e))??;
     for name in streaming {

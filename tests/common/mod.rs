@@ -159,9 +159,8 @@ pub struct Daemon {
 
 impl Daemon {
     pub fn start(config: Config) -> Daemon {
-        // As `serve` does: a store write of the previous run that a stop abandoned (a window's
-        // store transaction runs on a blocking thread and finishes on its own) may hold the
-        // file for an instant.
+        // As `serve` does: a reader (`status`) or a previous run's last write may hold the file
+        // for an instant.
         let deadline = Instant::now() + Duration::from_secs(10);
         let store = loop {
             match replicator::state::Store::open(&config.state_dir) {
