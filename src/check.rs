@@ -190,12 +190,7 @@ async fn source_checks(config: &Config, tds: &mut Tds, items: &mut Items) -> Vec
     }
     let mut total_rows = 0i64;
     for t in &discovered {
-        let Some((i, sel)) = config
-            .tables
-            .iter()
-            .enumerate()
-            .find(|(_, s)| s.matches(&t.name))
-        else {
+        let Some((i, sel)) = crate::config::selector_for(&config.tables, &t.name) else {
             continue;
         };
         let name = t.name.to_string();
@@ -252,7 +247,7 @@ async fn source_checks(config: &Config, tds: &mut Tds, items: &mut Items) -> Vec
             );
         }
     }
-    not_migrated(tds, items).await;
+    not_migrated(config, tds, &plans, items).await;
     plans
 }
 
@@ -501,32 +496,40 @@ async fn permissions(tds: &mut Tds, plan: &TablePlan, items: &mut Items) {
     }
 }
 
-/// Views, procedures, functions and triggers: not migrated, listed so nobody is surprised.
-async fn not_migrated(tds: &mut Tds, items: &mut Items) {
-    let sql = "SELECT s.name, o.name, o.type_desc FROM sys.objects o JOIN sys.schemas s ON s.schema_id = o.schema_id \
-               WHERE o.type IN ('V', 'P', 'FN', 'IF', 'TF', 'TR') AND o.is_ms_shipped = 0 \
-               AND o.name NOT LIKE N'replicator!_fence!_%' ESCAPE '!' ORDER BY s.name, o.name";
-    match source::query_rows(tds, sql, "list views, procedures, functions and triggers").await {
-        Ok(rows) => {
-            for r in rows {
-                let s: &str = r.try_get(0).ok().flatten().unwrap_or("");
-                let n: &str = r.try_get(1).ok().flatten().unwrap_or("");
-                let t: &str = r.try_get(2).ok().flatten().unwrap_or("");
-                items.add(
-                    Level::Warn,
-                    &format!("{s}.{n}"),
-                    format!(
-                        "{} is not migrated: recreate it in PostgreSQL before cutover",
-                        t.to_lowercase().replace('_', " ")
+/// Views, procedures, functions and triggers: a view that translates is created at cutover;
+/// the rest are listed with why, so nobody is surprised.
+async fn not_migrated(config: &Config, tds: &mut Tds, plans: &[TablePlan], items: &mut Items) {
+    match crate::assess::modules(tds).await {
+        Ok(modules) => {
+            let definitions = crate::assess::view_definitions(&modules);
+            let views = crate::sink::ddl::views(plans, &definitions, &config.mapping);
+            for m in &modules {
+                match views.iter().find(|v| v.source.to_string() == m.name).map(|v| &v.result) {
+                    Some(Ok((target, _))) => items.add(
+                        Level::Ok,
+                        &m.name,
+                        format!("view translated: created as {target} at cutover"),
+                        None,
                     ),
-                    None,
-                );
+                    Some(Err(why)) => items.add(
+                        Level::Warn,
+                        &m.name,
+                        format!("view is not translated ({why}): recreate it in PostgreSQL before cutover"),
+                        Some("`replicator schema --report DIR` writes its text to DIR/by_hand/".into()),
+                    ),
+                    None => items.add(
+                        Level::Warn,
+                        &m.name,
+                        format!("{} is not migrated: recreate it in PostgreSQL before cutover", m.kind),
+                        Some("`replicator schema --report DIR` writes its text to DIR/by_hand/".into()),
+                    ),
+                }
             }
         }
         Err(e) => items.add(
             Level::Warn,
             "source",
-            format!("could not list objects that are not migrated: {e}"),
+            format!("could not list views, procedures, functions and triggers: {e}"),
             None,
         ),
     }
