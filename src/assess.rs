@@ -112,12 +112,7 @@ pub fn build(
     let mut plans: Vec<TablePlan> = Vec::new();
     let mut objects = Vec::new();
     for t in tables {
-        let Some((i, sel)) = config
-            .tables
-            .iter()
-            .enumerate()
-            .find(|(_, s)| s.matches(&t.name))
-        else {
+        let Some((i, sel)) = crate::config::selector_for(&config.tables, &t.name) else {
             continue;
         };
         match plan_table(t, sel, i, &config.mapping) {

@@ -23,14 +23,7 @@ async fn status_while_running_then_cutover_reports_and_stops_the_daemon() {
         "INSERT INTO dbo.a (v) VALUES (N'after'); INSERT INTO dbo.b VALUES (3, 4)",
     )
     .await;
-    let out = replicator(&cfg, &["cutover", "--yes", "--json", "--timeout", "60s"]);
-    assert!(
-        out.status.success(),
-        "cutover: {} {}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let report = cutover_succeeds(&cfg);
     assert_eq!(report["ok"], true);
     assert!(report["downtime_seconds"].as_f64().unwrap() > 0.0);
     // The foreign key was validated before the window (the daemon still streaming) or in it.

@@ -207,13 +207,7 @@ async fn check_constraints_are_translated_enforced_and_validated_at_cutover() {
         .get(0);
     assert_eq!(again, 1);
     // Cutover validates them against every row.
-    let out = replicator(&cfg, &["cutover", "--yes", "--json", "--timeout", "60s"]);
-    assert!(
-        out.status.success(),
-        "cutover: {} {}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    cutover_succeeds(&cfg);
     let _ = daemon.wait();
     let unvalidated: i64 = pg
         .query_one(
@@ -332,15 +326,8 @@ async fn sequences_and_their_defaults_are_carried_and_continue_after_the_source_
         .get(0);
     assert!(default.contains("nextval('ticket_no'"), "{default}");
     exec(&mut c, "INSERT INTO dbo.ticket (id, v) VALUES (3, N'c')").await;
-    let out = replicator(&cfg, &["cutover", "--yes", "--json", "--timeout", "60s"]);
-    assert!(
-        out.status.success(),
-        "cutover: {} {}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let report = cutover_succeeds(&cfg);
     let _ = daemon.wait();
-    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert!(
         report["sequences_synced"]
             .as_array()

@@ -277,6 +277,15 @@ pub struct TableSelector {
     pub columns: std::collections::BTreeMap<String, ColumnSettings>,
 }
 
+/// The first `[[tables]]` entry that selects `table` (it decides the table's settings), with
+/// its index.
+pub fn selector_for<'a>(
+    selectors: &'a [TableSelector],
+    table: &crate::model::TableName,
+) -> Option<(usize, &'a TableSelector)> {
+    selectors.iter().enumerate().find(|(_, s)| s.matches(table))
+}
+
 impl TableSelector {
     /// Whether `table` is selected: matches `source` and none of `exclude`. Names compare
     /// case-insensitively, as SQL Server's default collation does; `*` and `?` are wildcards.

@@ -551,11 +551,7 @@ pub fn plan_tables(
         }
     }
     for t in discovered {
-        let Some((i, sel)) = selectors
-            .iter()
-            .enumerate()
-            .find(|(_, s)| s.matches(&t.name))
-        else {
+        let Some((i, sel)) = crate::config::selector_for(selectors, &t.name) else {
             continue;
         };
         let plan = plan_table(t, sel, i, mapping)?;

@@ -567,3 +567,15 @@ pub fn config_via(env: &Env, port: u16, extra: &str) -> PathBuf {
     std::fs::write(&path, text).unwrap();
     path
 }
+
+/// `replicator cutover --yes --json --timeout 60s` with `config`, which must succeed; its report.
+pub fn cutover_succeeds(config: &std::path::Path) -> serde_json::Value {
+    let out = replicator(config, &["cutover", "--yes", "--json", "--timeout", "60s"]);
+    assert!(
+        out.status.success(),
+        "cutover: {} {}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("the cutover report is JSON")
+}
