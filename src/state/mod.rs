@@ -264,7 +264,11 @@ impl Store {
             for item in t.iter().map_err(st("iterate"))? {
                 let (k, v) = item.map_err(st("read"))?;
                 if v.value().first() != Some(&TABLE_RECORD_VERSION) {
-                    old.push((k.value().to_string(), decode_table(v.value())?));
+                    let name = k.value().to_string();
+                    let rec = decode_table(v.value()).map_err(|e| {
+                        Error::State(format!("upgrade the stored record of table {name}: {e}"))
+                    })?;
+                    old.push((name, rec));
                 }
             }
             for (name, rec) in old {
@@ -647,6 +651,18 @@ mod tests {
             s.table("dbo.Orders").unwrap().unwrap().position,
             Some(Position::Ct(43))
         );
+        // A version 1 record that does not decode stops the upgrade naming its table.
+        {
+            let w = s.db.begin_write().unwrap();
+            w.open_table(TABLES)
+                .unwrap()
+                .insert("dbo.Broken", [1u8, 0xff, 0xff].as_slice())
+                .unwrap();
+            w.commit().unwrap();
+        }
+        drop(s);
+        let e = Store::open(&dir).err().expect("refused").to_string();
+        assert!(e.contains("table dbo.Broken"), "{e}");
         let _ = std::fs::remove_dir_all(&dir);
     }
 }
