@@ -515,10 +515,14 @@ pub async fn schema(config: Config) -> Result<(), Error> {
     let mut tds = crate::source::connect(&config.source).await?;
     let db = crate::source::database_info(&mut tds).await?;
     let tables = crate::source::discover::discover(&mut tds, db.cdc_enabled).await?;
-    let plans = crate::convert::plan_tables(&tables, &config.tables, &config.mapping)
+    let planned = crate::convert::plan_tables(&tables, &config.tables, &config.mapping)
         .map_err(Error::Fatal)?;
+    let plans = planned.plans;
     let mut notes = Vec::new();
     let mut out = String::new();
+    for (name, why) in &planned.unplannable {
+        out.push_str(&format!("-- {name}: not migrated: {why}\n"));
+    }
     let sequences: Vec<_> = crate::source::discover::sequences(&mut tds)
         .await?
         .into_iter()

@@ -20,7 +20,10 @@ async fn plans(env: &Env, tables: &[&str]) -> (replicator::source::Tds, Vec<Tabl
     let discovered = replicator::source::discover::discover(&mut tds, false)
         .await
         .unwrap();
-    let plans = plan_tables(&discovered, &cfg.tables, &cfg.mapping).unwrap();
+    let plans = plan_tables(&discovered, &cfg.tables, &cfg.mapping)
+        .unwrap()
+        .all()
+        .unwrap();
     assert_eq!(plans.len(), tables.len());
     (tds, plans)
 }

@@ -349,6 +349,48 @@ async fn a_table_without_primary_key_is_named_unless_a_key_is_configured() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_table_that_cannot_be_planned_stops_alone_and_the_others_run() {
+    let env = Env::new("unplannable").await;
+    let mut c = env.tds().await;
+    exec(&mut c, "CREATE TABLE dbo.heap (code varchar(10) NOT NULL, v int NULL); INSERT INTO dbo.heap VALUES ('a', 1); \
+        CREATE TABLE dbo.keyed (id int NOT NULL PRIMARY KEY, v int NULL); INSERT INTO dbo.keyed VALUES (1, 10), (2, 20)").await;
+    let d = Daemon::start(env.config("[[tables]]\nsource = \"dbo.*\"\nchange_source = \"none\"\n"));
+    d.wait_until("keyed copied, heap stopped", Duration::from_secs(60), |d| {
+        d.table("dbo.keyed").is_some_and(|r| {
+            r.rows_copied == 2
+                && r.state != TableState::Snapshotting
+                && r.state != TableState::Pending
+        }) && d
+            .table("dbo.heap")
+            .is_some_and(|r| r.state == TableState::Errored)
+    })
+    .await;
+    let err = d.table("dbo.heap").unwrap().last_error.unwrap();
+    assert!(
+        err.message.contains("dbo.heap") && err.message.contains("no primary key"),
+        "{}",
+        err.message
+    );
+    assert!(
+        err.hint
+            .as_deref()
+            .is_some_and(|h| h.contains("tables[].key")),
+        "{:?}",
+        err.hint
+    );
+    let pg = env.pg().await;
+    let heap = pg
+        .query_one("SELECT to_regclass('public.heap') IS NULL", &[])
+        .await
+        .unwrap();
+    assert!(
+        heap.get::<_, bool>(0),
+        "nothing is created for a table that cannot be planned"
+    );
+    d.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_existing_target_table_of_another_shape_is_refused_and_left_alone() {
     let env = Env::new("shape").await;
     let mut c = env.tds().await;

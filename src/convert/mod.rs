@@ -534,13 +534,15 @@ pub fn sequence_target(seq: &TableName, mapping: &Mapping) -> PgTableName {
 }
 
 /// Plans every selected table; the first selector that matches a table decides its settings.
-/// Two source tables that become one target table are an error naming both.
+/// A table that cannot be planned (no key, a type without a default) is set aside with its
+/// reason. `Err` only for the selection as a whole: an exact selector naming no table, or two
+/// source tables that become one target table (naming both).
 pub fn plan_tables(
     discovered: &[SourceTable],
     selectors: &[TableSelector],
     mapping: &Mapping,
-) -> Result<Vec<TablePlan>, String> {
-    let mut plans: Vec<TablePlan> = Vec::new();
+) -> Result<Planned, String> {
+    let mut planned = Planned::default();
     let mut targets: BTreeMap<String, String> = BTreeMap::new();
     for (i, sel) in selectors.iter().enumerate() {
         if sel.is_exact() && !discovered.iter().any(|t| sel.matches(&t.name)) {
@@ -554,7 +556,13 @@ pub fn plan_tables(
         let Some((i, sel)) = crate::config::selector_for(selectors, &t.name) else {
             continue;
         };
-        let plan = plan_table(t, sel, i, mapping)?;
+        let plan = match plan_table(t, sel, i, mapping) {
+            Ok(p) => p,
+            Err(why) => {
+                planned.unplannable.push((t.name.clone(), why));
+                continue;
+            }
+        };
         if let Some(prev) = targets.insert(plan.target.to_string(), t.name.to_string()) {
             return Err(format!(
                 "tables {prev} and {} both become {} in PostgreSQL; map their schemas apart \
@@ -562,9 +570,34 @@ pub fn plan_tables(
                 t.name, plan.target
             ));
         }
-        plans.push(plan);
+        planned.plans.push(plan);
     }
-    Ok(plans)
+    Ok(planned)
+}
+
+/// The selected tables: those planned, and those that cannot be (each with the reason, which
+/// names the table and the column or setting). An unplannable table stops alone; the others run.
+#[derive(Debug, Default)]
+pub struct Planned {
+    /// Plans in discovery order.
+    pub plans: Vec<TablePlan>,
+    /// Selected tables no plan could be made for, with the reason.
+    pub unplannable: Vec<(TableName, String)>,
+}
+
+impl Planned {
+    /// The hint an unplannable table's error carries.
+    pub const HINT: &'static str = "set the column's type (tables[].columns.NAME.type, or \
+        mapping.types) or exclude it, or name a key (tables[].key), then restart or reload";
+
+    /// All plans, or the first table's reason when one cannot be planned (for commands that
+    /// need every table: `schema`).
+    pub fn all(self) -> Result<Vec<TablePlan>, String> {
+        match self.unplannable.into_iter().next() {
+            Some((_, why)) => Err(why),
+            None => Ok(self.plans),
+        }
+    }
 }
 
 /// Values changed on their way because PostgreSQL cannot hold them, counted per column.

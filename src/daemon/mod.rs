@@ -18,7 +18,7 @@ pub mod stream;
 pub mod validation;
 
 use crate::config::{ChangeSourceChoice, Config};
-use crate::convert::{plan_tables, Losses, TablePlan};
+use crate::convert::{plan_tables, Losses, Planned, TablePlan};
 use crate::error::{Backoff, Context, Error, ErrorKind};
 use crate::model::{ChangeSource, Position, TableName};
 use crate::sink::{self, ddl, progress};
@@ -342,12 +342,17 @@ pub async fn prepare(
     }
     let discovered = source::discover::discover(&mut tds, db.cdc_enabled).await?;
     let selectors = shared.registry.selectors()?;
-    let plans = plan_tables(&discovered, &selectors, &cfg.mapping).map_err(Error::Fatal)?;
-    if plans.is_empty() {
-        return Err(Error::Fatal(
-            "no source table matches [[tables]]: nothing to migrate".into(),
-        ));
+    let planned = plan_tables(&discovered, &selectors, &cfg.mapping).map_err(Error::Fatal)?;
+    if planned.plans.is_empty() {
+        return Err(Error::Fatal(match planned.unplannable.first() {
+            Some((_, why)) => format!("no selected table can be migrated: {why}"),
+            None => "no source table matches [[tables]]: nothing to migrate".into(),
+        }));
     }
+    for (name, why) in &planned.unplannable {
+        unplannable(shared, name, why)?;
+    }
+    let plans = planned.plans;
     let pg = connect_target(shared).await?;
     progress::ensure(&pg, &cfg.mapping.progress_schema).await?;
     create_sequences(&mut tds, &pg, &plans, &cfg.mapping).await?;
@@ -363,6 +368,22 @@ pub async fn prepare(
     prepare_foreign_keys(shared)?;
     drop(tds);
     Ok(committed)
+}
+
+/// Stops one selected table that cannot be planned, naming why, unless it was cut over
+/// already; the other tables run.
+pub(crate) fn unplannable(shared: &Shared, name: &TableName, why: &str) -> Result<(), Error> {
+    let key = name.to_string();
+    if shared
+        .store
+        .table(&key)?
+        .is_some_and(|r| r.state == TableState::CutOver)
+    {
+        return Ok(());
+    }
+    shared.table_failed(&key, &Error::table(name, why, Some(Planned::HINT)));
+    shared.registry.mark_taken_in(&key);
+    Ok(())
 }
 
 /// Creates the sequences the migrated tables' schemas hold or their defaults draw from

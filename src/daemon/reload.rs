@@ -114,7 +114,7 @@ pub async fn add_requested(shared: &Arc<Shared>) -> Result<(), Error> {
     let db = source::database_info(&mut tds).await?;
     let discovered = source::discover::discover(&mut tds, db.cdc_enabled).await?;
     drop(tds);
-    let plans = match plan_tables(&discovered, &shared.registry.selectors()?, &cfg.mapping) {
+    let planned = match plan_tables(&discovered, &shared.registry.selectors()?, &cfg.mapping) {
         Ok(p) => p,
         Err(e) => {
             tracing::warn!(error = %e, "reload: the new table selection cannot be planned; nothing added");
@@ -127,6 +127,13 @@ pub async fn add_requested(shared: &Arc<Shared>) -> Result<(), Error> {
         .into_iter()
         .map(|(n, _)| n)
         .collect();
+    let taken_in = shared.registry.taken_in();
+    for (name, why) in &planned.unplannable {
+        if !taken_in.contains(&name.to_string()) {
+            super::unplannable(shared, name, why)?;
+        }
+    }
+    let plans = planned.plans;
     for name in &known {
         if !plans.iter().any(|p| &p.source.name.to_string() == name) {
             tracing::warn!(table = %name, "reload: no longer selected; it streams until the next restart");

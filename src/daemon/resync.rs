@@ -50,8 +50,17 @@ async fn start(shared: &Arc<Shared>, name: &str) -> Result<(), Error> {
     let mut tds = connect_source(shared).await?;
     let db = source::database_info(&mut tds).await?;
     let discovered = source::discover::discover(&mut tds, db.cdc_enabled).await?;
-    let mut plan = plan_tables(&discovered, &shared.registry.selectors()?, &cfg.mapping)
-        .map_err(Error::Fatal)?
+    let planned = plan_tables(&discovered, &shared.registry.selectors()?, &cfg.mapping)
+        .map_err(Error::Fatal)?;
+    if let Some((_, why)) = planned
+        .unplannable
+        .iter()
+        .find(|(t, _)| t.to_string() == name)
+    {
+        return Err(Error::table(name, why, Some(crate::convert::Planned::HINT)));
+    }
+    let mut plan = planned
+        .plans
         .into_iter()
         .find(|p| p.source.name.to_string() == name)
         .ok_or_else(|| {
