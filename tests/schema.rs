@@ -277,6 +277,115 @@ async fn sql_variant_and_hierarchyid_columns_arrive_as_text_without_configuratio
     d.stop().await.unwrap();
 }
 
+/// The extended WKB of a 2D point (little-endian, as SQL Server's WKB is).
+fn ewkb_point(srid: u32, x: f64, y: f64) -> Vec<u8> {
+    let mut b = vec![1u8];
+    if srid == 0 {
+        b.extend(1u32.to_le_bytes());
+    } else {
+        b.extend((1u32 | 0x2000_0000).to_le_bytes());
+        b.extend(srid.to_le_bytes());
+    }
+    b.extend(x.to_le_bytes());
+    b.extend(y.to_le_bytes());
+    b
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn geography_and_geometry_arrive_as_extended_wkb_with_their_srid() {
+    let env = Env::new("spatial").await;
+    let mut c = env.tds().await;
+    exec(
+        &mut c,
+        "CREATE TABLE dbo.place (id int NOT NULL PRIMARY KEY, loc geography NULL, shape geometry NULL); \
+         ALTER TABLE dbo.place ENABLE CHANGE_TRACKING; \
+         INSERT INTO dbo.place VALUES (1, geography::Point(47.5, -122.25, 4326), geometry::STGeomFromText('POINT (3 4)', 0)), \
+           (2, geography::STGeomFromText('LINESTRING (-122.36 47.656, -122.343 47.656)', 4326), geometry::STGeomFromText('POLYGON ((0 0, 4 0, 4 4, 0 0))', 3857)), \
+           (3, NULL, NULL)",
+    )
+    .await;
+    let cfg = env.config_file(
+        "[replication]\npoll_interval = \"50ms\"\n[[tables]]\nsource = \"dbo.place\"\n",
+    );
+    let mut daemon = spawn_daemon(&env, &cfg);
+    wait_all_streaming(&cfg, 1).await;
+    exec(
+        &mut c,
+        "INSERT INTO dbo.place VALUES (4, geography::Point(-33.875, 151.25, 4326), geometry::Point(5, 6, 27700)); \
+         UPDATE dbo.place SET loc = geography::Point(0, 0, 4269) WHERE id = 3",
+    )
+    .await;
+    let pg = env.pg().await;
+    let point = |id: i32| {
+        let pg = &pg;
+        async move {
+            pg.query_opt("SELECT loc, shape FROM public.place WHERE id = $1", &[&id])
+                .await
+                .unwrap()
+                .map(|r| {
+                    (
+                        r.get::<_, Option<Vec<u8>>>(0),
+                        r.get::<_, Option<Vec<u8>>>(1),
+                    )
+                })
+        }
+    };
+    eventually(
+        "the new point and the update arrive",
+        Duration::from_secs(30),
+        || async {
+            point(4).await.is_some() && point(3).await.is_some_and(|(loc, _)| loc.is_some())
+        },
+    )
+    .await;
+    assert_eq!(
+        point(1).await.unwrap(),
+        (
+            Some(ewkb_point(4326, -122.25, 47.5)),
+            Some(ewkb_point(0, 3.0, 4.0))
+        )
+    );
+    assert_eq!(
+        point(4).await.unwrap(),
+        (
+            Some(ewkb_point(4326, 151.25, -33.875)),
+            Some(ewkb_point(27700, 5.0, 6.0))
+        )
+    );
+    assert_eq!(
+        point(3).await.unwrap(),
+        (Some(ewkb_point(4269, 0.0, 0.0)), None)
+    );
+    let (line, polygon) = point(2).await.unwrap();
+    let (line, polygon) = (line.unwrap(), polygon.unwrap());
+    assert_eq!(
+        line[1..9],
+        [2, 0, 0, 0x20, 0xe6, 0x10, 0, 0],
+        "linestring, SRID 4326"
+    );
+    assert_eq!(line.len(), 9 + 4 + 2 * 16);
+    assert_eq!(
+        polygon[1..9],
+        [3, 0, 0, 0x20, 0x11, 0x0f, 0, 0],
+        "polygon, SRID 3857"
+    );
+    let types: Vec<String> = pg
+        .query(
+            "SELECT data_type::text FROM information_schema.columns WHERE table_name = 'place' \
+             AND column_name IN ('loc', 'shape')",
+            &[],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(types, ["bytea", "bytea"]);
+    // Validation reads both sides the same way: every row is equal.
+    cutover_succeeds(&cfg);
+    let _ = daemon.wait();
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sequences_and_their_defaults_are_carried_and_continue_after_the_source_at_cutover() {
     let env = Env::new("sequences").await;

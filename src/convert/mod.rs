@@ -47,6 +47,9 @@ pub fn default_kind(c: &SourceColumn) -> Result<TargetKind, String> {
         // The value as SQL Server converts it to text (read with CAST ... AS nvarchar(4000)):
         // a hierarchyid's path (`/1/3/`), a sql_variant's value (its base type is not kept).
         "sql_variant" | "hierarchyid" => TargetKind::Text,
+        // Extended WKB: the well-known binary with the SRID inside (see [`value::ewkb`]), what
+        // PostGIS reads with `ST_GeomFromEWKB` or a cast to geometry.
+        "geography" | "geometry" => TargetKind::Bytea,
         other => {
             return Err(format!(
                 "type {other} has no faithful PostgreSQL type; choose one explicitly with \
@@ -101,6 +104,10 @@ pub struct ColumnPlan {
     /// "preserve"` on a case-insensitive source column; see [`CI_COLLATION`]).
     #[serde(default)]
     pub collate: Option<PgTableName>,
+    /// A geography or geometry column read as SRID and WKB into bytea, written as extended WKB
+    /// ([`value::ewkb`]).
+    #[serde(default)]
+    pub spatial: bool,
 }
 
 /// The name of the nondeterministic ICU collation `mapping.collation = "preserve"` creates in
@@ -331,7 +338,7 @@ pub fn plan_table(
                 "image" => format!("CAST({col} AS varbinary(max))"),
                 "sql_variant" | "hierarchyid" => format!("CAST({col} AS nvarchar(4000))"),
                 "geography" | "geometry" if kind == TargetKind::Bytea => {
-                    format!("{col}.STAsBinary()")
+                    format!("CAST({col}.STSrid AS binary(4)) + {col}.STAsBinary()")
                 }
                 "geography" | "geometry" => format!("{col}.STAsText()"),
                 _ => col.to_string(),
@@ -409,6 +416,9 @@ pub fn plan_table(
                 .as_deref()
                 .and_then(next_value_for)
                 .map(|seq| sequence_target(&seq, mapping)),
+            spatial: matches!(ty, "geography" | "geometry")
+                && kind == TargetKind::Bytea
+                && s.expression.is_none(),
             collate: (mapping.collation == crate::config::Collation::Preserve
                 && matches!(kind, TargetKind::Text | TargetKind::Varchar(_))
                 && !table

@@ -20,6 +20,7 @@ fn col(kind: TargetKind, utf16: bool) -> ColumnPlan {
         domain: None,
         default_sequence: None,
         collate: None,
+        spatial: false,
     }
 }
 
@@ -552,4 +553,24 @@ fn deterministic_computed_columns_are_generated_and_can_be_kept_plain() {
         .unwrap()
         .generated
         .is_empty());
+}
+
+#[test]
+fn ewkb_sets_the_srid_in_the_wkbs_own_byte_order() {
+    let mut le = vec![0, 0, 0x10, 0xe6, 1, 1, 0, 0, 0];
+    le.extend(1.5f64.to_le_bytes());
+    le.extend(2.5f64.to_le_bytes());
+    let out = super::value::ewkb(&le).unwrap();
+    assert_eq!(out[..9], [1, 1, 0, 0, 0x20, 0xe6, 0x10, 0, 0]);
+    assert_eq!(out[9..], le[9..]);
+    let be = vec![0, 0, 0x0f, 0x11, 0, 0, 0, 0, 2, 0, 0, 0, 0];
+    let out = super::value::ewkb(&be).unwrap();
+    assert_eq!(out[..9], [0, 0x20, 0, 0, 2, 0, 0, 0x0f, 0x11]);
+    // No SRID: the WKB as it is.
+    assert_eq!(
+        super::value::ewkb(&[0, 0, 0, 0, 1, 7, 0, 0, 0]).unwrap(),
+        [1, 7, 0, 0, 0]
+    );
+    assert!(super::value::ewkb(&[0, 0, 0x10, 0xe6, 5, 1, 0, 0, 0]).is_err());
+    assert!(super::value::ewkb(&[0, 0, 0x10]).is_err());
 }

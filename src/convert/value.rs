@@ -96,6 +96,9 @@ pub fn to_value(
                 text_to(s, col, policies, losses)?
             } else {
                 match kind {
+                    K::Bytea if col.spatial => {
+                        Value::Bytes(ewkb(&b).map_err(|why| fail(col, &why))?)
+                    }
                     K::Bytea => Value::Bytes(b),
                     K::Text | K::Varchar(_) | K::Xml => match String::from_utf8(b) {
                         Ok(s) => text_to(s, col, policies, losses)?,
@@ -444,4 +447,35 @@ pub fn render_time(increments: u64, scale: u8) -> String {
     } else {
         format!("{base}.{:0width$}", frac, width = scale as usize)
     }
+}
+
+/// Extended WKB (PostGIS's form: the SRID inside the geometry) of a spatial column's read value,
+/// its SRID as 4 big-endian bytes followed by its WKB (`CAST(c.STSrid AS binary(4)) +
+/// c.STAsBinary()`). The SRID is set in the outer geometry's header in the WKB's own byte
+/// order; an SRID of 0 (none) leaves the WKB as it is, as PostGIS writes it.
+pub fn ewkb(read: &[u8]) -> Result<Vec<u8>, String> {
+    const SRID_FLAG: u32 = 0x2000_0000;
+    let bad = || "a spatial value that is not an SRID followed by WKB".to_string();
+    let (srid, wkb) = read.split_first_chunk::<4>().ok_or_else(bad)?;
+    let srid = u32::from_be_bytes(*srid);
+    let (order, rest) = wkb.split_first().ok_or_else(bad)?;
+    let (ty, body) = rest.split_first_chunk::<4>().ok_or_else(bad)?;
+    let ty = match order {
+        0 => u32::from_be_bytes(*ty),
+        1 => u32::from_le_bytes(*ty),
+        _ => return Err(format!("WKB byte order {order} is neither 0 nor 1")),
+    };
+    if srid == 0 {
+        return Ok(wkb.to_vec());
+    }
+    let mut out = Vec::with_capacity(wkb.len() + 4);
+    out.push(*order);
+    let put = |out: &mut Vec<u8>, v: u32| match order {
+        0 => out.extend_from_slice(&v.to_be_bytes()),
+        _ => out.extend_from_slice(&v.to_le_bytes()),
+    };
+    put(&mut out, ty | SRID_FLAG);
+    put(&mut out, srid);
+    out.extend_from_slice(body);
+    Ok(out)
 }

@@ -244,6 +244,22 @@ pub fn create_table_sql(plan: &TablePlan, notes: &mut Vec<Note>) -> String {
                 ),
             ));
         }
+        if c.spatial {
+            let t = source_col.map_or("geography", |s| s.source_type.name.as_str());
+            let cast = if t == "geography" { "::geography" } else { "" };
+            notes.push(Note::translated(
+                plan,
+                format!("column {}", c.source),
+                format!(
+                    "{t} column {} becomes bytea holding extended WKB (the SRID kept); with PostGIS, \
+                     after cutover: ALTER TABLE {} ALTER COLUMN {} TYPE {t} USING ST_GeomFromEWKB({}){cast}",
+                    c.source,
+                    plan.target,
+                    quote_pg(&c.target),
+                    quote_pg(&c.target)
+                ),
+            ));
+        }
         if let Some((Some(expr), s)) = source_col.map(|s| (&s.computed, s)) {
             let why = if c.key {
                 "it is part of the key".to_string()

@@ -265,6 +265,24 @@ fn pre_pass(tokens: Vec<TokenWithSpan>) -> Vec<TokenWithSpan> {
                 continue;
             }
         }
+        // Static methods of the spatial types: `geography::Point(...)` becomes the function
+        // call `geography__point(...)` the rewriter knows (sqlparser reads `::` as a cast).
+        if word_is(&t.token, "geography") || word_is(&t.token, "geometry") {
+            let sig: Vec<usize> = (i + 1..tokens.len())
+                .filter(|&k| !matches!(tokens[k].token, Token::Whitespace(_)))
+                .take(2)
+                .collect();
+            if let [colons, method] = sig[..] {
+                if let (Token::DoubleColon, Token::Word(m), Token::Word(ty)) =
+                    (&tokens[colons].token, &tokens[method].token, &t.token)
+                {
+                    let name = format!("{}__{}", ty.value, m.value).to_lowercase();
+                    out.push(TokenWithSpan::new(Token::make_word(&name, None), t.span));
+                    i = method + 1;
+                    continue;
+                }
+            }
+        }
         // Money literals: `$12.50` tokenizes as a placeholder (sometimes `$12` and `.50`).
         if let Token::Placeholder(ph) = &t.token {
             let digits = ph.get(1..).unwrap_or("");

@@ -11,6 +11,7 @@
 //! - decimal/numeric carry an i128 mantissa: all 38 digits.
 
 mod pg;
+pub mod spatial;
 mod tds;
 mod temporal;
 #[cfg(test)]

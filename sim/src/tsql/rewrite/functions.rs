@@ -50,6 +50,9 @@ impl Rewriter<'_> {
             }
             _ => args,
         };
+        if let Some(e) = self.spatial_constructor(&name, f) {
+            return Some(e);
+        }
         let a = |i: usize| args.get(i).cloned().unwrap_or_else(|| "NULL".into());
         let dt2 = Some(TsqlType::DateTime2(7));
         let (sql, ty): (String, Option<TsqlType>) = match name.as_str() {

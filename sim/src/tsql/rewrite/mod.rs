@@ -24,6 +24,7 @@ mod changes;
 mod dml;
 mod functions;
 mod locking;
+mod spatial;
 #[cfg(test)]
 mod tests;
 
@@ -836,7 +837,11 @@ impl<'a> Rewriter<'a> {
             }
             Expr::Function(f) => {
                 let f = f.clone();
-                self.func(&f)
+                self.spatial_method(&f).or_else(|| self.func(&f))
+            }
+            Expr::CompoundIdentifier(parts) => {
+                let parts = parts.clone();
+                self.spatial_property(&parts)
             }
             Expr::Cast {
                 expr, data_type, ..

@@ -170,3 +170,39 @@ fn derived_table_columns_are_typed_and_inner_columns_keep_theirs() {
     assert!(s.contains("_sim.binary_to_bigint"), "{s}");
     assert!(!s.contains("\"d\" <= _sim.to_datetime2"), "{s}");
 }
+
+#[test]
+fn spatial_constructors_and_members() {
+    let mut ctx = Context::default();
+    ctx.tables.insert(
+        "dbo.t".into(),
+        vec![
+            ("id".into(), TsqlType::Int),
+            ("g".into(), TsqlType::Geography),
+        ],
+    );
+    let s = rw(
+        "INSERT INTO t VALUES (1, geography::Point(47.5, -122.25, 4326))",
+        &ctx,
+    );
+    let mut want = 4326i32.to_le_bytes().to_vec();
+    want.extend(crate::value::spatial::point_wkb(-122.25, 47.5));
+    let hex: String = want.iter().map(|b| format!("{b:02x}")).collect();
+    assert!(s.contains(&format!("'\\x{hex}'::bytea")), "{s}");
+    let s = rw(
+        "SELECT CAST(g.STSrid AS binary(4)) + [g].STAsBinary() FROM t",
+        &ctx,
+    );
+    assert!(s.contains("substring(") && s.contains("get_byte("), "{s}");
+    let mut stmts = parse_batch("SELECT geometry::STGeomFromText('POINT (1', 0)").unwrap();
+    let Stmt::Sql(st) = &mut stmts[0] else {
+        panic!()
+    };
+    let mut r = Rewriter::new(&ctx);
+    r.rewrite(st);
+    assert!(
+        r.error.as_ref().is_some_and(|e| e.number == 6522),
+        "{:?}",
+        r.error
+    );
+}

@@ -25,6 +25,7 @@ fn column(kind: K, not_null: bool) -> ColumnPlan {
         domain: None,
         default_sequence: None,
         collate: None,
+        spatial: false,
     }
 }
 
