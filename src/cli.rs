@@ -108,6 +108,10 @@ pub enum Command {
         /// Rewrite the confirmed differences from the source.
         #[arg(long)]
         repair: bool,
+        /// Compare each translated view's rows on both sides instead of the tables (the
+        /// target runs the view's translated query; views are created at cutover).
+        #[arg(long, conflicts_with_all = ["table", "full", "repair"])]
+        views: bool,
         /// Print the results as JSON.
         #[arg(long)]
         json: bool,
@@ -292,10 +296,17 @@ pub async fn main(cli: Cli) -> Result<(), Error> {
             table,
             full,
             repair,
+            views,
             json,
         } => {
             let config = load(&cli.config)?;
-            validate(&config, table, full, repair, json).await
+            let req = crate::daemon::validation::Request {
+                table,
+                full,
+                repair,
+                views,
+            };
+            validate(&config, req, json).await
         }
         Command::Resync { table } => resync(&load(&cli.config)?, &table).await,
     }
@@ -375,16 +386,10 @@ async fn listen(
 /// `validate`: asks the running daemon, prints each table's result.
 async fn validate(
     config: &Config,
-    table: Option<String>,
-    full: bool,
-    repair: bool,
+    req: crate::daemon::validation::Request,
     json: bool,
 ) -> Result<(), Error> {
-    let req = crate::control::Request::Validate(crate::daemon::validation::Request {
-        table,
-        full,
-        repair,
-    });
+    let req = crate::control::Request::Validate(req);
     let answer = crate::control::send(
         &config.control_socket,
         &req,

@@ -99,6 +99,16 @@ async fn migrate_configured(env: &Env, tables: usize, changes: &[&str]) -> serde
     for sql in changes {
         exec(&mut c, sql).await;
     }
+    // The views that translate are compared row for row while the changes stream in.
+    let out = replicator(&cfg, &["validate", "--views", "--json"]);
+    let views: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|_| {
+        panic!(
+            "validate --views: {} {}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        )
+    });
+    assert!(out.status.success(), "validate --views: {views:#}");
     let out = replicator(&cfg, &["cutover", "--yes", "--json", "--timeout", "120s"]);
     let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|_| {
         panic!(
@@ -152,6 +162,7 @@ async fn migrate_configured(env: &Env, tables: usize, changes: &[&str]) -> serde
     );
     let mut report = report;
     report["checks_carried"] = source.into();
+    report["views_validated"] = views;
     report
 }
 
@@ -207,6 +218,23 @@ async fn northwind_migrates_with_every_row_equal() {
         .map(|v| v.as_str().unwrap().to_string())
         .collect();
     assert_eq!(created.len(), 4, "{report:#}");
+    // validate --views found each of them equal before cutover, and skipped the others naming
+    // why.
+    let validated = report["views_validated"].as_array().unwrap();
+    let equal: Vec<&serde_json::Value> = validated
+        .iter()
+        .filter(|v| v["result"] == "equal")
+        .collect();
+    assert_eq!(equal.len(), 4, "{validated:#?}");
+    assert!(equal.iter().all(|v| v["source_rows"] == v["target_rows"]));
+    assert!(equal.iter().any(|v| v["source_rows"].as_i64() > Some(50)));
+    assert_eq!(validated.len(), 16);
+    assert!(validated
+        .iter()
+        .filter(|v| v["result"] == "skipped")
+        .all(|v| v["note"]
+            .as_str()
+            .is_some_and(|n| n.starts_with("not translated"))));
     let pg = env.pg().await;
     let mut c = env.tds().await;
     for view in &created {

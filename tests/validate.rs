@@ -15,6 +15,7 @@ fn req(table: &str, full: bool, repair: bool) -> Request {
         table: Some(table.into()),
         full,
         repair,
+        views: false,
     }
 }
 
@@ -486,4 +487,98 @@ async fn paced_database_checksums_add_up_piece_by_piece_on_both_sides() {
     assert!(r.rows_read > 0 && r.rows_read < 100, "{r:#?}");
     assert!(r.findings.iter().any(|f| f.contains("k='k2ü'")), "{r:#?}");
     d.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn validate_views_compares_translated_views_row_for_row_and_finds_a_difference() {
+    let env = Env::new("viewcheck").await;
+    let mut c = env.tds().await;
+    exec(
+        &mut c,
+        "CREATE TABLE dbo.item (id int NOT NULL PRIMARY KEY, name nvarchar(20) NOT NULL, price decimal(10,2) NULL, active bit NOT NULL); \
+         CREATE TABLE dbo.unlisted (id int NOT NULL PRIMARY KEY); \
+         ALTER TABLE dbo.item ENABLE CHANGE_TRACKING; \
+         INSERT INTO dbo.item VALUES (1, N'bolt', 1.50, 1), (2, N'nut', 0.25, 1), (3, N'gear', NULL, 0), (4, N'bolt', 1.50, 1)",
+    )
+    .await;
+    exec(&mut c, "CREATE VIEW dbo.active_items AS SELECT id, UPPER(name) AS label, price * 2 AS twice, active FROM dbo.item WHERE active = 1").await;
+    exec(
+        &mut c,
+        "CREATE VIEW dbo.cheap AS SELECT label, twice FROM dbo.active_items WHERE twice < 3",
+    )
+    .await;
+    exec(
+        &mut c,
+        "CREATE VIEW dbo.other AS SELECT id FROM dbo.unlisted",
+    )
+    .await;
+    let cfg = env.config_file(
+        "[replication]\npoll_interval = \"50ms\"\n[[tables]]\nsource = \"dbo.item\"\n",
+    );
+    let mut daemon = spawn_daemon(&env, &cfg);
+    wait_all_streaming(&cfg, 1).await;
+    let views = |cfg: &std::path::Path| {
+        let out = replicator(cfg, &["validate", "--views", "--json"]);
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout)
+            .unwrap_or_else(|_| panic!("{}", String::from_utf8_lossy(&out.stderr)));
+        let by_name = |n: &str| {
+            v.as_array()
+                .unwrap()
+                .iter()
+                .find(|r| r["table"] == n)
+                .unwrap_or_else(|| panic!("{n} in {v:#}"))
+                .clone()
+        };
+        (
+            out.status.success(),
+            by_name("dbo.active_items"),
+            by_name("dbo.cheap"),
+            by_name("dbo.other"),
+        )
+    };
+    // Rows written while it runs are waited for, not reported.
+    exec(&mut c, "INSERT INTO dbo.item VALUES (5, N'washer', 0.10, 1); UPDATE dbo.item SET active = 1 WHERE id = 3").await;
+    let (ok, active, cheap, other) = views(&cfg);
+    assert!(ok, "{active:#} {cheap:#}");
+    assert_eq!(
+        (
+            &active["result"],
+            &active["source_rows"],
+            &active["target_rows"]
+        ),
+        (&"equal".into(), &5.into(), &5.into()),
+        "{active:#}"
+    );
+    assert_eq!(
+        (&cheap["result"], &cheap["source_rows"]),
+        (&"equal".into(), &2.into()),
+        "{cheap:#}"
+    );
+    assert_eq!(other["result"], "skipped");
+    assert!(
+        other["note"]
+            .as_str()
+            .unwrap()
+            .starts_with("not translated"),
+        "{other:#}"
+    );
+    // A row changed behind the replicator's back is a difference in both views over it.
+    let pg = env.pg().await;
+    pg.batch_execute("SET replicator.writer = 'on'; UPDATE public.item SET price = 9 WHERE id = 2")
+        .await
+        .unwrap();
+    let (ok, active, cheap, _) = views(&cfg);
+    assert!(!ok, "validate --views exits non-zero on a difference");
+    assert_eq!(active["result"], "different", "{active:#}");
+    assert_eq!(
+        active["findings"][0],
+        "view dbo.active_items: 1 rows only at the source, 1 only on the target"
+    );
+    assert_eq!(cheap["result"], "different", "{cheap:#}");
+    assert_eq!(
+        (&cheap["source_rows"], &cheap["target_rows"]),
+        (&2.into(), &1.into())
+    );
+    let _ = daemon.kill();
+    let _ = daemon.wait();
 }

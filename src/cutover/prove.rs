@@ -83,6 +83,7 @@ pub async fn before_window(
                     table: Some(table.to_string()),
                     full: true,
                     repair: true,
+                    views: false,
                 }),
                 VALIDATE_WAIT,
             )

@@ -16,6 +16,7 @@ pub mod snapshot;
 pub mod status;
 pub mod stream;
 pub mod validation;
+pub mod view_validation;
 
 use crate::config::{ChangeSourceChoice, Config};
 use crate::convert::{plan_tables, Losses, Planned, TablePlan};

@@ -38,6 +38,8 @@ pub struct Request {
     pub full: bool,
     /// Rewrite confirmed differences from the source.
     pub repair: bool,
+    /// Compare the translated views instead of the tables (see [`super::view_validation`]).
+    pub views: bool,
 }
 
 /// One table's validation.
@@ -95,6 +97,9 @@ impl SideSeconds {
 /// Validates the requested tables one after the other; each result is recorded in the store
 /// (shown by `status`) and the journal.
 pub async fn run(shared: &Arc<Shared>, req: &Request) -> Result<Vec<TableResult>, Error> {
+    if req.views {
+        return super::view_validation::run(shared).await;
+    }
     let tables = shared.registry.runtimes()?;
     if let Some(t) = &req.table {
         if !tables.iter().any(|(n, _)| n == t) {
@@ -191,7 +196,7 @@ fn record(shared: &Shared, r: &TableResult) -> Result<(), Error> {
 }
 
 /// The committed position of a table (changes up to it are on the target).
-fn position(shared: &Shared, name: &str) -> Result<Option<Position>, Error> {
+pub(super) fn position(shared: &Shared, name: &str) -> Result<Option<Position>, Error> {
     Ok(shared.store.table(name)?.as_ref().and_then(resume_position))
 }
 
@@ -205,7 +210,10 @@ fn reached(now: &Option<Position>, goal: &Option<Position>) -> bool {
 }
 
 /// The source's newest position for this table's change source.
-async fn source_position(tds: &mut Tds, kind: &ChangeSource) -> Result<Option<Position>, Error> {
+pub(super) async fn source_position(
+    tds: &mut Tds,
+    kind: &ChangeSource,
+) -> Result<Option<Position>, Error> {
     Ok(match kind {
         ChangeSource::ChangeTracking => source::ct::current_version(tds).await?.map(Position::Ct),
         ChangeSource::Cdc(_) => source::cdc::max_lsn(tds).await?.map(Position::Cdc),
@@ -536,7 +544,12 @@ async fn delete_keys(
 
 /// Waits until the target's position for `name` reaches `goal` (what the source had when the
 /// last pass read it); false when it did not within `within`.
-async fn caught_up(shared: &Shared, name: &str, goal: &Option<Position>, within: Duration) -> bool {
+pub(super) async fn caught_up(
+    shared: &Shared,
+    name: &str,
+    goal: &Option<Position>,
+    within: Duration,
+) -> bool {
     let deadline = Instant::now() + within;
     loop {
         if position(shared, name)
@@ -676,11 +689,7 @@ pub async fn periodic(shared: Arc<Shared>) {
         if shared.sleep_or_stop(every).await {
             return;
         }
-        let req = Request {
-            table: None,
-            full: false,
-            repair: false,
-        };
+        let req = Request::default();
         if let Err(e) = run(&shared, &req).await {
             tracing::warn!(error = %e, "periodic validation failed");
         }

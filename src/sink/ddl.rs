@@ -515,6 +515,8 @@ pub struct ViewOutcome {
     /// Its name on the target and `CREATE OR REPLACE VIEW` statement, or why it does not
     /// translate.
     pub result: Result<(PgTableName, String), String>,
+    /// The translation (its query and what it reads), when it translates.
+    pub view: Option<crate::convert::expr::query::View>,
 }
 
 /// Translates the source's views (name, definition) over the migrated tables and each other,
@@ -565,6 +567,7 @@ pub fn views(
                     out.push(ViewOutcome {
                         source: d.0.clone(),
                         result: Ok((t.clone(), sql)),
+                        view: Some(v.clone()),
                     });
                     done.push((v, t));
                     progressed = true;
@@ -581,6 +584,7 @@ pub fn views(
                 Err(r) => out.push(ViewOutcome {
                     source: d.0.clone(),
                     result: Err(r.to_string()),
+                    view: None,
                 }),
             }
         }
@@ -593,6 +597,7 @@ pub fn views(
         out.push(ViewOutcome {
             source: d.0.clone(),
             result: Err("it reads a view that does not translate".into()),
+            view: None,
         });
     }
     out

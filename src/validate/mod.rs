@@ -11,6 +11,7 @@
 //! reached (cutover: writes stopped and drained).
 
 pub mod by_key;
+pub mod by_value;
 pub mod pushdown;
 
 use crate::config::{Checksums, Policies};
