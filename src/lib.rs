@@ -13,6 +13,7 @@ pub mod convert;
 pub mod cutover;
 pub mod daemon;
 pub mod error;
+pub mod fallback;
 pub mod key;
 pub mod metrics;
 pub mod model;

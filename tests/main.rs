@@ -7,6 +7,7 @@ mod cutover;
 mod cutover_proof;
 mod decoder;
 mod docker;
+mod fallback;
 mod kill;
 mod layers;
 mod ops;

@@ -335,6 +335,8 @@ fn spawn_postmaster(
                     "full_page_writes=off",
                 ])
                 .args(["-c", "max_connections=300", "-c", "shared_buffers=256MB"])
+                // The fallback reads the target's changes by logical decoding.
+                .args(["-c", "wal_level=logical", "-c", "max_replication_slots=20"])
                 .args([
                     "-c",
                     "max_prepared_transactions=0",

@@ -1,0 +1,196 @@
+//! The target's side of the fallback: a publication over the migrated tables and a logical
+//! replication slot (`pgoutput`) that keeps every change made on PostgreSQL until SQL Server
+//! holds it.
+//!
+//! Contract: [`ensure`] is idempotent and creates the publication before the slot (pgoutput
+//! looks a publication up as of each change, so one made after the slot would fail the first
+//! changes); the slot keeps every change committed after its creation. [`peek`] reads without
+//! consuming: changes leave the slot only through [`advance`], called after SQL Server
+//! committed them, so a crash in between reads them again (the SQL Server side skips what its
+//! progress table already holds).
+
+use super::decode::{decode, Message, PgLsn};
+use crate::error::{Context, Error};
+use crate::model::PgTableName;
+use tokio_postgres::Client;
+
+/// The publication's name (one per database).
+pub const PUBLICATION: &str = "replicator_fallback";
+
+/// The slot's name for a target database: slot names are unique in the whole PostgreSQL
+/// cluster, so the database is part of it (`replicator_fallback_<database>`, lower-case letters,
+/// digits and `_` only, at most 63 bytes).
+pub fn slot_name(database: &str) -> String {
+    let mut s = String::from("replicator_fallback_");
+    for c in database.chars() {
+        let c = c.to_ascii_lowercase();
+        s.push(if c.is_ascii_lowercase() || c.is_ascii_digit() {
+            c
+        } else {
+            '_'
+        });
+    }
+    s.truncate(63);
+    s
+}
+
+/// One message read from the slot, with the LSN it was read at.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Change {
+    /// The LSN of the message.
+    pub lsn: PgLsn,
+    /// The decoded message.
+    pub message: Message,
+}
+
+/// The slot as `pg_replication_slots` shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SlotState {
+    /// Changes before this are confirmed applied.
+    pub confirmed_flush: Option<PgLsn>,
+    /// WAL the slot keeps the server from recycling, in bytes.
+    pub retained_bytes: i64,
+    /// A session is reading from it now.
+    pub active: bool,
+}
+
+/// `wal_level` of the target; logical decoding needs `logical`.
+pub async fn wal_level(pg: &Client) -> Result<String, Error> {
+    let row = pg
+        .query_one("SHOW wal_level", &[])
+        .await
+        .context(|| "read wal_level on the target".into())?;
+    Ok(row.get(0))
+}
+
+/// Creates the publication over `tables` and the slot, each unless it exists; returns the
+/// LSN from which the slot keeps changes. Refuses, naming the setting, when `wal_level` is not
+/// `logical`.
+pub async fn ensure(pg: &Client, slot: &str, tables: &[PgTableName]) -> Result<PgLsn, Error> {
+    let level = wal_level(pg).await?;
+    if level != "logical" {
+        return Err(Error::Fatal(format!(
+            "the fallback needs wal_level = logical on the target (it is {level}): run ALTER SYSTEM SET wal_level = logical and restart PostgreSQL"
+        )));
+    }
+    let exists = pg
+        .query_opt(
+            "SELECT 1 FROM pg_publication WHERE pubname = $1",
+            &[&PUBLICATION],
+        )
+        .await
+        .context(|| "look up the fallback publication".into())?
+        .is_some();
+    if !exists {
+        let list = tables
+            .iter()
+            .map(|t| t.sql())
+            .collect::<Vec<_>>()
+            .join(", ");
+        pg.batch_execute(&format!(
+            "CREATE PUBLICATION {PUBLICATION} FOR TABLE {list}"
+        ))
+        .await
+        .context(|| "create the fallback publication".into())?;
+    }
+    if let Some(state) = state(pg, slot).await? {
+        return Ok(state.confirmed_flush.unwrap_or_default());
+    }
+    let row = pg
+        .query_one(
+            "SELECT lsn::text FROM pg_create_logical_replication_slot($1, 'pgoutput')",
+            &[&slot],
+        )
+        .await
+        .context(|| "create the fallback replication slot".into())?;
+    row.get::<_, String>(0)
+        .parse()
+        .map_err(|e: String| Error::Fatal(format!("the new slot's LSN: {e}")))
+}
+
+/// The slot's state, `None` when there is no slot.
+pub async fn state(pg: &Client, slot: &str) -> Result<Option<SlotState>, Error> {
+    let row = pg
+        .query_opt(
+            "SELECT confirmed_flush_lsn::text, \
+             COALESCE(pg_wal_lsn_diff(pg_current_wal_lsn(), restart_lsn), 0)::bigint, active \
+             FROM pg_replication_slots WHERE slot_name = $1",
+            &[&slot],
+        )
+        .await
+        .context(|| "read the fallback slot".into())?;
+    Ok(row.map(|r| SlotState {
+        confirmed_flush: r.get::<_, Option<String>>(0).and_then(|s| s.parse().ok()),
+        retained_bytes: r.get(1),
+        active: r.get(2),
+    }))
+}
+
+/// Reads (without consuming) the slot's next whole transactions, about `max_changes` messages;
+/// a transaction is never cut.
+///
+/// Decoding reads only WAL PostgreSQL has flushed; transactions committed asynchronously
+/// (`synchronous_commit = off`) would wait for the WAL writer, which sleeps up to seconds when
+/// idle. So first a synchronous commit flushes everything before it: of a transaction that
+/// writes only a logical decoding message (a commit that wrote no WAL is not flushed), which
+/// pgoutput does not send (no `messages` option) and so adds no transaction to the stream.
+pub async fn peek(pg: &Client, slot: &str, max_changes: i32) -> Result<Vec<Change>, Error> {
+    pg.batch_execute(
+        "SET synchronous_commit = on; BEGIN; \
+         SELECT pg_logical_emit_message(true, 'replicator_fallback', 'flush'); COMMIT",
+    )
+    .await
+    .context(|| "flush the target's WAL before reading the fallback slot".into())?;
+    let rows = pg
+        .query(
+            "SELECT lsn::text, data FROM pg_logical_slot_peek_binary_changes($1, NULL, $2, \
+             'proto_version', '1', 'publication_names', $3)",
+            &[&slot, &max_changes, &PUBLICATION],
+        )
+        .await
+        .context(|| "read the fallback slot".into())?;
+    rows.iter()
+        .map(|r| {
+            let lsn: String = r.get(0);
+            let data: Vec<u8> = r.get(1);
+            let lsn = lsn.parse().map_err(Error::Fatal)?;
+            let message =
+                decode(&data).map_err(|e| Error::Fatal(format!("fallback: at {lsn}: {e}")))?;
+            Ok(Change { lsn, message })
+        })
+        .collect()
+}
+
+/// Moves the slot past `lsn` (a commit's end): PostgreSQL may recycle the WAL before it.
+/// Never moves backwards.
+pub async fn advance(pg: &Client, slot: &str, lsn: PgLsn) -> Result<(), Error> {
+    if state(pg, slot)
+        .await?
+        .and_then(|s| s.confirmed_flush)
+        .is_some_and(|c| c >= lsn)
+    {
+        return Ok(());
+    }
+    pg.query_one(
+        "SELECT end_lsn::text FROM pg_replication_slot_advance($1, $2::text::pg_lsn)",
+        &[&slot, &lsn.to_string()],
+    )
+    .await
+    .context(|| format!("advance the fallback slot to {lsn}"))?;
+    Ok(())
+}
+
+/// Drops the slot and the publication (idempotent): PostgreSQL keeps no WAL for the fallback
+/// from then on.
+pub async fn drop_all(pg: &Client, slot: &str) -> Result<(), Error> {
+    pg.execute(
+        "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name = $1",
+        &[&slot],
+    )
+    .await
+    .context(|| "drop the fallback slot".into())?;
+    pg.batch_execute(&format!("DROP PUBLICATION IF EXISTS {PUBLICATION}"))
+        .await
+        .context(|| "drop the fallback publication".into())?;
+    Ok(())
+}
