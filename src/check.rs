@@ -570,6 +570,22 @@ async fn target_checks(config: &Config, plans: &[TablePlan], items: &mut Items) 
         ),
         Err(e) => items.add(Level::Error, "target", e.to_string(), None),
     }
+    // `cutover --fallback` reads the target's changes by logical decoding.
+    match crate::fallback::slot::wal_level(&pg).await {
+        Ok(level) if level == "logical" => items.add(
+            Level::Ok,
+            "target",
+            "wal_level = logical: a fallback after cutover is possible",
+            None,
+        ),
+        Ok(level) => items.add(
+            Level::Warn,
+            "target",
+            format!("wal_level = {level}: a fallback after cutover (logical decoding) is not possible"),
+            Some("ALTER SYSTEM SET wal_level = logical; then restart PostgreSQL (needed only for a way back after cutover)".into()),
+        ),
+        Err(e) => items.add(Level::Error, "target", e.to_string(), None),
+    }
     let mut schemas: Vec<String> = plans.iter().map(|p| p.target.schema.clone()).collect();
     schemas.push(config.mapping.progress_schema.clone());
     schemas.sort();

@@ -144,6 +144,11 @@ async fn check_reports_cdc_computed_columns_and_the_lob_limit() {
         text.contains("65536 bytes") && text.contains("7139"),
         "{text}"
     );
+    // The test cluster runs wal_level = logical.
+    assert!(
+        text.contains("wal_level = logical: a fallback after cutover is possible"),
+        "{text}"
+    );
     exec(
         &mut c,
         "EXEC sp_configure 'max text repl size', -1; RECONFIGURE",

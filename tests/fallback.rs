@@ -45,7 +45,7 @@ async fn the_slot_keeps_every_change_in_commit_order_until_advanced() {
         "UPDATE public.lines SET n = 9 WHERE order_id = 2 AND n = 2",
         "DELETE FROM public.orders WHERE id = 1",
     ] {
-        pg.batch_execute(&sql).await.unwrap();
+        pg.batch_execute(sql).await.unwrap();
     }
     // The test cluster commits asynchronously: peek flushes the WAL first, so every change is
     // there at once.
