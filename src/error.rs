@@ -82,12 +82,19 @@ fn io_caused(e: &tokio_postgres::Error) -> bool {
     false
 }
 
-/// A PostgreSQL error's message with its detail, and the SQLSTATE.
+/// A PostgreSQL error's message with its detail, and the SQLSTATE. A detail that may hold row
+/// values is left out: a data exception's (class 22: an XML parser's report quotes the value)
+/// and a "Failing row contains (...)" (CHECK and NOT NULL violations print the whole row). A
+/// key's (unique and foreign key violations) is kept: it names the row.
 fn pg_message(e: &tokio_postgres::Error) -> String {
     match e.as_db_error() {
         Some(db) => {
-            let mut s = format!("{} (SQLSTATE {})", db.message(), db.code().code());
-            if let Some(d) = db.detail() {
+            let code = db.code().code();
+            let mut s = format!("{} (SQLSTATE {code})", db.message());
+            if let Some(d) = db
+                .detail()
+                .filter(|d| !code.starts_with("22") && !d.starts_with("Failing row contains"))
+            {
                 s.push_str(": ");
                 s.push_str(d);
             }

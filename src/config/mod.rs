@@ -174,6 +174,7 @@ struct RawPolicies {
     nul_replacement: Option<String>,
     sub_microsecond: Option<SubMicrosecondPolicy>,
     retention_loss: Option<RetentionPolicy>,
+    invalid_xml: Option<InvalidXmlPolicy>,
 }
 
 #[derive(Debug, Deserialize, Default)]
@@ -411,6 +412,17 @@ pub enum SubMicrosecondPolicy {
     Fail,
 }
 
+/// What to do with an xml value PostgreSQL's parser would refuse (not well-formed XML content).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum InvalidXmlPolicy {
+    /// Stop the table with an error naming the key and the column.
+    #[default]
+    Fail,
+    /// Write NULL instead (counted per column).
+    Null,
+}
+
 /// What to do when a table's changes are no longer available (retention, TRUNCATE).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
 #[serde(rename_all = "lowercase")]
@@ -433,6 +445,8 @@ pub struct Policies {
     pub sub_microsecond: SubMicrosecondPolicy,
     /// Lost change history.
     pub retention_loss: RetentionPolicy,
+    /// xml values that are not well-formed XML content.
+    pub invalid_xml: InvalidXmlPolicy,
 }
 
 impl Default for Policies {
@@ -442,6 +456,7 @@ impl Default for Policies {
             nul_replacement: String::new(),
             sub_microsecond: SubMicrosecondPolicy::Truncate,
             retention_loss: RetentionPolicy::Resnapshot,
+            invalid_xml: InvalidXmlPolicy::Fail,
         }
     }
 }
@@ -1024,6 +1039,9 @@ fn policies_section(p: RawPolicies) -> Result<Policies, ConfigError> {
     }
     if let Some(r) = p.retention_loss {
         policies.retention_loss = r;
+    }
+    if let Some(x) = p.invalid_xml {
+        policies.invalid_xml = x;
     }
     Ok(policies)
 }

@@ -154,7 +154,8 @@ fn int(v: i64, kind: K, buf: &mut BytesMut) -> bool {
 /// Text without NUL into text, xml, or a varchar it fits by bytes (bytes bound characters).
 fn text(s: &[u8], kind: K, buf: &mut BytesMut) -> bool {
     let fits = match kind {
-        K::Text | K::Xml => true,
+        // xml goes through `to_value`, which checks it is well-formed.
+        K::Text => true,
         K::Varchar(n) => s.len() <= n as usize,
         _ => false,
     };

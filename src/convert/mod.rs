@@ -628,6 +628,8 @@ pub enum LossKind {
     SubMicrosecondTruncated,
     /// A lone UTF-16 surrogate replaced by U+FFFD.
     LoneSurrogateReplaced,
+    /// An xml value that is not well-formed written as NULL (`policies.invalid_xml = "null"`).
+    XmlNulled,
 }
 
 impl LossKind {
@@ -638,6 +640,7 @@ impl LossKind {
             LossKind::NulReplaced => "nul_replaced",
             LossKind::SubMicrosecondTruncated => "sub_microsecond_truncated",
             LossKind::LoneSurrogateReplaced => "lone_surrogate_replaced",
+            LossKind::XmlNulled => "xml_nulled",
         }
     }
 }

@@ -574,3 +574,22 @@ fn ewkb_sets_the_srid_in_the_wkbs_own_byte_order() {
     assert!(super::value::ewkb(&[0, 0, 0x10, 0xe6, 5, 1, 0, 0, 0]).is_err());
     assert!(super::value::ewkb(&[0, 0, 0x10]).is_err());
 }
+
+#[test]
+fn xml_content_is_checked_as_postgresql_takes_it() {
+    use super::value::well_formed_content as ok;
+    assert!(ok("<a/>").is_ok());
+    assert!(ok("text <a>1</a><b x='y'/> more").is_ok());
+    assert!(ok("<?xml version=\"1.0\" encoding=\"UTF-16\"?><a/>").is_ok());
+    assert!(ok("<!DOCTYPE a [<!ENTITY e \"v\">]><a>&e;</a>").is_ok());
+    assert!(ok("<x:a xmlns:x=\"urn:x\"/>").is_ok());
+    assert!(ok("").is_ok());
+    assert!(
+        ok("<p:x><q:y/></p:x>").is_ok(),
+        "PostgreSQL only warns of an undeclared prefix"
+    );
+    for bad in ["<a>", "<a></b>", "<p:x>", "a &nbsp; b", "<a b=1/>"] {
+        let why = ok(bad).unwrap_err();
+        assert!(!why.contains(bad), "{why}");
+    }
+}

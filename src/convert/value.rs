@@ -5,7 +5,7 @@
 //! and key.
 
 use super::{ColumnPlan, LossKind, Losses, TargetKind};
-use crate::config::{NulPolicy, Policies, SubMicrosecondPolicy};
+use crate::config::{InvalidXmlPolicy, NulPolicy, Policies, SubMicrosecondPolicy};
 use crate::model::Value;
 use tiberius::ColumnData;
 
@@ -311,6 +311,23 @@ fn text_to(
             }
         }
     }
+    if col.kind == TargetKind::Xml {
+        if let Err(why) = well_formed_content(&s) {
+            return match policies.invalid_xml {
+                InvalidXmlPolicy::Null => {
+                    losses.add(&col.target, LossKind::XmlNulled);
+                    Ok(Value::Null)
+                }
+                InvalidXmlPolicy::Fail => Err(fail(
+                    col,
+                    format!(
+                        "xml that PostgreSQL's parser refuses ({why}); policies.invalid_xml = \"null\" \
+                         writes NULL instead (counted), or map the column to text"
+                    ),
+                )),
+            };
+        }
+    }
     if let TargetKind::Varchar(n) = col.kind {
         // Bytes bound characters from above: count characters only when it could matter.
         if s.len() > n as usize && s.chars().count() > n as usize {
@@ -478,4 +495,64 @@ pub fn ewkb(read: &[u8]) -> Result<Vec<u8>, String> {
     put(&mut out, srid);
     out.extend_from_slice(body);
     Ok(out)
+}
+
+/// Whether `s` is well-formed XML content as PostgreSQL's `xml` type takes it (`XMLOPTION
+/// CONTENT`): an optional XML declaration, then elements, text, comments and processing
+/// instructions in any number; a document with a DOCTYPE is parsed as a document. A namespace
+/// prefix nobody declared passes, as PostgreSQL lets it. `Err` says what is wrong and where,
+/// never the text itself.
+pub fn well_formed_content(s: &str) -> Result<(), String> {
+    let body = match s.trim_start().strip_prefix("<?xml") {
+        Some(rest) if rest.starts_with(|c: char| c.is_whitespace()) => rest
+            .split_once("?>")
+            .map(|(_, after)| after)
+            .ok_or("an XML declaration without its end")?,
+        _ => s,
+    };
+
+    if body.trim_start().starts_with("<!DOCTYPE") {
+        let opts = roxmltree::ParsingOptions {
+            allow_dtd: true,
+            ..roxmltree::ParsingOptions::default()
+        };
+        return roxmltree::Document::parse_with_options(body, opts)
+            .map(|_| ())
+            .map_err(describe_xml_error);
+    }
+    // Content may hold several elements and text: parsed inside one element. PostgreSQL (libxml2)
+    // only warns of a namespace prefix nobody declared, so each one is declared on that element.
+    let mut prefixes: Vec<String> = Vec::new();
+    loop {
+        let declared: String = prefixes
+            .iter()
+            .map(|p| format!(" xmlns:{p}=\"urn:undeclared\""))
+            .collect();
+        let wrapped = format!("<r{declared}>{body}</r>");
+        let opts = roxmltree::ParsingOptions {
+            allow_dtd: true,
+            ..roxmltree::ParsingOptions::default()
+        };
+        match roxmltree::Document::parse_with_options(&wrapped, opts).map(|_| ()) {
+            Ok(()) => return Ok(()),
+            Err(roxmltree::Error::UnknownNamespace(p, _))
+                if prefixes.len() < 64 && !prefixes.contains(&p) =>
+            {
+                prefixes.push(p)
+            }
+            Err(e) => return Err(describe_xml_error(e)),
+        }
+    }
+}
+
+fn describe_xml_error(e: roxmltree::Error) -> String {
+    {
+        use roxmltree::Error as E;
+        match e {
+            E::UnknownEntityReference(..) => "a reference to an undeclared entity".to_string(),
+            E::UnexpectedCloseTag(..) => "a closing tag that does not match".to_string(),
+            E::UnexpectedEndOfStream => "it ends inside an element".to_string(),
+            other => format!("not well-formed at {}", other.pos()),
+        }
+    }
 }
