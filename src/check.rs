@@ -373,6 +373,25 @@ fn collation_meaning(config: &Config, plan: &TablePlan, name: String, items: &mu
                 );
             }
         }
+        crate::config::Collation::Citext => {
+            let cols: Vec<&str> = plan
+                .columns
+                .iter()
+                .filter(|c| c.citext)
+                .map(|c| c.target.as_str())
+                .collect();
+            if !cols.is_empty() {
+                items.add(
+                    Level::Ok,
+                    &name,
+                    format!(
+                        "columns {} are citext: they compare case-insensitively, LIKE included (case folded by lower() under the database's locale)",
+                        cols.join(", ")
+                    ),
+                    None,
+                );
+            }
+        }
     }
 }
 

@@ -542,6 +542,102 @@ async fn a_preserved_case_insensitive_collation_finds_abc_for_abc_and_keeps_keys
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn citext_columns_compare_case_insensitively_and_keep_their_length_limit() {
+    let env = Env::new("citext").await;
+    let mut c = env.tds().await;
+    exec(
+        &mut c,
+        "CREATE TABLE dbo.cust (code varchar(10) NOT NULL PRIMARY KEY, \
+           name nvarchar(40) NOT NULL, qty int NULL); \
+         ALTER TABLE dbo.cust ENABLE CHANGE_TRACKING; \
+         INSERT INTO dbo.cust VALUES ('ABC', N'Alpha', 1), ('xyz', N'beta', 2)",
+    )
+    .await;
+    let extra = "[mapping]\ncollation = \"citext\"\n[replication]\npoll_interval = \"50ms\"\n[[tables]]\nsource = \"dbo.cust\"\n";
+    let cfg = env.config_file(extra);
+    let text = String::from_utf8_lossy(&replicator(&cfg, &["check"]).stdout).to_string();
+    assert!(text.contains("columns code, name are citext"), "{text}");
+    let d = Daemon::start(env.config(extra));
+    d.wait_state(
+        &["dbo.cust"],
+        TableState::Streaming,
+        Duration::from_secs(60),
+    )
+    .await;
+    let pg = env.pg().await;
+    let types: Vec<String> = pg
+        .query(
+            "SELECT format_type(atttypid, atttypmod) FROM pg_attribute WHERE attrelid = 'public.cust'::regclass \
+             AND attnum > 0 AND NOT attisdropped ORDER BY attnum",
+            &[],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(types, ["citext", "citext", "integer"]);
+    let found: i64 = pg
+        .query_one(
+            "SELECT count(*) FROM public.cust WHERE code = 'abc' AND name LIKE 'AL%'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(found, 1, "'abc' finds 'ABC', LIKE too");
+    pg.batch_execute("BEGIN; SET LOCAL replicator.writer = 'on'")
+        .await
+        .unwrap();
+    let dup = pg
+        .execute("INSERT INTO public.cust VALUES ('Abc', 'Other', 3)", &[])
+        .await
+        .unwrap_err();
+    pg.batch_execute("ROLLBACK; BEGIN; SET LOCAL replicator.writer = 'on'")
+        .await
+        .unwrap();
+    assert_eq!(dup.code().map(|c| c.code()), Some("23505"), "{dup}");
+    let long = pg
+        .execute(
+            "INSERT INTO public.cust VALUES ('abcdefghijk', 'x', 3)",
+            &[],
+        )
+        .await
+        .unwrap_err();
+    pg.batch_execute("ROLLBACK").await.unwrap();
+    assert_eq!(
+        long.code().map(|c| c.code()),
+        Some("23514"),
+        "varchar(10) keeps its limit"
+    );
+    d.stop().await.unwrap();
+    // A restart takes the citext table as it is, and changes match keys case-insensitively.
+    let d = Daemon::start(env.config(extra));
+    d.wait_state(
+        &["dbo.cust"],
+        TableState::Streaming,
+        Duration::from_secs(60),
+    )
+    .await;
+    exec(
+        &mut c,
+        "UPDATE dbo.cust SET qty = 10 WHERE code = 'abc'; DELETE FROM dbo.cust WHERE code = 'XYZ'; \
+         INSERT INTO dbo.cust VALUES ('new', N'Gamma', 5)",
+    )
+    .await;
+    wait_equal(
+        &mut c,
+        &pg,
+        "SELECT code, name, qty FROM dbo.cust",
+        "public.cust",
+        &["code", "name", "qty"],
+        Duration::from_secs(30),
+    )
+    .await;
+    d.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_alias_type_whose_name_is_taken_by_another_type_stops_its_table_by_name() {
     let env = Env::new("domain_clash").await;
     let mut c = env.tds().await;

@@ -493,6 +493,10 @@ pub enum Collation {
     /// (`und-u-ks-level2`), on every such column: compares as SQL Server did. PostgreSQL
     /// before 18 refuses LIKE on these columns unless the query says `COLLATE "default"`.
     Preserve,
+    /// The `citext` extension's type on every such column (case-insensitive comparison, LIKE
+    /// included, on any PostgreSQL; accents and case fold by `lower()`): a varchar(n) keeps its
+    /// limit as a CHECK. Columns of an alias type keep their domain.
+    Citext,
 }
 
 /// What a computed column becomes (`mapping.computed_columns`).

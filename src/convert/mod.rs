@@ -104,6 +104,10 @@ pub struct ColumnPlan {
     /// "preserve"` on a case-insensitive source column; see [`CI_COLLATION`]).
     #[serde(default)]
     pub collate: Option<PgTableName>,
+    /// Declared `citext` (`mapping.collation = "citext"` on a case-insensitive text column);
+    /// `kind` stays the conversion's (a varchar's limit becomes a CHECK).
+    #[serde(default)]
+    pub citext: bool,
     /// A geography or geometry column read as SRID and WKB into bytea, written as extended WKB
     /// ([`value::ewkb`]).
     #[serde(default)]
@@ -119,15 +123,21 @@ impl ColumnPlan {
     pub fn declared_type(&self) -> String {
         match &self.domain {
             Some(d) => d.sql(),
+            None if self.citext => "citext".into(),
             None => self.kind.ddl(),
         }
     }
 
-    /// The declared type with its collation, as a column definition takes it.
+    /// The declared type with its collation, or with a citext column's length limit, as a
+    /// column definition takes it (without NOT NULL).
     pub fn column_type(&self) -> String {
-        match &self.collate {
-            Some(c) => format!("{} COLLATE {}", self.declared_type(), c.sql()),
-            None => self.declared_type(),
+        match (&self.collate, self.kind) {
+            (Some(c), _) => format!("{} COLLATE {}", self.declared_type(), c.sql()),
+            (None, TargetKind::Varchar(n)) if self.citext => format!(
+                "citext CHECK (char_length({}) <= {n})",
+                crate::model::quote_pg(&self.target)
+            ),
+            _ => self.declared_type(),
         }
     }
 }
@@ -419,6 +429,12 @@ pub fn plan_table(
             spatial: matches!(ty, "geography" | "geometry")
                 && kind == TargetKind::Bytea
                 && s.expression.is_none(),
+            citext: mapping.collation == crate::config::Collation::Citext
+                && matches!(kind, TargetKind::Text | TargetKind::Varchar(_))
+                && !table
+                    .case_sensitive_columns
+                    .iter()
+                    .any(|n| n.eq_ignore_ascii_case(&c.name)),
             collate: (mapping.collation == crate::config::Collation::Preserve
                 && matches!(kind, TargetKind::Text | TargetKind::Varchar(_))
                 && !table
@@ -430,6 +446,10 @@ pub fn plan_table(
                 name: CI_COLLATION.into(),
             }),
         });
+        // An alias type's domain wins over citext.
+        if let Some(last) = columns.last_mut() {
+            last.citext &= last.domain.is_none();
+        }
     }
     let generated = generated_columns(table, &mut columns, mapping);
     let mut key = Vec::new();

@@ -21,6 +21,7 @@ fn col(kind: TargetKind, utf16: bool) -> ColumnPlan {
         default_sequence: None,
         collate: None,
         spatial: false,
+        citext: false,
     }
 }
 
@@ -592,4 +593,39 @@ fn xml_content_is_checked_as_postgresql_takes_it() {
         let why = ok(bad).unwrap_err();
         assert!(!why.contains(bad), "{why}");
     }
+}
+
+#[test]
+fn citext_covers_case_insensitive_text_columns_only() {
+    let sel = crate::config::TableSelector {
+        source: "dbo.*".into(),
+        ..Default::default()
+    };
+    let m = crate::config::Mapping {
+        collation: crate::config::Collation::Citext,
+        ..Default::default()
+    };
+    let mut t = table(
+        &[
+            ("Id", "int", 4),
+            ("Code", "varchar", 10),
+            ("Name", "nvarchar", -1),
+            ("Bin", "varchar", 5),
+        ],
+        &["Id"],
+    );
+    t.case_sensitive_columns = vec!["bin".into()];
+    let p = plan_table(&t, &sel, 0, &m).unwrap();
+    let citext: Vec<bool> = p.columns.iter().map(|c| c.citext).collect();
+    assert_eq!(citext, [false, true, true, false]);
+    assert_eq!(
+        p.columns[1].column_type(),
+        "citext CHECK (char_length(\"code\") <= 10)"
+    );
+    assert_eq!(p.columns[2].column_type(), "citext");
+    assert_eq!(p.columns[3].column_type(), "character varying(5)");
+    assert_eq!(
+        crate::sink::ddl::collation_sql(&p),
+        ["CREATE EXTENSION IF NOT EXISTS citext"]
+    );
 }

@@ -424,6 +424,10 @@ pub async fn run_checks(pg: &Client, plan: &TablePlan, checks: &[(String, String
 /// "preserve"`), created before the table: idempotent.
 pub fn collation_sql(plan: &TablePlan) -> Vec<String> {
     let mut out: Vec<String> = Vec::new();
+    if plan.columns.iter().any(|c| c.citext) {
+        // Trusted since PostgreSQL 13: the database's owner may create it.
+        out.push("CREATE EXTENSION IF NOT EXISTS citext".into());
+    }
     for c in plan.columns.iter().filter_map(|c| c.collate.as_ref()) {
         let sql = format!(
             "CREATE SCHEMA IF NOT EXISTS {}; CREATE COLLATION IF NOT EXISTS {} \
@@ -816,9 +820,9 @@ pub async fn check_existing(pg: &Client, plan: &TablePlan) -> Result<bool, Error
     let declared = plan
         .columns
         .iter()
-        .map(|c| (&c.target, &c.kind))
-        .chain(plan.generated.iter().map(|g| (&g.target, &g.kind)));
-    for (target, kind) in declared {
+        .map(|c| (&c.target, &c.kind, c.citext))
+        .chain(plan.generated.iter().map(|g| (&g.target, &g.kind, false)));
+    for (target, kind, citext) in declared {
         match existing.iter().find(|(n, _)| n == target) {
             None => {
                 return Err(Error::table(
@@ -827,7 +831,7 @@ pub async fn check_existing(pg: &Client, plan: &TablePlan) -> Result<bool, Error
                     Some("drop or rename the target table, or point the replicator at another schema (mapping.schemas); it is never altered to fit"),
                 ))
             }
-            Some((_, ty)) if !same_type(ty, kind) => {
+            Some((_, ty)) if !(same_type(ty, kind) || citext && ty == "citext") => {
                 return Err(Error::table(
                     &plan.source.name,
                     format!("target column {}.{target} is {ty}, expected {}", plan.target, kind.ddl()),

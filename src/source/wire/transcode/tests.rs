@@ -26,6 +26,7 @@ fn column(kind: K, not_null: bool) -> ColumnPlan {
         default_sequence: None,
         collate: None,
         spatial: false,
+        citext: false,
     }
 }
 
