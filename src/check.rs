@@ -605,6 +605,7 @@ async fn target_checks(config: &Config, plans: &[TablePlan], items: &mut Items) 
         ),
         Err(e) => items.add(Level::Error, "target", e.to_string(), None),
     }
+    spatial_checks(&pg, plans, items).await;
     let mut schemas: Vec<String> = plans.iter().map(|p| p.target.schema.clone()).collect();
     schemas.push(config.mapping.progress_schema.clone());
     schemas.sort();
@@ -706,6 +707,54 @@ async fn target_checks(config: &Config, plans: &[TablePlan], items: &mut Items) 
                 None,
             ),
             Err(e) => items.add(Level::Error, &name, e.to_string(), e.hint()),
+        }
+    }
+}
+
+/// geography and geometry columns: PostGIS types need PostGIS on the target; bytea ones could
+/// be PostGIS types when it is there.
+async fn spatial_checks(pg: &tokio_postgres::Client, plans: &[TablePlan], items: &mut Items) {
+    let columns: Vec<(&TablePlan, &crate::convert::ColumnPlan)> = plans
+        .iter()
+        .flat_map(|p| p.columns.iter().filter(|c| c.spatial).map(move |c| (p, c)))
+        .collect();
+    if columns.is_empty() {
+        return;
+    }
+    let postgis = match pg
+        .query_one("SELECT to_regtype('geometry') IS NOT NULL", &[])
+        .await
+    {
+        Ok(r) => r.get::<_, bool>(0),
+        Err(e) => return items.add(Level::Error, "target", e.to_string(), None),
+    };
+    for (plan, c) in columns {
+        let name = plan.source.name.to_string();
+        match (c.kind, postgis) {
+            (TargetKind::Bytea, true) => items.add(
+                Level::Ok,
+                &name,
+                format!(
+                    "column {} becomes bytea (extended WKB); the target has PostGIS: mapping.types.{} = \"{}\" makes it a PostGIS column",
+                    c.source,
+                    c.source_decl,
+                    c.source_decl
+                ),
+                None,
+            ),
+            (TargetKind::Bytea, false) => {}
+            (kind, false) => items.add(
+                Level::Error,
+                &name,
+                format!("column {} becomes {}, but PostGIS is not installed on the target", c.source, kind.ddl()),
+                Some("a superuser runs CREATE EXTENSION postgis in the target database, or map the column to bytea".into()),
+            ),
+            (kind, true) => items.add(
+                Level::Ok,
+                &name,
+                format!("column {} becomes PostGIS {}", c.source, kind.ddl()),
+                None,
+            ),
         }
     }
 }

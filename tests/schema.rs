@@ -388,6 +388,81 @@ async fn geography_and_geometry_arrive_as_extended_wkb_with_their_srid() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hierarchyid_as_ltree_answers_ancestry_and_postgis_types_hold_the_shapes() {
+    let env = Env::new("ltree_gis").await;
+    let mut c = env.tds().await;
+    exec(
+        &mut c,
+        "CREATE TABLE dbo.org (id int NOT NULL PRIMARY KEY, node hierarchyid NULL, \
+           loc geography NULL, shape geometry NULL); \
+         ALTER TABLE dbo.org ENABLE CHANGE_TRACKING; \
+         INSERT INTO dbo.org VALUES (1, '/', geography::Point(47.5, -122.25, 4326), geometry::STGeomFromText('POLYGON ((0 0, 4 0, 4 4, 0 0))', 3857)), \
+           (2, '/1/', NULL, geometry::STGeomFromText('POINT (3 4)', 0)), (3, '/1/2.5/', NULL, NULL), (4, NULL, NULL, NULL)",
+    )
+    .await;
+    // PostGIS is installed by a superuser (the tests' user is one).
+    let pg = env.pg().await;
+    pg.batch_execute("CREATE EXTENSION IF NOT EXISTS postgis")
+        .await
+        .unwrap();
+    let cfg = env.config_file(
+        "[mapping.types]\nhierarchyid = \"ltree\"\ngeography = \"geography\"\ngeometry = \"geometry\"\n\
+         [replication]\npoll_interval = \"50ms\"\n[[tables]]\nsource = \"dbo.org\"\n",
+    );
+    let text = String::from_utf8_lossy(&replicator(&cfg, &["check"]).stdout).to_string();
+    assert!(
+        text.contains("column loc becomes PostGIS geography"),
+        "{text}"
+    );
+    let mut daemon = spawn_daemon(&env, &cfg);
+    wait_all_streaming(&cfg, 1).await;
+    exec(
+        &mut c,
+        "INSERT INTO dbo.org VALUES (5, '/-1/', geography::Point(-33.875, 151.25, 4326), NULL); \
+         UPDATE dbo.org SET node = '/1/3/' WHERE id = 4",
+    )
+    .await;
+    let rows = || async {
+        target_rows(
+            &pg,
+            "public.org",
+            &["id", "node::text", "ST_AsEWKT(loc)", "ST_AsEWKT(shape)"],
+            "id",
+        )
+        .await
+    };
+    eventually("the changes arrive", Duration::from_secs(30), || async {
+        rows().await.len() == 5 && rows().await[3][1].is_some()
+    })
+    .await;
+    let s = |v: &str| Some(v.to_string());
+    assert_eq!(
+        rows().await,
+        vec![
+            vec![
+                s("1"),
+                s(""),
+                s("SRID=4326;POINT(-122.25 47.5)"),
+                s("SRID=3857;POLYGON((0 0,4 0,4 4,0 0))")
+            ],
+            vec![s("2"), s("1"), None, s("POINT(3 4)")],
+            vec![s("3"), s("1.2_5"), None, None],
+            vec![s("4"), s("1.3"), None, None],
+            vec![s("5"), s("n1"), s("SRID=4326;POINT(151.25 -33.875)"), None],
+        ]
+    );
+    let under: i64 = pg
+        .query_one("SELECT count(*) FROM public.org WHERE node <@ '1'", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(under, 3, "1, 1.2_5 and 1.3 are in the subtree of 1");
+    // Validation reads PostGIS's binary form back: equal to what was written.
+    cutover_succeeds(&cfg);
+    let _ = daemon.wait();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sequences_and_their_defaults_are_carried_and_continue_after_the_source_at_cutover() {
     let env = Env::new("sequences").await;
     let mut c = env.tds().await;

@@ -331,6 +331,18 @@ pub fn plan_table(
                 default_kind(c).map_err(|m| format!("table {tname}, column {}: {m}", c.name))?
             }
         };
+        if is_key
+            && matches!(
+                kind,
+                TargetKind::Ltree | TargetKind::Geometry | TargetKind::Geography
+            )
+        {
+            return Err(format!(
+                "{ckey}: column {} of {tname} is part of the key; a key column cannot become {} (keep it text or bytea)",
+                c.name,
+                kind.ddl()
+            ));
+        }
         if is_key && s.expression.is_some() {
             return Err(format!(
                 "{ckey}.expression: column {} of {tname} is part of the key; keys are copied as they are",
@@ -347,7 +359,12 @@ pub fn plan_table(
                 "text" => format!("CAST({col} AS varchar(max))"),
                 "image" => format!("CAST({col} AS varbinary(max))"),
                 "sql_variant" | "hierarchyid" => format!("CAST({col} AS nvarchar(4000))"),
-                "geography" | "geometry" if kind == TargetKind::Bytea => {
+                "geography" | "geometry"
+                    if matches!(
+                        kind,
+                        TargetKind::Bytea | TargetKind::Geometry | TargetKind::Geography
+                    ) =>
+                {
                     format!("CAST({col}.STSrid AS binary(4)) + {col}.STAsBinary()")
                 }
                 "geography" | "geometry" => format!("{col}.STAsText()"),
@@ -427,7 +444,10 @@ pub fn plan_table(
                 .and_then(next_value_for)
                 .map(|seq| sequence_target(&seq, mapping)),
             spatial: matches!(ty, "geography" | "geometry")
-                && kind == TargetKind::Bytea
+                && matches!(
+                    kind,
+                    TargetKind::Bytea | TargetKind::Geometry | TargetKind::Geography
+                )
                 && s.expression.is_none(),
             citext: mapping.collation == crate::config::Collation::Citext
                 && matches!(kind, TargetKind::Text | TargetKind::Varchar(_))

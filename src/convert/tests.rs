@@ -629,3 +629,16 @@ fn citext_covers_case_insensitive_text_columns_only() {
         ["CREATE EXTENSION IF NOT EXISTS citext"]
     );
 }
+
+#[test]
+fn hierarchyid_paths_become_ltree_labels() {
+    use super::value::ltree_of_path as l;
+    assert_eq!(l("/").unwrap(), "");
+    assert_eq!(l("/1/").unwrap(), "1");
+    assert_eq!(l("/1/3/").unwrap(), "1.3");
+    assert_eq!(l("/1/2.5/").unwrap(), "1.2_5");
+    assert_eq!(l("/-1/7.-2/").unwrap(), "n1.7_n2");
+    for bad in ["", "1/2", "/a/", "//", "/1//", "/1.", "/1/-/"] {
+        assert!(l(bad).is_err(), "{bad}");
+    }
+}

@@ -96,7 +96,7 @@ pub fn to_value(
                 text_to(s, col, policies, losses)?
             } else {
                 match kind {
-                    K::Bytea if col.spatial => {
+                    K::Bytea | K::Geometry | K::Geography if col.spatial => {
                         Value::Bytes(ewkb(&b).map_err(|why| fail(col, &why))?)
                     }
                     K::Bytea => Value::Bytes(b),
@@ -283,6 +283,16 @@ fn text_to(
 ) -> Result<Value, ConvertError> {
     if col.kind == TargetKind::Bytea {
         return Ok(Value::Bytes(s.into_bytes()));
+    }
+    if col.kind == TargetKind::Ltree {
+        return ltree_of_path(&s)
+            .map(|l| {
+                // ltree's binary form: a version byte, then the text.
+                let mut b = vec![1u8];
+                b.extend_from_slice(l.as_bytes());
+                Value::Bytes(b)
+            })
+            .map_err(|why| fail(col, why));
     }
     if !col.kind.is_text() {
         return match col.kind {
@@ -555,4 +565,32 @@ fn describe_xml_error(e: roxmltree::Error) -> String {
             other => format!("not well-formed at {}", other.pos()),
         }
     }
+}
+
+/// The ltree of a hierarchyid's path (`/1/3/` -> `1.3`, the root `/` -> the empty path). A label
+/// keeps its number; a dotted one (`2.5`, inserted between 2 and 3) becomes `2_5`, a negative one
+/// `-1` becomes `n1`: ltree labels hold letters, digits and `_` only. Refuses anything that is
+/// not a hierarchyid path.
+pub fn ltree_of_path(path: &str) -> Result<String, String> {
+    let inner = match path.strip_prefix('/') {
+        Some("") => return Ok(String::new()),
+        Some(p) => p.strip_suffix('/'),
+        None => None,
+    }
+    .ok_or("not a hierarchyid path (/1/2/)")?;
+    inner
+        .split('/')
+        .map(|label| {
+            let ok = !label.is_empty()
+                && label.split('.').all(|n| {
+                    let n = n.strip_prefix('-').unwrap_or(n);
+                    !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit())
+                });
+            if !ok {
+                return Err("not a hierarchyid path (/1/2/)".to_string());
+            }
+            Ok(label.replace('.', "_").replace('-', "n"))
+        })
+        .collect::<Result<Vec<_>, _>>()
+        .map(|labels| labels.join("."))
 }

@@ -38,6 +38,12 @@ pub enum TargetKind {
     TimestampTz,
     /// xml
     Xml,
+    /// ltree (the extension's type; a hierarchyid's path, `/1/3/` as `1.3`)
+    Ltree,
+    /// PostGIS geometry (values as extended WKB)
+    Geometry,
+    /// PostGIS geography (values as extended WKB)
+    Geography,
 }
 
 impl TargetKind {
@@ -61,6 +67,9 @@ impl TargetKind {
             TargetKind::Timestamp => "timestamp without time zone".into(),
             TargetKind::TimestampTz => "timestamp with time zone".into(),
             TargetKind::Xml => "xml".into(),
+            TargetKind::Ltree => "ltree".into(),
+            TargetKind::Geometry => "geometry".into(),
+            TargetKind::Geography => "geography".into(),
         }
     }
 
@@ -90,6 +99,9 @@ impl TargetKind {
             "timestamp" | "timestamp without time zone" => TargetKind::Timestamp,
             "timestamptz" | "timestamp with time zone" => TargetKind::TimestampTz,
             "xml" => TargetKind::Xml,
+            "ltree" => TargetKind::Ltree,
+            "geometry" => TargetKind::Geometry,
+            "geography" => TargetKind::Geography,
             _ => {
                 if let Some(a) = args("numeric").or_else(|| args("decimal")) {
                     match a.as_slice() {
@@ -110,7 +122,7 @@ impl TargetKind {
                     return Err(format!(
                         "'{s}' is not a supported target type; use one of boolean, smallint, integer, bigint, real, \
                          double precision, numeric[(p,s)], text, varchar(n), bytea, uuid, date, time, timestamp, \
-                         timestamptz, xml"
+                         timestamptz, xml, ltree, geometry, geography"
                     ));
                 }
             }

@@ -232,19 +232,38 @@ pub fn create_table_sql(plan: &TablePlan, notes: &mut Vec<Note>) -> String {
             notes.push(Note::translated(
                 plan,
                 format!("column {}", c.source),
-                format!(
-                    "{t} column {} becomes {}: the value as SQL Server converts it to nvarchar{}",
-                    c.source,
-                    c.kind.ddl(),
-                    if t == "sql_variant" {
-                        " (its base type is not kept)"
-                    } else {
-                        " (the path, /1/3/)"
-                    }
-                ),
+                if c.kind == TargetKind::Ltree {
+                    format!(
+                        "{t} column {} becomes ltree: its path /1/3/ as 1.3 (a label 2.5 as 2_5, -1 as n1); \
+                         ancestry queries (@>, <@) work, ordering is ltree's, not SQL Server's",
+                        c.source
+                    )
+                } else {
+                    format!(
+                        "{t} column {} becomes {}: the value as SQL Server converts it to nvarchar{}",
+                        c.source,
+                        c.kind.ddl(),
+                        if t == "sql_variant" {
+                            " (its base type is not kept)"
+                        } else {
+                            " (the path, /1/3/)"
+                        }
+                    )
+                },
             ));
         }
-        if c.spatial {
+        if c.spatial && c.kind != TargetKind::Bytea {
+            let t = source_col.map_or("geography", |s| s.source_type.name.as_str());
+            notes.push(Note::translated(
+                plan,
+                format!("column {}", c.source),
+                format!(
+                    "{t} column {} becomes PostGIS {}, written as extended WKB (the SRID kept)",
+                    c.source,
+                    c.kind.ddl()
+                ),
+            ));
+        } else if c.spatial {
             let t = source_col.map_or("geography", |s| s.source_type.name.as_str());
             let cast = if t == "geography" { "::geography" } else { "" };
             notes.push(Note::translated(
@@ -424,9 +443,13 @@ pub async fn run_checks(pg: &Client, plan: &TablePlan, checks: &[(String, String
 /// "preserve"`), created before the table: idempotent.
 pub fn collation_sql(plan: &TablePlan) -> Vec<String> {
     let mut out: Vec<String> = Vec::new();
+    // Both trusted since PostgreSQL 13: the database's owner may create them. PostGIS is not
+    // (a superuser installs it); geometry and geography columns need it there already.
     if plan.columns.iter().any(|c| c.citext) {
-        // Trusted since PostgreSQL 13: the database's owner may create it.
         out.push("CREATE EXTENSION IF NOT EXISTS citext".into());
+    }
+    if plan.columns.iter().any(|c| c.kind == TargetKind::Ltree) {
+        out.push("CREATE EXTENSION IF NOT EXISTS ltree".into());
     }
     for c in plan.columns.iter().filter_map(|c| c.collate.as_ref()) {
         let sql = format!(

@@ -182,6 +182,8 @@ fn target_bytes(col: &ColumnPlan) -> String {
         K::Time => format!("time_send({c})"),
         K::Timestamp => format!("timestamp_send({c})"),
         K::TimestampTz => format!("timestamptz_send({c})"),
+        // Never rendered: the source side has no rendering of these (compared in the daemon).
+        K::Ltree | K::Geometry | K::Geography => format!("convert_to({c}::text, 'UTF8')"),
     }
 }
 
@@ -195,7 +197,14 @@ fn fixed_width(kind: &TargetKind) -> Option<u32> {
         K::Int4 | K::Float4 | K::Date => 4,
         K::Int8 | K::Float8 | K::Time | K::Timestamp | K::TimestampTz => 8,
         K::Uuid => 16,
-        K::Numeric(_) | K::Text | K::Varchar(_) | K::Xml | K::Bytea => return None,
+        K::Numeric(_)
+        | K::Text
+        | K::Varchar(_)
+        | K::Xml
+        | K::Bytea
+        | K::Ltree
+        | K::Geometry
+        | K::Geography => return None,
     })
 }
 
