@@ -558,10 +558,19 @@ pub(super) fn convert(
         deterministic: None,
         default: None,
     };
-    let kind = default_kind(&column).map_err(|_| Refusal {
-        node: e.to_string(),
-        reason: format!("type {type_name} has no PostgreSQL counterpart"),
-    })?;
+    // The types whose values are carried in another form (a CLR type's text or binary) have
+    // no cast that means the same.
+    let carried_otherwise = matches!(
+        st.name.as_str(),
+        "geography" | "geometry" | "hierarchyid" | "sql_variant"
+    );
+    let kind = default_kind(&column)
+        .ok()
+        .filter(|_| !carried_otherwise)
+        .ok_or_else(|| Refusal {
+            node: e.to_string(),
+            reason: format!("type {type_name} has no PostgreSQL counterpart"),
+        })?;
     let ci = match v.ty {
         Ty::Str { ci, .. } => ci,
         _ => t.scope.default_case_insensitive,
