@@ -135,8 +135,11 @@ pub async fn state(pg: &Client, slot: &str) -> Result<Option<SlotState>, Error> 
 /// writes only a logical decoding message (a commit that wrote no WAL is not flushed), which
 /// pgoutput does not send (no `messages` option) and so adds no transaction to the stream.
 pub async fn peek(pg: &Client, slot: &str, max_changes: i32) -> Result<Vec<Change>, Error> {
+    // Values arrive in their text form, rendered by this session: the forms
+    // `inverse::literal` reads.
     pg.batch_execute(
-        "SET synchronous_commit = on; BEGIN; \
+        "SET DateStyle = ISO; SET TimeZone = 'UTC'; SET bytea_output = hex; \
+         SET extra_float_digits = 3; SET synchronous_commit = on; BEGIN; \
          SELECT pg_logical_emit_message(true, 'replicator_fallback', 'flush'); COMMIT",
     )
     .await

@@ -1,0 +1,283 @@
+//! A window of PostgreSQL transactions reduced to each table's net effect: per key, the row it
+//! ends with or its deletion. Applied in one SQL Server transaction, the window's intermediate
+//! states never matter; only the end does, as in the forward stream.
+//!
+//! Contract: [`Window::add`] takes messages in the slot's order and refuses what the fallback
+//! cannot carry (a truncate, a table without a key, a relation it was not told of), naming the
+//! table; a key change is a deletion of the old key and a row at the new one; an untouched
+//! TOASTed value (not sent) is taken from an earlier change of the same row in the window, or
+//! left for SQL Server to keep.
+
+use super::decode::{Cell, Message, PgLsn, Relation};
+use std::collections::{BTreeMap, HashMap};
+
+/// A row as text cells in the relation's column order.
+pub type Row = Vec<Cell>;
+
+/// A key: its columns' text values.
+pub type KeyText = Vec<Option<String>>;
+
+/// What a key ends the window as.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum End {
+    /// This row (cells `Unchanged` keep SQL Server's value).
+    Row(Row),
+    /// Deleted.
+    Deleted,
+}
+
+/// One relation's net changes.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TableChanges {
+    /// By key, in first-touched order.
+    pub ends: Vec<(KeyText, End)>,
+    index: HashMap<KeyText, usize>,
+}
+
+impl TableChanges {
+    fn set(&mut self, key: KeyText, end: End) {
+        match self.index.get(&key) {
+            Some(&i) => self.ends[i].1 = end,
+            None => {
+                self.index.insert(key.clone(), self.ends.len());
+                self.ends.push((key, end));
+            }
+        }
+    }
+
+    fn current(&self, key: &KeyText) -> Option<&End> {
+        self.index.get(key).map(|&i| &self.ends[i].1)
+    }
+}
+
+/// Whole transactions read from the slot, reduced.
+#[derive(Debug, Default)]
+pub struct Window {
+    /// Relations described so far in this reading session, by OID.
+    pub relations: HashMap<u32, Relation>,
+    /// Net changes by relation OID.
+    pub tables: BTreeMap<u32, TableChanges>,
+    /// The end LSN of the last whole transaction taken in.
+    pub end: Option<PgLsn>,
+    /// Transactions taken in.
+    pub transactions: u64,
+    /// Row changes taken in (before reduction).
+    pub changes: u64,
+}
+
+impl Window {
+    /// Takes one message in; `Err` names the table and why the fallback cannot carry it.
+    pub fn add(&mut self, m: Message) -> Result<(), String> {
+        match m {
+            Message::Relation(r) => {
+                if r.replica_identity != b'f' && !r.columns.iter().any(|c| c.key) {
+                    return Err(format!(
+                        "table {}.{} has no replica identity key: its updates and deletes cannot be found on SQL Server",
+                        r.schema, r.name
+                    ));
+                }
+                self.relations.insert(r.oid, r);
+            }
+            Message::Commit { end_lsn, .. } => {
+                self.end = Some(end_lsn);
+                self.transactions += 1;
+            }
+            Message::Insert { rel, new } => {
+                let key = self.key_of(rel, &new)?;
+                self.changes += 1;
+                self.tables.entry(rel).or_default().set(key, End::Row(new));
+            }
+            Message::Update { rel, old, new } => {
+                let new_key = self.key_of(rel, &new)?;
+                self.changes += 1;
+                let t = self.tables.entry(rel).or_default();
+                let mut row = new;
+                if let Some(old) = old {
+                    let rel_cols = &self.relations[&rel].columns;
+                    let old_key: KeyText = key_cells(rel_cols, &old);
+                    if old_key != new_key {
+                        // The row moves: what it had here (or on SQL Server) is taken along.
+                        if let Some(End::Row(prev)) = t.current(&old_key).cloned() {
+                            fill_unchanged(&mut row, &prev);
+                        } else if row.contains(&Cell::Unchanged) {
+                            return Err(format!(
+                                "a key change of table {} carries a large value PostgreSQL did not send; \
+                                 set REPLICA IDENTITY FULL on it",
+                                self.name(rel)
+                            ));
+                        }
+                        t.set(old_key, End::Deleted);
+                    }
+                }
+                if let Some(End::Row(prev)) = t.current(&new_key).cloned() {
+                    fill_unchanged(&mut row, &prev);
+                }
+                t.set(new_key, End::Row(row));
+            }
+            Message::Delete { rel, old } => {
+                let cols = &self
+                    .relations
+                    .get(&rel)
+                    .ok_or_else(|| format!("a change of relation {rel} before its description"))?
+                    .columns;
+                let key = key_cells(cols, &old);
+                self.changes += 1;
+                self.tables.entry(rel).or_default().set(key, End::Deleted);
+            }
+            Message::Truncate { rels, .. } => {
+                let names: Vec<String> = rels.iter().map(|r| self.name(*r)).collect();
+                return Err(format!(
+                    "TRUNCATE of {} on PostgreSQL: the fallback does not carry it (delete the rows instead, or stop the fallback)",
+                    names.join(", ")
+                ));
+            }
+            Message::Begin { .. } | Message::Other(_) => {}
+        }
+        Ok(())
+    }
+
+    fn name(&self, rel: u32) -> String {
+        self.relations
+            .get(&rel)
+            .map(|r| format!("{}.{}", r.schema, r.name))
+            .unwrap_or_else(|| format!("with OID {rel}"))
+    }
+
+    fn key_of(&self, rel: u32, row: &Row) -> Result<KeyText, String> {
+        let r = self
+            .relations
+            .get(&rel)
+            .ok_or_else(|| format!("a change of relation {rel} before its description"))?;
+        Ok(key_cells(&r.columns, row))
+    }
+}
+
+fn key_cells(cols: &[super::decode::RelColumn], row: &Row) -> KeyText {
+    cols.iter()
+        .zip(row)
+        .filter(|(c, _)| c.key)
+        .map(|(_, cell)| match cell {
+            Cell::Text(t) => Some(t.clone()),
+            Cell::Null | Cell::Unchanged => None,
+        })
+        .collect()
+}
+
+fn fill_unchanged(row: &mut Row, prev: &Row) {
+    for (cell, p) in row.iter_mut().zip(prev) {
+        if *cell == Cell::Unchanged {
+            *cell = p.clone();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fallback::decode::RelColumn;
+
+    fn rel() -> Message {
+        Message::Relation(Relation {
+            oid: 7,
+            schema: "public".into(),
+            name: "t".into(),
+            replica_identity: b'd',
+            columns: vec![
+                RelColumn {
+                    key: true,
+                    name: "id".into(),
+                    type_oid: 23,
+                    type_mod: -1,
+                },
+                RelColumn {
+                    key: false,
+                    name: "v".into(),
+                    type_oid: 25,
+                    type_mod: -1,
+                },
+            ],
+        })
+    }
+
+    fn t(s: &str) -> Cell {
+        Cell::Text(s.into())
+    }
+
+    #[test]
+    fn a_window_keeps_each_keys_end() {
+        let mut w = Window::default();
+        w.add(rel()).unwrap();
+        w.add(Message::Insert {
+            rel: 7,
+            new: vec![t("1"), t("a")],
+        })
+        .unwrap();
+        w.add(Message::Insert {
+            rel: 7,
+            new: vec![t("2"), t("big")],
+        })
+        .unwrap();
+        // Key 1 moves to 3; 2 is updated with its large value untouched; 4 comes and goes.
+        w.add(Message::Update {
+            rel: 7,
+            old: Some(vec![t("1"), Cell::Null]),
+            new: vec![t("3"), t("a")],
+        })
+        .unwrap();
+        w.add(Message::Update {
+            rel: 7,
+            old: None,
+            new: vec![t("2"), Cell::Unchanged],
+        })
+        .unwrap();
+        w.add(Message::Insert {
+            rel: 7,
+            new: vec![t("4"), t("x")],
+        })
+        .unwrap();
+        w.add(Message::Delete {
+            rel: 7,
+            old: vec![t("4"), Cell::Null],
+        })
+        .unwrap();
+        // 5 is updated with a value not sent and no earlier row here: SQL Server keeps its own.
+        w.add(Message::Update {
+            rel: 7,
+            old: None,
+            new: vec![t("5"), Cell::Unchanged],
+        })
+        .unwrap();
+        w.add(Message::Commit {
+            commit_lsn: PgLsn(9),
+            end_lsn: PgLsn(10),
+            commit_time: 0,
+        })
+        .unwrap();
+        let ends: Vec<(KeyText, End)> = w.tables[&7].ends.clone();
+        let k = |s: &str| vec![Some(s.to_string())];
+        assert_eq!(
+            ends,
+            vec![
+                (k("1"), End::Deleted),
+                (k("2"), End::Row(vec![t("2"), t("big")])),
+                (k("3"), End::Row(vec![t("3"), t("a")])),
+                (k("4"), End::Deleted),
+                (k("5"), End::Row(vec![t("5"), Cell::Unchanged])),
+            ]
+        );
+        assert_eq!((w.end, w.transactions, w.changes), (Some(PgLsn(10)), 1, 7));
+        assert!(w
+            .add(Message::Truncate {
+                rels: vec![7],
+                options: 0
+            })
+            .unwrap_err()
+            .contains("public.t"));
+        assert!(w
+            .add(Message::Insert {
+                rel: 8,
+                new: vec![]
+            })
+            .is_err());
+    }
+}
