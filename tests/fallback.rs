@@ -139,3 +139,187 @@ async fn the_slot_keeps_every_change_in_commit_order_until_advanced() {
     assert!(slot::state(&pg, &name).await.unwrap().is_none());
     slot::drop_all(&pg, &name).await.unwrap();
 }
+
+/// Reads the slot and applies what it holds to SQL Server until it is empty: the fallback's
+/// loop, by hand.
+async fn drain(
+    pg: &tokio_postgres::Client,
+    tds: &mut replicator::source::Tds,
+    plans: &[replicator::convert::TablePlan],
+    slot_name: &str,
+) -> usize {
+    use replicator::fallback::{apply, net::Window};
+    let mut applied = 0;
+    let done = apply::progress(tds, slot_name).await.unwrap();
+    loop {
+        let changes = slot::peek(pg, slot_name, 200).await.unwrap();
+        if changes.is_empty() {
+            return applied;
+        }
+        // Transactions SQL Server holds already (its progress) are read past.
+        let mut w = Window::after(done);
+        for c in changes {
+            w.add(c.message).unwrap();
+        }
+        let end = w.end.expect("whole transactions");
+        applied += apply::apply(tds, &w, plans, slot_name).await.unwrap().rows;
+        slot::advance(pg, slot_name, end).await.unwrap();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgresql_writes_reach_sql_server_set_based_and_exactly() {
+    let env = Env::new("fallback_apply").await;
+    let mut c = env.tds().await;
+    exec(
+        &mut c,
+        "CREATE TABLE dbo.parent (id int IDENTITY(1,1) NOT NULL PRIMARY KEY, name nvarchar(20) NOT NULL, \
+           amount decimal(10,2) NULL, at datetime2(3) NULL, flag bit NOT NULL, note varchar(10) NULL, \
+           data varbinary(8) NULL, g uniqueidentifier NULL, small tinyint NULL, big bigint NULL); \
+         CREATE TABLE dbo.child (pid int NOT NULL REFERENCES dbo.parent (id), n int NOT NULL, qty smallint NULL, \
+           PRIMARY KEY (pid, n)); \
+         ALTER TABLE dbo.parent ENABLE CHANGE_TRACKING; ALTER TABLE dbo.child ENABLE CHANGE_TRACKING; \
+         INSERT INTO dbo.parent (name, amount, flag) VALUES (N'one', 1.50, 1), (N'two', NULL, 0); \
+         INSERT INTO dbo.child VALUES (1, 1, 10), (1, 2, 20), (2, 1, NULL)",
+    )
+    .await;
+    let selection = "[[tables]]\nsource = \"dbo.parent\"\n[[tables]]\nsource = \"dbo.child\"\n";
+    let cfg = env.config(selection);
+    let d = Daemon::start(cfg.clone());
+    d.wait_state(
+        &["dbo.parent", "dbo.child"],
+        replicator::state::TableState::Streaming,
+        std::time::Duration::from_secs(60),
+    )
+    .await;
+    d.stop().await.unwrap();
+    // What cutover does first: the slot before any application write; identities continued.
+    let pg = env.pg().await;
+    let name = slot::slot_name("fallback_apply");
+    slot::ensure(&pg, &name, &[table("parent"), table("child")])
+        .await
+        .unwrap();
+    pg.batch_execute(
+        "SELECT setval(pg_get_serial_sequence('public.parent', 'id'), 2); \
+         SET replicator.writer = 'on'; \
+         BEGIN; INSERT INTO public.parent (name, amount, at, flag, note, data, g, small, big) VALUES \
+           ('drei ☃', 99999999.99, '9999-12-31 23:59:59.999', true, 'café', '\\x00ff', \
+            'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11', 255, -9223372036854775808); \
+         INSERT INTO public.child VALUES (3, 1, 32767), (3, 2, -32768); COMMIT; \
+         UPDATE public.parent SET amount = -0.01, name = 'it''s' WHERE id = 1; \
+         UPDATE public.child SET n = 9 WHERE pid = 1 AND n = 2; \
+         DELETE FROM public.child WHERE pid = 2; DELETE FROM public.parent WHERE id = 2; \
+         UPDATE public.parent SET note = NULL, flag = false WHERE id = 3",
+    )
+    .await
+    .unwrap();
+    let mut tds = replicator::source::connect(&cfg.source).await.unwrap();
+    let db = replicator::source::database_info(&mut tds).await.unwrap();
+    let discovered = replicator::source::discover::discover(&mut tds, db.cdc_enabled)
+        .await
+        .unwrap();
+    let plans = replicator::convert::plan_tables(&discovered, &cfg.tables, &cfg.mapping)
+        .unwrap()
+        .all()
+        .unwrap();
+    let applied = drain(&pg, &mut tds, &plans, &name).await;
+    assert!(applied >= 4, "{applied}");
+    let parent = "SELECT id, name, amount, at, flag, note, data, g, small, big FROM dbo.parent";
+    let cols = [
+        "id", "name", "amount", "at", "flag", "note", "data", "g", "small", "big",
+    ];
+    wait_equal(
+        &mut c,
+        &pg,
+        parent,
+        "public.parent",
+        &cols,
+        std::time::Duration::from_secs(5),
+    )
+    .await;
+    let child = "SELECT pid, n, qty FROM dbo.child";
+    wait_equal(
+        &mut c,
+        &pg,
+        child,
+        "public.child",
+        &["pid", "n", "qty"],
+        std::time::Duration::from_secs(5),
+    )
+    .await;
+    // The identity SQL Server continues from is past PostgreSQL's rows.
+    let ident = source_rows(&mut c, "SELECT IDENT_CURRENT('dbo.parent')").await;
+    assert_eq!(ident[0][0].as_deref(), Some("3"));
+    // A kill between SQL Server's commit and the slot's advance reads the window again: SQL
+    // Server's progress skips it, nothing is applied twice.
+    pg.batch_execute("SET replicator.writer = 'on'; INSERT INTO public.child VALUES (1, 5, 5)")
+        .await
+        .unwrap();
+    let before = slot::state(&pg, &name)
+        .await
+        .unwrap()
+        .unwrap()
+        .confirmed_flush;
+    let changes = slot::peek(&pg, &name, 200).await.unwrap();
+    let mut w = replicator::fallback::net::Window::default();
+    for ch in changes {
+        w.add(ch.message).unwrap();
+    }
+    replicator::fallback::apply::apply(&mut tds, &w, &plans, &name)
+        .await
+        .unwrap();
+    assert_eq!(
+        slot::state(&pg, &name)
+            .await
+            .unwrap()
+            .unwrap()
+            .confirmed_flush,
+        before,
+        "not advanced: as if killed"
+    );
+    exec(
+        &mut c,
+        "UPDATE dbo.child SET qty = 6 WHERE pid = 1 AND n = 5",
+    )
+    .await;
+    assert_eq!(
+        drain(&pg, &mut tds, &plans, &name).await,
+        0,
+        "skipped: SQL Server holds it"
+    );
+    let row = source_rows(&mut c, "SELECT qty FROM dbo.child WHERE pid = 1 AND n = 5").await;
+    assert_eq!(
+        row[0][0].as_deref(),
+        Some("6"),
+        "the window was not applied again"
+    );
+    // A value SQL Server cannot hold stops the window before anything is written, by key.
+    // (tinyint became smallint: PostgreSQL takes 300.)
+    pg.batch_execute(
+        "SET replicator.writer = 'on'; INSERT INTO public.parent (id, name, flag, small) VALUES (50, 'x', true, 300)",
+    )
+    .await
+    .unwrap();
+    let changes = slot::peek(&pg, &name, 200).await.unwrap();
+    let mut w = replicator::fallback::net::Window::default();
+    for ch in changes {
+        w.add(ch.message).unwrap();
+    }
+    let err = replicator::fallback::apply::apply(&mut tds, &w, &plans, &name)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("dbo.parent")
+            && err.contains("key (50)")
+            && err.contains("column small")
+            && err.contains("0..255"),
+        "{err}"
+    );
+    assert!(
+        source_rows(&mut c, "SELECT 1 FROM dbo.parent WHERE id = 50")
+            .await
+            .is_empty()
+    );
+    slot::drop_all(&pg, &name).await.unwrap();
+}

@@ -63,11 +63,45 @@ pub struct Window {
     pub transactions: u64,
     /// Row changes taken in (before reduction).
     pub changes: u64,
+    /// Transactions committed at or before this LSN are held by SQL Server already (its
+    /// progress): read past, not applied again.
+    pub applied_through: Option<PgLsn>,
+    /// Transactions read past for that reason.
+    pub skipped: u64,
+    skipping: bool,
 }
 
 impl Window {
+    /// A window that reads past what SQL Server's progress says it holds.
+    pub fn after(applied_through: Option<PgLsn>) -> Window {
+        Window {
+            applied_through,
+            ..Window::default()
+        }
+    }
+
     /// Takes one message in; `Err` names the table and why the fallback cannot carry it.
     pub fn add(&mut self, m: Message) -> Result<(), String> {
+        match &m {
+            Message::Begin { final_lsn, .. } => {
+                self.skipping = self.applied_through.is_some_and(|d| *final_lsn <= d);
+            }
+            Message::Commit { end_lsn, .. } if self.skipping => {
+                self.skipping = false;
+                self.skipped += 1;
+                self.end = Some(*end_lsn);
+                return Ok(());
+            }
+            Message::Insert { .. }
+            | Message::Update { .. }
+            | Message::Delete { .. }
+            | Message::Truncate { .. }
+                if self.skipping =>
+            {
+                return Ok(());
+            }
+            _ => {}
+        }
         match m {
             Message::Relation(r) => {
                 if r.replica_identity != b'f' && !r.columns.iter().any(|c| c.key) {

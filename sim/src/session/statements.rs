@@ -352,6 +352,30 @@ impl Session {
                 }
                 Err(e)
             }
+            Stmt::ExecString(e) => {
+                let sql = match self.eval(e).await?.0 {
+                    Value::Text(t) => t,
+                    Value::Null => return Ok(none),
+                    _ => {
+                        return Err(SqlError::new(
+                            245,
+                            16,
+                            "EXEC (...) takes a character string".into(),
+                        ))
+                    }
+                };
+                Box::pin(self.exec_batch(&sql, Mode::Proc, out))
+                    .await
+                    .map_err(|e| SqlError::internal(e.to_string()))?;
+                if self.last_error != 0 {
+                    return Err(SqlError::new(
+                        self.last_error,
+                        16,
+                        "the dynamic SQL of EXEC (...) failed".into(),
+                    ));
+                }
+                Ok(none)
+            }
             Stmt::Exec { proc, args } => {
                 let name = proc.to_string().to_lowercase().replace(['[', ']'], "");
                 let mut values = Vec::new();

@@ -85,6 +85,8 @@ pub enum Stmt {
         columns: Vec<(String, bool)>,
         include: Vec<String>,
     },
+    /// EXEC (expr): the string's statements run as a batch of their own (dynamic SQL).
+    ExecString(Expr),
     /// EXEC proc [@name =] arg, ...
     Exec {
         proc: ObjectName,
@@ -1070,6 +1072,11 @@ fn parse_one(p: &mut Parser<'_>) -> Result<Stmt, ParserError> {
         }
         "EXEC" | "EXECUTE" => {
             p.next_token();
+            if p.consume_token(&Token::LParen) {
+                let e = p.parse_expr()?;
+                p.expect_token(&Token::RParen)?;
+                return Ok(Stmt::ExecString(e));
+            }
             let proc = p.parse_object_name(false)?;
             let mut args = Vec::new();
             if !matches!(p.peek_token().token, Token::EOF | Token::SemiColon)

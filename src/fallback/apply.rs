@@ -1,0 +1,421 @@
+//! A window applied to SQL Server, set-based, in one transaction with its position.
+//!
+//! Per table and per 1,000 rows: the rows as a table value constructor (`(VALUES (...), ...)
+//! AS s (c1, ...)`, every value cast to its column's type, so the derived table has exactly the
+//! table's types), then one `UPDATE ... FROM` joined to it for the keys SQL Server has, one
+//! `INSERT ... SELECT ... WHERE NOT EXISTS` for the others (under `IDENTITY_INSERT` when the
+//! table has an identity), and one `DELETE ... FROM` joined to the deleted keys. Rows whose
+//! large value PostgreSQL did not send update only what was sent. The window's end LSN is written to `[replicator].[fallback_progress]` in the same
+//! transaction: a crash before the commit applies nothing, after it the next reader skips what
+//! the progress holds. Tables are written parents first and deleted from children first, so
+//! SQL Server's per-statement foreign key checks pass.
+//!
+//! Contract: nothing is written row by row; a value SQL Server cannot hold stops the window
+//! before anything is written, naming the table, the key and the column.
+
+use super::decode::{Cell, PgLsn};
+use super::inverse;
+use super::net::{End, KeyText, Window};
+use crate::convert::{ColumnPlan, TablePlan};
+use crate::error::Error;
+use crate::model::{quote_tsql, tsql_literal, SourceType};
+use crate::source::{self, Tds};
+
+/// Rows per statement (a table value constructor's rows, as T-SQL limits `INSERT ... VALUES`).
+const ROWS_PER_STATEMENT: usize = 1000;
+
+/// The progress table on SQL Server.
+pub const PROGRESS: &str = "[replicator].[fallback_progress]";
+
+/// A table's columns as the fallback writes them: (relation column index, plan column, source
+/// type), in the relation's order.
+struct Target<'a> {
+    plan: &'a TablePlan,
+    columns: Vec<(usize, &'a ColumnPlan, &'a SourceType)>,
+    key: Vec<usize>,
+}
+
+/// Creates the progress table and its row for `slot` when missing (idempotent); returns the
+/// LSN SQL Server holds everything up to, if any.
+pub async fn progress(tds: &mut Tds, slot: &str) -> Result<Option<PgLsn>, Error> {
+    let lit = tsql_literal(slot);
+    source::execute(
+        tds,
+        &format!(
+            "IF SCHEMA_ID(N'replicator') IS NULL EXEC(N'CREATE SCHEMA [replicator]'); \
+             IF OBJECT_ID(N'replicator.fallback_progress') IS NULL \
+               CREATE TABLE {PROGRESS} (slot nvarchar(128) NOT NULL PRIMARY KEY, lsn bigint NOT NULL, \
+                 applied_at datetime2(3) NOT NULL); \
+             IF NOT EXISTS (SELECT 1 FROM {PROGRESS} WHERE slot = {lit}) \
+               INSERT INTO {PROGRESS} (slot, lsn, applied_at) VALUES ({lit}, 0, SYSUTCDATETIME())"
+        ),
+        "fallback: create the progress table on SQL Server",
+    )
+    .await?;
+    let rows = source::query_rows(
+        tds,
+        &format!("SELECT CAST(lsn AS bigint) FROM {PROGRESS} WHERE slot = {lit}"),
+        "fallback: read the progress on SQL Server",
+    )
+    .await?;
+    let lsn = rows
+        .first()
+        .and_then(|r| r.get::<i64, _>(0))
+        .filter(|&v| v > 0)
+        .map(|v| PgLsn(v as u64));
+    Ok(lsn)
+}
+
+/// What one window wrote.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Applied {
+    /// Rows written (inserted or updated).
+    pub rows: usize,
+    /// Rows deleted.
+    pub deleted: usize,
+}
+
+/// The statements of one window, in order (without the transaction around them).
+pub fn window_sql(w: &Window, plans: &[TablePlan], slot: &str) -> Result<Vec<String>, Error> {
+    let mut writes: Vec<(usize, Vec<String>)> = Vec::new();
+    let mut deletes: Vec<(usize, Vec<String>)> = Vec::new();
+    for (rel, changes) in &w.tables {
+        let relation = w
+            .relations
+            .get(rel)
+            .ok_or_else(|| Error::Fatal(format!("fallback: relation {rel} was not described")))?;
+        let (order, plan) = plans
+            .iter()
+            .enumerate()
+            .find(|(_, p)| p.target.schema == relation.schema && p.target.name == relation.name)
+            .ok_or_else(|| {
+                Error::Fatal(format!(
+                    "fallback: table {}.{} changed on PostgreSQL but is not a migrated table",
+                    relation.schema, relation.name
+                ))
+            })?;
+        let target = target_of(plan, relation)?;
+        let name = plan.source.name.to_string();
+        let mut full: Vec<Vec<String>> = Vec::new();
+        let mut partial: Vec<(Vec<bool>, Vec<String>)> = Vec::new();
+        let mut gone: Vec<Vec<String>> = Vec::new();
+        for (key, end) in &changes.ends {
+            match end {
+                End::Deleted => gone.push(key_values(&target, key, &name)?),
+                End::Row(row) => {
+                    let sent: Vec<bool> = row.iter().map(|c| *c != Cell::Unchanged).collect();
+                    let values = row_values(&target, row, key, &name)?;
+                    if sent.iter().all(|s| *s) {
+                        full.push(values);
+                    } else {
+                        partial.push((sent, values));
+                    }
+                }
+            }
+        }
+        let mut w_sql = Vec::new();
+        if !full.is_empty() {
+            w_sql.extend(upsert_sql(&target, &full));
+        }
+        for (sent, values) in &partial {
+            w_sql.extend(partial_sql(&target, sent, values));
+        }
+        if !w_sql.is_empty() {
+            writes.push((order, w_sql));
+        }
+        if !gone.is_empty() {
+            deletes.push((order, delete_sql(&target, &gone)));
+        }
+    }
+    // Parents before children for writes; children before parents for deletes. Plans come in
+    // discovery order; a table's foreign keys name its parents.
+    let depth = |i: usize| fk_depth(plans, i, 0);
+    writes.sort_by_key(|(i, _)| depth(*i));
+    deletes.sort_by_key(|(i, _)| std::cmp::Reverse(depth(*i)));
+    let mut out: Vec<String> = Vec::new();
+    out.extend(writes.into_iter().flat_map(|(_, s)| s));
+    out.extend(deletes.into_iter().flat_map(|(_, s)| s));
+    if let Some(end) = w.end {
+        out.push(format!(
+            "UPDATE {PROGRESS} SET lsn = {}, applied_at = SYSUTCDATETIME() WHERE slot = {}",
+            end.0,
+            tsql_literal(slot)
+        ));
+    }
+    Ok(out)
+}
+
+/// How many foreign key levels a table sits below its topmost migrated parent.
+fn fk_depth(plans: &[TablePlan], i: usize, seen: usize) -> usize {
+    if seen > plans.len() {
+        return seen; // a cycle: stop counting
+    }
+    plans[i]
+        .source
+        .foreign_keys
+        .iter()
+        .filter_map(|fk| {
+            plans.iter().position(|p| {
+                p.source
+                    .name
+                    .schema
+                    .eq_ignore_ascii_case(&fk.references.schema)
+                    && p.source.name.name.eq_ignore_ascii_case(&fk.references.name)
+            })
+        })
+        .filter(|&p| p != i)
+        .map(|p| 1 + fk_depth(plans, p, seen + 1))
+        .max()
+        .unwrap_or(0)
+}
+
+fn target_of<'a>(
+    plan: &'a TablePlan,
+    relation: &super::decode::Relation,
+) -> Result<Target<'a>, Error> {
+    let name = plan.source.name.to_string();
+    let mut columns = Vec::new();
+    for (i, rc) in relation.columns.iter().enumerate() {
+        let col = plan.columns.iter().find(|c| c.target == rc.name).ok_or_else(|| {
+            Error::table(
+                &name,
+                format!(
+                    "fallback: column {} of {} is on PostgreSQL only; SQL Server cannot take its values",
+                    rc.name, plan.target
+                ),
+                Some("drop the column on PostgreSQL, or stop the fallback (replicator fallback stop)"),
+            )
+        })?;
+        let source = plan
+            .source
+            .columns
+            .iter()
+            .find(|s| s.name == col.source)
+            .ok_or_else(|| {
+                Error::table(
+                    &name,
+                    format!("fallback: no source column {}", col.source),
+                    None,
+                )
+            })?;
+        if source.computed.is_some() {
+            continue; // SQL Server computes it
+        }
+        inverse::invertible(col, &source.source_type)
+            .map_err(|why| Error::table(&name, format!("fallback: {why}"), None))?;
+        columns.push((i, col, &source.source_type));
+    }
+    let key: Vec<usize> = columns
+        .iter()
+        .enumerate()
+        .filter(|(_, (_, c, _))| c.key)
+        .map(|(j, _)| j)
+        .collect();
+    if key.is_empty() {
+        return Err(Error::table(&name, "fallback: the table has no key", None));
+    }
+    Ok(Target { plan, columns, key })
+}
+
+fn describe_key(key: &KeyText) -> String {
+    key.iter()
+        .map(|k| k.as_deref().unwrap_or("NULL"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// The literals of a row's written columns.
+fn row_values(t: &Target, row: &[Cell], key: &KeyText, name: &str) -> Result<Vec<String>, Error> {
+    let mut out = Vec::with_capacity(t.columns.len());
+    for (i, col, ty) in &t.columns {
+        let text = match row.get(*i) {
+            Some(Cell::Text(s)) => Some(s.as_str()),
+            _ => None,
+        };
+        out.push(inverse::literal(col, ty, text).map_err(|why| {
+            Error::table(
+                name,
+                format!(
+                    "fallback: key ({}), column {}: SQL Server cannot hold the value PostgreSQL has: {why}",
+                    describe_key(key),
+                    col.source
+                ),
+                Some("change the value on PostgreSQL, or stop the fallback (replicator fallback stop)"),
+            )
+        })?);
+    }
+    Ok(out)
+}
+
+/// The literals of a key.
+fn key_values(t: &Target, key: &KeyText, name: &str) -> Result<Vec<String>, Error> {
+    let mut out = Vec::new();
+    for (j, k) in t.key.iter().zip(key) {
+        let (_, col, ty) = &t.columns[*j];
+        out.push(inverse::literal(col, ty, k.as_deref()).map_err(|why| {
+            Error::table(
+                name,
+                format!("fallback: key ({}): {why}", describe_key(key)),
+                None,
+            )
+        })?);
+    }
+    Ok(out)
+}
+
+/// The type a value is cast to in the derived table: the column's, with the deprecated LOB
+/// types as their `max` forms.
+fn cast_type(ty: &SourceType) -> String {
+    match ty.name.as_str() {
+        "text" => "varchar(max)".into(),
+        "ntext" => "nvarchar(max)".into(),
+        "image" => "varbinary(max)".into(),
+        _ => ty.declaration(),
+    }
+}
+
+/// A literal cast to its column's type (a spatial constructor is typed already).
+fn typed(literal: String, ty: &SourceType) -> String {
+    if literal.starts_with("geography::") || literal.starts_with("geometry::") {
+        literal
+    } else {
+        format!("CAST({literal} AS {})", cast_type(ty))
+    }
+}
+
+/// `(VALUES (...), ...) AS s ([c1], ...)` of some rows over the columns `cols`.
+fn derived(t: &Target, cols: &[usize], rows: &[Vec<String>]) -> String {
+    let body: Vec<String> = rows
+        .iter()
+        .map(|r| {
+            let cells: Vec<String> = cols
+                .iter()
+                .zip(r)
+                .map(|(&j, v)| typed(v.clone(), t.columns[j].2))
+                .collect();
+            format!("({})", cells.join(", "))
+        })
+        .collect();
+    format!("(VALUES {}) AS s ({})", body.join(", "), names(t, cols, ""))
+}
+
+fn names(t: &Target, cols: &[usize], prefix: &str) -> String {
+    cols.iter()
+        .map(|&j| format!("{prefix}{}", quote_tsql(&t.columns[j].1.source)))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn key_match(t: &Target, a: &str, b: &str) -> String {
+    t.key
+        .iter()
+        .map(|&j| {
+            let c = quote_tsql(&t.columns[j].1.source);
+            format!("{a}.{c} = {b}.{c}")
+        })
+        .collect::<Vec<_>>()
+        .join(" AND ")
+}
+
+fn update_sql(t: &Target, cols: &[usize], from: &str) -> Option<String> {
+    let sets: Vec<String> = cols
+        .iter()
+        .filter(|j| !t.key.contains(j))
+        .map(|&j| {
+            let c = quote_tsql(&t.columns[j].1.source);
+            format!("{c} = s.{c}")
+        })
+        .collect();
+    (!sets.is_empty()).then(|| {
+        format!(
+            "UPDATE x SET {} FROM {} AS x INNER JOIN {from} ON {}",
+            sets.join(", "),
+            t.plan.source.name.tsql(),
+            key_match(t, "x", "s")
+        )
+    })
+}
+
+fn upsert_sql(t: &Target, rows: &[Vec<String>]) -> Vec<String> {
+    let all: Vec<usize> = (0..t.columns.len()).collect();
+    let table = t.plan.source.name.tsql();
+    let identity = t.columns.iter().any(|(_, c, _)| c.identity);
+    let mut out = Vec::new();
+    for chunk in rows.chunks(ROWS_PER_STATEMENT) {
+        let from = derived(t, &all, chunk);
+        out.extend(update_sql(t, &all, &from));
+        if identity {
+            out.push(format!("SET IDENTITY_INSERT {table} ON"));
+        }
+        out.push(format!(
+            "INSERT INTO {table} ({}) SELECT {} FROM {from} WHERE NOT EXISTS \
+             (SELECT 1 FROM {table} AS x WHERE {})",
+            names(t, &all, ""),
+            names(t, &all, "s."),
+            key_match(t, "x", "s")
+        ));
+        if identity {
+            out.push(format!("SET IDENTITY_INSERT {table} OFF"));
+        }
+    }
+    out
+}
+
+/// A row whose large value was not sent: the sent columns updated (SQL Server keeps the rest).
+fn partial_sql(t: &Target, sent: &[bool], values: &[String]) -> Vec<String> {
+    let cols: Vec<usize> = (0..t.columns.len())
+        .filter(|&j| sent.get(t.columns[j].0).copied().unwrap_or(false))
+        .collect();
+    let row: Vec<String> = cols.iter().map(|&j| values[j].clone()).collect();
+    update_sql(t, &cols, &derived(t, &cols, &[row]))
+        .into_iter()
+        .collect()
+}
+
+fn delete_sql(t: &Target, keys: &[Vec<String>]) -> Vec<String> {
+    let table = t.plan.source.name.tsql();
+    keys.chunks(ROWS_PER_STATEMENT)
+        .map(|chunk| {
+            format!(
+                "DELETE x FROM {table} AS x INNER JOIN {} ON {}",
+                derived(t, &t.key, chunk),
+                key_match(t, "x", "s")
+            )
+        })
+        .collect()
+}
+
+/// Applies one window in one SQL Server transaction, its end LSN with it. Idempotent per
+/// window: an applied window's rows are written again with the same values.
+pub async fn apply(
+    tds: &mut Tds,
+    w: &Window,
+    plans: &[TablePlan],
+    slot: &str,
+) -> Result<Applied, Error> {
+    let statements = window_sql(w, plans, slot)?;
+    let mut applied = Applied::default();
+    for changes in w.tables.values() {
+        for (_, end) in &changes.ends {
+            match end {
+                End::Row(_) => applied.rows += 1,
+                End::Deleted => applied.deleted += 1,
+            }
+        }
+    }
+    source::execute(
+        tds,
+        "SET XACT_ABORT ON; BEGIN TRANSACTION",
+        "fallback: begin",
+    )
+    .await?;
+    for s in &statements {
+        if let Err(e) = source::execute(tds, s, "fallback: apply a window").await {
+            let _ =
+                source::execute(tds, "IF @@TRANCOUNT > 0 ROLLBACK", "fallback: roll back").await;
+            return Err(e);
+        }
+    }
+    source::execute(tds, "COMMIT", "fallback: commit a window").await?;
+    Ok(applied)
+}
