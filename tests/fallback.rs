@@ -222,6 +222,26 @@ async fn postgresql_writes_reach_sql_server_set_based_and_exactly() {
         .unwrap()
         .all()
         .unwrap();
+    // The source is fenced, as after `cutover --fence-source`: the fallback's session passes,
+    // an application's does not.
+    let fenced: Vec<_> = plans
+        .iter()
+        .map(|p| (p.source.name.clone(), p.source.object_id))
+        .collect();
+    replicator::cutover::fence::raise(&mut tds, &fenced, std::time::Duration::from_secs(5))
+        .await
+        .unwrap();
+    let refused = match c
+        .simple_query("UPDATE dbo.parent SET name = N'app' WHERE id = 1")
+        .await
+    {
+        Ok(stream) => stream.into_results().await.err().map(|e| e.to_string()),
+        Err(e) => Some(e.to_string()),
+    };
+    assert!(
+        refused.as_deref().is_some_and(|e| e.contains("fenced")),
+        "an application write is refused: {refused:?}"
+    );
     let applied = drain(&pg, &mut tds, &plans, &name).await;
     assert!(applied >= 4, "{applied}");
     let parent = "SELECT id, name, amount, at, flag, note, data, g, small, big FROM dbo.parent";
@@ -279,7 +299,8 @@ async fn postgresql_writes_reach_sql_server_set_based_and_exactly() {
     );
     exec(
         &mut c,
-        "UPDATE dbo.child SET qty = 6 WHERE pid = 1 AND n = 5",
+        "EXEC sp_set_session_context @key = N'replicator_fallback', @value = 1; \
+         UPDATE dbo.child SET qty = 6 WHERE pid = 1 AND n = 5",
     )
     .await;
     assert_eq!(

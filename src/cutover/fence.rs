@@ -5,8 +5,10 @@
 //! all created in one source transaction. Creating a trigger takes a schema-modification lock,
 //! so it waits for the transactions that are writing to the table: once the fence transaction
 //! commits, every earlier write is committed and every later one fails, for every login
-//! (sysadmins included). The database stays writable, so the CDC capture job keeps harvesting
-//! the log up to the fence, which `ALTER DATABASE ... SET READ_ONLY` would stop.
+//! (sysadmins included), except a session that set `SESSION_CONTEXT(N'replicator_fallback')` to 1:
+//! the fallback's, which writes PostgreSQL's changes back ([`BYPASS_KEY`]). The database stays
+//! writable, so the CDC capture job keeps harvesting the log up to the fence, which
+//! `ALTER DATABASE ... SET READ_ONLY` would stop.
 //!
 //! Contract: [`raise`] and [`lower`] are idempotent (`CREATE OR ALTER`, `DROP ... IF EXISTS`);
 //! the triggers are named `replicator_fence_<object_id>` so [`leftovers`] finds a fence that an
@@ -25,6 +27,8 @@ pub const PREFIX: &str = "replicator_fence_";
 
 /// SQL Server error number the fence throws (user range, above 50000).
 pub const ERROR_NUMBER: i32 = 51000;
+
+pub use crate::model::FENCE_BYPASS_KEY as BYPASS_KEY;
 
 /// A raised fence: the tables it covers and how to undo it.
 #[derive(Debug, Clone, Serialize)]
@@ -79,7 +83,7 @@ pub async fn raise(
         // CREATE TRIGGER must open its batch: one batch per table, one transaction for all.
         let sql = format!(
             "CREATE OR ALTER TRIGGER {trigger} ON {} AFTER INSERT, UPDATE, DELETE AS \
-             BEGIN THROW {ERROR_NUMBER}, {}, 1; END",
+             BEGIN IF SESSION_CONTEXT(N'{BYPASS_KEY}') = 1 RETURN; THROW {ERROR_NUMBER}, {}, 1; END",
             table.tsql(),
             tsql_literal(&message)
         );

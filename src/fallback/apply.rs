@@ -403,6 +403,16 @@ pub async fn apply(
             }
         }
     }
+    // The source's fence lets this session write (not transactional: set before the transaction).
+    source::execute(
+        tds,
+        &format!(
+            "EXEC sp_set_session_context @key = N'{}', @value = 1",
+            crate::model::FENCE_BYPASS_KEY
+        ),
+        "fallback: pass the source's fence",
+    )
+    .await?;
     source::execute(
         tds,
         "SET XACT_ABORT ON; BEGIN TRANSACTION",

@@ -338,6 +338,11 @@ pub enum Value {
     TimestampTz(i64),
 }
 
+/// The `SESSION_CONTEXT` key that lets a session pass the source's write fence: the fallback's
+/// sessions set it to 1 (`sp_set_session_context`). It guards against mistakes, not against a
+/// user who sets it deliberately: any session may set any key.
+pub const FENCE_BYPASS_KEY: &str = "replicator_fallback";
+
 /// A CDC log sequence number: 10 bytes, compared as unsigned big-endian bytes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct Lsn(pub [u8; 10]);

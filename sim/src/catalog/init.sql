@@ -629,12 +629,25 @@ CREATE VIEW sys.columns AS
   JOIN _sim.tables t ON t.oid = c.table_oid;
 
 -- Triggers: the one body the simulator runs is THROW (a write fence; see tsql::parse).
+-- SESSION_CONTEXT: sp_set_session_context's keys as session-level settings of the backing
+-- connection (one per TDS session), named sim_ctx.<key> with the key folded to [a-z0-9_].
+CREATE FUNCTION _sim.session_key(k text) RETURNS text LANGUAGE sql IMMUTABLE AS
+$$ SELECT 'sim_ctx.' || regexp_replace(lower(k), '[^a-z0-9_]', '_', 'g') $$;
+CREATE FUNCTION _sim.session_context(k text) RETURNS text LANGUAGE sql STABLE AS
+$$ SELECT NULLIF(current_setting(_sim.session_key(k), true), '') $$;
+
+-- A fence: THROW, unless the session's context holds the trigger's bypass key and value
+-- (`IF SESSION_CONTEXT(N'key') = value RETURN`).
 CREATE FUNCTION _sim.throw_trigger() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
+  IF TG_NARGS > 2 AND _sim.session_context(TG_ARGV[2]) = TG_ARGV[3] THEN
+    RETURN NULL;
+  END IF;
   RAISE EXCEPTION '%', '[' || TG_ARGV[0] || '] ' || TG_ARGV[1];
 END $$;
 
-CREATE FUNCTION _sim.create_trigger(tbl regclass, trig text, original text, or_alter boolean, events text, num int, msg text)
+CREATE FUNCTION _sim.create_trigger(tbl regclass, trig text, original text, or_alter boolean, events text, num int, msg text,
+  bypass_key text DEFAULT NULL, bypass_value text DEFAULT NULL)
 RETURNS void LANGUAGE plpgsql AS $$
 DECLARE other regclass;
 BEGIN
@@ -644,8 +657,13 @@ BEGIN
   IF other IS NOT NULL AND (NOT or_alter OR other <> tbl) THEN
     RAISE EXCEPTION '%', format('[2714] There is already an object named ''%s'' in the database.', original);
   END IF;
-  EXECUTE format('CREATE OR REPLACE TRIGGER %I AFTER %s ON %s FOR EACH STATEMENT EXECUTE FUNCTION _sim.throw_trigger(%L, %L)',
-                 trig, events, tbl, num::text, msg);
+  IF bypass_key IS NULL THEN
+    EXECUTE format('CREATE OR REPLACE TRIGGER %I AFTER %s ON %s FOR EACH STATEMENT EXECUTE FUNCTION _sim.throw_trigger(%L, %L)',
+                   trig, events, tbl, num::text, msg);
+  ELSE
+    EXECUTE format('CREATE OR REPLACE TRIGGER %I AFTER %s ON %s FOR EACH STATEMENT EXECUTE FUNCTION _sim.throw_trigger(%L, %L, %L, %L)',
+                   trig, events, tbl, num::text, msg, bypass_key, bypass_value);
+  END IF;
   INSERT INTO _sim.names SELECT oid, original FROM pg_trigger WHERE tgrelid = tbl AND tgname = trig
     ON CONFLICT (oid) DO UPDATE SET name = excluded.name;
 END $$;

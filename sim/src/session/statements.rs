@@ -481,11 +481,16 @@ impl Session {
                 number,
                 message,
                 state: _,
+                bypass,
             } => {
                 let (qualified, _, _) = pg_table(table);
                 let (_, _, trig) = pg_table(name);
+                let (key, value) = match bypass {
+                    Some((k, v)) => (pg_quote(k), pg_quote(v)),
+                    None => ("NULL".into(), "NULL".into()),
+                };
                 let sql = format!(
-                    "SELECT _sim.create_trigger({}::regclass, {}, {}, {or_alter}, {}, {number}, {})",
+                    "SELECT _sim.create_trigger({}::regclass, {}, {}, {or_alter}, {}, {number}, {}, {key}, {value})",
                     pg_quote(&qualified),
                     pg_quote(&trig.to_lowercase()),
                     pg_quote(&trig),
@@ -800,6 +805,23 @@ impl Session {
                     q(t("@level1name", 5)?),
                     q(t("@level2type", 6)?),
                     q(t("@level2name", 7)?),
+                ))
+                .await
+                .map(|_| ())
+            }
+            // sp_set_session_context @key, @value [, @read_only]: SESSION_CONTEXT(@key).
+            "sp_set_session_context" => {
+                let key = text_arg(args, "@key", 0)?
+                    .ok_or_else(|| missing_arg("sp_set_session_context", "@key"))?;
+                let value = match arg(args, "@value", 1) {
+                    None | Some(Value::Null) => String::new(),
+                    Some(Value::Text(v)) => v.clone(),
+                    Some(other) => crate::value::pg_literal(other).trim_matches('\'').to_string(),
+                };
+                self.run_ddl(format!(
+                    "SELECT set_config(_sim.session_key({}), {}, false)",
+                    pg_quote(&key),
+                    pg_quote(&value)
                 ))
                 .await
                 .map(|_| ())

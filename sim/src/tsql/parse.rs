@@ -102,8 +102,9 @@ pub enum Stmt {
     Print(Expr),
     /// WITH CHANGE_TRACKING_CONTEXT (expr) followed by the DML statement it applies to.
     WithChangeTrackingContext(Expr, Box<Stmt>),
-    /// CREATE [OR ALTER] TRIGGER name ON table AFTER|FOR events AS [BEGIN] THROW n, 'msg', s [END]:
-    /// the one trigger body the simulator runs (a write fence).
+    /// CREATE [OR ALTER] TRIGGER name ON table AFTER|FOR events AS [BEGIN] [IF SESSION_CONTEXT(N'k')
+    /// = v RETURN;] THROW n, 'msg', s [END]: the one trigger body the simulator runs (a write
+    /// fence, with the sessions it lets pass).
     CreateTrigger {
         name: ObjectName,
         table: ObjectName,
@@ -112,6 +113,8 @@ pub enum Stmt {
         number: i32,
         message: String,
         state: i32,
+        /// `IF SESSION_CONTEXT(N'key') = value RETURN` before the THROW: (key, value).
+        bypass: Option<(String, String)>,
     },
     /// DROP TRIGGER [IF EXISTS] name, ...
     DropTrigger {
@@ -1388,6 +1391,44 @@ fn parse_alter_table(p: &mut Parser<'_>) -> Result<Stmt, ParserError> {
 /// `CREATE [OR ALTER] TRIGGER name ON table {AFTER | FOR} INSERT, UPDATE, DELETE AS [BEGIN]
 /// [SET NOCOUNT ON] THROW number, 'message', state [END]`. Other bodies are refused by name: the
 /// simulator runs no procedural code.
+/// `IF SESSION_CONTEXT(N'key') = value RETURN`, when it comes next: (key, value as text).
+fn session_bypass(p: &mut Parser<'_>) -> Result<Option<(String, String)>, ParserError> {
+    if !(peek_word(p, 0, "IF") && peek_word(p, 1, "SESSION_CONTEXT")) {
+        return Ok(None);
+    }
+    p.next_token();
+    p.next_token();
+    p.expect_token(&Token::LParen)?;
+    let key = match p.next_token().token {
+        Token::SingleQuotedString(s) | Token::NationalStringLiteral(s) => s,
+        other => {
+            return Err(ParserError::ParserError(format!(
+                "SESSION_CONTEXT takes a literal key here, found {other}"
+            )))
+        }
+    };
+    p.expect_token(&Token::RParen)?;
+    p.expect_token(&Token::Eq)?;
+    let value = match p.next_token().token {
+        Token::Number(n, _) => n,
+        Token::SingleQuotedString(s) | Token::NationalStringLiteral(s) => s,
+        other => {
+            return Err(ParserError::ParserError(format!(
+                "a literal value after SESSION_CONTEXT(...) =, found {other}"
+            )))
+        }
+    };
+    // The pre-pass breaks statements before RETURN.
+    while p.consume_token(&Token::SemiColon) {}
+    if !peek_word(p, 0, "RETURN") {
+        return Err(ParserError::ParserError(
+            "the simulator runs IF SESSION_CONTEXT(...) = value RETURN only".into(),
+        ));
+    }
+    p.next_token();
+    Ok(Some((key, value)))
+}
+
 fn parse_create_trigger(p: &mut Parser<'_>) -> Result<Stmt, ParserError> {
     p.next_token(); // CREATE
     let or_alter = peek_word(p, 0, "OR");
@@ -1449,6 +1490,8 @@ fn parse_create_trigger(p: &mut Parser<'_>) -> Result<Stmt, ParserError> {
         p.next_token();
         skip_breaks(p);
     }
+    let bypass = session_bypass(p)?;
+    skip_breaks(p);
     if !peek_word(p, 0, "THROW") {
         // Any other body: kept with its text, and disabled (the simulator runs no procedural
         // code; sys.triggers says is_disabled = 1). The batch's text is filled in by the caller.
@@ -1498,6 +1541,7 @@ fn parse_create_trigger(p: &mut Parser<'_>) -> Result<Stmt, ParserError> {
         number,
         message,
         state,
+        bypass,
     })
 }
 
@@ -1691,7 +1735,9 @@ mod tests {
                 number,
                 message,
                 state,
+                bypass,
             } => {
+                assert_eq!(*bypass, None);
                 assert_eq!(name.0.last().unwrap().as_ident().unwrap().value, "f x");
                 assert_eq!(table.0.last().unwrap().as_ident().unwrap().value, "a]b");
                 assert!(*or_alter);
@@ -1699,6 +1745,23 @@ mod tests {
                 assert_eq!(
                     (*number, message.as_str(), *state),
                     (51000, "it's fenced", 1)
+                );
+            }
+            other => panic!("{other:?}"),
+        }
+        // The sessions a fence lets pass.
+        let s = parse_batch(
+            "CREATE OR ALTER TRIGGER f ON a AFTER INSERT AS BEGIN IF SESSION_CONTEXT(N'replicator_fallback') = 1 RETURN; THROW 51000, N'fenced', 1; END",
+        )
+        .unwrap();
+        match &s[0] {
+            Stmt::CreateTrigger { bypass, number, .. } => {
+                assert_eq!(
+                    (bypass.clone(), *number),
+                    (
+                        Some(("replicator_fallback".to_string(), "1".to_string())),
+                        51000
+                    )
                 );
             }
             other => panic!("{other:?}"),

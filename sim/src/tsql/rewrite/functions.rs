@@ -60,6 +60,10 @@ impl Rewriter<'_> {
                 format!("COALESCE({}, {})", a(0), a(1)),
                 arg_exprs.first().and_then(|e| self.type_of(e)),
             ),
+            "session_context" => (
+                format!("_sim.session_context({})", a(0)),
+                Some(TsqlType::NVarChar(Len::N(4000))),
+            ),
             "len" => (format!("_sim.len({})", a(0)), Some(TsqlType::Int)),
             "datalength" => (format!("_sim.datalength({})", a(0)), Some(TsqlType::Int)),
             "getdate" | "current_timestamp" => ("_sim.getdate()".into(), Some(TsqlType::DateTime)),
