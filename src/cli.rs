@@ -91,6 +91,12 @@ pub enum Command {
         /// Compare every row inside the window instead of only what changed since the proof.
         #[arg(long)]
         full_check_in_window: bool,
+        /// Keep SQL Server in sync with PostgreSQL afterwards, as a way back: a logical
+        /// replication slot is created before the release, and `replicator run` carries
+        /// PostgreSQL's changes to SQL Server until `replicator fallback stop`. Implies
+        /// --fence-source (the fallback's writes pass the fence). Needs wal_level = logical.
+        #[arg(long)]
+        fallback: bool,
         /// Print the report as JSON.
         #[arg(long)]
         json: bool,
@@ -115,6 +121,11 @@ pub enum Command {
         /// Print the results as JSON.
         #[arg(long)]
         json: bool,
+    },
+    /// The way back after `cutover --fallback`.
+    Fallback {
+        #[command(subcommand)]
+        action: FallbackAction,
     },
     /// Copy one table again while the others stream (after a type change, a stopped table, a
     /// repair too big to do by key). With the daemon stopped, the next start copies it.
@@ -264,6 +275,7 @@ pub async fn main(cli: Cli) -> Result<(), Error> {
             fence_source,
             validated_within,
             full_check_in_window,
+            fallback,
             json,
         } => {
             let config = load(&cli.config)?;
@@ -278,6 +290,7 @@ pub async fn main(cli: Cli) -> Result<(), Error> {
                     fence_source,
                     validated_within,
                     full_check_in_window,
+                    fallback,
                 },
             )
             .await?;
@@ -309,7 +322,67 @@ pub async fn main(cli: Cli) -> Result<(), Error> {
             validate(&config, req, json).await
         }
         Command::Resync { table } => resync(&load(&cli.config)?, &table).await,
+        Command::Fallback {
+            action: FallbackAction::Stop,
+        } => fallback_stop(&load(&cli.config)?).await,
     }
+}
+
+/// `fallback` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum FallbackAction {
+    /// End the fallback for good: stops a running daemon, drops the slot and the publication
+    /// (PostgreSQL keeps no more WAL for it). PostgreSQL stays the primary; nothing else changes
+    /// there. SQL Server keeps what it received and its fence (the cutover report's T-SQL
+    /// removes it).
+    Stop,
+}
+
+/// `fallback stop`.
+async fn fallback_stop(config: &Config) -> Result<(), Error> {
+    // A running daemon (carrying changes back) stops first, so the slot is not in use.
+    if crate::control::request(&config.control_socket, &crate::control::Request::Stop)
+        .await
+        .is_some()
+    {
+        eprintln!("fallback stop: stopping the running daemon");
+    }
+    let waited = std::time::Instant::now();
+    let store = loop {
+        match Store::open(&config.state_dir) {
+            Ok(s) => break s,
+            Err(e) if waited.elapsed() > Duration::from_secs(60) => return Err(e),
+            Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+        }
+    };
+    let mut rec = store.fallback()?.ok_or_else(|| {
+        Error::Fatal("no fallback: the cutover was not made with --fallback".into())
+    })?;
+    let pg = crate::sink::connect(&config.target).await?;
+    crate::fallback::slot::drop_all(&pg, &rec.slot).await?;
+    let was_active = rec.active;
+    rec.active = false;
+    rec.updated_ms = crate::state::now_ms();
+    store.set_fallback(&rec)?;
+    store.journal(
+        "fallback_stopped",
+        None,
+        format!(
+            "slot {} dropped; SQL Server holds changes up to {}",
+            rec.slot,
+            rec.applied_lsn.as_deref().unwrap_or("the cutover")
+        ),
+    )?;
+    println!(
+        "fallback {}: slot {} dropped; PostgreSQL is the primary for good",
+        if was_active {
+            "stopped"
+        } else {
+            "was stopped already"
+        },
+        rec.slot
+    );
+    Ok(())
 }
 
 /// Prints a command's report: JSON with `--json`, its human rendering otherwise.

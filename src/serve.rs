@@ -61,7 +61,11 @@ pub async fn serve(
     }
     crate::control::serve(shared.clone(), &shared.config.control_socket).await?;
     publish_status(&shared);
-    let result = daemon::run(shared.clone()).await;
+    // After a `cutover --fallback`, the daemon carries PostgreSQL's changes back instead.
+    let result = match shared.store.fallback()? {
+        Some(f) if f.active => crate::fallback::stream::run(&shared).await,
+        _ => daemon::run(shared.clone()).await,
+    };
     shared.request_stop();
     shared.lifecycle.tasks.close();
     if tokio::time::timeout(TASKS_GRACE, shared.lifecycle.tasks.wait())

@@ -344,3 +344,160 @@ async fn postgresql_writes_reach_sql_server_set_based_and_exactly() {
     );
     slot::drop_all(&pg, &name).await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cutover_with_fallback_keeps_sql_server_in_sync_through_kills_until_stopped() {
+    use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+    use std::sync::Arc;
+    use std::time::Duration;
+    let env = Env::new("fallback_e2e").await;
+    let mut c = env.tds().await;
+    exec(
+        &mut c,
+        "CREATE TABLE dbo.account (id int IDENTITY(1,1) NOT NULL PRIMARY KEY, owner nvarchar(40) NOT NULL, \
+           balance decimal(12,2) NOT NULL, opened datetime2(3) NULL); \
+         CREATE TABLE dbo.entry (account_id int NOT NULL REFERENCES dbo.account (id), n int NOT NULL, \
+           amount decimal(12,2) NOT NULL, PRIMARY KEY (account_id, n)); \
+         ALTER TABLE dbo.account ENABLE CHANGE_TRACKING; ALTER TABLE dbo.entry ENABLE CHANGE_TRACKING; \
+         INSERT INTO dbo.account (owner, balance, opened) VALUES (N'ann', 10.00, '2024-01-01'), (N'bob', 20.00, NULL); \
+         INSERT INTO dbo.entry VALUES (1, 1, 10.00), (2, 1, 20.00)",
+    )
+    .await;
+    let cfg = env.config_file(
+        "[replication]\npoll_interval = \"50ms\"\n[[tables]]\nsource = \"dbo.account\"\n[[tables]]\nsource = \"dbo.entry\"\n",
+    );
+    let mut daemon = spawn_daemon(&env, &cfg);
+    wait_all_streaming(&cfg, 2).await;
+    let out = replicator(
+        &cfg,
+        &[
+            "cutover",
+            "--yes",
+            "--json",
+            "--fallback",
+            "--timeout",
+            "60s",
+        ],
+    );
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|_| panic!("{}", String::from_utf8_lossy(&out.stderr)));
+    assert_eq!(report["ok"], true, "{report:#}");
+    let slot_name = report["fallback"]["slot"].as_str().unwrap().to_string();
+    assert!(
+        report["fence"]["tables"]
+            .as_array()
+            .is_some_and(|t| t.len() == 2),
+        "--fallback fences the source"
+    );
+    let _ = daemon.wait();
+    // The application moves to PostgreSQL; `replicator run` carries its writes back.
+    let mut daemon = spawn_daemon(&env, &cfg);
+    let pg = env.pg().await;
+    pg.batch_execute(
+        "BEGIN; INSERT INTO public.account (owner, balance) VALUES ('cat', 30.00); \
+         INSERT INTO public.entry VALUES (3, 1, 30.00), (3, 2, -5.00); COMMIT; \
+         UPDATE public.account SET balance = balance + 1, owner = 'ann o''neil' WHERE id = 1; \
+         DELETE FROM public.entry WHERE account_id = 2; UPDATE public.entry SET n = 7 WHERE account_id = 1",
+    )
+    .await
+    .unwrap();
+    let accounts = "SELECT id, owner, balance, opened FROM dbo.account";
+    let cols = ["id", "owner", "balance", "opened"];
+    wait_equal(
+        &mut c,
+        &pg,
+        accounts,
+        "public.account",
+        &cols,
+        Duration::from_secs(30),
+    )
+    .await;
+    // A writer keeps going while the daemon is killed three times.
+    let stop = Arc::new(AtomicBool::new(false));
+    let written = Arc::new(AtomicI64::new(0));
+    let writer = {
+        let (stop, written) = (stop.clone(), written.clone());
+        let pg = env.pg().await;
+        tokio::spawn(async move {
+            let mut i = 0i64;
+            while !stop.load(Ordering::Relaxed) {
+                i += 1;
+                let sql = format!(
+                    "BEGIN; INSERT INTO public.entry VALUES (3, {n}, {i}.25); \
+                     UPDATE public.account SET balance = balance + 1 WHERE id = 3; \
+                     DELETE FROM public.entry WHERE account_id = 3 AND n = {old}; COMMIT",
+                    n = i + 10,
+                    old = i + 5
+                );
+                pg.batch_execute(&sql).await.unwrap();
+                written.store(i, Ordering::Relaxed);
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        })
+    };
+    for round in 0..3 {
+        let before = written.load(Ordering::Relaxed);
+        eventually("the writer moves on", Duration::from_secs(20), || async {
+            written.load(Ordering::Relaxed) > before + 20
+        })
+        .await;
+        daemon.kill().unwrap(); // SIGKILL
+        let _ = daemon.wait();
+        daemon = spawn_daemon(&env, &cfg);
+        let _ = round;
+    }
+    stop.store(true, Ordering::Relaxed);
+    writer.await.unwrap();
+    wait_equal(
+        &mut c,
+        &pg,
+        accounts,
+        "public.account",
+        &cols,
+        Duration::from_secs(60),
+    )
+    .await;
+    let entries = "SELECT account_id, n, amount FROM dbo.entry";
+    wait_equal(
+        &mut c,
+        &pg,
+        entries,
+        "public.entry",
+        &["account_id", "n", "amount"],
+        Duration::from_secs(30),
+    )
+    .await;
+    let status = status_json(&cfg);
+    assert_eq!(
+        status["fallback"]["direction"], "postgresql_to_sql_server",
+        "{status:#}"
+    );
+    assert!(
+        status["fallback"]["rows_applied"].as_u64() > Some(60),
+        "{status:#}"
+    );
+    // The source's fence still refuses the application.
+    let refused = match c.simple_query("DELETE FROM dbo.entry").await {
+        Ok(s) => s.into_results().await.err().map(|e| e.to_string()),
+        Err(e) => Some(e.to_string()),
+    };
+    assert!(refused.is_some_and(|e| e.contains("fenced")));
+    // `fallback stop` ends it for good: the slot is gone.
+    let out = replicator(&cfg, &["fallback", "stop"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let _ = daemon.wait();
+    let slots: i64 = pg
+        .query_one(
+            "SELECT count(*) FROM pg_replication_slots WHERE slot_name = $1",
+            &[&slot_name],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(slots, 0);
+    assert_eq!(status_json(&cfg)["fallback"]["direction"], "stopped");
+}

@@ -219,6 +219,16 @@ struct RawConfig {
     policies: RawPolicies,
     #[serde(default)]
     metrics: RawMetrics,
+    #[serde(default)]
+    fallback: RawFallback,
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawFallback {
+    slot: Option<String>,
+    window_changes: Option<i32>,
+    max_retained_wal: Option<String>,
 }
 
 #[derive(Debug, Deserialize, Default)]
@@ -539,6 +549,8 @@ impl Default for Mapping {
 /// The whole configuration, validated.
 #[derive(Debug, Clone)]
 pub struct Config {
+    /// `[fallback]`.
+    pub fallback: FallbackConfig,
     /// SQL Server.
     pub source: SourceConfig,
     /// PostgreSQL.
@@ -580,6 +592,17 @@ pub struct Config {
     pub mapping: Mapping,
     /// Lossy-value and retention policies.
     pub policies: Policies,
+}
+
+/// `[fallback]`: PostgreSQL's changes back to SQL Server after `cutover --fallback`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FallbackConfig {
+    /// The logical replication slot's name (default `replicator_fallback_<target database>`).
+    pub slot: String,
+    /// About how many changes one window reads (whole transactions; default 10,000).
+    pub window_changes: i32,
+    /// Status and metrics warn when the slot keeps more WAL than this (bytes; default 10 GiB).
+    pub max_retained_wal: i64,
 }
 
 /// What a validation compares.
@@ -748,7 +771,9 @@ pub fn parse(text: &str, env: &dyn Environment) -> Result<Config, ConfigError> {
     }
     let mapping = mapping_section(raw.mapping)?;
     let policies = policies_section(raw.policies)?;
+    let fallback = fallback_section(raw.fallback, &target)?;
     Ok(Config {
+        fallback,
         source,
         target,
         state_dir: raw
@@ -1016,6 +1041,83 @@ fn mapping_section(m: RawMapping) -> Result<Mapping, ConfigError> {
         mapping.collation = c;
     }
     Ok(mapping)
+}
+
+/// `[fallback]`: the way back after `cutover --fallback`.
+fn fallback_section(f: RawFallback, target: &TargetConfig) -> Result<FallbackConfig, ConfigError> {
+    let slot = match f.slot {
+        Some(s)
+            if s.is_empty()
+                || s.len() > 63
+                || !s
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_') =>
+        {
+            return Err(err(
+                "fallback.slot",
+                "a replication slot name: lower-case letters, digits and _, at most 63 bytes",
+            ))
+        }
+        Some(s) => s,
+        None => {
+            let pg: Option<tokio_postgres::Config> = target.url.parse().ok();
+            let db = pg.as_ref().and_then(|c| c.get_dbname().or(c.get_user()));
+            slot_name(db.unwrap_or("postgres"))
+        }
+    };
+    let window_changes = match f.window_changes {
+        Some(n) if n < 1 => return Err(err("fallback.window_changes", "must be at least 1")),
+        Some(n) => n,
+        None => 10_000,
+    };
+    let max_retained_wal = match f.max_retained_wal.as_deref() {
+        None => 10 * 1024 * 1024 * 1024,
+        Some(v) => parse_bytes(v).ok_or_else(|| {
+            err(
+                "fallback.max_retained_wal",
+                format!("'{v}' is not a size like \"10GB\" or \"512MB\""),
+            )
+        })?,
+    };
+    Ok(FallbackConfig {
+        slot,
+        window_changes,
+        max_retained_wal,
+    })
+}
+
+/// The default slot name for a target database: slot names are unique in the whole PostgreSQL
+/// cluster, so the database is part of it (`replicator_fallback_<database>`, lower-case
+/// letters, digits and `_` only, at most 63 bytes).
+pub fn slot_name(database: &str) -> String {
+    let mut s = String::from("replicator_fallback_");
+    for c in database.chars() {
+        let c = c.to_ascii_lowercase();
+        s.push(if c.is_ascii_lowercase() || c.is_ascii_digit() {
+            c
+        } else {
+            '_'
+        });
+    }
+    s.truncate(63);
+    s
+}
+
+/// `10GB`, `512 MB`, `1TB`, `4096` (bytes): binary multiples.
+fn parse_bytes(v: &str) -> Option<i64> {
+    let v = v.trim();
+    let split = v.find(|c: char| !c.is_ascii_digit()).unwrap_or(v.len());
+    let (n, unit) = v.split_at(split);
+    let n: i64 = n.parse().ok()?;
+    let mult: i64 = match unit.trim().to_ascii_uppercase().as_str() {
+        "" | "B" => 1,
+        "KB" | "KIB" => 1 << 10,
+        "MB" | "MIB" => 1 << 20,
+        "GB" | "GIB" => 1 << 30,
+        "TB" | "TIB" => 1 << 40,
+        _ => return None,
+    };
+    n.checked_mul(mult)
 }
 
 /// `[policies]`: what happens to values PostgreSQL cannot hold exactly.

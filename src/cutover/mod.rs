@@ -37,6 +37,9 @@ pub struct Options {
     pub validated_within: Duration,
     /// Compare every row inside the window, proofs or not.
     pub full_check_in_window: bool,
+    /// Keep SQL Server in sync with PostgreSQL afterwards (a logical replication slot created
+    /// before the release; implies `fence_source`).
+    pub fallback: bool,
 }
 
 impl Options {
@@ -48,6 +51,7 @@ impl Options {
             fence_source,
             validated_within: Duration::from_secs(30 * 60),
             full_check_in_window: false,
+            fallback: false,
         }
     }
 }
@@ -122,9 +126,16 @@ pub async fn run(config: Config, opts: Options) -> Result<Report, Error> {
     )?;
     let shared = daemon::shared(config, store);
     daemon::prepare(&shared).await?;
+    if opts.fallback {
+        fallback_possible(&shared).await.map_err(|why| {
+            Error::Fatal(format!(
+                "cutover refused, nothing changed: --fallback: {why}"
+            ))
+        })?;
+    }
     let window = Instant::now();
     let mut parts = Parts::default();
-    let mut fenced = match opts.fence_source {
+    let mut fenced = match opts.fence_source || opts.fallback {
         true => Some(raise_fence(&shared, opts.timeout).await?),
         false => None,
     };
@@ -145,7 +156,7 @@ pub async fn run(config: Config, opts: Options) -> Result<Report, Error> {
     let mut report = outcome?;
     report.fence = fenced;
     report.parts = parts;
-    report.downtime_seconds = match opts.fence_source {
+    report.downtime_seconds = match opts.fence_source || opts.fallback {
         true => window.elapsed().as_secs_f64(),
         false => t0.elapsed().as_secs_f64(),
     };
@@ -281,7 +292,29 @@ async fn in_window(
         }
     }
     parts.foreign_keys = fk_start.elapsed().as_secs_f64();
+    // The slot before the release: it keeps every change made after it, and nothing but the
+    // release (DDL, not decoded) comes between.
+    let mut fallback = None;
+    if problems.is_empty() && opts.fallback {
+        let targets: Vec<_> = tables
+            .iter()
+            .map(|(_, rt)| rt.plan.target.clone())
+            .collect();
+        let slot = &shared.config.fallback.slot;
+        match crate::fallback::slot::ensure(&pg, slot, &targets).await {
+            Ok(lsn) => {
+                fallback = Some(report::FallbackStart {
+                    slot: slot.clone(),
+                    since_lsn: lsn.to_string(),
+                })
+            }
+            Err(e) => problems.push(format!("the fallback's slot: {e}")),
+        }
+    }
     let ok = problems.is_empty();
+    if !ok && fallback.take().is_some() {
+        let _ = crate::fallback::slot::drop_all(&pg, &shared.config.fallback.slot).await;
+    }
     let release = Instant::now();
     if !ok {
         // Drained and unchanged: the tables stream on when the daemon runs again.
@@ -311,6 +344,23 @@ async fn in_window(
         for (name, _) in &tables {
             shared.set_state(name, TableState::CutOver)?;
         }
+        if let Some(f) = &fallback {
+            shared.store.set_fallback(&crate::state::FallbackRecord {
+                slot: f.slot.clone(),
+                since_lsn: f.since_lsn.clone(),
+                started_ms: crate::state::now_ms(),
+                active: true,
+                ..Default::default()
+            })?;
+            shared.store.journal(
+                "fallback_started",
+                None,
+                format!(
+                    "slot {} keeps PostgreSQL's changes from {}",
+                    f.slot, f.since_lsn
+                ),
+            )?;
+        }
     }
     parts.release = release.elapsed().as_secs_f64();
     let mut notes = Vec::new();
@@ -333,8 +383,41 @@ async fn in_window(
         notes,
         problems,
         fence: None,
+        fallback,
         finished_at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
     })
+}
+
+/// Whether PostgreSQL's changes can go back: logical decoding on the target, and every
+/// column's value invertible into its SQL Server type. `Err` says what is missing.
+async fn fallback_possible(shared: &Arc<Shared>) -> Result<(), String> {
+    let pg = crate::sink::connect(&shared.config.target)
+        .await
+        .map_err(|e| e.to_string())?;
+    let level = crate::fallback::slot::wal_level(&pg)
+        .await
+        .map_err(|e| e.to_string())?;
+    if level != "logical" {
+        return Err(format!(
+            "the target's wal_level is {level}; logical decoding needs wal_level = logical \
+             (ALTER SYSTEM SET wal_level = logical, then restart PostgreSQL)"
+        ));
+    }
+    for (name, rt) in shared.registry.runtimes().map_err(|e| e.to_string())? {
+        for col in &rt.plan.columns {
+            let Some(source) = rt.plan.source.columns.iter().find(|c| c.name == col.source) else {
+                continue;
+            };
+            if source.computed.is_some()
+                || matches!(source.source_type.name.as_str(), "timestamp" | "rowversion")
+            {
+                continue;
+            }
+            crate::fallback::inverse::invertible(col, &source.source_type)
+                .map_err(|why| format!("table {name}: {why}"))?;
+        }
+    }
+    Ok(())
 }
 
 /// Creates the source's views that translate ([`crate::sink::ddl::views`]), in dependency

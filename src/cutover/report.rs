@@ -102,8 +102,21 @@ pub struct Report {
     pub problems: Vec<String>,
     /// The source write fence, with `--fence-source`.
     pub fence: Option<fence::Fence>,
+    /// With `--fallback`: the slot that keeps PostgreSQL's changes for SQL Server, and the LSN
+    /// it keeps them from.
+    #[serde(default)]
+    pub fallback: Option<FallbackStart>,
     /// When it finished (RFC 3339).
     pub finished_at: String,
+}
+
+/// Where the fallback starts.
+#[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq, Eq)]
+pub struct FallbackStart {
+    /// The replication slot.
+    pub slot: String,
+    /// The LSN it keeps changes from.
+    pub since_lsn: String,
 }
 
 impl Report {
@@ -178,6 +191,12 @@ impl Report {
         }
         for p in &self.problems {
             out.push_str(&format!("problem: {p}\n"));
+        }
+        if let Some(f) = &self.fallback {
+            out.push_str(&format!(
+                "fallback: slot {} keeps PostgreSQL's changes from {}; `replicator run` carries them to SQL Server until `replicator fallback stop`\n",
+                f.slot, f.since_lsn
+            ));
         }
         if let Some(f) = &self.fence {
             if f.lowered {

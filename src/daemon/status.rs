@@ -15,6 +15,36 @@ pub struct Status {
     pub cutover: Option<Json>,
     /// About the daemon.
     pub daemon: DaemonStatus,
+    /// The way back after `cutover --fallback`; null without one.
+    #[serde(default)]
+    pub fallback: Option<FallbackStatus>,
+}
+
+/// The fallback: PostgreSQL's changes flowing back to SQL Server.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FallbackStatus {
+    /// `postgresql_to_sql_server` while it runs, `stopped` once ended.
+    pub direction: String,
+    /// The replication slot on the target.
+    pub slot: String,
+    /// The LSN the slot keeps changes from (the cutover's release).
+    pub since_lsn: String,
+    /// SQL Server holds every transaction up to this LSN.
+    pub applied_lsn: Option<String>,
+    /// WAL bytes SQL Server does not hold yet.
+    pub lag_bytes: i64,
+    /// WAL bytes the slot keeps on the target's disk.
+    pub retained_bytes: i64,
+    /// `retained_bytes` is above `fallback.max_retained_wal`.
+    pub retained_over_limit: bool,
+    /// Rows written to SQL Server (inserted, updated or deleted).
+    pub rows_applied: u64,
+    /// Windows applied.
+    pub windows: u64,
+    /// Why the last window was not applied; null when the last one was.
+    pub last_error: Option<ErrorStatus>,
+    /// When the fallback last recorded its state (RFC 3339).
+    pub updated_at: String,
 }
 
 /// One table.
@@ -231,7 +261,30 @@ pub fn build(store: &Store, daemon: Option<&DaemonView>) -> Result<Status, crate
     let cutover: Option<Json> = store
         .meta::<String>("cutover")?
         .and_then(|t| serde_json::from_str(&t).ok());
+    let fallback = store.fallback()?.map(|f| FallbackStatus {
+        direction: if f.active {
+            "postgresql_to_sql_server"
+        } else {
+            "stopped"
+        }
+        .into(),
+        slot: f.slot,
+        since_lsn: f.since_lsn,
+        applied_lsn: f.applied_lsn,
+        lag_bytes: f.lag_bytes,
+        retained_bytes: f.retained_bytes,
+        retained_over_limit: f.retained_over_limit,
+        rows_applied: f.rows_applied,
+        windows: f.windows,
+        last_error: f.last_error.map(|e| ErrorStatus {
+            message: e.message,
+            hint: e.hint,
+            at: ms_to_rfc3339(e.at_ms),
+        }),
+        updated_at: ms_to_rfc3339(f.updated_ms.max(f.started_ms)),
+    });
     Ok(Status {
+        fallback,
         tables,
         cutover,
         daemon: DaemonStatus {
@@ -283,6 +336,25 @@ pub fn render(s: &Status) -> String {
                 "    lossy: {} {} x{}\n",
                 l.column, l.kind, l.count
             ));
+        }
+    }
+    if let Some(f) = &s.fallback {
+        out.push_str(&format!(
+            "fallback: {} (slot {}), applied to {}, lag {} bytes, retained WAL {} bytes{}, {} rows in {} windows\n",
+            f.direction,
+            f.slot,
+            f.applied_lsn.as_deref().unwrap_or(&f.since_lsn),
+            f.lag_bytes,
+            f.retained_bytes,
+            if f.retained_over_limit { " (over fallback.max_retained_wal: it fills the target's disk)" } else { "" },
+            f.rows_applied,
+            f.windows
+        ));
+        if let Some(e) = &f.last_error {
+            out.push_str(&format!("    error: {}\n", e.message));
+            if let Some(h) = &e.hint {
+                out.push_str(&format!("    hint:  {h}\n"));
+            }
         }
     }
     out

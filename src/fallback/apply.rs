@@ -198,7 +198,9 @@ fn target_of<'a>(
                     None,
                 )
             })?;
-        if source.computed.is_some() {
+        if source.computed.is_some()
+            || matches!(source.source_type.name.as_str(), "timestamp" | "rowversion")
+        {
             continue; // SQL Server computes it
         }
         inverse::invertible(col, &source.source_type)

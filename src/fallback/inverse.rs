@@ -177,12 +177,6 @@ pub fn invertible(col: &ColumnPlan, ty: &SourceType) -> Result<(), String> {
     if col.expression {
         return Err(format!("column {} is a configured expression", col.source));
     }
-    if matches!(ty.name.as_str(), "timestamp" | "rowversion") {
-        return Err(format!(
-            "column {} is a rowversion, which SQL Server writes itself",
-            col.source
-        ));
-    }
     match default {
         Ok(k) if k == col.kind || known_option => Ok(()),
         _ if known_option => Ok(()),

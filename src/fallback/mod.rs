@@ -10,3 +10,4 @@ pub mod decode;
 pub mod inverse;
 pub mod net;
 pub mod slot;
+pub mod stream;

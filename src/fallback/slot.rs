@@ -17,22 +17,7 @@ use tokio_postgres::Client;
 /// The publication's name (one per database).
 pub const PUBLICATION: &str = "replicator_fallback";
 
-/// The slot's name for a target database: slot names are unique in the whole PostgreSQL
-/// cluster, so the database is part of it (`replicator_fallback_<database>`, lower-case letters,
-/// digits and `_` only, at most 63 bytes).
-pub fn slot_name(database: &str) -> String {
-    let mut s = String::from("replicator_fallback_");
-    for c in database.chars() {
-        let c = c.to_ascii_lowercase();
-        s.push(if c.is_ascii_lowercase() || c.is_ascii_digit() {
-            c
-        } else {
-            '_'
-        });
-    }
-    s.truncate(63);
-    s
-}
+pub use crate::config::slot_name;
 
 /// One message read from the slot, with the LSN it was read at.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -196,4 +181,18 @@ pub async fn drop_all(pg: &Client, slot: &str) -> Result<(), Error> {
         .await
         .context(|| "drop the fallback publication".into())?;
     Ok(())
+}
+
+/// WAL bytes between PostgreSQL's current position and the slot's confirmed position: what SQL
+/// Server does not hold yet (0 when there is no slot).
+pub async fn lag_bytes(pg: &Client, slot: &str) -> Result<i64, Error> {
+    let row = pg
+        .query_opt(
+            "SELECT COALESCE(pg_wal_lsn_diff(pg_current_wal_lsn(), confirmed_flush_lsn), 0)::bigint \
+             FROM pg_replication_slots WHERE slot_name = $1",
+            &[&slot],
+        )
+        .await
+        .context(|| "read the fallback slot's lag".into())?;
+    Ok(row.map(|r| r.get(0)).unwrap_or(0))
 }

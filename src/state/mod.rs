@@ -64,6 +64,54 @@ pub struct ErrorRecord {
     pub at_ms: i64,
 }
 
+/// The meta key of the fallback's record ([`FallbackRecord`], JSON).
+pub const FALLBACK_META: &str = "fallback";
+
+/// The fallback after a `cutover --fallback`: PostgreSQL's changes flowing back to SQL Server.
+/// Written by the fallback's loop after every window; read by `status` and the metrics.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct FallbackRecord {
+    /// The logical replication slot on the target.
+    pub slot: String,
+    /// The LSN the slot keeps changes from (cutover's release).
+    pub since_lsn: String,
+    /// When the cutover created it (Unix ms).
+    pub started_ms: i64,
+    /// Changes flow back; false once `fallback stop` or `rollback` ended it.
+    pub active: bool,
+    /// The end of the last transaction SQL Server holds.
+    pub applied_lsn: Option<String>,
+    /// WAL bytes between PostgreSQL's current position and what SQL Server holds.
+    pub lag_bytes: i64,
+    /// WAL bytes the slot keeps PostgreSQL from recycling.
+    pub retained_bytes: i64,
+    /// `retained_bytes` is above `fallback.max_retained_wal`.
+    pub retained_over_limit: bool,
+    /// Rows written to SQL Server (inserted, updated or deleted), in total.
+    pub rows_applied: u64,
+    /// Windows applied, in total.
+    pub windows: u64,
+    /// Why the last window could not be applied (cleared by the next one that is).
+    pub last_error: Option<ErrorRecord>,
+    /// When this record was written (Unix ms).
+    pub updated_ms: i64,
+}
+
+impl Store {
+    /// The fallback's record, if a cutover made one.
+    pub fn fallback(&self) -> Result<Option<FallbackRecord>, Error> {
+        Ok(self
+            .meta::<String>(FALLBACK_META)?
+            .and_then(|s| serde_json::from_str(&s).ok()))
+    }
+
+    /// Writes the fallback's record.
+    pub fn set_fallback(&self, r: &FallbackRecord) -> Result<(), Error> {
+        self.set_meta(FALLBACK_META, &serde_json::to_string(r).unwrap_or_default())
+    }
+}
+
 /// The last validation of a table.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ValidationRecord {

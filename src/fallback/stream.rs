@@ -1,0 +1,171 @@
+//! The fallback's loop, run by `replicator run` after a `cutover --fallback`: read whole
+//! transactions from the slot, apply them to SQL Server as one window, advance the slot, record
+//! the lag; until the daemon stops or the fallback ends (`fallback stop`, `rollback`).
+//!
+//! Contract: the slot advances only past what SQL Server committed with its progress; a crash
+//! anywhere reads the uncommitted part again and skips the committed part by that progress. A
+//! window SQL Server refuses (a value it cannot hold) is retried, never skipped: status shows
+//! the table, the key and the reason until a later change on PostgreSQL makes the window's end
+//! one SQL Server holds, or the user stops the fallback.
+
+use super::decode::PgLsn;
+use super::net::Window;
+use super::{apply, slot};
+use crate::daemon::{connect_source, connect_target, Shared};
+use crate::error::{Error, ErrorKind};
+use crate::state::{now_ms, ErrorRecord, FallbackRecord};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// How long a refused window waits before it is tried again.
+const RETRY: Duration = Duration::from_secs(5);
+
+/// Runs the fallback until the daemon stops. Returns an error only when it cannot go on at all
+/// (no record, no slot).
+pub async fn run(shared: &Arc<Shared>) -> Result<(), Error> {
+    let mut rec = shared
+        .store
+        .fallback()?
+        .filter(|r| r.active)
+        .ok_or_else(|| {
+            Error::Fatal("no active fallback: every table is cut over, nothing to do".into())
+        })?;
+    tracing::info!(slot = %rec.slot, "fallback: postgresql's changes flow back to sql server");
+    shared.lifecycle.ready.send_replace(true);
+    let mut window_changes = shared.config.fallback.window_changes;
+    let mut session: Option<Session> = None;
+    while !shared.stopping() {
+        let result = match session.as_mut() {
+            Some(s) => one_window(shared, s, &mut rec, window_changes).await,
+            None => match Session::open(shared).await {
+                Ok(s) => {
+                    session = Some(s);
+                    continue;
+                }
+                Err(e) => Err(e),
+            },
+        };
+        match result {
+            Ok(true) => window_changes = shared.config.fallback.window_changes,
+            Ok(false) => {
+                if shared.sleep_or_stop(shared.config.poll_interval).await {
+                    break;
+                }
+            }
+            Err(e) => {
+                session = None;
+                tracing::error!(error = %e, hint = e.hint().unwrap_or_default(), "fallback: window not applied");
+                rec.last_error = Some(ErrorRecord {
+                    message: e.to_string(),
+                    hint: e.hint(),
+                    at_ms: now_ms(),
+                });
+                rec.updated_ms = now_ms();
+                shared.store.set_fallback(&rec)?;
+                if e.kind() == ErrorKind::Fatal {
+                    return Err(e);
+                }
+                // A refused window grows: a later change of the same row may make its end one
+                // SQL Server holds.
+                if e.kind() == ErrorKind::Table {
+                    window_changes = window_changes.saturating_mul(2).min(1_000_000);
+                }
+                if shared.sleep_or_stop(RETRY).await {
+                    break;
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The connections a run of windows uses, and the tables' plans.
+struct Session {
+    pg: tokio_postgres::Client,
+    tds: crate::source::Tds,
+    plans: Vec<crate::convert::TablePlan>,
+}
+
+impl Session {
+    async fn open(shared: &Shared) -> Result<Session, Error> {
+        let pg = connect_target(shared).await?;
+        let mut tds = connect_source(shared).await?;
+        let plans = plans(shared, &mut tds).await?;
+        Ok(Session { pg, tds, plans })
+    }
+}
+
+/// One window; `Ok(false)` when the slot had nothing.
+async fn one_window(
+    shared: &Arc<Shared>,
+    s: &mut Session,
+    rec: &mut FallbackRecord,
+    window_changes: i32,
+) -> Result<bool, Error> {
+    let done = apply::progress(&mut s.tds, &rec.slot).await?;
+    let changes = slot::peek(&s.pg, &rec.slot, window_changes).await?;
+    if changes.is_empty() {
+        record(shared, &s.pg, rec, done).await?;
+        return Ok(false);
+    }
+    let mut w = Window::after(done);
+    for c in changes {
+        w.add(c.message)
+            .map_err(|why| Error::table(&rec.slot, format!("fallback: {why}"), None))?;
+    }
+    let Some(end) = w.end else {
+        return Ok(false);
+    };
+    let applied = apply::apply(&mut s.tds, &w, &s.plans, &rec.slot).await?;
+    slot::advance(&s.pg, &rec.slot, end).await?;
+    rec.rows_applied += (applied.rows + applied.deleted) as u64;
+    rec.windows += 1;
+    rec.last_error = None;
+    record(shared, &s.pg, rec, Some(end)).await?;
+    tracing::debug!(
+        rows = applied.rows,
+        deleted = applied.deleted,
+        transactions = w.transactions,
+        "fallback: window applied"
+    );
+    Ok(true)
+}
+
+/// The plans of the migrated tables, as the source's catalog says now.
+async fn plans(
+    shared: &Shared,
+    tds: &mut crate::source::Tds,
+) -> Result<Vec<crate::convert::TablePlan>, Error> {
+    let db = crate::source::database_info(tds).await?;
+    let discovered = crate::source::discover::discover(tds, db.cdc_enabled).await?;
+    let planned =
+        crate::convert::plan_tables(&discovered, &shared.config.tables, &shared.config.mapping)
+            .map_err(Error::Fatal)?;
+    Ok(planned.plans)
+}
+
+/// Writes the record with the slot's lag and retained WAL.
+async fn record(
+    shared: &Shared,
+    pg: &tokio_postgres::Client,
+    rec: &mut FallbackRecord,
+    applied: Option<PgLsn>,
+) -> Result<(), Error> {
+    if let Some(a) = applied {
+        rec.applied_lsn = Some(a.to_string());
+    }
+    if let Some(state) = slot::state(pg, &rec.slot).await? {
+        rec.retained_bytes = state.retained_bytes;
+        rec.lag_bytes = slot::lag_bytes(pg, &rec.slot).await?;
+    }
+    rec.updated_ms = now_ms();
+    rec.retained_over_limit = rec.retained_bytes > shared.config.fallback.max_retained_wal;
+    if rec.retained_over_limit {
+        tracing::warn!(
+            retained_bytes = rec.retained_bytes,
+            limit = shared.config.fallback.max_retained_wal,
+            "fallback: the slot keeps more wal than fallback.max_retained_wal; it fills the target's disk until applied or dropped (replicator fallback stop)"
+        );
+    }
+    shared.store.set_fallback(rec)
+}
