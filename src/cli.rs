@@ -122,6 +122,22 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Make SQL Server the primary again after `cutover --fallback`: fences PostgreSQL's
+    /// writes, applies what the slot still holds, compares every row, lowers SQL Server's fence,
+    /// sets its identities past PostgreSQL's, drops the slot, reports the downtime. Refused,
+    /// changing nothing, while the fallback has an unapplied window; a table that differs after
+    /// the drain lifts PostgreSQL's fence again.
+    Rollback {
+        /// Do not ask for confirmation.
+        #[arg(long)]
+        yes: bool,
+        /// How long fencing PostgreSQL (waiting for writers) and draining may take.
+        #[arg(long, default_value = "10m", value_parser = humantime::parse_duration)]
+        timeout: Duration,
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// The way back after `cutover --fallback`.
     Fallback {
         #[command(subcommand)]
@@ -280,7 +296,10 @@ pub async fn main(cli: Cli) -> Result<(), Error> {
         } => {
             let config = load(&cli.config)?;
             if !yes {
-                confirm()?;
+                confirm(
+                    "cutover",
+                    "application writes to the source must be stopped now. cut over?",
+                )?;
             }
             let report = crate::cutover::run(
                 config,
@@ -325,6 +344,45 @@ pub async fn main(cli: Cli) -> Result<(), Error> {
         Command::Fallback {
             action: FallbackAction::Stop,
         } => fallback_stop(&load(&cli.config)?).await,
+        Command::Rollback { yes, timeout, json } => {
+            let config = load(&cli.config)?;
+            if !yes {
+                confirm(
+                    "rollback",
+                    "PostgreSQL stops taking writes to the migrated tables now. roll back to SQL Server?",
+                )?;
+            }
+            let report = crate::cutover::rollback::run(config, timeout).await?;
+            print_report(&report, json, || {
+                let mut out = format!(
+                    "rollback {}: downtime {:.2} s (fence {:.2}, drain {:.2}, validate {:.2}, release {:.2})\n",
+                    if report.ok { "complete: SQL Server is the primary again" } else { "refused" },
+                    report.downtime_seconds,
+                    report.parts.fence,
+                    report.parts.drain,
+                    report.parts.validate,
+                    report.parts.release
+                );
+                for t in &report.tables {
+                    out.push_str(&format!(
+                        "{:<40} {:<9} SQL Server {} / PostgreSQL {} rows\n",
+                        t.table, t.result, t.source_rows, t.target_rows
+                    ));
+                }
+                for (t, v) in &report.identities_reseeded {
+                    out.push_str(&format!("identity of {t} set to {v}\n"));
+                }
+                for p in &report.problems {
+                    out.push_str(&format!("problem: {p}\n"));
+                }
+                out
+            });
+            if report.ok {
+                Ok(())
+            } else {
+                Err(Error::Fatal(format!("rollback refused: {}", report.problems.join("; "))))
+            }
+        }
     }
 }
 
@@ -669,14 +727,15 @@ pub async fn schema(config: Config) -> Result<(), Error> {
 }
 
 /// Asks the operator to confirm a cutover on a terminal; refuses elsewhere without `--yes`.
-fn confirm() -> Result<(), Error> {
+/// Asks on the terminal; `what` is the command (`cutover`, `rollback`), `question` the prompt.
+fn confirm(what: &str, question: &str) -> Result<(), Error> {
     use std::io::{BufRead, IsTerminal, Write};
     if !std::io::stdin().is_terminal() {
-        return Err(Error::Fatal(
-            "cutover needs --yes when not run from a terminal".into(),
-        ));
+        return Err(Error::Fatal(format!(
+            "{what} needs --yes when not run from a terminal"
+        )));
     }
-    eprint!("application writes to the source must be stopped now. cut over? type yes: ");
+    eprint!("{question} type yes: ");
     let _ = std::io::stderr().flush();
     let mut line = String::new();
     std::io::stdin()
@@ -686,9 +745,9 @@ fn confirm() -> Result<(), Error> {
     if line.trim() == "yes" {
         Ok(())
     } else {
-        Err(Error::Fatal(
-            "cutover not confirmed; nothing changed".into(),
-        ))
+        Err(Error::Fatal(format!(
+            "{what} not confirmed; nothing changed"
+        )))
     }
 }
 

@@ -501,3 +501,161 @@ async fn cutover_with_fallback_keeps_sql_server_in_sync_through_kills_until_stop
     assert_eq!(slots, 0);
     assert_eq!(status_json(&cfg)["fallback"]["direction"], "stopped");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rollback_is_refused_while_a_window_waits_and_then_returns_sql_server_under_a_writer() {
+    use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+    use std::sync::Arc;
+    use std::time::Duration;
+    let env = Env::new("fallback_rollback").await;
+    let mut c = env.tds().await;
+    exec(
+        &mut c,
+        "CREATE TABLE dbo.account (id int IDENTITY(1,1) NOT NULL PRIMARY KEY, owner nvarchar(40) NOT NULL, \
+           level tinyint NOT NULL, balance decimal(12,2) NOT NULL); \
+         ALTER TABLE dbo.account ENABLE CHANGE_TRACKING; \
+         INSERT INTO dbo.account (owner, level, balance) VALUES (N'ann', 1, 10.00), (N'bob', 2, 20.00)",
+    )
+    .await;
+    let cfg = env.config_file(
+        "[replication]\npoll_interval = \"50ms\"\n[[tables]]\nsource = \"dbo.account\"\n",
+    );
+    let mut daemon = spawn_daemon(&env, &cfg);
+    wait_all_streaming(&cfg, 1).await;
+    let out = replicator(
+        &cfg,
+        &[
+            "cutover",
+            "--yes",
+            "--json",
+            "--fallback",
+            "--timeout",
+            "60s",
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let _ = daemon.wait();
+    let mut daemon = spawn_daemon(&env, &cfg);
+    let pg = env.pg().await;
+    // A value SQL Server cannot hold (tinyint became smallint): the window waits, loudly.
+    pg.batch_execute(
+        "INSERT INTO public.account (owner, level, balance) VALUES ('cat', 300, 1.00)",
+    )
+    .await
+    .unwrap();
+    eventually(
+        "the window is refused by key",
+        Duration::from_secs(30),
+        || async {
+            status_json(&cfg)["fallback"]["last_error"]["message"]
+                .as_str()
+                .is_some_and(|m| m.contains("key (3)") && m.contains("column level"))
+        },
+    )
+    .await;
+    let out = replicator(&cfg, &["rollback", "--yes", "--json", "--timeout", "30s"]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr).to_string();
+    assert!(err.contains("rollback refused, nothing changed"), "{err}");
+    // Nothing changed: PostgreSQL still takes writes, and the fix flows back.
+    let mut daemon_again = spawn_daemon(&env, &cfg);
+    let _ = daemon.wait();
+    pg.batch_execute("UPDATE public.account SET level = 3 WHERE id = 3")
+        .await
+        .unwrap();
+    let accounts = "SELECT id, owner, level, balance FROM dbo.account";
+    let cols = ["id", "owner", "level", "balance"];
+    wait_equal(
+        &mut c,
+        &pg,
+        accounts,
+        "public.account",
+        &cols,
+        Duration::from_secs(30),
+    )
+    .await;
+    // Rollback under a running writer: the writer gets errors on PostgreSQL from then on.
+    let stop = Arc::new(AtomicBool::new(false));
+    let refused = Arc::new(AtomicI64::new(0));
+    let writer = {
+        let (stop, refused) = (stop.clone(), refused.clone());
+        let pg = env.pg().await;
+        tokio::spawn(async move {
+            let mut i = 0;
+            while !stop.load(Ordering::Relaxed) {
+                i += 1;
+                let sql = format!(
+                    "INSERT INTO public.account (owner, level, balance) VALUES ('w{i}', 1, {i}.50)"
+                );
+                if pg.batch_execute(&sql).await.is_err() {
+                    refused.fetch_add(1, Ordering::Relaxed);
+                }
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        })
+    };
+    tokio::time::timeout(Duration::from_secs(20), async {
+        while pg
+            .query_one("SELECT count(*) FROM public.account", &[])
+            .await
+            .unwrap()
+            .get::<_, i64>(0)
+            < 40
+        {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await
+    .expect("the writer writes");
+    let out = replicator(&cfg, &["rollback", "--yes", "--json", "--timeout", "60s"]);
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|_| panic!("{}", String::from_utf8_lossy(&out.stderr)));
+    assert_eq!(report["ok"], true, "{report:#}");
+    assert!(
+        report["downtime_seconds"].as_f64() < Some(10.0),
+        "{report:#}"
+    );
+    assert_eq!(report["tables"][0]["result"], "equal", "{report:#}");
+    eventually(
+        "the writer is refused on PostgreSQL",
+        Duration::from_secs(10),
+        || async { refused.load(Ordering::Relaxed) > 0 },
+    )
+    .await;
+    stop.store(true, Ordering::Relaxed);
+    writer.await.unwrap();
+    let _ = daemon_again.wait();
+    wait_equal(
+        &mut c,
+        &pg,
+        accounts,
+        "public.account",
+        &cols,
+        Duration::from_secs(5),
+    )
+    .await;
+    // SQL Server takes the application's writes again, its identity past PostgreSQL's.
+    let high: i64 = pg
+        .query_one("SELECT max(id)::bigint FROM public.account", &[])
+        .await
+        .unwrap()
+        .get(0);
+    exec(
+        &mut c,
+        "INSERT INTO dbo.account (owner, level, balance) VALUES (N'back', 1, 1.00)",
+    )
+    .await;
+    let id = source_rows(&mut c, "SELECT MAX(id) FROM dbo.account").await;
+    assert!(id[0][0].as_deref().and_then(|v| v.parse::<i64>().ok()) > Some(high));
+    let slots: i64 = pg
+        .query_one("SELECT count(*) FROM pg_replication_slots", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(slots, 0, "the slot is dropped");
+    assert_eq!(status_json(&cfg)["fallback"]["direction"], "stopped");
+}

@@ -13,6 +13,7 @@ pub mod check;
 pub mod fence;
 pub mod prove;
 pub mod report;
+pub mod rollback;
 
 use crate::config::Config;
 use crate::daemon::{self, Shared};

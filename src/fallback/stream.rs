@@ -80,19 +80,41 @@ pub async fn run(shared: &Arc<Shared>) -> Result<(), Error> {
 }
 
 /// The connections a run of windows uses, and the tables' plans.
-struct Session {
-    pg: tokio_postgres::Client,
-    tds: crate::source::Tds,
-    plans: Vec<crate::convert::TablePlan>,
+pub struct Session {
+    /// The target.
+    pub pg: tokio_postgres::Client,
+    /// The source.
+    pub tds: crate::source::Tds,
+    /// The migrated tables, as the source's catalog says now.
+    pub plans: Vec<crate::convert::TablePlan>,
 }
 
 impl Session {
-    async fn open(shared: &Shared) -> Result<Session, Error> {
+    /// Connects to both and plans the tables.
+    pub async fn open(shared: &Shared) -> Result<Session, Error> {
         let pg = connect_target(shared).await?;
         let mut tds = connect_source(shared).await?;
         let plans = plans(shared, &mut tds).await?;
         Ok(Session { pg, tds, plans })
     }
+}
+
+/// Applies windows until the slot holds nothing more (PostgreSQL's writers must be stopped for
+/// this to end) or `deadline` passes (an error).
+pub async fn drain(
+    shared: &Arc<Shared>,
+    s: &mut Session,
+    rec: &mut FallbackRecord,
+    deadline: std::time::Instant,
+) -> Result<(), Error> {
+    while one_window(shared, s, rec, shared.config.fallback.window_changes).await? {
+        if std::time::Instant::now() > deadline {
+            return Err(Error::Fatal(
+                "fallback: the slot did not drain before the timeout".into(),
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// One window; `Ok(false)` when the slot had nothing.

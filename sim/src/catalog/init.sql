@@ -106,6 +106,18 @@ BEGIN
   RETURN NULL;
 END $$;
 
+-- DBCC CHECKIDENT (t, RESEED, n): the next identity is n + increment.
+CREATE FUNCTION _sim.reseed(s text, n bigint) RETURNS void LANGUAGE plpgsql AS $$
+DECLARE t oid := _sim.regclass_of(s); col _sim.columns; seq text;
+BEGIN
+  col := _sim.identity_column(t);
+  IF col.table_oid IS NULL THEN
+    RAISE EXCEPTION '%', format('[7997] ''%s'' does not contain an identity column.', s);
+  END IF;
+  SELECT pg_get_serial_sequence(t::regclass::text, a.attname) INTO seq FROM pg_attribute a WHERE a.attrelid = t AND a.attnum = col.attnum;
+  PERFORM setval(seq, n, true);
+END $$;
+
 CREATE FUNCTION _sim.ident_current(s text) RETURNS numeric LANGUAGE sql STABLE AS
 $$ SELECT COALESCE(_sim.ident_last(_sim.regclass_of(s)), (_sim.identity_column(_sim.regclass_of(s))).seed) $$;
 CREATE FUNCTION _sim.ident_seed(s text) RETURNS numeric LANGUAGE sql STABLE AS

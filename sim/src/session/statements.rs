@@ -352,6 +352,24 @@ impl Session {
                 }
                 Err(e)
             }
+            Stmt::Reseed { table, value } => {
+                let n = match self.eval(value).await?.0 {
+                    Value::Int(n) => n,
+                    other => crate::value::pg_literal(&other)
+                        .trim_matches('\'')
+                        .parse::<i64>()
+                        .map_err(|_| {
+                            SqlError::new(
+                                2560,
+                                16,
+                                "Parameter 3 is incorrect for this DBCC statement.".into(),
+                            )
+                        })?,
+                };
+                self.run_ddl(format!("SELECT _sim.reseed({}, {n})", pg_quote(table)))
+                    .await
+                    .map(|_| none)
+            }
             Stmt::ExecString(e) => {
                 let sql = match self.eval(e).await?.0 {
                     Value::Text(t) => t,

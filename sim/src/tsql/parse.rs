@@ -85,6 +85,8 @@ pub enum Stmt {
         columns: Vec<(String, bool)>,
         include: Vec<String>,
     },
+    /// DBCC CHECKIDENT ('table', RESEED, n) [WITH NO_INFOMSGS].
+    Reseed { table: String, value: Expr },
     /// EXEC (expr): the string's statements run as a batch of their own (dynamic SQL).
     ExecString(Expr),
     /// EXEC proc [@name =] arg, ...
@@ -1106,6 +1108,34 @@ fn parse_one(p: &mut Parser<'_>) -> Result<Stmt, ParserError> {
                 }
             }
             Ok(Stmt::Exec { proc, args })
+        }
+        "DBCC" if peek_word(p, 1, "CHECKIDENT") => {
+            p.next_token();
+            p.next_token();
+            p.expect_token(&Token::LParen)?;
+            let table = match p.next_token().token {
+                Token::SingleQuotedString(s) | Token::NationalStringLiteral(s) => s,
+                Token::Word(w) => w.value,
+                other => {
+                    return Err(ParserError::ParserError(format!(
+                        "DBCC CHECKIDENT: expected a table name, found {other}"
+                    )))
+                }
+            };
+            p.expect_token(&Token::Comma)?;
+            if !peek_word(p, 0, "RESEED") {
+                return Err(ParserError::ParserError(
+                    "the simulator runs DBCC CHECKIDENT (table, RESEED, value) only".into(),
+                ));
+            }
+            p.next_token();
+            p.expect_token(&Token::Comma)?;
+            let value = p.parse_expr()?;
+            p.expect_token(&Token::RParen)?;
+            if p.parse_keyword(Keyword::WITH) {
+                p.next_token(); // NO_INFOMSGS
+            }
+            Ok(Stmt::Reseed { table, value })
         }
         "IF" => {
             p.next_token();

@@ -1,0 +1,318 @@
+//! `replicator rollback`: SQL Server becomes the primary again, with every write made on
+//! PostgreSQL, proven, with a measured downtime.
+//!
+//! Order: the fallback's daemon stops; PostgreSQL's writes to the migrated tables are fenced (the
+//! write guards again, in one transaction, which waits for the writers in flight); the slot is
+//! drained into SQL Server; every row of every table is compared (the same per-bucket
+//! checksums as cutover's, computed by both databases where they can); then SQL Server's fence
+//! is lowered, identities are set past PostgreSQL's values, the slot is dropped. The downtime is
+//! from PostgreSQL's fence to SQL Server's release.
+//!
+//! Contract: refused, changing nothing, when the fallback has an unapplied window (its error);
+//! when a table differs after the drain, PostgreSQL's fence is lifted again and the fallback goes
+//! on (SQL Server received the drained changes, which it would have anyway). Columns SQL Server
+//! computes (computed, rowversion) are not compared: it made them anew.
+
+use crate::config::Config;
+use crate::convert::TablePlan;
+use crate::daemon::{self, Shared};
+use crate::error::{Context, Error};
+use crate::fallback::{slot, stream};
+use crate::sink::{guard, progress};
+use crate::state::{now_ms, Store};
+use serde::Serialize;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// One table compared after the drain.
+#[derive(Debug, Clone, Serialize)]
+pub struct TableCheck {
+    /// SQL Server's `schema.table`.
+    pub table: String,
+    /// Rows at SQL Server.
+    pub source_rows: i64,
+    /// Rows at PostgreSQL.
+    pub target_rows: i64,
+    /// `equal` or `different`.
+    pub result: String,
+    /// What differs (at most 20, by key).
+    pub findings: Vec<String>,
+}
+
+/// Seconds each part of the window took.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct RollbackParts {
+    /// Fencing PostgreSQL's writes.
+    pub fence: f64,
+    /// Applying what the slot still held.
+    pub drain: f64,
+    /// Comparing every row.
+    pub validate: f64,
+    /// Lowering SQL Server's fence and setting identities.
+    pub release: f64,
+}
+
+/// What `rollback` did.
+#[derive(Debug, Clone, Serialize)]
+pub struct RollbackReport {
+    /// SQL Server is the primary again.
+    pub ok: bool,
+    /// From PostgreSQL's fence to SQL Server's release (seconds).
+    pub downtime_seconds: f64,
+    /// The window's parts.
+    pub parts: RollbackParts,
+    /// Every table.
+    pub tables: Vec<TableCheck>,
+    /// Identities set on SQL Server: (table, value).
+    pub identities_reseeded: Vec<(String, i64)>,
+    /// Why it did not complete.
+    pub problems: Vec<String>,
+    /// When it finished (RFC 3339).
+    pub finished_at: String,
+}
+
+/// Runs the rollback. `timeout` bounds the fence's wait for writers and the drain.
+pub async fn run(config: Config, timeout: Duration) -> Result<RollbackReport, Error> {
+    crate::control::request(&config.control_socket, &crate::control::Request::Stop).await;
+    let waited = Instant::now();
+    let store = loop {
+        match Store::open(&config.state_dir) {
+            Ok(s) => break s,
+            Err(e) if waited.elapsed() > Duration::from_secs(60) => return Err(e),
+            Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+        }
+    };
+    let mut rec = store.fallback()?.filter(|r| r.active).ok_or_else(|| {
+        Error::Fatal("rollback refused: no active fallback (cutover --fallback makes one)".into())
+    })?;
+    if let Some(e) = &rec.last_error {
+        return Err(Error::Fatal(format!(
+            "rollback refused, nothing changed: the fallback's last window was not applied: {}",
+            e.message
+        )));
+    }
+    let shared = daemon::shared(config, store);
+    let mut s = stream::Session::open(&shared).await?;
+    let window = Instant::now();
+    let mut parts = RollbackParts::default();
+    fence_postgresql(&shared, &s, timeout).await?;
+    parts.fence = window.elapsed().as_secs_f64();
+    let t = Instant::now();
+    if let Err(e) = stream::drain(&shared, &mut s, &mut rec, window + timeout).await {
+        unfence_postgresql(&shared, &s).await?;
+        return Err(e);
+    }
+    parts.drain = t.elapsed().as_secs_f64();
+    let t = Instant::now();
+    let tables = compare(&shared, &mut s).await?;
+    parts.validate = t.elapsed().as_secs_f64();
+    let mut problems: Vec<String> = tables
+        .iter()
+        .filter(|c| c.result != "equal")
+        .map(|c| {
+            format!(
+                "{} differs after the drain: {}",
+                c.table,
+                c.findings.join("; ")
+            )
+        })
+        .collect();
+    let mut identities_reseeded = Vec::new();
+    if problems.is_empty() {
+        let t = Instant::now();
+        match release(&shared, &mut s, &rec.slot).await {
+            Ok(ids) => identities_reseeded = ids,
+            Err(e) => problems.push(e.to_string()),
+        }
+        parts.release = t.elapsed().as_secs_f64();
+    }
+    let ok = problems.is_empty();
+    let downtime = window.elapsed().as_secs_f64();
+    if ok {
+        rec.active = false;
+        rec.updated_ms = now_ms();
+        shared.store.set_fallback(&rec)?;
+    } else {
+        unfence_postgresql(&shared, &s).await?;
+    }
+    shared.store.journal(
+        "rollback",
+        None,
+        if ok {
+            format!("complete: SQL Server is the primary again; downtime {downtime:.2} s")
+        } else {
+            format!("refused after the drain: {}", problems.join("; "))
+        },
+    )?;
+    Ok(RollbackReport {
+        ok,
+        downtime_seconds: downtime,
+        parts,
+        tables,
+        identities_reseeded,
+        problems,
+        finished_at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+    })
+}
+
+/// The write guards on every migrated table, in one transaction (it waits for the writers in
+/// flight, at most `timeout`).
+async fn fence_postgresql(
+    shared: &Shared,
+    s: &stream::Session,
+    timeout: Duration,
+) -> Result<(), Error> {
+    let schema = &shared.config.mapping.progress_schema;
+    progress::ensure(&s.pg, schema).await?;
+    s.pg.batch_execute(&format!(
+        "BEGIN; SET LOCAL lock_timeout = '{}ms'",
+        timeout.as_millis().max(1)
+    ))
+    .await
+    .context(|| "rollback: begin the fence on PostgreSQL".into())?;
+    for p in &s.plans {
+        if let Err(e) = guard::ensure(&s.pg, schema, &p.target).await {
+            let _ = s.pg.batch_execute("ROLLBACK").await;
+            return Err(e);
+        }
+    }
+    s.pg.batch_execute("COMMIT")
+        .await
+        .context(|| "rollback: commit the fence on PostgreSQL".into())
+}
+
+/// Lifts PostgreSQL's fence (a refused rollback: PostgreSQL stays the primary).
+async fn unfence_postgresql(shared: &Shared, s: &stream::Session) -> Result<(), Error> {
+    let _ = shared;
+    for p in &s.plans {
+        guard::remove(&s.pg, &p.target).await?;
+    }
+    Ok(())
+}
+
+/// The plan without the columns SQL Server computes itself (computed, rowversion).
+fn comparable(plan: &TablePlan) -> TablePlan {
+    let computed = |name: &str| {
+        plan.source.columns.iter().any(|c| {
+            c.name == name
+                && (c.computed.is_some()
+                    || matches!(c.source_type.name.as_str(), "timestamp" | "rowversion"))
+        })
+    };
+    let mut p = plan.clone();
+    let keep: Vec<bool> = p
+        .columns
+        .iter()
+        .map(|c| c.key || !computed(&c.source))
+        .collect();
+    let mut new_index = Vec::new();
+    let mut n = 0;
+    for k in &keep {
+        new_index.push(n);
+        if *k {
+            n += 1;
+        }
+    }
+    p.key = p.key.iter().map(|&i| new_index[i]).collect();
+    let mut i = 0;
+    p.columns.retain(|_| {
+        i += 1;
+        keep[i - 1]
+    });
+    p
+}
+
+async fn compare(shared: &Shared, s: &mut stream::Session) -> Result<Vec<TableCheck>, Error> {
+    let mut out = Vec::new();
+    let plans: Vec<TablePlan> = s.plans.iter().map(comparable).collect();
+    for plan in &plans {
+        let tx =
+            s.pg.build_transaction()
+                .isolation_level(tokio_postgres::IsolationLevel::RepeatableRead)
+                .read_only(true)
+                .start()
+                .await
+                .context(|| "rollback: begin reading the target".into())?;
+        let o = crate::validate::full(
+            &mut s.tds,
+            &tx,
+            plan,
+            &shared.config.policies,
+            &Default::default(),
+            crate::validate::FullOptions::configured(&shared.config, 1.0),
+        )
+        .await?;
+        tx.commit()
+            .await
+            .context(|| "rollback: end reading the target".into())?;
+        out.push(TableCheck {
+            table: plan.source.name.to_string(),
+            source_rows: o.source_rows,
+            target_rows: o.target_rows,
+            result: if o.equal() { "equal" } else { "different" }.into(),
+            findings: o.findings.iter().take(20).cloned().collect(),
+        });
+    }
+    Ok(out)
+}
+
+/// SQL Server's fence lowered, identities set after PostgreSQL's values, the slot dropped.
+async fn release(
+    shared: &Arc<Shared>,
+    s: &mut stream::Session,
+    slot_name: &str,
+) -> Result<Vec<(String, i64)>, Error> {
+    let mut reseeded = Vec::new();
+    for p in &s.plans {
+        let Some(id) = p.columns.iter().find(|c| c.identity) else {
+            continue;
+        };
+        // PostgreSQL's identity may have handed out values whose rows are gone: SQL Server
+        // continues after the highest it ever gave.
+        let row =
+            s.pg.query_one(
+                &format!(
+                    "SELECT GREATEST(COALESCE((SELECT max({c})::bigint FROM {t}), 0), \
+                     COALESCE((SELECT last_value FROM pg_sequences \
+                      WHERE format('%I.%I', schemaname, sequencename)::regclass = \
+                      pg_get_serial_sequence($1, $2)::regclass), 0))",
+                    c = crate::model::quote_pg(&id.target),
+                    t = p.target.sql()
+                ),
+                &[&p.target.sql(), &id.target],
+            )
+            .await
+            .context(|| format!("rollback: read the identity of {}", p.target))?;
+        let high: i64 = row.get(0);
+        let current = crate::source::query_rows(
+            &mut s.tds,
+            &format!(
+                "SELECT CAST(IDENT_CURRENT({}) AS bigint)",
+                crate::model::tsql_literal(&p.source.name.tsql())
+            ),
+            "rollback: read SQL Server's identity",
+        )
+        .await?
+        .first()
+        .and_then(|r| r.get::<i64, _>(0))
+        .unwrap_or(0);
+        if high > current {
+            crate::source::execute(
+                &mut s.tds,
+                &format!(
+                    "DBCC CHECKIDENT ({}, RESEED, {high}) WITH NO_INFOMSGS",
+                    crate::model::tsql_literal(&p.source.name.tsql())
+                ),
+                "rollback: set SQL Server's identity",
+            )
+            .await?;
+            reseeded.push((p.source.name.to_string(), high));
+        }
+    }
+    for (_, drop) in super::fence::leftovers(&mut s.tds).await? {
+        crate::source::execute(&mut s.tds, &drop, "rollback: lower SQL Server's fence").await?;
+    }
+    slot::drop_all(&s.pg, slot_name).await?;
+    let _ = shared;
+    Ok(reseeded)
+}
