@@ -30,6 +30,19 @@ pub const TABLES_ERRORED: &str = "replicator_tables_errored";
 /// 1 when the last validation of the table found differences.
 pub const VALIDATION_DIFFERENT: &str = "replicator_validation_different";
 
+/// 1 while PostgreSQL's changes flow back to SQL Server (`cutover --fallback`), 0 after.
+pub const FALLBACK_ACTIVE: &str = "replicator_fallback_active";
+/// WAL bytes SQL Server does not hold yet.
+pub const FALLBACK_LAG_BYTES: &str = "replicator_fallback_lag_bytes";
+/// WAL bytes the fallback's slot keeps on the target's disk.
+pub const FALLBACK_RETAINED_BYTES: &str = "replicator_fallback_retained_bytes";
+/// 1 when the retained WAL is above `fallback.max_retained_wal`.
+pub const FALLBACK_RETAINED_OVER_LIMIT: &str = "replicator_fallback_retained_over_limit";
+/// Rows written to SQL Server by the fallback.
+pub const FALLBACK_ROWS: &str = "replicator_fallback_rows_applied_total";
+/// 1 while the fallback's last window was refused (status says why).
+pub const FALLBACK_ERRORED: &str = "replicator_fallback_errored";
+
 /// Counters the daemon bumps as it works (the rest is read from the state store).
 #[derive(Debug, Default)]
 pub struct Counters {
@@ -159,6 +172,50 @@ pub fn render(store: &Store, counters: &Counters) -> String {
         "{TRANSIENT_ERRORS} {}",
         c.transient_errors.load(Ordering::Relaxed)
     );
+    if let Ok(Some(f)) = store.fallback() {
+        let gauges: [(&str, &str, &str, f64); 6] = [
+            (
+                FALLBACK_ACTIVE,
+                "gauge",
+                "1 while changes flow back to SQL Server",
+                f.active as u8 as f64,
+            ),
+            (
+                FALLBACK_LAG_BYTES,
+                "gauge",
+                "WAL bytes SQL Server does not hold yet",
+                f.lag_bytes as f64,
+            ),
+            (
+                FALLBACK_RETAINED_BYTES,
+                "gauge",
+                "WAL bytes the fallback's slot keeps",
+                f.retained_bytes as f64,
+            ),
+            (
+                FALLBACK_RETAINED_OVER_LIMIT,
+                "gauge",
+                "1 above fallback.max_retained_wal",
+                f.retained_over_limit as u8 as f64,
+            ),
+            (
+                FALLBACK_ROWS,
+                "counter",
+                "rows written to SQL Server by the fallback",
+                f.rows_applied as f64,
+            ),
+            (
+                FALLBACK_ERRORED,
+                "gauge",
+                "1 while the last window was refused",
+                f.last_error.is_some() as u8 as f64,
+            ),
+        ];
+        for (name, kind, help, v) in gauges {
+            head(&mut out, name, kind, help);
+            let _ = writeln!(out, "{name} {v}");
+        }
+    }
     out
 }
 
@@ -195,4 +252,41 @@ pub fn serve(
         let _ = req.respond(resp);
     });
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_fallback_is_rendered_once_there_is_one() {
+        let dir = std::env::temp_dir().join(format!("replicator-metrics-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let store = Store::open(&dir).unwrap();
+        let counters = Counters::default();
+        assert!(!render(&store, &counters).contains(FALLBACK_ACTIVE));
+        store
+            .set_fallback(&crate::state::FallbackRecord {
+                slot: "s".into(),
+                active: true,
+                lag_bytes: 120,
+                retained_bytes: 4096,
+                rows_applied: 7,
+                ..Default::default()
+            })
+            .unwrap();
+        let text = render(&store, &counters);
+        for line in [
+            "replicator_fallback_active 1",
+            "replicator_fallback_lag_bytes 120",
+            "replicator_fallback_retained_bytes 4096",
+            "replicator_fallback_retained_over_limit 0",
+            "replicator_fallback_rows_applied_total 7",
+            "replicator_fallback_errored 0",
+        ] {
+            assert!(text.lines().any(|l| l == line), "{line} in {text}");
+        }
+        drop(store);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 }

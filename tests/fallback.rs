@@ -467,6 +467,49 @@ async fn cutover_with_fallback_keeps_sql_server_in_sync_through_kills_until_stop
         Duration::from_secs(30),
     )
     .await;
+    // A reader on SQL Server never sees half a PostgreSQL transaction: transfers between an
+    // account and an entry (two tables, two statements on SQL Server) keep their sum, at every
+    // read.
+    let sum_sql = "SELECT CAST((SELECT balance FROM dbo.account WHERE id = 1) + \
+        (SELECT amount FROM dbo.entry WHERE account_id = 1 AND n = 7) AS nvarchar(40))";
+    let sum = source_rows(&mut c, sum_sql).await[0][0].clone();
+    let transfers = {
+        let pg = env.pg().await;
+        tokio::spawn(async move {
+            for i in 0..150 {
+                pg.batch_execute(&format!(
+                    "BEGIN; UPDATE public.account SET balance = balance - {i} WHERE id = 1; \
+                     UPDATE public.entry SET amount = amount + {i} WHERE account_id = 1 AND n = 7; COMMIT"
+                ))
+                .await
+                .unwrap();
+            }
+        })
+    };
+    let mut reads = 0;
+    while !transfers.is_finished() {
+        assert_eq!(
+            source_rows(&mut c, sum_sql).await[0][0],
+            sum,
+            "a half transaction"
+        );
+        reads += 1;
+    }
+    transfers.await.unwrap();
+    wait_equal(
+        &mut c,
+        &pg,
+        accounts,
+        "public.account",
+        &cols,
+        Duration::from_secs(30),
+    )
+    .await;
+    assert_eq!(source_rows(&mut c, sum_sql).await[0][0], sum);
+    assert!(
+        reads > 3,
+        "the reader read while the transfers flowed ({reads})"
+    );
     let status = status_json(&cfg);
     assert_eq!(
         status["fallback"]["direction"], "postgresql_to_sql_server",
