@@ -497,6 +497,16 @@ async fn listen(
     while let Some(sig) = signals.next().await {
         if sig == signal_hook::consts::SIGHUP {
             match running.get() {
+                Some(shared)
+                    if shared
+                        .store
+                        .fallback()
+                        .ok()
+                        .flatten()
+                        .is_some_and(|f| f.active) =>
+                {
+                    tracing::warn!("sighup ignored: the daemon carries the fallback (every table is cut over); restart it to read the configuration again");
+                }
                 Some(shared) => {
                     tracing::info!("sighup: reading the configuration again");
                     daemon::reload::on_sighup(shared, &config_path);

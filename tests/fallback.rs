@@ -554,8 +554,10 @@ async fn rollback_is_refused_while_a_window_waits_and_then_returns_sql_server_un
     let mut c = env.tds().await;
     exec(
         &mut c,
-        "CREATE TABLE dbo.account (id int IDENTITY(1,1) NOT NULL PRIMARY KEY, owner nvarchar(40) NOT NULL, \
-           level tinyint NOT NULL, balance decimal(12,2) NOT NULL); \
+        "CREATE SEQUENCE dbo.ticket_no AS bigint START WITH 1000 INCREMENT BY 10; \
+         CREATE TABLE dbo.account (id int IDENTITY(1,1) NOT NULL PRIMARY KEY, owner nvarchar(40) NOT NULL, \
+           level tinyint NOT NULL, balance decimal(12,2) NOT NULL, \
+           ticket bigint NOT NULL CONSTRAINT df_ticket DEFAULT (NEXT VALUE FOR dbo.ticket_no)); \
          ALTER TABLE dbo.account ENABLE CHANGE_TRACKING; \
          INSERT INTO dbo.account (owner, level, balance) VALUES (N'ann', 1, 10.00), (N'bob', 2, 20.00)",
     )
@@ -610,8 +612,8 @@ async fn rollback_is_refused_while_a_window_waits_and_then_returns_sql_server_un
     pg.batch_execute("UPDATE public.account SET level = 3 WHERE id = 3")
         .await
         .unwrap();
-    let accounts = "SELECT id, owner, level, balance FROM dbo.account";
-    let cols = ["id", "owner", "level", "balance"];
+    let accounts = "SELECT id, owner, level, balance, ticket FROM dbo.account";
+    let cols = ["id", "owner", "level", "balance", "ticket"];
     wait_equal(
         &mut c,
         &pg,
@@ -687,13 +689,30 @@ async fn rollback_is_refused_while_a_window_waits_and_then_returns_sql_server_un
         .await
         .unwrap()
         .get(0);
+    let high_ticket: i64 = pg
+        .query_one("SELECT max(ticket) FROM public.account", &[])
+        .await
+        .unwrap()
+        .get(0);
     exec(
         &mut c,
         "INSERT INTO dbo.account (owner, level, balance) VALUES (N'back', 1, 1.00)",
     )
     .await;
-    let id = source_rows(&mut c, "SELECT MAX(id) FROM dbo.account").await;
-    assert!(id[0][0].as_deref().and_then(|v| v.parse::<i64>().ok()) > Some(high));
+    let row = source_rows(
+        &mut c,
+        "SELECT id, ticket FROM dbo.account WHERE owner = N'back'",
+    )
+    .await;
+    let num = |i: usize| row[0][i].as_deref().and_then(|v| v.parse::<i64>().ok());
+    assert!(
+        num(0) > Some(high),
+        "identity past PostgreSQL's {high}: {row:?}"
+    );
+    assert!(
+        num(1) > Some(high_ticket),
+        "sequence past PostgreSQL's {high_ticket}: {row:?}"
+    );
     let slots: i64 = pg
         .query_one("SELECT count(*) FROM pg_replication_slots", &[])
         .await
@@ -701,4 +720,77 @@ async fn rollback_is_refused_while_a_window_waits_and_then_returns_sql_server_un
         .get(0);
     assert_eq!(slots, 0, "the slot is dropped");
     assert_eq!(status_json(&cfg)["fallback"]["direction"], "stopped");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn boundary_values_of_every_mapped_type_go_back_exactly() {
+    let env = Env::new("fallback_types").await;
+    let mut c = env.tds().await;
+    exec(
+        &mut c,
+        "CREATE TABLE dbo.t (id int NOT NULL PRIMARY KEY, b bit NULL, ti tinyint NULL, si smallint NULL, \
+           i int NULL, bi bigint NULL, d decimal(38,10) NULL, m money NULL, sm smallmoney NULL, r real NULL, \
+           f float NULL, dt date NULL, tm time(7) NULL, dtm datetime NULL, dt2 datetime2(7) NULL, \
+           sdt smalldatetime NULL, dto datetimeoffset(7) NULL, vc varchar(10) NULL, nvc nvarchar(4) NULL, \
+           nmax nvarchar(max) NULL, vb varbinary(4) NULL, vbmax varbinary(max) NULL, \
+           g uniqueidentifier NULL, x xml NULL, tx text NULL, ntx ntext NULL, img image NULL); \
+         ALTER TABLE dbo.t ENABLE CHANGE_TRACKING; INSERT INTO dbo.t (id) VALUES (1)",
+    )
+    .await;
+    let cfg = env.config("[[tables]]\nsource = \"dbo.t\"\n");
+    let d = Daemon::start(cfg.clone());
+    d.wait_state(
+        &["dbo.t"],
+        replicator::state::TableState::Streaming,
+        std::time::Duration::from_secs(60),
+    )
+    .await;
+    d.stop().await.unwrap();
+    let pg = env.pg().await;
+    let name = slot::slot_name("fallback_types");
+    slot::ensure(&pg, &name, &[table("t")]).await.unwrap();
+    pg.batch_execute(
+        "SET replicator.writer = 'on'; \
+         INSERT INTO public.t VALUES (2, false, 0, -32768, -2147483648, -9223372036854775808, \
+           -9999999999999999999999999999.9999999999, -922337203685477.5808, -214748.3648, \
+           -3.4028235e38, -1.7976931348623157e308, '0001-01-01', '00:00:00', '1753-01-01 00:00:00', \
+           '0001-01-01 00:00:00', '1900-01-01 00:00', '0001-01-01 00:00:00+00', '', '', '', '\\x', '\\x', \
+           '00000000-0000-0000-0000-000000000000', '', '', '', '\\x'); \
+         INSERT INTO public.t VALUES (3, true, 255, 32767, 2147483647, 9223372036854775807, \
+           9999999999999999999999999999.9999999999, 922337203685477.5807, 214748.3647, \
+           1.17549435e-38, 2.2250738585072014e-308, '9999-12-31', '23:59:59.999999', \
+           '9999-12-31 23:59:59.996667', '9999-12-31 23:59:59.999999', '2079-06-06 23:59', \
+           '9999-12-31 23:59:59.999999+00', 'ÿcafé€ 10', '😀😀', repeat('ü☃', 5000), '\\x00ff00ff', \
+           decode(repeat('00ff', 50000), 'hex'), 'ffffffff-ffff-ffff-ffff-ffffffffffff', \
+           '<a b=\"1\">x &amp; y</a>', repeat('t', 9000), repeat('ñ', 9000), '\\x0102'); \
+         UPDATE public.t SET r = 0.1, f = 0.1, d = 0.0000000001, tm = '12:00:00.5' WHERE id = 1",
+    )
+    .await
+    .unwrap();
+    let mut tds = replicator::source::connect(&cfg.source).await.unwrap();
+    let db = replicator::source::database_info(&mut tds).await.unwrap();
+    let discovered = replicator::source::discover::discover(&mut tds, db.cdc_enabled)
+        .await
+        .unwrap();
+    let plans = replicator::convert::plan_tables(&discovered, &cfg.tables, &cfg.mapping)
+        .unwrap()
+        .all()
+        .unwrap();
+    assert_eq!(drain(&pg, &mut tds, &plans, &name).await, 3);
+    // The product's own comparison (cutover's and rollback's): value by value, every column.
+    let mut pgm = env.pg().await;
+    let tx = pgm.transaction().await.unwrap();
+    let o = replicator::validate::full(
+        &mut tds,
+        &tx,
+        &plans[0],
+        &cfg.policies,
+        &Default::default(),
+        replicator::validate::FullOptions::configured(&cfg, 1.0),
+    )
+    .await
+    .unwrap();
+    assert!(o.equal(), "{:?}", o.findings);
+    assert_eq!((o.source_rows, o.target_rows), (3, 3));
+    slot::drop_all(&pg, &name).await.unwrap();
 }

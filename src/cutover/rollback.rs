@@ -63,7 +63,7 @@ pub struct RollbackReport {
     pub parts: RollbackParts,
     /// Every table.
     pub tables: Vec<TableCheck>,
-    /// Identities set on SQL Server: (table, value).
+    /// Identities and sequences set on SQL Server after PostgreSQL's last value: (name, value).
     pub identities_reseeded: Vec<(String, i64)>,
     /// Why it did not complete.
     pub problems: Vec<String>,
@@ -307,6 +307,34 @@ async fn release(
             )
             .await?;
             reseeded.push((p.source.name.to_string(), high));
+        }
+    }
+    // Sequences PostgreSQL drew from (NEXT VALUE FOR defaults): SQL Server's continue after.
+    let sequences: Vec<_> = crate::source::discover::sequences(&mut s.tds)
+        .await?
+        .into_iter()
+        .filter_map(Result::ok)
+        .collect();
+    for q in crate::sink::ddl::sequences_for(&sequences, &s.plans) {
+        let t = crate::convert::sequence_target(&q.name, &shared.config.mapping);
+        let last: Option<i64> = s
+            .pg
+            .query_one(
+                "SELECT last_value FROM pg_sequences WHERE format('%I.%I', schemaname, sequencename)::regclass = $1::text::regclass",
+                &[&t.sql()],
+            )
+            .await
+            .context(|| format!("rollback: read sequence {t}"))?
+            .get(0);
+        if let Some(last) = last.filter(|&l| l > q.current) {
+            let next = last.saturating_add(q.increment);
+            crate::source::execute(
+                &mut s.tds,
+                &format!("ALTER SEQUENCE {} RESTART WITH {next}", q.name.tsql()),
+                "rollback: continue SQL Server's sequence",
+            )
+            .await?;
+            reseeded.push((q.name.to_string(), last));
         }
     }
     for (_, drop) in super::fence::leftovers(&mut s.tds).await? {

@@ -352,6 +352,22 @@ impl Session {
                 }
                 Err(e)
             }
+            Stmt::RestartSequence { name, value } => {
+                let (qualified, _, _) = pg_table(name);
+                let with = match value {
+                    Some(e) => match self.eval(e).await?.0 {
+                        Value::Int(n) => format!(" WITH {n}"),
+                        other => format!(
+                            " WITH {}",
+                            crate::value::pg_literal(&other).trim_matches('\'')
+                        ),
+                    },
+                    None => String::new(),
+                };
+                self.run_ddl(format!("ALTER SEQUENCE {qualified} RESTART{with}"))
+                    .await
+                    .map(|_| none)
+            }
             Stmt::Reseed { table, value } => {
                 let n = match self.eval(value).await?.0 {
                     Value::Int(n) => n,

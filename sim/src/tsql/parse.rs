@@ -85,6 +85,11 @@ pub enum Stmt {
         columns: Vec<(String, bool)>,
         include: Vec<String>,
     },
+    /// ALTER SEQUENCE name RESTART [WITH n].
+    RestartSequence {
+        name: ObjectName,
+        value: Option<Expr>,
+    },
     /// DBCC CHECKIDENT ('table', RESEED, n) [WITH NO_INFOMSGS].
     Reseed { table: String, value: Expr },
     /// EXEC (expr): the string's statements run as a batch of their own (dynamic SQL).
@@ -1067,6 +1072,23 @@ fn parse_one(p: &mut Parser<'_>) -> Result<Stmt, ParserError> {
             Ok(Stmt::AlterDatabase(name, words))
         }
         "ALTER" if peek_word(p, 1, "TABLE") => parse_alter_table(p),
+        "ALTER" if peek_word(p, 1, "SEQUENCE") => {
+            p.next_token();
+            p.next_token();
+            let name = p.parse_object_name(false)?;
+            if !peek_word(p, 0, "RESTART") {
+                return Err(ParserError::ParserError(
+                    "the simulator runs ALTER SEQUENCE ... RESTART [WITH n] only".into(),
+                ));
+            }
+            p.next_token();
+            let value = if p.parse_keyword(Keyword::WITH) {
+                Some(p.parse_expr()?)
+            } else {
+                None
+            };
+            Ok(Stmt::RestartSequence { name, value })
+        }
         "CREATE"
             if peek_word(p, 1, "UNIQUE")
                 || peek_word(p, 1, "CLUSTERED")
