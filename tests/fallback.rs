@@ -135,6 +135,27 @@ async fn the_slot_keeps_every_change_in_commit_order_until_advanced() {
             .confirmed_flush,
         Some(end_lsn)
     );
+    // Idle (only a table outside the publication writes): nothing comes back, and the slot may
+    // advance to where decoding read, so it does not keep that WAL.
+    let Message::Commit { end_lsn, .. } = rest.last().unwrap().message else {
+        panic!()
+    };
+    slot::advance(&pg, &name, end_lsn).await.unwrap();
+    pg.batch_execute("INSERT INTO public.elsewhere SELECT g FROM generate_series(2, 1000) g")
+        .await
+        .unwrap();
+    let (idle, upto) = slot::peek_upto(&pg, &name, 1000).await.unwrap();
+    assert!(idle.is_empty(), "{idle:?}");
+    assert!(upto > end_lsn);
+    slot::advance(&pg, &name, upto).await.unwrap();
+    assert_eq!(
+        slot::state(&pg, &name)
+            .await
+            .unwrap()
+            .unwrap()
+            .confirmed_flush,
+        Some(upto)
+    );
     slot::drop_all(&pg, &name).await.unwrap();
     assert!(slot::state(&pg, &name).await.unwrap().is_none());
     slot::drop_all(&pg, &name).await.unwrap();

@@ -120,6 +120,17 @@ pub async fn state(pg: &Client, slot: &str) -> Result<Option<SlotState>, Error> 
 /// writes only a logical decoding message (a commit that wrote no WAL is not flushed), which
 /// pgoutput does not send (no `messages` option) and so adds no transaction to the stream.
 pub async fn peek(pg: &Client, slot: &str, max_changes: i32) -> Result<Vec<Change>, Error> {
+    Ok(peek_upto(pg, slot, max_changes).await?.0)
+}
+
+/// As [`peek`], with the WAL position decoding read up to: when nothing came back, every
+/// transaction committed before it holds no change of the published tables, and the slot may
+/// advance there (else it keeps WAL from its last applied commit for ever while idle).
+pub async fn peek_upto(
+    pg: &Client,
+    slot: &str,
+    max_changes: i32,
+) -> Result<(Vec<Change>, PgLsn), Error> {
     // Values arrive in their text form, rendered by this session: the forms
     // `inverse::literal` reads.
     pg.batch_execute(
@@ -129,6 +140,12 @@ pub async fn peek(pg: &Client, slot: &str, max_changes: i32) -> Result<Vec<Chang
     )
     .await
     .context(|| "flush the target's WAL before reading the fallback slot".into())?;
+    let upto: String = pg
+        .query_one("SELECT pg_current_wal_flush_lsn()::text", &[])
+        .await
+        .context(|| "read the target's flushed WAL position".into())?
+        .get(0);
+    let upto: PgLsn = upto.parse().map_err(Error::Fatal)?;
     let rows = pg
         .query(
             "SELECT lsn::text, data FROM pg_logical_slot_peek_binary_changes($1, NULL, $2, \
@@ -137,7 +154,8 @@ pub async fn peek(pg: &Client, slot: &str, max_changes: i32) -> Result<Vec<Chang
         )
         .await
         .context(|| "read the fallback slot".into())?;
-    rows.iter()
+    let changes = rows
+        .iter()
         .map(|r| {
             let lsn: String = r.get(0);
             let data: Vec<u8> = r.get(1);
@@ -146,7 +164,8 @@ pub async fn peek(pg: &Client, slot: &str, max_changes: i32) -> Result<Vec<Chang
                 decode(&data).map_err(|e| Error::Fatal(format!("fallback: at {lsn}: {e}")))?;
             Ok(Change { lsn, message })
         })
-        .collect()
+        .collect::<Result<Vec<_>, Error>>()?;
+    Ok((changes, upto))
 }
 
 /// Moves the slot past `lsn` (a commit's end): PostgreSQL may recycle the WAL before it.

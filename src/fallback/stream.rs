@@ -125,8 +125,10 @@ async fn one_window(
     window_changes: i32,
 ) -> Result<bool, Error> {
     let done = apply::progress(&mut s.tds, &rec.slot).await?;
-    let changes = slot::peek(&s.pg, &rec.slot, window_changes).await?;
+    let (changes, upto) = slot::peek_upto(&s.pg, &rec.slot, window_changes).await?;
     if changes.is_empty() {
+        // Nothing of the migrated tables up to `upto`: the slot need not keep that WAL.
+        slot::advance(&s.pg, &rec.slot, upto).await?;
         record(shared, &s.pg, rec, done).await?;
         return Ok(false);
     }
