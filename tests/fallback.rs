@@ -815,3 +815,93 @@ async fn boundary_values_of_every_mapped_type_go_back_exactly() {
     assert_eq!((o.source_rows, o.target_rows), (3, 3));
     slot::drop_all(&pg, &name).await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_nullable_column_added_on_postgresql_is_added_on_sql_server_and_backfilled() {
+    use std::time::Duration;
+    let env = Env::new("fallback_addcol").await;
+    let mut c = env.tds().await;
+    exec(
+        &mut c,
+        "CREATE TABLE dbo.t (id int NOT NULL PRIMARY KEY, v int NOT NULL); \
+         ALTER TABLE dbo.t ENABLE CHANGE_TRACKING; INSERT INTO dbo.t VALUES (1, 1), (2, 2), (3, 3)",
+    )
+    .await;
+    let cfg = env
+        .config_file("[replication]\npoll_interval = \"50ms\"\n[[tables]]\nsource = \"dbo.t\"\n");
+    let mut daemon = spawn_daemon(&env, &cfg);
+    wait_all_streaming(&cfg, 1).await;
+    let out = replicator(
+        &cfg,
+        &[
+            "cutover",
+            "--yes",
+            "--json",
+            "--fallback",
+            "--timeout",
+            "60s",
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let _ = daemon.wait();
+    let mut daemon = spawn_daemon(&env, &cfg);
+    let pg = env.pg().await;
+    // A default fills the existing rows without a row change PostgreSQL would decode.
+    pg.batch_execute(
+        "ALTER TABLE public.t ADD COLUMN note varchar(20) DEFAULT 'filled'; \
+         UPDATE public.t SET v = 20, note = 'changed' WHERE id = 2; INSERT INTO public.t VALUES (4, 4, NULL)",
+    )
+    .await
+    .unwrap();
+    let exists =
+        "SELECT COUNT(*) FROM sys.columns WHERE object_id = OBJECT_ID('dbo.t') AND name = 'note'";
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while source_rows(&mut c, exists).await[0][0].as_deref() != Some("1") {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the column never came: {}",
+            std::fs::read_to_string(env.dir.join("daemon.log")).unwrap_or_default()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    wait_equal(
+        &mut c,
+        &pg,
+        "SELECT id, v, note FROM dbo.t",
+        "public.t",
+        &["id", "v", "note"],
+        Duration::from_secs(30),
+    )
+    .await;
+    let ty = source_rows(
+        &mut c,
+        "SELECT TYPE_NAME(system_type_id), max_length FROM sys.columns WHERE object_id = OBJECT_ID('dbo.t') AND name = 'note'",
+    )
+    .await;
+    assert_eq!(ty[0], vec![Some("nvarchar".into()), Some("40".into())]);
+    // A NOT NULL column cannot go back: the fallback stops, naming it, and waits.
+    pg.batch_execute("ALTER TABLE public.t ADD COLUMN req int NOT NULL DEFAULT 0; UPDATE public.t SET v = 5 WHERE id = 1")
+        .await
+        .unwrap();
+    eventually(
+        "the window is refused by column",
+        Duration::from_secs(30),
+        || async {
+            status_json(&cfg)["fallback"]["last_error"]["message"]
+                .as_str()
+                .is_some_and(|m| m.contains("column req") && m.contains("NOT NULL"))
+        },
+    )
+    .await;
+    let out = replicator(&cfg, &["fallback", "stop"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let _ = daemon.wait();
+}

@@ -154,6 +154,54 @@ pub fn literal(col: &ColumnPlan, ty: &SourceType, text: Option<&str>) -> Result<
     }
 }
 
+/// The SQL Server type a column added on PostgreSQL becomes (`format_type` of its type), one
+/// whose default mapping is that PostgreSQL type again; `None` when there is none.
+pub fn sql_server_type(pg_type: &str) -> Option<String> {
+    let t = pg_type.trim();
+    let args = |prefix: &str| {
+        t.strip_prefix(prefix)
+            .and_then(|r| r.strip_prefix('('))
+            .and_then(|r| r.strip_suffix(')'))
+            .map(str::to_string)
+    };
+    Some(match t {
+        "boolean" => "bit".into(),
+        "smallint" => "smallint".into(),
+        "integer" => "int".into(),
+        "bigint" => "bigint".into(),
+        "real" => "real".into(),
+        "double precision" => "float".into(),
+        "numeric" => "decimal(38,10)".into(),
+        "text" => "nvarchar(max)".into(),
+        "bytea" => "varbinary(max)".into(),
+        "uuid" => "uniqueidentifier".into(),
+        "date" => "date".into(),
+        "time without time zone" => "time(6)".into(),
+        "timestamp without time zone" => "datetime2(6)".into(),
+        "timestamp with time zone" => "datetimeoffset(6)".into(),
+        "xml" => "xml".into(),
+        _ => {
+            if let Some(a) = args("numeric") {
+                let (p, s) = a.split_once(',').unwrap_or((&a, "0"));
+                let (p, s): (u32, u32) = (p.trim().parse().ok()?, s.trim().parse().ok()?);
+                if p > 38 {
+                    return None;
+                }
+                format!("decimal({p},{s})")
+            } else if let Some(n) = args("character varying") {
+                let n: u32 = n.parse().ok()?;
+                if n > 4000 {
+                    "nvarchar(max)".into()
+                } else {
+                    format!("nvarchar({n})")
+                }
+            } else {
+                return None;
+            }
+        }
+    })
+}
+
 /// Whether the fallback can write a column back exactly: its type is mapped the default way
 /// (or as one of the options whose inverse is known). `Err` says why not.
 pub fn invertible(col: &ColumnPlan, ty: &SourceType) -> Result<(), String> {

@@ -5,6 +5,7 @@
 //! the target ([`slot`]), a window's net effect per key ([`net`]) and values back into T-SQL
 //! literals of the source's types ([`inverse`]).
 
+pub mod added;
 pub mod apply;
 pub mod decode;
 pub mod inverse;

@@ -35,7 +35,8 @@ pub struct TableChanges {
 }
 
 impl TableChanges {
-    fn set(&mut self, key: KeyText, end: End) {
+    /// Records what `key` ends as (the last word wins).
+    pub fn set(&mut self, key: KeyText, end: End) {
         match self.index.get(&key) {
             Some(&i) => self.ends[i].1 = end,
             None => {

@@ -90,6 +90,12 @@ pub struct Session {
 }
 
 impl Session {
+    /// Plans the tables again (after a column was added).
+    pub async fn replan(&mut self, shared: &Shared) -> Result<(), Error> {
+        self.plans = plans(shared, &mut self.tds).await?;
+        Ok(())
+    }
+
     /// Connects to both and plans the tables.
     pub async fn open(shared: &Shared) -> Result<Session, Error> {
         let pg = connect_target(shared).await?;
@@ -140,6 +146,11 @@ async fn one_window(
     let Some(end) = w.end else {
         return Ok(false);
     };
+    if super::added::columns(shared, s, &w).await? {
+        tracing::info!(
+            "fallback: columns added on postgresql were added on sql server and backfilled"
+        );
+    }
     let applied = apply::apply(&mut s.tds, &w, &s.plans, &rec.slot).await?;
     slot::advance(&s.pg, &rec.slot, end).await?;
     rec.rows_applied += (applied.rows + applied.deleted) as u64;
