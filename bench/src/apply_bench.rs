@@ -9,12 +9,14 @@
 //! fire as for T-SQL DML), because the TDS front tops out near 4-5k changes/s on this machine.
 
 mod common;
+mod load;
 
 use clap::Parser;
 use common::{pg, tsql};
 use futures_util::SinkExt;
+use load::percentile;
 use std::process::Command;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -45,78 +47,6 @@ const MARKER_BASE: i64 = 1_000_000_000_000;
 const TXN: &str = "WITH u AS (UPDATE dbo.ev SET a = a + 1, amount = amount + 0.01, name = 'updated ' || id WHERE id = ANY($1) RETURNING 1), \
   i AS (INSERT INTO dbo.ev (id, a, amount, name, ts, g) SELECT x, 1, 1.5, 'inserted ' || x, '2024-05-01 10:00:00.1234560', md5(x::text)::uuid FROM unnest($2::bigint[]) AS x RETURNING 1), \
   d AS (DELETE FROM dbo.ev WHERE id = ANY($3) RETURNING 1) SELECT (SELECT count(*) FROM u) + (SELECT count(*) FROM i) + (SELECT count(*) FROM d)";
-
-struct Load {
-    changes: Arc<AtomicU64>,
-    stop: Arc<AtomicBool>,
-    handles: Vec<tokio::task::JoinHandle<()>>,
-}
-
-fn start_load(url: String, rate: u64, conns: usize, rows: i64, next_id: Arc<AtomicU64>) -> Load {
-    let changes = Arc::new(AtomicU64::new(0));
-    let stop = Arc::new(AtomicBool::new(false));
-    let mut handles = Vec::new();
-    for k in 0..conns {
-        let (url, changes, stop, next_id) =
-            (url.clone(), changes.clone(), stop.clone(), next_id.clone());
-        handles.push(tokio::spawn(async move {
-            let c = pg(&url).await;
-            let stmt = c.prepare(TXN).await.unwrap();
-            let per_conn = rate as f64 / conns as f64 / 10.0;
-            let start = Instant::now();
-            let mut done = 0u64;
-            let mut mine: std::collections::VecDeque<i64> = Default::default();
-            let mut rng = fastrand::Rng::with_seed(k as u64 + 1);
-            while !stop.load(Ordering::Relaxed) {
-                let due = (start.elapsed().as_secs_f64() * per_conn) as u64;
-                if done >= due {
-                    tokio::time::sleep(Duration::from_micros(500)).await;
-                    continue;
-                }
-                let ups: Vec<i64> = (0..7).map(|_| rng.i64(1..=rows)).collect();
-                let ins: Vec<i64> = (0..2)
-                    .map(|_| next_id.fetch_add(1, Ordering::Relaxed) as i64)
-                    .collect();
-                let del: Vec<i64> = if mine.len() > 100 {
-                    vec![mine.pop_front().unwrap()]
-                } else {
-                    vec![]
-                };
-                mine.extend(ins.iter().copied());
-                let n: i64 = c
-                    .query_one(&stmt, &[&ups, &ins, &del])
-                    .await
-                    .unwrap()
-                    .get(0);
-                changes.fetch_add(n as u64, Ordering::Relaxed);
-                done += 1;
-            }
-        }));
-    }
-    Load {
-        changes,
-        stop,
-        handles,
-    }
-}
-
-impl Load {
-    async fn finish(self) -> u64 {
-        self.stop.store(true, Ordering::Relaxed);
-        for h in self.handles {
-            let _ = h.await;
-        }
-        self.changes.load(Ordering::Relaxed)
-    }
-}
-
-fn percentile(v: &mut [f64], p: f64) -> f64 {
-    if v.is_empty() {
-        return f64::NAN;
-    }
-    v.sort_by(|a, b| a.partial_cmp(b).unwrap());
-    v[((v.len() as f64 - 1.0) * p).round() as usize]
-}
 
 async fn wait_caught_up(
     source: &tokio_postgres::Client,
@@ -181,8 +111,9 @@ async fn main() {
     );
     for &rate in &args.rates {
         let applied_before = applied(&dir).await;
-        let load = start_load(
+        let load = load::start(
             source_url.clone(),
+            TXN,
             rate,
             args.connections,
             args.rows,
@@ -251,8 +182,9 @@ async fn main() {
         .args(["-TERM", &repl.id().to_string()])
         .status();
     let _ = repl.wait();
-    let load = start_load(
+    let load = load::start(
         source_url.clone(),
+        TXN,
         1_000_000,
         args.connections,
         args.rows,

@@ -6,12 +6,14 @@
 //! limit on this machine. Then `replicator rollback` with 10,000 changes pending, and with none.
 
 mod common;
+mod load;
 
 use clap::Parser;
 use common::{pg, tsql};
+use load::percentile;
 use std::path::PathBuf;
 use std::process::{Child, Command};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -41,77 +43,6 @@ const MARKER_BASE: i64 = 1_000_000_000_000;
 const TXN: &str = "WITH u AS (UPDATE public.ev SET a = a + 1, amount = amount + 0.01, name = 'updated ' || id WHERE id = ANY($1) RETURNING 1), \
   i AS (INSERT INTO public.ev (id, a, amount, name, ts, g) SELECT x, 1, 1.5, 'inserted ' || x, '2024-05-01 10:00:00.123456', md5(x::text)::uuid FROM unnest($2::bigint[]) AS x RETURNING 1), \
   d AS (DELETE FROM public.ev WHERE id = ANY($3) RETURNING 1) SELECT (SELECT count(*) FROM u) + (SELECT count(*) FROM i) + (SELECT count(*) FROM d)";
-
-struct Load {
-    changes: Arc<AtomicU64>,
-    stop: Arc<AtomicBool>,
-    handles: Vec<tokio::task::JoinHandle<()>>,
-}
-
-fn start_load(url: String, rate: u64, conns: usize, rows: i64, next_id: Arc<AtomicU64>) -> Load {
-    let changes = Arc::new(AtomicU64::new(0));
-    let stop = Arc::new(AtomicBool::new(false));
-    let mut handles = Vec::new();
-    for k in 0..conns {
-        let (url, changes, stop, next_id) =
-            (url.clone(), changes.clone(), stop.clone(), next_id.clone());
-        handles.push(tokio::spawn(async move {
-            let c = pg(&url).await;
-            let stmt = c.prepare(TXN).await.unwrap();
-            let per_conn = rate as f64 / conns as f64 / 10.0;
-            let start = Instant::now();
-            let mut done = 0u64;
-            let mut mine: std::collections::VecDeque<i64> = Default::default();
-            let mut rng = fastrand::Rng::with_seed(k as u64 + 11);
-            while !stop.load(Ordering::Relaxed) {
-                let due = (start.elapsed().as_secs_f64() * per_conn) as u64;
-                if done >= due {
-                    tokio::time::sleep(Duration::from_micros(500)).await;
-                    continue;
-                }
-                let ups: Vec<i64> = (0..7).map(|_| rng.i64(1..=rows)).collect();
-                let ins: Vec<i64> = (0..2)
-                    .map(|_| next_id.fetch_add(1, Ordering::Relaxed) as i64)
-                    .collect();
-                let del: Vec<i64> = match mine.len() > 100 {
-                    true => mine.pop_front().into_iter().collect(),
-                    false => vec![],
-                };
-                mine.extend(ins.iter().copied());
-                let n: i64 = c
-                    .query_one(&stmt, &[&ups, &ins, &del])
-                    .await
-                    .unwrap()
-                    .get(0);
-                changes.fetch_add(n as u64, Ordering::Relaxed);
-                done += 1;
-            }
-        }));
-    }
-    Load {
-        changes,
-        stop,
-        handles,
-    }
-}
-
-impl Load {
-    async fn finish(self) -> u64 {
-        self.stop.store(true, Ordering::Relaxed);
-        for h in self.handles {
-            let _ = h.await;
-        }
-        self.changes.load(Ordering::Relaxed)
-    }
-}
-
-fn percentile(v: &mut [f64], p: f64) -> f64 {
-    if v.is_empty() {
-        return f64::NAN;
-    }
-    v.sort_by(|a, b| a.partial_cmp(b).unwrap());
-    v[((v.len() as f64 - 1.0) * p).round() as usize]
-}
 
 /// A migrated, cut-over table with the fallback running.
 struct Setup {
@@ -199,6 +130,25 @@ async fn setup(name: &str, rows: i64) -> Setup {
     }
 }
 
+/// Runs `replicator rollback` and prints its downtime and parts, after `what`.
+fn rollback(config: &std::path::Path, what: &str) {
+    let report = replicator(
+        config,
+        &["rollback", "--yes", "--json", "--timeout", "300s"],
+    );
+    assert_eq!(report["ok"], true, "{report:#}");
+    let part = |k: &str| report["parts"][k].as_f64().unwrap_or(f64::NAN);
+    println!(
+        "{what}: downtime {:.2} s (fence {:.2}, drain {:.2}, validate {:.2}, release {:.2}), {} rows compared",
+        report["downtime_seconds"].as_f64().unwrap_or(f64::NAN),
+        part("fence"),
+        part("drain"),
+        part("validate"),
+        part("release"),
+        report["tables"][0]["source_rows"]
+    );
+}
+
 /// The simulator's acceptance from a plain writer: 1,000-row INSERTs over TDS for `secs`.
 async fn plain_writer_rate(port: u16, secs: u64) -> f64 {
     tsql(port, Some("bench"), "CREATE TABLE dbo.bulk (id bigint NOT NULL PRIMARY KEY, a int NOT NULL, amount decimal(18,2) NOT NULL, \
@@ -274,8 +224,9 @@ async fn main() {
     );
     for &rate in &args.rates {
         let before = rows_applied(&a.config);
-        let load = start_load(
+        let load = load::start(
             a.target_url.clone(),
+            TXN,
             rate,
             args.connections,
             args.rows,
@@ -333,8 +284,9 @@ async fn main() {
         .args(["-TERM", &a.fallback.id().to_string()])
         .status();
     let _ = a.fallback.wait();
-    let load = start_load(
+    let load = load::start(
         a.target_url.clone(),
+        TXN,
         20_000,
         args.connections,
         args.rows,
@@ -344,19 +296,9 @@ async fn main() {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     let pending = load.finish().await;
-    let report = replicator(
+    rollback(
         &a.config,
-        &["rollback", "--yes", "--json", "--timeout", "300s"],
-    );
-    assert_eq!(report["ok"], true, "{report:#}");
-    println!(
-        "rollback with {pending} changes pending: downtime {:.2} s (fence {:.2}, drain {:.2}, validate {:.2}, release {:.2}), {} rows compared",
-        report["downtime_seconds"].as_f64().unwrap_or(f64::NAN),
-        report["parts"]["fence"].as_f64().unwrap_or(f64::NAN),
-        report["parts"]["drain"].as_f64().unwrap_or(f64::NAN),
-        report["parts"]["validate"].as_f64().unwrap_or(f64::NAN),
-        report["parts"]["release"].as_f64().unwrap_or(f64::NAN),
-        report["tables"][0]["source_rows"]
+        &format!("rollback with {pending} changes pending"),
     );
     let _ = a.sim.kill();
     // Rollback with nothing pending, on a second migration of the same size.
@@ -366,19 +308,6 @@ async fn main() {
         .args(["-TERM", &b.fallback.id().to_string()])
         .status();
     let _ = b.fallback.wait();
-    let report = replicator(
-        &b.config,
-        &["rollback", "--yes", "--json", "--timeout", "300s"],
-    );
-    assert_eq!(report["ok"], true, "{report:#}");
-    println!(
-        "rollback with nothing pending: downtime {:.2} s (fence {:.2}, drain {:.2}, validate {:.2}, release {:.2}), {} rows compared",
-        report["downtime_seconds"].as_f64().unwrap_or(f64::NAN),
-        report["parts"]["fence"].as_f64().unwrap_or(f64::NAN),
-        report["parts"]["drain"].as_f64().unwrap_or(f64::NAN),
-        report["parts"]["validate"].as_f64().unwrap_or(f64::NAN),
-        report["parts"]["release"].as_f64().unwrap_or(f64::NAN),
-        report["tables"][0]["source_rows"]
-    );
+    rollback(&b.config, "rollback with nothing pending");
     let _ = b.sim.kill();
 }
