@@ -754,7 +754,8 @@ async fn boundary_values_of_every_mapped_type_go_back_exactly() {
            f float NULL, dt date NULL, tm time(7) NULL, dtm datetime NULL, dt2 datetime2(7) NULL, \
            sdt smalldatetime NULL, dto datetimeoffset(7) NULL, vc varchar(10) NULL, nvc nvarchar(4) NULL, \
            nmax nvarchar(max) NULL, vb varbinary(4) NULL, vbmax varbinary(max) NULL, \
-           g uniqueidentifier NULL, x xml NULL, tx text NULL, ntx ntext NULL, img image NULL); \
+           g uniqueidentifier NULL, x xml NULL, tx text NULL, ntx ntext NULL, img image NULL, \
+           ch char(5) NULL, nch nchar(3) NULL); \
          ALTER TABLE dbo.t ENABLE CHANGE_TRACKING; INSERT INTO dbo.t (id) VALUES (1)",
     )
     .await;
@@ -776,14 +777,14 @@ async fn boundary_values_of_every_mapped_type_go_back_exactly() {
            -9999999999999999999999999999.9999999999, -922337203685477.5808, -214748.3648, \
            -3.4028235e38, -1.7976931348623157e308, '0001-01-01', '00:00:00', '1753-01-01 00:00:00', \
            '0001-01-01 00:00:00', '1900-01-01 00:00', '0001-01-01 00:00:00+00', '', '', '', '\\x', '\\x', \
-           '00000000-0000-0000-0000-000000000000', '', '', '', '\\x'); \
+           '00000000-0000-0000-0000-000000000000', '', '', '', '\\x', '', 'a'); \
          INSERT INTO public.t VALUES (3, true, 255, 32767, 2147483647, 9223372036854775807, \
            9999999999999999999999999999.9999999999, 922337203685477.5807, 214748.3647, \
            1.17549435e-38, 2.2250738585072014e-308, '9999-12-31', '23:59:59.999999', \
            '9999-12-31 23:59:59.996667', '9999-12-31 23:59:59.999999', '2079-06-06 23:59', \
            '9999-12-31 23:59:59.999999+00', 'ÿcafé€ 10', '😀😀', repeat('ü☃', 5000), '\\x00ff00ff', \
            decode(repeat('00ff', 50000), 'hex'), 'ffffffff-ffff-ffff-ffff-ffffffffffff', \
-           '<a b=\"1\">x &amp; y</a>', repeat('t', 9000), repeat('ñ', 9000), '\\x0102'); \
+           '<a b=\"1\">x &amp; y</a>', repeat('t', 9000), repeat('ñ', 9000), '\\x0102', 'ab', 'äöü'); \
          UPDATE public.t SET r = 0.1, f = 0.1, d = 0.0000000001, tm = '12:00:00.5' WHERE id = 1",
     )
     .await

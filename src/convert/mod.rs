@@ -104,6 +104,10 @@ pub struct ColumnPlan {
     /// "preserve"` on a case-insensitive source column; see [`CI_COLLATION`]).
     #[serde(default)]
     pub collate: Option<PgTableName>,
+    /// A SQL Server `char(n)`/`nchar(n)`: declared `character(n)`, which pads and compares
+    /// ignoring trailing spaces as SQL Server does; `kind` stays `Varchar(n)` for conversion.
+    #[serde(default)]
+    pub fixed: bool,
     /// Declared `citext` (`mapping.collation = "citext"` on a case-insensitive text column);
     /// `kind` stays the conversion's (a varchar's limit becomes a CHECK).
     #[serde(default)]
@@ -124,7 +128,16 @@ impl ColumnPlan {
         match &self.domain {
             Some(d) => d.sql(),
             None if self.citext => "citext".into(),
-            None => self.kind.ddl(),
+            None => self.base_type(),
+        }
+    }
+
+    /// The PostgreSQL type under any domain: `character(n)` for a fixed-length source type,
+    /// else `kind`'s.
+    pub fn base_type(&self) -> String {
+        match self.kind {
+            TargetKind::Varchar(n) if self.fixed => format!("character({n})"),
+            k => k.ddl(),
         }
     }
 
@@ -449,6 +462,11 @@ pub fn plan_table(
                     TargetKind::Bytea | TargetKind::Geometry | TargetKind::Geography
                 )
                 && s.expression.is_none(),
+            fixed: matches!(ty, "char" | "nchar")
+                && matches!(kind, TargetKind::Varchar(_))
+                && s.target_type.is_none()
+                && s.expression.is_none()
+                && !mapping.types.contains_key(ty),
             citext: mapping.collation == crate::config::Collation::Citext
                 && matches!(kind, TargetKind::Text | TargetKind::Varchar(_))
                 && !table
@@ -466,9 +484,10 @@ pub fn plan_table(
                 name: CI_COLLATION.into(),
             }),
         });
-        // An alias type's domain wins over citext.
+        // An alias type's domain wins over citext; citext does not pad.
         if let Some(last) = columns.last_mut() {
             last.citext &= last.domain.is_none();
+            last.fixed &= !last.citext;
         }
     }
     let generated = generated_columns(table, &mut columns, mapping);

@@ -22,6 +22,7 @@ fn col(kind: TargetKind, utf16: bool) -> ColumnPlan {
         collate: None,
         spatial: false,
         citext: false,
+        fixed: false,
     }
 }
 

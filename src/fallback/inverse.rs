@@ -447,6 +447,7 @@ mod tests {
             collate: None,
             spatial: false,
             citext: false,
+            fixed: false,
         }
     }
 

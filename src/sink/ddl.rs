@@ -487,7 +487,7 @@ pub fn domain_sql(plan: &TablePlan) -> Vec<String> {
             domain = d.sql(),
             domain_lit = expr::literal(&d.to_string()),
             column_lit = expr::literal(&c.source),
-            base = c.kind.ddl()
+            base = c.base_type()
         );
         if !out.contains(&sql) {
             out.push(sql);
@@ -843,9 +843,15 @@ pub async fn check_existing(pg: &Client, plan: &TablePlan) -> Result<bool, Error
     let declared = plan
         .columns
         .iter()
-        .map(|c| (&c.target, &c.kind, c.citext))
-        .chain(plan.generated.iter().map(|g| (&g.target, &g.kind, false)));
-    for (target, kind, citext) in declared {
+        .map(|c| (&c.target, &c.kind, c.citext, c.fixed.then(|| c.base_type())))
+        .chain(
+            plan.generated
+                .iter()
+                .map(|g| (&g.target, &g.kind, false, None)),
+        );
+    // A fixed-length column is character(n) now; a table an earlier release made holds it as
+    // character varying(n), which keeps working.
+    for (target, kind, citext, fixed) in declared {
         match existing.iter().find(|(n, _)| n == target) {
             None => {
                 return Err(Error::table(
@@ -854,7 +860,11 @@ pub async fn check_existing(pg: &Client, plan: &TablePlan) -> Result<bool, Error
                     Some("drop or rename the target table, or point the replicator at another schema (mapping.schemas); it is never altered to fit"),
                 ))
             }
-            Some((_, ty)) if !(same_type(ty, kind) || citext && ty == "citext") => {
+            Some((_, ty))
+                if !(same_type(ty, kind)
+                    || citext && ty == "citext"
+                    || fixed.as_deref() == Some(ty.as_str())) =>
+            {
                 return Err(Error::table(
                     &plan.source.name,
                     format!("target column {}.{target} is {ty}, expected {}", plan.target, kind.ddl()),

@@ -30,7 +30,9 @@ pub fn source_cell(cell: &ColumnData<'static>) -> Option<String> {
             let n = n.as_ref()?;
             number(&render_decimal(n.value(), n.scale()))
         }
-        C::String(s) => s.as_ref()?.to_string(),
+        // Text compares as SQL Server's `=` does: trailing spaces do not count (a char(n)'s
+        // padding, which PostgreSQL's character(n)::text drops).
+        C::String(s) => s.as_ref()?.trim_end_matches(' ').to_string(),
         C::Xml(x) => x.as_ref()?.to_string(),
         C::Binary(b) => hex(b.as_ref()?),
         C::Guid(g) => g.as_ref()?.hyphenated().to_string(),
@@ -76,7 +78,7 @@ pub fn target_cell(ty: &Type, text: Option<&str>) -> Option<String> {
                     |v| v.with_timezone(&Utc).format(TIMESTAMP).to_string(),
                 )
         }
-        _ => t.to_string(),
+        _ => t.trim_end_matches(' ').to_string(),
     })
 }
 
@@ -197,7 +199,12 @@ mod tests {
         );
         assert_ne!(
             source_cell(&ColumnData::I32(Some(3))),
-            target_cell(&Type::TEXT, Some("3 "))
+            target_cell(&Type::TEXT, Some(" 3"))
+        );
+        // Trailing spaces do not count, as in SQL Server's `=` (a char(n)'s padding).
+        assert_eq!(
+            source_cell(&ColumnData::String(Some(Cow::Borrowed("ab   ")))),
+            target_cell(&Type::BPCHAR, Some("ab"))
         );
     }
 

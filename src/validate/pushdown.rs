@@ -168,6 +168,9 @@ fn target_bytes(col: &ColumnPlan) -> String {
     use TargetKind as K;
     let c = quote_pg(&col.target);
     match col.kind {
+        // character(n)::text drops the padding SQL Server's value keeps: padded again (a
+        // table made as character varying(n) holds it padded already).
+        K::Varchar(n) if col.fixed => format!("convert_to(rpad({c}::text, {n}), 'UTF8')"),
         K::Bool => format!("boolsend({c})"),
         K::Int2 => format!("int2send({c})"),
         K::Int4 => format!("int4send({c})"),

@@ -27,6 +27,7 @@ fn column(kind: K, not_null: bool) -> ColumnPlan {
         collate: None,
         spatial: false,
         citext: false,
+        fixed: false,
     }
 }
 
