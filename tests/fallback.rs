@@ -884,6 +884,31 @@ async fn a_nullable_column_added_on_postgresql_is_added_on_sql_server_and_backfi
     )
     .await;
     assert_eq!(ty[0], vec![Some("nvarchar".into()), Some("40".into())]);
+    // kill -9 after SQL Server's ALTER and before the backfill: the column is there, without
+    // the values PostgreSQL's default gave, and recorded as pending. The next start fills it.
+    daemon.kill().unwrap();
+    let _ = daemon.wait();
+    pg.batch_execute("ALTER TABLE public.t ADD COLUMN extra varchar(10) DEFAULT 'x'")
+        .await
+        .unwrap();
+    exec(&mut c, "ALTER TABLE dbo.t ADD extra nvarchar(10) NULL").await;
+    {
+        let store = replicator::state::Store::open(&env.dir.join("state")).unwrap();
+        let mut rec = store.fallback().unwrap().unwrap();
+        rec.pending_backfills
+            .push(("public.t".into(), "extra".into()));
+        store.set_fallback(&rec).unwrap();
+    }
+    let mut daemon = spawn_daemon(&env, &cfg);
+    wait_equal(
+        &mut c,
+        &pg,
+        "SELECT id, extra FROM dbo.t",
+        "public.t",
+        &["id", "extra"],
+        Duration::from_secs(30),
+    )
+    .await;
     // A NOT NULL column cannot go back: the fallback stops, naming it, and waits.
     pg.batch_execute("ALTER TABLE public.t ADD COLUMN req int NOT NULL DEFAULT 0; UPDATE public.t SET v = 5 WHERE id = 1")
         .await

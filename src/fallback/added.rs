@@ -7,18 +7,29 @@
 //! WAL, so the slot never carries those values. Values read now may be newer than the window
 //! being applied; every later change of those rows is still in the slot, so SQL Server ends
 //! where PostgreSQL is once it drained.
+//!
+//! Crash safety: the column is recorded as pending in the fallback's record before it is added
+//! on SQL Server, and cleared after its backfill committed; pending backfills run before any
+//! window, so a kill between the two never leaves SQL Server without those values.
 
-use super::decode::{Cell, Relation};
+use super::decode::{Cell, RelColumn, Relation};
 use super::net::{End, KeyText, TableChanges, Window};
 use super::stream::Session;
+use crate::convert::TablePlan;
 use crate::daemon::Shared;
 use crate::error::{Context, Error};
 use crate::model::{quote_pg, quote_tsql};
+use crate::state::FallbackRecord;
 
-/// Adds and backfills the columns the window's relations have and SQL Server has not; whether
-/// any was.
-pub async fn columns(shared: &Shared, s: &mut Session, w: &Window) -> Result<bool, Error> {
-    let mut added = Vec::new();
+/// Adds the columns the window's relations have and SQL Server has not, then runs every
+/// pending backfill (these and any a crash left); whether anything was done.
+pub async fn columns(
+    shared: &Shared,
+    s: &mut Session,
+    rec: &mut FallbackRecord,
+    w: &Window,
+) -> Result<bool, Error> {
+    let mut added = false;
     for rel in w.relations.values() {
         let Some(plan) = s
             .plans
@@ -31,31 +42,12 @@ pub async fn columns(shared: &Shared, s: &mut Session, w: &Window) -> Result<boo
             if plan.columns.iter().any(|c| c.target == col.name) {
                 continue;
             }
-            let name = plan.source.name.to_string();
-            let row = s
-                .pg
-                .query_one(
-                    "SELECT format_type(a.atttypid, a.atttypmod), a.attnotnull FROM pg_attribute a \
-                     WHERE a.attrelid = $1::text::regclass AND a.attname = $2 AND NOT a.attisdropped",
-                    &[&plan.target.sql(), &col.name],
-                )
-                .await
-                .context(|| format!("fallback: read column {} of {}", col.name, plan.target))?;
-            let (ty, not_null): (String, bool) = (row.get(0), row.get(1));
-            let stop = |why: String| {
-                Error::table(
-                    &name,
-                    format!("fallback: column {} was added on PostgreSQL: {why}", col.name),
-                    Some("drop it on PostgreSQL (its values cannot go back), or stop the fallback (replicator fallback stop)"),
-                )
-            };
-            if not_null {
-                return Err(stop(
-                    "it is NOT NULL; only a nullable added column is carried".into(),
-                ));
+            let sql_type = counterpart(s, plan, &col.name).await?;
+            let pending = (plan.target.to_string(), col.name.clone());
+            if !rec.pending_backfills.contains(&pending) {
+                rec.pending_backfills.push(pending);
+                shared.store.set_fallback(rec)?;
             }
-            let sql_type = super::inverse::sql_server_type(&ty)
-                .ok_or_else(|| stop(format!("its type {ty} has no SQL Server counterpart here")))?;
             crate::source::execute(
                 &mut s.tds,
                 &format!(
@@ -68,80 +60,137 @@ pub async fn columns(shared: &Shared, s: &mut Session, w: &Window) -> Result<boo
             .await?;
             shared.store.journal(
                 "fallback_column_added",
-                Some(&name),
-                format!(
-                    "column {} ({ty}) added on SQL Server as {sql_type}",
-                    col.name
-                ),
+                Some(&plan.source.name.to_string()),
+                format!("column {} added on SQL Server as {sql_type}", col.name),
             )?;
-            added.push((rel.clone(), col.name.clone()));
+            added = true;
         }
     }
-    if added.is_empty() {
-        return Ok(false);
+    if added {
+        s.replan(shared).await?;
     }
-    s.replan(shared).await?;
-    for (rel, column) in added {
-        backfill(s, &rel, &column).await?;
-    }
-    Ok(true)
+    Ok(backfill_pending(shared, s, rec).await? || added)
 }
 
-/// The added column's values PostgreSQL holds now, written to SQL Server's rows by key.
-async fn backfill(s: &mut Session, rel: &Relation, column: &str) -> Result<(), Error> {
-    let keys: Vec<&str> = rel
-        .columns
-        .iter()
-        .filter(|c| c.key)
-        .map(|c| c.name.as_str())
-        .collect();
+/// Runs the backfills the record holds as pending (a crash may have left one); whether any.
+pub async fn backfill_pending(
+    shared: &Shared,
+    s: &mut Session,
+    rec: &mut FallbackRecord,
+) -> Result<bool, Error> {
+    let pending = rec.pending_backfills.clone();
+    for (table, column) in &pending {
+        let plan = s
+            .plans
+            .iter()
+            .find(|p| &p.target.to_string() == table)
+            .cloned()
+            .ok_or_else(|| {
+                Error::Fatal(format!(
+                    "fallback: table {table}, whose column {column} waits for its backfill, is not migrated"
+                ))
+            })?;
+        backfill(s, &plan, column).await?;
+        rec.pending_backfills
+            .retain(|p| p != &(table.clone(), column.clone()));
+        shared.store.set_fallback(rec)?;
+    }
+    Ok(!pending.is_empty())
+}
+
+/// The SQL Server type of an added column; `Err` (naming table and column) when it cannot go
+/// back.
+async fn counterpart(s: &Session, plan: &TablePlan, column: &str) -> Result<String, Error> {
+    let name = plan.source.name.to_string();
+    let row =
+        s.pg.query_one(
+            "SELECT format_type(a.atttypid, a.atttypmod), a.attnotnull FROM pg_attribute a \
+             WHERE a.attrelid = $1::text::regclass AND a.attname = $2 AND NOT a.attisdropped",
+            &[&plan.target.sql(), &column],
+        )
+        .await
+        .context(|| format!("fallback: read column {column} of {}", plan.target))?;
+    let (ty, not_null): (String, bool) = (row.get(0), row.get(1));
+    let stop = |why: String| {
+        Error::table(
+            &name,
+            format!("fallback: column {column} was added on PostgreSQL: {why}"),
+            Some("drop it on PostgreSQL (its values cannot go back), or stop the fallback (replicator fallback stop)"),
+        )
+    };
+    if not_null {
+        return Err(stop(
+            "it is NOT NULL; only a nullable added column is carried".into(),
+        ));
+    }
+    super::inverse::sql_server_type(&ty)
+        .ok_or_else(|| stop(format!("its type {ty} has no SQL Server counterpart here")))
+}
+
+/// The added column's values PostgreSQL holds now, written to SQL Server's rows by key (one
+/// SQL Server transaction, as a window).
+async fn backfill(s: &mut Session, plan: &TablePlan, column: &str) -> Result<(), Error> {
+    let keys: Vec<&str> = plan.key_columns().map(|c| c.target.as_str()).collect();
     let select: Vec<String> = keys
         .iter()
         .chain(std::iter::once(&column))
         .map(|c| format!("{}::text", quote_pg(c)))
         .collect();
-    let table = format!("{}.{}", quote_pg(&rel.schema), quote_pg(&rel.name));
     let rows =
         s.pg.simple_query(&format!(
-            "SELECT {} FROM {table} WHERE {} IS NOT NULL",
+            "SELECT {} FROM {} WHERE {} IS NOT NULL",
             select.join(", "),
+            plan.target.sql(),
             quote_pg(column)
         ))
         .await
-        .context(|| format!("fallback: read the values of {table}.{column}"))?;
+        .context(|| format!("fallback: read the values of {}.{column}", plan.target))?;
+    // The relation as a window would describe it; every column but the key and this one is
+    // left as SQL Server has it (a row PostgreSQL has and SQL Server not yet gets it from the
+    // window that inserts it).
+    let relation = Relation {
+        oid: 0,
+        schema: plan.target.schema.clone(),
+        name: plan.target.name.clone(),
+        replica_identity: b'd',
+        columns: plan
+            .columns
+            .iter()
+            .map(|c| RelColumn {
+                key: c.key,
+                name: c.target.clone(),
+                type_oid: 0,
+                type_mod: -1,
+            })
+            .collect(),
+    };
     let mut changes = TableChanges::default();
     for m in rows {
         let tokio_postgres::SimpleQueryMessage::Row(r) = m else {
             continue;
         };
+        let text = |i: usize| r.get(i).map_or(Cell::Null, |v| Cell::Text(v.to_string()));
+        let cells: Vec<Cell> = plan
+            .columns
+            .iter()
+            .map(|c| match keys.iter().position(|k| *k == c.target) {
+                Some(i) => text(i),
+                None if c.target == column => text(keys.len()),
+                None => Cell::Unchanged,
+            })
+            .collect();
         let key: KeyText = (0..keys.len())
             .map(|i| r.get(i).map(str::to_string))
             .collect();
-        let value = r.get(keys.len()).map(str::to_string);
-        let mut ki = 0;
-        let row: Vec<Cell> = rel
-            .columns
-            .iter()
-            .map(|c| {
-                if c.key {
-                    ki += 1;
-                    key[ki - 1].clone().map_or(Cell::Null, Cell::Text)
-                } else if c.name == column {
-                    value.clone().map_or(Cell::Null, Cell::Text)
-                } else {
-                    Cell::Unchanged
-                }
-            })
-            .collect();
-        changes.set(key, End::Row(row));
+        changes.set(key, End::Row(cells));
     }
     if changes.ends.is_empty() {
         return Ok(());
     }
     let mut w = Window::default();
-    w.relations.insert(rel.oid, rel.clone());
-    w.tables.insert(rel.oid, changes);
-    // No end LSN: the progress is the window's to set.
+    w.relations.insert(relation.oid, relation);
+    w.tables.insert(0, changes);
+    // No end LSN: the progress is the windows'.
     super::apply::apply(&mut s.tds, &w, &s.plans, "").await?;
     Ok(())
 }

@@ -131,6 +131,7 @@ async fn one_window(
     window_changes: i32,
 ) -> Result<bool, Error> {
     let done = apply::progress(&mut s.tds, &rec.slot).await?;
+    super::added::backfill_pending(shared, s, rec).await?;
     let (changes, upto) = slot::peek_upto(&s.pg, &rec.slot, window_changes).await?;
     if changes.is_empty() {
         // Nothing of the migrated tables up to `upto`: the slot need not keep that WAL.
@@ -146,7 +147,7 @@ async fn one_window(
     let Some(end) = w.end else {
         return Ok(false);
     };
-    if super::added::columns(shared, s, &w).await? {
+    if super::added::columns(shared, s, rec, &w).await? {
         tracing::info!(
             "fallback: columns added on postgresql were added on sql server and backfilled"
         );

@@ -96,6 +96,10 @@ pub struct FallbackRecord {
     pub last_error: Option<ErrorRecord>,
     /// When this record was written (Unix ms).
     pub updated_ms: i64,
+    /// Columns added on PostgreSQL whose values SQL Server has not received yet: (target
+    /// `schema.table`, column). Recorded before the column is added on SQL Server and cleared
+    /// after its backfill commits, so a crash in between backfills it at the next start.
+    pub pending_backfills: Vec<(String, String)>,
 }
 
 impl Store {
