@@ -236,19 +236,43 @@ async fn pin<'a>(
     ),
     Error,
 > {
+    let (tx, mut positions, gate) = pin_tables(shared, pg, &[name], "", hold).await?;
+    Ok((tx, positions.pop().flatten(), gate))
+}
+
+/// [`pin`] for several tables at once: their committed positions, read while no window can
+/// commit, and a snapshot holding exactly those. `settings` (`SET LOCAL ...;`) run first in
+/// the transaction.
+pub(super) async fn pin_tables<'a>(
+    shared: &'a Shared,
+    pg: &'a mut tokio_postgres::Client,
+    names: &[&str],
+    settings: &str,
+    hold: bool,
+) -> Result<
+    (
+        tokio_postgres::Transaction<'a>,
+        Vec<Option<Position>>,
+        Option<tokio::sync::MutexGuard<'a, ()>>,
+    ),
+    Error,
+> {
     let gate = shared.apply_gate.lock().await;
-    let pos = position(shared, name)?;
+    let positions = names
+        .iter()
+        .map(|n| position(shared, n))
+        .collect::<Result<Vec<_>, _>>()?;
     let tx = pg
         .build_transaction()
         .isolation_level(tokio_postgres::IsolationLevel::RepeatableRead)
         .start()
         .await
         .context(|| "validate: begin a target snapshot".into())?;
-    // The snapshot is taken by the first statement: take it while no window can commit.
-    tx.batch_execute("SELECT 1")
+    // The snapshot is taken by the first query: take it while no window can commit.
+    tx.batch_execute(&format!("{settings} SELECT 1"))
         .await
         .context(|| "validate: begin a target snapshot".into())?;
-    Ok((tx, pos, if hold { Some(gate) } else { None }))
+    Ok((tx, positions, if hold { Some(gate) } else { None }))
 }
 
 /// First pass: (counts or every row), with the keys changed meanwhile left out.

@@ -13,7 +13,7 @@
 //! Contract: reads only; a view that does not translate, or reads a table that is not streaming,
 //! is reported skipped with the reason.
 
-use super::validation::{caught_up, position, source_position, TableResult};
+use super::validation::{caught_up, pin_tables, source_position, TableResult};
 use super::{connect_target, Shared, TableRt};
 use crate::convert::expr::query::View;
 use crate::error::{Context, Error};
@@ -161,23 +161,15 @@ async fn compare(
     let name = source_name.to_string();
     let mut last = None;
     for _ in 0..ATTEMPTS {
-        let gate = shared.apply_gate.lock().await;
-        let positions = bases
-            .tables
-            .iter()
-            .map(|(n, _)| position(shared, n))
-            .collect::<Result<Vec<_>, _>>()?;
-        let tx = pg
-            .build_transaction()
-            .isolation_level(tokio_postgres::IsolationLevel::RepeatableRead)
-            .start()
-            .await
-            .context(|| "validate: begin a target snapshot".into())?;
-        // The snapshot is taken by the first query: take it while no window can commit.
-        tx.batch_execute("SET LOCAL TIME ZONE 'UTC'; SET LOCAL DateStyle = 'ISO'; SELECT 1")
-            .await
-            .context(|| "validate: begin a target snapshot".into())?;
-        drop(gate);
+        let names: Vec<&str> = bases.tables.iter().map(|(n, _)| n.as_str()).collect();
+        let (tx, positions, _) = pin_tables(
+            shared,
+            pg,
+            &names,
+            "SET LOCAL TIME ZONE 'UTC'; SET LOCAL DateStyle = 'ISO';",
+            false,
+        )
+        .await?;
         // The views it reads exist on the target only after cutover: made in this transaction,
         // which is rolled back.
         for (inner, sql) in bases.views.iter().rev() {
