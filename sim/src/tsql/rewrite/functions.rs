@@ -6,6 +6,21 @@ use sqlparser::ast::{Expr, FunctionArg, FunctionArgExpr, FunctionArguments};
 
 use super::*;
 
+/// A call's unnamed argument expressions, in order.
+pub(super) fn unnamed_args(f: &sqlparser::ast::Function) -> Vec<&Expr> {
+    match &f.args {
+        FunctionArguments::List(l) => l
+            .args
+            .iter()
+            .filter_map(|a| match a {
+                FunctionArg::Unnamed(FunctionArgExpr::Expr(e)) => Some(e),
+                _ => None,
+            })
+            .collect(),
+        _ => Vec::new(),
+    }
+}
+
 impl Rewriter<'_> {
     pub(super) fn func(&mut self, f: &sqlparser::ast::Function) -> Option<Expr> {
         let name = f.name.to_string().to_lowercase();
@@ -25,17 +40,7 @@ impl Rewriter<'_> {
                 .collect(),
             _ => Vec::new(),
         };
-        let arg_exprs: Vec<&Expr> = match &f.args {
-            FunctionArguments::List(l) => l
-                .args
-                .iter()
-                .filter_map(|a| match a {
-                    FunctionArg::Unnamed(FunctionArgExpr::Expr(e)) => Some(e),
-                    _ => None,
-                })
-                .collect(),
-            _ => Vec::new(),
-        };
+        let arg_exprs = unnamed_args(f);
         // COUNT(DISTINCT x), SUM(DISTINCT x)...: the qualifier travels with the arguments.
         let args: Vec<String> = match &f.args {
             FunctionArguments::List(l)

@@ -4,7 +4,7 @@
 
 use super::*;
 use crate::value::spatial;
-use sqlparser::ast::{FunctionArg, FunctionArgExpr, FunctionArguments, UnaryOperator};
+use sqlparser::ast::UnaryOperator;
 
 /// SQL Server's error number for a failure inside a CLR type's method.
 const CLR_ERROR: i32 = 6522;
@@ -23,17 +23,7 @@ impl Rewriter<'_> {
             "geometry" => TsqlType::Geometry,
             _ => return None,
         };
-        let args: Vec<&Expr> = match &f.args {
-            FunctionArguments::List(l) => l
-                .args
-                .iter()
-                .filter_map(|a| match a {
-                    FunctionArg::Unnamed(FunctionArgExpr::Expr(e)) => Some(e),
-                    _ => None,
-                })
-                .collect(),
-            _ => Vec::new(),
-        };
+        let args = super::functions::unnamed_args(f);
         let default_srid = if ty == TsqlType::Geography { 4326 } else { 0 };
         let built = match method {
             "point" => match (number(args.first()), number(args.get(1)), args.get(2)) {
