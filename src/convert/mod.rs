@@ -155,6 +155,32 @@ impl ColumnPlan {
     }
 }
 
+#[cfg(test)]
+impl ColumnPlan {
+    /// A nullable column `c` of `kind` read as `[c]`, nothing else set (for unit tests).
+    pub(crate) fn plain(kind: TargetKind) -> ColumnPlan {
+        ColumnPlan {
+            source: "c".into(),
+            target: "c".into(),
+            kind,
+            read_expr: "[c]".into(),
+            utf16_expr: None,
+            not_null: false,
+            key: false,
+            identity: false,
+            source_decl: "x".into(),
+            expression: false,
+            change_expr: None,
+            domain: None,
+            default_sequence: None,
+            collate: None,
+            spatial: false,
+            citext: false,
+            fixed: false,
+        }
+    }
+}
+
 /// How one table is migrated: names, columns, key.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TablePlan {

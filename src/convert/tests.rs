@@ -6,23 +6,8 @@ use tiberius::ColumnData;
 
 fn col(kind: TargetKind, utf16: bool) -> ColumnPlan {
     ColumnPlan {
-        source: "c".into(),
-        target: "c".into(),
-        kind,
-        read_expr: "[c]".into(),
         utf16_expr: utf16.then(|| "CAST([c] AS varbinary(max))".into()),
-        not_null: false,
-        key: false,
-        identity: false,
-        source_decl: "x".into(),
-        expression: false,
-        change_expr: None,
-        domain: None,
-        default_sequence: None,
-        collate: None,
-        spatial: false,
-        citext: false,
-        fixed: false,
+        ..ColumnPlan::plain(kind)
     }
 }
 

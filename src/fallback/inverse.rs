@@ -430,25 +430,7 @@ mod tests {
     }
 
     fn col(kind: TargetKind) -> ColumnPlan {
-        ColumnPlan {
-            source: "c".into(),
-            target: "c".into(),
-            kind,
-            read_expr: "[c]".into(),
-            utf16_expr: None,
-            not_null: false,
-            key: false,
-            identity: false,
-            source_decl: String::new(),
-            expression: false,
-            change_expr: None,
-            domain: None,
-            default_sequence: None,
-            collate: None,
-            spatial: false,
-            citext: false,
-            fixed: false,
-        }
+        ColumnPlan::plain(kind)
     }
 
     fn lit(name: &str, max_length: i16, p: u8, s: u8, v: &str) -> Result<String, String> {

@@ -11,23 +11,8 @@ use crate::source::wire::row::{cell, Scratch, Span};
 
 fn column(kind: K, not_null: bool) -> ColumnPlan {
     ColumnPlan {
-        source: "c".into(),
-        target: "c".into(),
-        kind,
-        read_expr: "[c]".into(),
-        utf16_expr: None,
         not_null,
-        key: false,
-        identity: false,
-        source_decl: "x".into(),
-        expression: false,
-        change_expr: None,
-        domain: None,
-        default_sequence: None,
-        collate: None,
-        spatial: false,
-        citext: false,
-        fixed: false,
+        ..ColumnPlan::plain(kind)
     }
 }
 
