@@ -366,6 +366,34 @@ async fn postgresql_writes_reach_sql_server_set_based_and_exactly() {
     slot::drop_all(&pg, &name).await.unwrap();
 }
 
+/// Migrates the configured tables (`tables` of them) with the real binary, cuts over with
+/// `--fallback`, and starts `replicator run` again, which now carries PostgreSQL's changes back.
+/// Returns the cutover's report and the running daemon.
+async fn cut_over_with_fallback(
+    env: &Env,
+    cfg: &std::path::Path,
+    tables: usize,
+) -> (serde_json::Value, std::process::Child) {
+    let mut daemon = spawn_daemon(env, cfg);
+    wait_all_streaming(cfg, tables).await;
+    let out = replicator(
+        cfg,
+        &[
+            "cutover",
+            "--yes",
+            "--json",
+            "--fallback",
+            "--timeout",
+            "60s",
+        ],
+    );
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|_| panic!("{}", String::from_utf8_lossy(&out.stderr)));
+    assert_eq!(report["ok"], true, "{report:#}");
+    let _ = daemon.wait();
+    (report, spawn_daemon(env, cfg))
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cutover_with_fallback_keeps_sql_server_in_sync_through_kills_until_stopped() {
     use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
@@ -387,22 +415,8 @@ async fn cutover_with_fallback_keeps_sql_server_in_sync_through_kills_until_stop
     let cfg = env.config_file(
         "[replication]\npoll_interval = \"50ms\"\n[[tables]]\nsource = \"dbo.account\"\n[[tables]]\nsource = \"dbo.entry\"\n",
     );
-    let mut daemon = spawn_daemon(&env, &cfg);
-    wait_all_streaming(&cfg, 2).await;
-    let out = replicator(
-        &cfg,
-        &[
-            "cutover",
-            "--yes",
-            "--json",
-            "--fallback",
-            "--timeout",
-            "60s",
-        ],
-    );
-    let report: serde_json::Value = serde_json::from_slice(&out.stdout)
-        .unwrap_or_else(|_| panic!("{}", String::from_utf8_lossy(&out.stderr)));
-    assert_eq!(report["ok"], true, "{report:#}");
+    // The application moves to PostgreSQL; `replicator run` carries its writes back.
+    let (report, mut daemon) = cut_over_with_fallback(&env, &cfg, 2).await;
     let slot_name = report["fallback"]["slot"].as_str().unwrap().to_string();
     assert!(
         report["fence"]["tables"]
@@ -410,9 +424,6 @@ async fn cutover_with_fallback_keeps_sql_server_in_sync_through_kills_until_stop
             .is_some_and(|t| t.len() == 2),
         "--fallback fences the source"
     );
-    let _ = daemon.wait();
-    // The application moves to PostgreSQL; `replicator run` carries its writes back.
-    let mut daemon = spawn_daemon(&env, &cfg);
     let pg = env.pg().await;
     pg.batch_execute(
         "BEGIN; INSERT INTO public.account (owner, balance) VALUES ('cat', 30.00); \
@@ -586,26 +597,7 @@ async fn rollback_is_refused_while_a_window_waits_and_then_returns_sql_server_un
     let cfg = env.config_file(
         "[replication]\npoll_interval = \"50ms\"\n[[tables]]\nsource = \"dbo.account\"\n",
     );
-    let mut daemon = spawn_daemon(&env, &cfg);
-    wait_all_streaming(&cfg, 1).await;
-    let out = replicator(
-        &cfg,
-        &[
-            "cutover",
-            "--yes",
-            "--json",
-            "--fallback",
-            "--timeout",
-            "60s",
-        ],
-    );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let _ = daemon.wait();
-    let mut daemon = spawn_daemon(&env, &cfg);
+    let (_, mut daemon) = cut_over_with_fallback(&env, &cfg, 1).await;
     let pg = env.pg().await;
     // A value SQL Server cannot hold (tinyint became smallint): the window waits, loudly.
     pg.batch_execute(
@@ -830,26 +822,7 @@ async fn a_nullable_column_added_on_postgresql_is_added_on_sql_server_and_backfi
     .await;
     let cfg = env
         .config_file("[replication]\npoll_interval = \"50ms\"\n[[tables]]\nsource = \"dbo.t\"\n");
-    let mut daemon = spawn_daemon(&env, &cfg);
-    wait_all_streaming(&cfg, 1).await;
-    let out = replicator(
-        &cfg,
-        &[
-            "cutover",
-            "--yes",
-            "--json",
-            "--fallback",
-            "--timeout",
-            "60s",
-        ],
-    );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let _ = daemon.wait();
-    let mut daemon = spawn_daemon(&env, &cfg);
+    let (_, mut daemon) = cut_over_with_fallback(&env, &cfg, 1).await;
     let pg = env.pg().await;
     // A default fills the existing rows without a row change PostgreSQL would decode.
     pg.batch_execute(
