@@ -1291,6 +1291,34 @@ source = "dbo.*"
     }
 
     #[test]
+    fn the_fallback_section_has_defaults_and_names_bad_keys() {
+        let vars = [("MSSQL_PASSWORD", "s3cret!")];
+        let c = parse(MINIMAL, &env(&vars)).unwrap();
+        assert_eq!(c.fallback.slot, "replicator_fallback_shop");
+        assert_eq!(c.fallback.window_changes, 10_000);
+        assert_eq!(c.fallback.max_retained_wal, 10 << 30);
+        let with = |extra: &str| parse(&format!("{MINIMAL}\n[fallback]\n{extra}\n"), &env(&vars));
+        let c = with("slot = \"mine_2\"\nmax_retained_wal = \"512 MB\"").unwrap();
+        assert_eq!(
+            (c.fallback.slot.as_str(), c.fallback.max_retained_wal),
+            ("mine_2", 512 << 20)
+        );
+        assert_eq!(
+            with("slot = \"Bad-Name\"").unwrap_err().key,
+            "fallback.slot"
+        );
+        assert_eq!(
+            with("max_retained_wal = \"lots\"").unwrap_err().key,
+            "fallback.max_retained_wal"
+        );
+        assert_eq!(
+            with("window_changes = 0").unwrap_err().key,
+            "fallback.window_changes"
+        );
+        assert!(with("nope = 1").is_err());
+    }
+
+    #[test]
     fn selectors_match_case_insensitively_with_excludes() {
         use crate::model::TableName;
         let sel = TableSelector {
