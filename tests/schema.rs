@@ -913,3 +913,133 @@ async fn xml_postgresql_would_refuse_stops_the_table_by_key_or_becomes_null_by_p
     );
     d.stop().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn filtered_indexes_become_partial_indexes_or_are_reported_with_their_filter() {
+    let env = Env::new("filtered").await;
+    let mut c = env.tds().await;
+    exec(
+        &mut c,
+        "CREATE TABLE dbo.acct (id int NOT NULL PRIMARY KEY, email nvarchar(100) NULL, \
+           status varchar(10) NOT NULL, closed datetime2 NULL, amount decimal(10,2) NOT NULL); \
+         CREATE UNIQUE NONCLUSTERED INDEX UX_acct_email ON dbo.acct (email) WHERE email IS NOT NULL; \
+         CREATE INDEX IX_acct_open ON dbo.acct (status) INCLUDE (amount) WHERE closed IS NULL AND amount > 0; \
+         CREATE INDEX IX_acct_late ON dbo.acct (id) WHERE status > 'm'; \
+         ALTER TABLE dbo.acct ENABLE CHANGE_TRACKING",
+    )
+    .await;
+    // The filter is SQL Server's: two NULL emails under a unique index.
+    exec(
+        &mut c,
+        "INSERT INTO dbo.acct VALUES (1, NULL, 'open', NULL, 5), (2, NULL, 'closed', '2020-01-01', 0), \
+           (3, N'a@example.com', 'open', NULL, 1)",
+    )
+    .await;
+    let filters = source_rows(
+        &mut c,
+        "SELECT name, filter_definition FROM sys.indexes \
+         WHERE object_id = OBJECT_ID('dbo.acct') AND has_filter = 1 ORDER BY name",
+    )
+    .await;
+    assert_eq!(filters.len(), 3, "{filters:?}");
+    assert!(
+        filters
+            .iter()
+            .all(|r| r[1].as_deref().is_some_and(|f| f.starts_with('('))),
+        "{filters:?}"
+    );
+    let cfg = env.config_file(
+        "[replication]\npoll_interval = \"50ms\"\n[[tables]]\nsource = \"dbo.acct\"\n",
+    );
+    let dir = env.dir.join("assessment");
+    let out = replicator(&cfg, &["schema", "--report", dir.to_str().unwrap()]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("report.json")).unwrap()).unwrap();
+    let fate = |name: &str| {
+        report["objects"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|o| o["object"].as_str() == Some(&format!("index {name}")))
+            .map(|o| {
+                (
+                    o["fate"].as_str().unwrap().to_string(),
+                    o["detail"].to_string(),
+                )
+            })
+    };
+    assert_eq!(
+        fate("UX_acct_email").map(|f| f.0).as_deref(),
+        Some("translated")
+    );
+    assert_eq!(
+        fate("IX_acct_open").map(|f| f.0).as_deref(),
+        Some("translated")
+    );
+    let late = fate("IX_acct_late").expect("the untranslated filter is reported");
+    assert_eq!(late.0, "by_hand", "{late:?}");
+    assert!(
+        late.1.contains("status"),
+        "the filter's text is named: {late:?}"
+    );
+
+    let mut daemon = spawn_daemon(&env, &cfg);
+    wait_all_streaming(&cfg, 1).await;
+    let pg = env.pg().await;
+    let defs: Vec<String> = pg
+        .query(
+            "SELECT indexdef FROM pg_indexes WHERE schemaname = 'public' AND tablename = 'acct' \
+             AND indexdef LIKE '% WHERE %' ORDER BY indexname",
+            &[],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(defs.len(), 2, "{defs:?}");
+    assert!(
+        defs.iter()
+            .any(|d| d.starts_with("CREATE UNIQUE INDEX") && d.contains("(email IS NOT NULL)")),
+        "{defs:?}"
+    );
+    assert!(
+        defs.iter()
+            .any(|d| d.contains("INCLUDE (amount)") && d.contains("closed IS NULL")),
+        "{defs:?}"
+    );
+    // The partial index behaves as the filtered one: NULLs repeat, an email does not.
+    exec(
+        &mut c,
+        "INSERT INTO dbo.acct VALUES (4, NULL, 'open', NULL, 2)",
+    )
+    .await;
+    wait_equal(
+        &mut c,
+        &pg,
+        "SELECT id, email FROM dbo.acct",
+        "public.acct",
+        &["id", "email"],
+        Duration::from_secs(30),
+    )
+    .await;
+    pg.batch_execute("BEGIN; SET LOCAL replicator.writer = 'on'")
+        .await
+        .unwrap();
+    let dup = pg
+        .execute(
+            "INSERT INTO public.acct VALUES (5, 'a@example.com', 'open', NULL, 1)",
+            &[],
+        )
+        .await
+        .expect_err("a second address is refused");
+    assert_eq!(dup.code().map(|c| c.code()), Some("23505"), "{dup}");
+    pg.batch_execute("ROLLBACK").await.unwrap();
+    let _ = daemon.kill();
+    let _ = daemon.wait();
+}

@@ -21,7 +21,9 @@ CREATE TABLE _sim.columns (
     default_object_id int, default_name text, default_definition text,
     computed_definition text, is_persisted boolean,
     PRIMARY KEY (table_oid, attnum));
-CREATE TABLE _sim.indexes (index_oid oid PRIMARY KEY, table_oid oid NOT NULL, index_id int NOT NULL, clustered boolean NOT NULL);
+-- filter: a filtered index's predicate as T-SQL text (sys.indexes.filter_definition).
+CREATE TABLE _sim.indexes (index_oid oid PRIMARY KEY, table_oid oid NOT NULL, index_id int NOT NULL, clustered boolean NOT NULL,
+  filter text);
 CREATE TABLE _sim.tables (oid oid PRIMARY KEY, create_date timestamp NOT NULL DEFAULT localtimestamp(3), modify_date timestamp NOT NULL DEFAULT localtimestamp(3));
 CREATE SEQUENCE _sim.object_ids START WITH 1000000000;
 -- rowversion values: database-wide, rising with every insert and update (as @@DBTS).
@@ -742,7 +744,7 @@ CREATE VIEW sys.indexes AS
          i.indisunique AS is_unique, 1 AS data_space_id, false AS ignore_dup_key, i.indisprimary AS is_primary_key,
          (k.contype = 'u') IS TRUE AS is_unique_constraint, 0::smallint AS fill_factor, false AS is_padded, false AS is_disabled,
          false AS is_hypothetical, true AS allow_row_locks, true AS allow_page_locks, (i.indpred IS NOT NULL) AS has_filter,
-         NULL::varchar(4000) AS filter_definition
+         si.filter::varchar(4000) AS filter_definition
   FROM pg_index i JOIN pg_class ic ON ic.oid = i.indexrelid JOIN _sim.indexes si ON si.index_oid = i.indexrelid
   LEFT JOIN pg_constraint k ON k.conindid = i.indexrelid AND k.contype IN ('p', 'u');
 

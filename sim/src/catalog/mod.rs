@@ -83,7 +83,8 @@ pub async fn init_database(
     Ok(())
 }
 
-fn rewrite_default(e: &Expr) -> Result<String, SqlError> {
+/// An expression in the simulator's PostgreSQL form (defaults, CHECKs, index filters).
+pub(crate) fn rewrite_default(e: &Expr) -> Result<String, SqlError> {
     let ctx = Context::default();
     let mut stmt_expr = e.clone();
     let mut rw = Rewriter::new(&ctx);
@@ -718,6 +719,16 @@ fn fk_actions(fk: &sqlparser::ast::ForeignKeyConstraint) -> String {
 /// Keeps a CHECK constraint's T-SQL text (what `sys.check_constraints.definition` shows, in
 /// parentheses as SQL Server prints it) as the PostgreSQL constraint's comment.
 fn check_text(reg: &str, name: &str, e: &Expr) -> String {
+    format!(
+        "DO $c$ BEGIN EXECUTE format('COMMENT ON CONSTRAINT %I ON %s IS %L', {}, {reg}, {}); END $c$",
+        pg_quote(&name.to_lowercase()),
+        pg_quote(&tsql_definition(e))
+    )
+}
+
+/// An expression's T-SQL text as SQL Server's catalog shows a CHECK's or a filtered index's
+/// definition: in parentheses, quoted names in brackets.
+pub(crate) fn tsql_definition(e: &Expr) -> String {
     let printed = e.to_string();
     let dialect = sqlparser::dialect::MsSqlDialect {};
     // Quoted names as SQL Server prints them: in brackets.
@@ -733,11 +744,7 @@ fn check_text(reg: &str, name: &str, e: &Expr) -> String {
             .collect::<String>(),
         Err(_) => printed,
     };
-    format!(
-        "DO $c$ BEGIN EXECUTE format('COMMENT ON CONSTRAINT %I ON %s IS %L', {}, {reg}, {}); END $c$",
-        pg_quote(&name.to_lowercase()),
-        pg_quote(&format!("({text})"))
-    )
+    format!("({text})")
 }
 
 fn name_row_constraint(reg: &str, name: &str) -> String {

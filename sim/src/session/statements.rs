@@ -467,8 +467,16 @@ impl Session {
                 clustered,
                 columns,
                 include,
+                filter,
             } => {
                 let (qualified, _, table_name) = pg_table(table);
+                let (pg_filter, tsql_filter) = match filter {
+                    Some(f) => (
+                        format!(" WHERE {}", catalog::rewrite_default(f)?),
+                        pg_quote(&catalog::tsql_definition(f)),
+                    ),
+                    None => (String::new(), "NULL".to_string()),
+                };
                 let pg_name = catalog::index_pg_name(&table_name, name);
                 let cols: Vec<String> = columns
                     .iter()
@@ -494,8 +502,8 @@ impl Session {
                 };
                 let schema = qualified.split('.').next().unwrap_or("\"dbo\"").to_string();
                 let sql = format!(
-                    "CREATE {}INDEX {} ON {qualified} ({}){inc}; \
-                     INSERT INTO _sim.indexes SELECT {schema_reg}::regclass, {}::regclass, (SELECT COALESCE(max(index_id), 1) + 1 FROM _sim.indexes WHERE table_oid = {}::regclass), {clustered}; \
+                    "CREATE {}INDEX {} ON {qualified} ({}){inc}{pg_filter}; \
+                     INSERT INTO _sim.indexes SELECT {schema_reg}::regclass, {}::regclass, (SELECT COALESCE(max(index_id), 1) + 1 FROM _sim.indexes WHERE table_oid = {}::regclass), {clustered}, {tsql_filter}; \
                      INSERT INTO _sim.names VALUES ({schema_reg}::regclass, {}) ON CONFLICT (oid) DO UPDATE SET name = excluded.name",
                     if *unique { "UNIQUE " } else { "" },
                     catalog::pg_ident(&pg_name),

@@ -76,7 +76,8 @@ pub enum Stmt {
         enable: bool,
         track_columns: bool,
     },
-    /// CREATE [UNIQUE] [CLUSTERED|NONCLUSTERED] INDEX name ON t (cols) [INCLUDE (cols)].
+    /// CREATE [UNIQUE] [CLUSTERED|NONCLUSTERED] INDEX name ON t (cols) [INCLUDE (cols)]
+    /// [WHERE predicate].
     CreateIndex {
         name: String,
         table: ObjectName,
@@ -84,6 +85,8 @@ pub enum Stmt {
         clustered: bool,
         columns: Vec<(String, bool)>,
         include: Vec<String>,
+        /// A filtered index's `WHERE` predicate.
+        filter: Option<Expr>,
     },
     /// ALTER SEQUENCE name RESTART [WITH n].
     RestartSequence {
@@ -1635,7 +1638,12 @@ fn parse_create_index(p: &mut Parser<'_>) -> Result<Stmt, ParserError> {
         include = p.parse_comma_separated(|p| Ok(p.parse_identifier()?.value))?;
         p.expect_token(&Token::RParen)?;
     }
-    // WHERE filters and WITH (...) options are not simulated; ON [PRIMARY] is ignored.
+    let filter = if p.parse_keyword(Keyword::WHERE) {
+        Some(p.parse_expr()?)
+    } else {
+        None
+    };
+    // WITH (...) options are not simulated; ON [PRIMARY] is ignored.
     if p.parse_keyword(Keyword::WITH) {
         p.expect_token(&Token::LParen)?;
         let mut depth = 1;
@@ -1658,6 +1666,7 @@ fn parse_create_index(p: &mut Parser<'_>) -> Result<Stmt, ParserError> {
         clustered,
         columns,
         include,
+        filter,
     })
 }
 
@@ -1731,6 +1740,15 @@ mod tests {
             Stmt::CreateIndex {
                 unique: true,
                 clustered: false,
+                ..
+            }
+        ));
+        let s = parse_batch("CREATE INDEX ix ON t (a) INCLUDE (b) WHERE a IS NOT NULL AND b > 0")
+            .unwrap();
+        assert!(matches!(
+            &s[0],
+            Stmt::CreateIndex {
+                filter: Some(_),
                 ..
             }
         ));
