@@ -420,6 +420,58 @@ fn cell(s: &str) -> String {
     s.replace('|', "\\|").replace('\n', " ")
 }
 
+/// Adds to each sql_variant column's line the base types its values hold, with their counts
+/// (read from the data: the catalog does not know them).
+async fn variant_base_types(
+    tds: &mut Tds,
+    tables: &[SourceTable],
+    report: &mut Report,
+) -> Result<(), Error> {
+    for t in tables {
+        for c in t
+            .columns
+            .iter()
+            .filter(|c| c.source_type.name == "sql_variant")
+        {
+            let Some(o) = report.objects.iter_mut().find(|o| {
+                o.table == t.name.to_string() && o.object == format!("column {}", c.name)
+            }) else {
+                continue;
+            };
+            let col = crate::model::quote_tsql(&c.name);
+            let sql = format!(
+                "SELECT CAST(SQL_VARIANT_PROPERTY({col}, 'BaseType') AS nvarchar(128)), COUNT_BIG(*) \
+                 FROM {} WHERE {col} IS NOT NULL \
+                 GROUP BY CAST(SQL_VARIANT_PROPERTY({col}, 'BaseType') AS nvarchar(128)) ORDER BY 1",
+                t.name.tsql()
+            );
+            let rows = source::query_rows(
+                tds,
+                &sql,
+                &format!(
+                    "read the base types of sql_variant column {} of {}",
+                    c.name, t.name
+                ),
+            )
+            .await?;
+            let found: Vec<String> = rows
+                .iter()
+                .map(|r| {
+                    let base = r.try_get::<&str, _>(0).ok().flatten().unwrap_or("?");
+                    let n = r.try_get::<i64, _>(1).ok().flatten().unwrap_or(0);
+                    format!("{base} ({n})")
+                })
+                .collect();
+            o.detail.push_str(&if found.is_empty() {
+                "; no values yet, so no base types".to_string()
+            } else {
+                format!("; base types of its values: {}", found.join(", "))
+            });
+        }
+    }
+    Ok(())
+}
+
 /// `schema --report DIR`: discovers the source, builds the report and writes it.
 pub async fn run(config: &Config, dir: &Path) -> Result<Report, Error> {
     let mut tds = source::connect(&config.source).await?;
@@ -427,13 +479,14 @@ pub async fn run(config: &Config, dir: &Path) -> Result<Report, Error> {
     let tables = source::discover::discover(&mut tds, db.cdc_enabled).await?;
     let modules = modules(&mut tds).await?;
     let sequences = source::discover::sequences(&mut tds).await?;
-    let report = build(
+    let mut report = build(
         config,
         &config.source.database,
         &tables,
         &sequences,
         &modules,
     );
+    variant_base_types(&mut tds, &tables, &mut report).await?;
     report.write(dir, &modules)?;
     Ok(report)
 }

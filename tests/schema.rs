@@ -226,41 +226,78 @@ async fn check_constraints_are_translated_enforced_and_validated_at_cutover() {
 async fn sql_variant_and_hierarchyid_columns_arrive_as_text_without_configuration() {
     let env = Env::new("variant").await;
     let mut c = env.tds().await;
+    // The same values twice: as text (the default) and as jsonb with their base types.
+    let values = "(1, '/', N'root'), (2, '/1/', 42), (3, '/1/2/', NULL), (4, NULL, N'x'), \
+        (5, '/3/', CAST(0.1 AS float)), (6, '/4/', CAST(12.3456 AS money)), \
+        (7, '/5/', CAST('2024-02-29T10:11:12.123' AS datetime)), (8, '/6/', 0x0A0B), \
+        (9, '/7/', CAST(1 AS bit)), (10, '/8/', N'say \"hi\"\\ \u{e9}'), (11, '/9/', -4.25)";
     exec(
         &mut c,
-        "CREATE TABLE dbo.org (id int NOT NULL PRIMARY KEY, node hierarchyid NULL, attr sql_variant NULL); \
-         ALTER TABLE dbo.org ENABLE CHANGE_TRACKING; \
-         INSERT INTO dbo.org VALUES (1, '/', N'root'), (2, '/1/', 42), (3, '/1/2/', NULL), (4, NULL, N'x')",
+        &format!(
+            "CREATE TABLE dbo.org (id int NOT NULL PRIMARY KEY, node hierarchyid NULL, attr sql_variant NULL); \
+             CREATE TABLE dbo.orgj (id int NOT NULL PRIMARY KEY, node hierarchyid NULL, attr sql_variant NULL); \
+             ALTER TABLE dbo.org ENABLE CHANGE_TRACKING; ALTER TABLE dbo.orgj ENABLE CHANGE_TRACKING; \
+             INSERT INTO dbo.org VALUES {values}; INSERT INTO dbo.orgj VALUES {values}"
+        ),
     )
     .await;
-    let d = Daemon::start(
-        env.config("[replication]\npoll_interval = \"50ms\"\n[[tables]]\nsource = \"dbo.org\"\n"),
+    let tables = "[replication]\npoll_interval = \"50ms\"\n[[tables]]\nsource = \"dbo.org\"\n\
+                  [[tables]]\nsource = \"dbo.orgj\"\n[tables.columns.attr]\ntype = \"jsonb\"\n";
+    let cfg = env.config_file(tables);
+    // The report says what each column becomes and which base types its values hold.
+    let dir = env.dir.join("assessment");
+    let out = replicator(&cfg, &["schema", "--report", dir.to_str().unwrap()]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
     );
-    d.wait_state(
-        &["dbo.org"],
-        replicator::state::TableState::Streaming,
-        Duration::from_secs(60),
-    )
-    .await;
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("report.json")).unwrap()).unwrap();
+    let detail = |table: &str| {
+        report["objects"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|o| o["table"] == table && o["object"] == "column attr")
+            .map(|o| o["detail"].as_str().unwrap().to_string())
+            .unwrap_or_default()
+    };
+    for t in ["dbo.org", "dbo.orgj"] {
+        assert!(
+            detail(t).contains("base types of its values: bit (1), datetime (1), float (1), int (1), money (1), numeric (1), nvarchar (3), varbinary (1)"),
+            "{t}: {}",
+            detail(t)
+        );
+    }
+    assert!(
+        detail("dbo.orgj").contains("becomes jsonb"),
+        "{}",
+        detail("dbo.orgj")
+    );
+
+    let mut daemon = spawn_daemon(&env, &cfg);
+    wait_all_streaming(&cfg, 2).await;
     exec(
         &mut c,
-        "INSERT INTO dbo.org VALUES (5, '/1/3/', N'new'); UPDATE dbo.org SET node = '/2/' WHERE id = 4",
+        "INSERT INTO dbo.org VALUES (12, '/1/3/', N'new'); UPDATE dbo.org SET node = '/2/' WHERE id = 4; \
+         INSERT INTO dbo.orgj VALUES (12, '/1/3/', CAST(2.5 AS real)); UPDATE dbo.orgj SET attr = 7 WHERE id = 4",
     )
     .await;
     let pg = env.pg().await;
     wait_equal(
         &mut c,
         &pg,
-        "SELECT id, CAST(node AS nvarchar(4000)), CAST(attr AS nvarchar(4000)) FROM dbo.org",
+        "SELECT id, CAST(node AS nvarchar(4000)) FROM dbo.org",
         "public.org",
-        &["id", "node", "attr"],
+        &["id", "node"],
         Duration::from_secs(30),
     )
     .await;
     let types: Vec<String> = pg
         .query(
-            "SELECT data_type::text FROM information_schema.columns WHERE table_name = 'org' \
-             AND column_name IN ('node', 'attr') ORDER BY column_name",
+            "SELECT table_name || '.' || column_name || ' ' || data_type FROM information_schema.columns \
+             WHERE table_name IN ('org', 'orgj') AND column_name IN ('node', 'attr') ORDER BY 1",
             &[],
         )
         .await
@@ -268,14 +305,114 @@ async fn sql_variant_and_hierarchyid_columns_arrive_as_text_without_configuratio
         .iter()
         .map(|r| r.get(0))
         .collect();
-    assert_eq!(types, ["text", "text"]);
+    assert_eq!(
+        types,
+        [
+            "org.attr text",
+            "org.node text",
+            "orgj.attr jsonb",
+            "orgj.node text"
+        ]
+    );
+    // Every value exactly: a float's every digit, money's four decimals, datetime's
+    // milliseconds, bytes as hex.
+    let text: Vec<(i32, Option<String>)> = pg
+        .query("SELECT id, attr FROM public.org ORDER BY id", &[])
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect();
+    let want = |s: &str| Some(s.to_string());
+    assert_eq!(
+        text,
+        [
+            (1, want("root")),
+            (2, want("42")),
+            (3, None),
+            (4, want("x")),
+            (5, want("0.1")),
+            (6, want("12.3456")),
+            (7, want("2024-02-29 10:11:12.123")),
+            (8, want("0x0A0B")),
+            (9, want("1")),
+            (10, want("say \"hi\"\\ \u{e9}")),
+            (11, want("-4.25")),
+            (12, want("new")),
+        ]
+    );
+    let read_jsonb = || async {
+        pg.query("SELECT id, attr::text FROM public.orgj ORDER BY id", &[])
+            .await
+            .unwrap()
+            .iter()
+            .map(|r| (r.get::<_, i32>(0), r.get::<_, Option<String>>(1)))
+            .collect::<Vec<_>>()
+    };
+    eventually(
+        "the jsonb table's changes",
+        Duration::from_secs(30),
+        || async {
+            let rows = read_jsonb().await;
+            rows.len() == 12 && rows[3].1.as_deref() == Some(r#"{"type": "int", "value": 7}"#)
+        },
+    )
+    .await;
+    let jsonb = read_jsonb().await;
+    assert_eq!(
+        jsonb,
+        [
+            (1, want(r#"{"type": "nvarchar", "value": "root"}"#)),
+            (2, want(r#"{"type": "int", "value": 42}"#)),
+            (3, None),
+            (4, want(r#"{"type": "int", "value": 7}"#)),
+            (5, want(r#"{"type": "float", "value": 0.1}"#)),
+            (6, want(r#"{"type": "money", "value": 12.3456}"#)),
+            (
+                7,
+                want(r#"{"type": "datetime", "value": "2024-02-29 10:11:12.123"}"#)
+            ),
+            (8, want(r#"{"type": "varbinary", "value": "0x0A0B"}"#)),
+            (9, want(r#"{"type": "bit", "value": true}"#)),
+            (
+                10,
+                want(r#"{"type": "nvarchar", "value": "say \"hi\"\\ é"}"#)
+            ),
+            (11, want(r#"{"type": "numeric", "value": -4.25}"#)),
+            (12, want(r#"{"type": "real", "value": 2.5}"#)),
+        ]
+    );
+    // The full validation compares every row of both tables and finds them equal.
+    let out = replicator(&cfg, &["validate", "--full", "--json"]);
+    let results: serde_json::Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stderr)));
+    assert_eq!(results.as_array().map(Vec::len), Some(2), "{results}");
+    for r in results.as_array().unwrap() {
+        assert_eq!(r["result"], "equal", "{r}");
+        assert_eq!(r["source_rows"], 12, "{r}");
+    }
+    // A base type changed on the target alone is a difference.
+    pg.batch_execute(
+        "BEGIN; SET LOCAL replicator.writer = 'on'; \
+         UPDATE public.orgj SET attr = '{\"type\": \"bigint\", \"value\": 42}' WHERE id = 2; COMMIT",
+    )
+    .await
+    .unwrap();
+    let out = replicator(
+        &cfg,
+        &["validate", "--full", "--json", "--table", "dbo.orgj"],
+    );
+    let results: serde_json::Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stderr)));
+    assert_ne!(results[0]["result"], "equal", "{results}");
     let node: Option<String> = pg
         .query_one("SELECT node FROM public.org WHERE id = 3", &[])
         .await
         .unwrap()
         .get(0);
     assert_eq!(node.as_deref(), Some("/1/2/"));
-    d.stop().await.unwrap();
+    let _ = daemon.kill();
+    let _ = daemon.wait();
 }
 
 /// The extended WKB of a 2D point (little-endian, as SQL Server's WKB is).

@@ -241,8 +241,9 @@ impl TsqlType {
             | TsqlType::Text
             | TsqlType::NText
             | TsqlType::Xml
-            | TsqlType::SqlVariant
             | TsqlType::HierarchyId => "text COLLATE _sim.ci_as".into(),
+            // The base type's name and the value's text (see `_sim.variant`).
+            TsqlType::SqlVariant => "_sim.variant".into(),
             TsqlType::Binary(_) | TsqlType::VarBinary(_) | TsqlType::Image => "bytea".into(),
             TsqlType::Geography | TsqlType::Geometry => "bytea".into(),
             TsqlType::UniqueIdentifier => "uuid".into(),

@@ -397,3 +397,67 @@ async fn check_constraints_keep_their_t_sql_text() {
     assert_eq!(n, 547);
     exec(&mut c, "INSERT INTO dbo.p VALUES (1, 1, '12x', '20240101')").await;
 }
+
+#[tokio::test]
+async fn sql_variant_keeps_each_values_base_type() {
+    let s = sim("variant").await;
+    let mut c = connect(&s).await;
+    exec(
+        &mut c,
+        "CREATE TABLE v (id int PRIMARY KEY, x sql_variant NULL); \
+         INSERT INTO v VALUES (1, 42), (2, N'forty-two'), (3, 'latin'), (4, 4.25), \
+           (5, CAST('2024-02-29T10:11:12.123' AS datetime)), (6, CAST(2.5E0 AS float)), \
+           (7, 0x0A0B), (8, NULL), (9, CAST(7 AS bigint)); \
+         INSERT INTO v (id, x) SELECT 10, CAST(id AS smallint) FROM v WHERE id = 1; \
+         UPDATE v SET x = N'changed' WHERE id = 3",
+    )
+    .await;
+    let r = rows(
+        &mut c,
+        "SELECT id, CAST(SQL_VARIANT_PROPERTY(x, 'BaseType') AS nvarchar(128)), CAST(x AS nvarchar(4000)), x \
+         FROM v ORDER BY id",
+    )
+    .await;
+    type Row<'a> = (i32, Option<&'a str>, Option<&'a str>, Option<&'a str>);
+    let got: Vec<Row> = r
+        .iter()
+        .map(|r| {
+            (
+                r.get::<i32, _>(0).unwrap(),
+                r.get::<&str, _>(1),
+                r.get::<&str, _>(2),
+                r.get::<&str, _>(3),
+            )
+        })
+        .collect();
+    assert_eq!(
+        got,
+        vec![
+            (1, Some("int"), Some("42"), Some("42")),
+            (2, Some("nvarchar"), Some("forty-two"), Some("forty-two")),
+            (3, Some("nvarchar"), Some("changed"), Some("changed")),
+            (4, Some("numeric"), Some("4.25"), Some("4.25")),
+            (
+                5,
+                Some("datetime"),
+                Some("2024-02-29 10:11:12.123"),
+                Some("2024-02-29 10:11:12.123")
+            ),
+            (6, Some("float"), Some("2.5"), Some("2.5")),
+            (7, Some("varbinary"), Some("0x0A0B"), Some("0x0A0B")),
+            (8, None, None, None),
+            (9, Some("bigint"), Some("7"), Some("7")),
+            (10, Some("smallint"), Some("1"), Some("1")),
+        ]
+    );
+    // Compared with a value of another type, as text and as a number.
+    let r = rows(
+        &mut c,
+        "SELECT COUNT(*), (SELECT CAST(x AS int) + 1 FROM v WHERE id = 1) FROM v WHERE x = N'forty-two'",
+    )
+    .await;
+    assert_eq!(
+        (r[0].get::<i32, _>(0), r[0].get::<i32, _>(1)),
+        (Some(1), Some(43))
+    );
+}

@@ -37,7 +37,7 @@ pub fn encode(cell: &C<'_>, col: &ColumnPlan, buf: &mut BytesMut) -> bool {
             buf.put_f64(*v);
             true
         }
-        C::String(Some(s)) => text(s.as_bytes(), col.kind, buf),
+        C::String(Some(s)) if !col.variant => text(s.as_bytes(), col.kind, buf),
         C::Binary(Some(b)) if col.kind == K::Bytea && col.utf16_expr.is_none() && !col.spatial => {
             buf.put_i32(b.len() as i32);
             buf.put_slice(b);

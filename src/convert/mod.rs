@@ -17,6 +17,27 @@ use std::collections::{BTreeMap, HashMap};
 
 pub use crate::model::TargetKind;
 
+/// How a sql_variant is read: its base type's name, `:`, and its value as exact text.
+/// `CAST(... AS nvarchar)` keeps 6 digits of a float, 2 decimals of money and whole minutes of
+/// a datetime, and reads a varbinary as UTF-16; those base types are converted with the style
+/// that keeps them (3 for float and real, 2 for money, 121 for datetime, 1 for binary: `0x` and
+/// hex digits).
+pub fn variant_read(col: &str) -> String {
+    format!(
+        "CAST(SQL_VARIANT_PROPERTY({col}, 'BaseType') AS nvarchar(128)) + N':' + \
+         CASE CAST(SQL_VARIANT_PROPERTY({col}, 'BaseType') AS nvarchar(128)) \
+         WHEN N'float' THEN CONVERT(nvarchar(4000), CAST({col} AS float), 3) \
+         WHEN N'real' THEN CONVERT(nvarchar(4000), CAST({col} AS real), 3) \
+         WHEN N'money' THEN CONVERT(nvarchar(4000), CAST({col} AS money), 2) \
+         WHEN N'smallmoney' THEN CONVERT(nvarchar(4000), CAST({col} AS money), 2) \
+         WHEN N'datetime' THEN CONVERT(nvarchar(4000), CAST({col} AS datetime), 121) \
+         WHEN N'smalldatetime' THEN CONVERT(nvarchar(4000), CAST({col} AS datetime), 121) \
+         WHEN N'binary' THEN CONVERT(nvarchar(4000), CAST({col} AS varbinary(8000)), 1) \
+         WHEN N'varbinary' THEN CONVERT(nvarchar(4000), CAST({col} AS varbinary(8000)), 1) \
+         ELSE CAST({col} AS nvarchar(4000)) END"
+    )
+}
+
 /// The default target type of a SQL Server type; `Err` names why there is none.
 pub fn default_kind(c: &SourceColumn) -> Result<TargetKind, String> {
     let t = &c.source_type;
@@ -44,8 +65,8 @@ pub fn default_kind(c: &SourceColumn) -> Result<TargetKind, String> {
         "binary" | "varbinary" | "image" | "timestamp" | "rowversion" => TargetKind::Bytea,
         "uniqueidentifier" => TargetKind::Uuid,
         "xml" => TargetKind::Xml,
-        // The value as SQL Server converts it to text (read with CAST ... AS nvarchar(4000)):
-        // a hierarchyid's path (`/1/3/`), a sql_variant's value (its base type is not kept).
+        // The value as text: a hierarchyid's path (`/1/3/`), a sql_variant's value exactly
+        // ([`variant_text`]; its base type is kept only with mapping.types.sql_variant = "jsonb").
         "sql_variant" | "hierarchyid" => TargetKind::Text,
         // Extended WKB: the well-known binary with the SRID inside (see [`value::ewkb`]), what
         // PostGIS reads with `ST_GeomFromEWKB` or a cast to geometry.
@@ -116,6 +137,10 @@ pub struct ColumnPlan {
     /// ([`value::ewkb`]).
     #[serde(default)]
     pub spatial: bool,
+    /// A sql_variant column read as its base type's name, `:`, and its value's exact text
+    /// ([`variant_read`]), written as text or as jsonb.
+    #[serde(default)]
+    pub variant: bool,
 }
 
 /// The name of the nondeterministic ICU collation `mapping.collation = "preserve"` creates in
@@ -175,6 +200,7 @@ impl ColumnPlan {
             default_sequence: None,
             collate: None,
             spatial: false,
+            variant: false,
             citext: false,
             fixed: false,
         }
@@ -397,7 +423,11 @@ pub fn plan_table(
                 "ntext" => format!("CAST({col} AS nvarchar(max))"),
                 "text" => format!("CAST({col} AS varchar(max))"),
                 "image" => format!("CAST({col} AS varbinary(max))"),
-                "sql_variant" | "hierarchyid" => format!("CAST({col} AS nvarchar(4000))"),
+                "sql_variant" if matches!(kind, TargetKind::Text | TargetKind::Jsonb) => {
+                    variant_read(col)
+                }
+                "sql_variant" => format!("CAST({col} AS nvarchar(4000))"),
+                "hierarchyid" => format!("CAST({col} AS nvarchar(4000))"),
                 "geography" | "geometry"
                     if matches!(
                         kind,
@@ -482,6 +512,9 @@ pub fn plan_table(
                 .as_deref()
                 .and_then(next_value_for)
                 .map(|seq| sequence_target(&seq, mapping)),
+            variant: ty == "sql_variant"
+                && matches!(kind, TargetKind::Text | TargetKind::Jsonb)
+                && s.expression.is_none(),
             spatial: matches!(ty, "geography" | "geometry")
                 && matches!(
                     kind,

@@ -87,6 +87,7 @@ pub fn to_value(
             K::Text | K::Varchar(_) => Value::Text(if b { "1" } else { "0" }.into()),
             _ => return Err(mismatch(col, "bit")),
         },
+        C::String(Some(s)) if col.variant => variant_to(&s, col, policies, losses)?,
         C::String(Some(s)) => text_to(s.into_owned(), col, policies, losses)?,
         C::Xml(Some(x)) => text_to(x.into_owned().into_string(), col, policies, losses)?,
         C::Binary(Some(b)) => {
@@ -302,25 +303,7 @@ fn text_to(
             _ => Err(mismatch(col, "text")),
         };
     }
-    if s.contains('\0') {
-        match policies.nul_characters {
-            NulPolicy::Strip => {
-                s = s.replace('\0', "");
-                losses.add(&col.target, LossKind::NulStripped);
-            }
-            NulPolicy::Replace => {
-                s = s.replace('\0', &policies.nul_replacement);
-                losses.add(&col.target, LossKind::NulReplaced);
-            }
-            NulPolicy::Fail => {
-                return Err(fail(
-                    col,
-                    "text contains a NUL character, which PostgreSQL cannot store (policies.nul_characters = \"fail\"; \
-                     \"strip\" or \"replace\" keep going, or map the column to bytea)",
-                ))
-            }
-        }
-    }
+    s = without_nul(s, col, policies, losses)?;
     if col.kind == TargetKind::Xml {
         if let Err(why) = well_formed_content(&s) {
             return match policies.invalid_xml {
@@ -351,6 +334,120 @@ fn text_to(
         }
     }
     Ok(Value::Text(s))
+}
+
+/// Applies the NUL policy: PostgreSQL's text, xml and jsonb hold no NUL character.
+fn without_nul(
+    s: String,
+    col: &ColumnPlan,
+    policies: &Policies,
+    losses: &mut Losses,
+) -> Result<String, ConvertError> {
+    if !s.contains('\0') {
+        return Ok(s);
+    }
+    match policies.nul_characters {
+        NulPolicy::Strip => {
+            losses.add(&col.target, LossKind::NulStripped);
+            Ok(s.replace('\0', ""))
+        }
+        NulPolicy::Replace => {
+            losses.add(&col.target, LossKind::NulReplaced);
+            Ok(s.replace('\0', &policies.nul_replacement))
+        }
+        NulPolicy::Fail => Err(fail(
+            col,
+            "text contains a NUL character, which PostgreSQL cannot store (policies.nul_characters = \"fail\"; \
+             \"strip\" or \"replace\" keep going, or map the column to bytea)",
+        )),
+    }
+}
+
+/// A sql_variant read as `base:text` ([`super::variant_read`]): into text, the value (a float
+/// in its shortest exact form); into jsonb, `{"type": base, "value": v}` exactly as PostgreSQL
+/// renders that jsonb (so validation compares the bytes), the value a JSON number for the
+/// numeric base types, a boolean for bit, a string otherwise.
+fn variant_to(
+    s: &str,
+    col: &ColumnPlan,
+    policies: &Policies,
+    losses: &mut Losses,
+) -> Result<Value, ConvertError> {
+    let Some((base, text)) = s.split_once(':') else {
+        return Err(fail(col, "a sql_variant read without its base type"));
+    };
+    let bad = |what: &str| {
+        fail(
+            col,
+            format!("a sql_variant of base type {base} is not {what}"),
+        )
+    };
+    let text = match base {
+        "float" => {
+            let f: f64 = text.trim().parse().map_err(|_| bad("a number"))?;
+            if f == 0.0 { 0.0 } else { f }.to_string()
+        }
+        "real" => {
+            let f: f32 = text.trim().parse().map_err(|_| bad("a number"))?;
+            if f == 0.0 { 0.0 } else { f }.to_string()
+        }
+        _ => text.to_string(),
+    };
+    if col.kind != TargetKind::Jsonb {
+        return text_to(text, col, policies, losses);
+    }
+    let value = match base {
+        "tinyint" | "smallint" | "int" | "bigint" | "decimal" | "numeric" | "money"
+        | "smallmoney" | "float" | "real" => {
+            let t = text.trim();
+            let digits = t.strip_prefix('-').unwrap_or(t);
+            let plain = match digits.split_once('.') {
+                Some((i, f)) => {
+                    !i.is_empty()
+                        && !f.is_empty()
+                        && (i.bytes().chain(f.bytes())).all(|b| b.is_ascii_digit())
+                }
+                None => !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()),
+            };
+            if !plain {
+                return Err(bad("a decimal number"));
+            }
+            t.to_string()
+        }
+        "bit" => match text.trim() {
+            "1" => "true".to_string(),
+            "0" => "false".to_string(),
+            _ => return Err(bad("0 or 1")),
+        },
+        _ => json_string(&without_nul(text, col, policies, losses)?),
+    };
+    let json = format!("{{\"type\": {}, \"value\": {value}}}", json_string(base));
+    // jsonb's binary form: a version byte, then the text.
+    let mut b = Vec::with_capacity(json.len() + 1);
+    b.push(1u8);
+    b.extend_from_slice(json.as_bytes());
+    Ok(Value::Bytes(b))
+}
+
+/// A JSON string as PostgreSQL's jsonb output escapes it.
+fn json_string(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\u{8}' => out.push_str("\\b"),
+            '\u{c}' => out.push_str("\\f"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
 }
 
 /// UTF-16LE to a string; lone surrogates become U+FFFD and are counted.

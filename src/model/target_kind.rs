@@ -44,6 +44,8 @@ pub enum TargetKind {
     Geometry,
     /// PostGIS geography (values as extended WKB)
     Geography,
+    /// jsonb; a sql_variant as `{"type": base type, "value": its value}`
+    Jsonb,
 }
 
 impl TargetKind {
@@ -70,6 +72,7 @@ impl TargetKind {
             TargetKind::Ltree => "ltree".into(),
             TargetKind::Geometry => "geometry".into(),
             TargetKind::Geography => "geography".into(),
+            TargetKind::Jsonb => "jsonb".into(),
         }
     }
 
@@ -102,6 +105,7 @@ impl TargetKind {
             "ltree" => TargetKind::Ltree,
             "geometry" => TargetKind::Geometry,
             "geography" => TargetKind::Geography,
+            "jsonb" => TargetKind::Jsonb,
             _ => {
                 if let Some(a) = args("numeric").or_else(|| args("decimal")) {
                     match a.as_slice() {
@@ -122,7 +126,7 @@ impl TargetKind {
                     return Err(format!(
                         "'{s}' is not a supported target type; use one of boolean, smallint, integer, bigint, real, \
                          double precision, numeric[(p,s)], text, varchar(n), bytea, uuid, date, time, timestamp, \
-                         timestamptz, xml, ltree, geometry, geography"
+                         timestamptz, xml, ltree, geometry, geography, jsonb"
                     ));
                 }
             }

@@ -232,7 +232,13 @@ pub fn create_table_sql(plan: &TablePlan, notes: &mut Vec<Note>) -> String {
             notes.push(Note::translated(
                 plan,
                 format!("column {}", c.source),
-                if c.kind == TargetKind::Ltree {
+                if c.kind == TargetKind::Jsonb {
+                    format!(
+                        "{t} column {} becomes jsonb: {{\"type\": its base type, \"value\": its value}} \
+                         (a number for numeric base types, true/false for bit, a string otherwise)",
+                        c.source
+                    )
+                } else if c.kind == TargetKind::Ltree {
                     format!(
                         "{t} column {} becomes ltree: its path /1/3/ as 1.3 (a label 2.5 as 2_5, -1 as n1); \
                          ancestry queries (@>, <@) work, ordering is ltree's, not SQL Server's",
@@ -244,7 +250,8 @@ pub fn create_table_sql(plan: &TablePlan, notes: &mut Vec<Note>) -> String {
                         c.source,
                         c.kind.ddl(),
                         if t == "sql_variant" {
-                            " (its base type is not kept)"
+                            " in a form that keeps every digit (its base type is not kept; \
+                             mapping.types.sql_variant = \"jsonb\" keeps it)"
                         } else {
                             " (the path, /1/3/)"
                         }

@@ -186,7 +186,9 @@ fn target_bytes(col: &ColumnPlan) -> String {
         K::Timestamp => format!("timestamp_send({c})"),
         K::TimestampTz => format!("timestamptz_send({c})"),
         // Never rendered: the source side has no rendering of these (compared in the daemon).
-        K::Ltree | K::Geometry | K::Geography => format!("convert_to({c}::text, 'UTF8')"),
+        K::Ltree | K::Geometry | K::Geography | K::Jsonb => {
+            format!("convert_to({c}::text, 'UTF8')")
+        }
     }
 }
 
@@ -207,7 +209,8 @@ fn fixed_width(kind: &TargetKind) -> Option<u32> {
         | K::Bytea
         | K::Ltree
         | K::Geometry
-        | K::Geography => return None,
+        | K::Geography
+        | K::Jsonb => return None,
     })
 }
 

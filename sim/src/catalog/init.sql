@@ -339,6 +339,63 @@ $$ SELECT _sim.convert_text(d::timestamp, style) $$;
 CREATE FUNCTION _sim.convert_text(b bytea, style int) RETURNS text LANGUAGE sql IMMUTABLE AS
 $$ SELECT CASE style WHEN 1 THEN '0x' || upper(encode(b, 'hex')) WHEN 2 THEN upper(encode(b, 'hex')) ELSE convert_from(b, 'UTF8') END $$;
 CREATE FUNCTION _sim.convert_text(n numeric, style int) RETURNS text LANGUAGE sql IMMUTABLE AS $$ SELECT n::text $$;
+-- Floats: PostgreSQL's shortest text that reads back as the same number (styles 1-3 keep every
+-- digit on SQL Server too).
+CREATE FUNCTION _sim.convert_text(f double precision, style int) RETURNS text LANGUAGE sql IMMUTABLE AS $$ SELECT f::text $$;
+CREATE FUNCTION _sim.convert_text(f real, style int) RETURNS text LANGUAGE sql IMMUTABLE AS $$ SELECT f::text $$;
+
+-- sql_variant: the base type's name (SQL_VARIANT_PROPERTY(v, 'BaseType')) and the value as text.
+-- CAST(x AS sql_variant) and the INSERT/UPDATE of a literal name the base type; typed values
+-- arrive through the assignment casts below. Read as text (or varchar, or a number) it is the
+-- value.
+CREATE TYPE _sim.variant AS (base text, val text);
+CREATE FUNCTION _sim.variant(base text, val text) RETURNS _sim.variant LANGUAGE sql IMMUTABLE AS
+$$ SELECT CASE WHEN val IS NULL THEN NULL ELSE ROW(base, val)::_sim.variant END $$;
+CREATE FUNCTION _sim.variant_property(v _sim.variant, p text) RETURNS text LANGUAGE sql IMMUTABLE AS
+$$ SELECT CASE lower(p) WHEN 'basetype' THEN v.base END $$;
+CREATE FUNCTION _sim.variant_text(v _sim.variant) RETURNS text LANGUAGE sql IMMUTABLE AS $$ SELECT v.val $$;
+CREATE CAST (_sim.variant AS text) WITH FUNCTION _sim.variant_text(_sim.variant) AS IMPLICIT;
+CREATE FUNCTION _sim.variant_varchar(v _sim.variant) RETURNS varchar LANGUAGE sql IMMUTABLE AS $$ SELECT v.val::varchar $$;
+CREATE CAST (_sim.variant AS varchar) WITH FUNCTION _sim.variant_varchar(_sim.variant) AS ASSIGNMENT;
+CREATE FUNCTION _sim.variant_numeric(v _sim.variant) RETURNS numeric LANGUAGE sql IMMUTABLE AS $$ SELECT v.val::numeric $$;
+CREATE CAST (_sim.variant AS numeric) WITH FUNCTION _sim.variant_numeric(_sim.variant);
+CREATE FUNCTION _sim.variant_int(v _sim.variant) RETURNS integer LANGUAGE sql IMMUTABLE AS $$ SELECT v.val::integer $$;
+CREATE CAST (_sim.variant AS integer) WITH FUNCTION _sim.variant_int(_sim.variant);
+CREATE FUNCTION _sim.variant_bigint(v _sim.variant) RETURNS bigint LANGUAGE sql IMMUTABLE AS $$ SELECT v.val::bigint $$;
+CREATE CAST (_sim.variant AS bigint) WITH FUNCTION _sim.variant_bigint(_sim.variant);
+CREATE FUNCTION _sim.variant_float(v _sim.variant) RETURNS double precision LANGUAGE sql IMMUTABLE AS $$ SELECT v.val::double precision $$;
+CREATE CAST (_sim.variant AS double precision) WITH FUNCTION _sim.variant_float(_sim.variant);
+CREATE FUNCTION _sim.variant_real(v _sim.variant) RETURNS real LANGUAGE sql IMMUTABLE AS $$ SELECT v.val::real $$;
+CREATE CAST (_sim.variant AS real) WITH FUNCTION _sim.variant_real(_sim.variant);
+CREATE FUNCTION _sim.variant_timestamp(v _sim.variant) RETURNS timestamp LANGUAGE sql IMMUTABLE AS $$ SELECT v.val::timestamp $$;
+CREATE CAST (_sim.variant AS timestamp) WITH FUNCTION _sim.variant_timestamp(_sim.variant);
+CREATE FUNCTION _sim.variant_bytea(v _sim.variant) RETURNS bytea LANGUAGE sql IMMUTABLE AS $$
+  SELECT CASE WHEN v.base IN ('binary', 'varbinary') THEN decode(substr(v.val, 3), 'hex') ELSE _sim.utf16le(v.val) END $$;
+CREATE CAST (_sim.variant AS bytea) WITH FUNCTION _sim.variant_bytea(_sim.variant);
+CREATE FUNCTION _sim.variant_of(v integer) RETURNS _sim.variant LANGUAGE sql IMMUTABLE AS $$ SELECT _sim.variant('int', v::text) $$;
+CREATE CAST (integer AS _sim.variant) WITH FUNCTION _sim.variant_of(integer) AS ASSIGNMENT;
+CREATE FUNCTION _sim.variant_of(v bigint) RETURNS _sim.variant LANGUAGE sql IMMUTABLE AS $$ SELECT _sim.variant('bigint', v::text) $$;
+CREATE CAST (bigint AS _sim.variant) WITH FUNCTION _sim.variant_of(bigint) AS ASSIGNMENT;
+CREATE FUNCTION _sim.variant_of(v smallint) RETURNS _sim.variant LANGUAGE sql IMMUTABLE AS $$ SELECT _sim.variant('smallint', v::text) $$;
+CREATE CAST (smallint AS _sim.variant) WITH FUNCTION _sim.variant_of(smallint) AS ASSIGNMENT;
+CREATE FUNCTION _sim.variant_of(v numeric) RETURNS _sim.variant LANGUAGE sql IMMUTABLE AS $$ SELECT _sim.variant('numeric', v::text) $$;
+CREATE CAST (numeric AS _sim.variant) WITH FUNCTION _sim.variant_of(numeric) AS ASSIGNMENT;
+CREATE FUNCTION _sim.variant_of(v double precision) RETURNS _sim.variant LANGUAGE sql IMMUTABLE AS $$ SELECT _sim.variant('float', v::text) $$;
+CREATE CAST (double precision AS _sim.variant) WITH FUNCTION _sim.variant_of(double precision) AS ASSIGNMENT;
+CREATE FUNCTION _sim.variant_of(v real) RETURNS _sim.variant LANGUAGE sql IMMUTABLE AS $$ SELECT _sim.variant('real', v::text) $$;
+CREATE CAST (real AS _sim.variant) WITH FUNCTION _sim.variant_of(real) AS ASSIGNMENT;
+CREATE FUNCTION _sim.variant_of(v text) RETURNS _sim.variant LANGUAGE sql IMMUTABLE AS $$ SELECT _sim.variant('nvarchar', v) $$;
+CREATE CAST (text AS _sim.variant) WITH FUNCTION _sim.variant_of(text) AS ASSIGNMENT;
+CREATE FUNCTION _sim.variant_of(v varchar) RETURNS _sim.variant LANGUAGE sql IMMUTABLE AS $$ SELECT _sim.variant('nvarchar', v::text) $$;
+CREATE CAST (varchar AS _sim.variant) WITH FUNCTION _sim.variant_of(varchar) AS ASSIGNMENT;
+CREATE FUNCTION _sim.variant_of(v bytea) RETURNS _sim.variant LANGUAGE sql IMMUTABLE AS $$ SELECT _sim.variant('varbinary', '0x' || upper(encode(v, 'hex'))) $$;
+CREATE CAST (bytea AS _sim.variant) WITH FUNCTION _sim.variant_of(bytea) AS ASSIGNMENT;
+CREATE FUNCTION _sim.variant_of(v uuid) RETURNS _sim.variant LANGUAGE sql IMMUTABLE AS $$ SELECT _sim.variant('uniqueidentifier', upper(v::text)) $$;
+CREATE CAST (uuid AS _sim.variant) WITH FUNCTION _sim.variant_of(uuid) AS ASSIGNMENT;
+CREATE FUNCTION _sim.variant_of(v timestamp) RETURNS _sim.variant LANGUAGE sql IMMUTABLE AS $$ SELECT _sim.variant('datetime', v::text) $$;
+CREATE CAST (timestamp AS _sim.variant) WITH FUNCTION _sim.variant_of(timestamp) AS ASSIGNMENT;
+CREATE FUNCTION _sim.variant_of(v date) RETURNS _sim.variant LANGUAGE sql IMMUTABLE AS $$ SELECT _sim.variant('date', v::text) $$;
+CREATE CAST (date AS _sim.variant) WITH FUNCTION _sim.variant_of(date) AS ASSIGNMENT;
 
 CREATE FUNCTION _sim.part(p text) RETURNS text LANGUAGE sql IMMUTABLE AS $$
   SELECT CASE lower(p)

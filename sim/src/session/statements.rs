@@ -1203,6 +1203,14 @@ impl Session {
     /// identity (unless IDENTITY_INSERT is on for the table), not computed columns. PostgreSQL
     /// would fill the first ones by position, so the list is written out.
     fn name_insert_columns(&self, stmt: &mut Statement) {
+        if let Statement::Update(up) = stmt {
+            if let sqlparser::ast::TableFactor::Table { name, .. } = &up.table.relation {
+                let key = crate::tsql::rewrite::table_key(name);
+                if let Some(Some(info)) = self.table_cache.get(&key) {
+                    variant_assignments(&mut up.assignments, info);
+                }
+            }
+        }
         let Statement::Insert(ins) = stmt else { return };
         let sqlparser::ast::TableObject::TableName(name) = ins.table.clone() else {
             return;
@@ -1212,6 +1220,7 @@ impl Session {
             return;
         };
         bit_literals(ins, info);
+        variant_values(ins, info);
         if !ins.columns.is_empty() || ins.source.is_none() {
             return;
         }
@@ -1301,28 +1310,12 @@ fn missing_arg(procedure: &str, name: &str) -> SqlError {
 /// simulator stores bit as smallint 0/1). Literal VALUES only.
 fn bit_literals(ins: &mut sqlparser::ast::Insert, info: &catalog::TableInfo) {
     use sqlparser::ast::{Expr, SetExpr, Value as V};
+    let targets = insert_targets(ins, info);
     let Some(source) = ins.source.as_mut() else {
         return;
     };
     let SetExpr::Values(values) = source.body.as_mut() else {
         return;
-    };
-    let skip = |c: &String| info.computed.contains(c) || info.identity.as_ref() == Some(c);
-    let targets: Vec<String> = if ins.columns.is_empty() {
-        info.columns
-            .iter()
-            .filter(|(c, _)| !skip(c))
-            .map(|(c, _)| c.clone())
-            .collect()
-    } else {
-        ins.columns
-            .iter()
-            .map(|c| {
-                c.to_string()
-                    .trim_matches(|x| x == '"' || x == '[' || x == ']')
-                    .to_lowercase()
-            })
-            .collect()
     };
     let bits: Vec<bool> = targets
         .iter()
@@ -1345,5 +1338,88 @@ fn bit_literals(ins: &mut sqlparser::ast::Insert, info: &catalog::TableInfo) {
                 }
             }
         }
+    }
+}
+
+/// A value inserted into a sql_variant column keeps its base type, as SQL Server's implicit
+/// conversion does: each one is written `CAST(v AS sql_variant)` (typed values that reach the
+/// column otherwise are converted by PostgreSQL's assignment casts into `_sim.variant`).
+fn variant_values(ins: &mut sqlparser::ast::Insert, info: &catalog::TableInfo) {
+    use sqlparser::ast::SetExpr;
+    let targets = insert_targets(ins, info);
+    let variant: Vec<bool> = targets.iter().map(|t| is_variant(info, t)).collect();
+    if !variant.contains(&true) {
+        return;
+    }
+    let Some(source) = ins.source.as_mut() else {
+        return;
+    };
+    let SetExpr::Values(values) = source.body.as_mut() else {
+        return;
+    };
+    for row in &mut values.rows {
+        for (e, v) in row.iter_mut().zip(&variant) {
+            if *v {
+                *e = as_variant(e.clone());
+            }
+        }
+    }
+}
+
+/// `UPDATE t SET v = value` on a sql_variant column: the value keeps its base type.
+fn variant_assignments(assignments: &mut [sqlparser::ast::Assignment], info: &catalog::TableInfo) {
+    for a in assignments {
+        if let sqlparser::ast::AssignmentTarget::ColumnName(name) = &a.target {
+            let column = name
+                .to_string()
+                .rsplit('.')
+                .next()
+                .unwrap_or_default()
+                .trim_matches(|x| x == '"' || x == '[' || x == ']')
+                .to_lowercase();
+            if is_variant(info, &column) {
+                a.value = as_variant(a.value.clone());
+            }
+        }
+    }
+}
+
+fn is_variant(info: &catalog::TableInfo, column: &str) -> bool {
+    info.columns
+        .iter()
+        .any(|(c, ty)| c == column && *ty == TsqlType::SqlVariant)
+}
+
+fn as_variant(e: sqlparser::ast::Expr) -> sqlparser::ast::Expr {
+    use sqlparser::ast::{DataType, Expr, Ident, ObjectName, Value as V};
+    match &e {
+        Expr::Value(v) if matches!(v.value, V::Null) => e,
+        _ => Expr::Cast {
+            kind: sqlparser::ast::CastKind::Cast,
+            expr: Box::new(e),
+            data_type: DataType::Custom(ObjectName::from(vec![Ident::new("sql_variant")]), vec![]),
+            format: None,
+        },
+    }
+}
+
+/// The columns an INSERT's values go to, in order, lower-cased.
+fn insert_targets(ins: &sqlparser::ast::Insert, info: &catalog::TableInfo) -> Vec<String> {
+    let skip = |c: &String| info.computed.contains(c) || info.identity.as_ref() == Some(c);
+    if ins.columns.is_empty() {
+        info.columns
+            .iter()
+            .filter(|(c, _)| !skip(c))
+            .map(|(c, _)| c.clone())
+            .collect()
+    } else {
+        ins.columns
+            .iter()
+            .map(|c| {
+                c.to_string()
+                    .trim_matches(|x| x == '"' || x == '[' || x == ']')
+                    .to_lowercase()
+            })
+            .collect()
     }
 }

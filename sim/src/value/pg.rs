@@ -121,6 +121,14 @@ pub fn decode_pg(
             let us = i64::from_be_bytes(be8(raw)?);
             Value::Time(us as u64 * 10)
         }
+        // A sql_variant (`_sim.variant`, a composite of base type and text): the value's text.
+        _ if ty.name() == "variant" => match composite_field(raw, 1)? {
+            None => Value::Null,
+            Some(b) => Value::Text(
+                String::from_utf8(b.to_vec())
+                    .map_err(|_| ValueError("invalid UTF-8 from PostgreSQL".into()))?,
+            ),
+        },
         _ => {
             return err(format!(
                 "PostgreSQL type {} has no T-SQL equivalent here",
@@ -129,6 +137,34 @@ pub fn decode_pg(
         }
     };
     Ok(v)
+}
+
+/// Field `index` of a composite value in PostgreSQL's binary format (a count, then each
+/// field's type oid, length or -1 for NULL, and bytes).
+fn composite_field(raw: &[u8], index: usize) -> Result<Option<&[u8]>, ValueError> {
+    let bad = || ValueError("truncated composite".into());
+    let be4 = |at: usize| -> Result<[u8; 4], ValueError> {
+        raw.get(at..at + 4)
+            .and_then(|b| b.try_into().ok())
+            .ok_or_else(bad)
+    };
+    let count = i32::from_be_bytes(be4(0)?) as usize;
+    let mut at = 4;
+    for i in 0..count {
+        let len = i32::from_be_bytes(be4(at + 4)?);
+        at += 8;
+        let field = if len < 0 {
+            None
+        } else {
+            let b = raw.get(at..at + len as usize).ok_or_else(bad)?;
+            at += len as usize;
+            Some(b)
+        };
+        if i == index {
+            return Ok(field);
+        }
+    }
+    Err(bad())
 }
 
 /// The T-SQL type of a computed result column of PostgreSQL type `ty` (no declared type known).

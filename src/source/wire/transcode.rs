@@ -71,6 +71,10 @@ pub fn plan(ty: WireType, col: &ColumnPlan) -> Option<Transcode> {
             Transcode::Float { width: 8 }
         }
         (WireType::ByteLen(B::Guid), K::Uuid) => Transcode::Uuid,
+        // A sql_variant's `base:text` is taken apart by the general path.
+        (WireType::UShortLen(Chars::Utf16) | WireType::Plp(Chars::Utf16), _) if col.variant => {
+            return None
+        }
         (WireType::UShortLen(Chars::Utf16) | WireType::Plp(Chars::Utf16), K::Text) => {
             Transcode::Utf16 { max_units: None }
         }

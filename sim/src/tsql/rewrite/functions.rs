@@ -159,6 +159,10 @@ impl Rewriter<'_> {
                 format!("_sim.serverproperty({})", a(0)),
                 Some(TsqlType::SqlVariant),
             ),
+            "sql_variant_property" => (
+                format!("_sim.variant_property({}, {})", a(0), a(1)),
+                Some(TsqlType::SqlVariant),
+            ),
             "databasepropertyex" => (
                 format!("_sim.databasepropertyex({}, {})", a(0), a(1)),
                 Some(TsqlType::SqlVariant),

@@ -510,6 +510,7 @@ impl<'a> Rewriter<'a> {
                 Some(TsqlType::VarBinary(Len::N(8000)))
             }
             Expr::Value(v) => match &v.value {
+                AstValue::HexStringLiteral(_) => Some(TsqlType::VarBinary(Len::N(8000))),
                 AstValue::SingleQuotedString(s) => Some(TsqlType::VarChar(Len::N(
                     s.chars().count().clamp(1, 8000) as u16,
                 ))),
@@ -533,6 +534,10 @@ impl<'a> Rewriter<'a> {
                 _ => None,
             },
             Expr::Nested(inner) => self.type_of(inner),
+            Expr::UnaryOp {
+                op: sqlparser::ast::UnaryOperator::Minus | sqlparser::ast::UnaryOperator::Plus,
+                expr,
+            } => self.type_of(expr),
             Expr::Substring { expr, .. } => match self.type_of(expr) {
                 Some(TsqlType::Binary(_) | TsqlType::VarBinary(_) | TsqlType::Image) => {
                     Some(TsqlType::VarBinary(Len::Max))
@@ -698,6 +703,23 @@ impl<'a> Rewriter<'a> {
         let src_ty = self.type_of(expr);
         let utf8 = self.utf8_raw.contains(&inner);
         let sql = match (&ty, style) {
+            (TsqlType::SqlVariant, _) if src_ty == Some(TsqlType::SqlVariant) => inner,
+            // A sql_variant keeps its base type's name next to the value's text.
+            (TsqlType::SqlVariant, _) => {
+                let base = src_ty
+                    .as_ref()
+                    .map_or("nvarchar", |t| t.sys_name());
+                let text = match src_ty {
+                    Some(TsqlType::Binary(_) | TsqlType::VarBinary(_) | TsqlType::Image) => {
+                        format!("'0x' || upper(encode(({inner})::bytea, 'hex'))")
+                    }
+                    _ => format!("({inner})::text"),
+                };
+                return self.typed_raw(
+                    format!("_sim.variant('{base}', {text})"),
+                    Some(TsqlType::SqlVariant),
+                );
+            }
             // Text under a _UTF8 collation: varchar keeps it, varbinary gives its UTF-8 bytes.
             (TsqlType::VarChar(_) | TsqlType::Char(_), None) if utf8 => {
                 let out = format!("_sim.utf8({inner})");
@@ -772,6 +794,11 @@ impl<'a> Rewriter<'a> {
             (TsqlType::DateTimeOffset(_), _) => format!("_sim.to_datetimeoffset({inner})"),
             (TsqlType::Time(_), _) => format!("_sim.to_time({inner})"),
             (TsqlType::Bit, _) => format!("_sim.to_bit({inner})"),
+            (TsqlType::VarBinary(_) | TsqlType::Binary(_), _)
+                if src_ty == Some(TsqlType::SqlVariant) =>
+            {
+                format!("({inner})::bytea")
+            }
             (TsqlType::VarBinary(_) | TsqlType::Binary(_), _) => {
                 format!("_sim.to_varbinary({inner})")
             }
