@@ -66,6 +66,9 @@ pub fn translate_view(definition: &str, catalog: &Catalog<'_>) -> Result<View, R
     let name = object_name(&v.name);
     let mut reads = Vec::new();
     let (select, columns) = query(&v.query, catalog, &mut reads)?;
+    if columns.iter().any(|c| c.target.is_empty()) {
+        return refuse(&v.name, "a view column without a name");
+    }
     Ok(View {
         name,
         select,
@@ -462,7 +465,17 @@ fn projection(
                 items.push(format!("{} AS {}", v.text, quote_pg(&target)));
                 out_cols.push(column_of(&alias.value, &target, v.ty));
             }
-            _ => return refuse(item, "an unnamed expression or another select item"),
+            // Unnamed: a later branch of a UNION (the first names the columns) or a scalar
+            // subquery's value; SQL Server refuses a view whose own columns lack names.
+            SelectItem::UnnamedExpr(e) => {
+                let v = t.expr(e)?;
+                if v.ty == Ty::Predicate {
+                    return refuse(e, "a condition as a value");
+                }
+                items.push(v.text);
+                out_cols.push(column_of("", "", v.ty));
+            }
+            _ => return refuse(item, "a select item of this form"),
         }
     }
     Ok((items, out_cols))

@@ -383,6 +383,11 @@ mod views {
             translate("CREATE VIEW v AS SELECT OrderID, SUM(Freight) AS Total, COUNT(*) AS N FROM Orders GROUP BY OrderID HAVING SUM(Freight) > (SELECT AVG(OrderID) AS a FROM Orders)").unwrap(),
             "SELECT \"Orders\".\"orderid\", sum(\"Orders\".\"freight\") AS \"total\", count(*) AS \"n\" FROM \"public\".\"orders\" AS \"Orders\" GROUP BY \"Orders\".\"orderid\" HAVING sum(\"Orders\".\"freight\") > (SELECT CAST(trunc(avg(\"Orders\".\"orderid\")) AS integer) AS \"a\" FROM \"public\".\"orders\" AS \"Orders\")"
         );
+        // An unnamed value where SQL Server allows one: a scalar subquery's, a later UNION branch's.
+        assert_eq!(
+            translate("CREATE VIEW v AS SELECT OrderID FROM Orders WHERE OrderID > (SELECT AVG(OrderID) FROM Orders) UNION ALL SELECT OrderID * 2 FROM Orders").unwrap(),
+            "SELECT \"Orders\".\"orderid\" FROM \"public\".\"orders\" AS \"Orders\" WHERE \"Orders\".\"orderid\" > (SELECT CAST(trunc(avg(\"Orders\".\"orderid\")) AS integer) FROM \"public\".\"orders\" AS \"Orders\") UNION ALL SELECT \"Orders\".\"orderid\" * 2 FROM \"public\".\"orders\" AS \"Orders\""
+        );
         assert_eq!(
             translate("CREATE VIEW v AS SELECT TOP 100 PERCENT Customers.* FROM Customers ORDER BY City").unwrap(),
             "SELECT \"Customers\".\"customerid\", \"Customers\".\"city\" FROM \"public\".\"customers\" AS \"Customers\""
@@ -398,7 +403,7 @@ mod views {
             ("CREATE VIEW v AS SELECT MAX(City) AS m FROM Customers", "order of strings"),
             ("CREATE VIEW v AS SELECT x FROM Suppliers", "Suppliers is not migrated"),
             ("CREATE VIEW v AS SELECT CustomerID FROM Orders o JOIN Customers c ON c.CustomerID = o.CustomerID", "ambiguous"),
-            ("CREATE VIEW v AS SELECT OrderID + 1 FROM Orders", "unnamed expression"),
+            ("CREATE VIEW v AS SELECT OrderID + 1 FROM Orders", "a view column without a name"),
         ] {
             let got = translate(sql);
             assert!(got.as_ref().is_err_and(|e| e.contains(why)), "{sql}\n  want {why}\n  got {got:?}");
