@@ -169,6 +169,17 @@ async fn drain(
     plans: &[replicator::convert::TablePlan],
     slot_name: &str,
 ) -> usize {
+    drain_into(pg, tds, plans, slot_name, &mut Default::default()).await
+}
+
+/// [`drain`], the keys written collected in `changed` (as rollback's window does).
+async fn drain_into(
+    pg: &tokio_postgres::Client,
+    tds: &mut replicator::source::Tds,
+    plans: &[replicator::convert::TablePlan],
+    slot_name: &str,
+    changed: &mut replicator::fallback::delta::Changed,
+) -> usize {
     use replicator::fallback::{apply, net::Window};
     let mut applied = 0;
     let done = apply::progress(tds, slot_name).await.unwrap();
@@ -184,6 +195,7 @@ async fn drain(
         }
         let end = w.end.expect("whole transactions");
         applied += apply::apply(tds, &w, plans, slot_name).await.unwrap().rows;
+        changed.add(&w);
         slot::advance(pg, slot_name, end).await.unwrap();
     }
 }
@@ -263,7 +275,8 @@ async fn postgresql_writes_reach_sql_server_set_based_and_exactly() {
         refused.as_deref().is_some_and(|e| e.contains("fenced")),
         "an application write is refused: {refused:?}"
     );
-    let applied = drain(&pg, &mut tds, &plans, &name).await;
+    let mut changed = replicator::fallback::delta::Changed::default();
+    let applied = drain_into(&pg, &mut tds, &plans, &name, &mut changed).await;
     assert!(applied >= 4, "{applied}");
     let parent = "SELECT id, name, amount, at, flag, note, data, g, small, big FROM dbo.parent";
     let cols = [
@@ -286,6 +299,56 @@ async fn postgresql_writes_reach_sql_server_set_based_and_exactly() {
         "public.child",
         &["pid", "n", "qty"],
         std::time::Duration::from_secs(5),
+    )
+    .await;
+    // What rollback compares inside its window: the keys the windows wrote, a moved key's old
+    // and new one included, looked up on both sides; a difference in one of them is found.
+    let child_plan = plans
+        .iter()
+        .find(|p| p.source.name.name == "child")
+        .unwrap();
+    let keys = replicator::fallback::delta::keys(&pg, child_plan, &changed, &[])
+        .await
+        .unwrap()
+        .expect("integer keys are looked up by key");
+    let mut shown: Vec<String> = keys
+        .iter()
+        .map(|(_, k)| replicator::source::read::key_display(child_plan, k))
+        .collect();
+    shown.sort();
+    assert_eq!(
+        shown,
+        [
+            "(pid=1, n=2)",
+            "(pid=1, n=9)",
+            "(pid=2, n=1)",
+            "(pid=3, n=1)",
+            "(pid=3, n=2)"
+        ]
+    );
+    let policies = replicator::config::Policies::default();
+    use replicator::validate::by_key;
+    assert_eq!(
+        by_key::compare(&mut tds, &pg, child_plan, &policies, &keys)
+            .await
+            .unwrap(),
+        []
+    );
+    exec(
+        &mut c,
+        "EXEC sp_set_session_context @key = N'replicator_fallback', @value = 1; \
+         UPDATE dbo.child SET qty = 1 WHERE pid = 3 AND n = 1",
+    )
+    .await;
+    assert_eq!(
+        by_key::compare(&mut tds, &pg, child_plan, &policies, &keys)
+            .await
+            .unwrap(),
+        [("(pid=3, n=1)".to_string(), "values differ")]
+    );
+    exec(
+        &mut c,
+        "UPDATE dbo.child SET qty = 32767 WHERE pid = 3 AND n = 1",
     )
     .await;
     // The identity SQL Server continues from is past PostgreSQL's rows.
@@ -636,6 +699,46 @@ async fn rollback_is_refused_while_a_window_waits_and_then_returns_sql_server_un
         Duration::from_secs(30),
     )
     .await;
+    // A difference on SQL Server no change explains (a write past the fence): the proof before
+    // the window finds it, the window compares it again, and the rollback is refused with
+    // PostgreSQL still the primary.
+    let mut bypass = env.tds().await;
+    exec(
+        &mut bypass,
+        "EXEC sp_set_session_context N'replicator_fallback', 1; \
+         UPDATE dbo.account SET balance = 99.00 WHERE id = 2",
+    )
+    .await;
+    let out = replicator(&cfg, &["rollback", "--yes", "--json", "--timeout", "30s"]);
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|_| panic!("{}", String::from_utf8_lossy(&out.stderr)));
+    assert_eq!(report["ok"], false, "{report:#}");
+    assert_eq!(report["tables"][0]["checked"], "changed keys", "{report:#}");
+    assert!(
+        report["problems"][0]
+            .as_str()
+            .is_some_and(|p| p.contains("id=2")),
+        "{report:#}"
+    );
+    pg.batch_execute("UPDATE public.account SET balance = balance + 1 WHERE id = 1")
+        .await
+        .expect("PostgreSQL is still the primary");
+    exec(
+        &mut bypass,
+        "UPDATE dbo.account SET balance = 20.00 WHERE id = 2",
+    )
+    .await;
+    let _ = daemon_again.wait();
+    let mut daemon_again = spawn_daemon(&env, &cfg);
+    wait_equal(
+        &mut c,
+        &pg,
+        accounts,
+        "public.account",
+        &cols,
+        Duration::from_secs(30),
+    )
+    .await;
     // Rollback under a running writer: the writer gets errors on PostgreSQL from then on.
     let stop = Arc::new(AtomicBool::new(false));
     let refused = Arc::new(AtomicI64::new(0));
@@ -678,6 +781,9 @@ async fn rollback_is_refused_while_a_window_waits_and_then_returns_sql_server_un
         "{report:#}"
     );
     assert_eq!(report["tables"][0]["result"], "equal", "{report:#}");
+    // Inside the window only the rows written since the proof were compared.
+    assert_eq!(report["tables"][0]["checked"], "changed keys", "{report:#}");
+    assert!(report["tables"][0]["keys"].as_u64() > Some(0), "{report:#}");
     eventually(
         "the writer is refused on PostgreSQL",
         Duration::from_secs(10),

@@ -138,14 +138,19 @@ fn rollback(config: &std::path::Path, what: &str) {
     );
     assert_eq!(report["ok"], true, "{report:#}");
     let part = |k: &str| report["parts"][k].as_f64().unwrap_or(f64::NAN);
+    let t = &report["tables"][0];
     println!(
-        "{what}: downtime {:.2} s (fence {:.2}, drain {:.2}, validate {:.2}, release {:.2}), {} rows compared",
+        "{what}: downtime {:.2} s (fence {:.2}, drain {:.2}, validate {:.2}, release {:.2}); \
+         before the window: catch-up {:.2} s, proof {:.2} s; compared inside it: {} ({} keys)",
         report["downtime_seconds"].as_f64().unwrap_or(f64::NAN),
         part("fence"),
         part("drain"),
         part("validate"),
         part("release"),
-        report["tables"][0]["source_rows"]
+        part("catch_up"),
+        part("proof"),
+        t["checked"].as_str().unwrap_or("?"),
+        t["keys"]
     );
 }
 

@@ -17,9 +17,11 @@ use crate::config::Config;
 use crate::convert::TablePlan;
 use crate::daemon::{self, Shared};
 use crate::error::{Context, Error};
+use crate::fallback::delta::{self, Changed};
 use crate::fallback::{slot, stream};
 use crate::sink::{guard, progress};
 use crate::state::{now_ms, Store};
+use crate::validate::by_key;
 use serde::Serialize;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -35,18 +37,28 @@ pub struct TableCheck {
     pub target_rows: i64,
     /// `equal` or `different`.
     pub result: String,
+    /// What the window compared: `changed keys` (those written since the proof, and those it
+    /// found different) or `every row`.
+    pub checked: String,
+    /// Keys compared inside the window (with `changed keys`).
+    pub keys: usize,
     /// What differs (at most 20, by key).
     pub findings: Vec<String>,
 }
 
-/// Seconds each part of the window took.
+/// Seconds each part took: the first two before the window (PostgreSQL still the primary),
+/// the others inside it.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct RollbackParts {
+    /// Applying what the slot held before the window.
+    pub catch_up: f64,
+    /// Comparing every row before the window.
+    pub proof: f64,
     /// Fencing PostgreSQL's writes.
     pub fence: f64,
     /// Applying what the slot still held.
     pub drain: f64,
-    /// Comparing every row.
+    /// Comparing the rows written since the proof, and those it found different.
     pub validate: f64,
     /// Lowering SQL Server's fence and setting identities.
     pub release: f64,
@@ -93,18 +105,28 @@ pub async fn run(config: Config, timeout: Duration) -> Result<RollbackReport, Er
     }
     let shared = daemon::shared(config, store);
     let mut s = stream::Session::open(&shared).await?;
-    let window = Instant::now();
     let mut parts = RollbackParts::default();
+    // Before the window, while the application still writes on PostgreSQL: catch up, then
+    // prove every table. Nothing is applied to SQL Server from the proof's start to the
+    // window, and everything applied after is in `changed`.
+    let t = Instant::now();
+    stream::catch_up(&shared, &mut s, &mut rec, t + timeout).await?;
+    parts.catch_up = t.elapsed().as_secs_f64();
+    let t = Instant::now();
+    let proofs = prove(&shared, &mut s).await?;
+    parts.proof = t.elapsed().as_secs_f64();
+    let mut changed = Changed::default();
+    let window = Instant::now();
     fence_postgresql(&shared, &s, timeout).await?;
     parts.fence = window.elapsed().as_secs_f64();
     let t = Instant::now();
-    if let Err(e) = stream::drain(&shared, &mut s, &mut rec, window + timeout).await {
+    if let Err(e) = stream::drain(&shared, &mut s, &mut rec, window + timeout, &mut changed).await {
         unfence_postgresql(&shared, &s).await?;
         return Err(e);
     }
     parts.drain = t.elapsed().as_secs_f64();
     let t = Instant::now();
-    let tables = compare(&shared, &mut s).await?;
+    let tables = compare(&shared, &mut s, &proofs, &changed).await?;
     parts.validate = t.elapsed().as_secs_f64();
     let mut problems: Vec<String> = tables
         .iter()
@@ -222,36 +244,112 @@ fn comparable(plan: &TablePlan) -> TablePlan {
     p
 }
 
-async fn compare(shared: &Shared, s: &mut stream::Session) -> Result<Vec<TableCheck>, Error> {
+/// One table's proof before the window: equal but for the keys it lists (rows still in the
+/// slot, or different), or not made (compare every row inside the window).
+struct TableProof {
+    plan: TablePlan,
+    suspects: Option<Vec<crate::validate::Suspect>>,
+}
+
+/// Compares every row of every table while PostgreSQL's application writes and nothing is
+/// applied to SQL Server: the differences are the rows still in the slot, or real ones; the
+/// window compares them again.
+async fn prove(shared: &Shared, s: &mut stream::Session) -> Result<Vec<TableProof>, Error> {
     let mut out = Vec::new();
     let plans: Vec<TablePlan> = s.plans.iter().map(comparable).collect();
-    for plan in &plans {
-        let tx =
-            s.pg.build_transaction()
-                .isolation_level(tokio_postgres::IsolationLevel::RepeatableRead)
-                .read_only(true)
-                .start()
-                .await
-                .context(|| "rollback: begin reading the target".into())?;
-        let o = crate::validate::full(
-            &mut s.tds,
-            &tx,
-            plan,
-            &shared.config.policies,
-            &Default::default(),
-            crate::validate::FullOptions::configured(&shared.config, 1.0),
-        )
-        .await?;
-        tx.commit()
+    for plan in plans {
+        let o = full_compare(shared, s, &plan).await?;
+        eprintln!(
+            "rollback: {}: proven before the window ({} rows, {} to compare again)",
+            plan.source.name, o.source_rows, o.differing
+        );
+        // Every differing key must be known to look it up again; else the window compares all.
+        let suspects = (o.suspects.len() == o.differing).then_some(o.suspects);
+        out.push(TableProof { plan, suspects });
+    }
+    Ok(out)
+}
+
+async fn full_compare(
+    shared: &Shared,
+    s: &mut stream::Session,
+    plan: &TablePlan,
+) -> Result<crate::validate::Outcome, Error> {
+    let tx =
+        s.pg.build_transaction()
+            .isolation_level(tokio_postgres::IsolationLevel::RepeatableRead)
+            .read_only(true)
+            .start()
             .await
-            .context(|| "rollback: end reading the target".into())?;
-        out.push(TableCheck {
-            table: plan.source.name.to_string(),
-            source_rows: o.source_rows,
-            target_rows: o.target_rows,
-            result: if o.equal() { "equal" } else { "different" }.into(),
-            findings: o.findings.iter().take(20).cloned().collect(),
-        });
+            .context(|| "rollback: begin reading the target".into())?;
+    let o = crate::validate::full(
+        &mut s.tds,
+        &tx,
+        plan,
+        &shared.config.policies,
+        &Default::default(),
+        crate::validate::FullOptions::configured(&shared.config, 1.0),
+    )
+    .await?;
+    tx.commit()
+        .await
+        .context(|| "rollback: end reading the target".into())?;
+    Ok(o)
+}
+
+/// Inside the window: per table, the keys written since the proof and those the proof found
+/// different; every row where the proof could not name its keys.
+async fn compare(
+    shared: &Shared,
+    s: &mut stream::Session,
+    proofs: &[TableProof],
+    changed: &Changed,
+) -> Result<Vec<TableCheck>, Error> {
+    let mut out = Vec::new();
+    for p in proofs {
+        let plan = &p.plan;
+        let keys = match &p.suspects {
+            Some(suspects) => delta::keys(&s.pg, plan, changed, suspects).await?,
+            None => None,
+        };
+        let check = match keys {
+            Some(keys) => {
+                let findings =
+                    by_key::compare(&mut s.tds, &s.pg, plan, &shared.config.policies, &keys)
+                        .await?;
+                TableCheck {
+                    table: plan.source.name.to_string(),
+                    source_rows: -1,
+                    target_rows: -1,
+                    result: if findings.is_empty() {
+                        "equal"
+                    } else {
+                        "different"
+                    }
+                    .into(),
+                    checked: "changed keys".into(),
+                    keys: keys.len(),
+                    findings: findings
+                        .iter()
+                        .take(20)
+                        .map(|(k, what)| format!("{k}: {what}"))
+                        .collect(),
+                }
+            }
+            None => {
+                let o = full_compare(shared, s, plan).await?;
+                TableCheck {
+                    table: plan.source.name.to_string(),
+                    source_rows: o.source_rows,
+                    target_rows: o.target_rows,
+                    result: if o.equal() { "equal" } else { "different" }.into(),
+                    checked: "every row".into(),
+                    keys: 0,
+                    findings: o.findings.iter().take(20).cloned().collect(),
+                }
+            }
+        };
+        out.push(check);
     }
     Ok(out)
 }

@@ -8,6 +8,7 @@
 pub mod added;
 pub mod apply;
 pub mod decode;
+pub mod delta;
 pub mod inverse;
 pub mod net;
 pub mod slot;

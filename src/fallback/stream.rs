@@ -9,6 +9,7 @@
 //! one SQL Server holds, or the user stops the fallback.
 
 use super::decode::PgLsn;
+use super::delta::Changed;
 use super::net::Window;
 use super::{apply, slot};
 use crate::daemon::{connect_source, connect_target, Shared};
@@ -36,7 +37,7 @@ pub async fn run(shared: &Arc<Shared>) -> Result<(), Error> {
     let mut session: Option<Session> = None;
     while !shared.stopping() {
         let result = match session.as_mut() {
-            Some(s) => one_window(shared, s, &mut rec, window_changes).await,
+            Some(s) => one_window(shared, s, &mut rec, window_changes, None).await,
             None => match Session::open(shared).await {
                 Ok(s) => {
                     session = Some(s);
@@ -106,14 +107,23 @@ impl Session {
 }
 
 /// Applies windows until the slot holds nothing more (PostgreSQL's writers must be stopped for
-/// this to end) or `deadline` passes (an error).
+/// this to end) or `deadline` passes (an error); the keys they wrote go into `changed`.
 pub async fn drain(
     shared: &Arc<Shared>,
     s: &mut Session,
     rec: &mut FallbackRecord,
     deadline: std::time::Instant,
+    changed: &mut Changed,
 ) -> Result<(), Error> {
-    while one_window(shared, s, rec, shared.config.fallback.window_changes).await? {
+    while one_window(
+        shared,
+        s,
+        rec,
+        shared.config.fallback.window_changes,
+        Some(&mut *changed),
+    )
+    .await?
+    {
         if std::time::Instant::now() > deadline {
             return Err(Error::Fatal(
                 "fallback: the slot did not drain before the timeout".into(),
@@ -123,12 +133,27 @@ pub async fn drain(
     Ok(())
 }
 
-/// One window; `Ok(false)` when the slot had nothing.
+/// Applies windows while PostgreSQL's writers go on, until one finds the slot empty or
+/// `deadline` passes (not an error: what is left waits for the next window).
+pub async fn catch_up(
+    shared: &Arc<Shared>,
+    s: &mut Session,
+    rec: &mut FallbackRecord,
+    deadline: std::time::Instant,
+) -> Result<(), Error> {
+    while std::time::Instant::now() < deadline
+        && one_window(shared, s, rec, shared.config.fallback.window_changes, None).await?
+    {}
+    Ok(())
+}
+
+/// One window; `Ok(false)` when the slot had nothing. The keys it wrote go into `changed`.
 async fn one_window(
     shared: &Arc<Shared>,
     s: &mut Session,
     rec: &mut FallbackRecord,
     window_changes: i32,
+    changed: Option<&mut Changed>,
 ) -> Result<bool, Error> {
     let done = apply::progress(&mut s.tds, &rec.slot).await?;
     super::added::backfill_pending(shared, s, rec).await?;
@@ -153,6 +178,9 @@ async fn one_window(
         );
     }
     let applied = apply::apply(&mut s.tds, &w, &s.plans, &rec.slot).await?;
+    if let Some(c) = changed {
+        c.add(&w);
+    }
     slot::advance(&s.pg, &rec.slot, end).await?;
     rec.rows_applied += (applied.rows + applied.deleted) as u64;
     rec.windows += 1;

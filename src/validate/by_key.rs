@@ -49,8 +49,8 @@ impl ToSql for RawBinary<'_> {
     tokio_postgres::types::to_sql_checked!();
 }
 
-/// A column received in binary form, kept as is.
-struct RawOut(Option<Vec<u8>>);
+/// A column received in binary form, kept as is (`None` for NULL).
+pub struct RawOut(pub Option<Vec<u8>>);
 
 impl<'a> FromSql<'a> for RawOut {
     fn from_sql(_: &Type, raw: &'a [u8]) -> Result<Self, Box<dyn std::error::Error + Sync + Send>> {
