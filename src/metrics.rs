@@ -42,6 +42,8 @@ pub const FALLBACK_RETAINED_OVER_LIMIT: &str = "replicator_fallback_retained_ove
 pub const FALLBACK_ROWS: &str = "replicator_fallback_rows_applied_total";
 /// 1 while the fallback's last window was refused (status says why).
 pub const FALLBACK_ERRORED: &str = "replicator_fallback_errored";
+/// Tables the fallback stopped alone (their changes kept on SQL Server; status says why).
+pub const FALLBACK_STOPPED_TABLES: &str = "replicator_fallback_stopped_tables";
 
 /// Counters the daemon bumps as it works (the rest is read from the state store).
 #[derive(Debug, Default)]
@@ -173,7 +175,7 @@ pub fn render(store: &Store, counters: &Counters) -> String {
         c.transient_errors.load(Ordering::Relaxed)
     );
     if let Ok(Some(f)) = store.fallback() {
-        let gauges: [(&str, &str, &str, f64); 6] = [
+        let gauges: [(&str, &str, &str, f64); 7] = [
             (
                 FALLBACK_ACTIVE,
                 "gauge",
@@ -209,6 +211,12 @@ pub fn render(store: &Store, counters: &Counters) -> String {
                 "gauge",
                 "1 while the last window was refused",
                 f.last_error.is_some() as u8 as f64,
+            ),
+            (
+                FALLBACK_STOPPED_TABLES,
+                "gauge",
+                "tables stopped alone, their changes kept on SQL Server",
+                f.stopped_tables.len() as f64,
             ),
         ];
         for (name, kind, help, v) in gauges {
@@ -272,6 +280,7 @@ mod tests {
                 lag_bytes: 120,
                 retained_bytes: 4096,
                 rows_applied: 7,
+                stopped_tables: vec![Default::default()],
                 ..Default::default()
             })
             .unwrap();
@@ -283,6 +292,7 @@ mod tests {
             "replicator_fallback_retained_over_limit 0",
             "replicator_fallback_rows_applied_total 7",
             "replicator_fallback_errored 0",
+            "replicator_fallback_stopped_tables 1",
         ] {
             assert!(text.lines().any(|l| l == line), "{line} in {text}");
         }

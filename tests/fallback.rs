@@ -398,34 +398,81 @@ async fn postgresql_writes_reach_sql_server_set_based_and_exactly() {
         Some("6"),
         "the window was not applied again"
     );
-    // A value SQL Server cannot hold stops the window before anything is written, by key.
-    // (tinyint became smallint: PostgreSQL takes 300.)
+    // A value SQL Server cannot hold stops its table alone, by key: its changes are kept on
+    // SQL Server with the window, the other table's are written. (tinyint became smallint:
+    // PostgreSQL takes 300.)
     pg.batch_execute(
-        "SET replicator.writer = 'on'; INSERT INTO public.parent (id, name, flag, small) VALUES (50, 'x', true, 300)",
+        "SET replicator.writer = 'on'; \
+         BEGIN; INSERT INTO public.parent (id, name, flag, small) VALUES (50, 'x', true, 300); \
+         UPDATE public.parent SET name = 'kept' WHERE id = 1; \
+         UPDATE public.child SET qty = 7 WHERE pid = 1 AND n = 1; COMMIT",
     )
     .await
     .unwrap();
-    let changes = slot::peek(&pg, &name, 200).await.unwrap();
-    let mut w = replicator::fallback::net::Window::default();
-    for ch in changes {
-        w.add(ch.message).unwrap();
-    }
-    let err = replicator::fallback::apply::apply(&mut tds, &w, &plans, &name)
+    let window = |changes: Vec<slot::Change>| {
+        let mut w = replicator::fallback::net::Window::default();
+        for ch in changes {
+            w.add(ch.message).unwrap();
+        }
+        w
+    };
+    let w = window(slot::peek(&pg, &name, 200).await.unwrap());
+    let applied = replicator::fallback::apply::apply(&mut tds, &w, &plans, &name)
         .await
-        .unwrap_err()
-        .to_string();
+        .unwrap();
+    assert_eq!(applied.stopped.len(), 1, "{applied:?}");
+    let (table, why, _) = &applied.stopped[0];
+    assert_eq!(table, "dbo.parent");
     assert!(
-        err.contains("dbo.parent")
-            && err.contains("key (50)")
-            && err.contains("column small")
-            && err.contains("0..255"),
-        "{err}"
+        why.contains("key (50)") && why.contains("column small") && why.contains("0..255"),
+        "{why}"
     );
+    slot::advance(&pg, &name, w.end.unwrap()).await.unwrap();
     assert!(
         source_rows(&mut c, "SELECT 1 FROM dbo.parent WHERE id = 50")
             .await
             .is_empty()
     );
+    let row = source_rows(&mut c, "SELECT name FROM dbo.parent WHERE id = 1").await;
+    assert_ne!(
+        row[0][0].as_deref(),
+        Some("kept"),
+        "the stopped table waits"
+    );
+    let row = source_rows(&mut c, "SELECT qty FROM dbo.child WHERE pid = 1 AND n = 1").await;
+    assert_eq!(row[0][0].as_deref(), Some("7"), "the other table goes on");
+    assert_eq!(
+        replicator::fallback::parked::stopped(&mut tds, &name)
+            .await
+            .unwrap(),
+        ["dbo.parent"]
+    );
+    // The value fixed on PostgreSQL: the kept changes and the fix are written together.
+    pg.batch_execute(
+        "SET replicator.writer = 'on'; UPDATE public.parent SET small = 30 WHERE id = 50",
+    )
+    .await
+    .unwrap();
+    let w = window(slot::peek(&pg, &name, 200).await.unwrap());
+    let applied = replicator::fallback::apply::apply(&mut tds, &w, &plans, &name)
+        .await
+        .unwrap();
+    assert_eq!(applied.resumed, ["dbo.parent"], "{applied:?}");
+    assert!(applied.stopped.is_empty(), "{applied:?}");
+    slot::advance(&pg, &name, w.end.unwrap()).await.unwrap();
+    wait_equal(
+        &mut c,
+        &pg,
+        parent,
+        "public.parent",
+        &cols,
+        std::time::Duration::from_secs(5),
+    )
+    .await;
+    assert!(replicator::fallback::parked::stopped(&mut tds, &name)
+        .await
+        .unwrap()
+        .is_empty());
     slot::drop_all(&pg, &name).await.unwrap();
 }
 
@@ -654,34 +701,62 @@ async fn rollback_is_refused_while_a_window_waits_and_then_returns_sql_server_un
            level tinyint NOT NULL, balance decimal(12,2) NOT NULL, \
            ticket bigint NOT NULL CONSTRAINT df_ticket DEFAULT (NEXT VALUE FOR dbo.ticket_no)); \
          ALTER TABLE dbo.account ENABLE CHANGE_TRACKING; \
-         INSERT INTO dbo.account (owner, level, balance) VALUES (N'ann', 1, 10.00), (N'bob', 2, 20.00)",
+         INSERT INTO dbo.account (owner, level, balance) VALUES (N'ann', 1, 10.00), (N'bob', 2, 20.00); \
+         CREATE TABLE dbo.note (id int NOT NULL PRIMARY KEY, body nvarchar(100) NOT NULL); \
+         ALTER TABLE dbo.note ENABLE CHANGE_TRACKING",
     )
     .await;
     let cfg = env.config_file(
-        "[replication]\npoll_interval = \"50ms\"\n[[tables]]\nsource = \"dbo.account\"\n",
+        "[replication]\npoll_interval = \"50ms\"\n[[tables]]\nsource = \"dbo.account\"\n\
+         [[tables]]\nsource = \"dbo.note\"\n",
     );
-    let (_, mut daemon) = cut_over_with_fallback(&env, &cfg, 1).await;
+    let (_, mut daemon) = cut_over_with_fallback(&env, &cfg, 2).await;
     let pg = env.pg().await;
-    // A value SQL Server cannot hold (tinyint became smallint): the window waits, loudly.
+    // A value SQL Server cannot hold (tinyint became smallint): its table stops, loudly, by
+    // key; the other table goes on.
     pg.batch_execute(
-        "INSERT INTO public.account (owner, level, balance) VALUES ('cat', 300, 1.00)",
+        "INSERT INTO public.account (owner, level, balance) VALUES ('cat', 300, 1.00); \
+         UPDATE public.account SET balance = 11.00 WHERE id = 1; \
+         INSERT INTO public.note VALUES (1, 'still flowing')",
     )
     .await
     .unwrap();
     eventually(
-        "the window is refused by key",
+        "the table is stopped by key",
         Duration::from_secs(30),
         || async {
-            status_json(&cfg)["fallback"]["last_error"]["message"]
-                .as_str()
-                .is_some_and(|m| m.contains("key (3)") && m.contains("column level"))
+            let s = status_json(&cfg);
+            let stopped = &s["fallback"]["stopped_tables"];
+            stopped.as_array().map(Vec::len) == Some(1)
+                && stopped[0]["table"] == "dbo.account"
+                && stopped[0]["message"]
+                    .as_str()
+                    .is_some_and(|m| m.contains("key (3)") && m.contains("column level"))
         },
     )
     .await;
+    wait_equal(
+        &mut c,
+        &pg,
+        "SELECT id, body FROM dbo.note",
+        "public.note",
+        &["id", "body"],
+        Duration::from_secs(30),
+    )
+    .await;
+    let balance = source_rows(&mut c, "SELECT balance FROM dbo.account WHERE id = 1").await;
+    assert_eq!(
+        balance[0][0].as_deref(),
+        Some("10.00"),
+        "the stopped table waits"
+    );
     let out = replicator(&cfg, &["rollback", "--yes", "--json", "--timeout", "30s"]);
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr).to_string();
-    assert!(err.contains("rollback refused, nothing changed"), "{err}");
+    assert!(
+        err.contains("rollback refused, nothing changed") && err.contains("dbo.account is stopped"),
+        "{err}"
+    );
     // Nothing changed: PostgreSQL still takes writes, and the fix flows back.
     let mut daemon_again = spawn_daemon(&env, &cfg);
     let _ = daemon.wait();
@@ -988,19 +1063,40 @@ async fn a_nullable_column_added_on_postgresql_is_added_on_sql_server_and_backfi
         Duration::from_secs(30),
     )
     .await;
-    // A NOT NULL column cannot go back: the fallback stops, naming it, and waits.
+    // A NOT NULL column cannot go back: its table stops, naming it, and waits.
     pg.batch_execute("ALTER TABLE public.t ADD COLUMN req int NOT NULL DEFAULT 0; UPDATE public.t SET v = 5 WHERE id = 1")
         .await
         .unwrap();
     eventually(
-        "the window is refused by column",
+        "the table is stopped by column",
         Duration::from_secs(30),
         || async {
-            status_json(&cfg)["fallback"]["last_error"]["message"]
+            status_json(&cfg)["fallback"]["stopped_tables"][0]["message"]
                 .as_str()
                 .is_some_and(|m| m.contains("column req") && m.contains("NOT NULL"))
         },
     )
+    .await;
+    // Dropped again on PostgreSQL: the kept change goes through without it.
+    pg.batch_execute(
+        "ALTER TABLE public.t DROP COLUMN req; UPDATE public.t SET v = 6 WHERE id = 2",
+    )
+    .await
+    .unwrap();
+    wait_equal(
+        &mut c,
+        &pg,
+        "SELECT id, v FROM dbo.t",
+        "public.t",
+        &["id", "v"],
+        Duration::from_secs(30),
+    )
+    .await;
+    eventually("the table resumes", Duration::from_secs(10), || async {
+        status_json(&cfg)["fallback"]["stopped_tables"]
+            .as_array()
+            .is_some_and(Vec::is_empty)
+    })
     .await;
     let out = replicator(&cfg, &["fallback", "stop"]);
     assert!(

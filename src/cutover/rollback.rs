@@ -105,6 +105,26 @@ pub async fn run(config: Config, timeout: Duration) -> Result<RollbackReport, Er
     }
     let shared = daemon::shared(config, store);
     let mut s = stream::Session::open(&shared).await?;
+    let stopped = crate::fallback::parked::stopped(&mut s.tds, &rec.slot).await?;
+    if !stopped.is_empty() {
+        let why: Vec<String> = stopped
+            .iter()
+            .map(|t| {
+                let reason = rec
+                    .stopped_tables
+                    .iter()
+                    .find(|r| r.table == *t)
+                    .map_or("SQL Server cannot take its changes".to_string(), |r| {
+                        r.message.clone()
+                    });
+                format!("{t} is stopped: {reason}")
+            })
+            .collect();
+        return Err(Error::Fatal(format!(
+            "rollback refused, nothing changed: {}; hint: change the value on PostgreSQL (the table resumes with its next change), then roll back",
+            why.join("; ")
+        )));
+    }
     let mut parts = RollbackParts::default();
     // Before the window, while the application still writes on PostgreSQL: catch up, then
     // prove every table. Nothing is applied to SQL Server from the proof's start to the

@@ -43,8 +43,23 @@ pub struct FallbackStatus {
     pub windows: u64,
     /// Why the last window was not applied; null when the last one was.
     pub last_error: Option<ErrorStatus>,
+    /// Tables stopped alone (their changes kept on SQL Server until it can take them).
+    pub stopped_tables: Vec<StoppedTableStatus>,
     /// When the fallback last recorded its state (RFC 3339).
     pub updated_at: String,
+}
+
+/// A table the fallback stopped alone.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StoppedTableStatus {
+    /// SQL Server's `schema.table`.
+    pub table: String,
+    /// Why (the key, the column, the value's problem).
+    pub message: String,
+    /// What to do.
+    pub hint: Option<String>,
+    /// Since when (RFC 3339).
+    pub since: String,
 }
 
 /// One table.
@@ -281,6 +296,16 @@ pub fn build(store: &Store, daemon: Option<&DaemonView>) -> Result<Status, crate
             hint: e.hint,
             at: ms_to_rfc3339(e.at_ms),
         }),
+        stopped_tables: f
+            .stopped_tables
+            .into_iter()
+            .map(|t| StoppedTableStatus {
+                table: t.table,
+                message: t.message,
+                hint: t.hint,
+                since: ms_to_rfc3339(t.since_ms),
+            })
+            .collect(),
         updated_at: ms_to_rfc3339(f.updated_ms.max(f.started_ms)),
     });
     Ok(Status {
@@ -350,6 +375,12 @@ pub fn render(s: &Status) -> String {
             f.rows_applied,
             f.windows
         ));
+        for t in &f.stopped_tables {
+            out.push_str(&format!("    stopped: {}: {}\n", t.table, t.message));
+            if let Some(h) = &t.hint {
+                out.push_str(&format!("    hint:  {h}\n"));
+            }
+        }
         if let Some(e) = &f.last_error {
             out.push_str(&format!("    error: {}\n", e.message));
             if let Some(h) = &e.hint {

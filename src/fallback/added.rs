@@ -1,7 +1,7 @@
 //! A column added on PostgreSQL during the fallback: a nullable one is added on SQL Server (a
 //! type whose default mapping is the PostgreSQL type again) and backfilled with the values
 //! PostgreSQL holds now, before the window that first carries it is applied; anything else
-//! (NOT NULL, a type without a counterpart) stops the fallback naming the table and column.
+//! (NOT NULL, a type without a counterpart) stops that table alone, naming it and the column.
 //!
 //! Why the backfill: `ADD COLUMN ... DEFAULT` fills existing rows without a row change in the
 //! WAL, so the slot never carries those values. Values read now may be newer than the window
@@ -22,14 +22,16 @@ use crate::model::{quote_pg, quote_tsql};
 use crate::state::FallbackRecord;
 
 /// Adds the columns the window's relations have and SQL Server has not, then runs every
-/// pending backfill (these and any a crash left); whether anything was done.
+/// pending backfill (these and any a crash left); whether anything was done, and the tables
+/// (source `schema.table`) with a column that cannot go back, each with why: those stop alone.
 pub async fn columns(
     shared: &Shared,
     s: &mut Session,
     rec: &mut FallbackRecord,
     w: &Window,
-) -> Result<bool, Error> {
+) -> Result<(bool, Vec<(String, Error)>), Error> {
     let mut added = false;
+    let mut refused: Vec<(String, Error)> = Vec::new();
     for rel in w.relations.values() {
         let Some(plan) = s
             .plans
@@ -42,7 +44,14 @@ pub async fn columns(
             if plan.columns.iter().any(|c| c.target == col.name) {
                 continue;
             }
-            let sql_type = counterpart(s, plan, &col.name).await?;
+            let sql_type = match counterpart(s, plan, &col.name).await {
+                Ok(t) => t,
+                Err(e) if e.kind() == crate::error::ErrorKind::Table => {
+                    refused.push((plan.source.name.to_string(), e));
+                    continue;
+                }
+                Err(e) => return Err(e),
+            };
             let pending = (plan.target.to_string(), col.name.clone());
             if !rec.pending_backfills.contains(&pending) {
                 rec.pending_backfills.push(pending);
@@ -69,7 +78,7 @@ pub async fn columns(
     if added {
         s.replan(shared).await?;
     }
-    Ok(backfill_pending(shared, s, rec).await? || added)
+    Ok((backfill_pending(shared, s, rec).await? || added, refused))
 }
 
 /// Runs the backfills the record holds as pending (a crash may have left one); whether any.

@@ -15,11 +15,13 @@
 
 use super::decode::{Cell, PgLsn};
 use super::inverse;
-use super::net::{End, KeyText, Window};
+use super::net::{End, KeyText, TableChanges, Window};
+use super::parked::{self, Kept};
 use crate::convert::{ColumnPlan, TablePlan};
-use crate::error::Error;
+use crate::error::{Error, ErrorKind};
 use crate::model::{quote_tsql, tsql_literal, SourceType};
 use crate::source::{self, Tds};
+use std::collections::HashMap;
 
 /// Rows per statement (a table value constructor's rows, as T-SQL limits `INSERT ... VALUES`).
 const ROWS_PER_STATEMENT: usize = 1000;
@@ -46,8 +48,10 @@ pub async fn progress(tds: &mut Tds, slot: &str) -> Result<Option<PgLsn>, Error>
              IF OBJECT_ID(N'replicator.fallback_progress') IS NULL \
                CREATE TABLE {PROGRESS} (slot nvarchar(128) NOT NULL PRIMARY KEY, lsn bigint NOT NULL, \
                  applied_at datetime2(3) NOT NULL); \
+             {}; \
              IF NOT EXISTS (SELECT 1 FROM {PROGRESS} WHERE slot = {lit}) \
-               INSERT INTO {PROGRESS} (slot, lsn, applied_at) VALUES ({lit}, 0, SYSUTCDATETIME())"
+               INSERT INTO {PROGRESS} (slot, lsn, applied_at) VALUES ({lit}, 0, SYSUTCDATETIME())",
+            parked::CREATE
         ),
         "fallback: create the progress table on SQL Server",
     )
@@ -73,58 +77,81 @@ pub struct Applied {
     pub rows: usize,
     /// Rows deleted.
     pub deleted: usize,
+    /// Tables this window stopped or kept stopped (their changes kept aside on SQL Server):
+    /// source `schema.table`, why (the key and the column), and what to do.
+    pub stopped: Vec<(String, String, Option<String>)>,
+    /// Stopped tables this window wrote at last.
+    pub resumed: Vec<String>,
 }
 
-/// The statements of one window, in order (without the transaction around them).
-pub fn window_sql(w: &Window, plans: &[TablePlan], slot: &str) -> Result<Vec<String>, Error> {
+/// A window's statements, in order (without the transaction around them), and what it does.
+#[derive(Debug, Default)]
+pub struct WindowSql {
+    /// The statements.
+    pub statements: Vec<String>,
+    /// What they write, and which tables they stop or resume.
+    pub applied: Applied,
+}
+
+/// The statements of one window. `kept` holds the changes kept aside for stopped tables (by
+/// source `schema.table`); with `park`, a table whose changes SQL Server cannot take is kept
+/// aside (see [`super::parked`]) instead of refusing the window.
+pub fn window_sql(
+    w: &Window,
+    plans: &[TablePlan],
+    slot: &str,
+    kept: &HashMap<String, Vec<Kept>>,
+    park: bool,
+    stop: &[(String, Error)],
+) -> Result<WindowSql, Error> {
+    let mut out = WindowSql::default();
     let mut writes: Vec<(usize, Vec<String>)> = Vec::new();
     let mut deletes: Vec<(usize, Vec<String>)> = Vec::new();
+    let mut keeps: Vec<String> = Vec::new();
     for (rel, changes) in &w.tables {
         let relation = w
             .relations
             .get(rel)
             .ok_or_else(|| Error::Fatal(format!("fallback: relation {rel} was not described")))?;
-        let (order, plan) = plans
-            .iter()
-            .enumerate()
-            .find(|(_, p)| p.target.schema == relation.schema && p.target.name == relation.name)
-            .ok_or_else(|| {
-                Error::Fatal(format!(
-                    "fallback: table {}.{} changed on PostgreSQL but is not a migrated table",
-                    relation.schema, relation.name
-                ))
-            })?;
-        let target = target_of(plan, relation)?;
+        let (order, plan) = plan_of(plans, relation)?;
         let name = plan.source.name.to_string();
-        let mut full: Vec<Vec<String>> = Vec::new();
-        let mut partial: Vec<(Vec<bool>, Vec<String>)> = Vec::new();
-        let mut gone: Vec<Vec<String>> = Vec::new();
-        for (key, end) in &changes.ends {
-            match end {
-                End::Deleted => gone.push(key_values(&target, key, &name)?),
-                End::Row(row) => {
-                    let sent: Vec<bool> = row.iter().map(|c| *c != Cell::Unchanged).collect();
-                    let values = row_values(&target, row, key, &name)?;
-                    if sent.iter().all(|s| *s) {
-                        full.push(values);
-                    } else {
-                        partial.push((sent, values));
+        let merged;
+        let changes = match kept.get(&name) {
+            Some(k) => {
+                merged = parked::merge(k, relation, changes);
+                &merged
+            }
+            None => changes,
+        };
+        if let Some((_, e)) = stop.iter().find(|(t, _)| *t == name) {
+            keeps.extend(parked::keep_sql(slot, &name, relation, changes));
+            out.applied.stopped.push((name, e.to_string(), e.hint()));
+            continue;
+        }
+        match table_sql(plan, relation, changes, &name) {
+            Ok((mut w_sql, d_sql)) => {
+                for (_, end) in &changes.ends {
+                    match end {
+                        End::Row(_) => out.applied.rows += 1,
+                        End::Deleted => out.applied.deleted += 1,
                     }
                 }
+                if kept.contains_key(&name) {
+                    w_sql.push(parked::clear_sql(slot, &name));
+                    out.applied.resumed.push(name);
+                }
+                if !w_sql.is_empty() {
+                    writes.push((order, w_sql));
+                }
+                if !d_sql.is_empty() {
+                    deletes.push((order, d_sql));
+                }
             }
-        }
-        let mut w_sql = Vec::new();
-        if !full.is_empty() {
-            w_sql.extend(upsert_sql(&target, &full));
-        }
-        for (sent, values) in &partial {
-            w_sql.extend(partial_sql(&target, sent, values));
-        }
-        if !w_sql.is_empty() {
-            writes.push((order, w_sql));
-        }
-        if !gone.is_empty() {
-            deletes.push((order, delete_sql(&target, &gone)));
+            Err(e) if park && e.kind() == ErrorKind::Table => {
+                keeps.extend(parked::keep_sql(slot, &name, relation, changes));
+                out.applied.stopped.push((name, e.to_string(), e.hint()));
+            }
+            Err(e) => return Err(e),
         }
     }
     // Parents before children for writes; children before parents for deletes. Plans come in
@@ -132,17 +159,77 @@ pub fn window_sql(w: &Window, plans: &[TablePlan], slot: &str) -> Result<Vec<Str
     let depth = |i: usize| fk_depth(plans, i, 0);
     writes.sort_by_key(|(i, _)| depth(*i));
     deletes.sort_by_key(|(i, _)| std::cmp::Reverse(depth(*i)));
-    let mut out: Vec<String> = Vec::new();
-    out.extend(writes.into_iter().flat_map(|(_, s)| s));
-    out.extend(deletes.into_iter().flat_map(|(_, s)| s));
+    out.statements
+        .extend(writes.into_iter().flat_map(|(_, s)| s));
+    out.statements
+        .extend(deletes.into_iter().flat_map(|(_, s)| s));
+    out.statements.extend(keeps);
     if let Some(end) = w.end {
-        out.push(format!(
+        out.statements.push(format!(
             "UPDATE {PROGRESS} SET lsn = {}, applied_at = SYSUTCDATETIME() WHERE slot = {}",
             end.0,
             tsql_literal(slot)
         ));
     }
     Ok(out)
+}
+
+/// The migrated table a relation is, with its place among the plans.
+fn plan_of<'a>(
+    plans: &'a [TablePlan],
+    relation: &super::decode::Relation,
+) -> Result<(usize, &'a TablePlan), Error> {
+    plans
+        .iter()
+        .enumerate()
+        .find(|(_, p)| p.target.schema == relation.schema && p.target.name == relation.name)
+        .ok_or_else(|| {
+            Error::Fatal(format!(
+                "fallback: table {}.{} changed on PostgreSQL but is not a migrated table",
+                relation.schema, relation.name
+            ))
+        })
+}
+
+/// One table's writes and deletes; `Err` (naming the key and column) when SQL Server cannot
+/// take them.
+fn table_sql(
+    plan: &TablePlan,
+    relation: &super::decode::Relation,
+    changes: &TableChanges,
+    name: &str,
+) -> Result<(Vec<String>, Vec<String>), Error> {
+    let target = target_of(plan, relation)?;
+    let mut full: Vec<Vec<String>> = Vec::new();
+    let mut partial: Vec<(Vec<bool>, Vec<String>)> = Vec::new();
+    let mut gone: Vec<Vec<String>> = Vec::new();
+    for (key, end) in &changes.ends {
+        match end {
+            End::Deleted => gone.push(key_values(&target, key, name)?),
+            End::Row(row) => {
+                let sent: Vec<bool> = row.iter().map(|c| *c != Cell::Unchanged).collect();
+                let values = row_values(&target, row, key, name)?;
+                if sent.iter().all(|s| *s) {
+                    full.push(values);
+                } else {
+                    partial.push((sent, values));
+                }
+            }
+        }
+    }
+    let mut writes = Vec::new();
+    if !full.is_empty() {
+        writes.extend(upsert_sql(&target, &full));
+    }
+    for (sent, values) in &partial {
+        writes.extend(partial_sql(&target, sent, values));
+    }
+    let deletes = if gone.is_empty() {
+        Vec::new()
+    } else {
+        delete_sql(&target, &gone)
+    };
+    Ok((writes, deletes))
 }
 
 /// How many foreign key levels a table sits below its topmost migrated parent.
@@ -388,23 +475,45 @@ fn delete_sql(t: &Target, keys: &[Vec<String>]) -> Vec<String> {
 }
 
 /// Applies one window in one SQL Server transaction, its end LSN with it. Idempotent per
-/// window: an applied window's rows are written again with the same values.
+/// window: an applied window's rows are written again with the same values. With a `slot`, a
+/// table SQL Server cannot take stops alone (its changes kept aside, the others written); the
+/// backfill (no slot) is refused whole instead.
 pub async fn apply(
     tds: &mut Tds,
     w: &Window,
     plans: &[TablePlan],
     slot: &str,
 ) -> Result<Applied, Error> {
-    let statements = window_sql(w, plans, slot)?;
-    let mut applied = Applied::default();
-    for changes in w.tables.values() {
-        for (_, end) in &changes.ends {
-            match end {
-                End::Row(_) => applied.rows += 1,
-                End::Deleted => applied.deleted += 1,
+    apply_stopping(tds, w, plans, slot, &[]).await
+}
+
+/// [`apply`], with tables (source `schema.table`) known to be stopped, each with why (a column
+/// added on PostgreSQL that cannot go back): their changes are kept aside.
+pub async fn apply_stopping(
+    tds: &mut Tds,
+    w: &Window,
+    plans: &[TablePlan],
+    slot: &str,
+    stop: &[(String, Error)],
+) -> Result<Applied, Error> {
+    let park = !slot.is_empty();
+    let mut kept: HashMap<String, Vec<Kept>> = HashMap::new();
+    if park {
+        let in_window: Vec<String> = w
+            .tables
+            .keys()
+            .filter_map(|rel| w.relations.get(rel))
+            .filter_map(|r| plan_of(plans, r).ok())
+            .map(|(_, p)| p.source.name.to_string())
+            .collect();
+        for table in parked::stopped(tds, slot).await? {
+            if in_window.contains(&table) {
+                let k = parked::load(tds, slot, &table).await?;
+                kept.insert(table, k);
             }
         }
     }
+    let sql = window_sql(w, plans, slot, &kept, park, stop)?;
     // The source's fence lets this session write (not transactional: set before the transaction).
     source::execute(
         tds,
@@ -421,7 +530,7 @@ pub async fn apply(
         "fallback: begin",
     )
     .await?;
-    for s in &statements {
+    for s in &sql.statements {
         if let Err(e) = source::execute(tds, s, "fallback: apply a window").await {
             let _ =
                 source::execute(tds, "IF @@TRANCOUNT > 0 ROLLBACK", "fallback: roll back").await;
@@ -429,5 +538,5 @@ pub async fn apply(
         }
     }
     source::execute(tds, "COMMIT", "fallback: commit a window").await?;
-    Ok(applied)
+    Ok(sql.applied)
 }

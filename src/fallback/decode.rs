@@ -60,7 +60,7 @@ pub struct Relation {
 }
 
 /// One column's value in a tuple.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Cell {
     /// NULL.
     Null,

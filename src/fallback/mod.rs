@@ -1,9 +1,11 @@
 //! The way back after cutover: PostgreSQL's changes read by logical decoding and applied to SQL
 //! Server, until the user rolls back or stops the fallback.
 //!
-//! Built so far: the decoder of `pgoutput` messages ([`decode`]), the slot and publication on
-//! the target ([`slot`]), a window's net effect per key ([`net`]) and values back into T-SQL
-//! literals of the source's types ([`inverse`]).
+//! The decoder of `pgoutput` messages ([`decode`]), the slot and publication on the target
+//! ([`slot`]), a window's net effect per key ([`net`]), values back into T-SQL literals of the
+//! source's types ([`inverse`]), the window applied set-based ([`apply`]), a table stopped alone
+//! ([`parked`]), columns added on PostgreSQL ([`added`]), the loop ([`stream`]), and the keys
+//! rollback compares inside its window ([`delta`]).
 
 pub mod added;
 pub mod apply;
@@ -11,5 +13,6 @@ pub mod decode;
 pub mod delta;
 pub mod inverse;
 pub mod net;
+pub mod parked;
 pub mod slot;
 pub mod stream;

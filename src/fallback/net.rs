@@ -49,6 +49,22 @@ impl TableChanges {
     fn current(&self, key: &KeyText) -> Option<&End> {
         self.index.get(key).map(|&i| &self.ends[i].1)
     }
+
+    /// Takes `later`'s ends on top of these: the last word wins, and a later row's untouched
+    /// large values come from this one's row for the key.
+    pub fn then(&mut self, later: &TableChanges) {
+        for (key, end) in &later.ends {
+            let end = match (end, self.current(key)) {
+                (End::Row(row), Some(End::Row(prev))) => {
+                    let mut row = row.clone();
+                    fill_unchanged(&mut row, prev);
+                    End::Row(row)
+                }
+                (end, _) => end.clone(),
+            };
+            self.set(key.clone(), end);
+        }
+    }
 }
 
 /// Whole transactions read from the slot, reduced.

@@ -4,9 +4,10 @@
 //!
 //! Contract: the slot advances only past what SQL Server committed with its progress; a crash
 //! anywhere reads the uncommitted part again and skips the committed part by that progress. A
-//! window SQL Server refuses (a value it cannot hold) is retried, never skipped: status shows
-//! the table, the key and the reason until a later change on PostgreSQL makes the window's end
-//! one SQL Server holds, or the user stops the fallback.
+//! table SQL Server cannot take stops alone (its changes kept on SQL Server with the window,
+//! [`super::parked`]); status shows the table, the key and the reason until a later change on
+//! PostgreSQL makes them fit. A window refused whole (a truncate, a connection lost, a foreign
+//! key into a stopped table's rows) is retried, never skipped.
 
 use super::decode::PgLsn;
 use super::delta::Changed;
@@ -14,7 +15,7 @@ use super::net::Window;
 use super::{apply, slot};
 use crate::daemon::{connect_source, connect_target, Shared};
 use crate::error::{Error, ErrorKind};
-use crate::state::{now_ms, ErrorRecord, FallbackRecord};
+use crate::state::{now_ms, ErrorRecord, FallbackRecord, StoppedTable};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -38,7 +39,7 @@ pub async fn run(shared: &Arc<Shared>) -> Result<(), Error> {
     while !shared.stopping() {
         let result = match session.as_mut() {
             Some(s) => one_window(shared, s, &mut rec, window_changes, None).await,
-            None => match Session::open(shared).await {
+            None => match Session::open_for(shared, &mut rec).await {
                 Ok(s) => {
                     session = Some(s);
                     continue;
@@ -103,6 +104,44 @@ impl Session {
         let mut tds = connect_source(shared).await?;
         let plans = plans(shared, &mut tds).await?;
         Ok(Session { pg, tds, plans })
+    }
+}
+
+/// Makes the record's stopped tables those SQL Server keeps changes for (a crash between a
+/// window's commit and its record leaves them apart).
+async fn reconcile_stopped(
+    shared: &Shared,
+    s: &mut Session,
+    rec: &mut FallbackRecord,
+) -> Result<(), Error> {
+    apply::progress(&mut s.tds, &rec.slot).await?;
+    let kept = super::parked::stopped(&mut s.tds, &rec.slot).await?;
+    let before = rec.stopped_tables.len();
+    rec.stopped_tables.retain(|t| kept.contains(&t.table));
+    let mut changed = rec.stopped_tables.len() != before;
+    for t in kept {
+        if !rec.stopped_tables.iter().any(|r| r.table == t) {
+            rec.stopped_tables.push(StoppedTable {
+                table: t,
+                message: "stopped: SQL Server keeps its changes aside; the next change of the table says why".into(),
+                hint: None,
+                since_ms: now_ms(),
+            });
+            changed = true;
+        }
+    }
+    if changed {
+        shared.store.set_fallback(rec)?;
+    }
+    Ok(())
+}
+
+impl Session {
+    /// Connects, plans, and brings the record's stopped tables in line with SQL Server.
+    async fn open_for(shared: &Shared, rec: &mut FallbackRecord) -> Result<Session, Error> {
+        let mut s = Session::open(shared).await?;
+        reconcile_stopped(shared, &mut s, rec).await?;
+        Ok(s)
     }
 }
 
@@ -172,12 +211,13 @@ async fn one_window(
     let Some(end) = w.end else {
         return Ok(false);
     };
-    if super::added::columns(shared, s, rec, &w).await? {
+    let (added, refused) = super::added::columns(shared, s, rec, &w).await?;
+    if added {
         tracing::info!(
             "fallback: columns added on postgresql were added on sql server and backfilled"
         );
     }
-    let applied = apply::apply(&mut s.tds, &w, &s.plans, &rec.slot).await?;
+    let applied = apply::apply_stopping(&mut s.tds, &w, &s.plans, &rec.slot, &refused).await?;
     if let Some(c) = changed {
         c.add(&w);
     }
@@ -185,6 +225,7 @@ async fn one_window(
     rec.rows_applied += (applied.rows + applied.deleted) as u64;
     rec.windows += 1;
     rec.last_error = None;
+    note_stopped(rec, &applied);
     record(shared, &s.pg, rec, Some(end)).await?;
     tracing::debug!(
         rows = applied.rows,
@@ -193,6 +234,32 @@ async fn one_window(
         "fallback: window applied"
     );
     Ok(true)
+}
+
+/// Records the tables a window stopped (or kept stopped) and those it resumed.
+fn note_stopped(rec: &mut FallbackRecord, applied: &apply::Applied) {
+    for (table, message, hint) in &applied.stopped {
+        match rec.stopped_tables.iter_mut().find(|t| t.table == *table) {
+            Some(t) => {
+                t.message = message.clone();
+                t.hint = hint.clone();
+            }
+            None => {
+                tracing::error!(table = %table, error = %message, "fallback: table stopped; its changes are kept on sql server until it can take them, the other tables go on");
+                rec.stopped_tables.push(StoppedTable {
+                    table: table.clone(),
+                    message: message.clone(),
+                    hint: hint.clone(),
+                    since_ms: now_ms(),
+                });
+            }
+        }
+    }
+    for table in &applied.resumed {
+        tracing::info!(table = %table, "fallback: table resumed; its kept changes are written");
+    }
+    rec.stopped_tables
+        .retain(|t| !applied.resumed.contains(&t.table));
 }
 
 /// The plans of the migrated tables, as the source's catalog says now.

@@ -100,6 +100,23 @@ pub struct FallbackRecord {
     /// `schema.table`, column). Recorded before the column is added on SQL Server and cleared
     /// after its backfill commits, so a crash in between backfills it at the next start.
     pub pending_backfills: Vec<(String, String)>,
+    /// Tables whose changes SQL Server cannot take yet (kept aside on SQL Server until it can),
+    /// each with why; the other tables' changes go on.
+    pub stopped_tables: Vec<StoppedTable>,
+}
+
+/// A table the fallback stopped alone.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct StoppedTable {
+    /// SQL Server's `schema.table`.
+    pub table: String,
+    /// Why: the key, the column and the value's problem.
+    pub message: String,
+    /// What to do.
+    pub hint: Option<String>,
+    /// Since when (Unix ms).
+    pub since_ms: i64,
 }
 
 impl Store {
