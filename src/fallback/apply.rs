@@ -2,20 +2,24 @@
 //!
 //! Per table and per 1,000 rows: the rows as a table value constructor (`(VALUES (...), ...)
 //! AS s (c1, ...)`, every value cast to its column's type, so the derived table has exactly the
-//! table's types), then one `UPDATE ... FROM` joined to it for the keys SQL Server has, one
-//! `INSERT ... SELECT ... WHERE NOT EXISTS` for the others (under `IDENTITY_INSERT` when the
-//! table has an identity), and one `DELETE ... FROM` joined to the deleted keys. Rows whose
-//! large value PostgreSQL did not send update only what was sent. The window's end LSN is written to `[replicator].[fallback_progress]` in the same
-//! transaction: a crash before the commit applies nothing, after it the next reader skips what
-//! the progress holds. Tables are written parents first and deleted from children first, so
-//! SQL Server's per-statement foreign key checks pass.
+//! table's types), then, by what the window says SQL Server has for each key (its first change
+//! there: an insert or an update): one `INSERT ... SELECT` for the new keys, one `UPDATE ...
+//! FROM` joined to it for the updated ones, both (`UPDATE`, then `INSERT ... WHERE NOT EXISTS`)
+//! where it is not known (changes a stopped table kept, a backfill); under `IDENTITY_INSERT`
+//! when the table has an identity; and one `DELETE ... FROM` joined to the deleted keys (a key
+//! inserted and deleted inside the window is not sent). Rows whose large value PostgreSQL did
+//! not send update only what was sent. The window's end LSN is written to
+//! `[replicator].[fallback_progress]` in the same transaction: a crash before the commit
+//! applies nothing, after it the next reader skips what the progress holds. Tables are written
+//! parents first and deleted from children first, so SQL Server's per-statement foreign key
+//! checks pass.
 //!
-//! Contract: nothing is written row by row; a value SQL Server cannot hold stops the window
-//! before anything is written, naming the table, the key and the column.
+//! Contract: nothing is written row by row; a table whose values SQL Server cannot hold is kept
+//! aside before anything is written ([`super::parked`]), naming the key and the column.
 
 use super::decode::{Cell, PgLsn};
 use super::inverse;
-use super::net::{End, KeyText, TableChanges, Window};
+use super::net::{Before, End, KeyText, TableChanges, Window};
 use super::parked::{self, Kept};
 use crate::convert::{ColumnPlan, TablePlan};
 use crate::error::{Error, ErrorKind};
@@ -200,19 +204,27 @@ fn table_sql(
     name: &str,
 ) -> Result<(Vec<String>, Vec<String>), Error> {
     let target = target_of(plan, relation)?;
-    let mut full: Vec<Vec<String>> = Vec::new();
+    // Rows by what SQL Server has for their key: none (insert), one (update), not known (both).
+    let (mut new, mut updated, mut full) = (Vec::new(), Vec::new(), Vec::new());
     let mut partial: Vec<(Vec<bool>, Vec<String>)> = Vec::new();
     let mut gone: Vec<Vec<String>> = Vec::new();
-    for (key, end) in &changes.ends {
+    for (i, (key, end)) in changes.ends.iter().enumerate() {
+        let before = changes.before.get(i).copied().unwrap_or(Before::Unknown);
         match end {
+            // Inserted and deleted inside the window: SQL Server never had it.
+            End::Deleted if before == Before::Absent => {}
             End::Deleted => gone.push(key_values(&target, key, name)?),
             End::Row(row) => {
                 let sent: Vec<bool> = row.iter().map(|c| *c != Cell::Unchanged).collect();
                 let values = row_values(&target, row, key, name)?;
-                if sent.iter().all(|s| *s) {
-                    full.push(values);
-                } else {
+                if !sent.iter().all(|s| *s) {
                     partial.push((sent, values));
+                } else {
+                    match before {
+                        Before::Absent => new.push(values),
+                        Before::Present => updated.push(values),
+                        Before::Unknown => full.push(values),
+                    }
                 }
             }
         }
@@ -220,6 +232,15 @@ fn table_sql(
     let mut writes = Vec::new();
     if !full.is_empty() {
         writes.extend(upsert_sql(&target, &full));
+    }
+    if !updated.is_empty() {
+        let all: Vec<usize> = (0..target.columns.len()).collect();
+        for chunk in updated.chunks(ROWS_PER_STATEMENT) {
+            writes.extend(update_sql(&target, &all, &derived(&target, &all, chunk)));
+        }
+    }
+    if !new.is_empty() {
+        writes.extend(insert_sql(&target, &new));
     }
     for (sent, values) in &partial {
         writes.extend(partial_sql(&target, sent, values));
@@ -423,6 +444,30 @@ fn update_sql(t: &Target, cols: &[usize], from: &str) -> Option<String> {
             key_match(t, "x", "s")
         )
     })
+}
+
+/// Rows SQL Server has no row for (their key's first change in the window was an insert): one
+/// `INSERT` per 1,000 (a key SQL Server has after all fails the window loudly).
+fn insert_sql(t: &Target, rows: &[Vec<String>]) -> Vec<String> {
+    let all: Vec<usize> = (0..t.columns.len()).collect();
+    let table = t.plan.source.name.tsql();
+    let identity = t.columns.iter().any(|(_, c, _)| c.identity);
+    let mut out = Vec::new();
+    if identity {
+        out.push(format!("SET IDENTITY_INSERT {table} ON"));
+    }
+    for chunk in rows.chunks(ROWS_PER_STATEMENT) {
+        out.push(format!(
+            "INSERT INTO {table} ({}) SELECT {} FROM {}",
+            names(t, &all, ""),
+            names(t, &all, "s."),
+            derived(t, &all, chunk)
+        ));
+    }
+    if identity {
+        out.push(format!("SET IDENTITY_INSERT {table} OFF"));
+    }
+    out
 }
 
 fn upsert_sql(t: &Target, rows: &[Vec<String>]) -> Vec<String> {

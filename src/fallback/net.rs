@@ -26,22 +26,42 @@ pub enum End {
     Deleted,
 }
 
+/// Whether a key had a row before its first change here: PostgreSQL's first change of it says
+/// (an insert: no; an update or delete: yes), unless the changes came from elsewhere.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Before {
+    /// No row (its first change was an insert, or a key moved onto it).
+    Absent,
+    /// A row (its first change was an update or a delete).
+    Present,
+    /// Not known (kept changes, a backfill): written so either way ends right.
+    Unknown,
+}
+
 /// One relation's net changes.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct TableChanges {
     /// By key, in first-touched order.
     pub ends: Vec<(KeyText, End)>,
+    /// For each of `ends`, whether the key had a row before.
+    pub before: Vec<Before>,
     index: HashMap<KeyText, usize>,
 }
 
 impl TableChanges {
-    /// Records what `key` ends as (the last word wins).
+    /// Records what `key` ends as (the last word wins), whether it had a row before unknown.
     pub fn set(&mut self, key: KeyText, end: End) {
+        self.set_before(key, end, Before::Unknown);
+    }
+
+    /// Records what `key` ends as; `before` counts only for its first change.
+    pub fn set_before(&mut self, key: KeyText, end: End, before: Before) {
         match self.index.get(&key) {
             Some(&i) => self.ends[i].1 = end,
             None => {
                 self.index.insert(key.clone(), self.ends.len());
                 self.ends.push((key, end));
+                self.before.push(before);
             }
         }
     }
@@ -136,7 +156,10 @@ impl Window {
             Message::Insert { rel, new } => {
                 let key = self.key_of(rel, &new)?;
                 self.changes += 1;
-                self.tables.entry(rel).or_default().set(key, End::Row(new));
+                self.tables
+                    .entry(rel)
+                    .or_default()
+                    .set_before(key, End::Row(new), Before::Absent);
             }
             Message::Update { rel, old, new } => {
                 let new_key = self.key_of(rel, &new)?;
@@ -157,13 +180,17 @@ impl Window {
                                 self.name(rel)
                             ));
                         }
-                        t.set(old_key, End::Deleted);
+                        t.set_before(old_key, End::Deleted, Before::Present);
+                        // The new key had no row (or one deleted earlier here, whose entry
+                        // keeps its first word).
+                        t.set_before(new_key, End::Row(row), Before::Absent);
+                        return Ok(());
                     }
                 }
                 if let Some(End::Row(prev)) = t.current(&new_key).cloned() {
                     fill_unchanged(&mut row, &prev);
                 }
-                t.set(new_key, End::Row(row));
+                t.set_before(new_key, End::Row(row), Before::Present);
             }
             Message::Delete { rel, old } => {
                 let cols = &self
@@ -173,7 +200,10 @@ impl Window {
                     .columns;
                 let key = key_cells(cols, &old);
                 self.changes += 1;
-                self.tables.entry(rel).or_default().set(key, End::Deleted);
+                self.tables
+                    .entry(rel)
+                    .or_default()
+                    .set_before(key, End::Deleted, Before::Present);
             }
             Message::Truncate { rels, .. } => {
                 let names: Vec<String> = rels.iter().map(|r| self.name(*r)).collect();
@@ -314,6 +344,17 @@ mod tests {
                 (k("3"), End::Row(vec![t("3"), t("a")])),
                 (k("4"), End::Deleted),
                 (k("5"), End::Row(vec![t("5"), Cell::Unchanged])),
+            ]
+        );
+        // Whether SQL Server had each key before: 1, 2, 3 (moved onto) and 4 no; 5 yes.
+        assert_eq!(
+            w.tables[&7].before,
+            [
+                Before::Absent,
+                Before::Absent,
+                Before::Absent,
+                Before::Absent,
+                Before::Present
             ]
         );
         assert_eq!((w.end, w.transactions, w.changes), (Some(PgLsn(10)), 1, 7));
