@@ -525,3 +525,73 @@ async fn cdc_cutover_is_not_misled_by_a_mapping_from_before_the_clock_was_set_ba
         .unwrap();
     commit_then_cut_over(&env, &mut c, cfg).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rowversion_columns_keep_counting_on_postgresql_after_cutover() {
+    let env = Env::new("rowversion").await;
+    let mut c = env.tds().await;
+    exec(
+        &mut c,
+        "CREATE TABLE dbo.doc (id int NOT NULL PRIMARY KEY, body nvarchar(20) NOT NULL, rv rowversion); \
+         ALTER TABLE dbo.doc ENABLE CHANGE_TRACKING; \
+         INSERT INTO dbo.doc (id, body) VALUES (1, N'a'), (2, N'b'); UPDATE dbo.doc SET body = N'bb' WHERE id = 2",
+    )
+    .await;
+    let cfg = env
+        .config_file("[replication]\npoll_interval = \"50ms\"\n[[tables]]\nsource = \"dbo.doc\"\n");
+    let mut daemon = spawn_daemon(&env, &cfg);
+    wait_all_streaming(&cfg, 1).await;
+    let source: Vec<Vec<Option<String>>> = source_rows(
+        &mut c,
+        "SELECT id, CAST(rv AS bigint) FROM dbo.doc ORDER BY id",
+    )
+    .await;
+    let dbts: i64 = source_rows(&mut c, "SELECT CAST(@@DBTS AS bigint)").await[0][0]
+        .as_deref()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let report = cutover_succeeds(&cfg);
+    let _ = daemon.wait();
+    assert!(
+        report["notes"].as_array().unwrap().iter().any(|n| n
+            .as_str()
+            .is_some_and(|n| n.starts_with("rowversion public.doc.rv"))),
+        "{report:#}"
+    );
+    let pg = env.pg().await;
+    let rv = |id: i32| {
+        let pg = &pg;
+        async move {
+            pg.query_one(
+                "SELECT ('x' || encode(rv, 'hex'))::bit(64)::bigint FROM public.doc WHERE id = $1",
+                &[&id],
+            )
+            .await
+            .unwrap()
+            .get::<_, i64>(0)
+        }
+    };
+    // The copied values are the source's.
+    for row in &source {
+        let id: i32 = row[0].as_deref().unwrap().parse().unwrap();
+        assert_eq!(Some(rv(id).await.to_string()), row[1].clone());
+    }
+    // The application's insert gets the next value after the source's counter, its update a
+    // newer one still, as on SQL Server.
+    pg.batch_execute("INSERT INTO public.doc (id, body) VALUES (3, 'c')")
+        .await
+        .unwrap();
+    let inserted = rv(3).await;
+    assert!(inserted > dbts, "{inserted} after {dbts}");
+    let old = rv(1).await;
+    pg.batch_execute("UPDATE public.doc SET body = 'A' WHERE id = 1")
+        .await
+        .unwrap();
+    let updated = rv(1).await;
+    assert!(updated > inserted && updated != old, "{old} -> {updated}");
+    pg.batch_execute("UPDATE public.doc SET body = 'A', rv = '\\x00' WHERE id = 2")
+        .await
+        .unwrap();
+    assert!(rv(2).await > updated, "an update cannot set it");
+}

@@ -16,7 +16,7 @@ use super::report::{Parts, ProofSummary, TableResult};
 use super::Options;
 use crate::daemon::{Shared, TableRt};
 use crate::error::{Context, Error};
-use crate::model::Position;
+use crate::model::{quote_pg, Position};
 use crate::model::{ChangeSource, Verdict};
 use crate::sink::guard;
 use crate::sink::progress::{Proof, TableProgress};
@@ -301,4 +301,88 @@ pub async fn sync_sequences(
         out.push((t.to_string(), q.current));
     }
     Ok(out)
+}
+
+/// Rowversion columns keep working once the application writes on PostgreSQL: per target
+/// schema, a sequence `replicator_rowversion` set past the source's `@@DBTS` (as SQL Server's
+/// counter, one for every table); each such column defaults to its next value as 8 big-endian
+/// bytes, and a trigger gives an updated row the next one, as SQL Server does. Runs in the
+/// release's transaction (`tx`); returns a note per column.
+pub async fn continue_rowversions(
+    tds: &mut Tds,
+    tx: &impl tokio_postgres::GenericClient,
+    plans: &[crate::convert::TablePlan],
+) -> Result<Vec<String>, Error> {
+    let columns: Vec<(&crate::convert::TablePlan, &crate::convert::ColumnPlan)> = plans
+        .iter()
+        .flat_map(|p| {
+            p.columns
+                .iter()
+                .filter(move |c| {
+                    !c.expression
+                        && c.kind == crate::convert::TargetKind::Bytea
+                        && p.source.columns.iter().any(|s| {
+                            s.name == c.source
+                                && matches!(s.source_type.name.as_str(), "timestamp" | "rowversion")
+                        })
+                })
+                .map(move |c| (p, c))
+        })
+        .collect();
+    if columns.is_empty() {
+        return Ok(Vec::new());
+    }
+    let dbts = crate::source::query_rows(
+        tds,
+        "SELECT CAST(@@DBTS AS bigint)",
+        "read the source's rowversion counter (@@DBTS)",
+    )
+    .await?
+    .first()
+    .and_then(|r| r.get::<i64, _>(0))
+    .unwrap_or(0);
+    let mut schemas: Vec<&str> = columns
+        .iter()
+        .map(|(p, _)| p.target.schema.as_str())
+        .collect();
+    schemas.sort();
+    schemas.dedup();
+    for s in &schemas {
+        let q = quote_pg(s);
+        let seq = crate::model::pg_literal(&format!("{q}.replicator_rowversion"));
+        tx.batch_execute(&format!(
+            "CREATE SEQUENCE IF NOT EXISTS {q}.replicator_rowversion AS bigint; \
+             SELECT setval({seq}, GREATEST({dbts}, 1)); \
+             CREATE OR REPLACE FUNCTION {q}.replicator_rowversion_bump() RETURNS trigger LANGUAGE plpgsql AS $f$ \
+             BEGIN \
+               NEW := jsonb_populate_record(NEW, jsonb_build_object(TG_ARGV[0], int8send(nextval(TG_ARGV[1]::regclass)))); \
+               RETURN NEW; \
+             END $f$"
+        ))
+        .await
+        .context(|| format!("create the rowversion counter in schema {s}"))?;
+    }
+    let mut notes = Vec::new();
+    for (p, c) in columns {
+        let seq = format!("{}.replicator_rowversion", quote_pg(&p.target.schema));
+        let col = quote_pg(&c.target);
+        let t = p.target.sql();
+        tx.batch_execute(&format!(
+            "ALTER TABLE {t} ALTER COLUMN {col} SET DEFAULT int8send(nextval({}::regclass)); \
+             DROP TRIGGER IF EXISTS replicator_rowversion ON {t}; \
+             CREATE TRIGGER replicator_rowversion BEFORE UPDATE ON {t} FOR EACH ROW \
+               EXECUTE FUNCTION {}.replicator_rowversion_bump({}, {})",
+            crate::model::pg_literal(&seq),
+            quote_pg(&p.target.schema),
+            crate::model::pg_literal(&c.target),
+            crate::model::pg_literal(&seq)
+        ))
+        .await
+        .context(|| format!("make rowversion column {} of {t} generated", c.target))?;
+        notes.push(format!(
+            "rowversion {}.{}: generated on PostgreSQL (insert and update) from {seq}, after the source's @@DBTS {dbts}",
+            p.target, c.target
+        ));
+    }
+    Ok(notes)
 }

@@ -317,6 +317,7 @@ async fn in_window(
         let _ = crate::fallback::slot::drop_all(&pg, &shared.config.fallback.slot).await;
     }
     let release = Instant::now();
+    let mut rowversion_notes = Vec::new();
     if !ok {
         // Drained and unchanged: the tables stream on when the daemon runs again.
         for (name, _) in &tables {
@@ -333,6 +334,7 @@ async fn in_window(
         for (_, rt) in &tables {
             guard::remove(&tx, &rt.plan.target).await?;
         }
+        rowversion_notes = check::continue_rowversions(&mut tds, &tx, &plans).await?;
         if !opts.keep_progress {
             tx.batch_execute(&format!(
                 "DROP SCHEMA IF EXISTS {} CASCADE",
@@ -364,7 +366,7 @@ async fn in_window(
         }
     }
     parts.release = release.elapsed().as_secs_f64();
-    let mut notes = Vec::new();
+    let mut notes = rowversion_notes;
     let views_created = if ok {
         create_views(&mut tds, &pg, &plans, &shared.config.mapping, &mut notes).await?
     } else {

@@ -103,6 +103,11 @@ pub fn quote_pg(name: &str) -> String {
     format!("\"{}\"", name.replace('"', "\"\""))
 }
 
+/// A PostgreSQL string literal (standard_conforming_strings on, PostgreSQL's default).
+pub fn pg_literal(s: &str) -> String {
+    format!("'{}'", s.replace('\'', "''"))
+}
+
 /// A T-SQL string literal `N'...'` with `'` doubled.
 pub fn tsql_literal(s: &str) -> String {
     format!("N'{}'", s.replace('\'', "''"))
