@@ -605,6 +605,21 @@ async fn target_checks(config: &Config, plans: &[TablePlan], items: &mut Items) 
         ),
         Err(e) => items.add(Level::Error, "target", e.to_string(), None),
     }
+    // The fallback's slot keeps WAL until dropped; check cannot see the store (the daemon
+    // holds it), so it says what the slot is for either way.
+    match crate::fallback::slot::state(&pg, &config.fallback.slot).await {
+        Ok(Some(s)) => items.add(
+            Level::Warn,
+            "target",
+            format!(
+                "replication slot {} exists and keeps {} bytes of WAL: the fallback's after `cutover --fallback` (status shows its lag), or left by an interrupted one",
+                config.fallback.slot, s.retained_bytes
+            ),
+            Some("if no fallback runs, `replicator fallback stop` drops it; a slot nobody reads fills the target's disk".into()),
+        ),
+        Ok(None) => {}
+        Err(e) => items.add(Level::Error, "target", e.to_string(), None),
+    }
     spatial_checks(&pg, plans, items).await;
     let mut schemas: Vec<String> = plans.iter().map(|p| p.target.schema.clone()).collect();
     schemas.push(config.mapping.progress_schema.clone());

@@ -398,11 +398,14 @@ pub enum FallbackAction {
 
 /// `fallback stop`.
 async fn fallback_stop(config: &Config) -> Result<(), Error> {
-    // A running daemon (carrying changes back) stops first, so the slot is not in use.
-    if crate::control::request(&config.control_socket, &crate::control::Request::Stop)
-        .await
-        .is_some()
-    {
+    let request = |r| crate::control::request(&config.control_socket, r);
+    if let Some(status) = request(&crate::control::Request::Status).await {
+        if status["fallback"].is_null() {
+            // A daemon that replicates towards PostgreSQL runs on; only a slot left behind goes.
+            return drop_orphan_slot(config).await;
+        }
+        // A daemon carrying changes back stops first, so the slot is not in use.
+        request(&crate::control::Request::Stop).await;
         eprintln!("fallback stop: stopping the running daemon");
     }
     let waited = std::time::Instant::now();
@@ -413,9 +416,10 @@ async fn fallback_stop(config: &Config) -> Result<(), Error> {
             Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
         }
     };
-    let mut rec = store.fallback()?.ok_or_else(|| {
-        Error::Fatal("no fallback: the cutover was not made with --fallback".into())
-    })?;
+    let Some(mut rec) = store.fallback()? else {
+        drop(store);
+        return drop_orphan_slot(config).await;
+    };
     let pg = crate::sink::connect(&config.target).await?;
     crate::fallback::slot::drop_all(&pg, &rec.slot).await?;
     let was_active = rec.active;
@@ -439,6 +443,25 @@ async fn fallback_stop(config: &Config) -> Result<(), Error> {
             "was stopped already"
         },
         rec.slot
+    );
+    Ok(())
+}
+
+/// `fallback stop` when no fallback was started: drops the configured slot an interrupted
+/// `cutover --fallback` left (it keeps the target's WAL), or says there is nothing to stop.
+async fn drop_orphan_slot(config: &Config) -> Result<(), Error> {
+    let pg = crate::sink::connect(&config.target).await?;
+    let slot = &config.fallback.slot;
+    let Some(state) = crate::fallback::slot::state(&pg, slot).await? else {
+        return Err(Error::Fatal(
+            "no fallback: the cutover was not made with --fallback, and the target has no slot of it"
+                .into(),
+        ));
+    };
+    crate::fallback::slot::drop_all(&pg, slot).await?;
+    println!(
+        "no fallback ran: slot {slot} (left by an interrupted cutover --fallback, keeping {} bytes of WAL) dropped",
+        state.retained_bytes
     );
     Ok(())
 }

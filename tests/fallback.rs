@@ -1106,3 +1106,78 @@ async fn a_nullable_column_added_on_postgresql_is_added_on_sql_server_and_backfi
     );
     let _ = daemon.wait();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slot_an_interrupted_cutover_left_is_named_and_dropped_by_fallback_stop_or_cutover() {
+    let env = Env::new("orphan_slot").await;
+    let mut c = env.tds().await;
+    exec(
+        &mut c,
+        "CREATE TABLE dbo.t (id int NOT NULL PRIMARY KEY, v int NULL); \
+         ALTER TABLE dbo.t ENABLE CHANGE_TRACKING; INSERT INTO dbo.t VALUES (1, 1)",
+    )
+    .await;
+    let cfg = env.config_file(
+        "[replication]\npoll_interval = \"50ms\"\n[fallback]\nslot = \"left_behind\"\n[[tables]]\nsource = \"dbo.t\"\n",
+    );
+    let mut daemon = spawn_daemon(&env, &cfg);
+    wait_all_streaming(&cfg, 1).await;
+    let pg = env.pg().await;
+    let slots = || async {
+        pg.query(
+            "SELECT slot_name::text FROM pg_replication_slots WHERE slot_name = 'left_behind'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .len()
+    };
+    // What a cutover --fallback killed between its slot and its release leaves.
+    let leave_slot = || async {
+        pg.batch_execute("SELECT pg_create_logical_replication_slot('left_behind', 'pgoutput')")
+            .await
+            .unwrap();
+    };
+    leave_slot().await;
+    let out = replicator(&cfg, &["check"]);
+    let text =
+        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    assert!(
+        text.contains("replication slot left_behind exists") && text.contains("fallback stop"),
+        "{text}"
+    );
+    // fallback stop drops it and leaves the daemon replicating.
+    let out = replicator(&cfg, &["fallback", "stop"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("slot left_behind"),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    assert_eq!(slots().await, 0);
+    assert!(daemon.try_wait().unwrap().is_none(), "the daemon runs on");
+    assert_eq!(status_json(&cfg)["tables"][0]["state"], "streaming");
+    // Nothing left: fallback stop says so and fails.
+    let out = replicator(&cfg, &["fallback", "stop"]);
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("no fallback"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // A plain cutover drops one too, and says so.
+    leave_slot().await;
+    let report = cutover_succeeds(&cfg);
+    let _ = daemon.wait();
+    assert!(
+        report["notes"].as_array().unwrap().iter().any(|n| n
+            .as_str()
+            .is_some_and(|n| n.contains("left_behind") && n.contains("dropped"))),
+        "{report:#}"
+    );
+    assert_eq!(slots().await, 0);
+}

@@ -312,12 +312,23 @@ async fn in_window(
             Err(e) => problems.push(format!("the fallback's slot: {e}")),
         }
     }
+    let mut notes = Vec::new();
+    if problems.is_empty() && !opts.fallback {
+        // No fallback wanted: a slot an interrupted `cutover --fallback` left would keep the
+        // target's WAL for ever.
+        let slot = &shared.config.fallback.slot;
+        if crate::fallback::slot::state(&pg, slot).await?.is_some() {
+            crate::fallback::slot::drop_all(&pg, slot).await?;
+            notes.push(format!(
+                "replication slot {slot} (left by an interrupted cutover --fallback) dropped: no fallback was asked for"
+            ));
+        }
+    }
     let ok = problems.is_empty();
     if !ok && fallback.take().is_some() {
         let _ = crate::fallback::slot::drop_all(&pg, &shared.config.fallback.slot).await;
     }
     let release = Instant::now();
-    let mut rowversion_notes = Vec::new();
     if !ok {
         // Drained and unchanged: the tables stream on when the daemon runs again.
         for (name, _) in &tables {
@@ -334,7 +345,7 @@ async fn in_window(
         for (_, rt) in &tables {
             guard::remove(&tx, &rt.plan.target).await?;
         }
-        rowversion_notes = check::continue_rowversions(&mut tds, &tx, &plans).await?;
+        notes.extend(check::continue_rowversions(&mut tds, &tx, &plans).await?);
         if !opts.keep_progress {
             tx.batch_execute(&format!(
                 "DROP SCHEMA IF EXISTS {} CASCADE",
@@ -366,7 +377,6 @@ async fn in_window(
         }
     }
     parts.release = release.elapsed().as_secs_f64();
-    let mut notes = rowversion_notes;
     let views_created = if ok {
         create_views(&mut tds, &pg, &plans, &shared.config.mapping, &mut notes).await?
     } else {

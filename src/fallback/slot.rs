@@ -202,6 +202,18 @@ pub async fn drop_all(pg: &Client, slot: &str) -> Result<(), Error> {
     Ok(())
 }
 
+/// What to tell a user about the fallback's slot found while no fallback runs (an interrupted
+/// `cutover --fallback` leaves it): it keeps the target's WAL until dropped. `None` when there
+/// is no such slot.
+pub async fn orphan_warning(pg: &Client, slot: &str) -> Result<Option<String>, Error> {
+    Ok(state(pg, slot).await?.map(|s| {
+        format!(
+            "replication slot {slot} exists on the target while no fallback runs (an interrupted `cutover --fallback` leaves it): it keeps {} bytes of WAL and more with every write until dropped; `replicator fallback stop` drops it, a `cutover --fallback` uses it again, a plain `cutover` drops it",
+            s.retained_bytes
+        )
+    }))
+}
+
 /// WAL bytes between PostgreSQL's current position and the slot's confirmed position: what SQL
 /// Server does not hold yet (0 when there is no slot).
 pub async fn lag_bytes(pg: &Client, slot: &str) -> Result<i64, Error> {
