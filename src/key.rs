@@ -134,9 +134,68 @@ impl KeyValue {
             KeyValue::I32(v) => v.to_string(),
             KeyValue::I16(v) => v.to_string(),
             KeyValue::U8(v) => v.to_string(),
-            other => format!("{other:?}"),
+            KeyValue::Bit(v) => u8::from(*v).to_string(),
+            KeyValue::F32(v) => v.to_string(),
+            KeyValue::F64(v) => v.to_string(),
+            KeyValue::Date(d) => format!("'{}'", date_text(*d as i64)),
+            KeyValue::Time(i, s) => format!("'{}'", time_text(*i, *s)),
+            KeyValue::DateTime2(d, i, s) => {
+                format!("'{} {}'", date_text(*d as i64), time_text(*i, *s))
+            }
+            KeyValue::DateTime(d, ticks) => {
+                // 1/300 s ticks, shown in milliseconds as SQL Server does.
+                let ms = (*ticks as u64 * 10 + 1) / 3;
+                format!(
+                    "'{} {}'",
+                    date_text(*d as i64 + DAYS_TO_1900),
+                    time_text(ms, 3)
+                )
+            }
+            KeyValue::SmallDateTime(d, m) => format!(
+                "'{} {}'",
+                date_text(*d as i64 + DAYS_TO_1900),
+                time_text(*m as u64 * 60, 0)
+            ),
+            KeyValue::DateTimeOffset(d, i, s, o) => {
+                // Kept in UTC; shown in its own offset.
+                let per_day = 86_400 * 10u64.pow(*s as u32) as i128;
+                let local =
+                    *d as i128 * per_day + *i as i128 + *o as i128 * 60 * 10i128.pow(*s as u32);
+                format!(
+                    "'{} {} {}{:02}:{:02}'",
+                    date_text(local.div_euclid(per_day) as i64),
+                    time_text(local.rem_euclid(per_day) as u64, *s),
+                    if *o < 0 { '-' } else { '+' },
+                    o.unsigned_abs() / 60,
+                    o.unsigned_abs() % 60
+                )
+            }
+            KeyValue::Binary(_) | KeyValue::Null => format!("{self:?}"),
         }
     }
+}
+
+/// Days from 0001-01-01 to 1900-01-01 (datetime's day 0).
+const DAYS_TO_1900: i64 = 693_595;
+
+/// `YYYY-MM-DD` of a day counted from 0001-01-01.
+fn date_text(days: i64) -> String {
+    i32::try_from(days + 1)
+        .ok()
+        .and_then(chrono::NaiveDate::from_num_days_from_ce_opt)
+        .map(|d| d.format("%Y-%m-%d").to_string())
+        .unwrap_or_else(|| format!("day {days}"))
+}
+
+/// `HH:MM:SS[.f...]` of `increments` at `scale` fraction digits since midnight.
+fn time_text(increments: u64, scale: u8) -> String {
+    let per_s = 10u64.pow(scale as u32);
+    let secs = increments / per_s;
+    let mut out = format!("{:02}:{:02}:{:02}", secs / 3600, secs / 60 % 60, secs % 60);
+    if scale > 0 {
+        out.push_str(&format!(".{:0w$}", increments % per_s, w = scale as usize));
+    }
+    out
 }
 
 /// A key: one [`KeyValue`] per key column.
@@ -154,5 +213,36 @@ pub fn decode_key(bytes: &[u8]) -> Option<Key> {
     match bytes.split_first() {
         Some((1, rest)) => postcard::from_bytes(rest).ok(),
         _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::KeyValue as K;
+
+    #[test]
+    fn date_and_time_keys_are_shown_as_sql_server_writes_them() {
+        let cases = [
+            (K::Date(0), "'0001-01-01'"),
+            (K::Date(730_119), "'2000-01-01'"),
+            (K::Time(432_005_000_000, 7), "'12:00:00.5000000'"),
+            (K::Time(45_296_789, 3), "'12:34:56.789'"),
+            (
+                K::DateTime2(737_456, 73_220_100_000, 7),
+                "'2020-02-02 02:02:02.0100000'",
+            ),
+            (K::DateTime(0, 1), "'1900-01-01 00:00:00.003'"),
+            (K::DateTime(-1, 2), "'1899-12-31 00:00:00.007'"),
+            (K::DateTime(36_524, 3), "'2000-01-01 00:00:00.010'"),
+            (K::SmallDateTime(1, 61), "'1900-01-02 01:01:00'"),
+            (
+                K::DateTimeOffset(730_119, 0, 0, -90),
+                "'1999-12-31 22:30:00 -01:30'",
+            ),
+            (K::Bit(true), "1"),
+        ];
+        for (k, want) in cases {
+            assert_eq!(k.display(), want, "{k:?}");
+        }
     }
 }

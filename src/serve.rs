@@ -61,10 +61,14 @@ pub async fn serve(
     }
     crate::control::serve(shared.clone(), &shared.config.control_socket).await?;
     publish_status(&shared);
+    crate::cutover::release::settle(&shared.store, &shared.config).await?;
     // After a `cutover --fallback`, the daemon carries PostgreSQL's changes back instead.
     let result = match shared.store.fallback()? {
         Some(f) if f.active => crate::fallback::stream::run(&shared).await,
-        _ => daemon::run(shared.clone()).await,
+        _ => {
+            warn_of_orphan_slot(&shared.config).await;
+            daemon::run(shared.clone()).await
+        }
     };
     shared.request_stop();
     shared.lifecycle.tasks.close();
@@ -85,6 +89,17 @@ pub async fn serve(
             .journal("daemon_stopped", None, e.to_string())?,
     }
     result
+}
+
+/// Warns when the fallback's slot exists while no fallback runs (it keeps the target's WAL);
+/// a target that cannot be asked now is the daemon's to report.
+async fn warn_of_orphan_slot(config: &crate::config::Config) {
+    let Ok(pg) = crate::sink::connect(&config.target).await else {
+        return;
+    };
+    if let Ok(Some(w)) = crate::fallback::slot::orphan_warning(&pg, &config.fallback.slot).await {
+        tracing::warn!("{w}");
+    }
 }
 
 /// Status for readers while the store is held: a file replaced atomically every second.

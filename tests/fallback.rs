@@ -194,7 +194,9 @@ async fn drain_into(
             w.add(c.message).unwrap();
         }
         let end = w.end.expect("whole transactions");
-        applied += apply::apply(tds, &w, plans, slot_name).await.unwrap().rows;
+        let a = apply::apply(tds, &w, plans, slot_name).await.unwrap();
+        assert!(a.stopped.is_empty(), "a table stopped: {:?}", a.stopped);
+        applied += a.rows;
         changed.add(&w);
         slot::advance(pg, slot_name, end).await.unwrap();
     }
@@ -1180,4 +1182,241 @@ async fn a_slot_an_interrupted_cutover_left_is_named_and_dropped_by_fallback_sto
         "{report:#}"
     );
     assert_eq!(slots().await, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rollback_looks_up_changed_keys_of_dates_decimals_times_and_binaries_by_key() {
+    let env = Env::new("delta_key_types").await;
+    let mut c = env.tds().await;
+    exec(
+        &mut c,
+        "CREATE TABLE dbo.kd (d date NOT NULL, amount decimal(9,3) NOT NULL, v int NULL, PRIMARY KEY (d, amount)); \
+         CREATE TABLE dbo.kt (at datetime NOT NULL, t time(3) NOT NULL, v int NULL, PRIMARY KEY (at, t)); \
+         CREATE TABLE dbo.kb (b varbinary(8) NOT NULL, flag bit NOT NULL, v int NULL, PRIMARY KEY (b, flag)); \
+         CREATE TABLE dbo.k2 (at datetime2(6) NOT NULL PRIMARY KEY, v int NULL); \
+         ALTER TABLE dbo.kd ENABLE CHANGE_TRACKING; ALTER TABLE dbo.kt ENABLE CHANGE_TRACKING; \
+         ALTER TABLE dbo.kb ENABLE CHANGE_TRACKING; ALTER TABLE dbo.k2 ENABLE CHANGE_TRACKING; \
+         INSERT INTO dbo.kd VALUES ('1999-12-31', -1.5, 1), ('2024-02-29', 12345.678, 2); \
+         INSERT INTO dbo.kt VALUES ('1995-06-01 10:00:00.003', '23:59:59.997', 1); \
+         INSERT INTO dbo.kb VALUES (0x00FF, 1, 1), (0x, 0, 2); \
+         INSERT INTO dbo.k2 VALUES ('0001-01-01 00:00:00', 1), ('2030-01-01 12:34:56.789012', 2)",
+    )
+    .await;
+    let tables = ["dbo.kd", "dbo.kt", "dbo.kb", "dbo.k2"];
+    let selection: String = tables
+        .iter()
+        .map(|t| format!("[[tables]]\nsource = \"{t}\"\n"))
+        .collect();
+    let cfg = env.config(&selection);
+    let d = Daemon::start(cfg.clone());
+    d.wait_state(
+        &tables,
+        replicator::state::TableState::Streaming,
+        std::time::Duration::from_secs(60),
+    )
+    .await;
+    d.stop().await.unwrap();
+    let pg = env.pg().await;
+    let name = slot::slot_name("delta_key_types");
+    slot::ensure(
+        &pg,
+        &name,
+        &[table("kd"), table("kt"), table("kb"), table("k2")],
+    )
+    .await
+    .unwrap();
+    // Inserts, updates, a moved key and a delete of each table, on PostgreSQL.
+    pg.batch_execute(
+        "SET replicator.writer = 'on'; \
+         INSERT INTO public.kd VALUES ('1900-01-01', 0.001, 3), ('2100-12-31', -999999.999, 4); \
+         UPDATE public.kd SET v = 10 WHERE d = '1999-12-31'; \
+         UPDATE public.kd SET amount = 7.25 WHERE d = '2024-02-29'; \
+         INSERT INTO public.kt VALUES ('1753-01-01 00:00:00', '00:00:00', 2), ('2020-02-02 02:02:02.01', '12:00:00.5', 3); \
+         UPDATE public.kt SET v = 10 WHERE v = 1; \
+         INSERT INTO public.kb VALUES ('\\xdeadbeef', true, 3); \
+         UPDATE public.kb SET flag = true WHERE b = '\\x'; DELETE FROM public.kb WHERE b = '\\x00ff'; \
+         INSERT INTO public.k2 VALUES ('1969-07-20 20:17:40.000001', 3); \
+         UPDATE public.k2 SET v = 10 WHERE at = '0001-01-01'; DELETE FROM public.k2 WHERE v = 2",
+    )
+    .await
+    .unwrap();
+    let mut tds = replicator::source::connect(&cfg.source).await.unwrap();
+    let db = replicator::source::database_info(&mut tds).await.unwrap();
+    let discovered = replicator::source::discover::discover(&mut tds, db.cdc_enabled)
+        .await
+        .unwrap();
+    let plans = replicator::convert::plan_tables(&discovered, &cfg.tables, &cfg.mapping)
+        .unwrap()
+        .all()
+        .unwrap();
+    let mut changed = replicator::fallback::delta::Changed::default();
+    let applied = drain_into(&pg, &mut tds, &plans, &name, &mut changed).await;
+    assert!(applied >= 8, "{applied}");
+    let policies = replicator::config::Policies::default();
+    use replicator::validate::by_key;
+    // (table, keys written, a key to make differ on SQL Server, how the difference is named)
+    let cases = [
+        (
+            "kd",
+            5,
+            "d = '2100-12-31' AND amount = -999999.999",
+            "amount=-999999.999",
+        ),
+        ("kt", 3, "t = '12:00:00.5'", "12:00:00.5"),
+        ("kb", 4, "b = 0xDEADBEEF", "0xDEADBEEF"),
+        ("k2", 3, "v = 3", "1969-07-20"),
+    ];
+    for (t, n, pick, named) in cases {
+        let plan = plans.iter().find(|p| p.source.name.name == t).unwrap();
+        let keys = replicator::fallback::delta::keys(&pg, plan, &changed, &[])
+            .await
+            .unwrap()
+            .unwrap_or_else(|| panic!("{t}: its keys are looked up by key"));
+        assert_eq!(keys.len(), n, "{t}");
+        // Every key finds its row on both sides (a key not found would be reported missing).
+        assert_eq!(
+            by_key::compare(&mut tds, &pg, plan, &policies, &keys)
+                .await
+                .unwrap(),
+            [],
+            "{t}"
+        );
+        exec(
+            &mut c,
+            &format!(
+                "EXEC sp_set_session_context @key = N'replicator_fallback', @value = 1; \
+                 UPDATE dbo.{t} SET v = -1 WHERE {pick}"
+            ),
+        )
+        .await;
+        let found = by_key::compare(&mut tds, &pg, plan, &policies, &keys)
+            .await
+            .unwrap();
+        assert_eq!(found.len(), 1, "{t}: {found:?}");
+        assert_eq!(found[0].1, "values differ", "{t}: {found:?}");
+        assert!(found[0].0.contains(named), "{t}: {found:?}");
+    }
+    slot::drop_all(&pg, &name).await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cutover_killed_inside_its_release_is_settled_by_what_postgresql_holds() {
+    use replicator::cutover::release::{self, Intent};
+    use replicator::model::PgTableName;
+    use replicator::state::Store;
+    let env = Env::new("release_settle").await;
+    let mut c = env.tds().await;
+    exec(
+        &mut c,
+        "CREATE TABLE dbo.a (id int NOT NULL PRIMARY KEY, v int NULL); \
+         CREATE TABLE dbo.b (id int NOT NULL PRIMARY KEY, v int NULL); \
+         ALTER TABLE dbo.a ENABLE CHANGE_TRACKING; ALTER TABLE dbo.b ENABLE CHANGE_TRACKING; \
+         INSERT INTO dbo.a VALUES (1, 1); INSERT INTO dbo.b VALUES (1, 1)",
+    )
+    .await;
+    let extra = "[replication]\npoll_interval = \"50ms\"\n[[tables]]\nsource = \"dbo.a\"\n[[tables]]\nsource = \"dbo.b\"\n";
+    let cfg_file = env.config_file(extra);
+    let cfg = env.config(extra);
+    let mut daemon = spawn_daemon(&env, &cfg_file);
+    wait_all_streaming(&cfg_file, 2).await;
+    stop_daemon(&mut daemon).await;
+    let tables: Vec<(String, PgTableName)> = ["a", "b"]
+        .iter()
+        .map(|t| (format!("dbo.{t}"), table(t)))
+        .collect();
+    let pg = env.pg().await;
+    // Killed after recording its intent, before its release committed: the tables stream on.
+    {
+        let store = Store::open(&cfg.state_dir).unwrap();
+        release::record(
+            &store,
+            &Intent {
+                tables: tables.clone(),
+                fallback: None,
+            },
+        )
+        .unwrap();
+    }
+    let mut daemon = spawn_daemon(&env, &cfg_file);
+    wait_all_streaming(&cfg_file, 2).await;
+    exec(&mut c, "UPDATE dbo.a SET v = 2 WHERE id = 1").await;
+    wait_equal(
+        &mut c,
+        &pg,
+        "SELECT id, v FROM dbo.a",
+        "public.a",
+        &["id", "v"],
+        std::time::Duration::from_secs(30),
+    )
+    .await;
+    stop_daemon(&mut daemon).await;
+    // Killed after its release committed (the slot made, the guards and the progress schema
+    // gone), before the store recorded it: the next start records the cutover and the fallback.
+    let slot_name = cfg.fallback.slot.clone();
+    let lsn = slot::ensure(&pg, &slot_name, &[table("a"), table("b")])
+        .await
+        .unwrap();
+    {
+        let store = Store::open(&cfg.state_dir).unwrap();
+        release::record(
+            &store,
+            &Intent {
+                tables: tables.clone(),
+                fallback: Some((slot_name.clone(), lsn.to_string())),
+            },
+        )
+        .unwrap();
+    }
+    for (_, t) in &tables {
+        replicator::sink::guard::remove(&pg, t).await.unwrap();
+    }
+    pg.batch_execute(&format!(
+        "DROP SCHEMA {} CASCADE",
+        replicator::model::quote_pg(&cfg.mapping.progress_schema)
+    ))
+    .await
+    .unwrap();
+    let mut daemon = spawn_daemon(&env, &cfg_file);
+    eventually(
+        "the fallback runs",
+        std::time::Duration::from_secs(30),
+        || {
+            let cfg_file = cfg_file.clone();
+            async move {
+                let s = status_json(&cfg_file);
+                s["fallback"]["direction"] == "postgresql_to_sql_server"
+                    && s["tables"]
+                        .as_array()
+                        .is_some_and(|t| t.iter().all(|t| t["state"] == "cut_over"))
+            }
+        },
+    )
+    .await;
+    // The application's write on PostgreSQL reaches SQL Server.
+    pg.batch_execute("UPDATE public.b SET v = 7 WHERE id = 1")
+        .await
+        .unwrap();
+    wait_equal(
+        &mut c,
+        &pg,
+        "SELECT id, v FROM dbo.b",
+        "public.b",
+        &["id", "v"],
+        std::time::Duration::from_secs(30),
+    )
+    .await;
+    stop_daemon(&mut daemon).await;
+    let out = replicator(&cfg_file, &["history"]);
+    let history = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        history.contains("cutover_settled") && history.contains("had released 2 tables"),
+        "{history}"
+    );
+    assert!(history.contains("had not released the tables"), "{history}");
+    let out = replicator(&cfg_file, &["fallback", "stop"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }

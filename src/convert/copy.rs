@@ -123,9 +123,62 @@ pub fn numeric(buf: &mut BytesMut, mantissa: i128, scale: u8) {
     }
 }
 
+/// The inverse of [`numeric`] on a value's bytes (without the length): mantissa and scale
+/// (the value's dscale); `None` for NaN, infinities, a malformed value or one beyond i128.
+pub fn numeric_value(b: &[u8]) -> Option<(i128, u8)> {
+    let word = |i: usize| -> Option<u16> { Some(u16::from_be_bytes([*b.get(i)?, *b.get(i + 1)?])) };
+    let ndigits = word(0)? as i16;
+    let weight = word(2)? as i16 as i32;
+    let sign = word(4)?;
+    let scale = u8::try_from(word(6)?).ok()?;
+    if ndigits < 0 || !matches!(sign, 0 | 0x4000) || b.len() != 8 + 2 * ndigits as usize {
+        return None;
+    }
+    // digits * 10^(4 * (weight + 1 - ndigits)) is the value; the mantissa is it * 10^scale.
+    let mut digits: i128 = 0;
+    for i in 0..ndigits as usize {
+        digits = digits
+            .checked_mul(10_000)?
+            .checked_add(word(8 + 2 * i)? as i128)?;
+    }
+    let exp = 4 * (weight + 1 - ndigits as i32) + scale as i32;
+    let v = if exp >= 0 {
+        digits.checked_mul(10i128.checked_pow(exp as u32)?)?
+    } else {
+        let d = 10i128.checked_pow(exp.unsigned_abs())?;
+        if digits % d != 0 {
+            return None;
+        }
+        digits / d
+    };
+    Some((if sign == 0x4000 { -v } else { v }, scale))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn numerics_decode_to_what_was_encoded() {
+        let mut x: i128 = 11;
+        for _ in 0..2000 {
+            x = x
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            let m = x % 10i128.pow((x.unsigned_abs() % 30) as u32);
+            for scale in [0u8, 1, 2, 4, 5, 9, 18] {
+                let b = enc(m, scale);
+                assert_eq!(
+                    numeric_value(&b[4..]),
+                    Some((m, scale)),
+                    "{m} scale {scale}"
+                );
+            }
+        }
+        // NaN, and a truncated value.
+        assert_eq!(numeric_value(&[0, 0, 0, 0, 0xC0, 0, 0, 0]), None);
+        assert_eq!(numeric_value(&enc(12345, 2)[4..10]), None);
+    }
 
     fn enc(m: i128, s: u8) -> Vec<u8> {
         let mut b = BytesMut::new();

@@ -12,6 +12,7 @@
 pub mod check;
 pub mod fence;
 pub mod prove;
+pub mod release;
 pub mod report;
 pub mod rollback;
 
@@ -113,6 +114,9 @@ pub async fn run(config: Config, opts: Options) -> Result<Report, Error> {
             Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
         }
     };
+    // A cutover killed inside its release: the store learns what PostgreSQL holds (released
+    // tables are then refused below as cut over; unreleased ones are cut over now).
+    release::settle(&store, &config).await?;
     let status = serde_json::to_value(daemon::status::build(&store, None)?).unwrap_or_default();
     if let Some(why) = refuse_reason(&status) {
         return Err(Error::Fatal(format!(
@@ -337,7 +341,18 @@ async fn in_window(
     }
     if ok {
         // The tables are the application's now: the guards go, in one transaction with the
-        // progress schema (whose function they call).
+        // progress schema (whose function they call). The intent first, so a kill between the
+        // commit and the store's record is settled at the next start ([`release`]).
+        let intent = release::Intent {
+            tables: tables
+                .iter()
+                .map(|(name, rt)| (name.clone(), rt.plan.target.clone()))
+                .collect(),
+            fallback: fallback
+                .as_ref()
+                .map(|f| (f.slot.clone(), f.since_lsn.clone())),
+        };
+        release::record(&shared.store, &intent)?;
         let tx = pg
             .transaction()
             .await
@@ -355,26 +370,7 @@ async fn in_window(
             .context(|| "drop the progress schema".into())?;
         }
         tx.commit().await.context(|| "commit the release".into())?;
-        for (name, _) in &tables {
-            shared.set_state(name, TableState::CutOver)?;
-        }
-        if let Some(f) = &fallback {
-            shared.store.set_fallback(&crate::state::FallbackRecord {
-                slot: f.slot.clone(),
-                since_lsn: f.since_lsn.clone(),
-                started_ms: crate::state::now_ms(),
-                active: true,
-                ..Default::default()
-            })?;
-            shared.store.journal(
-                "fallback_started",
-                None,
-                format!(
-                    "slot {} keeps PostgreSQL's changes from {}",
-                    f.slot, f.since_lsn
-                ),
-            )?;
-        }
+        release::finish(&shared.store, &intent)?;
     }
     parts.release = release.elapsed().as_secs_f64();
     let views_created = if ok {

@@ -355,11 +355,6 @@ pub async fn prepare(
     }
     let plans = planned.plans;
     let pg = connect_target(shared).await?;
-    if !shared.store.fallback()?.is_some_and(|f| f.active) {
-        if let Some(w) = crate::fallback::slot::orphan_warning(&pg, &cfg.fallback.slot).await? {
-            tracing::warn!("{w}");
-        }
-    }
     progress::ensure(&pg, &cfg.mapping.progress_schema).await?;
     create_sequences(&mut tds, &pg, &plans, &cfg.mapping).await?;
     let committed = progress::load(&pg, &cfg.mapping.progress_schema).await?;

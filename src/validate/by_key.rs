@@ -91,8 +91,12 @@ pub fn key_bytes(plan: &TablePlan, values: &[Value]) -> KeyBytes {
     b.to_vec()
 }
 
-/// The source key for a key known only by its target bytes, for the common key types
-/// (integers, text, uuid); `None` otherwise.
+/// Days from 0001-01-01 (SQL Server's day 0) to 2000-01-01 (PostgreSQL's).
+const PG_EPOCH_DAYS: i64 = 730_119;
+
+/// The source key for a key known only by its target bytes (integers, text, uuid, bit, binary,
+/// decimal, date, time, datetime of every kind), a value that looks up the same row once cast to
+/// the column's type; `None` for other key types (the caller compares the whole table).
 pub fn source_key_from_bytes(plan: &TablePlan, key: &[u8]) -> Option<Key> {
     let fields = key_fields(key);
     let mut out = Vec::new();
@@ -114,6 +118,32 @@ pub fn source_key_from_bytes(plan: &TablePlan, key: &[u8]) -> Option<Key> {
                 KeyValue::String(String::from_utf8(f.to_vec()).ok()?)
             }
             TargetKind::Uuid if f.len() == 16 => KeyValue::Guid(f.try_into().ok()?),
+            TargetKind::Bool if f.len() == 1 => KeyValue::Bit(f[0] != 0),
+            TargetKind::Bytea => KeyValue::Binary(f.to_vec()),
+            TargetKind::Numeric(_) => {
+                let (m, s) = crate::convert::copy::numeric_value(f)?;
+                KeyValue::Numeric(m, s)
+            }
+            // PostgreSQL counts days and microseconds from 2000-01-01, SQL Server's date from
+            // 0001-01-01 (730,119 days before) and its time in 100 ns at scale 7; the lookup
+            // casts to the column's own type.
+            TargetKind::Date if f.len() == 4 => KeyValue::Date(
+                u32::try_from(i32::from_be_bytes(f.try_into().ok()?) as i64 + PG_EPOCH_DAYS)
+                    .ok()?,
+            ),
+            TargetKind::Time if f.len() == 8 => KeyValue::Time(
+                u64::try_from(i64::from_be_bytes(f.try_into().ok()?)).ok()? * 10,
+                7,
+            ),
+            TargetKind::Timestamp if f.len() == 8 => {
+                let us = i64::from_be_bytes(f.try_into().ok()?);
+                let day = us.div_euclid(86_400_000_000);
+                KeyValue::DateTime2(
+                    u32::try_from(day + PG_EPOCH_DAYS).ok()?,
+                    us.rem_euclid(86_400_000_000) as u64 * 10,
+                    7,
+                )
+            }
             _ => return None,
         });
     }

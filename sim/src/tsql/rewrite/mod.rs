@@ -792,7 +792,9 @@ impl<'a> Rewriter<'a> {
             }
             (TsqlType::DateTime2(_), _) => format!("_sim.to_datetime2({inner})"),
             (TsqlType::DateTimeOffset(_), _) => format!("_sim.to_datetimeoffset({inner})"),
-            (TsqlType::Time(_), _) => format!("_sim.to_time({inner})"),
+            // time(n) is stored as its canonical text (seven digits), as datetime2 is: from
+            // text, a parameter or a datetime, that text, so it compares with columns.
+            (TsqlType::Time(n), _) => format!("_sim.norm_time(({inner})::text, {n})"),
             (TsqlType::Bit, _) => format!("_sim.to_bit({inner})"),
             (TsqlType::VarBinary(_) | TsqlType::Binary(_), _)
                 if src_ty == Some(TsqlType::SqlVariant) =>
