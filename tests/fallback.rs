@@ -202,6 +202,21 @@ async fn drain_into(
     }
 }
 
+/// The plans the fallback applies with, as the daemon makes them.
+async fn plans_of(
+    cfg: &replicator::config::Config,
+    tds: &mut replicator::source::Tds,
+) -> Vec<replicator::convert::TablePlan> {
+    let db = replicator::source::database_info(tds).await.unwrap();
+    let discovered = replicator::source::discover::discover(tds, db.cdc_enabled)
+        .await
+        .unwrap();
+    replicator::convert::plan_tables(&discovered, &cfg.tables, &cfg.mapping)
+        .unwrap()
+        .all()
+        .unwrap()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgresql_writes_reach_sql_server_set_based_and_exactly() {
     let env = Env::new("fallback_apply").await;
@@ -249,14 +264,7 @@ async fn postgresql_writes_reach_sql_server_set_based_and_exactly() {
     .await
     .unwrap();
     let mut tds = replicator::source::connect(&cfg.source).await.unwrap();
-    let db = replicator::source::database_info(&mut tds).await.unwrap();
-    let discovered = replicator::source::discover::discover(&mut tds, db.cdc_enabled)
-        .await
-        .unwrap();
-    let plans = replicator::convert::plan_tables(&discovered, &cfg.tables, &cfg.mapping)
-        .unwrap()
-        .all()
-        .unwrap();
+    let plans = plans_of(&cfg, &mut tds).await;
     // The source is fenced, as after `cutover --fence-source`: the fallback's session passes,
     // an application's does not.
     let fenced: Vec<_> = plans
@@ -965,14 +973,7 @@ async fn boundary_values_of_every_mapped_type_go_back_exactly() {
     .await
     .unwrap();
     let mut tds = replicator::source::connect(&cfg.source).await.unwrap();
-    let db = replicator::source::database_info(&mut tds).await.unwrap();
-    let discovered = replicator::source::discover::discover(&mut tds, db.cdc_enabled)
-        .await
-        .unwrap();
-    let plans = replicator::convert::plan_tables(&discovered, &cfg.tables, &cfg.mapping)
-        .unwrap()
-        .all()
-        .unwrap();
+    let plans = plans_of(&cfg, &mut tds).await;
     assert_eq!(drain(&pg, &mut tds, &plans, &name).await, 3);
     // The product's own comparison (cutover's and rollback's): value by value, every column.
     let mut pgm = env.pg().await;
@@ -1241,14 +1242,7 @@ async fn rollback_looks_up_changed_keys_of_dates_decimals_times_and_binaries_by_
     .await
     .unwrap();
     let mut tds = replicator::source::connect(&cfg.source).await.unwrap();
-    let db = replicator::source::database_info(&mut tds).await.unwrap();
-    let discovered = replicator::source::discover::discover(&mut tds, db.cdc_enabled)
-        .await
-        .unwrap();
-    let plans = replicator::convert::plan_tables(&discovered, &cfg.tables, &cfg.mapping)
-        .unwrap()
-        .all()
-        .unwrap();
+    let plans = plans_of(&cfg, &mut tds).await;
     let mut changed = replicator::fallback::delta::Changed::default();
     let applied = drain_into(&pg, &mut tds, &plans, &name, &mut changed).await;
     assert!(applied >= 8, "{applied}");
@@ -1419,4 +1413,84 @@ async fn a_cutover_killed_inside_its_release_is_settled_by_what_postgresql_holds
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_update_of_a_row_sql_server_lost_fails_the_window_loudly_until_it_is_back() {
+    let env = Env::new("lost_row").await;
+    let mut c = env.tds().await;
+    exec(
+        &mut c,
+        "CREATE TABLE dbo.t (id int NOT NULL PRIMARY KEY, v int NULL); \
+         CREATE TABLE dbo.u (id int NOT NULL PRIMARY KEY, v int NULL); \
+         ALTER TABLE dbo.t ENABLE CHANGE_TRACKING; ALTER TABLE dbo.u ENABLE CHANGE_TRACKING; \
+         INSERT INTO dbo.t VALUES (1, 1), (2, 2); INSERT INTO dbo.u VALUES (1, 1)",
+    )
+    .await;
+    let cfg = env.config("[[tables]]\nsource = \"dbo.t\"\n[[tables]]\nsource = \"dbo.u\"\n");
+    let d = Daemon::start(cfg.clone());
+    d.wait_state(
+        &["dbo.t", "dbo.u"],
+        replicator::state::TableState::Streaming,
+        std::time::Duration::from_secs(60),
+    )
+    .await;
+    d.stop().await.unwrap();
+    let pg = env.pg().await;
+    let name = slot::slot_name("lost_row");
+    slot::ensure(&pg, &name, &[table("t"), table("u")])
+        .await
+        .unwrap();
+    pg.batch_execute(
+        "SET replicator.writer = 'on'; \
+         BEGIN; UPDATE public.t SET v = 20 WHERE id = 2; UPDATE public.u SET v = 10 WHERE id = 1; COMMIT",
+    )
+    .await
+    .unwrap();
+    // A row gone from SQL Server behind the fallback's back.
+    exec(&mut c, "DELETE FROM dbo.t WHERE id = 2").await;
+    let mut tds = replicator::source::connect(&cfg.source).await.unwrap();
+    let plans = plans_of(&cfg, &mut tds).await;
+    replicator::fallback::apply::progress(&mut tds, &name)
+        .await
+        .unwrap();
+    let window = || async {
+        let mut w = replicator::fallback::net::Window::default();
+        for ch in slot::peek(&pg, &name, 200).await.unwrap() {
+            w.add(ch.message).unwrap();
+        }
+        w
+    };
+    let w = window().await;
+    let e = replicator::fallback::apply::apply(&mut tds, &w, &plans, &name)
+        .await
+        .expect_err("the update has no row to update");
+    assert!(
+        e.to_string()
+            .contains("dbo.t: a row PostgreSQL updated is not on SQL Server"),
+        "{e}"
+    );
+    // Nothing of the window was written (its other table included).
+    let mut tds = replicator::source::connect(&cfg.source).await.unwrap();
+    assert_eq!(
+        source_rows(&mut c, "SELECT v FROM dbo.u").await,
+        [[Some("1".to_string())]]
+    );
+    exec(&mut c, "INSERT INTO dbo.t VALUES (2, 2)").await;
+    replicator::fallback::apply::apply(&mut tds, &w, &plans, &name)
+        .await
+        .unwrap();
+    assert_eq!(
+        source_rows(
+            &mut c,
+            "SELECT id, v FROM dbo.t UNION ALL SELECT 10 + id, v FROM dbo.u ORDER BY 1"
+        )
+        .await,
+        [
+            [Some("1".to_string()), Some("1".to_string())],
+            [Some("2".to_string()), Some("20".to_string())],
+            [Some("11".to_string()), Some("10".to_string())]
+        ]
+    );
+    slot::drop_all(&pg, &name).await.unwrap();
 }

@@ -235,8 +235,18 @@ fn table_sql(
     }
     if !updated.is_empty() {
         let all: Vec<usize> = (0..target.columns.len()).collect();
+        // Each of them is on SQL Server if it mirrors PostgreSQL; one that is not fails the
+        // window loudly (its update would otherwise vanish).
+        let missing = tsql_literal(&format!(
+            "fallback: {name}: a row PostgreSQL updated is not on SQL Server, so SQL Server no longer mirrors PostgreSQL for this table (a write past the fence, or a change by hand); the fallback waits at this window: put the row back on SQL Server, or end the fallback (replicator fallback stop)"
+        ));
         for chunk in updated.chunks(ROWS_PER_STATEMENT) {
-            writes.extend(update_sql(&target, &all, &derived(&target, &all, chunk)));
+            if let Some(sql) = update_sql(&target, &all, &derived(&target, &all, chunk)) {
+                writes.push(format!(
+                    "{sql}; IF @@ROWCOUNT <> {} THROW 50001, {missing}, 1",
+                    chunk.len()
+                ));
+            }
         }
     }
     if !new.is_empty() {
