@@ -217,6 +217,30 @@ async fn plans_of(
         .unwrap()
 }
 
+/// Both sides of `plan` hold `rows` rows, equal value by value, as cutover and rollback compare.
+async fn assert_equal(
+    env: &Env,
+    tds: &mut replicator::source::Tds,
+    plan: &replicator::convert::TablePlan,
+    cfg: &replicator::config::Config,
+    rows: i64,
+) {
+    let mut pg = env.pg().await;
+    let tx = pg.transaction().await.unwrap();
+    let o = replicator::validate::full(
+        tds,
+        &tx,
+        plan,
+        &cfg.policies,
+        &Default::default(),
+        replicator::validate::FullOptions::configured(cfg, 1.0),
+    )
+    .await
+    .unwrap();
+    assert!(o.equal(), "{:?}", o.findings);
+    assert_eq!((o.source_rows, o.target_rows), (rows, rows));
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgresql_writes_reach_sql_server_set_based_and_exactly() {
     let env = Env::new("fallback_apply").await;
@@ -976,20 +1000,7 @@ async fn boundary_values_of_every_mapped_type_go_back_exactly() {
     let plans = plans_of(&cfg, &mut tds).await;
     assert_eq!(drain(&pg, &mut tds, &plans, &name).await, 3);
     // The product's own comparison (cutover's and rollback's): value by value, every column.
-    let mut pgm = env.pg().await;
-    let tx = pgm.transaction().await.unwrap();
-    let o = replicator::validate::full(
-        &mut tds,
-        &tx,
-        &plans[0],
-        &cfg.policies,
-        &Default::default(),
-        replicator::validate::FullOptions::configured(&cfg, 1.0),
-    )
-    .await
-    .unwrap();
-    assert!(o.equal(), "{:?}", o.findings);
-    assert_eq!((o.source_rows, o.target_rows), (3, 3));
+    assert_equal(&env, &mut tds, &plans[0], &cfg, 3).await;
     slot::drop_all(&pg, &name).await.unwrap();
 }
 
@@ -1491,6 +1502,92 @@ async fn an_update_of_a_row_sql_server_lost_fails_the_window_loudly_until_it_is_
             [Some("2".to_string()), Some("20".to_string())],
             [Some("11".to_string()), Some("10".to_string())]
         ]
+    );
+    slot::drop_all(&pg, &name).await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sql_variants_kept_as_jsonb_go_back_with_their_base_types() {
+    let env = Env::new("fallback_variant").await;
+    let mut c = env.tds().await;
+    exec(
+        &mut c,
+        "CREATE TABLE dbo.v (id int NOT NULL PRIMARY KEY, sv sql_variant NULL); \
+         ALTER TABLE dbo.v ENABLE CHANGE_TRACKING; \
+         INSERT INTO dbo.v VALUES (1, CAST(7 AS int)), (2, CAST(N'x' AS nvarchar(10)))",
+    )
+    .await;
+    let cfg =
+        env.config("[mapping.types]\nsql_variant = \"jsonb\"\n[[tables]]\nsource = \"dbo.v\"\n");
+    let d = Daemon::start(cfg.clone());
+    d.wait_state(
+        &["dbo.v"],
+        replicator::state::TableState::Streaming,
+        std::time::Duration::from_secs(60),
+    )
+    .await;
+    d.stop().await.unwrap();
+    let pg = env.pg().await;
+    let name = slot::slot_name("fallback_variant");
+    slot::ensure(&pg, &name, &[table("v")]).await.unwrap();
+    pg.batch_execute(
+        r#"SET replicator.writer = 'on';
+         INSERT INTO public.v VALUES
+           (3, '{"type": "decimal", "value": -12.50}'), (4, '{"type": "bit", "value": true}'),
+           (5, '{"type": "float", "value": 0.1}'), (6, '{"type": "varchar", "value": "it''s"}'),
+           (7, '{"type": "datetime", "value": "2024-02-29 13:14:15.997"}'),
+           (8, '{"type": "datetime2", "value": "2024-02-29 13:14:15.1234567"}'),
+           (9, '{"type": "varbinary", "value": "0x00FF"}'), (10, '{"type": "money", "value": 1.2345}'),
+           (11, '{"type": "bigint", "value": -9223372036854775808}'), (12, NULL);
+         UPDATE public.v SET sv = '{"type": "date", "value": "2024-02-29"}' WHERE id = 1;
+         UPDATE public.v SET sv = '{"type": "nvarchar", "value": "☃ y"}' WHERE id = 2"#,
+    )
+    .await
+    .unwrap();
+    let mut tds = replicator::source::connect(&cfg.source).await.unwrap();
+    let plans = plans_of(&cfg, &mut tds).await;
+    assert_eq!(drain(&pg, &mut tds, &plans, &name).await, 12);
+    let bases = source_rows(
+        &mut c,
+        "SELECT CAST(SQL_VARIANT_PROPERTY(sv, 'BaseType') AS nvarchar(20)) FROM dbo.v ORDER BY id",
+    )
+    .await;
+    let bases: Vec<Option<String>> = bases.into_iter().map(|r| r[0].clone()).collect();
+    let want = [
+        "date",
+        "nvarchar",
+        "decimal",
+        "bit",
+        "float",
+        "varchar",
+        "datetime",
+        "datetime2",
+        "varbinary",
+        "money",
+        "bigint",
+    ];
+    let mut want: Vec<Option<String>> = want.iter().map(|b| Some(b.to_string())).collect();
+    want.push(None);
+    assert_eq!(bases, want);
+    assert_equal(&env, &mut tds, &plans[0], &cfg, 12).await;
+    // A value that is not of its base type stops the table, naming it.
+    pg.batch_execute(
+        r#"SET replicator.writer = 'on'; UPDATE public.v SET sv = '{"type": "tinyint", "value": 300}' WHERE id = 3"#,
+    )
+    .await
+    .unwrap();
+    let mut w = replicator::fallback::net::Window::default();
+    for ch in slot::peek(&pg, &name, 200).await.unwrap() {
+        w.add(ch.message).unwrap();
+    }
+    let applied = replicator::fallback::apply::apply(&mut tds, &w, &plans, &name)
+        .await
+        .unwrap();
+    assert_eq!(applied.stopped.len(), 1, "{applied:?}");
+    assert!(
+        applied.stopped[0].1.contains("column sv") && applied.stopped[0].1.contains("outside"),
+        "{:?}",
+        applied.stopped
     );
     slot::drop_all(&pg, &name).await.unwrap();
 }

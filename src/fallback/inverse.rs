@@ -113,6 +113,7 @@ pub fn literal(col: &ColumnPlan, ty: &SourceType, text: Option<&str>) -> Result<
             }
             Ok(national(t))
         }
+        "sql_variant" if col.kind == TargetKind::Jsonb => super::variant::literal(t),
         "nchar" | "nvarchar" | "ntext" | "xml" | "sysname" | "sql_variant" => {
             if let Some(n) = ty.char_length() {
                 let units = t.encode_utf16().count();
@@ -217,6 +218,7 @@ pub fn invertible(col: &ColumnPlan, ty: &SourceType) -> Result<(), String> {
     let known_option = matches!(
         (ty.name.as_str(), col.kind),
         ("hierarchyid", TargetKind::Ltree)
+            | ("sql_variant", TargetKind::Jsonb)
             | (
                 "geography" | "geometry",
                 TargetKind::Geometry | TargetKind::Geography
@@ -237,7 +239,7 @@ pub fn invertible(col: &ColumnPlan, ty: &SourceType) -> Result<(), String> {
     }
 }
 
-fn integer(t: &str, low: i128, high: i128) -> Result<String, String> {
+pub(super) fn integer(t: &str, low: i128, high: i128) -> Result<String, String> {
     let v: i128 = t.parse().map_err(|_| format!("{t:?} is not an integer"))?;
     if v < low || v > high {
         return Err(format!("{v} is outside {low}..{high}"));
@@ -246,7 +248,7 @@ fn integer(t: &str, low: i128, high: i128) -> Result<String, String> {
 }
 
 /// A decimal literal with at most `scale` fractional and `precision - scale` integer digits.
-fn decimal(t: &str, precision: u8, scale: u8) -> Result<String, String> {
+pub(super) fn decimal(t: &str, precision: u8, scale: u8) -> Result<String, String> {
     let (neg, digits) = match t.strip_prefix('-') {
         Some(d) => (true, d),
         None => (false, t),
@@ -300,7 +302,7 @@ fn in_range(d: &str, low: i128, high: i128) -> Result<(), String> {
     Ok(())
 }
 
-fn float(f: f64) -> Result<String, String> {
+pub(super) fn float(f: f64) -> Result<String, String> {
     if !f.is_finite() {
         return Err(format!("{f} is not a number SQL Server holds"));
     }
@@ -340,11 +342,11 @@ fn fraction_fits(nanos: u32, scale: u8) -> Result<(), String> {
 }
 
 /// `N'...'` with quotes doubled.
-fn national(t: &str) -> String {
+pub(super) fn national(t: &str) -> String {
     format!("N'{}'", t.replace('\'', "''"))
 }
 
-fn hex_literal(b: &[u8]) -> String {
+pub(super) fn hex_literal(b: &[u8]) -> String {
     let mut s = String::with_capacity(2 + b.len() * 2);
     s.push_str("0x");
     for x in b {
@@ -353,7 +355,7 @@ fn hex_literal(b: &[u8]) -> String {
     s
 }
 
-fn unhex(h: &str) -> Result<Vec<u8>, String> {
+pub(super) fn unhex(h: &str) -> Result<Vec<u8>, String> {
     if !h.len().is_multiple_of(2) {
         return Err("odd hex digits".into());
     }

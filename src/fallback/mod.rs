@@ -5,7 +5,8 @@
 //! ([`slot`]), a window's net effect per key ([`net`]), values back into T-SQL literals of the
 //! source's types ([`inverse`]), the window applied set-based ([`apply`]), a table stopped alone
 //! ([`parked`]), columns added on PostgreSQL ([`added`]), the loop ([`stream`]), and the keys
-//! rollback compares inside its window ([`delta`]).
+//! rollback compares inside its window ([`delta`]), a sql_variant kept as jsonb back with its
+//! base type ([`variant`]).
 
 pub mod added;
 pub mod apply;
@@ -16,3 +17,4 @@ pub mod net;
 pub mod parked;
 pub mod slot;
 pub mod stream;
+pub mod variant;
