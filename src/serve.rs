@@ -64,6 +64,9 @@ pub async fn serve(
     crate::cutover::release::settle(&shared.store, &shared.config).await?;
     // After a `cutover --fallback`, the daemon carries PostgreSQL's changes back instead.
     let result = match shared.store.fallback()? {
+        Some(f) if f.active && f.releasing => Err(crate::error::Error::Fatal(
+            "a rollback proved every table and was interrupted while releasing SQL Server: run `replicator rollback` to finish it (PostgreSQL stays fenced until then)".into(),
+        )),
         Some(f) if f.active => crate::fallback::stream::run(&shared).await,
         _ => {
             warn_of_orphan_slot(&shared.config).await;

@@ -1591,3 +1591,83 @@ async fn sql_variants_kept_as_jsonb_go_back_with_their_base_types() {
     );
     slot::drop_all(&pg, &name).await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rollback_killed_in_its_release_is_finished_by_the_next_rollback() {
+    use replicator::state::Store;
+    let env = Env::new("rollback_release").await;
+    let mut c = env.tds().await;
+    exec(
+        &mut c,
+        "CREATE TABLE dbo.t (id int IDENTITY(1,1) NOT NULL PRIMARY KEY, v int NULL); \
+         ALTER TABLE dbo.t ENABLE CHANGE_TRACKING; INSERT INTO dbo.t (v) VALUES (1)",
+    )
+    .await;
+    let extra = "[replication]\npoll_interval = \"50ms\"\n[[tables]]\nsource = \"dbo.t\"\n";
+    let cfg_file = env.config_file(extra);
+    let cfg = env.config(extra);
+    let (report, mut daemon) = cut_over_with_fallback(&env, &cfg_file, 1).await;
+    let slot_name = report["fallback"]["slot"].as_str().unwrap().to_string();
+    let pg = env.pg().await;
+    pg.batch_execute("INSERT INTO public.t (v) VALUES (2), (3)")
+        .await
+        .unwrap();
+    wait_equal(
+        &mut c,
+        &pg,
+        "SELECT id, v FROM dbo.t",
+        "public.t",
+        &["id", "v"],
+        std::time::Duration::from_secs(30),
+    )
+    .await;
+    stop_daemon(&mut daemon).await;
+    // What a rollback killed inside its release leaves: PostgreSQL fenced after the proof, the
+    // release recorded as begun, SQL Server still fenced, the slot still there.
+    replicator::sink::progress::ensure(&pg, &cfg.mapping.progress_schema)
+        .await
+        .unwrap();
+    replicator::sink::guard::ensure(&pg, &cfg.mapping.progress_schema, &table("t"))
+        .await
+        .unwrap();
+    {
+        let store = Store::open(&cfg.state_dir).unwrap();
+        let mut rec = store.fallback().unwrap().unwrap();
+        rec.releasing = true;
+        store.set_fallback(&rec).unwrap();
+    }
+    // The service does not carry changes in that state; it says what to run.
+    let out = replicator(&cfg_file, &["run"]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("run `replicator rollback` to finish it"),
+        "{err}"
+    );
+    let out = replicator(
+        &cfg_file,
+        &["rollback", "--yes", "--json", "--timeout", "30s"],
+    );
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|_| panic!("{}", String::from_utf8_lossy(&out.stderr)));
+    assert_eq!(report["ok"], true, "{report:#}");
+    // SQL Server is the primary: its fence is gone, the slot too, PostgreSQL stays fenced.
+    exec(&mut c, "INSERT INTO dbo.t (v) VALUES (4)").await;
+    assert_eq!(
+        source_rows(&mut c, "SELECT id FROM dbo.t WHERE v = 4").await,
+        [[Some("4".to_string())]]
+    );
+    assert!(pg
+        .query_opt(
+            "SELECT 1 FROM pg_replication_slots WHERE slot_name = $1",
+            &[&slot_name]
+        )
+        .await
+        .unwrap()
+        .is_none());
+    assert!(pg
+        .batch_execute("INSERT INTO public.t (v) VALUES (9)")
+        .await
+        .is_err());
+    assert_eq!(status_json(&cfg_file)["fallback"]["direction"], "stopped");
+}

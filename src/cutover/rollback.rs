@@ -10,7 +10,10 @@
 //!
 //! Contract: refused, changing nothing, when the fallback has an unapplied window (its error);
 //! when a table differs after the drain, PostgreSQL's fence is lifted again and the fallback goes
-//! on (SQL Server received the drained changes, which it would have anyway). Columns SQL Server
+//! on (SQL Server received the drained changes, which it would have anyway). Once every table is
+//! proven the release only goes forward: it is recorded (`FallbackRecord.releasing`) before
+//! SQL Server is touched, and a kill or an error inside it leaves PostgreSQL fenced for the next
+//! `rollback` to finish (the daemon refuses to carry changes meanwhile). Columns SQL Server
 //! computes (computed, rowversion) are not compared: it made them anew.
 
 use crate::config::Config;
@@ -97,6 +100,9 @@ pub async fn run(config: Config, timeout: Duration) -> Result<RollbackReport, Er
     let mut rec = store.fallback()?.filter(|r| r.active).ok_or_else(|| {
         Error::Fatal("rollback refused: no active fallback (cutover --fallback makes one)".into())
     })?;
+    if rec.releasing {
+        return finish_interrupted(daemon::shared(config, store), rec).await;
+    }
     if let Some(e) = &rec.last_error {
         return Err(Error::Fatal(format!(
             "rollback refused, nothing changed: the fallback's last window was not applied: {}",
@@ -148,7 +154,7 @@ pub async fn run(config: Config, timeout: Duration) -> Result<RollbackReport, Er
     let t = Instant::now();
     let tables = compare(&shared, &mut s, &proofs, &changed).await?;
     parts.validate = t.elapsed().as_secs_f64();
-    let mut problems: Vec<String> = tables
+    let problems: Vec<String> = tables
         .iter()
         .filter(|c| c.result != "equal")
         .map(|c| {
@@ -161,17 +167,24 @@ pub async fn run(config: Config, timeout: Duration) -> Result<RollbackReport, Er
         .collect();
     let mut identities_reseeded = Vec::new();
     if problems.is_empty() {
+        // Proven: from here the release only goes forward. Recorded first, so a kill or an
+        // error inside it leaves PostgreSQL fenced and the next `rollback` finishes it.
+        rec.releasing = true;
+        rec.updated_ms = now_ms();
+        shared.store.set_fallback(&rec)?;
         let t = Instant::now();
-        match release(&shared, &mut s, &rec.slot).await {
-            Ok(ids) => identities_reseeded = ids,
-            Err(e) => problems.push(e.to_string()),
-        }
+        identities_reseeded = release(&shared, &mut s, &rec.slot).await.map_err(|e| {
+            Error::Fatal(format!(
+                "rollback: every table was proven equal, but the release of SQL Server stopped: {e}; PostgreSQL stays fenced: run `replicator rollback` again to finish the release"
+            ))
+        })?;
         parts.release = t.elapsed().as_secs_f64();
     }
     let ok = problems.is_empty();
     let downtime = window.elapsed().as_secs_f64();
     if ok {
         rec.active = false;
+        rec.releasing = false;
         rec.updated_ms = now_ms();
         shared.store.set_fallback(&rec)?;
     } else {
@@ -193,6 +206,39 @@ pub async fn run(config: Config, timeout: Duration) -> Result<RollbackReport, Er
         tables,
         identities_reseeded,
         problems,
+        finished_at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+    })
+}
+
+/// Finishes a release a killed (or failed) rollback began after proving every table: the same
+/// idempotent steps (identities, SQL Server's fence, the slot), then the fallback ends.
+/// PostgreSQL's guards, committed before the proof's window, kept its tables unwritten since.
+async fn finish_interrupted(
+    shared: Arc<Shared>,
+    mut rec: crate::state::FallbackRecord,
+) -> Result<RollbackReport, Error> {
+    let mut s = stream::Session::open(&shared).await?;
+    let t = Instant::now();
+    let identities_reseeded = release(&shared, &mut s, &rec.slot).await?;
+    rec.active = false;
+    rec.releasing = false;
+    rec.updated_ms = now_ms();
+    shared.store.set_fallback(&rec)?;
+    shared.store.journal(
+        "rollback",
+        None,
+        "complete: an interrupted release finished; SQL Server is the primary again (the downtime of the interrupted run was not measured)",
+    )?;
+    Ok(RollbackReport {
+        ok: true,
+        downtime_seconds: 0.0,
+        parts: RollbackParts {
+            release: t.elapsed().as_secs_f64(),
+            ..Default::default()
+        },
+        tables: Vec::new(),
+        identities_reseeded,
+        problems: vec![],
         finished_at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
     })
 }

@@ -103,6 +103,10 @@ pub struct FallbackRecord {
     /// Tables whose changes SQL Server cannot take yet (kept aside on SQL Server until it can),
     /// each with why; the other tables' changes go on.
     pub stopped_tables: Vec<StoppedTable>,
+    /// A rollback proved every table and began releasing SQL Server (its fence lowered,
+    /// identities set, the slot dropped): set before the release, cleared with `active`. Found
+    /// set, the release is finished by `rollback` (PostgreSQL stays fenced meanwhile).
+    pub releasing: bool,
 }
 
 /// A table the fallback stopped alone.
