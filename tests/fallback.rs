@@ -1671,3 +1671,117 @@ async fn a_rollback_killed_in_its_release_is_finished_by_the_next_rollback() {
         .is_err());
     assert_eq!(status_json(&cfg_file)["fallback"]["direction"], "stopped");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_child_whose_rows_refer_to_a_stopped_parents_kept_rows_stops_with_it() {
+    let env = Env::new("blocked_child").await;
+    let mut c = env.tds().await;
+    exec(
+        &mut c,
+        "CREATE TABLE dbo.parent (id int NOT NULL PRIMARY KEY, small tinyint NULL); \
+         CREATE TABLE dbo.child (pid int NOT NULL REFERENCES dbo.parent (id), n int NOT NULL, PRIMARY KEY (pid, n)); \
+         CREATE TABLE dbo.other (id int NOT NULL PRIMARY KEY, v int NULL); \
+         ALTER TABLE dbo.parent ENABLE CHANGE_TRACKING; ALTER TABLE dbo.child ENABLE CHANGE_TRACKING; \
+         ALTER TABLE dbo.other ENABLE CHANGE_TRACKING; \
+         INSERT INTO dbo.parent VALUES (1, 1); INSERT INTO dbo.child VALUES (1, 1)",
+    )
+    .await;
+    let tables = ["dbo.parent", "dbo.child", "dbo.other"];
+    let selection: String = tables
+        .iter()
+        .map(|t| format!("[[tables]]\nsource = \"{t}\"\n"))
+        .collect();
+    let cfg = env.config(&selection);
+    let d = Daemon::start(cfg.clone());
+    d.wait_state(
+        &tables,
+        replicator::state::TableState::Streaming,
+        std::time::Duration::from_secs(60),
+    )
+    .await;
+    d.stop().await.unwrap();
+    let pg = env.pg().await;
+    let name = slot::slot_name("blocked_child");
+    slot::ensure(
+        &pg,
+        &name,
+        &[table("parent"), table("child"), table("other")],
+    )
+    .await
+    .unwrap();
+    let mut tds = replicator::source::connect(&cfg.source).await.unwrap();
+    let plans = plans_of(&cfg, &mut tds).await;
+    replicator::fallback::apply::progress(&mut tds, &name)
+        .await
+        .unwrap();
+    // 300 does not fit tinyint: the parent stops; the child's row for parent 50 would be
+    // refused by SQL Server's foreign key, so the child stops with it; the other table goes on.
+    pg.batch_execute(
+        "SET replicator.writer = 'on'; \
+         BEGIN; INSERT INTO public.parent VALUES (50, 300); INSERT INTO public.child VALUES (50, 1); \
+         INSERT INTO public.other VALUES (1, 1); COMMIT",
+    )
+    .await
+    .unwrap();
+    let a = apply_next(&pg, &mut tds, &plans, &name).await;
+    let mut stopped: Vec<&str> = a.stopped.iter().map(|s| s.0.as_str()).collect();
+    stopped.sort();
+    assert_eq!(stopped, ["dbo.child", "dbo.parent"], "{a:?}");
+    let child = &a.stopped.iter().find(|s| s.0 == "dbo.child").unwrap().1;
+    assert!(child.contains("dbo.parent key (50)"), "{child}");
+    assert_eq!(
+        source_rows(&mut c, "SELECT v FROM dbo.other").await,
+        [[Some("1".to_string())]]
+    );
+    // A new child row for a parent SQL Server has: the child's kept row (for parent 50) comes
+    // along with it and is still refused, so the child stays stopped.
+    pg.batch_execute("SET replicator.writer = 'on'; INSERT INTO public.child VALUES (1, 2)")
+        .await
+        .unwrap();
+    let a = apply_next(&pg, &mut tds, &plans, &name).await;
+    assert_eq!(a.stopped.len(), 1, "{a:?}");
+    assert_eq!(a.stopped[0].0, "dbo.child");
+    // The parent's value fixed: the parent resumes; the child's next change takes its kept
+    // rows along.
+    pg.batch_execute(
+        "SET replicator.writer = 'on'; UPDATE public.parent SET small = 30 WHERE id = 50",
+    )
+    .await
+    .unwrap();
+    let a = apply_next(&pg, &mut tds, &plans, &name).await;
+    assert_eq!(a.resumed, ["dbo.parent"], "{a:?}");
+    pg.batch_execute("SET replicator.writer = 'on'; INSERT INTO public.child VALUES (50, 2)")
+        .await
+        .unwrap();
+    let a = apply_next(&pg, &mut tds, &plans, &name).await;
+    assert_eq!(a.resumed, ["dbo.child"], "{a:?}");
+    assert!(a.stopped.is_empty(), "{a:?}");
+    assert_eq!(
+        source_rows(&mut c, "SELECT pid, n FROM dbo.child ORDER BY pid, n").await,
+        [
+            [Some("1".to_string()), Some("1".to_string())],
+            [Some("1".to_string()), Some("2".to_string())],
+            [Some("50".to_string()), Some("1".to_string())],
+            [Some("50".to_string()), Some("2".to_string())]
+        ]
+    );
+    slot::drop_all(&pg, &name).await.unwrap();
+}
+
+/// Applies what the slot holds as one window and advances the slot past it.
+async fn apply_next(
+    pg: &tokio_postgres::Client,
+    tds: &mut replicator::source::Tds,
+    plans: &[replicator::convert::TablePlan],
+    name: &str,
+) -> replicator::fallback::apply::Applied {
+    let mut w = replicator::fallback::net::Window::default();
+    for ch in slot::peek(pg, name, 200).await.unwrap() {
+        w.add(ch.message).unwrap();
+    }
+    let a = replicator::fallback::apply::apply(tds, &w, plans, name)
+        .await
+        .unwrap();
+    slot::advance(pg, name, w.end.unwrap()).await.unwrap();
+    a
+}

@@ -17,6 +17,7 @@
 //! Contract: nothing is written row by row; a table whose values SQL Server cannot hold is kept
 //! aside before anything is written ([`super::parked`]), naming the key and the column.
 
+use super::blocked;
 use super::decode::{Cell, PgLsn};
 use super::inverse;
 use super::net::{Before, End, KeyText, TableChanges, Window};
@@ -112,6 +113,8 @@ pub fn window_sql(
     let mut writes: Vec<(usize, Vec<String>)> = Vec::new();
     let mut deletes: Vec<(usize, Vec<String>)> = Vec::new();
     let mut keeps: Vec<String> = Vec::new();
+    // Each table's outcome first: written, or stopped (why, what to do).
+    let mut entries = Vec::new();
     for (rel, changes) in &w.tables {
         let relation = w
             .relations
@@ -119,20 +122,56 @@ pub fn window_sql(
             .ok_or_else(|| Error::Fatal(format!("fallback: relation {rel} was not described")))?;
         let (order, plan) = plan_of(plans, relation)?;
         let name = plan.source.name.to_string();
-        let merged;
         let changes = match kept.get(&name) {
-            Some(k) => {
-                merged = parked::merge(k, relation, changes);
-                &merged
-            }
-            None => changes,
+            Some(k) => std::borrow::Cow::Owned(parked::merge(k, relation, changes)),
+            None => std::borrow::Cow::Borrowed(changes),
         };
-        if let Some((_, e)) = stop.iter().find(|(t, _)| *t == name) {
-            keeps.extend(parked::keep_sql(slot, &name, relation, changes));
-            out.applied.stopped.push((name, e.to_string(), e.hint()));
-            continue;
+        let outcome = match stop.iter().find(|(t, _)| *t == name) {
+            Some((_, e)) => Err((e.to_string(), e.hint())),
+            None => match table_sql(plan, relation, &changes, &name) {
+                Ok(sql) => Ok(sql),
+                Err(e) if park && e.kind() == ErrorKind::Table => Err((e.to_string(), e.hint())),
+                Err(e) => return Err(e),
+            },
+        };
+        entries.push((order, plan, name, relation, changes, outcome));
+    }
+    // A table whose rows refer to rows a stopped table keeps aside stops too (SQL Server's
+    // foreign key would refuse the window), until nothing more stops.
+    let mut kept_keys: blocked::KeptKeys = kept
+        .iter()
+        .filter(|(t, _)| !entries.iter().any(|e| e.2 == **t))
+        .map(|(t, k)| {
+            let keys = k.iter().filter(|k| k.maybe_absent && k.row.is_some());
+            (t.clone(), keys.map(|k| k.key.clone()).collect())
+        })
+        .collect();
+    for (_, _, name, _, changes, outcome) in &entries {
+        if outcome.is_err() {
+            kept_keys.insert(name.clone(), blocked::maybe_absent(changes));
         }
-        match table_sql(plan, relation, changes, &name) {
+    }
+    loop {
+        let mut more = false;
+        for (_, plan, name, relation, changes, outcome) in &mut entries {
+            if outcome.is_err() || !park {
+                continue;
+            }
+            if let Some(why) = blocked::reason(plan, relation, changes, plans, &kept_keys) {
+                *outcome = Err((
+                    format!("fallback: {name}: {why}"),
+                    Some("fix the stopped table's value on PostgreSQL; this table's changes are written with its next change after that".into()),
+                ));
+                kept_keys.insert(name.clone(), blocked::maybe_absent(changes));
+                more = true;
+            }
+        }
+        if !more {
+            break;
+        }
+    }
+    for (order, _, name, relation, changes, outcome) in entries {
+        match outcome {
             Ok((mut w_sql, d_sql)) => {
                 for (_, end) in &changes.ends {
                     match end {
@@ -151,11 +190,10 @@ pub fn window_sql(
                     deletes.push((order, d_sql));
                 }
             }
-            Err(e) if park && e.kind() == ErrorKind::Table => {
-                keeps.extend(parked::keep_sql(slot, &name, relation, changes));
-                out.applied.stopped.push((name, e.to_string(), e.hint()));
+            Err((why, hint)) => {
+                keeps.extend(parked::keep_sql(slot, &name, relation, &changes));
+                out.applied.stopped.push((name, why, hint));
             }
-            Err(e) => return Err(e),
         }
     }
     // Parents before children for writes; children before parents for deletes. Plans come in
@@ -554,18 +592,11 @@ pub async fn apply_stopping(
     let park = !slot.is_empty();
     let mut kept: HashMap<String, Vec<Kept>> = HashMap::new();
     if park {
-        let in_window: Vec<String> = w
-            .tables
-            .keys()
-            .filter_map(|rel| w.relations.get(rel))
-            .filter_map(|r| plan_of(plans, r).ok())
-            .map(|(_, p)| p.source.name.to_string())
-            .collect();
+        // Every stopped table's: those in the window are merged with its changes, the others'
+        // keys block the rows of their children that refer to them ([`blocked`]).
         for table in parked::stopped(tds, slot).await? {
-            if in_window.contains(&table) {
-                let k = parked::load(tds, slot, &table).await?;
-                kept.insert(table, k);
-            }
+            let k = parked::load(tds, slot, &table).await?;
+            kept.insert(table, k);
         }
     }
     let sql = window_sql(w, plans, slot, &kept, park, stop)?;

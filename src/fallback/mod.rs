@@ -4,12 +4,13 @@
 //! The decoder of `pgoutput` messages ([`decode`]), the slot and publication on the target
 //! ([`slot`]), a window's net effect per key ([`net`]), values back into T-SQL literals of the
 //! source's types ([`inverse`]), the window applied set-based ([`apply`]), a table stopped alone
-//! ([`parked`]), columns added on PostgreSQL ([`added`]), the loop ([`stream`]), and the keys
+//! ([`parked`]) and the children whose rows wait for it ([`blocked`]), columns added on PostgreSQL ([`added`]), the loop ([`stream`]), and the keys
 //! rollback compares inside its window ([`delta`]), a sql_variant kept as jsonb back with its
 //! base type ([`variant`]).
 
 pub mod added;
 pub mod apply;
+pub mod blocked;
 pub mod decode;
 pub mod delta;
 pub mod inverse;

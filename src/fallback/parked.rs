@@ -10,7 +10,7 @@
 //! SQL Server's value.
 
 use super::decode::{Cell, Relation};
-use super::net::{End, KeyText, TableChanges};
+use super::net::{Before, End, KeyText, TableChanges};
 use crate::error::Error;
 use crate::model::tsql_literal;
 use crate::source::{self, Tds};
@@ -32,6 +32,14 @@ pub struct Kept {
     pub key: KeyText,
     /// The row's cells by column name; `None` for a deletion.
     pub row: Option<Vec<(String, Cell)>>,
+    /// SQL Server may not have the key's row (its first change was an insert, or not known);
+    /// false when it had it (kept changes written before this field: true).
+    #[serde(default = "maybe")]
+    pub maybe_absent: bool,
+}
+
+fn maybe() -> bool {
+    true
 }
 
 /// The tables (source `schema.table`) with kept changes for `slot`: the stopped ones.
@@ -95,7 +103,11 @@ pub fn merge(kept: &[Kept], relation: &Relation, later: &TableChanges) -> TableC
                     .collect(),
             ),
         };
-        t.set(k.key.clone(), end);
+        let before = match k.maybe_absent {
+            true => Before::Unknown,
+            false => Before::Present,
+        };
+        t.set_before(k.key.clone(), end, before);
     }
     t.then(later);
     t
@@ -112,8 +124,10 @@ pub fn keep_sql(
     let rows: Vec<String> = changes
         .ends
         .iter()
-        .map(|(key, end)| {
+        .enumerate()
+        .map(|(i, (key, end))| {
             let kept = Kept {
+                maybe_absent: changes.before.get(i) != Some(&Before::Present),
                 key: key.clone(),
                 row: match end {
                     End::Deleted => None,
