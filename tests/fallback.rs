@@ -1785,3 +1785,42 @@ async fn apply_next(
     slot::advance(pg, name, w.end.unwrap()).await.unwrap();
     a
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sql_variant_kept_as_text_goes_back_as_nvarchar_and_the_cutover_says_so() {
+    let env = Env::new("variant_text_back").await;
+    let mut c = env.tds().await;
+    exec(
+        &mut c,
+        "CREATE TABLE dbo.v (id int NOT NULL PRIMARY KEY, sv sql_variant NULL); \
+         ALTER TABLE dbo.v ENABLE CHANGE_TRACKING; INSERT INTO dbo.v VALUES (1, CAST(7 AS int))",
+    )
+    .await;
+    let cfg = env
+        .config_file("[replication]\npoll_interval = \"50ms\"\n[[tables]]\nsource = \"dbo.v\"\n");
+    let (report, mut daemon) = cut_over_with_fallback(&env, &cfg, 1).await;
+    assert!(
+        report["notes"].as_array().unwrap().iter().any(|n| n
+            .as_str()
+            .is_some_and(|n| n.contains("sql_variant column sv") && n.contains("nvarchar"))),
+        "{report:#}"
+    );
+    let pg = env.pg().await;
+    pg.batch_execute("INSERT INTO public.v VALUES (2, '42')")
+        .await
+        .unwrap();
+    let base = "SELECT CAST(SQL_VARIANT_PROPERTY(sv, 'BaseType') AS nvarchar(20)), CAST(sv AS nvarchar(20)) FROM dbo.v WHERE id = 2";
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while source_rows(&mut c, base).await.is_empty() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the row never reached SQL Server"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(
+        source_rows(&mut c, base).await,
+        [[Some("nvarchar".to_string()), Some("42".to_string())]]
+    );
+    stop_daemon(&mut daemon).await;
+}

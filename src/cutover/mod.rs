@@ -132,11 +132,12 @@ pub async fn run(config: Config, opts: Options) -> Result<Report, Error> {
     let shared = daemon::shared(config, store);
     daemon::prepare(&shared).await?;
     if opts.fallback {
-        fallback_possible(&shared).await.map_err(|why| {
+        let notes = fallback_possible(&shared).await.map_err(|why| {
             Error::Fatal(format!(
                 "cutover refused, nothing changed: --fallback: {why}"
             ))
         })?;
+        before.notes.extend(notes);
     }
     let window = Instant::now();
     let mut parts = Parts::default();
@@ -398,8 +399,10 @@ async fn in_window(
 }
 
 /// Whether PostgreSQL's changes can go back: logical decoding on the target, and every
-/// column's value invertible into its SQL Server type. `Err` says what is missing.
-async fn fallback_possible(shared: &Arc<Shared>) -> Result<(), String> {
+/// column's value invertible into its SQL Server type. `Err` says what is missing; the notes
+/// say what goes back less exactly than it came (a sql_variant kept as text).
+async fn fallback_possible(shared: &Arc<Shared>) -> Result<Vec<String>, String> {
+    let mut notes = Vec::new();
     let pg = crate::sink::connect(&shared.config.target)
         .await
         .map_err(|e| e.to_string())?;
@@ -424,9 +427,17 @@ async fn fallback_possible(shared: &Arc<Shared>) -> Result<(), String> {
             }
             crate::fallback::inverse::invertible(col, &source.source_type)
                 .map_err(|why| format!("table {name}: {why}"))?;
+            if source.source_type.name == "sql_variant"
+                && col.kind != crate::convert::TargetKind::Jsonb
+            {
+                notes.push(format!(
+                    "table {name}: sql_variant column {} is text on PostgreSQL: the fallback writes its values back as nvarchar, their base type unknown (mapping.types.sql_variant = \"jsonb\" keeps it)",
+                    col.source
+                ));
+            }
         }
     }
-    Ok(())
+    Ok(notes)
 }
 
 /// Creates the source's views that translate ([`crate::sink::ddl::views`]), in dependency
