@@ -1824,3 +1824,69 @@ async fn a_sql_variant_kept_as_text_goes_back_as_nvarchar_and_the_cutover_says_s
     );
     stop_daemon(&mut daemon).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_plain_cutover_killed_after_its_release_is_recorded_cut_over_at_the_next_start() {
+    use replicator::cutover::release::{self, Intent};
+    use replicator::state::Store;
+    let env = Env::new("release_plain").await;
+    let mut c = env.tds().await;
+    exec(
+        &mut c,
+        "CREATE TABLE dbo.a (id int NOT NULL PRIMARY KEY, v int NULL); \
+         ALTER TABLE dbo.a ENABLE CHANGE_TRACKING; INSERT INTO dbo.a VALUES (1, 1)",
+    )
+    .await;
+    let extra = "[replication]\npoll_interval = \"50ms\"\n[[tables]]\nsource = \"dbo.a\"\n";
+    let cfg_file = env.config_file(extra);
+    let cfg = env.config(extra);
+    let mut daemon = spawn_daemon(&env, &cfg_file);
+    wait_all_streaming(&cfg_file, 1).await;
+    stop_daemon(&mut daemon).await;
+    // Killed after the release committed (guards and progress schema gone), before the store
+    // recorded it.
+    {
+        let store = Store::open(&cfg.state_dir).unwrap();
+        release::record(
+            &store,
+            &Intent {
+                tables: vec![("dbo.a".into(), table("a"))],
+                fallback: None,
+            },
+        )
+        .unwrap();
+    }
+    let pg = env.pg().await;
+    replicator::sink::guard::remove(&pg, &table("a"))
+        .await
+        .unwrap();
+    pg.batch_execute(&format!(
+        "DROP SCHEMA {} CASCADE",
+        replicator::model::quote_pg(&cfg.mapping.progress_schema)
+    ))
+    .await
+    .unwrap();
+    // The application writes on PostgreSQL meanwhile; the next start must not take the table
+    // back (no guard, no error over rows it did not copy).
+    pg.batch_execute("INSERT INTO public.a VALUES (2, 2)")
+        .await
+        .unwrap();
+    let out = replicator(
+        &cfg_file,
+        &["cutover", "--yes", "--json", "--timeout", "30s"],
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "nothing left to cut over: {err}");
+    let status = status_json(&cfg_file);
+    assert_eq!(status["tables"][0]["state"], "cut_over", "{status:#}");
+    assert!(status["fallback"].is_null(), "{status:#}");
+    pg.batch_execute("UPDATE public.a SET v = 3 WHERE id = 2")
+        .await
+        .expect("the application's table stays unguarded");
+    let out = replicator(&cfg_file, &["history"]);
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("had released 1 tables"),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+}
