@@ -744,7 +744,8 @@ async fn rollback_is_refused_while_a_window_waits_and_then_returns_sql_server_un
         "[replication]\npoll_interval = \"50ms\"\n[[tables]]\nsource = \"dbo.account\"\n\
          [[tables]]\nsource = \"dbo.note\"\n",
     );
-    let (_, mut daemon) = cut_over_with_fallback(&env, &cfg, 2).await;
+    let (report, mut daemon) = cut_over_with_fallback(&env, &cfg, 2).await;
+    let cfg_slot = report["fallback"]["slot"].as_str().unwrap().to_string();
     let pg = env.pg().await;
     // A value SQL Server cannot hold (tinyint became smallint): its table stops, loudly, by
     // key; the other table goes on.
@@ -941,8 +942,12 @@ async fn rollback_is_refused_while_a_window_waits_and_then_returns_sql_server_un
         num(1) > Some(high_ticket),
         "sequence past PostgreSQL's {high_ticket}: {row:?}"
     );
+    // Slots are the cluster's, shared with the tests running beside this one: this one's.
     let slots: i64 = pg
-        .query_one("SELECT count(*) FROM pg_replication_slots", &[])
+        .query_one(
+            "SELECT count(*) FROM pg_replication_slots WHERE slot_name = $1",
+            &[&cfg_slot],
+        )
         .await
         .unwrap()
         .get(0);
