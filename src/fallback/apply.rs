@@ -1,46 +1,29 @@
 //! A window applied to SQL Server, set-based, in one transaction with its position.
 //!
-//! Per table and per 1,000 rows: the rows as a table value constructor (`(VALUES (...), ...)
-//! AS s (c1, ...)`, every value cast to its column's type, so the derived table has exactly the
-//! table's types), then, by what the window says SQL Server has for each key (its first change
-//! there: an insert or an update): one `INSERT ... SELECT` for the new keys, one `UPDATE ...
-//! FROM` joined to it for the updated ones, both (`UPDATE`, then `INSERT ... WHERE NOT EXISTS`)
-//! where it is not known (changes a stopped table kept, a backfill); under `IDENTITY_INSERT`
-//! when the table has an identity; and one `DELETE ... FROM` joined to the deleted keys (a key
-//! inserted and deleted inside the window is not sent). Rows whose large value PostgreSQL did
-//! not send update only what was sent. The window's end LSN is written to
-//! `[replicator].[fallback_progress]` in the same transaction: a crash before the commit
-//! applies nothing, after it the next reader skips what the progress holds. Tables are written
-//! parents first and deleted from children first, so SQL Server's per-statement foreign key
-//! checks pass.
+//! Each table's changes become set-based statements ([`super::statements`]). The window's end
+//! LSN is written to `[replicator].[fallback_progress]` in the same transaction: a crash before
+//! the commit applies nothing, after it the next reader skips what the progress holds. Tables
+//! are written parents first and deleted from children first, so SQL Server's per-statement
+//! foreign key checks pass.
 //!
 //! Contract: nothing is written row by row; a table whose values SQL Server cannot hold is kept
-//! aside before anything is written ([`super::parked`]), naming the key and the column.
+//! aside before anything is written ([`super::parked`]), naming the key and the column, and so
+//! are its children's rows that refer to what it keeps ([`super::blocked`]).
 
 use super::blocked;
-use super::decode::{Cell, PgLsn};
-use super::inverse;
-use super::net::{Before, End, KeyText, TableChanges, Window};
+use super::decode::{PgLsn, RelColumn, Relation};
+use super::net::{End, TableChanges, Window};
 use super::parked::{self, Kept};
-use crate::convert::{ColumnPlan, TablePlan};
+use super::statements::table_sql;
+use crate::convert::TablePlan;
 use crate::error::{Error, ErrorKind};
-use crate::model::{quote_tsql, tsql_literal, SourceType};
+use crate::model::tsql_literal;
 use crate::source::{self, Tds};
+use std::borrow::Cow;
 use std::collections::HashMap;
-
-/// Rows per statement (a table value constructor's rows, as T-SQL limits `INSERT ... VALUES`).
-const ROWS_PER_STATEMENT: usize = 1000;
 
 /// The progress table on SQL Server.
 pub const PROGRESS: &str = "[replicator].[fallback_progress]";
-
-/// A table's columns as the fallback writes them: (relation column index, plan column, source
-/// type), in the relation's order.
-struct Target<'a> {
-    plan: &'a TablePlan,
-    columns: Vec<(usize, &'a ColumnPlan, &'a SourceType)>,
-    key: Vec<usize>,
-}
 
 /// Creates the progress table and its row for `slot` when missing (idempotent); returns the
 /// LSN SQL Server holds everything up to, if any.
@@ -123,8 +106,8 @@ pub fn window_sql(
         let (order, plan) = plan_of(plans, relation)?;
         let name = plan.source.name.to_string();
         let changes = match kept.get(&name) {
-            Some(k) => std::borrow::Cow::Owned(parked::merge(k, relation, changes)),
-            None => std::borrow::Cow::Borrowed(changes),
+            Some(k) => Cow::Owned(parked::merge(k, relation, changes)),
+            None => Cow::Borrowed(changes),
         };
         let outcome = match stop.iter().find(|(t, _)| *t == name) {
             Some((_, e)) => Err((e.to_string(), e.hint())),
@@ -134,35 +117,70 @@ pub fn window_sql(
                 Err(e) => return Err(e),
             },
         };
-        entries.push((order, plan, name, relation, changes, outcome));
+        entries.push(Entry {
+            order,
+            plan,
+            name,
+            relation: Cow::Borrowed(relation),
+            changes,
+            outcome,
+            idle: false,
+        });
+    }
+    // Stopped tables this window does not change are tried again: one SQL Server can take now
+    // (the parent its rows waited for resumed) resumes without a change of its own.
+    for (name, k) in kept {
+        if entries.iter().any(|e| e.name == *name) || stop.iter().any(|(t, _)| t == name) {
+            continue;
+        }
+        let Some((order, plan)) = plans
+            .iter()
+            .enumerate()
+            .find(|(_, p)| p.source.name.to_string() == *name)
+        else {
+            continue;
+        };
+        let relation = relation_of(plan);
+        let changes = parked::merge(k, &relation, &TableChanges::default());
+        if let Ok(sql) = table_sql(plan, &relation, &changes, name) {
+            entries.push(Entry {
+                order,
+                plan,
+                name: name.clone(),
+                relation: Cow::Owned(relation),
+                changes: Cow::Owned(changes),
+                outcome: Ok(sql),
+                idle: true,
+            });
+        }
     }
     // A table whose rows refer to rows a stopped table keeps aside stops too (SQL Server's
     // foreign key would refuse the window), until nothing more stops.
     let mut kept_keys: blocked::KeptKeys = kept
         .iter()
-        .filter(|(t, _)| !entries.iter().any(|e| e.2 == **t))
+        .filter(|(t, _)| !entries.iter().any(|e| e.name == **t))
         .map(|(t, k)| {
             let keys = k.iter().filter(|k| k.maybe_absent && k.row.is_some());
             (t.clone(), keys.map(|k| k.key.clone()).collect())
         })
         .collect();
-    for (_, _, name, _, changes, outcome) in &entries {
-        if outcome.is_err() {
-            kept_keys.insert(name.clone(), blocked::maybe_absent(changes));
+    for e in &entries {
+        if e.outcome.is_err() {
+            kept_keys.insert(e.name.clone(), blocked::maybe_absent(&e.changes));
         }
     }
     loop {
         let mut more = false;
-        for (_, plan, name, relation, changes, outcome) in &mut entries {
-            if outcome.is_err() || !park {
+        for e in &mut entries {
+            if e.outcome.is_err() || !park {
                 continue;
             }
-            if let Some(why) = blocked::reason(plan, relation, changes, plans, &kept_keys) {
-                *outcome = Err((
-                    format!("fallback: {name}: {why}"),
-                    Some("fix the stopped table's value on PostgreSQL; this table's changes are written with its next change after that".into()),
+            if let Some(why) = blocked::reason(e.plan, &e.relation, &e.changes, plans, &kept_keys) {
+                e.outcome = Err((
+                    format!("fallback: {}: {why}", e.name),
+                    Some("fix the stopped table's value on PostgreSQL; this table's changes are written once it resumes".into()),
                 ));
-                kept_keys.insert(name.clone(), blocked::maybe_absent(changes));
+                kept_keys.insert(e.name.clone(), blocked::maybe_absent(&e.changes));
                 more = true;
             }
         }
@@ -170,29 +188,31 @@ pub fn window_sql(
             break;
         }
     }
-    for (order, _, name, relation, changes, outcome) in entries {
-        match outcome {
+    for e in entries {
+        match e.outcome {
             Ok((mut w_sql, d_sql)) => {
-                for (_, end) in &changes.ends {
+                for (_, end) in &e.changes.ends {
                     match end {
                         End::Row(_) => out.applied.rows += 1,
                         End::Deleted => out.applied.deleted += 1,
                     }
                 }
-                if kept.contains_key(&name) {
-                    w_sql.push(parked::clear_sql(slot, &name));
-                    out.applied.resumed.push(name);
+                if kept.contains_key(&e.name) {
+                    w_sql.push(parked::clear_sql(slot, &e.name));
+                    out.applied.resumed.push(e.name);
                 }
                 if !w_sql.is_empty() {
-                    writes.push((order, w_sql));
+                    writes.push((e.order, w_sql));
                 }
                 if !d_sql.is_empty() {
-                    deletes.push((order, d_sql));
+                    deletes.push((e.order, d_sql));
                 }
             }
+            // Still waiting, kept as it was.
+            Err(_) if e.idle => {}
             Err((why, hint)) => {
-                keeps.extend(parked::keep_sql(slot, &name, relation, &changes));
-                out.applied.stopped.push((name, why, hint));
+                keeps.extend(parked::keep_sql(slot, &e.name, &e.relation, &e.changes));
+                out.applied.stopped.push((e.name, why, hint));
             }
         }
     }
@@ -216,6 +236,44 @@ pub fn window_sql(
     Ok(out)
 }
 
+/// Why a table stops, and what to do.
+type Stop = (String, Option<String>);
+
+/// One table's part of a window: its changes (kept ones merged in) and what becomes of them.
+struct Entry<'a> {
+    order: usize,
+    plan: &'a TablePlan,
+    /// Source `schema.table`.
+    name: String,
+    relation: Cow<'a, Relation>,
+    changes: Cow<'a, TableChanges>,
+    /// Its writes and deletes, or why it stops and what to do.
+    outcome: Result<(Vec<String>, Vec<String>), Stop>,
+    /// A stopped table the window does not change, tried again.
+    idle: bool,
+}
+
+/// The relation of a table the window did not describe (a stopped one it does not change):
+/// the plan's columns, keyed as PostgreSQL keys them.
+fn relation_of(plan: &TablePlan) -> Relation {
+    Relation {
+        oid: 0,
+        schema: plan.target.schema.clone(),
+        name: plan.target.name.clone(),
+        replica_identity: b'd',
+        columns: plan
+            .columns
+            .iter()
+            .map(|c| RelColumn {
+                key: c.key,
+                name: c.target.clone(),
+                type_oid: 0,
+                type_mod: -1,
+            })
+            .collect(),
+    }
+}
+
 /// The migrated table a relation is, with its place among the plans.
 fn plan_of<'a>(
     plans: &'a [TablePlan],
@@ -231,74 +289,6 @@ fn plan_of<'a>(
                 relation.schema, relation.name
             ))
         })
-}
-
-/// One table's writes and deletes; `Err` (naming the key and column) when SQL Server cannot
-/// take them.
-fn table_sql(
-    plan: &TablePlan,
-    relation: &super::decode::Relation,
-    changes: &TableChanges,
-    name: &str,
-) -> Result<(Vec<String>, Vec<String>), Error> {
-    let target = target_of(plan, relation)?;
-    // Rows by what SQL Server has for their key: none (insert), one (update), not known (both).
-    let (mut new, mut updated, mut full) = (Vec::new(), Vec::new(), Vec::new());
-    let mut partial: Vec<(Vec<bool>, Vec<String>)> = Vec::new();
-    let mut gone: Vec<Vec<String>> = Vec::new();
-    for (i, (key, end)) in changes.ends.iter().enumerate() {
-        let before = changes.before.get(i).copied().unwrap_or(Before::Unknown);
-        match end {
-            // Inserted and deleted inside the window: SQL Server never had it.
-            End::Deleted if before == Before::Absent => {}
-            End::Deleted => gone.push(key_values(&target, key, name)?),
-            End::Row(row) => {
-                let sent: Vec<bool> = row.iter().map(|c| *c != Cell::Unchanged).collect();
-                let values = row_values(&target, row, key, name)?;
-                if !sent.iter().all(|s| *s) {
-                    partial.push((sent, values));
-                } else {
-                    match before {
-                        Before::Absent => new.push(values),
-                        Before::Present => updated.push(values),
-                        Before::Unknown => full.push(values),
-                    }
-                }
-            }
-        }
-    }
-    let mut writes = Vec::new();
-    if !full.is_empty() {
-        writes.extend(upsert_sql(&target, &full));
-    }
-    if !updated.is_empty() {
-        let all: Vec<usize> = (0..target.columns.len()).collect();
-        // Each of them is on SQL Server if it mirrors PostgreSQL; one that is not fails the
-        // window loudly (its update would otherwise vanish).
-        let missing = tsql_literal(&format!(
-            "fallback: {name}: a row PostgreSQL updated is not on SQL Server, so SQL Server no longer mirrors PostgreSQL for this table (a write past the fence, or a change by hand); the fallback waits at this window: put the row back on SQL Server, or end the fallback (replicator fallback stop)"
-        ));
-        for chunk in updated.chunks(ROWS_PER_STATEMENT) {
-            if let Some(sql) = update_sql(&target, &all, &derived(&target, &all, chunk)) {
-                writes.push(format!(
-                    "{sql}; IF @@ROWCOUNT <> {} THROW 50001, {missing}, 1",
-                    chunk.len()
-                ));
-            }
-        }
-    }
-    if !new.is_empty() {
-        writes.extend(insert_sql(&target, &new));
-    }
-    for (sent, values) in &partial {
-        writes.extend(partial_sql(&target, sent, values));
-    }
-    let deletes = if gone.is_empty() {
-        Vec::new()
-    } else {
-        delete_sql(&target, &gone)
-    };
-    Ok((writes, deletes))
 }
 
 /// How many foreign key levels a table sits below its topmost migrated parent.
@@ -323,248 +313,6 @@ fn fk_depth(plans: &[TablePlan], i: usize, seen: usize) -> usize {
         .map(|p| 1 + fk_depth(plans, p, seen + 1))
         .max()
         .unwrap_or(0)
-}
-
-fn target_of<'a>(
-    plan: &'a TablePlan,
-    relation: &super::decode::Relation,
-) -> Result<Target<'a>, Error> {
-    let name = plan.source.name.to_string();
-    let mut columns = Vec::new();
-    for (i, rc) in relation.columns.iter().enumerate() {
-        let col = plan.columns.iter().find(|c| c.target == rc.name).ok_or_else(|| {
-            Error::table(
-                &name,
-                format!(
-                    "fallback: column {} of {} is on PostgreSQL only; SQL Server cannot take its values",
-                    rc.name, plan.target
-                ),
-                Some("drop the column on PostgreSQL, or stop the fallback (replicator fallback stop)"),
-            )
-        })?;
-        let source = plan
-            .source
-            .columns
-            .iter()
-            .find(|s| s.name == col.source)
-            .ok_or_else(|| {
-                Error::table(
-                    &name,
-                    format!("fallback: no source column {}", col.source),
-                    None,
-                )
-            })?;
-        if source.computed.is_some()
-            || matches!(source.source_type.name.as_str(), "timestamp" | "rowversion")
-        {
-            continue; // SQL Server computes it
-        }
-        inverse::invertible(col, &source.source_type)
-            .map_err(|why| Error::table(&name, format!("fallback: {why}"), None))?;
-        columns.push((i, col, &source.source_type));
-    }
-    let key: Vec<usize> = columns
-        .iter()
-        .enumerate()
-        .filter(|(_, (_, c, _))| c.key)
-        .map(|(j, _)| j)
-        .collect();
-    if key.is_empty() {
-        return Err(Error::table(&name, "fallback: the table has no key", None));
-    }
-    Ok(Target { plan, columns, key })
-}
-
-fn describe_key(key: &KeyText) -> String {
-    key.iter()
-        .map(|k| k.as_deref().unwrap_or("NULL"))
-        .collect::<Vec<_>>()
-        .join(", ")
-}
-
-/// The literals of a row's written columns.
-fn row_values(t: &Target, row: &[Cell], key: &KeyText, name: &str) -> Result<Vec<String>, Error> {
-    let mut out = Vec::with_capacity(t.columns.len());
-    for (i, col, ty) in &t.columns {
-        let text = match row.get(*i) {
-            Some(Cell::Text(s)) => Some(s.as_str()),
-            _ => None,
-        };
-        out.push(inverse::literal(col, ty, text).map_err(|why| {
-            Error::table(
-                name,
-                format!(
-                    "fallback: key ({}), column {}: SQL Server cannot hold the value PostgreSQL has: {why}",
-                    describe_key(key),
-                    col.source
-                ),
-                Some("change the value on PostgreSQL, or stop the fallback (replicator fallback stop)"),
-            )
-        })?);
-    }
-    Ok(out)
-}
-
-/// The literals of a key.
-fn key_values(t: &Target, key: &KeyText, name: &str) -> Result<Vec<String>, Error> {
-    let mut out = Vec::new();
-    for (j, k) in t.key.iter().zip(key) {
-        let (_, col, ty) = &t.columns[*j];
-        out.push(inverse::literal(col, ty, k.as_deref()).map_err(|why| {
-            Error::table(
-                name,
-                format!("fallback: key ({}): {why}", describe_key(key)),
-                None,
-            )
-        })?);
-    }
-    Ok(out)
-}
-
-/// The type a value is cast to in the derived table: the column's, with the deprecated LOB
-/// types as their `max` forms.
-fn cast_type(ty: &SourceType) -> String {
-    match ty.name.as_str() {
-        "text" => "varchar(max)".into(),
-        "ntext" => "nvarchar(max)".into(),
-        "image" => "varbinary(max)".into(),
-        _ => ty.declaration(),
-    }
-}
-
-/// A literal cast to its column's type (a spatial constructor is typed already).
-fn typed(literal: String, ty: &SourceType) -> String {
-    if literal.starts_with("geography::") || literal.starts_with("geometry::") {
-        literal
-    } else {
-        format!("CAST({literal} AS {})", cast_type(ty))
-    }
-}
-
-/// `(VALUES (...), ...) AS s ([c1], ...)` of some rows over the columns `cols`.
-fn derived(t: &Target, cols: &[usize], rows: &[Vec<String>]) -> String {
-    let body: Vec<String> = rows
-        .iter()
-        .map(|r| {
-            let cells: Vec<String> = cols
-                .iter()
-                .zip(r)
-                .map(|(&j, v)| typed(v.clone(), t.columns[j].2))
-                .collect();
-            format!("({})", cells.join(", "))
-        })
-        .collect();
-    format!("(VALUES {}) AS s ({})", body.join(", "), names(t, cols, ""))
-}
-
-fn names(t: &Target, cols: &[usize], prefix: &str) -> String {
-    cols.iter()
-        .map(|&j| format!("{prefix}{}", quote_tsql(&t.columns[j].1.source)))
-        .collect::<Vec<_>>()
-        .join(", ")
-}
-
-fn key_match(t: &Target, a: &str, b: &str) -> String {
-    t.key
-        .iter()
-        .map(|&j| {
-            let c = quote_tsql(&t.columns[j].1.source);
-            format!("{a}.{c} = {b}.{c}")
-        })
-        .collect::<Vec<_>>()
-        .join(" AND ")
-}
-
-fn update_sql(t: &Target, cols: &[usize], from: &str) -> Option<String> {
-    let sets: Vec<String> = cols
-        .iter()
-        .filter(|j| !t.key.contains(j))
-        .map(|&j| {
-            let c = quote_tsql(&t.columns[j].1.source);
-            format!("{c} = s.{c}")
-        })
-        .collect();
-    (!sets.is_empty()).then(|| {
-        format!(
-            "UPDATE x SET {} FROM {} AS x INNER JOIN {from} ON {}",
-            sets.join(", "),
-            t.plan.source.name.tsql(),
-            key_match(t, "x", "s")
-        )
-    })
-}
-
-/// Rows SQL Server has no row for (their key's first change in the window was an insert): one
-/// `INSERT` per 1,000 (a key SQL Server has after all fails the window loudly).
-fn insert_sql(t: &Target, rows: &[Vec<String>]) -> Vec<String> {
-    let all: Vec<usize> = (0..t.columns.len()).collect();
-    let table = t.plan.source.name.tsql();
-    let identity = t.columns.iter().any(|(_, c, _)| c.identity);
-    let mut out = Vec::new();
-    if identity {
-        out.push(format!("SET IDENTITY_INSERT {table} ON"));
-    }
-    for chunk in rows.chunks(ROWS_PER_STATEMENT) {
-        out.push(format!(
-            "INSERT INTO {table} ({}) SELECT {} FROM {}",
-            names(t, &all, ""),
-            names(t, &all, "s."),
-            derived(t, &all, chunk)
-        ));
-    }
-    if identity {
-        out.push(format!("SET IDENTITY_INSERT {table} OFF"));
-    }
-    out
-}
-
-fn upsert_sql(t: &Target, rows: &[Vec<String>]) -> Vec<String> {
-    let all: Vec<usize> = (0..t.columns.len()).collect();
-    let table = t.plan.source.name.tsql();
-    let identity = t.columns.iter().any(|(_, c, _)| c.identity);
-    let mut out = Vec::new();
-    for chunk in rows.chunks(ROWS_PER_STATEMENT) {
-        let from = derived(t, &all, chunk);
-        out.extend(update_sql(t, &all, &from));
-        if identity {
-            out.push(format!("SET IDENTITY_INSERT {table} ON"));
-        }
-        out.push(format!(
-            "INSERT INTO {table} ({}) SELECT {} FROM {from} WHERE NOT EXISTS \
-             (SELECT 1 FROM {table} AS x WHERE {})",
-            names(t, &all, ""),
-            names(t, &all, "s."),
-            key_match(t, "x", "s")
-        ));
-        if identity {
-            out.push(format!("SET IDENTITY_INSERT {table} OFF"));
-        }
-    }
-    out
-}
-
-/// A row whose large value was not sent: the sent columns updated (SQL Server keeps the rest).
-fn partial_sql(t: &Target, sent: &[bool], values: &[String]) -> Vec<String> {
-    let cols: Vec<usize> = (0..t.columns.len())
-        .filter(|&j| sent.get(t.columns[j].0).copied().unwrap_or(false))
-        .collect();
-    let row: Vec<String> = cols.iter().map(|&j| values[j].clone()).collect();
-    update_sql(t, &cols, &derived(t, &cols, &[row]))
-        .into_iter()
-        .collect()
-}
-
-fn delete_sql(t: &Target, keys: &[Vec<String>]) -> Vec<String> {
-    let table = t.plan.source.name.tsql();
-    keys.chunks(ROWS_PER_STATEMENT)
-        .map(|chunk| {
-            format!(
-                "DELETE x FROM {table} AS x INNER JOIN {} ON {}",
-                derived(t, &t.key, chunk),
-                key_match(t, "x", "s")
-            )
-        })
-        .collect()
 }
 
 /// Applies one window in one SQL Server transaction, its end LSN with it. Idempotent per

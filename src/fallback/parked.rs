@@ -2,7 +2,9 @@
 //! `[replicator].[fallback_parked]`, written in the same transaction as the window and its
 //! progress, while the other tables' changes go on. Each later window that changes the table
 //! takes the kept changes, the new ones on top (per key, the last word wins), and writes them
-//! all once SQL Server can hold them: the table resumes.
+//! all once SQL Server can hold them: the table resumes. A window that does not change a
+//! stopped table tries its kept changes alone (a child whose rows waited for a stopped parent
+//! resumes with it).
 //!
 //! Contract: a table is stopped exactly while it has kept changes (so a crash anywhere neither
 //! loses them nor applies them twice: they commit with the window's progress); kept rows name
