@@ -12,7 +12,7 @@
 //! on SQL Server, and cleared after its backfill committed; pending backfills run before any
 //! window, so a kill between the two never leaves SQL Server without those values.
 
-use super::decode::{Cell, RelColumn, Relation};
+use super::decode::Cell;
 use super::net::{End, KeyText, TableChanges, Window};
 use super::stream::Session;
 use crate::convert::TablePlan;
@@ -157,22 +157,7 @@ async fn backfill(s: &mut Session, plan: &TablePlan, column: &str) -> Result<(),
     // The relation as a window would describe it; every column but the key and this one is
     // left as SQL Server has it (a row PostgreSQL has and SQL Server not yet gets it from the
     // window that inserts it).
-    let relation = Relation {
-        oid: 0,
-        schema: plan.target.schema.clone(),
-        name: plan.target.name.clone(),
-        replica_identity: b'd',
-        columns: plan
-            .columns
-            .iter()
-            .map(|c| RelColumn {
-                key: c.key,
-                name: c.target.clone(),
-                type_oid: 0,
-                type_mod: -1,
-            })
-            .collect(),
-    };
+    let relation = super::apply::relation_of(plan);
     let mut changes = TableChanges::default();
     for m in rows {
         let tokio_postgres::SimpleQueryMessage::Row(r) = m else {

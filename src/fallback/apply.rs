@@ -253,9 +253,9 @@ struct Entry<'a> {
     idle: bool,
 }
 
-/// The relation of a table the window did not describe (a stopped one it does not change):
-/// the plan's columns, keyed as PostgreSQL keys them.
-fn relation_of(plan: &TablePlan) -> Relation {
+/// The relation of a table a window did not describe (a stopped one it does not change, a
+/// backfill): the plan's columns, keyed as PostgreSQL keys them.
+pub(super) fn relation_of(plan: &TablePlan) -> Relation {
     Relation {
         oid: 0,
         schema: plan.target.schema.clone(),
