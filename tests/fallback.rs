@@ -217,6 +217,53 @@ async fn plans_of(
         .unwrap()
 }
 
+/// What the engine tests start from, as `cutover --fallback` leaves it: `tables` (source
+/// `dbo.x`, target `public.x`) copied and streaming, the daemon stopped, the slot made before
+/// any write on PostgreSQL and the progress table on SQL Server; with the configuration
+/// (`extra` before the tables), the target, the slot's name, a source session and the plans.
+struct Engine {
+    cfg: replicator::config::Config,
+    pg: tokio_postgres::Client,
+    name: String,
+    tds: replicator::source::Tds,
+    plans: Vec<replicator::convert::TablePlan>,
+}
+
+async fn streamed_with_slot(env: &Env, extra: &str, tables: &[&str]) -> Engine {
+    let selection: String = tables
+        .iter()
+        .map(|t| format!("[[tables]]\nsource = \"{t}\"\n"))
+        .collect();
+    let cfg = env.config(&format!("{extra}{selection}"));
+    let d = Daemon::start(cfg.clone());
+    d.wait_state(
+        tables,
+        replicator::state::TableState::Streaming,
+        std::time::Duration::from_secs(60),
+    )
+    .await;
+    d.stop().await.unwrap();
+    let pg = env.pg().await;
+    let name = slot::slot_name(&env.database);
+    let targets: Vec<PgTableName> = tables
+        .iter()
+        .map(|t| table(t.trim_start_matches("dbo.")))
+        .collect();
+    slot::ensure(&pg, &name, &targets).await.unwrap();
+    let mut tds = replicator::source::connect(&cfg.source).await.unwrap();
+    let plans = plans_of(&cfg, &mut tds).await;
+    replicator::fallback::apply::progress(&mut tds, &name)
+        .await
+        .unwrap();
+    Engine {
+        cfg,
+        pg,
+        name,
+        tds,
+        plans,
+    }
+}
+
 /// Both sides of `plan` hold `rows` rows, equal value by value, as cutover and rollback compare.
 async fn assert_equal(
     env: &Env,
@@ -257,22 +304,14 @@ async fn postgresql_writes_reach_sql_server_set_based_and_exactly() {
          INSERT INTO dbo.child VALUES (1, 1, 10), (1, 2, 20), (2, 1, NULL)",
     )
     .await;
-    let selection = "[[tables]]\nsource = \"dbo.parent\"\n[[tables]]\nsource = \"dbo.child\"\n";
-    let cfg = env.config(selection);
-    let d = Daemon::start(cfg.clone());
-    d.wait_state(
-        &["dbo.parent", "dbo.child"],
-        replicator::state::TableState::Streaming,
-        std::time::Duration::from_secs(60),
-    )
-    .await;
-    d.stop().await.unwrap();
     // What cutover does first: the slot before any application write; identities continued.
-    let pg = env.pg().await;
-    let name = slot::slot_name("fallback_apply");
-    slot::ensure(&pg, &name, &[table("parent"), table("child")])
-        .await
-        .unwrap();
+    let Engine {
+        cfg: _,
+        pg,
+        name,
+        mut tds,
+        plans,
+    } = streamed_with_slot(&env, "", &["dbo.parent", "dbo.child"]).await;
     pg.batch_execute(
         "SELECT setval(pg_get_serial_sequence('public.parent', 'id'), 2); \
          SET replicator.writer = 'on'; \
@@ -287,8 +326,6 @@ async fn postgresql_writes_reach_sql_server_set_based_and_exactly() {
     )
     .await
     .unwrap();
-    let mut tds = replicator::source::connect(&cfg.source).await.unwrap();
-    let plans = plans_of(&cfg, &mut tds).await;
     // The source is fenced, as after `cutover --fence-source`: the fallback's session passes,
     // an application's does not.
     let fenced: Vec<_> = plans
@@ -971,18 +1008,13 @@ async fn boundary_values_of_every_mapped_type_go_back_exactly() {
          ALTER TABLE dbo.t ENABLE CHANGE_TRACKING; INSERT INTO dbo.t (id) VALUES (1)",
     )
     .await;
-    let cfg = env.config("[[tables]]\nsource = \"dbo.t\"\n");
-    let d = Daemon::start(cfg.clone());
-    d.wait_state(
-        &["dbo.t"],
-        replicator::state::TableState::Streaming,
-        std::time::Duration::from_secs(60),
-    )
-    .await;
-    d.stop().await.unwrap();
-    let pg = env.pg().await;
-    let name = slot::slot_name("fallback_types");
-    slot::ensure(&pg, &name, &[table("t")]).await.unwrap();
+    let Engine {
+        cfg,
+        pg,
+        name,
+        mut tds,
+        plans,
+    } = streamed_with_slot(&env, "", &["dbo.t"]).await;
     pg.batch_execute(
         "SET replicator.writer = 'on'; \
          INSERT INTO public.t VALUES (2, false, 0, -32768, -2147483648, -9223372036854775808, \
@@ -1001,8 +1033,6 @@ async fn boundary_values_of_every_mapped_type_go_back_exactly() {
     )
     .await
     .unwrap();
-    let mut tds = replicator::source::connect(&cfg.source).await.unwrap();
-    let plans = plans_of(&cfg, &mut tds).await;
     assert_eq!(drain(&pg, &mut tds, &plans, &name).await, 3);
     // The product's own comparison (cutover's and rollback's): value by value, every column.
     assert_equal(&env, &mut tds, &plans[0], &cfg, 3).await;
@@ -1219,29 +1249,13 @@ async fn rollback_looks_up_changed_keys_of_dates_decimals_times_and_binaries_by_
          INSERT INTO dbo.k2 VALUES ('0001-01-01 00:00:00', 1), ('2030-01-01 12:34:56.789012', 2)",
     )
     .await;
-    let tables = ["dbo.kd", "dbo.kt", "dbo.kb", "dbo.k2"];
-    let selection: String = tables
-        .iter()
-        .map(|t| format!("[[tables]]\nsource = \"{t}\"\n"))
-        .collect();
-    let cfg = env.config(&selection);
-    let d = Daemon::start(cfg.clone());
-    d.wait_state(
-        &tables,
-        replicator::state::TableState::Streaming,
-        std::time::Duration::from_secs(60),
-    )
-    .await;
-    d.stop().await.unwrap();
-    let pg = env.pg().await;
-    let name = slot::slot_name("delta_key_types");
-    slot::ensure(
-        &pg,
-        &name,
-        &[table("kd"), table("kt"), table("kb"), table("k2")],
-    )
-    .await
-    .unwrap();
+    let Engine {
+        cfg: _,
+        pg,
+        name,
+        mut tds,
+        plans,
+    } = streamed_with_slot(&env, "", &["dbo.kd", "dbo.kt", "dbo.kb", "dbo.k2"]).await;
     // Inserts, updates, a moved key and a delete of each table, on PostgreSQL.
     pg.batch_execute(
         "SET replicator.writer = 'on'; \
@@ -1257,8 +1271,6 @@ async fn rollback_looks_up_changed_keys_of_dates_decimals_times_and_binaries_by_
     )
     .await
     .unwrap();
-    let mut tds = replicator::source::connect(&cfg.source).await.unwrap();
-    let plans = plans_of(&cfg, &mut tds).await;
     let mut changed = replicator::fallback::delta::Changed::default();
     let applied = drain_into(&pg, &mut tds, &plans, &name, &mut changed).await;
     assert!(applied >= 8, "{applied}");
@@ -1443,20 +1455,13 @@ async fn an_update_of_a_row_sql_server_lost_fails_the_window_loudly_until_it_is_
          INSERT INTO dbo.t VALUES (1, 1), (2, 2); INSERT INTO dbo.u VALUES (1, 1)",
     )
     .await;
-    let cfg = env.config("[[tables]]\nsource = \"dbo.t\"\n[[tables]]\nsource = \"dbo.u\"\n");
-    let d = Daemon::start(cfg.clone());
-    d.wait_state(
-        &["dbo.t", "dbo.u"],
-        replicator::state::TableState::Streaming,
-        std::time::Duration::from_secs(60),
-    )
-    .await;
-    d.stop().await.unwrap();
-    let pg = env.pg().await;
-    let name = slot::slot_name("lost_row");
-    slot::ensure(&pg, &name, &[table("t"), table("u")])
-        .await
-        .unwrap();
+    let Engine {
+        cfg,
+        pg,
+        name,
+        mut tds,
+        plans,
+    } = streamed_with_slot(&env, "", &["dbo.t", "dbo.u"]).await;
     pg.batch_execute(
         "SET replicator.writer = 'on'; \
          BEGIN; UPDATE public.t SET v = 20 WHERE id = 2; UPDATE public.u SET v = 10 WHERE id = 1; COMMIT",
@@ -1465,11 +1470,6 @@ async fn an_update_of_a_row_sql_server_lost_fails_the_window_loudly_until_it_is_
     .unwrap();
     // A row gone from SQL Server behind the fallback's back.
     exec(&mut c, "DELETE FROM dbo.t WHERE id = 2").await;
-    let mut tds = replicator::source::connect(&cfg.source).await.unwrap();
-    let plans = plans_of(&cfg, &mut tds).await;
-    replicator::fallback::apply::progress(&mut tds, &name)
-        .await
-        .unwrap();
     let window = || async {
         let mut w = replicator::fallback::net::Window::default();
         for ch in slot::peek(&pg, &name, 200).await.unwrap() {
@@ -1522,19 +1522,18 @@ async fn sql_variants_kept_as_jsonb_go_back_with_their_base_types() {
          INSERT INTO dbo.v VALUES (1, CAST(7 AS int)), (2, CAST(N'x' AS nvarchar(10)))",
     )
     .await;
-    let cfg =
-        env.config("[mapping.types]\nsql_variant = \"jsonb\"\n[[tables]]\nsource = \"dbo.v\"\n");
-    let d = Daemon::start(cfg.clone());
-    d.wait_state(
+    let Engine {
+        cfg,
+        pg,
+        name,
+        mut tds,
+        plans,
+    } = streamed_with_slot(
+        &env,
+        "[mapping.types]\nsql_variant = \"jsonb\"\n",
         &["dbo.v"],
-        replicator::state::TableState::Streaming,
-        std::time::Duration::from_secs(60),
     )
     .await;
-    d.stop().await.unwrap();
-    let pg = env.pg().await;
-    let name = slot::slot_name("fallback_variant");
-    slot::ensure(&pg, &name, &[table("v")]).await.unwrap();
     pg.batch_execute(
         r#"SET replicator.writer = 'on';
          INSERT INTO public.v VALUES
@@ -1549,8 +1548,6 @@ async fn sql_variants_kept_as_jsonb_go_back_with_their_base_types() {
     )
     .await
     .unwrap();
-    let mut tds = replicator::source::connect(&cfg.source).await.unwrap();
-    let plans = plans_of(&cfg, &mut tds).await;
     assert_eq!(drain(&pg, &mut tds, &plans, &name).await, 12);
     let bases = source_rows(
         &mut c,
@@ -1691,34 +1688,13 @@ async fn a_child_whose_rows_refer_to_a_stopped_parents_kept_rows_stops_with_it()
          INSERT INTO dbo.parent VALUES (1, 1); INSERT INTO dbo.child VALUES (1, 1)",
     )
     .await;
-    let tables = ["dbo.parent", "dbo.child", "dbo.other"];
-    let selection: String = tables
-        .iter()
-        .map(|t| format!("[[tables]]\nsource = \"{t}\"\n"))
-        .collect();
-    let cfg = env.config(&selection);
-    let d = Daemon::start(cfg.clone());
-    d.wait_state(
-        &tables,
-        replicator::state::TableState::Streaming,
-        std::time::Duration::from_secs(60),
-    )
-    .await;
-    d.stop().await.unwrap();
-    let pg = env.pg().await;
-    let name = slot::slot_name("blocked_child");
-    slot::ensure(
-        &pg,
-        &name,
-        &[table("parent"), table("child"), table("other")],
-    )
-    .await
-    .unwrap();
-    let mut tds = replicator::source::connect(&cfg.source).await.unwrap();
-    let plans = plans_of(&cfg, &mut tds).await;
-    replicator::fallback::apply::progress(&mut tds, &name)
-        .await
-        .unwrap();
+    let Engine {
+        cfg: _,
+        pg,
+        name,
+        mut tds,
+        plans,
+    } = streamed_with_slot(&env, "", &["dbo.parent", "dbo.child", "dbo.other"]).await;
     // 300 does not fit tinyint: the parent stops; the child's row for parent 50 would be
     // refused by SQL Server's foreign key, so the child stops with it; the other table goes on.
     pg.batch_execute(
