@@ -175,8 +175,10 @@ impl KeyValue {
     }
 }
 
+use crate::convert::value::{DAYS_0001_TO_2000, DAYS_1900_TO_2000};
+
 /// Days from 0001-01-01 to 1900-01-01 (datetime's day 0).
-const DAYS_TO_1900: i64 = 693_595;
+const DAYS_TO_1900: i64 = DAYS_0001_TO_2000 - DAYS_1900_TO_2000;
 
 /// `YYYY-MM-DD` of a day counted from 0001-01-01.
 fn date_text(days: i64) -> String {

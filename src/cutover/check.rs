@@ -340,7 +340,10 @@ pub async fn continue_rowversions(
     .await?
     .first()
     .and_then(|r| r.get::<i64, _>(0))
-    .unwrap_or(0);
+    .ok_or_else(|| {
+        // Counting from 0 would give rows older values than SQL Server's: never guess.
+        Error::Fatal("the source did not say its rowversion counter (@@DBTS); rowversion columns cannot continue on PostgreSQL".into())
+    })?;
     let mut schemas: Vec<&str> = columns
         .iter()
         .map(|(p, _)| p.target.schema.as_str())

@@ -7,7 +7,7 @@
 
 use crate::config::Policies;
 use crate::convert::copy;
-use crate::convert::value::to_value;
+use crate::convert::value::{to_value, DAYS_0001_TO_2000, US_PER_DAY};
 use crate::convert::{Losses, TablePlan, TargetKind};
 use crate::error::{Context, Error};
 use crate::model::ChangeSource;
@@ -91,9 +91,6 @@ pub fn key_bytes(plan: &TablePlan, values: &[Value]) -> KeyBytes {
     b.to_vec()
 }
 
-/// Days from 0001-01-01 (SQL Server's day 0) to 2000-01-01 (PostgreSQL's).
-const PG_EPOCH_DAYS: i64 = 730_119;
-
 /// The source key for a key known only by its target bytes (integers, text, uuid, bit, binary,
 /// decimal, date, time, datetime of every kind), a value that looks up the same row once cast to
 /// the column's type; `None` for other key types (the caller compares the whole table).
@@ -128,7 +125,7 @@ pub fn source_key_from_bytes(plan: &TablePlan, key: &[u8]) -> Option<Key> {
             // 0001-01-01 (730,119 days before) and its time in 100 ns at scale 7; the lookup
             // casts to the column's own type.
             TargetKind::Date if f.len() == 4 => KeyValue::Date(
-                u32::try_from(i32::from_be_bytes(f.try_into().ok()?) as i64 + PG_EPOCH_DAYS)
+                u32::try_from(i32::from_be_bytes(f.try_into().ok()?) as i64 + DAYS_0001_TO_2000)
                     .ok()?,
             ),
             TargetKind::Time if f.len() == 8 => KeyValue::Time(
@@ -137,10 +134,10 @@ pub fn source_key_from_bytes(plan: &TablePlan, key: &[u8]) -> Option<Key> {
             ),
             TargetKind::Timestamp if f.len() == 8 => {
                 let us = i64::from_be_bytes(f.try_into().ok()?);
-                let day = us.div_euclid(86_400_000_000);
+                let day = us.div_euclid(US_PER_DAY);
                 KeyValue::DateTime2(
-                    u32::try_from(day + PG_EPOCH_DAYS).ok()?,
-                    us.rem_euclid(86_400_000_000) as u64 * 10,
+                    u32::try_from(day + DAYS_0001_TO_2000).ok()?,
+                    us.rem_euclid(US_PER_DAY) as u64 * 10,
                     7,
                 )
             }
