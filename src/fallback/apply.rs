@@ -96,97 +96,9 @@ pub fn window_sql(
     let mut writes: Vec<(usize, Vec<String>)> = Vec::new();
     let mut deletes: Vec<(usize, Vec<String>)> = Vec::new();
     let mut keeps: Vec<String> = Vec::new();
-    // Each table's outcome first: written, or stopped (why, what to do).
-    let mut entries = Vec::new();
-    for (rel, changes) in &w.tables {
-        let relation = w
-            .relations
-            .get(rel)
-            .ok_or_else(|| Error::Fatal(format!("fallback: relation {rel} was not described")))?;
-        let (order, plan) = plan_of(plans, relation)?;
-        let name = plan.source.name.to_string();
-        let changes = match kept.get(&name) {
-            Some(k) => Cow::Owned(parked::merge(k, relation, changes)),
-            None => Cow::Borrowed(changes),
-        };
-        let outcome = match stop.iter().find(|(t, _)| *t == name) {
-            Some((_, e)) => Err((e.to_string(), e.hint())),
-            None => match table_sql(plan, relation, &changes, &name) {
-                Ok(sql) => Ok(sql),
-                Err(e) if park && e.kind() == ErrorKind::Table => Err((e.to_string(), e.hint())),
-                Err(e) => return Err(e),
-            },
-        };
-        entries.push(Entry {
-            order,
-            plan,
-            name,
-            relation: Cow::Borrowed(relation),
-            changes,
-            outcome,
-            idle: false,
-        });
-    }
-    // Stopped tables this window does not change are tried again: one SQL Server can take now
-    // (the parent its rows waited for resumed) resumes without a change of its own.
-    for (name, k) in kept {
-        if entries.iter().any(|e| e.name == *name) || stop.iter().any(|(t, _)| t == name) {
-            continue;
-        }
-        let Some((order, plan)) = plans
-            .iter()
-            .enumerate()
-            .find(|(_, p)| p.source.name.to_string() == *name)
-        else {
-            continue;
-        };
-        let relation = relation_of(plan);
-        let changes = parked::merge(k, &relation, &TableChanges::default());
-        if let Ok(sql) = table_sql(plan, &relation, &changes, name) {
-            entries.push(Entry {
-                order,
-                plan,
-                name: name.clone(),
-                relation: Cow::Owned(relation),
-                changes: Cow::Owned(changes),
-                outcome: Ok(sql),
-                idle: true,
-            });
-        }
-    }
-    // A table whose rows refer to rows a stopped table keeps aside stops too (SQL Server's
-    // foreign key would refuse the window), until nothing more stops.
-    let mut kept_keys: blocked::KeptKeys = kept
-        .iter()
-        .filter(|(t, _)| !entries.iter().any(|e| e.name == **t))
-        .map(|(t, k)| {
-            let keys = k.iter().filter(|k| k.maybe_absent && k.row.is_some());
-            (t.clone(), keys.map(|k| k.key.clone()).collect())
-        })
-        .collect();
-    for e in &entries {
-        if e.outcome.is_err() {
-            kept_keys.insert(e.name.clone(), blocked::maybe_absent(&e.changes));
-        }
-    }
-    loop {
-        let mut more = false;
-        for e in &mut entries {
-            if e.outcome.is_err() || !park {
-                continue;
-            }
-            if let Some(why) = blocked::reason(e.plan, &e.relation, &e.changes, plans, &kept_keys) {
-                e.outcome = Err((
-                    format!("fallback: {}: {why}", e.name),
-                    Some("fix the stopped table's value on PostgreSQL; this table's changes are written once it resumes".into()),
-                ));
-                kept_keys.insert(e.name.clone(), blocked::maybe_absent(&e.changes));
-                more = true;
-            }
-        }
-        if !more {
-            break;
-        }
+    let mut entries = entries(w, plans, kept, park, stop)?;
+    if park {
+        stop_blocked(&mut entries, kept, plans);
     }
     for e in entries {
         match e.outcome {
@@ -234,6 +146,112 @@ pub fn window_sql(
         ));
     }
     Ok(out)
+}
+
+/// Each table's outcome, written or stopped (why, what to do): the window's tables (with what
+/// they kept merged in), then the stopped tables it does not change that SQL Server can take
+/// now (the parent their rows waited for resumed), so they resume without a change of their own.
+fn entries<'a>(
+    w: &'a Window,
+    plans: &'a [TablePlan],
+    kept: &HashMap<String, Vec<Kept>>,
+    park: bool,
+    stop: &[(String, Error)],
+) -> Result<Vec<Entry<'a>>, Error> {
+    let mut entries = Vec::new();
+    for (rel, changes) in &w.tables {
+        let relation = w
+            .relations
+            .get(rel)
+            .ok_or_else(|| Error::Fatal(format!("fallback: relation {rel} was not described")))?;
+        let (order, plan) = plan_of(plans, relation)?;
+        let name = plan.source.name.to_string();
+        let changes = match kept.get(&name) {
+            Some(k) => Cow::Owned(parked::merge(k, relation, changes)),
+            None => Cow::Borrowed(changes),
+        };
+        let outcome = match stop.iter().find(|(t, _)| *t == name) {
+            Some((_, e)) => Err((e.to_string(), e.hint())),
+            None => match table_sql(plan, relation, &changes, &name) {
+                Ok(sql) => Ok(sql),
+                Err(e) if park && e.kind() == ErrorKind::Table => Err((e.to_string(), e.hint())),
+                Err(e) => return Err(e),
+            },
+        };
+        entries.push(Entry {
+            order,
+            plan,
+            name,
+            relation: Cow::Borrowed(relation),
+            changes,
+            outcome,
+            idle: false,
+        });
+    }
+    // Stopped tables this window does not change, tried again.
+    for (name, k) in kept {
+        if entries.iter().any(|e| e.name == *name) || stop.iter().any(|(t, _)| t == name) {
+            continue;
+        }
+        let Some((order, plan)) = plans
+            .iter()
+            .enumerate()
+            .find(|(_, p)| p.source.name.to_string() == *name)
+        else {
+            continue;
+        };
+        let relation = relation_of(plan);
+        let changes = parked::merge(k, &relation, &TableChanges::default());
+        if let Ok(sql) = table_sql(plan, &relation, &changes, name) {
+            entries.push(Entry {
+                order,
+                plan,
+                name: name.clone(),
+                relation: Cow::Owned(relation),
+                changes: Cow::Owned(changes),
+                outcome: Ok(sql),
+                idle: true,
+            });
+        }
+    }
+    Ok(entries)
+}
+
+/// Stops every table whose rows refer to rows a stopped table keeps aside (SQL Server's foreign
+/// key would refuse the window; see [`blocked`]), until nothing more stops.
+fn stop_blocked(entries: &mut [Entry], kept: &HashMap<String, Vec<Kept>>, plans: &[TablePlan]) {
+    let mut kept_keys: blocked::KeptKeys = kept
+        .iter()
+        .filter(|(t, _)| !entries.iter().any(|e| e.name == **t))
+        .map(|(t, k)| {
+            let keys = k.iter().filter(|k| k.maybe_absent && k.row.is_some());
+            (t.clone(), keys.map(|k| k.key.clone()).collect())
+        })
+        .collect();
+    for e in entries.iter() {
+        if e.outcome.is_err() {
+            kept_keys.insert(e.name.clone(), blocked::maybe_absent(&e.changes));
+        }
+    }
+    loop {
+        let mut more = false;
+        for e in entries.iter_mut() {
+            if e.outcome.is_err() {
+                continue;
+            }
+            if let Some(why) = blocked::reason(e.plan, &e.relation, &e.changes, plans, &kept_keys) {
+                e.outcome = Err((
+                    format!("fallback: {}: {why}", e.name),
+                    Some("fix the stopped table's value on PostgreSQL; this table's changes are written once it resumes".into()),
+                ));
+                kept_keys.insert(e.name.clone(), blocked::maybe_absent(&e.changes));
+                more = true;
+            }
+        }
+        if !more {
+            break;
+        }
+    }
 }
 
 /// Why a table stops, and what to do.
