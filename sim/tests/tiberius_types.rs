@@ -277,6 +277,32 @@ async fn temporal_values_are_validated_rounded_and_compared_as_values() {
         1,
         "a date parameter compares with a datetime2 column"
     );
+    // CAST to time(n) gives a time that compares with a time column, from a time parameter,
+    // text or a datetime, rounded to n digits as SQL Server rounds.
+    let r = c
+        .query(
+            "SELECT id FROM tm WHERE CAST(t0 AS time(3)) = CAST(@P1 AS time(3))",
+            &[&NaiveTime::from_hms_opt(0, 0, 0).unwrap()],
+        )
+        .await
+        .unwrap()
+        .into_first_result()
+        .await
+        .unwrap();
+    assert_eq!(r.len(), 1, "a time parameter cast to time(3) finds the row");
+    for q in [
+        "SELECT id FROM tm WHERE t0 = CAST('00:00:00.4' AS time(0))",
+        "SELECT id FROM tm WHERE t0 = CAST(CAST('2030-05-05 00:00:00' AS datetime) AS time(0))",
+        "SELECT id FROM tm WHERE CAST(N'12:00:00.5' AS time(3)) = CAST('12:00:00.500' AS time(3))",
+    ] {
+        assert_eq!(rows(&mut c, q).await.len(), 1, "{q}");
+    }
+    let r = rows(&mut c, "SELECT CAST('23:59:59.9996' AS time(3))").await;
+    assert_eq!(
+        r[0].get::<NaiveTime, _>(0),
+        NaiveTime::from_hms_milli_opt(0, 0, 0, 0),
+        "rounded to 3 digits, wrapping past midnight"
+    );
     exec(
         &mut c,
         "UPDATE tm SET d7 = '2025-02-03T04:05:06.7' WHERE id = 1",
