@@ -1220,6 +1220,15 @@ async fn a_slot_an_interrupted_cutover_left_is_named_and_dropped_by_fallback_sto
     );
     // A plain cutover drops one too, and says so.
     leave_slot().await;
+    // The service names it when it starts.
+    stop_daemon(&mut daemon).await;
+    let mut daemon = spawn_daemon(&env, &cfg);
+    wait_all_streaming(&cfg, 1).await;
+    let log = std::fs::read_to_string(env.dir.join("daemon.log")).unwrap();
+    assert!(
+        log.contains("replication slot left_behind exists on the target while no fallback runs"),
+        "{log}"
+    );
     let report = cutover_succeeds(&cfg);
     let _ = daemon.wait();
     assert!(
