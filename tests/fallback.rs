@@ -1647,7 +1647,11 @@ async fn a_rollback_killed_in_its_release_is_finished_by_the_next_rollback() {
         rec.releasing = true;
         store.set_fallback(&rec).unwrap();
     }
-    // The service does not carry changes in that state; it says what to run.
+    // The service does not carry changes in that state; status and the service say what to run.
+    assert_eq!(
+        status_json(&cfg_file)["fallback"]["direction"],
+        "rollback_interrupted"
+    );
     let out = replicator(&cfg_file, &["run"]);
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);

@@ -23,7 +23,8 @@ pub struct Status {
 /// The fallback: PostgreSQL's changes flowing back to SQL Server.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct FallbackStatus {
-    /// `postgresql_to_sql_server` while it runs, `stopped` once ended.
+    /// `postgresql_to_sql_server` while it runs, `rollback_interrupted` when a proven rollback
+    /// was interrupted in its release (run `rollback` again), `stopped` once ended.
     pub direction: String,
     /// The replication slot on the target.
     pub slot: String,
@@ -277,10 +278,10 @@ pub fn build(store: &Store, daemon: Option<&DaemonView>) -> Result<Status, crate
         .meta::<String>("cutover")?
         .and_then(|t| serde_json::from_str(&t).ok());
     let fallback = store.fallback()?.map(|f| FallbackStatus {
-        direction: if f.active {
-            "postgresql_to_sql_server"
-        } else {
-            "stopped"
+        direction: match (f.active, f.releasing) {
+            (true, true) => "rollback_interrupted",
+            (true, false) => "postgresql_to_sql_server",
+            (false, _) => "stopped",
         }
         .into(),
         slot: f.slot,
