@@ -244,7 +244,7 @@ async fn streamed_with_slot(env: &Env, extra: &str, tables: &[&str]) -> Engine {
     .await;
     d.stop().await.unwrap();
     let pg = env.pg().await;
-    let name = slot::slot_name(&env.database);
+    let name = cfg.fallback.slot.clone();
     let targets: Vec<PgTableName> = tables
         .iter()
         .map(|t| table(t.trim_start_matches("dbo.")))
