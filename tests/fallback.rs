@@ -1460,8 +1460,11 @@ async fn an_update_of_a_row_sql_server_lost_fails_the_window_loudly_until_it_is_
         &mut c,
         "CREATE TABLE dbo.t (id int NOT NULL PRIMARY KEY, v int NULL); \
          CREATE TABLE dbo.u (id int NOT NULL PRIMARY KEY, v int NULL); \
+         CREATE TABLE dbo.w (id int NOT NULL PRIMARY KEY, v int NULL, big nvarchar(max) NULL); \
          ALTER TABLE dbo.t ENABLE CHANGE_TRACKING; ALTER TABLE dbo.u ENABLE CHANGE_TRACKING; \
-         INSERT INTO dbo.t VALUES (1, 1), (2, 2); INSERT INTO dbo.u VALUES (1, 1)",
+         ALTER TABLE dbo.w ENABLE CHANGE_TRACKING; \
+         INSERT INTO dbo.t VALUES (1, 1), (2, 2); INSERT INTO dbo.u VALUES (1, 1); \
+         INSERT INTO dbo.w VALUES (7, 1, N'small')",
     )
     .await;
     let Engine {
@@ -1470,7 +1473,7 @@ async fn an_update_of_a_row_sql_server_lost_fails_the_window_loudly_until_it_is_
         name,
         mut tds,
         plans,
-    } = streamed_with_slot(&env, "", &["dbo.t", "dbo.u"]).await;
+    } = streamed_with_slot(&env, "", &["dbo.t", "dbo.u", "dbo.w"]).await;
     pg.batch_execute(
         "SET replicator.writer = 'on'; \
          BEGIN; UPDATE public.t SET v = 20 WHERE id = 2; UPDATE public.u SET v = 10 WHERE id = 1; COMMIT",
@@ -1495,6 +1498,10 @@ async fn an_update_of_a_row_sql_server_lost_fails_the_window_loudly_until_it_is_
             .contains("dbo.t: a row PostgreSQL updated is not on SQL Server"),
         "{e}"
     );
+    assert!(
+        e.to_string().contains("key (2) is not on SQL Server"),
+        "{e}"
+    );
     // Nothing of the window was written (its other table included).
     let mut tds = replicator::source::connect(&cfg.source).await.unwrap();
     assert_eq!(
@@ -1516,6 +1523,30 @@ async fn an_update_of_a_row_sql_server_lost_fails_the_window_loudly_until_it_is_
             [Some("2".to_string()), Some("20".to_string())],
             [Some("11".to_string()), Some("10".to_string())]
         ]
+    );
+    slot::advance(&pg, &name, w.end.unwrap()).await.unwrap();
+    // An update PostgreSQL sends without its large value (stored out of line, unchanged) is
+    // checked the same way: an incompressible 96,000 characters first, then only `v` changes.
+    pg.batch_execute(
+        "SET replicator.writer = 'on'; UPDATE public.w SET big = \
+           (SELECT string_agg(md5(g::text), '') FROM generate_series(1, 3000) g) WHERE id = 7",
+    )
+    .await
+    .unwrap();
+    apply_next(&pg, &mut tds, &plans, &name).await;
+    pg.batch_execute("SET replicator.writer = 'on'; UPDATE public.w SET v = 2 WHERE id = 7")
+        .await
+        .unwrap();
+    exec(&mut c, "DELETE FROM dbo.w WHERE id = 7").await;
+    let w = window().await;
+    let e = replicator::fallback::apply::apply(&mut tds, &w, &plans, &name)
+        .await
+        .expect_err("the partial update has no row to update");
+    assert!(
+        e.to_string()
+            .contains("dbo.w: a row PostgreSQL updated is not on SQL Server")
+            && e.to_string().contains("key (7) is not on SQL Server"),
+        "{e}"
     );
     slot::drop_all(&pg, &name).await.unwrap();
 }
@@ -1635,6 +1666,7 @@ async fn a_rollback_killed_in_its_release_is_finished_by_the_next_rollback() {
     stop_daemon(&mut daemon).await;
     // What a rollback killed inside its release leaves: PostgreSQL fenced after the proof, the
     // release recorded as begun, SQL Server still fenced, the slot still there.
+    let fenced_ms = chrono::Utc::now().timestamp_millis();
     replicator::sink::progress::ensure(&pg, &cfg.mapping.progress_schema)
         .await
         .unwrap();
@@ -1645,6 +1677,7 @@ async fn a_rollback_killed_in_its_release_is_finished_by_the_next_rollback() {
         let store = Store::open(&cfg.state_dir).unwrap();
         let mut rec = store.fallback().unwrap().unwrap();
         rec.releasing = true;
+        rec.fenced_ms = Some(fenced_ms);
         store.set_fallback(&rec).unwrap();
     }
     // The service does not carry changes in that state; status and the service say what to run.
@@ -1659,13 +1692,22 @@ async fn a_rollback_killed_in_its_release_is_finished_by_the_next_rollback() {
         err.contains("run `replicator rollback` to finish it"),
         "{err}"
     );
+    let before_ms = chrono::Utc::now().timestamp_millis();
     let out = replicator(
         &cfg_file,
         &["rollback", "--yes", "--json", "--timeout", "30s"],
     );
+    let after_ms = chrono::Utc::now().timestamp_millis();
     let report: serde_json::Value = serde_json::from_slice(&out.stdout)
         .unwrap_or_else(|_| panic!("{}", String::from_utf8_lossy(&out.stderr)));
     assert_eq!(report["ok"], true, "{report:#}");
+    // The downtime counts from the interrupted run's fence, across the interruption.
+    let downtime = report["downtime_seconds"].as_f64().unwrap();
+    assert!(
+        downtime >= (before_ms - fenced_ms) as f64 / 1000.0
+            && downtime <= (after_ms - fenced_ms) as f64 / 1000.0,
+        "{downtime} s, fenced {fenced_ms}, rollback ran from {before_ms} to {after_ms}"
+    );
     // SQL Server is the primary: its fence is gone, the slot too, PostgreSQL stays fenced.
     exec(&mut c, "INSERT INTO dbo.t (v) VALUES (4)").await;
     assert_eq!(
@@ -1885,7 +1927,7 @@ async fn a_plain_cutover_killed_after_its_release_is_recorded_cut_over_at_the_ne
         .expect("the application's table stays unguarded");
     let out = replicator(&cfg_file, &["history"]);
     assert!(
-        String::from_utf8_lossy(&out.stdout).contains("had released 1 tables"),
+        String::from_utf8_lossy(&out.stdout).contains("had released 1 table on"),
         "{}",
         String::from_utf8_lossy(&out.stdout)
     );

@@ -86,8 +86,11 @@ pub async fn settle(
     let what = if guarded == 0 {
         finish(store, &intent)?;
         format!(
-            "an interrupted cutover had released {} tables on PostgreSQL: they are recorded cut over{}; its downtime report was lost",
-            intent.tables.len(),
+            "an interrupted cutover had released {} on PostgreSQL: recorded cut over{}; its downtime report was lost",
+            match intent.tables.len() {
+                1 => "1 table".to_string(),
+                n => format!("{n} tables"),
+            },
             match &intent.fallback {
                 Some((slot, _)) => format!(", and the fallback runs from slot {slot}"),
                 None => String::new(),

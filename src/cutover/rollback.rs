@@ -170,6 +170,7 @@ pub async fn run(config: Config, timeout: Duration) -> Result<RollbackReport, Er
         // Proven: from here the release only goes forward. Recorded first, so a kill or an
         // error inside it leaves PostgreSQL fenced and the next `rollback` finishes it.
         rec.releasing = true;
+        rec.fenced_ms = Some(now_ms() - window.elapsed().as_millis() as i64);
         rec.updated_ms = now_ms();
         shared.store.set_fallback(&rec)?;
         let t = Instant::now();
@@ -220,6 +221,8 @@ async fn finish_interrupted(
     let mut s = stream::Session::open(&shared).await?;
     let t = Instant::now();
     let identities_reseeded = release(&shared, &mut s, &rec.slot).await?;
+    // Writes were refused on both sides from the interrupted run's fence until now.
+    let downtime = rec.fenced_ms.map(|f| (now_ms() - f).max(0) as f64 / 1000.0);
     rec.active = false;
     rec.releasing = false;
     rec.updated_ms = now_ms();
@@ -227,11 +230,14 @@ async fn finish_interrupted(
     shared.store.journal(
         "rollback",
         None,
-        "complete: an interrupted release finished; SQL Server is the primary again (the downtime of the interrupted run was not measured)",
+        match downtime {
+            Some(d) => format!("complete: an interrupted release finished; SQL Server is the primary again; downtime {d:.2} s since the interrupted run fenced PostgreSQL"),
+            None => "complete: an interrupted release finished; SQL Server is the primary again (the interrupted run did not record when it fenced PostgreSQL, so the downtime is unknown)".into(),
+        },
     )?;
     Ok(RollbackReport {
         ok: true,
-        downtime_seconds: 0.0,
+        downtime_seconds: downtime.unwrap_or(0.0),
         parts: RollbackParts {
             release: t.elapsed().as_secs_f64(),
             ..Default::default()

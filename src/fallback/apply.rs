@@ -14,7 +14,7 @@ use super::blocked;
 use super::decode::{PgLsn, RelColumn, Relation};
 use super::net::{End, TableChanges, Window};
 use super::parked::{self, Kept};
-use super::statements::table_sql;
+use super::statements::{table_sql, Statement};
 use crate::convert::TablePlan;
 use crate::error::{Error, ErrorKind};
 use crate::model::tsql_literal;
@@ -76,7 +76,7 @@ pub struct Applied {
 #[derive(Debug, Default)]
 pub struct WindowSql {
     /// The statements.
-    pub statements: Vec<String>,
+    pub statements: Vec<Statement>,
     /// What they write, and which tables they stop or resume.
     pub applied: Applied,
 }
@@ -93,9 +93,9 @@ pub fn window_sql(
     stop: &[(String, Error)],
 ) -> Result<WindowSql, Error> {
     let mut out = WindowSql::default();
-    let mut writes: Vec<(usize, Vec<String>)> = Vec::new();
-    let mut deletes: Vec<(usize, Vec<String>)> = Vec::new();
-    let mut keeps: Vec<String> = Vec::new();
+    let mut writes: Vec<(usize, Vec<Statement>)> = Vec::new();
+    let mut deletes: Vec<(usize, Vec<Statement>)> = Vec::new();
+    let mut keeps: Vec<Statement> = Vec::new();
     let mut entries = entries(w, plans, kept, park, stop)?;
     if park {
         stop_blocked(&mut entries, kept, plans);
@@ -110,7 +110,7 @@ pub fn window_sql(
                     }
                 }
                 if kept.contains_key(&e.name) {
-                    w_sql.push(parked::clear_sql(slot, &e.name));
+                    w_sql.push(parked::clear_sql(slot, &e.name).into());
                     out.applied.resumed.push(e.name);
                 }
                 if !w_sql.is_empty() {
@@ -123,7 +123,11 @@ pub fn window_sql(
             // Still waiting, kept as it was.
             Err(_) if e.idle => {}
             Err((why, hint)) => {
-                keeps.extend(parked::keep_sql(slot, &e.name, &e.relation, &e.changes));
+                keeps.extend(
+                    parked::keep_sql(slot, &e.name, &e.relation, &e.changes)
+                        .into_iter()
+                        .map(Statement::from),
+                );
                 out.applied.stopped.push((e.name, why, hint));
             }
         }
@@ -139,11 +143,14 @@ pub fn window_sql(
         .extend(deletes.into_iter().flat_map(|(_, s)| s));
     out.statements.extend(keeps);
     if let Some(end) = w.end {
-        out.statements.push(format!(
-            "UPDATE {PROGRESS} SET lsn = {}, applied_at = SYSUTCDATETIME() WHERE slot = {}",
-            end.0,
-            tsql_literal(slot)
-        ));
+        out.statements.push(
+            format!(
+                "UPDATE {PROGRESS} SET lsn = {}, applied_at = SYSUTCDATETIME() WHERE slot = {}",
+                end.0,
+                tsql_literal(slot)
+            )
+            .into(),
+        );
     }
     Ok(out)
 }
@@ -266,9 +273,32 @@ struct Entry<'a> {
     relation: Cow<'a, Relation>,
     changes: Cow<'a, TableChanges>,
     /// Its writes and deletes, or why it stops and what to do.
-    outcome: Result<(Vec<String>, Vec<String>), Stop>,
+    outcome: Result<(Vec<Statement>, Vec<Statement>), Stop>,
     /// A stopped table the window does not change, tried again.
     idle: bool,
+}
+
+/// `e` from a statement that failed, with the key of the first row it names that SQL Server
+/// does not have (read after the rollback, when the statement says how), else as it was.
+async fn name_missing_key(tds: &mut Tds, s: &Statement, e: Error) -> Error {
+    let Some((query, keys)) = &s.missing else {
+        return e;
+    };
+    let (context, source) = match e {
+        Error::Source { context, source } => (context, source),
+        e => return e,
+    };
+    let found = source::query_rows(tds, query, "fallback: look for the row SQL Server lacks")
+        .await
+        .ok()
+        .and_then(|rows| rows.into_iter().next())
+        .and_then(|row| row.try_get::<i32, _>(0).ok().flatten())
+        .and_then(|n| keys.get(usize::try_from(n).ok()?));
+    let context = match found {
+        Some(key) => format!("{context}: key ({key}) is not on SQL Server"),
+        None => context,
+    };
+    Error::Source { context, source }
 }
 
 /// The relation of a table a window did not describe (a stopped one it does not change, a
@@ -383,10 +413,10 @@ pub async fn apply_stopping(
     )
     .await?;
     for s in &sql.statements {
-        if let Err(e) = source::execute(tds, s, "fallback: apply a window").await {
+        if let Err(e) = source::execute(tds, &s.sql, "fallback: apply a window").await {
             let _ =
                 source::execute(tds, "IF @@TRANCOUNT > 0 ROLLBACK", "fallback: roll back").await;
-            return Err(e);
+            return Err(name_missing_key(tds, s, e).await);
         }
     }
     source::execute(tds, "COMMIT", "fallback: commit a window").await?;

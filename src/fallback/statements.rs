@@ -31,6 +31,23 @@ struct Target<'a> {
     key: Vec<usize>,
 }
 
+/// A statement of a window. An update that must find every row it names carries the query
+/// that reads which of them SQL Server lacks, run only when the statement fails.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Statement {
+    /// The T-SQL.
+    pub sql: String,
+    /// When the statement fails: a query returning the position (in `keys`) of the first row
+    /// SQL Server does not have, with each row's key as the error names it.
+    pub missing: Option<(String, Vec<String>)>,
+}
+
+impl From<String> for Statement {
+    fn from(sql: String) -> Statement {
+        Statement { sql, missing: None }
+    }
+}
+
 /// One table's writes and deletes; `Err` (naming the key and column) when SQL Server cannot
 /// take them.
 pub(super) fn table_sql(
@@ -38,11 +55,12 @@ pub(super) fn table_sql(
     relation: &super::decode::Relation,
     changes: &TableChanges,
     name: &str,
-) -> Result<(Vec<String>, Vec<String>), Error> {
+) -> Result<(Vec<Statement>, Vec<Statement>), Error> {
     let target = target_of(plan, relation)?;
     // Rows by what SQL Server has for their key: none (insert), one (update), not known (both).
     let (mut new, mut updated, mut full) = (Vec::new(), Vec::new(), Vec::new());
-    let mut partial: Vec<(Vec<bool>, Vec<String>)> = Vec::new();
+    let mut updated_keys = Vec::new();
+    let mut partial: Vec<(Vec<bool>, Vec<String>, String)> = Vec::new();
     let mut gone: Vec<Vec<String>> = Vec::new();
     for (i, (key, end)) in changes.ends.iter().enumerate() {
         let before = changes.before.get(i).copied().unwrap_or(Before::Unknown);
@@ -54,47 +72,65 @@ pub(super) fn table_sql(
                 let sent: Vec<bool> = row.iter().map(|c| *c != Cell::Unchanged).collect();
                 let values = row_values(&target, row, key, name)?;
                 if !sent.iter().all(|s| *s) {
-                    partial.push((sent, values));
+                    partial.push((sent, values, describe_key(key)));
                 } else {
                     match before {
                         Before::Absent => new.push(values),
-                        Before::Present => updated.push(values),
+                        Before::Present => {
+                            updated.push(values);
+                            updated_keys.push(describe_key(key));
+                        }
                         Before::Unknown => full.push(values),
                     }
                 }
             }
         }
     }
-    let mut writes = Vec::new();
+    let mut writes: Vec<Statement> = Vec::new();
     if !full.is_empty() {
-        writes.extend(upsert_sql(&target, &full));
+        writes.extend(upsert_sql(&target, &full).into_iter().map(Statement::from));
     }
-    if !updated.is_empty() {
-        let all: Vec<usize> = (0..target.columns.len()).collect();
-        // Each of them is on SQL Server if it mirrors PostgreSQL; one that is not fails the
-        // window loudly (its update would otherwise vanish).
-        let missing = tsql_literal(&format!(
-            "fallback: {name}: a row PostgreSQL updated is not on SQL Server, so SQL Server no longer mirrors PostgreSQL for this table (a write past the fence, or a change by hand); the fallback waits at this window: put the row back on SQL Server, or end the fallback (replicator fallback stop)"
-        ));
-        for chunk in updated.chunks(ROWS_PER_STATEMENT) {
-            if let Some(sql) = update_sql(&target, &all, &derived(&target, &all, chunk)) {
-                writes.push(format!(
+    // Each updated row is on SQL Server if it mirrors PostgreSQL; one that is not fails the
+    // window loudly (its update would otherwise vanish), and the error names its key.
+    let missing = tsql_literal(&format!(
+        "fallback: {name}: a row PostgreSQL updated is not on SQL Server, so SQL Server no longer mirrors PostgreSQL for this table (a write past the fence, or a change by hand); the fallback waits at this window: put the row back on SQL Server, or end the fallback (replicator fallback stop)"
+    ));
+    let all: Vec<usize> = (0..target.columns.len()).collect();
+    for (chunk, keys) in updated
+        .chunks(ROWS_PER_STATEMENT)
+        .zip(updated_keys.chunks(ROWS_PER_STATEMENT))
+    {
+        if let Some(sql) = update_sql(&target, &all, &derived(&target, &all, chunk)) {
+            writes.push(Statement {
+                sql: format!(
                     "{sql}; IF @@ROWCOUNT <> {} THROW 50001, {missing}, 1",
                     chunk.len()
-                ));
-            }
+                ),
+                missing: Some((missing_sql(&target, chunk), keys.to_vec())),
+            });
         }
     }
     if !new.is_empty() {
-        writes.extend(insert_sql(&target, &new));
+        writes.extend(insert_sql(&target, &new).into_iter().map(Statement::from));
     }
-    for (sent, values) in &partial {
-        writes.extend(partial_sql(&target, sent, values));
+    for (sent, values, key) in &partial {
+        if let Some(sql) = partial_sql(&target, sent, values) {
+            writes.push(Statement {
+                sql: format!("{sql}; IF @@ROWCOUNT <> 1 THROW 50001, {missing}, 1"),
+                missing: Some((
+                    missing_sql(&target, std::slice::from_ref(values)),
+                    vec![key.clone()],
+                )),
+            });
+        }
     }
     let deletes = if gone.is_empty() {
         Vec::new()
     } else {
         delete_sql(&target, &gone)
+            .into_iter()
+            .map(Statement::from)
+            .collect()
     };
     Ok((writes, deletes))
 }
@@ -318,14 +354,48 @@ fn upsert_sql(t: &Target, rows: &[Vec<String>]) -> Vec<String> {
 }
 
 /// A row whose large value was not sent: the sent columns updated (SQL Server keeps the rest).
-fn partial_sql(t: &Target, sent: &[bool], values: &[String]) -> Vec<String> {
+fn partial_sql(t: &Target, sent: &[bool], values: &[String]) -> Option<String> {
     let cols: Vec<usize> = (0..t.columns.len())
         .filter(|&j| sent.get(t.columns[j].0).copied().unwrap_or(false))
         .collect();
     let row: Vec<String> = cols.iter().map(|&j| values[j].clone()).collect();
     update_sql(t, &cols, &derived(t, &cols, &[row]))
-        .into_iter()
-        .collect()
+}
+
+/// The position of the first of `rows` (every column's literal) whose key SQL Server does not
+/// have; no row when it has them all.
+fn missing_sql(t: &Target, rows: &[Vec<String>]) -> String {
+    let keys: Vec<String> = t
+        .key
+        .iter()
+        .map(|&j| quote_tsql(&t.columns[j].1.source))
+        .collect();
+    // A name for the position that no key column has.
+    let mut position = String::from("replicator_position");
+    while keys.contains(&quote_tsql(&position)) {
+        position.push('_');
+    }
+    let body: Vec<String> = rows
+        .iter()
+        .enumerate()
+        .map(|(n, r)| {
+            let cells: Vec<String> = t
+                .key
+                .iter()
+                .map(|&j| typed(r[j].clone(), t.columns[j].2))
+                .collect();
+            format!("({n}, {})", cells.join(", "))
+        })
+        .collect();
+    let position = quote_tsql(&position);
+    format!(
+        "SELECT TOP 1 s.{position} FROM (VALUES {}) AS s ({position}, {}) \
+         WHERE NOT EXISTS (SELECT 1 FROM {} AS x WHERE {}) ORDER BY s.{position}",
+        body.join(", "),
+        keys.join(", "),
+        t.plan.source.name.tsql(),
+        key_match(t, "x", "s")
+    )
 }
 
 fn delete_sql(t: &Target, keys: &[Vec<String>]) -> Vec<String> {

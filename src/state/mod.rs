@@ -107,6 +107,9 @@ pub struct FallbackRecord {
     /// identities set, the slot dropped): set before the release, cleared with `active`. Found
     /// set, the release is finished by `rollback` (PostgreSQL stays fenced meanwhile).
     pub releasing: bool,
+    /// When that rollback fenced PostgreSQL (Unix ms), set with `releasing`: the downtime of a
+    /// release finished by a later `rollback` counts from it.
+    pub fenced_ms: Option<i64>,
 }
 
 /// A table the fallback stopped alone.
@@ -126,9 +129,16 @@ pub struct StoppedTable {
 impl Store {
     /// The fallback's record, if a cutover made one.
     pub fn fallback(&self) -> Result<Option<FallbackRecord>, Error> {
-        Ok(self
+        self
             .meta::<String>(FALLBACK_META)?
-            .and_then(|s| serde_json::from_str(&s).ok()))
+            .map(|s| {
+                serde_json::from_str(&s).map_err(|e| {
+                    Error::Fatal(format!(
+                        "the state store's fallback record cannot be read ({e}); nothing was changed; hint: a newer replicator wrote it, or the store is damaged"
+                    ))
+                })
+            })
+            .transpose()
     }
 
     /// Writes the fallback's record.
@@ -736,6 +746,25 @@ mod tests {
         drop(s);
         let e = Store::open(&dir).err().expect("refused").to_string();
         assert!(e.contains("table dbo.Broken"), "{e}");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn the_fallback_record_reads_older_forms_and_refuses_a_damaged_one() {
+        let dir = std::env::temp_dir().join(format!("replicator-fallback-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let s = Store::open(&dir).expect("open");
+        assert_eq!(s.fallback().unwrap(), None);
+        // Written before `releasing` and `fenced_ms` existed: they read as not set.
+        s.set_meta(FALLBACK_META, &r#"{"slot":"s1","active":true}"#.to_string())
+            .unwrap();
+        let rec = s.fallback().unwrap().expect("a record");
+        assert_eq!((rec.slot.as_str(), rec.active), ("s1", true));
+        assert_eq!((rec.releasing, rec.fenced_ms), (false, None));
+        // A damaged record stops whoever reads it, rather than reading as "no fallback".
+        s.set_meta(FALLBACK_META, &"{not json".to_string()).unwrap();
+        let e = s.fallback().unwrap_err().to_string();
+        assert!(e.contains("fallback record cannot be read"), "{e}");
         let _ = std::fs::remove_dir_all(&dir);
     }
 }
