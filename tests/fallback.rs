@@ -1241,6 +1241,89 @@ async fn a_slot_an_interrupted_cutover_left_is_named_and_dropped_by_fallback_sto
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fallback_starts_afresh_not_from_a_left_slot_or_an_old_progress_and_stop_cleans_sql_server(
+) {
+    use std::time::Duration;
+    let env = Env::new("fresh_fallback").await;
+    let mut c = env.tds().await;
+    exec(
+        &mut c,
+        "CREATE TABLE dbo.t (id int NOT NULL PRIMARY KEY, v int NULL); \
+         ALTER TABLE dbo.t ENABLE CHANGE_TRACKING; INSERT INTO dbo.t VALUES (1, 1)",
+    )
+    .await;
+    let extra = "[replication]\npoll_interval = \"50ms\"\n[[tables]]\nsource = \"dbo.t\"\n";
+    let cfg_file = env.config_file(extra);
+    let cfg = env.config(extra);
+    let name = cfg.fallback.slot.clone();
+    let mut daemon = spawn_daemon(&env, &cfg_file);
+    wait_all_streaming(&cfg_file, 1).await;
+    let pg = env.pg().await;
+    // What a `cutover --fallback` killed before its release leaves: its publication and slot,
+    // which then receive every row the replicator writes while the tables stream on.
+    slot::ensure(&pg, &name, &[table("t")]).await.unwrap();
+    exec(&mut c, "INSERT INTO dbo.t VALUES (2, 2)").await;
+    wait_equal(
+        &mut c,
+        &pg,
+        "SELECT id, v FROM dbo.t",
+        "public.t",
+        &["id", "v"],
+        Duration::from_secs(30),
+    )
+    .await;
+    // And what an old fallback under the same slot name left on SQL Server (a target cluster
+    // made anew counts its positions from the start again): a progress far ahead.
+    let mut tds = replicator::source::connect(&cfg.source).await.unwrap();
+    replicator::fallback::apply::progress(&mut tds, &name)
+        .await
+        .unwrap();
+    exec(
+        &mut c,
+        &format!(
+            "UPDATE [replicator].[fallback_progress] SET lsn = 9223372036854775807 WHERE slot = N'{name}'"
+        ),
+    )
+    .await;
+    stop_daemon(&mut daemon).await;
+    let (report, mut daemon) = cut_over_with_fallback(&env, &cfg_file, 1).await;
+    assert!(
+        report["notes"].as_array().unwrap().iter().any(|n| n
+            .as_str()
+            .is_some_and(|n| n.contains(&name) && n.contains("made anew"))),
+        "{report:#}"
+    );
+    // Only what the application writes now goes back, and all of it.
+    pg.batch_execute("INSERT INTO public.t VALUES (3, 3); UPDATE public.t SET v = 20 WHERE id = 2")
+        .await
+        .unwrap();
+    wait_equal(
+        &mut c,
+        &pg,
+        "SELECT id, v FROM dbo.t",
+        "public.t",
+        &["id", "v"],
+        Duration::from_secs(30),
+    )
+    .await;
+    assert!(status_json(&cfg_file)["fallback"]["last_error"].is_null());
+    // `fallback stop` removes SQL Server's side too.
+    stop_daemon(&mut daemon).await;
+    let out = replicator(&cfg_file, &["fallback", "stop"]);
+    assert!(
+        out.status.success()
+            && String::from_utf8_lossy(&out.stdout).contains("progress and kept changes removed"),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        source_rows(&mut c, "SELECT SCHEMA_ID(N'replicator')").await,
+        [[None::<String>]]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rollback_looks_up_changed_keys_of_dates_decimals_times_and_binaries_by_key() {
     let env = Env::new("delta_key_types").await;
     let mut c = env.tds().await;

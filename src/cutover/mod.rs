@@ -301,13 +301,14 @@ async fn in_window(
     // The slot before the release: it keeps every change made after it, and nothing but the
     // release (DDL, not decoded) comes between.
     let mut fallback = None;
+    let mut notes = Vec::new();
     if problems.is_empty() && opts.fallback {
         let targets: Vec<_> = tables
             .iter()
             .map(|(_, rt)| rt.plan.target.clone())
             .collect();
         let slot = &shared.config.fallback.slot;
-        match crate::fallback::slot::ensure(&pg, slot, &targets).await {
+        match fresh_slot(&pg, &mut tds, slot, &targets, &mut notes).await {
             Ok(lsn) => {
                 fallback = Some(report::FallbackStart {
                     slot: slot.clone(),
@@ -317,7 +318,6 @@ async fn in_window(
             Err(e) => problems.push(format!("the fallback's slot: {e}")),
         }
     }
-    let mut notes = Vec::new();
     if problems.is_empty() && !opts.fallback {
         // No fallback wanted: a slot an interrupted `cutover --fallback` left would keep the
         // target's WAL for ever.
@@ -401,6 +401,27 @@ async fn in_window(
 /// Whether PostgreSQL's changes can go back: logical decoding on the target, and every
 /// column's value invertible into its SQL Server type. `Err` says what is missing; the notes
 /// say what goes back less exactly than it came (a sql_variant kept as text).
+/// The fallback's slot, made now (the tables fenced and drained), with SQL Server's side of it
+/// starting afresh ([`crate::fallback::apply::forget`]). A slot an interrupted `cutover
+/// --fallback` left is dropped first: it holds every change the replicator itself wrote since,
+/// which SQL Server has already (its inserts would fail there).
+async fn fresh_slot(
+    pg: &tokio_postgres::Client,
+    tds: &mut crate::source::Tds,
+    slot: &str,
+    targets: &[crate::model::PgTableName],
+    notes: &mut Vec<String>,
+) -> Result<crate::fallback::decode::PgLsn, Error> {
+    if crate::fallback::slot::state(pg, slot).await?.is_some() {
+        crate::fallback::slot::drop_all(pg, slot).await?;
+        notes.push(format!(
+            "replication slot {slot} (left by an interrupted cutover --fallback) made anew: the fallback starts now"
+        ));
+    }
+    crate::fallback::apply::forget(tds, slot).await?;
+    crate::fallback::slot::ensure(pg, slot, targets).await
+}
+
 async fn fallback_possible(shared: &Arc<Shared>) -> Result<Vec<String>, String> {
     let mut notes = Vec::new();
     let pg = crate::sink::connect(&shared.config.target)

@@ -511,6 +511,7 @@ async fn release(
         crate::source::execute(&mut s.tds, &drop, "rollback: lower SQL Server's fence").await?;
     }
     slot::drop_all(&s.pg, slot_name).await?;
+    crate::fallback::apply::forget(&mut s.tds, slot_name).await?;
     let _ = shared;
     Ok(reseeded)
 }

@@ -72,6 +72,39 @@ pub struct Applied {
     pub resumed: Vec<String>,
 }
 
+/// Forgets what SQL Server holds for `slot` (its progress and the changes its stopped tables
+/// kept); the tables, then the `[replicator]` schema, go too once nothing else is in them.
+/// Idempotent. `cutover --fallback` calls it before making its slot (a new slot's positions
+/// start wherever the target's WAL is, a new cluster's from the beginning: an old progress
+/// would read its windows past, and old kept changes would be applied again); `rollback` and
+/// `fallback stop` when the fallback ends.
+pub async fn forget(tds: &mut Tds, slot: &str) -> Result<(), Error> {
+    let lit = tsql_literal(slot);
+    let mut sql = String::new();
+    for (object, table) in [
+        ("replicator.fallback_progress", PROGRESS),
+        ("replicator.fallback_parked", parked::PARKED),
+    ] {
+        sql.push_str(&format!(
+            "IF OBJECT_ID(N'{object}') IS NOT NULL BEGIN \
+               DELETE FROM {table} WHERE slot = {lit}; \
+               IF NOT EXISTS (SELECT 1 FROM {table}) DROP TABLE {table} \
+             END; "
+        ));
+    }
+    sql.push_str(
+        "IF SCHEMA_ID(N'replicator') IS NOT NULL AND NOT EXISTS \
+           (SELECT 1 FROM sys.objects WHERE schema_id = SCHEMA_ID(N'replicator')) \
+           EXEC(N'DROP SCHEMA [replicator]')",
+    );
+    source::execute(
+        tds,
+        &sql,
+        "fallback: forget the slot's progress on SQL Server",
+    )
+    .await
+}
+
 /// A window's statements, in order (without the transaction around them), and what it does.
 #[derive(Debug, Default)]
 pub struct WindowSql {

@@ -171,16 +171,3 @@ pub fn clear_sql(slot: &str, table: &str) -> String {
         tsql_literal(table)
     )
 }
-
-/// Forgets every kept change of `slot` (`fallback stop`).
-pub async fn clear_all(tds: &mut Tds, slot: &str) -> Result<(), Error> {
-    source::execute(
-        tds,
-        &format!(
-            "IF OBJECT_ID(N'replicator.fallback_parked') IS NOT NULL DELETE FROM {PARKED} WHERE slot = {}",
-            tsql_literal(slot)
-        ),
-        "fallback: forget the kept changes",
-    )
-    .await
-}

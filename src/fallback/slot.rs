@@ -208,7 +208,7 @@ pub async fn drop_all(pg: &Client, slot: &str) -> Result<(), Error> {
 pub async fn orphan_warning(pg: &Client, slot: &str) -> Result<Option<String>, Error> {
     Ok(state(pg, slot).await?.map(|s| {
         format!(
-            "replication slot {slot} exists on the target while no fallback runs (an interrupted `cutover --fallback` leaves it): it keeps {} bytes of WAL and more with every write until dropped; `replicator fallback stop` drops it, a `cutover --fallback` uses it again, a plain `cutover` drops it",
+            "replication slot {slot} exists on the target while no fallback runs (an interrupted `cutover --fallback` leaves it): it keeps {} bytes of WAL and more with every write until dropped; `replicator fallback stop` drops it, a `cutover --fallback` makes it anew, a plain `cutover` drops it",
             s.retained_bytes
         )
     }))
