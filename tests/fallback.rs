@@ -1324,6 +1324,80 @@ async fn a_fallback_starts_afresh_not_from_a_left_slot_or_an_old_progress_and_st
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_transaction_larger_than_a_window_goes_back_in_parts_and_is_seen_whole() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+    use std::time::Duration;
+    let env = Env::new("large_txn").await;
+    let mut c = env.tds().await;
+    exec(
+        &mut c,
+        "CREATE TABLE dbo.t (id int NOT NULL PRIMARY KEY, v int NULL); \
+         CREATE TABLE dbo.u (id int NOT NULL PRIMARY KEY, t_id int NULL); \
+         ALTER TABLE dbo.t ENABLE CHANGE_TRACKING; ALTER TABLE dbo.u ENABLE CHANGE_TRACKING; \
+         INSERT INTO dbo.t VALUES (1, 1)",
+    )
+    .await;
+    let cfg_file = env.config_file(
+        "[replication]\npoll_interval = \"50ms\"\n[fallback]\nwindow_changes = 100\n\
+         [[tables]]\nsource = \"dbo.t\"\n[[tables]]\nsource = \"dbo.u\"\n",
+    );
+    let (_, mut daemon) = cut_over_with_fallback(&env, &cfg_file, 2).await;
+    // A reader on SQL Server counts the rows throughout: one PostgreSQL transaction of 2,600
+    // changes is applied in parts of 100, and is never seen in part.
+    let done = Arc::new(AtomicBool::new(false));
+    let reader = {
+        let done = done.clone();
+        let mut r = env.tds().await;
+        tokio::spawn(async move {
+            let mut seen = std::collections::BTreeSet::new();
+            while !done.load(Ordering::SeqCst) {
+                let rows =
+                    source_rows(&mut r, "SELECT COUNT(*), COUNT(v), SUM(v) FROM dbo.t").await;
+                seen.insert(rows[0].clone());
+            }
+            seen
+        })
+    };
+    let pg = env.pg().await;
+    pg.batch_execute(
+        "BEGIN; \
+         INSERT INTO public.t SELECT g, g FROM generate_series(2, 1201) g; \
+         UPDATE public.t SET v = v + 1000 WHERE id % 10 = 0; \
+         DELETE FROM public.t WHERE id % 7 = 0; \
+         INSERT INTO public.u SELECT g, g FROM generate_series(1, 100) g; \
+         COMMIT",
+    )
+    .await
+    .unwrap();
+    for (source, target, cols) in [
+        ("SELECT id, v FROM dbo.t", "public.t", ["id", "v"]),
+        ("SELECT id, t_id FROM dbo.u", "public.u", ["id", "t_id"]),
+    ] {
+        wait_equal(&mut c, &pg, source, target, &cols, Duration::from_secs(60)).await;
+    }
+    done.store(true, Ordering::SeqCst);
+    let seen = reader.await.unwrap();
+    let before = vec![
+        Some("1".to_string()),
+        Some("1".to_string()),
+        Some("1".to_string()),
+    ];
+    let after = source_rows(&mut c, "SELECT COUNT(*), COUNT(v), SUM(v) FROM dbo.t").await;
+    assert!(
+        seen.iter().all(|s| *s == before || *s == after[0]),
+        "a reader saw part of the transaction: {seen:?}"
+    );
+    let log = std::fs::read_to_string(env.dir.join("daemon.log")).unwrap();
+    assert!(
+        log.contains("a transaction larger than a window is applied in parts"),
+        "{log}"
+    );
+    assert!(status_json(&cfg_file)["fallback"]["last_error"].is_null());
+    stop_daemon(&mut daemon).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rollback_looks_up_changed_keys_of_dates_decimals_times_and_binaries_by_key() {
     let env = Env::new("delta_key_types").await;
     let mut c = env.tds().await;

@@ -72,6 +72,26 @@ pub struct Applied {
     pub resumed: Vec<String>,
 }
 
+impl Applied {
+    /// Adds what a later part of the same SQL Server transaction wrote: a table it stopped or
+    /// resumed ends so.
+    pub fn then(&mut self, later: Applied) {
+        self.rows += later.rows;
+        self.deleted += later.deleted;
+        for t in later.resumed {
+            self.stopped.retain(|(s, _, _)| *s != t);
+            if !self.resumed.contains(&t) {
+                self.resumed.push(t);
+            }
+        }
+        for st in later.stopped {
+            self.resumed.retain(|r| *r != st.0);
+            self.stopped.retain(|(s, _, _)| *s != st.0);
+            self.stopped.push(st);
+        }
+    }
+}
+
 /// Forgets what SQL Server holds for `slot` (its progress and the changes its stopped tables
 /// kept); the tables, then the `[replicator]` schema, go too once nothing else is in them.
 /// Idempotent. `cutover --fallback` calls it before making its slot (a new slot's positions
@@ -418,17 +438,14 @@ pub async fn apply_stopping(
     slot: &str,
     stop: &[(String, Error)],
 ) -> Result<Applied, Error> {
-    let park = !slot.is_empty();
-    let mut kept: HashMap<String, Vec<Kept>> = HashMap::new();
-    if park {
-        // Every stopped table's: those in the window are merged with its changes, the others'
-        // keys block the rows of their children that refer to them ([`blocked`]).
-        for table in parked::stopped(tds, slot).await? {
-            let k = parked::load(tds, slot, &table).await?;
-            kept.insert(table, k);
-        }
-    }
-    let sql = window_sql(w, plans, slot, &kept, park, stop)?;
+    begin(tds).await?;
+    let applied = part(tds, w, plans, slot, stop).await?;
+    commit(tds).await?;
+    Ok(applied)
+}
+
+/// Begins the SQL Server transaction a window is applied in, passing the source's fence.
+pub async fn begin(tds: &mut Tds) -> Result<(), Error> {
     // The source's fence lets this session write (not transactional: set before the transaction).
     source::execute(
         tds,
@@ -444,14 +461,56 @@ pub async fn apply_stopping(
         "SET XACT_ABORT ON; BEGIN TRANSACTION",
         "fallback: begin",
     )
-    .await?;
+    .await
+}
+
+/// Commits what [`part`] wrote since [`begin`].
+pub async fn commit(tds: &mut Tds) -> Result<(), Error> {
+    source::execute(tds, "COMMIT", "fallback: commit a window").await
+}
+
+/// Rolls back what [`part`] wrote since [`begin`] (idempotent; a connection gone rolls back by
+/// itself).
+pub async fn rollback(tds: &mut Tds) {
+    let _ = source::execute(tds, "IF @@TRANCOUNT > 0 ROLLBACK", "fallback: roll back").await;
+}
+
+/// Writes `w` (a window, or a part of a transaction too large for one) inside the transaction
+/// [`begin`] opened; on error the transaction is rolled back. The stopped tables' kept changes
+/// are read inside it, so a later part sees what an earlier one kept.
+pub async fn part(
+    tds: &mut Tds,
+    w: &Window,
+    plans: &[TablePlan],
+    slot: &str,
+    stop: &[(String, Error)],
+) -> Result<Applied, Error> {
+    let park = !slot.is_empty();
+    let sql = async {
+        let mut kept: HashMap<String, Vec<Kept>> = HashMap::new();
+        if park {
+            // Every stopped table's: those in the window are merged with its changes, the
+            // others' keys block the rows of their children that refer to them ([`blocked`]).
+            for table in parked::stopped(tds, slot).await? {
+                let k = parked::load(tds, slot, &table).await?;
+                kept.insert(table, k);
+            }
+        }
+        window_sql(w, plans, slot, &kept, park, stop)
+    }
+    .await;
+    let sql = match sql {
+        Ok(sql) => sql,
+        Err(e) => {
+            rollback(tds).await;
+            return Err(e);
+        }
+    };
     for s in &sql.statements {
         if let Err(e) = source::execute(tds, &s.sql, "fallback: apply a window").await {
-            let _ =
-                source::execute(tds, "IF @@TRANCOUNT > 0 ROLLBACK", "fallback: roll back").await;
+            rollback(tds).await;
             return Err(name_missing_key(tds, s, e).await);
         }
     }
-    source::execute(tds, "COMMIT", "fallback: commit a window").await?;
     Ok(sql.applied)
 }

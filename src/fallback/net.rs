@@ -106,6 +106,9 @@ pub struct Window {
     /// Transactions read past for that reason.
     pub skipped: u64,
     skipping: bool,
+    /// Row changes of the transaction in progress taken in since it began or since the last
+    /// [`Window::take_part`].
+    open_changes: u64,
 }
 
 impl Window {
@@ -122,6 +125,7 @@ impl Window {
         match &m {
             Message::Begin { final_lsn, .. } => {
                 self.skipping = self.applied_through.is_some_and(|d| *final_lsn <= d);
+                self.open_changes = 0;
             }
             Message::Commit { end_lsn, .. } if self.skipping => {
                 self.skipping = false;
@@ -152,10 +156,12 @@ impl Window {
             Message::Commit { end_lsn, .. } => {
                 self.end = Some(end_lsn);
                 self.transactions += 1;
+                self.open_changes = 0;
             }
             Message::Insert { rel, new } => {
                 let key = self.key_of(rel, &new)?;
                 self.changes += 1;
+                self.open_changes += 1;
                 self.tables
                     .entry(rel)
                     .or_default()
@@ -164,6 +170,7 @@ impl Window {
             Message::Update { rel, old, new } => {
                 let new_key = self.key_of(rel, &new)?;
                 self.changes += 1;
+                self.open_changes += 1;
                 let t = self.tables.entry(rel).or_default();
                 let mut row = new;
                 if let Some(old) = old {
@@ -200,6 +207,7 @@ impl Window {
                     .columns;
                 let key = key_cells(cols, &old);
                 self.changes += 1;
+                self.open_changes += 1;
                 self.tables
                     .entry(rel)
                     .or_default()
@@ -215,6 +223,27 @@ impl Window {
             Message::Begin { .. } | Message::Other(_) => {}
         }
         Ok(())
+    }
+
+    /// Row changes of the transaction in progress since it began or since the last part was
+    /// taken (0 between transactions).
+    pub fn open_changes(&self) -> u64 {
+        self.open_changes
+    }
+
+    /// Takes the changes so far out as a window of their own, for a transaction too large to
+    /// hold whole: the part is applied inside the SQL Server transaction the rest of it commits
+    /// in. The relations, the position and the transaction in progress stay; the part has no
+    /// end (its last transaction is not whole), and the window's later changes of a key come
+    /// after the part's (SQL Server has the part's rows by then, in that transaction).
+    pub fn take_part(&mut self) -> Window {
+        self.open_changes = 0;
+        Window {
+            relations: self.relations.clone(),
+            tables: std::mem::take(&mut self.tables),
+            changes: std::mem::take(&mut self.changes),
+            ..Window::default()
+        }
     }
 
     fn name(&self, rel: u32) -> String {
@@ -371,5 +400,47 @@ mod tests {
                 new: vec![]
             })
             .is_err());
+    }
+
+    #[test]
+    fn a_large_transaction_is_taken_out_in_parts_that_keep_the_relations() {
+        let mut w = Window::default();
+        w.add(rel()).unwrap();
+        w.add(Message::Begin {
+            final_lsn: PgLsn(100),
+            commit_time: 0,
+            xid: 1,
+        })
+        .unwrap();
+        for id in ["1", "2", "3"] {
+            w.add(Message::Insert {
+                rel: 7,
+                new: vec![t(id), t("a")],
+            })
+            .unwrap();
+        }
+        assert_eq!(w.open_changes(), 3);
+        let part = w.take_part();
+        assert_eq!(part.tables[&7].ends.len(), 3);
+        assert_eq!(part.end, None, "a part is not a whole transaction");
+        assert!(part.relations.contains_key(&7));
+        assert!(w.tables.is_empty());
+        assert_eq!(w.open_changes(), 0);
+        // The rest of the transaction: an update of a row of the part is an update here.
+        w.add(Message::Update {
+            rel: 7,
+            old: None,
+            new: vec![t("2"), t("b")],
+        })
+        .unwrap();
+        w.add(Message::Commit {
+            commit_lsn: PgLsn(100),
+            end_lsn: PgLsn(101),
+            commit_time: 0,
+        })
+        .unwrap();
+        assert_eq!(w.open_changes(), 0);
+        assert_eq!(w.end, Some(PgLsn(101)));
+        assert_eq!(w.tables[&7].before, [Before::Present]);
     }
 }

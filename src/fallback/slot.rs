@@ -12,6 +12,8 @@
 use super::decode::{decode, Message, PgLsn};
 use crate::error::{Context, Error};
 use crate::model::PgTableName;
+use futures_util::{Stream, StreamExt, TryStreamExt};
+use tokio_postgres::types::ToSql;
 use tokio_postgres::Client;
 
 /// The publication's name (one per database).
@@ -131,13 +133,29 @@ pub async fn peek_upto(
     slot: &str,
     max_changes: i32,
 ) -> Result<(Vec<Change>, PgLsn), Error> {
+    let (changes, upto) = peek_stream(pg, slot, max_changes).await?;
+    let changes: Vec<Change> = changes.try_collect().await?;
+    Ok((changes, upto))
+}
+
+/// The session settings values are rendered in as text for [`super::inverse::literal`], by
+/// decoding and by any query the fallback reads values with.
+pub const RENDERING: &str = "SET DateStyle = ISO; SET TimeZone = 'UTC'; SET bytea_output = hex; \
+     SET extra_float_digits = 3";
+
+/// As [`peek_upto`], the changes read one at a time as PostgreSQL sends them, so a transaction
+/// larger than memory is never held whole. While the stream is read, `pg` answers nothing else.
+pub async fn peek_stream(
+    pg: &Client,
+    slot: &str,
+    max_changes: i32,
+) -> Result<(impl Stream<Item = Result<Change, Error>>, PgLsn), Error> {
     // Values arrive in their text form, rendered by this session: the forms
     // `inverse::literal` reads.
-    pg.batch_execute(
-        "SET DateStyle = ISO; SET TimeZone = 'UTC'; SET bytea_output = hex; \
-         SET extra_float_digits = 3; SET synchronous_commit = on; BEGIN; \
-         SELECT pg_logical_emit_message(true, 'replicator_fallback', 'flush'); COMMIT",
-    )
+    pg.batch_execute(&format!(
+        "{RENDERING}; SET synchronous_commit = on; BEGIN; \
+         SELECT pg_logical_emit_message(true, 'replicator_fallback', 'flush'); COMMIT"
+    ))
     .await
     .context(|| "flush the target's WAL before reading the fallback slot".into())?;
     let upto: String = pg
@@ -146,25 +164,24 @@ pub async fn peek_upto(
         .context(|| "read the target's flushed WAL position".into())?
         .get(0);
     let upto: PgLsn = upto.parse().map_err(Error::Fatal)?;
+    let params: [&(dyn ToSql + Sync); 3] = [&slot, &max_changes, &PUBLICATION];
     let rows = pg
-        .query(
+        .query_raw(
             "SELECT lsn::text, data FROM pg_logical_slot_peek_binary_changes($1, NULL, $2, \
              'proto_version', '1', 'publication_names', $3)",
-            &[&slot, &max_changes, &PUBLICATION],
+            params.iter().map(|p| *p as &dyn ToSql),
         )
         .await
         .context(|| "read the fallback slot".into())?;
-    let changes = rows
-        .iter()
-        .map(|r| {
-            let lsn: String = r.get(0);
-            let data: Vec<u8> = r.get(1);
-            let lsn = lsn.parse().map_err(Error::Fatal)?;
-            let message =
-                decode(&data).map_err(|e| Error::Fatal(format!("fallback: at {lsn}: {e}")))?;
-            Ok(Change { lsn, message })
-        })
-        .collect::<Result<Vec<_>, Error>>()?;
+    let changes = rows.map(|r| {
+        let r = r.context(|| "read the fallback slot".into())?;
+        let lsn: String = r.get(0);
+        let data: Vec<u8> = r.get(1);
+        let lsn = lsn.parse().map_err(Error::Fatal)?;
+        let message =
+            decode(&data).map_err(|e| Error::Fatal(format!("fallback: at {lsn}: {e}")))?;
+        Ok(Change { lsn, message })
+    });
     Ok((changes, upto))
 }
 

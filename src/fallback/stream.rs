@@ -14,8 +14,9 @@ use super::delta::Changed;
 use super::net::Window;
 use super::{apply, slot};
 use crate::daemon::{connect_source, connect_target, Shared};
-use crate::error::{Error, ErrorKind};
+use crate::error::{Context, Error, ErrorKind};
 use crate::state::{now_ms, ErrorRecord, FallbackRecord, StoppedTable};
+use futures_util::StreamExt;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -85,6 +86,9 @@ pub async fn run(shared: &Arc<Shared>) -> Result<(), Error> {
 pub struct Session {
     /// The target.
     pub pg: tokio_postgres::Client,
+    /// The target again, reading the slot (a stream of changes, during which its connection
+    /// answers nothing else).
+    pub reader: tokio_postgres::Client,
     /// The source.
     pub tds: crate::source::Tds,
     /// The migrated tables, as the source's catalog says now.
@@ -101,9 +105,19 @@ impl Session {
     /// Connects to both and plans the tables.
     pub async fn open(shared: &Shared) -> Result<Session, Error> {
         let pg = connect_target(shared).await?;
+        // Values read as text (a backfill's) are rendered as decoding renders them.
+        pg.batch_execute(slot::RENDERING)
+            .await
+            .context(|| "fallback: set how the target renders values".into())?;
+        let reader = connect_target(shared).await?;
         let mut tds = connect_source(shared).await?;
         let plans = plans(shared, &mut tds).await?;
-        Ok(Session { pg, tds, plans })
+        Ok(Session {
+            pg,
+            reader,
+            tds,
+            plans,
+        })
     }
 }
 
@@ -192,32 +206,77 @@ async fn one_window(
     s: &mut Session,
     rec: &mut FallbackRecord,
     window_changes: i32,
-    changed: Option<&mut Changed>,
+    mut changed: Option<&mut Changed>,
 ) -> Result<bool, Error> {
     let done = apply::progress(&mut s.tds, &rec.slot).await?;
     super::added::backfill_pending(shared, s, rec).await?;
-    let (changes, upto) = slot::peek_upto(&s.pg, &rec.slot, window_changes).await?;
-    if changes.is_empty() {
+    let (changes, upto) = slot::peek_stream(&s.reader, &rec.slot, window_changes).await?;
+    let mut changes = std::pin::pin!(changes);
+    let mut w = Window::after(done);
+    let mut any = false;
+    // A transaction larger than a window is applied in parts of that size inside one SQL
+    // Server transaction (`open`), committed with the rest: memory holds one part at a time.
+    let part_changes = shared.config.fallback.window_changes.max(1) as u64;
+    let mut open: Option<(apply::Applied, Vec<(String, Error)>)> = None;
+    let read = async {
+        while let Some(c) = changes.next().await {
+            any = true;
+            w.add(c?.message)
+                .map_err(|why| Error::table(&rec.slot, format!("fallback: {why}"), None))?;
+            if w.open_changes() < part_changes || w.tables.is_empty() {
+                continue;
+            }
+            if open.is_none() {
+                let refused = added_columns(shared, s, rec, &w).await?;
+                apply::begin(&mut s.tds).await?;
+                tracing::info!(
+                    part_changes,
+                    "fallback: a transaction larger than a window is applied in parts, in one sql server transaction"
+                );
+                open = Some((apply::Applied::default(), refused));
+            }
+            let part = w.take_part();
+            if let Some((applied, refused)) = open.as_mut() {
+                applied.then(apply::part(&mut s.tds, &part, &s.plans, &rec.slot, refused).await?);
+            }
+            if let Some(c) = changed.as_deref_mut() {
+                c.add(&part);
+            }
+            tracing::debug!(rows = part.changes, "fallback: part of a large transaction applied");
+        }
+        Ok::<_, Error>(())
+    }
+    .await;
+    if let Err(e) = read {
+        if open.is_some() {
+            apply::rollback(&mut s.tds).await;
+        }
+        return Err(e);
+    }
+    if !any {
         // Nothing of the migrated tables up to `upto`: the slot need not keep that WAL.
         slot::advance(&s.pg, &rec.slot, upto).await?;
         record(shared, &s.pg, rec, done).await?;
         return Ok(false);
     }
-    let mut w = Window::after(done);
-    for c in changes {
-        w.add(c.message)
-            .map_err(|why| Error::table(&rec.slot, format!("fallback: {why}"), None))?;
-    }
     let Some(end) = w.end else {
+        // Never so (the slot gives whole transactions), but nothing half is committed.
+        if open.is_some() {
+            apply::rollback(&mut s.tds).await;
+        }
         return Ok(false);
     };
-    let (added, refused) = super::added::columns(shared, s, rec, &w).await?;
-    if added {
-        tracing::info!(
-            "fallback: columns added on postgresql were added on sql server and backfilled"
-        );
-    }
-    let applied = apply::apply_stopping(&mut s.tds, &w, &s.plans, &rec.slot, &refused).await?;
+    let applied = match open {
+        Some((mut applied, refused)) => {
+            applied.then(apply::part(&mut s.tds, &w, &s.plans, &rec.slot, &refused).await?);
+            apply::commit(&mut s.tds).await?;
+            applied
+        }
+        None => {
+            let refused = added_columns(shared, s, rec, &w).await?;
+            apply::apply_stopping(&mut s.tds, &w, &s.plans, &rec.slot, &refused).await?
+        }
+    };
     if let Some(c) = changed {
         c.add(&w);
     }
@@ -234,6 +293,23 @@ async fn one_window(
         "fallback: window applied"
     );
     Ok(true)
+}
+
+/// Adds on SQL Server the columns the window's relations have that it lacks (and backfills
+/// them); returns the tables whose added columns cannot go back, each with why.
+async fn added_columns(
+    shared: &Arc<Shared>,
+    s: &mut Session,
+    rec: &mut FallbackRecord,
+    w: &Window,
+) -> Result<Vec<(String, Error)>, Error> {
+    let (added, refused) = super::added::columns(shared, s, rec, w).await?;
+    if added {
+        tracing::info!(
+            "fallback: columns added on postgresql were added on sql server and backfilled"
+        );
+    }
+    Ok(refused)
 }
 
 /// Records the tables a window stopped (or kept stopped) and those it resumed.
