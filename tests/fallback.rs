@@ -1398,6 +1398,72 @@ async fn a_transaction_larger_than_a_window_goes_back_in_parts_and_is_seen_whole
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_transaction_whose_commit_directly_follows_the_last_applied_one_is_not_read_past() {
+    use replicator::fallback::{apply, decode::Message, net::Window};
+    let env = Env::new("adjacent_commits").await;
+    let mut c = env.tds().await;
+    exec(
+        &mut c,
+        "CREATE TABLE dbo.t (id int NOT NULL PRIMARY KEY, v int NULL); \
+         ALTER TABLE dbo.t ENABLE CHANGE_TRACKING",
+    )
+    .await;
+    let Engine {
+        pg,
+        name,
+        mut tds,
+        plans,
+        ..
+    } = streamed_with_slot(&env, "", &["dbo.t"]).await;
+    let other = env.pg().await;
+    for s in [&pg, &other] {
+        s.batch_execute("SET replicator.writer = 'on'")
+            .await
+            .unwrap();
+    }
+    // Two transactions committed one right after the other: their commit records are usually
+    // adjacent in the WAL, so the second's starts where the first's ends. Each window takes
+    // one transaction, so the first window's end (SQL Server's progress) is exactly there.
+    let mut adjacent = 0;
+    for round in 0..10 {
+        let (a, b) = (100 + 2 * round, 101 + 2 * round);
+        pg.batch_execute(&format!("BEGIN; INSERT INTO public.t VALUES ({a}, 1)"))
+            .await
+            .unwrap();
+        other
+            .batch_execute(&format!("BEGIN; INSERT INTO public.t VALUES ({b}, 1)"))
+            .await
+            .unwrap();
+        pg.batch_execute("COMMIT").await.unwrap();
+        other.batch_execute("COMMIT").await.unwrap();
+        for _ in 0..2 {
+            let done = apply::progress(&mut tds, &name).await.unwrap();
+            let mut w = Window::after(done);
+            for ch in slot::peek(&pg, &name, 1).await.unwrap() {
+                if let Message::Begin { final_lsn, .. } = ch.message {
+                    adjacent += usize::from(Some(final_lsn) == done);
+                }
+                w.add(ch.message).unwrap();
+            }
+            apply::apply(&mut tds, &w, &plans, &name).await.unwrap();
+            slot::advance(&pg, &name, w.end.unwrap()).await.unwrap();
+        }
+        assert_eq!(
+            source_rows(
+                &mut c,
+                &format!("SELECT COUNT(*) FROM dbo.t WHERE id IN ({a}, {b})")
+            )
+            .await,
+            [[Some("2".to_string())]],
+            "round {round}: both transactions reach SQL Server"
+        );
+    }
+    // The case the test is about happened (it is the WAL's usual layout here).
+    assert!(adjacent > 0, "no two commits were adjacent in the WAL");
+    slot::drop_all(&pg, &name).await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rollback_looks_up_changed_keys_of_dates_decimals_times_and_binaries_by_key() {
     let env = Env::new("delta_key_types").await;
     let mut c = env.tds().await;

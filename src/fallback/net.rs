@@ -100,8 +100,9 @@ pub struct Window {
     pub transactions: u64,
     /// Row changes taken in (before reduction).
     pub changes: u64,
-    /// Transactions committed at or before this LSN are held by SQL Server already (its
-    /// progress): read past, not applied again.
+    /// The end of the last commit SQL Server holds (its progress): a transaction whose commit
+    /// record starts before it is held already, read past, not applied again. One whose commit
+    /// starts exactly there (the next record in the WAL) is not held.
     pub applied_through: Option<PgLsn>,
     /// Transactions read past for that reason.
     pub skipped: u64,
@@ -124,7 +125,9 @@ impl Window {
     pub fn add(&mut self, m: Message) -> Result<(), String> {
         match &m {
             Message::Begin { final_lsn, .. } => {
-                self.skipping = self.applied_through.is_some_and(|d| *final_lsn <= d);
+                // `final_lsn` is where the commit record starts, the progress where the last
+                // applied one ends: equal when the two commits are adjacent in the WAL.
+                self.skipping = self.applied_through.is_some_and(|d| *final_lsn < d);
                 self.open_changes = 0;
             }
             Message::Commit { end_lsn, .. } if self.skipping => {
@@ -442,5 +445,37 @@ mod tests {
         assert_eq!(w.open_changes(), 0);
         assert_eq!(w.end, Some(PgLsn(101)));
         assert_eq!(w.tables[&7].before, [Before::Present]);
+    }
+
+    #[test]
+    fn a_commit_starting_where_the_progress_ends_is_applied_one_before_is_read_past() {
+        // SQL Server holds everything up to the end of a commit at 200. A transaction whose
+        // commit record starts before it is that one or older; one starting at 200 is the
+        // next record in the WAL, and PostgreSQL sends it from a slot confirmed at 200.
+        let mut w = Window::after(Some(PgLsn(200)));
+        w.add(rel()).unwrap();
+        for (commit, id) in [(PgLsn(150), "1"), (PgLsn(200), "2")] {
+            w.add(Message::Begin {
+                final_lsn: commit,
+                commit_time: 0,
+                xid: 1,
+            })
+            .unwrap();
+            w.add(Message::Insert {
+                rel: 7,
+                new: vec![t(id), t("a")],
+            })
+            .unwrap();
+            w.add(Message::Commit {
+                commit_lsn: commit,
+                end_lsn: PgLsn(commit.0 + 50),
+                commit_time: 0,
+            })
+            .unwrap();
+        }
+        assert_eq!(w.skipped, 1);
+        let keys: Vec<_> = w.tables[&7].ends.iter().map(|(k, _)| k.clone()).collect();
+        assert_eq!(keys, [vec![Some("2".to_string())]]);
+        assert_eq!(w.end, Some(PgLsn(250)));
     }
 }
