@@ -422,12 +422,6 @@ async fn fallback_stop(config: &Config) -> Result<(), Error> {
     };
     let pg = crate::sink::connect(&config.target).await?;
     crate::fallback::slot::drop_all(&pg, &rec.slot).await?;
-    // SQL Server's side of it (progress, kept changes) goes too when SQL Server can be reached;
-    // left there it is harmless (a later `cutover --fallback` starts afresh).
-    let forgot = match crate::source::connect(&config.source).await {
-        Ok(mut tds) => crate::fallback::apply::forget(&mut tds, &rec.slot).await,
-        Err(e) => Err(e),
-    };
     let was_active = rec.active;
     rec.active = false;
     rec.updated_ms = crate::state::now_ms();
@@ -450,6 +444,12 @@ async fn fallback_stop(config: &Config) -> Result<(), Error> {
         },
         rec.slot
     );
+    // SQL Server's side of it (progress, kept changes) goes too when SQL Server can be reached;
+    // left there it is harmless (a later `cutover --fallback` starts afresh).
+    let forgot = match crate::source::connect(&config.source).await {
+        Ok(mut tds) => crate::fallback::apply::forget(&mut tds, &rec.slot).await,
+        Err(e) => Err(e),
+    };
     match forgot {
         Ok(()) => println!("sql server: the fallback's progress and kept changes removed ([replicator] schema dropped when empty)"),
         Err(e) => eprintln!("sql server: the fallback's progress and kept changes stay in the [replicator] schema ({e}); run fallback stop again to remove them, or drop the schema's tables by hand"),
