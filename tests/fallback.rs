@@ -1307,8 +1307,29 @@ async fn a_fallback_starts_afresh_not_from_a_left_slot_or_an_old_progress_and_st
     )
     .await;
     assert!(status_json(&cfg_file)["fallback"]["last_error"].is_null());
-    // `fallback stop` removes SQL Server's side too.
+    // `fallback stop` removes SQL Server's side too; while SQL Server cannot be reached it
+    // still ends the fallback and says what stayed, and a second one removes it.
     stop_daemon(&mut daemon).await;
+    let unreachable = env.dir.join("unreachable.toml");
+    let text = std::fs::read_to_string(&cfg_file)
+        .unwrap()
+        .replace(&format!("port = {}", env.sim.addr.port()), "port = 1");
+    std::fs::write(&unreachable, text).unwrap();
+    let out = replicator(&unreachable, &["fallback", "stop"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success() && err.contains("stay in the [replicator] schema"),
+        "{err}"
+    );
+    assert_eq!(status_json(&cfg_file)["fallback"]["direction"], "stopped");
+    assert_eq!(
+        source_rows(
+            &mut c,
+            "SELECT COUNT(*) FROM [replicator].[fallback_progress]"
+        )
+        .await,
+        [[Some("1".to_string())]]
+    );
     let out = replicator(&cfg_file, &["fallback", "stop"]);
     assert!(
         out.status.success()
@@ -1950,6 +1971,11 @@ async fn a_rollback_killed_in_its_release_is_finished_by_the_next_rollback() {
         .await
         .is_err());
     assert_eq!(status_json(&cfg_file)["fallback"]["direction"], "stopped");
+    // The fallback's progress on SQL Server is gone with its schema.
+    assert_eq!(
+        source_rows(&mut c, "SELECT SCHEMA_ID(N'replicator')").await,
+        [[None::<String>]]
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

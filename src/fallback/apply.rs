@@ -514,3 +514,34 @@ pub async fn part(
     }
     Ok(sql.applied)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::Applied;
+
+    #[test]
+    fn parts_of_one_transaction_add_up_and_a_table_ends_as_the_last_part_left_it() {
+        let stop = |t: &str| (t.to_string(), format!("{t} cannot"), None);
+        let mut a = Applied {
+            rows: 3,
+            deleted: 1,
+            stopped: vec![stop("dbo.a"), stop("dbo.b")],
+            resumed: vec!["dbo.c".into()],
+        };
+        a.then(Applied {
+            rows: 2,
+            deleted: 0,
+            stopped: vec![stop("dbo.c"), (String::from("dbo.b"), "again".into(), None)],
+            resumed: vec!["dbo.a".into()],
+        });
+        assert_eq!((a.rows, a.deleted), (5, 1));
+        assert_eq!(
+            a.stopped,
+            [
+                stop("dbo.c"),
+                (String::from("dbo.b"), String::from("again"), None)
+            ]
+        );
+        assert_eq!(a.resumed, ["dbo.a"]);
+    }
+}
