@@ -161,6 +161,17 @@ async fn the_slot_keeps_every_change_in_commit_order_until_advanced() {
     slot::drop_all(&pg, &name).await.unwrap();
 }
 
+/// The configuration, as a file and parsed, of `tables` (source `schema.table`) polled every
+/// 50 ms.
+fn polled(env: &Env, tables: &[&str]) -> (std::path::PathBuf, replicator::config::Config) {
+    let selection: String = tables
+        .iter()
+        .map(|t| format!("[[tables]]\nsource = \"{t}\"\n"))
+        .collect();
+    let extra = format!("[replication]\npoll_interval = \"50ms\"\n{selection}");
+    (env.config_file(&extra), env.config(&extra))
+}
+
 /// Reads the slot and applies what it holds to SQL Server until it is empty: the fallback's
 /// loop, by hand.
 async fn drain(
@@ -1252,9 +1263,7 @@ async fn a_fallback_starts_afresh_not_from_a_left_slot_or_an_old_progress_and_st
          ALTER TABLE dbo.t ENABLE CHANGE_TRACKING; INSERT INTO dbo.t VALUES (1, 1)",
     )
     .await;
-    let extra = "[replication]\npoll_interval = \"50ms\"\n[[tables]]\nsource = \"dbo.t\"\n";
-    let cfg_file = env.config_file(extra);
-    let cfg = env.config(extra);
+    let (cfg_file, cfg) = polled(&env, &["dbo.t"]);
     let name = cfg.fallback.slot.clone();
     let mut daemon = spawn_daemon(&env, &cfg_file);
     wait_all_streaming(&cfg_file, 1).await;
@@ -1589,9 +1598,7 @@ async fn a_cutover_killed_inside_its_release_is_settled_by_what_postgresql_holds
          INSERT INTO dbo.a VALUES (1, 1); INSERT INTO dbo.b VALUES (1, 1)",
     )
     .await;
-    let extra = "[replication]\npoll_interval = \"50ms\"\n[[tables]]\nsource = \"dbo.a\"\n[[tables]]\nsource = \"dbo.b\"\n";
-    let cfg_file = env.config_file(extra);
-    let cfg = env.config(extra);
+    let (cfg_file, cfg) = polled(&env, &["dbo.a", "dbo.b"]);
     let mut daemon = spawn_daemon(&env, &cfg_file);
     wait_all_streaming(&cfg_file, 2).await;
     stop_daemon(&mut daemon).await;
@@ -1889,9 +1896,7 @@ async fn a_rollback_killed_in_its_release_is_finished_by_the_next_rollback() {
          ALTER TABLE dbo.t ENABLE CHANGE_TRACKING; INSERT INTO dbo.t (v) VALUES (1)",
     )
     .await;
-    let extra = "[replication]\npoll_interval = \"50ms\"\n[[tables]]\nsource = \"dbo.t\"\n";
-    let cfg_file = env.config_file(extra);
-    let cfg = env.config(extra);
+    let (cfg_file, cfg) = polled(&env, &["dbo.t"]);
     let (report, mut daemon) = cut_over_with_fallback(&env, &cfg_file, 1).await;
     let slot_name = report["fallback"]["slot"].as_str().unwrap().to_string();
     let pg = env.pg().await;
@@ -2128,9 +2133,7 @@ async fn a_plain_cutover_killed_after_its_release_is_recorded_cut_over_at_the_ne
          ALTER TABLE dbo.a ENABLE CHANGE_TRACKING; INSERT INTO dbo.a VALUES (1, 1)",
     )
     .await;
-    let extra = "[replication]\npoll_interval = \"50ms\"\n[[tables]]\nsource = \"dbo.a\"\n";
-    let cfg_file = env.config_file(extra);
-    let cfg = env.config(extra);
+    let (cfg_file, cfg) = polled(&env, &["dbo.a"]);
     let mut daemon = spawn_daemon(&env, &cfg_file);
     wait_all_streaming(&cfg_file, 1).await;
     stop_daemon(&mut daemon).await;
