@@ -120,7 +120,7 @@ pub async fn forget(tds: &mut Tds, slot: &str) -> Result<(), Error> {
     source::execute(
         tds,
         &sql,
-        "fallback: forget the slot's progress on SQL Server",
+        &format!("fallback: forget slot {slot}'s progress and kept changes on SQL Server"),
     )
     .await
 }
